@@ -1,0 +1,12 @@
+"""MedRobustBench: robustness benchmark suite for medical image classifiers.
+
+The public API is re-exported here; everything else is reached through its subpackage
+(``benchmark.datasets``, ``benchmark.models``, ``benchmark.evaluation`` ...).
+"""
+
+__version__ = "0.1.0"
+
+from benchmark.errors import BenchmarkError  # noqa: E402
+from benchmark.registry import Registry  # noqa: E402
+
+__all__ = ["BenchmarkError", "Registry", "__version__"]

@@ -1,0 +1,50 @@
+"""Where data, checkpoints and results live on disk.
+
+Each location is chosen, in order, from an explicit argument (the CLI flag), an environment
+variable, then a per-user default:
+
+============  ====================  ==================================  ===========================
+what          CLI flag              environment variable                default
+============  ====================  ==================================  ===========================
+data          ``--data-dir``        ``BENCH_DATA_DIR``                  medmnist's ``~/.medmnist``
+model zoo     ``--zoo``             ``BENCH_ZOO_DIR``                   ``~/.cache/medrobustbench/zoo``
+results       ``--out``             ``BENCH_RESULTS_DIR``               ``./results``
+============  ====================  ==================================  ===========================
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_ENV = "BENCH_DATA_DIR"
+ZOO_ENV = "BENCH_ZOO_DIR"
+RESULTS_ENV = "BENCH_RESULTS_DIR"
+
+
+def _from(explicit: str | os.PathLike[str] | None, env: str) -> Path | None:
+    if explicit is not None and str(explicit) != "":
+        return Path(explicit).expanduser()
+    value = os.environ.get(env, "")
+    return Path(value).expanduser() if value else None
+
+
+def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The user's data root (``--data-dir`` or ``$BENCH_DATA_DIR``), or None for defaults."""
+    return _from(explicit, DATA_ENV)
+
+
+def cache_root() -> Path:
+    """The per-user cache folder of the benchmark (honours ``$XDG_CACHE_HOME``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "medrobustbench"
+
+
+def zoo_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The model-zoo folder (``--zoo``, ``$BENCH_ZOO_DIR``, else the per-user cache)."""
+    return _from(explicit, ZOO_ENV) or cache_root() / "zoo"
+
+
+def results_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The folder results JSON files are written to (``--out``, ``$BENCH_RESULTS_DIR``)."""
+    return _from(explicit, RESULTS_ENV) or Path("results")

@@ -1,0 +1,71 @@
+"""Provenance recorded in every model card and results file: versions, environment, git."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import subprocess
+import sys
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+import benchmark
+
+_PACKAGES = ("torch", "torchvision", "torchattacks", "medmnist", "datasets", "numpy", "scipy",
+             "scikit-image", "imagecorruptions-imaug")
+
+
+def utc_now() -> str:
+    """Current UTC time as ISO-8601 with a ``Z`` suffix, second precision."""
+    now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    return now.isoformat().replace("+00:00", "Z")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages results depend on ("not installed" if absent)."""
+    out = {"medrobustbench": benchmark.__version__}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> dict[str, object]:
+    """The git commit of the benchmark source tree and whether it has local changes."""
+    root = Path(benchmark.__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                capture_output=True, text=True, timeout=10, check=True,
+            ).stdout.strip()
+        )
+        return {"commit": sha, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": False}
+
+
+def environment(device: torch.device | str | None = None) -> dict[str, object]:
+    """Python, platform, torch build, device and thread count of this run."""
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    env: dict[str, object] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda or "none",
+        "device": str(dev),
+        "num_threads": torch.get_num_threads(),
+    }
+    if dev.type == "cuda" and torch.cuda.is_available():
+        env["device_name"] = torch.cuda.get_device_name(dev)
+    return env

@@ -1,0 +1,205 @@
+"""Train a registered architecture on a registered dataset and store it in the model zoo.
+
+The default recipe is MedMNIST v2's (Yang et al. 2023, Sec. 4): Adam with lr 1e-3, batch 128,
+the learning rate multiplied by 0.1 at 50% and 75% of the epochs, cross-entropy (BCE with
+logits for multi-label tasks), no augmentation, and the model of the epoch with the best
+validation AUC (ties: validation ACC) kept. The test split is evaluated once, on the selected
+model only. Runs are deterministic under a seed on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+import benchmark
+from benchmark.datasets.base import DATASETS, ImageSplit, load_split
+from benchmark.device import pick_device, seed_everything
+from benchmark.errors import ConfigError
+from benchmark.metrics.classification import _auc
+from benchmark.metrics.classification import accuracy as accuracy_metric
+from benchmark.metrics.classification import auc as auc_metric
+from benchmark.models.base import ImageClassifier, build_model
+from benchmark.models.inference import predict
+from benchmark.models.zoo import ModelZoo, ZooEntry, model_id
+from benchmark.results.provenance import environment, git_commit, utc_now
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (recorded in the model card).
+
+    Attributes:
+        dataset: registered dataset id.
+        arch: registered model id.
+        size: image size (default: the dataset's default size).
+        epochs: number of epochs (MedMNIST v2 uses 100; choose fewer on a CPU and say so).
+        batch_size: minibatch size.
+        lr: Adam learning rate.
+        milestones: fractions of ``epochs`` at which the lr is multiplied by ``gamma``.
+        gamma: lr decay factor.
+        seed: seed of initialisation and data order.
+        device: "auto", "cpu" or "cuda[:N]".
+        channels_last: use the channels-last memory format (about 20% faster on CPU here).
+    """
+
+    dataset: str
+    arch: str
+    size: int | None = None
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3
+    milestones: tuple[float, ...] = (0.5, 0.75)
+    gamma: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    channels_last: bool = True
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for invalid values."""
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ConfigError(f"--lr must be > 0, got {self.lr}")
+
+
+def _loss(logits: torch.Tensor, y: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, y) if multi_label else F.cross_entropy(
+        logits, y
+    )
+
+
+def _val_scores(model: ImageClassifier, split: ImageSplit) -> tuple[float, float]:
+    pred = predict(model, split)
+    acc = accuracy_metric(pred)["value"]
+    auc = _auc(pred.probs, pred.labels, pred.multi_label)
+    return acc, auc
+
+
+def train_model(
+    config: TrainConfig,
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    zoo: ModelZoo | None = None,
+    progress: bool | None = None,
+) -> ZooEntry:
+    """Train per ``config``, keep the best-validation model, and save it with its card.
+
+    Args:
+        config: the run's settings.
+        data_dir: data root (``--data-dir``/``$BENCH_DATA_DIR``).
+        download: let MedMNIST download a missing file.
+        zoo: destination zoo (default: ``ModelZoo()``).
+        progress: show a progress bar (default: only on a terminal).
+
+    Returns:
+        The zoo entry of the saved model.
+    """
+    config.validate()
+    zoo = zoo or ModelZoo()
+    meta = DATASETS.get(config.dataset).meta
+    size = config.size or meta.default_size
+    device = pick_device(config.device)
+    seed_everything(config.seed)
+    splits = {s: load_split(config.dataset, s, size=size, data_dir=data_dir, download=download)
+              for s in ("train", "val", "test")}
+    model = build_model(config.arch, in_channels=meta.n_channels, num_classes=meta.num_classes,
+                        image_size=size, multi_label=meta.multi_label).to(device)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    milestones = sorted({int(f * config.epochs) for f in config.milestones})
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones,
+                                                     gamma=config.gamma)
+    generator = torch.Generator().manual_seed(config.seed)
+    train = splits["train"]
+    show = sys.stderr.isatty() if progress is None else progress
+    history: list[dict[str, Any]] = []
+    best: tuple[float, float] = (-1.0, -1.0)
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch = 0
+    start = time.perf_counter()
+    steps = (len(train) + config.batch_size - 1) // config.batch_size
+    with tqdm(total=config.epochs * steps, disable=not show, desc=f"train {config.arch}",
+              unit="batch") as bar:
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            order = torch.randperm(len(train), generator=generator)
+            total, count = 0.0, 0
+            for x, y in train.batches(config.batch_size, order=order, device=device):
+                x = x.contiguous(memory_format=memory_format)
+                loss = _loss(model(x), y, meta.multi_label)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(y)
+                count += len(y)
+                bar.update(1)
+            scheduler.step()
+            val_acc, val_auc = _val_scores(model, splits["val"])
+            history.append({"epoch": epoch, "train_loss": total / count, "val_acc": val_acc,
+                            "val_auc": val_auc, "seconds": time.perf_counter() - start})
+            bar.set_postfix(loss=f"{total / count:.3f}", val_auc=f"{val_auc:.3f}")
+            logger.info("epoch %d loss %.4f val acc %.4f auc %.4f", epoch, total / count,
+                        val_acc, val_auc)
+            key = (val_auc if val_auc == val_auc else -1.0, val_acc)
+            if key > best:
+                best, best_epoch = key, epoch
+                best_state = copy.deepcopy(model.state_dict())
+    train_seconds = time.perf_counter() - start
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    model = model.to(memory_format=torch.contiguous_format)
+    test_pred = predict(model, splits["test"], seed=config.seed)
+    val_pred = predict(model, splits["val"], seed=config.seed)
+    recipe = asdict(config)
+    recipe.update(size=size, milestones_epochs=milestones, optimizer="adam",
+                  loss="bce_with_logits" if meta.multi_label else "cross_entropy",
+                  selection="best validation AUC (ties: validation ACC)", augmentation="none")
+    card = {
+        "model_id": model_id(config.arch, config.dataset, size, config.seed),
+        "dataset": config.dataset,
+        "arch": config.arch,
+        "defense": None,
+        "image_size": size,
+        "in_channels": meta.n_channels,
+        "num_classes": meta.num_classes,
+        "multi_label": meta.multi_label,
+        "normalization": {"mean": model.mean.flatten().tolist(),
+                          "std": model.std.flatten().tolist()},
+        "recipe": recipe,
+        "seed": config.seed,
+        "epochs": config.epochs,
+        "best_epoch": best_epoch,
+        "metrics": {
+            "val": {"acc": accuracy_metric(val_pred), "auc": auc_metric(val_pred)},
+            "test": {"acc": accuracy_metric(test_pred), "auc": auc_metric(test_pred)},
+        },
+        "history": history,
+        "training_time_seconds": train_seconds,
+        "training_time_hours": train_seconds / 3600.0,
+        "data": {s: {"sha256": sp.sha256, "n": len(sp), "source": Path(sp.source_path).name}
+                 for s, sp in splits.items()},
+        "benchmark_version": benchmark.__version__,
+        "git": git_commit(),
+        "environment": environment(device),
+        "created_at": utc_now(),
+    }
+    entry = zoo.save(model.cpu(), card)
+    logger.info("trained %s in %.1f s: test acc %.4f auc %.4f", card["model_id"], train_seconds,
+                card["metrics"]["test"]["acc"]["value"], card["metrics"]["test"]["auc"]["value"])
+    return entry
