@@ -8,6 +8,7 @@ accuracy at threshold 0.5.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,9 @@ def accuracy(pred: Predictions) -> dict[str, Any]:
 def auc(pred: Predictions) -> dict[str, Any]:
     """MedMNIST AUC with a seeded percentile-bootstrap 95% CI over samples."""
     value = _auc(pred.probs, pred.labels, pred.multi_label)
+    if math.isnan(value):
+        return {"value": None, "n": pred.n,
+                "reason": "AUC undefined: a class (or label) has no positive or no negative sample"}
     ci = bootstrap_ci(
         lambda idx: _auc(pred.probs[idx], pred.labels[idx], pred.multi_label), pred.n, pred.seed
     )

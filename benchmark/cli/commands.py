@@ -1,0 +1,230 @@
+"""Thin ``bench`` commands: parse options, call the library, render the answer."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from benchmark.cli.app import app
+from benchmark.errors import ConfigError, UnknownNameError
+from benchmark.registry import ALL_REGISTRIES, first_doc_line
+
+KINDS = ("datasets", "models", "attacks", "corruptions", "defenses", "metrics")
+
+DATA_DIR_HELP = "Data root (else $BENCH_DATA_DIR, else medmnist's ~/.medmnist)."
+ZOO_HELP = "Model zoo folder (else $BENCH_ZOO_DIR, else ~/.cache/medrobustbench/zoo)."
+
+
+def _load_components() -> None:
+    import benchmark.attacks
+    import benchmark.corruptions
+    import benchmark.datasets
+    import benchmark.defenses
+    import benchmark.metrics
+    import benchmark.models  # noqa: F401
+
+
+def _registry(kind: str):
+    _load_components()
+    singular = kind[:-1] if kind.endswith("s") else kind
+    if singular not in ALL_REGISTRIES:
+        raise ConfigError(f"unknown kind '{kind}'; use one of {', '.join(KINDS)}")
+    return ALL_REGISTRIES[singular]
+
+
+def _meta_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj.meta)
+
+
+@app.command("list")
+def list_cmd(
+    kind: str = typer.Argument(..., help="datasets | models | attacks | corruptions | "
+                               "defenses | metrics"),
+    pattern: str = typer.Argument("*", help="Wildcard filter, e.g. 'resnet*'."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List registered components of one kind."""
+    reg = _registry(kind)
+    items = reg.items(pattern)
+    if as_json:
+        typer.echo(json.dumps({n: _meta_dict(o) for n, o in items}, indent=2, default=str))
+        return
+    if not items:
+        typer.echo(f"no {kind} match '{pattern}'")
+        return
+    width = max(len(n) for n, _ in items)
+    for name, obj in items:
+        typer.echo(f"{name:<{width}}  {first_doc_line(obj)}")
+
+
+@app.command("info")
+def info_cmd(
+    name: str = typer.Argument(..., help="A registered name (dataset, model, attack, ...)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Show the metadata of a registered component."""
+    _load_components()
+    found = [(kind, reg.get(name)) for kind, reg in ALL_REGISTRIES.items() if name in reg]
+    if not found:
+        # Reuse the registry's close-match message across every kind.
+        names = sorted({n for reg in ALL_REGISTRIES.values() for n in reg.list()})
+        import difflib
+
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        hint = ("did you mean " + " or ".join(f"'{c}'" for c in close) + "?") if close else (
+            "run `bench list <kind>` to see what is registered")
+        raise UnknownNameError(f"unknown name '{name}'; {hint}")
+    out = {kind: _meta_dict(obj) for kind, obj in found}
+    if as_json:
+        typer.echo(json.dumps(out, indent=2, default=str))
+        return
+    for kind, meta in out.items():
+        typer.echo(f"{name} ({kind})")
+        for key, value in meta.items():
+            typer.echo(f"  {key}: {value}")
+
+
+def _train_config(dataset: str, arch: str, size: int | None, epochs: int, batch_size: int,
+                  lr: float, seed: int, device: str):
+    from benchmark.training import TrainConfig
+
+    return TrainConfig(dataset=dataset, arch=arch, size=size, epochs=epochs,
+                       batch_size=batch_size, lr=lr, seed=seed, device=device)
+
+
+@app.command("train")
+def train_cmd(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Registered dataset id."),
+    arch: str = typer.Option(..., "--arch", "--model", "-m", help="Registered model id."),
+    size: int | None = typer.Option(None, help="Image size (default: the dataset's)."),
+    epochs: int = typer.Option(100, help="Epochs (MedMNIST v2 recipe: 100)."),
+    batch_size: int = typer.Option(128, help="Minibatch size."),
+    lr: float = typer.Option(1e-3, help="Adam learning rate."),
+    seed: int = typer.Option(0, help="Seed of initialisation and data order."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda[:N]."),
+    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+    download: bool = typer.Option(False, "--download", help="Download a missing MedMNIST file."),
+    zoo: Path | None = typer.Option(None, help=ZOO_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the model card as JSON."),
+) -> None:
+    """Train a model with the MedMNIST v2 recipe and store it in the model zoo."""
+    from benchmark.models.zoo import ModelZoo
+    from benchmark.training import train_model
+
+    config = _train_config(dataset, arch, size, epochs, batch_size, lr, seed, device)
+    entry = train_model(config, data_dir=data_dir, download=download, zoo=ModelZoo(zoo))
+    card = entry.card
+    if as_json:
+        typer.echo(json.dumps(card, indent=2))
+        return
+    test = card["metrics"]["test"]
+    typer.echo(f"model    {card['model_id']}  ({entry.path})")
+    typer.echo(f"epochs   {card['epochs']} (best validation AUC at epoch {card['best_epoch']}), "
+               f"{card['training_time_seconds'] / 60:.1f} min")
+    typer.echo(f"test ACC {_fmt(test['acc'])}")
+    typer.echo(f"test AUC {_fmt(test['auc'])}")
+    typer.echo(f"sha256   {card['checkpoint']['sha256']}")
+
+
+def _fmt(metric: dict[str, Any]) -> str:
+    if metric.get("value") is None:
+        return f"n/a ({metric.get('reason', 'undefined')})"
+    lo, hi = metric["ci95"]
+    return f"{metric['value']:.4f}  95% CI [{lo:.4f}, {hi:.4f}]  n={metric['n']}"
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Registered dataset id."),
+    arch: str = typer.Option(..., "--model", "--arch", "-m", help="Registered model id."),
+    size: int | None = typer.Option(None, help="Image size (default: the dataset's)."),
+    split: str = typer.Option("test", help="Split to score: test | val | train."),
+    seed: int = typer.Option(0, help="Seed of the model to evaluate and of the CIs."),
+    batch_size: int = typer.Option(512, help="Inference batch size."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda[:N]."),
+    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+    download: bool = typer.Option(False, "--download", help="Download a missing MedMNIST file."),
+    zoo: Path | None = typer.Option(None, help=ZOO_HELP),
+    out: Path | None = typer.Option(None, help="Results folder (else $BENCH_RESULTS_DIR, "
+                                    "else ./results)."),
+    train_if_missing: bool = typer.Option(False, "--train-if-missing",
+                                          help="Train the model first if the zoo lacks it."),
+    epochs: int = typer.Option(100, help="Epochs when --train-if-missing trains."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result document as JSON."),
+) -> None:
+    """Evaluate a zoo model and write one versioned results JSON."""
+    from benchmark.evaluation import EvaluationConfig, evaluate
+    from benchmark.models.zoo import ModelZoo
+
+    config = EvaluationConfig(dataset=dataset, arch=arch, size=size, split=split, seed=seed,
+                              batch_size=batch_size, device=device)
+    tc = _train_config(dataset, arch, size, epochs, 128, 1e-3, seed, device)
+    doc, path = evaluate(config, data_dir=data_dir, zoo=ModelZoo(zoo), out_dir=out,
+                         download=download, train_if_missing=train_if_missing, train_config=tc)
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    clean = doc["metrics"]["clean"]
+    typer.echo(f"{doc['config']['model_id']} on {dataset}/{split} (n={doc['data']['n']})")
+    typer.echo(f"  accuracy  {_fmt(clean['accuracy'])}")
+    typer.echo(f"  AUC       {_fmt(clean['auc'])}")
+    if "per_class_accuracy" in clean:
+        pca = clean["per_class_accuracy"]
+        typer.echo(f"  balanced accuracy {pca['balanced_accuracy']:.4f}")
+        for name, m in pca["per_class"].items():
+            typer.echo(f"    {name[:40]:<40} {_fmt(m)}")
+    if "confusion_matrix" in clean:
+        typer.echo("  confusion matrix (rows: true, columns: predicted)")
+        for row in clean["confusion_matrix"]["matrix"]:
+            typer.echo("    " + " ".join(f"{v:5d}" for v in row))
+    typer.echo(f"wrote {path}")
+
+
+zoo_app = typer.Typer(help="Inspect the model zoo.", no_args_is_help=True)
+app.add_typer(zoo_app, name="zoo")
+
+
+@zoo_app.command("list")
+def zoo_list_cmd(
+    zoo: Path | None = typer.Option(None, help=ZOO_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the cards as JSON."),
+) -> None:
+    """List the models in the zoo with their test scores."""
+    from benchmark.models.zoo import ModelZoo
+
+    entries = ModelZoo(zoo).list()
+    if as_json:
+        typer.echo(json.dumps([e.card for e in entries], indent=2))
+        return
+    if not entries:
+        typer.echo(f"the zoo {ModelZoo(zoo).root} is empty; train a model with `bench train`")
+    for e in entries:
+        t = e.card["metrics"]["test"]
+        auc = t["auc"]["value"]
+        typer.echo(f"{e.model_id:<44} test ACC {t['acc']['value']:.4f}  AUC "
+                   f"{'n/a' if auc is None else f'{auc:.4f}'}  epochs {e.card['epochs']}")
+
+
+@zoo_app.command("report")
+def zoo_report_cmd(
+    zoo: Path | None = typer.Option(None, help=ZOO_HELP),
+    out: Path = typer.Option(Path("docs/model_zoo.md"), help="Markdown file to write."),
+    pattern: str = typer.Option("*", help="Only model ids matching this wildcard."),
+) -> None:
+    """Write the zoo's Markdown table (docs/model_zoo.md) from the model cards."""
+    import fnmatch
+
+    from benchmark.models.zoo import ModelZoo
+    from benchmark.models.zoo_report import render_zoo_markdown
+    from benchmark.results.io import atomic_write_bytes
+
+    entries = [e for e in ModelZoo(zoo).list() if fnmatch.fnmatchcase(e.model_id, pattern)]
+    if not entries:
+        raise ConfigError(f"no model in the zoo matches '{pattern}'; train one with bench train")
+    cmd = "bench zoo report" + (f" --pattern '{pattern}'" if pattern != "*" else "")
+    atomic_write_bytes(out, render_zoo_markdown(entries, command=cmd).encode())
+    typer.echo(f"wrote {out} ({len(entries)} models)")

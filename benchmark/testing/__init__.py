@@ -1,0 +1,1 @@
+"""Testing helpers shipped with the package: fakes in the real on-disk layouts."""
