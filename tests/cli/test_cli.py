@@ -1,0 +1,171 @@
+"""The ``bench`` CLI end to end on real data, driven through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from benchmark.cli import app
+from benchmark.hashing import file_digest
+from benchmark.results import read_result
+
+runner = CliRunner()
+
+
+def bench(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_error_line(result) -> str:
+    assert result.exit_code == 1, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_list_kinds():
+    out = bench("list", "datasets")
+    assert out.exit_code == 0
+    names = [line.split()[0] for line in out.stdout.splitlines()]
+    assert "pneumoniamnist" in names and "ham10000_220" in names and len(names) == 13
+    out = bench("list", "models", "res*")
+    assert [line.split()[0] for line in out.stdout.splitlines()] == ["resnet18", "resnet50"]
+    out = bench("list", "metrics", "--json")
+    assert "auc" in json.loads(out.stdout)
+    for kind in ("attacks", "corruptions", "defenses"):
+        assert bench("list", kind).exit_code == 0
+
+
+def test_info_shows_metadata():
+    out = bench("info", "retinamnist", "--json")
+    assert out.exit_code == 0
+    meta = json.loads(out.stdout)["dataset"]
+    assert meta["task"] == "ordinal-regression" and len(meta["class_names"]) == 5
+
+
+def test_errors_are_one_line_and_exit_1():
+    assert "did you mean 'resnet18'" in one_error_line(bench("info", "resnt18"))
+    assert "unknown kind 'widgets'" in one_error_line(bench("list", "widgets"))
+    assert "No such option: --bogus" in one_error_line(bench("train", "--bogus"))
+    line = one_error_line(bench("train", "-d", "breastmnist", "-m", "tiny_cnn", "--epochs", "x"))
+    assert "--epochs" in line
+    line = one_error_line(bench("train", "-d", "breastmnist", "-m", "tiny_cnn", "--epochs", "0"))
+    assert "--epochs must be >= 1" in line
+
+
+def test_verbose_adds_the_traceback(tmp_path):
+    out = bench("--verbose", "evaluate", "-d", "breastmnist", "-m", "tiny_cnn",
+                "--data-dir", tmp_path)
+    assert out.exit_code == 1
+    assert "Traceback" in out.stderr and "error: breastmnist.npz not found" in out.stderr
+
+
+def test_missing_data_is_reported_before_any_work(tmp_path):
+    line = one_error_line(bench("evaluate", "-d", "breastmnist", "-m", "tiny_cnn",
+                                "--data-dir", tmp_path, "--train-if-missing"))
+    assert "breastmnist.npz not found" in line
+    assert not (tmp_path / "zoo").exists()
+
+
+@pytest.fixture
+def trained(shared_data, isolated_dirs):
+    out = bench("train", "-d", "breastmnist", "-m", "tiny_cnn", "--epochs", "2",
+                "--data-dir", shared_data, "--json")
+    assert out.exit_code == 0, out.output
+    return json.loads(out.stdout)
+
+
+def test_train_writes_checkpoint_and_card(trained, isolated_dirs, shared_sha256):
+    card = trained
+    folder = isolated_dirs / "zoo" / "tiny_cnn_breastmnist_28px_s0"
+    assert card["checkpoint"]["sha256"] == file_digest(folder / "model.pt")
+    assert json.loads((folder / "card.json").read_text()) == card
+    assert card["epochs"] == 2 and len(card["history"]) == 2
+    assert 1 <= card["best_epoch"] <= 2
+    assert card["recipe"]["optimizer"] == "adam" and card["recipe"]["lr"] == 1e-3
+    assert card["data"]["test"]["sha256"] == shared_sha256["medmnist/breastmnist.npz"]
+    for split in ("val", "test"):
+        for metric in ("acc", "auc"):
+            assert 0.0 <= card["metrics"][split][metric]["value"] <= 1.0
+    assert card["environment"]["torch"] and card["training_time_hours"] > 0
+
+
+def test_training_is_deterministic_under_a_seed(trained, shared_data, tmp_path):
+    out = bench("train", "-d", "breastmnist", "-m", "tiny_cnn", "--epochs", "2",
+                "--data-dir", shared_data, "--zoo", tmp_path / "zoo2", "--json")
+    again = json.loads(out.stdout)
+    assert again["checkpoint"]["sha256"] == trained["checkpoint"]["sha256"]
+    assert again["metrics"]["test"] == trained["metrics"]["test"]
+
+
+def test_evaluate_writes_a_valid_versioned_result(trained, shared_data, isolated_dirs,
+                                                  shared_sha256):
+    out = bench("evaluate", "-d", "breastmnist", "-m", "tiny_cnn", "--data-dir", shared_data)
+    assert out.exit_code == 0, out.output
+    assert "confusion matrix" in out.stdout and "accuracy" in out.stdout
+    files = list((isolated_dirs / "results").rglob("*.json"))
+    assert len(files) == 1
+    doc = read_result(files[0])
+    assert doc["data"]["sha256"] == shared_sha256["medmnist/breastmnist.npz"]
+    assert doc["data"]["n"] == 156
+    assert doc["model"]["checkpoint_sha256"] == trained["checkpoint"]["sha256"]
+    assert doc["versions"]["torchattacks"] and doc["environment"]["device"] == "cpu"
+    clean = doc["metrics"]["clean"]
+    matrix = clean["confusion_matrix"]["matrix"]
+    assert sum(map(sum, matrix)) == 156
+    assert clean["accuracy"]["value"] == pytest.approx((matrix[0][0] + matrix[1][1]) / 156)
+    assert clean["accuracy"]["value"] == pytest.approx(trained["metrics"]["test"]["acc"]["value"])
+    # A second run adds a new file and never overwrites the first.
+    bench("evaluate", "-d", "breastmnist", "-m", "tiny_cnn", "--data-dir", shared_data)
+    assert len(list((isolated_dirs / "results").rglob("*.json"))) == 2
+
+
+def test_evaluate_without_model_says_how_to_train(shared_data):
+    line = one_error_line(bench("evaluate", "-d", "breastmnist", "-m", "tiny_cnn",
+                                "--data-dir", shared_data))
+    assert "bench train --dataset breastmnist --model tiny_cnn" in line
+    assert "--train-if-missing" in line
+
+
+def test_evaluate_refuses_a_corrupt_checkpoint_and_writes_nothing(trained, shared_data,
+                                                                   isolated_dirs):
+    ckpt = isolated_dirs / "zoo" / "tiny_cnn_breastmnist_28px_s0" / "model.pt"
+    data = bytearray(ckpt.read_bytes())
+    data[-10] ^= 0x55
+    ckpt.write_bytes(bytes(data))
+    line = one_error_line(bench("evaluate", "-d", "breastmnist", "-m", "tiny_cnn",
+                                "--data-dir", shared_data))
+    assert "sha256" in line and "retrain" in line
+    assert not (isolated_dirs / "results").exists()
+
+
+def test_evaluate_train_if_missing_on_ham10000(shared_data, isolated_dirs):
+    out = bench("evaluate", "-d", "ham10000_220", "-m", "tiny_cnn", "--size", "28",
+                "--data-dir", shared_data, "--train-if-missing", "--epochs", "1", "--json")
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["config"]["model_id"] == "tiny_cnn_ham10000_220_28px_s0"
+    assert doc["data"]["n"] == 135 and doc["data"]["license"] == "CC BY-NC 4.0"
+    assert len(doc["metrics"]["clean"]["per_class_accuracy"]["per_class"]) == 7
+
+
+def test_zoo_list_and_report(trained, tmp_path):
+    out = bench("zoo", "list")
+    assert "tiny_cnn_breastmnist_28px_s0" in out.stdout
+    target = tmp_path / "model_zoo.md"
+    out = bench("zoo", "report", "--out", target)
+    assert out.exit_code == 0
+    text = target.read_text()
+    assert "tiny_cnn_breastmnist_28px_s0" in text
+    assert trained["checkpoint"]["sha256"][:16] in text
+    acc = 100 * trained["metrics"]["test"]["acc"]["value"]
+    assert f"{acc:.1f}" in text
+
+
+def test_console_script_entry_point_is_declared():
+    text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert 'bench = "benchmark.cli.main:main"' in text
