@@ -6,7 +6,7 @@ The public API is re-exported here; everything else is reached through its subpa
 
 __version__ = "0.1.0"
 
-from benchmark.errors import BenchmarkError  # noqa: E402
-from benchmark.registry import Registry  # noqa: E402
+from benchmark.errors import BenchmarkError
+from benchmark.registry import Registry
 
 __all__ = ["BenchmarkError", "Registry", "__version__"]

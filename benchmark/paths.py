@@ -3,13 +3,9 @@
 Each location is chosen, in order, from an explicit argument (the CLI flag), an environment
 variable, then a per-user default:
 
-============  ====================  ==================================  ===========================
-what          CLI flag              environment variable                default
-============  ====================  ==================================  ===========================
-data          ``--data-dir``        ``BENCH_DATA_DIR``                  medmnist's ``~/.medmnist``
-model zoo     ``--zoo``             ``BENCH_ZOO_DIR``                   ``~/.cache/medrobustbench/zoo``
-results       ``--out``             ``BENCH_RESULTS_DIR``               ``./results``
-============  ====================  ==================================  ===========================
+* data: ``--data-dir``, ``$BENCH_DATA_DIR``, else medmnist's ``~/.medmnist``;
+* model zoo: ``--zoo``, ``$BENCH_ZOO_DIR``, else ``~/.cache/medrobustbench/zoo``;
+* results: ``--out``, ``$BENCH_RESULTS_DIR``, else ``./results``.
 """
 
 from __future__ import annotations

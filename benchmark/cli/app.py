@@ -20,13 +20,24 @@ from benchmark.errors import BenchmarkError
 class BenchGroup(TyperGroup):
     """Typer group whose ``main`` turns known errors into one stderr line and exit code 1."""
 
-    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Any = None,
+        prog_name: Any = None,
+        complete_var: Any = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         verbose = "--verbose" in argv or "-v" in argv
         try:
-            rv = super().main(args=argv, prog_name=prog_name or "bench",
-                              complete_var=complete_var, standalone_mode=False, **extra)
+            rv = super().main(
+                args=argv,
+                prog_name=prog_name or "bench",
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
             code = rv if isinstance(rv, int) else 0
         except BenchmarkError as exc:
             if verbose:
@@ -62,8 +73,9 @@ def _root(
 ) -> None:
     """MedRobustBench command line."""
     level = logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr, force=True)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True
+    )
     if not verbose:
         for noisy in ("datasets", "httpx", "filelock", "fsspec", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

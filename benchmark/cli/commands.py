@@ -42,8 +42,9 @@ def _meta_dict(obj: Any) -> dict[str, Any]:
 
 @app.command("list")
 def list_cmd(
-    kind: str = typer.Argument(..., help="datasets | models | attacks | corruptions | "
-                               "defenses | metrics"),
+    kind: str = typer.Argument(
+        ..., help="datasets | models | attacks | corruptions | defenses | metrics"
+    ),
     pattern: str = typer.Argument("*", help="Wildcard filter, e.g. 'resnet*'."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
@@ -75,8 +76,11 @@ def info_cmd(
         import difflib
 
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-        hint = ("did you mean " + " or ".join(f"'{c}'" for c in close) + "?") if close else (
-            "run `bench list <kind>` to see what is registered")
+        hint = (
+            ("did you mean " + " or ".join(f"'{c}'" for c in close) + "?")
+            if close
+            else ("run `bench list <kind>` to see what is registered")
+        )
         raise UnknownNameError(f"unknown name '{name}'; {hint}")
     out = {kind: _meta_dict(obj) for kind, obj in found}
     if as_json:
@@ -88,12 +92,28 @@ def info_cmd(
             typer.echo(f"  {key}: {value}")
 
 
-def _train_config(dataset: str, arch: str, size: int | None, epochs: int, batch_size: int,
-                  lr: float, seed: int, device: str):
+def _train_config(
+    dataset: str,
+    arch: str,
+    size: int | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: str,
+):
     from benchmark.training import TrainConfig
 
-    return TrainConfig(dataset=dataset, arch=arch, size=size, epochs=epochs,
-                       batch_size=batch_size, lr=lr, seed=seed, device=device)
+    return TrainConfig(
+        dataset=dataset,
+        arch=arch,
+        size=size,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+    )
 
 
 @app.command("train")
@@ -123,8 +143,10 @@ def train_cmd(
         return
     test = card["metrics"]["test"]
     typer.echo(f"model    {card['model_id']}  ({entry.path})")
-    typer.echo(f"epochs   {card['epochs']} (best validation AUC at epoch {card['best_epoch']}), "
-               f"{card['training_time_seconds'] / 60:.1f} min")
+    typer.echo(
+        f"epochs   {card['epochs']} (best validation AUC at epoch {card['best_epoch']}), "
+        f"{card['training_time_seconds'] / 60:.1f} min"
+    )
     typer.echo(f"test ACC {_fmt(test['acc'])}")
     typer.echo(f"test AUC {_fmt(test['auc'])}")
     typer.echo(f"sha256   {card['checkpoint']['sha256']}")
@@ -149,10 +171,12 @@ def evaluate_cmd(
     data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
     download: bool = typer.Option(False, "--download", help="Download a missing MedMNIST file."),
     zoo: Path | None = typer.Option(None, help=ZOO_HELP),
-    out: Path | None = typer.Option(None, help="Results folder (else $BENCH_RESULTS_DIR, "
-                                    "else ./results)."),
-    train_if_missing: bool = typer.Option(False, "--train-if-missing",
-                                          help="Train the model first if the zoo lacks it."),
+    out: Path | None = typer.Option(
+        None, help="Results folder (else $BENCH_RESULTS_DIR, else ./results)."
+    ),
+    train_if_missing: bool = typer.Option(
+        False, "--train-if-missing", help="Train the model first if the zoo lacks it."
+    ),
     epochs: int = typer.Option(100, help="Epochs when --train-if-missing trains."),
     as_json: bool = typer.Option(False, "--json", help="Print the result document as JSON."),
 ) -> None:
@@ -160,11 +184,25 @@ def evaluate_cmd(
     from benchmark.evaluation import EvaluationConfig, evaluate
     from benchmark.models.zoo import ModelZoo
 
-    config = EvaluationConfig(dataset=dataset, arch=arch, size=size, split=split, seed=seed,
-                              batch_size=batch_size, device=device)
+    config = EvaluationConfig(
+        dataset=dataset,
+        arch=arch,
+        size=size,
+        split=split,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+    )
     tc = _train_config(dataset, arch, size, epochs, 128, 1e-3, seed, device)
-    doc, path = evaluate(config, data_dir=data_dir, zoo=ModelZoo(zoo), out_dir=out,
-                         download=download, train_if_missing=train_if_missing, train_config=tc)
+    doc, path = evaluate(
+        config,
+        data_dir=data_dir,
+        zoo=ModelZoo(zoo),
+        out_dir=out,
+        download=download,
+        train_if_missing=train_if_missing,
+        train_config=tc,
+    )
     if as_json:
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))
         return
@@ -205,8 +243,10 @@ def zoo_list_cmd(
     for e in entries:
         t = e.card["metrics"]["test"]
         auc = t["auc"]["value"]
-        typer.echo(f"{e.model_id:<44} test ACC {t['acc']['value']:.4f}  AUC "
-                   f"{'n/a' if auc is None else f'{auc:.4f}'}  epochs {e.card['epochs']}")
+        typer.echo(
+            f"{e.model_id:<44} test ACC {t['acc']['value']:.4f}  AUC "
+            f"{'n/a' if auc is None else f'{auc:.4f}'}  epochs {e.card['epochs']}"
+        )
 
 
 @zoo_app.command("report")

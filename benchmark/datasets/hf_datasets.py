@@ -97,16 +97,20 @@ class HFImageSource:
             root = self.folder(data_dir)
             if self.builder == "csv":
                 ds = datasets.load_dataset(
-                    "csv", data_files=str(root / self.data_files), split="train",
+                    "csv",
+                    data_files=str(root / self.data_files),
+                    split="train",
                     keep_in_memory=True,
                 )
                 if self.split_column is not None:
                     ds = ds.filter(
-                        lambda v: v == target, input_columns=self.split_column,
+                        lambda v: v == target,
+                        input_columns=self.split_column,
                         keep_in_memory=True,
                     )
                 ds = ds.map(
-                    lambda p: {"__image__": str(root / p)}, input_columns=self.image_column,
+                    lambda p: {"__image__": str(root / p)},
+                    input_columns=self.image_column,
                     keep_in_memory=True,
                 )
                 return ds.cast_column("__image__", datasets.Image())
@@ -120,7 +124,9 @@ class HFImageSource:
                 return dd[target]
             files = self.data_files or {}
             ds = datasets.load_dataset(
-                "parquet", data_files={target: str(root / files[split])}, split=target,
+                "parquet",
+                data_files={target: str(root / files[split])},
+                split=target,
                 keep_in_memory=True,
             )
             return ds.cast_column(self.image_column, datasets.Image())
@@ -182,9 +188,10 @@ class HFImageSource:
             return ""
         root = self.folder(data_dir)
         files = [
-            p for p in root.rglob("*")
-            if p.is_file() and (p.suffix.lower() in _IMAGE_SUFFIXES or p.suffix in {".csv",
-                                                                                      ".parquet"})
+            p
+            for p in root.rglob("*")
+            if p.is_file()
+            and (p.suffix.lower() in _IMAGE_SUFFIXES or p.suffix in {".csv", ".parquet"})
         ]
         return files_digest(files, root)
 
@@ -194,7 +201,10 @@ def _resize(image: torch.Tensor, size: int) -> torch.Tensor:
     if image.shape[-1] == size and image.shape[-2] == size:
         return image
     out = F.interpolate(
-        image[None].float(), size=(size, size), mode="bilinear", antialias=True,
+        image[None].float(),
+        size=(size, size),
+        mode="bilinear",
+        antialias=True,
         align_corners=False,
     )[0]
     return out.round().clamp(0, 255).to(torch.uint8)

@@ -59,7 +59,8 @@ class EvaluationConfig:
 def result_path(out_dir: Path, doc: dict[str, Any]) -> Path:
     """Where a result goes: ``<out>/<dataset>/<threat_model>/<model_id>/<run_id>.json``."""
     cfg = doc["config"]
-    return out_dir / cfg["dataset"] / cfg["threat_model"] / cfg["model_id"] / f"{doc['run_id']}.json"
+    folder = out_dir / cfg["dataset"] / cfg["threat_model"] / cfg["model_id"]
+    return folder / f"{doc['run_id']}.json"
 
 
 def evaluate(
@@ -97,8 +98,9 @@ def evaluate(
     mid = model_id(config.arch, config.dataset, size, config.seed)
     device = pick_device(config.device)
     # Load the data first: a missing or corrupt file is reported before any training.
-    split = load_split(config.dataset, config.split, size=size, data_dir=data_dir,
-                       download=download)
+    split = load_split(
+        config.dataset, config.split, size=size, data_dir=data_dir, download=download
+    )
     if not zoo.exists(mid):
         if not train_if_missing:
             raise CheckpointError(
@@ -110,8 +112,12 @@ def evaluate(
         tc.dataset, tc.arch, tc.size, tc.seed = config.dataset, config.arch, size, config.seed
         logger.info("model %s not in the zoo: training it (%d epochs)", mid, tc.epochs)
         train_model(tc, data_dir=data_dir, download=download, zoo=zoo)
-    expect = {"dataset": config.dataset, "arch": config.arch, "image_size": size,
-              "seed": config.seed}
+    expect = {
+        "dataset": config.dataset,
+        "arch": config.arch,
+        "image_size": size,
+        "seed": config.seed,
+    }
     model, entry = zoo.load(mid, device=device, expect=expect)
     seed_everything(config.seed)
     start = time.perf_counter()
@@ -133,15 +139,29 @@ def evaluate(
         "seed": config.seed,
         "environment": environment(device),
         "versions": package_versions(),
-        "data": {"dataset": config.dataset, "split": config.split, "n": len(split),
-                 "sha256": split.sha256, "source": Path(split.source_path).name,
-                 "license": meta.license},
+        "data": {
+            "dataset": config.dataset,
+            "split": config.split,
+            "n": len(split),
+            "sha256": split.sha256,
+            "source": Path(split.source_path).name,
+            "license": meta.license,
+        },
         "model": {
             "model_id": mid,
             "arch": config.arch,
             "checkpoint_sha256": card["checkpoint"]["sha256"],
-            "card": {k: card[k] for k in ("epochs", "best_epoch", "recipe", "created_at",
-                                          "training_time_hours", "defense")},
+            "card": {
+                k: card[k]
+                for k in (
+                    "epochs",
+                    "best_epoch",
+                    "recipe",
+                    "created_at",
+                    "training_time_hours",
+                    "defense",
+                )
+            },
         },
         "metrics": metrics,
         "timing": {"seconds": seconds},

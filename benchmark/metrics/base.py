@@ -84,8 +84,12 @@ def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tup
 
 def scalar(value: float, n: int, ci: tuple[float, float], method: str) -> dict[str, Any]:
     """The JSON shape of a scalar metric."""
-    return {"value": float(value), "n": int(n), "ci95": [float(ci[0]), float(ci[1])],
-            "ci_method": method}
+    return {
+        "value": float(value),
+        "n": int(n),
+        "ci95": [float(ci[0]), float(ci[1])],
+        "ci_method": method,
+    }
 
 
 def bootstrap_ci(

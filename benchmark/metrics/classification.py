@@ -71,7 +71,8 @@ def accuracy(pred: Predictions) -> dict[str, Any]:
 @METRICS.register(
     "auc",
     meta=MetricMeta(
-        description="ROC AUC (binary; mean one-vs-rest multi-class; mean over labels), bootstrap CI",
+        description="ROC AUC (binary; mean one-vs-rest multi-class; mean over labels), "
+        "bootstrap CI",
         reference="MedMNIST v2 evaluator (Yang et al. 2023)",
     ),
 )
@@ -79,8 +80,11 @@ def auc(pred: Predictions) -> dict[str, Any]:
     """MedMNIST AUC with a seeded percentile-bootstrap 95% CI over samples."""
     value = _auc(pred.probs, pred.labels, pred.multi_label)
     if math.isnan(value):
-        return {"value": None, "n": pred.n,
-                "reason": "AUC undefined: a class (or label) has no positive or no negative sample"}
+        return {
+            "value": None,
+            "n": pred.n,
+            "reason": "AUC undefined: a class (or label) has no positive or no negative sample",
+        }
     ci = bootstrap_ci(
         lambda idx: _auc(pred.probs[idx], pred.labels[idx], pred.multi_label), pred.n, pred.seed
     )
@@ -127,8 +131,4 @@ def confusion_matrix(pred: Predictions) -> dict[str, Any]:
 def compute_clean_metrics(pred: Predictions) -> dict[str, Any]:
     """Every registered metric that applies to the prediction's task, by name."""
     task = "multi-label" if pred.multi_label else "single-label"
-    return {
-        name: fn(pred)
-        for name, fn in METRICS.items()
-        if fn.meta.tasks in ("any", task)
-    }
+    return {name: fn(pred) for name, fn in METRICS.items() if fn.meta.tasks in ("any", task)}

@@ -41,6 +41,9 @@ def predict(
 def _memory_format(model: torch.nn.Module) -> torch.memory_format:
     for p in model.parameters():
         if p.ndim == 4:
-            return (torch.channels_last if p.is_contiguous(memory_format=torch.channels_last)
-                    and not p.is_contiguous() else torch.contiguous_format)
+            return (
+                torch.channels_last
+                if p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+                else torch.contiguous_format
+            )
     return torch.contiguous_format

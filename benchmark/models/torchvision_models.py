@@ -25,7 +25,11 @@ SMALL_INPUT = 64  # below this side the stride-1 "MedMNIST" stem is used
 
 def _conv_like(conv: nn.Conv2d, in_channels: int, *, kernel: int, stride: int, padding: int):
     return nn.Conv2d(
-        in_channels, conv.out_channels, kernel_size=kernel, stride=stride, padding=padding,
+        in_channels,
+        conv.out_channels,
+        kernel_size=kernel,
+        stride=stride,
+        padding=padding,
         bias=conv.bias is not None,
     )
 

@@ -84,8 +84,11 @@ class ModelZoo:
         atomic_write_bytes(folder / CHECKPOINT, buf.getvalue())
         full = dict(card)
         full["schema"] = CARD_SCHEMA
-        full["checkpoint"] = {"file": CHECKPOINT, "sha256": file_digest(folder / CHECKPOINT),
-                              "bytes": (folder / CHECKPOINT).stat().st_size}
+        full["checkpoint"] = {
+            "file": CHECKPOINT,
+            "sha256": file_digest(folder / CHECKPOINT),
+            "bytes": (folder / CHECKPOINT).stat().st_size,
+        }
         atomic_write_json(folder / CARD, full)
         logger.info("saved %s to %s", mid, folder)
         return ZooEntry(folder, full)
@@ -116,8 +119,9 @@ class ModelZoo:
             )
         return ZooEntry(folder, card)
 
-    def load(self, mid: str, *, device: torch.device | str = "cpu",
-             expect: dict[str, Any] | None = None) -> tuple[ImageClassifier, ZooEntry]:
+    def load(
+        self, mid: str, *, device: torch.device | str = "cpu", expect: dict[str, Any] | None = None
+    ) -> tuple[ImageClassifier, ZooEntry]:
         """Load model ``mid`` after verifying its checkpoint against its card.
 
         Args:

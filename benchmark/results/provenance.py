@@ -14,8 +14,17 @@ import torch
 
 import benchmark
 
-_PACKAGES = ("torch", "torchvision", "torchattacks", "medmnist", "datasets", "numpy", "scipy",
-             "scikit-image", "imagecorruptions-imaug")
+_PACKAGES = (
+    "torch",
+    "torchvision",
+    "torchattacks",
+    "medmnist",
+    "datasets",
+    "numpy",
+    "scipy",
+    "scikit-image",
+    "imagecorruptions-imaug",
+)
 
 
 def utc_now() -> str:
@@ -41,13 +50,21 @@ def git_commit() -> dict[str, object]:
     root = Path(benchmark.__file__).resolve().parent.parent
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
             check=True,
         ).stdout.strip()
         dirty = bool(
             subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                capture_output=True, text=True, timeout=10, check=True,
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
             ).stdout.strip()
         )
         return {"commit": sha, "dirty": dirty}

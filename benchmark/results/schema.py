@@ -26,9 +26,11 @@ SUPPORTED_MAJOR = {1}
 @lru_cache(maxsize=4)
 def load_schema(major: int = 1) -> dict[str, Any]:
     """The JSON Schema document of results with the given major version."""
-    text = resources.files("benchmark.results").joinpath(
-        f"schemas/result-{major}.schema.json"
-    ).read_text()
+    text = (
+        resources.files("benchmark.results")
+        .joinpath(f"schemas/result-{major}.schema.json")
+        .read_text()
+    )
     return json.loads(text)
 
 

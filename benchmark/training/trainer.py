@@ -77,8 +77,8 @@ class TrainConfig:
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, multi_label: bool) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, y) if multi_label else F.cross_entropy(
-        logits, y
+    return (
+        F.binary_cross_entropy_with_logits(logits, y) if multi_label else F.cross_entropy(logits, y)
     )
 
 
@@ -115,16 +115,24 @@ def train_model(
     size = config.size or meta.default_size
     device = pick_device(config.device)
     seed_everything(config.seed)
-    splits = {s: load_split(config.dataset, s, size=size, data_dir=data_dir, download=download)
-              for s in ("train", "val", "test")}
-    model = build_model(config.arch, in_channels=meta.n_channels, num_classes=meta.num_classes,
-                        image_size=size, multi_label=meta.multi_label).to(device)
+    splits = {
+        s: load_split(config.dataset, s, size=size, data_dir=data_dir, download=download)
+        for s in ("train", "val", "test")
+    }
+    model = build_model(
+        config.arch,
+        in_channels=meta.n_channels,
+        num_classes=meta.num_classes,
+        image_size=size,
+        multi_label=meta.multi_label,
+    ).to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     milestones = sorted({int(f * config.epochs) for f in config.milestones})
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones,
-                                                     gamma=config.gamma)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=milestones, gamma=config.gamma
+    )
     generator = torch.Generator().manual_seed(config.seed)
     train = splits["train"]
     show = sys.stderr.isatty() if progress is None else progress
@@ -134,8 +142,9 @@ def train_model(
     best_epoch = 0
     start = time.perf_counter()
     steps = (len(train) + config.batch_size - 1) // config.batch_size
-    with tqdm(total=config.epochs * steps, disable=not show, desc=f"train {config.arch}",
-              unit="batch") as bar:
+    with tqdm(
+        total=config.epochs * steps, disable=not show, desc=f"train {config.arch}", unit="batch"
+    ) as bar:
         for epoch in range(1, config.epochs + 1):
             model.train()
             order = torch.randperm(len(train), generator=generator)
@@ -151,11 +160,19 @@ def train_model(
                 bar.update(1)
             scheduler.step()
             val_acc, val_auc = _val_scores(model, splits["val"])
-            history.append({"epoch": epoch, "train_loss": total / count, "val_acc": val_acc,
-                            "val_auc": val_auc, "seconds": time.perf_counter() - start})
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": total / count,
+                    "val_acc": val_acc,
+                    "val_auc": val_auc,
+                    "seconds": time.perf_counter() - start,
+                }
+            )
             bar.set_postfix(loss=f"{total / count:.3f}", val_auc=f"{val_auc:.3f}")
-            logger.info("epoch %d loss %.4f val acc %.4f auc %.4f", epoch, total / count,
-                        val_acc, val_auc)
+            logger.info(
+                "epoch %d loss %.4f val acc %.4f auc %.4f", epoch, total / count, val_acc, val_auc
+            )
             key = (val_auc if val_auc == val_auc else -1.0, val_acc)
             if key > best:
                 best, best_epoch = key, epoch
@@ -167,9 +184,14 @@ def train_model(
     test_pred = predict(model, splits["test"], seed=config.seed)
     val_pred = predict(model, splits["val"], seed=config.seed)
     recipe = asdict(config)
-    recipe.update(size=size, milestones_epochs=milestones, optimizer="adam",
-                  loss="bce_with_logits" if meta.multi_label else "cross_entropy",
-                  selection="best validation AUC (ties: validation ACC)", augmentation="none")
+    recipe.update(
+        size=size,
+        milestones_epochs=milestones,
+        optimizer="adam",
+        loss="bce_with_logits" if meta.multi_label else "cross_entropy",
+        selection="best validation AUC (ties: validation ACC)",
+        augmentation="none",
+    )
     card = {
         "model_id": model_id(config.arch, config.dataset, size, config.seed),
         "dataset": config.dataset,
@@ -179,8 +201,10 @@ def train_model(
         "in_channels": meta.n_channels,
         "num_classes": meta.num_classes,
         "multi_label": meta.multi_label,
-        "normalization": {"mean": model.mean.flatten().tolist(),
-                          "std": model.std.flatten().tolist()},
+        "normalization": {
+            "mean": model.mean.flatten().tolist(),
+            "std": model.std.flatten().tolist(),
+        },
         "recipe": recipe,
         "seed": config.seed,
         "epochs": config.epochs,
@@ -192,14 +216,21 @@ def train_model(
         "history": history,
         "training_time_seconds": train_seconds,
         "training_time_hours": train_seconds / 3600.0,
-        "data": {s: {"sha256": sp.sha256, "n": len(sp), "source": Path(sp.source_path).name}
-                 for s, sp in splits.items()},
+        "data": {
+            s: {"sha256": sp.sha256, "n": len(sp), "source": Path(sp.source_path).name}
+            for s, sp in splits.items()
+        },
         "benchmark_version": benchmark.__version__,
         "git": git_commit(),
         "environment": environment(device),
         "created_at": utc_now(),
     }
     entry = zoo.save(model.cpu(), card)
-    logger.info("trained %s in %.1f s: test acc %.4f auc %.4f", card["model_id"], train_seconds,
-                card["metrics"]["test"]["acc"]["value"], card["metrics"]["test"]["auc"]["value"])
+    logger.info(
+        "trained %s in %.1f s: test acc %.4f auc %.4f",
+        card["model_id"],
+        train_seconds,
+        card["metrics"]["test"]["acc"]["value"],
+        card["metrics"]["test"]["auc"]["value"],
+    )
     return entry

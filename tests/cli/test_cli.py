@@ -58,23 +58,44 @@ def test_errors_are_one_line_and_exit_1():
 
 
 def test_verbose_adds_the_traceback(tmp_path):
-    out = bench("--verbose", "evaluate", "-d", "breastmnist", "-m", "tiny_cnn",
-                "--data-dir", tmp_path)
+    out = bench(
+        "--verbose", "evaluate", "-d", "breastmnist", "-m", "tiny_cnn", "--data-dir", tmp_path
+    )
     assert out.exit_code == 1
     assert "Traceback" in out.stderr and "error: breastmnist.npz not found" in out.stderr
 
 
 def test_missing_data_is_reported_before_any_work(tmp_path):
-    line = one_error_line(bench("evaluate", "-d", "breastmnist", "-m", "tiny_cnn",
-                                "--data-dir", tmp_path, "--train-if-missing"))
+    line = one_error_line(
+        bench(
+            "evaluate",
+            "-d",
+            "breastmnist",
+            "-m",
+            "tiny_cnn",
+            "--data-dir",
+            tmp_path,
+            "--train-if-missing",
+        )
+    )
     assert "breastmnist.npz not found" in line
     assert not (tmp_path / "zoo").exists()
 
 
 @pytest.fixture
 def trained(shared_data, isolated_dirs):
-    out = bench("train", "-d", "breastmnist", "-m", "tiny_cnn", "--epochs", "2",
-                "--data-dir", shared_data, "--json")
+    out = bench(
+        "train",
+        "-d",
+        "breastmnist",
+        "-m",
+        "tiny_cnn",
+        "--epochs",
+        "2",
+        "--data-dir",
+        shared_data,
+        "--json",
+    )
     assert out.exit_code == 0, out.output
     return json.loads(out.stdout)
 
@@ -95,15 +116,28 @@ def test_train_writes_checkpoint_and_card(trained, isolated_dirs, shared_sha256)
 
 
 def test_training_is_deterministic_under_a_seed(trained, shared_data, tmp_path):
-    out = bench("train", "-d", "breastmnist", "-m", "tiny_cnn", "--epochs", "2",
-                "--data-dir", shared_data, "--zoo", tmp_path / "zoo2", "--json")
+    out = bench(
+        "train",
+        "-d",
+        "breastmnist",
+        "-m",
+        "tiny_cnn",
+        "--epochs",
+        "2",
+        "--data-dir",
+        shared_data,
+        "--zoo",
+        tmp_path / "zoo2",
+        "--json",
+    )
     again = json.loads(out.stdout)
     assert again["checkpoint"]["sha256"] == trained["checkpoint"]["sha256"]
     assert again["metrics"]["test"] == trained["metrics"]["test"]
 
 
-def test_evaluate_writes_a_valid_versioned_result(trained, shared_data, isolated_dirs,
-                                                  shared_sha256):
+def test_evaluate_writes_a_valid_versioned_result(
+    trained, shared_data, isolated_dirs, shared_sha256
+):
     out = bench("evaluate", "-d", "breastmnist", "-m", "tiny_cnn", "--data-dir", shared_data)
     assert out.exit_code == 0, out.output
     assert "confusion matrix" in out.stdout and "accuracy" in out.stdout
@@ -125,27 +159,43 @@ def test_evaluate_writes_a_valid_versioned_result(trained, shared_data, isolated
 
 
 def test_evaluate_without_model_says_how_to_train(shared_data):
-    line = one_error_line(bench("evaluate", "-d", "breastmnist", "-m", "tiny_cnn",
-                                "--data-dir", shared_data))
+    line = one_error_line(
+        bench("evaluate", "-d", "breastmnist", "-m", "tiny_cnn", "--data-dir", shared_data)
+    )
     assert "bench train --dataset breastmnist --model tiny_cnn" in line
     assert "--train-if-missing" in line
 
 
-def test_evaluate_refuses_a_corrupt_checkpoint_and_writes_nothing(trained, shared_data,
-                                                                   isolated_dirs):
+def test_evaluate_refuses_a_corrupt_checkpoint_and_writes_nothing(
+    trained, shared_data, isolated_dirs
+):
     ckpt = isolated_dirs / "zoo" / "tiny_cnn_breastmnist_28px_s0" / "model.pt"
     data = bytearray(ckpt.read_bytes())
     data[-10] ^= 0x55
     ckpt.write_bytes(bytes(data))
-    line = one_error_line(bench("evaluate", "-d", "breastmnist", "-m", "tiny_cnn",
-                                "--data-dir", shared_data))
+    line = one_error_line(
+        bench("evaluate", "-d", "breastmnist", "-m", "tiny_cnn", "--data-dir", shared_data)
+    )
     assert "sha256" in line and "retrain" in line
     assert not (isolated_dirs / "results").exists()
 
 
 def test_evaluate_train_if_missing_on_ham10000(shared_data, isolated_dirs):
-    out = bench("evaluate", "-d", "ham10000_220", "-m", "tiny_cnn", "--size", "28",
-                "--data-dir", shared_data, "--train-if-missing", "--epochs", "1", "--json")
+    out = bench(
+        "evaluate",
+        "-d",
+        "ham10000_220",
+        "-m",
+        "tiny_cnn",
+        "--size",
+        "28",
+        "--data-dir",
+        shared_data,
+        "--train-if-missing",
+        "--epochs",
+        "1",
+        "--json",
+    )
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
     assert doc["config"]["model_id"] == "tiny_cnn_ham10000_220_28px_s0"

@@ -16,9 +16,20 @@ from benchmark.errors import ConfigError, DataError
 from benchmark.testing.fakes import write_fake_medmnist
 
 LOCAL_MEDMNIST = ["pneumoniamnist", "breastmnist", "retinamnist"]
-MEDMNIST_2D = ["bloodmnist", "breastmnist", "chestmnist", "dermamnist", "octmnist",
-               "organamnist", "organcmnist", "organsmnist", "pathmnist", "pneumoniamnist",
-               "retinamnist", "tissuemnist"]
+MEDMNIST_2D = [
+    "bloodmnist",
+    "breastmnist",
+    "chestmnist",
+    "dermamnist",
+    "octmnist",
+    "organamnist",
+    "organcmnist",
+    "organsmnist",
+    "pathmnist",
+    "pneumoniamnist",
+    "retinamnist",
+    "tissuemnist",
+]
 
 
 def test_every_2d_medmnist_dataset_is_registered_with_info_metadata():
@@ -50,7 +61,7 @@ def test_real_medmnist_splits_load_with_contract(flag, shared_data, shared_sha25
         assert set(ds.labels.unique().tolist()) == set(range(meta.num_classes))
         x, y = ds[0]
         assert x.dtype == torch.float32 and x.shape == (meta.n_channels, 28, 28)
-        assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+        assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
         # Same pixels and labels as the official arrays.
         img = raw[f"{split}_images"][0]
         img = img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
@@ -81,7 +92,7 @@ def test_corrupt_file_is_refused_by_md5(tmp_path, shared_data):
     shutil.copy(shared_data / "medmnist" / "breastmnist.npz", target)
     with open(target, "ab") as fh:
         fh.write(b"\0")
-    with pytest.raises(DataError, match="md5 .* but medmnist expects 750601b1"):
+    with pytest.raises(DataError, match=r"md5 .* but medmnist expects 750601b1"):
         load_split("breastmnist", "test", data_dir=tmp_path)
 
 
@@ -142,8 +153,12 @@ def test_ham10000_without_data_dir_is_a_clear_error():
 
 def test_generic_loader_imagefolder_on_real_dermamnist_samples(shared_data):
     meta = DATASETS.get("dermamnist").meta
-    source = HFImageSource(meta=meta, builder="imagefolder", location="dermamnist_samples",
-                           split_map={"train": "train"})
+    source = HFImageSource(
+        meta=meta,
+        builder="imagefolder",
+        location="dermamnist_samples",
+        split_map={"train": "train"},
+    )
     ds = source.load("train", size=28, data_dir=shared_data)
     assert ds.images.shape == (35, 3, 28, 28)
     assert torch.bincount(ds.labels).tolist() == [5] * 7
@@ -158,14 +173,20 @@ def test_generic_loader_parquet(shared_data, tmp_path):
     rows = []
     for _, r in table.iterrows():
         data = (shared_data / "ham10000_220" / r["file"]).read_bytes()
-        rows.append({"image": {"bytes": data, "path": None}, "label": int(r["label"]),
-                     "split": "test"})
+        rows.append(
+            {"image": {"bytes": data, "path": None}, "label": int(r["label"]), "split": "test"}
+        )
     folder = tmp_path / "hamparquet"
     folder.mkdir()
     pd.DataFrame(rows).to_parquet(folder / "test.parquet")
     meta = DATASETS.get("ham10000_220").meta
-    source = HFImageSource(meta=meta, builder="parquet", location="hamparquet",
-                           data_files={"test": "test.parquet"}, split_map={"test": "test"})
+    source = HFImageSource(
+        meta=meta,
+        builder="parquet",
+        location="hamparquet",
+        data_files={"test": "test.parquet"},
+        split_map={"test": "test"},
+    )
     ds = source.load("test", size=32, data_dir=tmp_path)
     assert ds.images.shape == (12, 3, 32, 32)
     assert ds.labels.tolist() == table["label"].tolist()

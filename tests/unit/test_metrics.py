@@ -9,8 +9,12 @@ from benchmark.metrics import METRICS, Predictions, compute_clean_metrics, wilso
 
 
 def _pred(probs, labels, names=("a", "b"), multi_label=False):
-    return Predictions(probs=np.asarray(probs, dtype=float), labels=np.asarray(labels),
-                       class_names=tuple(names), multi_label=multi_label)
+    return Predictions(
+        probs=np.asarray(probs, dtype=float),
+        labels=np.asarray(labels),
+        class_names=tuple(names),
+        multi_label=multi_label,
+    )
 
 
 def test_wilson_interval_known_values():

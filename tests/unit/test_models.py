@@ -40,19 +40,28 @@ def test_medmnist_stem_below_64_px_and_standard_stem_above():
 
 def test_normalisation_is_inside_the_wrapper():
     backbone = nn.Identity()
-    model = ImageClassifier(backbone, arch="identity", in_channels=3, num_classes=3,
-                            image_size=4, mean=[0.1, 0.2, 0.3], std=[0.5, 0.25, 0.1])
+    model = ImageClassifier(
+        backbone,
+        arch="identity",
+        in_channels=3,
+        num_classes=3,
+        image_size=4,
+        mean=[0.1, 0.2, 0.3],
+        std=[0.5, 0.25, 0.1],
+    )
     x = torch.rand(2, 3, 4, 4)
     expected = (x - torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)) / torch.tensor(
-        [0.5, 0.25, 0.1]).view(1, 3, 1, 1)
+        [0.5, 0.25, 0.1]
+    ).view(1, 3, 1, 1)
     assert torch.allclose(model(x), expected)
     default = build_model("tiny_cnn", in_channels=1, num_classes=2, image_size=28)
     assert default.mean.flatten().tolist() == [0.5] and default.std.flatten().tolist() == [0.5]
 
 
 def test_multilabel_probabilities_are_sigmoid():
-    model = build_model("tiny_cnn", in_channels=1, num_classes=14, image_size=28,
-                        multi_label=True).eval()
+    model = build_model(
+        "tiny_cnn", in_channels=1, num_classes=14, image_size=28, multi_label=True
+    ).eval()
     x = torch.rand(3, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(model.predict_proba(x), torch.sigmoid(model(x)))

@@ -119,8 +119,9 @@ def test_every_component_kind_has_one_registry():
 
 def test_third_party_entries_come_from_entry_points(reg, tmp_path, monkeypatch):
     # A real module on disk, loaded through a real EntryPoint object.
-    (tmp_path / "thirdparty_plugin.py").write_text(textwrap.dedent(
-        """
+    (tmp_path / "thirdparty_plugin.py").write_text(
+        textwrap.dedent(
+            """
         from dataclasses import dataclass
 
         @dataclass(frozen=True)
@@ -131,13 +132,17 @@ def test_third_party_entries_come_from_entry_points(reg, tmp_path, monkeypatch):
             '''A third-party component.'''
         PluginThing.meta = None
         """
-    ))
+        )
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     import thirdparty_plugin
 
     thirdparty_plugin.PluginThing.meta = ThingMeta("from a plugin")
-    ep = im.EntryPoint(name="plugin_thing", value="thirdparty_plugin:PluginThing",
-                       group="medrobustbench.testthings")
+    ep = im.EntryPoint(
+        name="plugin_thing",
+        value="thirdparty_plugin:PluginThing",
+        group="medrobustbench.testthings",
+    )
 
     def fake_entry_points(group=None):
         return [ep] if group == "medrobustbench.testthings" else []
@@ -148,9 +153,12 @@ def test_third_party_entries_come_from_entry_points(reg, tmp_path, monkeypatch):
 
 
 def test_broken_entry_point_is_one_clear_error(reg, monkeypatch):
-    ep = im.EntryPoint(name="broken", value="module_that_does_not_exist:Thing",
-                       group="medrobustbench.testthings")
-    monkeypatch.setattr("benchmark.registry.importlib_metadata.entry_points",
-                        lambda group=None: [ep] if group == "medrobustbench.testthings" else [])
-    with pytest.raises(RegistryError, match="plugin entry point 'broken'.*failed to load"):
+    ep = im.EntryPoint(
+        name="broken", value="module_that_does_not_exist:Thing", group="medrobustbench.testthings"
+    )
+    monkeypatch.setattr(
+        "benchmark.registry.importlib_metadata.entry_points",
+        lambda group=None: [ep] if group == "medrobustbench.testthings" else [],
+    )
+    with pytest.raises(RegistryError, match=r"plugin entry point 'broken'.*failed to load"):
         reg.list()

@@ -26,19 +26,41 @@ def _valid() -> dict:
         "created_at": "2026-11-22T00:00:00Z",
         "run_id": "clean_20261122t000000z",
         "git": {"commit": "abc", "dirty": False},
-        "config": {"dataset": "breastmnist", "image_size": 28, "split": "test",
-                   "arch": "tiny_cnn", "model_id": "tiny_cnn_breastmnist_28px_s0",
-                   "defense": None, "threat_model": "clean", "seed": 0, "batch_size": 8,
-                   "device": "cpu"},
+        "config": {
+            "dataset": "breastmnist",
+            "image_size": 28,
+            "split": "test",
+            "arch": "tiny_cnn",
+            "model_id": "tiny_cnn_breastmnist_28px_s0",
+            "defense": None,
+            "threat_model": "clean",
+            "seed": 0,
+            "batch_size": 8,
+            "device": "cpu",
+        },
         "seed": 0,
-        "environment": {"python": "3.11", "platform": "linux", "torch": "2", "device": "cpu",
-                        "num_threads": 2},
-        "versions": {"medrobustbench": "0.1.0", "torch": "2", "torchvision": "0",
-                     "torchattacks": "3", "medmnist": "3"},
-        "data": {"dataset": "breastmnist", "split": "test", "n": 10, "sha256": "a" * 64,
-                 "source": "breastmnist.npz"},
-        "model": {"model_id": "m", "arch": "tiny_cnn", "checkpoint_sha256": "b" * 64,
-                  "card": {}},
+        "environment": {
+            "python": "3.11",
+            "platform": "linux",
+            "torch": "2",
+            "device": "cpu",
+            "num_threads": 2,
+        },
+        "versions": {
+            "medrobustbench": "0.1.0",
+            "torch": "2",
+            "torchvision": "0",
+            "torchattacks": "3",
+            "medmnist": "3",
+        },
+        "data": {
+            "dataset": "breastmnist",
+            "split": "test",
+            "n": 10,
+            "sha256": "a" * 64,
+            "source": "breastmnist.npz",
+        },
+        "model": {"model_id": "m", "arch": "tiny_cnn", "checkpoint_sha256": "b" * 64, "card": {}},
         "metrics": {"clean": {"accuracy": scalar, "auc": scalar}},
         "timing": {"seconds": 1.0},
     }
@@ -53,18 +75,21 @@ def test_valid_document_round_trips(tmp_path):
 def test_unknown_major_version_is_rejected():
     doc = _valid()
     doc["schema_version"] = "2.0.0"
-    with pytest.raises(ResultsError, match="unknown schema_version '2.0.0'"):
+    with pytest.raises(ResultsError, match=r"unknown schema_version '2.0.0'"):
         validate_result(doc)
     doc["schema_version"] = "1.7.3"  # a newer minor of a known major is read
     validate_result(doc)
 
 
-@pytest.mark.parametrize(("path", "value", "message"), [
-    (("data", "sha256"), "xyz", "data/sha256"),
-    (("metrics", "clean", "accuracy", "n"), -1, "metrics/clean/accuracy/n"),
-    (("config", "split"), "dev", "config/split"),
-    (("created_at",), "yesterday", "created_at"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("data", "sha256"), "xyz", "data/sha256"),
+        (("metrics", "clean", "accuracy", "n"), -1, "metrics/clean/accuracy/n"),
+        (("config", "split"), "dev", "config/split"),
+        (("created_at",), "yesterday", "created_at"),
+    ],
+)
 def test_schema_violations_name_the_path(path, value, message):
     doc = copy.deepcopy(_valid())
     target = doc

@@ -14,9 +14,16 @@ from benchmark.models.zoo import ModelZoo, model_id
 
 
 def _card(arch="tiny_cnn", dataset="breastmnist", size=28, seed=0, classes=2):
-    return {"model_id": model_id(arch, dataset, size, seed), "dataset": dataset, "arch": arch,
-            "image_size": size, "in_channels": 1, "num_classes": classes, "multi_label": False,
-            "seed": seed}
+    return {
+        "model_id": model_id(arch, dataset, size, seed),
+        "dataset": dataset,
+        "arch": arch,
+        "image_size": size,
+        "in_channels": 1,
+        "num_classes": classes,
+        "multi_label": False,
+        "seed": seed,
+    }
 
 
 @pytest.fixture
@@ -31,7 +38,7 @@ def saved(tmp_path):
 def test_round_trip_gives_the_same_model(saved):
     zoo, entry, model = saved
     assert entry.card["checkpoint"]["sha256"] == file_digest(entry.checkpoint)
-    loaded, loaded_entry = zoo.load(entry.model_id)
+    loaded, _ = zoo.load(entry.model_id)
     x = torch.rand(4, 1, 28, 28)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
@@ -44,7 +51,7 @@ def test_corrupted_checkpoint_is_refused(saved):
     data = bytearray(entry.checkpoint.read_bytes())
     data[len(data) // 2] ^= 0xFF
     entry.checkpoint.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="sha256 .* but its card says"):
+    with pytest.raises(CheckpointError, match=r"sha256 .* but its card says"):
         zoo.load(entry.model_id)
 
 
@@ -79,7 +86,7 @@ def test_card_that_does_not_match_the_request_is_refused(saved):
 
 def test_missing_model_and_broken_card(saved):
     zoo, entry, _ = saved
-    with pytest.raises(CheckpointError, match="not found in zoo.*bench train"):
+    with pytest.raises(CheckpointError, match=r"not found in zoo.*bench train"):
         zoo.load("resnet18_breastmnist_28px_s0")
     (entry.path / "card.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="unreadable"):
