@@ -6,6 +6,10 @@ BIN    := $(VENV)/bin
 # This pair is on the disk of the reference machine; elsewhere override, e.g.
 #   make demo TORCH="torch torchvision"
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
+# Versions known to work together (pip freeze of a passing environment). Without them pip's
+# resolver backtracks for many minutes over torchattacks' old `requests~=2.25.1` pin. Users
+# on other platforms may drop them: make demo TORCH="torch torchvision" CONSTRAINTS=
+CONSTRAINTS ?= constraints.txt
 STAMP  := $(VENV)/.installed
 # The main job: train ResNet-18 on PneumoniaMNIST if the zoo lacks it, evaluate, write results.
 DEMO_ARGS ?= --dataset pneumoniamnist --model resnet18 --train-if-missing --download --epochs 10
@@ -13,11 +17,11 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
 .PHONY: setup demo test test-slow lint zoo-docs
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)
