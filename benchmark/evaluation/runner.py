@@ -87,6 +87,7 @@ def evaluate(
     Returns:
         The result document and the path it was written to.
     """
+    git = git_commit()  # the code that runs is the code checked out now
     zoo = zoo or ModelZoo()
     meta = DATASETS.get(config.dataset).meta
     MODELS.get(config.arch)
@@ -134,7 +135,7 @@ def evaluate(
         "benchmark_version": benchmark.__version__,
         "created_at": created,
         "run_id": f"{config.threat_model}_{created.replace(':', '').replace('-', '').lower()}",
-        "git": git_commit(),
+        "git": git,
         "config": resolved,
         "seed": config.seed,
         "environment": environment(device),

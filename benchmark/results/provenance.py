@@ -6,7 +6,6 @@ import datetime as _dt
 import platform
 import subprocess
 import sys
-from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
@@ -44,9 +43,12 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-@lru_cache(maxsize=1)
 def git_commit() -> dict[str, object]:
-    """The git commit of the benchmark source tree and whether it has local changes."""
+    """The git commit of the benchmark source tree and whether it has local changes.
+
+    Call it when a run starts: the code that runs is the code imported then, and a long run
+    may outlive the commit that was checked out when it began.
+    """
     root = Path(benchmark.__file__).resolve().parent.parent
     try:
         sha = subprocess.run(

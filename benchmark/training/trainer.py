@@ -110,6 +110,7 @@ def train_model(
         The zoo entry of the saved model.
     """
     config.validate()
+    git = git_commit()  # the code that runs is the code checked out now
     zoo = zoo or ModelZoo()
     meta = DATASETS.get(config.dataset).meta
     size = config.size or meta.default_size
@@ -221,7 +222,7 @@ def train_model(
             for s, sp in splits.items()
         },
         "benchmark_version": benchmark.__version__,
-        "git": git_commit(),
+        "git": git,
         "environment": environment(device),
         "created_at": utc_now(),
     }
