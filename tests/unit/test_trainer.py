@@ -20,8 +20,10 @@ def test_multilabel_training_uses_bce_and_label_metrics(tmp_path, monkeypatch):
         return source.load(split, size=size, data_dir=tmp_path, verify=False)
 
     monkeypatch.setattr("benchmark.training.trainer.load_split", fake_load_split)
-    entry = train_model(TrainConfig(dataset="chestmnist", arch="tiny_cnn", epochs=1,
-                                    batch_size=32), zoo=ModelZoo(tmp_path / "zoo"))
+    entry = train_model(
+        TrainConfig(dataset="chestmnist", arch="tiny_cnn", epochs=1, batch_size=32),
+        zoo=ModelZoo(tmp_path / "zoo"),
+    )
     card = entry.card
     assert card["multi_label"] is True and card["num_classes"] == 14
     assert card["recipe"]["loss"] == "bce_with_logits"
