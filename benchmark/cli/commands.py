@@ -13,7 +13,7 @@ from benchmark.cli.app import app
 from benchmark.errors import ConfigError, UnknownNameError
 from benchmark.registry import ALL_REGISTRIES, first_doc_line
 
-KINDS = ("datasets", "models", "attacks", "corruptions", "defenses", "metrics")
+KINDS = ("datasets", "models", "attacks", "presets", "corruptions", "defenses", "metrics")
 
 DATA_DIR_HELP = "Data root (else $BENCH_DATA_DIR, else medmnist's ~/.medmnist)."
 ZOO_HELP = "Model zoo folder (else $BENCH_ZOO_DIR, else ~/.cache/medrobustbench/zoo)."
@@ -21,6 +21,7 @@ ZOO_HELP = "Model zoo folder (else $BENCH_ZOO_DIR, else ~/.cache/medrobustbench/
 
 def _load_components() -> None:
     import benchmark.attacks
+    import benchmark.attacks.presets
     import benchmark.corruptions
     import benchmark.datasets
     import benchmark.defenses
@@ -43,7 +44,7 @@ def _meta_dict(obj: Any) -> dict[str, Any]:
 @app.command("list")
 def list_cmd(
     kind: str = typer.Argument(
-        ..., help="datasets | models | attacks | corruptions | defenses | metrics"
+        ..., help="datasets | models | attacks | presets | corruptions | defenses | metrics"
     ),
     pattern: str = typer.Argument("*", help="Wildcard filter, e.g. 'resnet*'."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
@@ -159,14 +160,64 @@ def _fmt(metric: dict[str, Any]) -> str:
     return f"{metric['value']:.4f}  95% CI [{lo:.4f}, {hi:.4f}]  n={metric['n']}"
 
 
+def _parse_attack_params(items: list[str]) -> dict[str, dict[str, object]]:
+    """``["pgd.steps=20", "steps=5"]`` -> ``{"pgd": {"steps": 20}, "*": {"steps": 5}}``."""
+    out: dict[str, dict[str, object]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"invalid --attack-param '{item}'; write ATTACK.NAME=VALUE")
+        attack, _, name = key.rpartition(".")
+        try:
+            value: object = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(attack or "*", {})[name] = value
+    return out
+
+
+def _attack_cells(attacks: str | None, eps: list[str], params: list[str]):
+    from benchmark.attacks import ATTACKS
+    from benchmark.attacks.presets import AttackCell, parse_eps, resolve_attacks
+
+    if attacks is None:
+        if eps or params:
+            raise ConfigError("--eps and --attack-param need --attacks")
+        return None, []
+    eps_values = [parse_eps(e) for item in eps for e in item.split(",") if e.strip()]
+    suite, cells = resolve_attacks(attacks, eps_values or None)
+    overrides = _parse_attack_params(params)
+    if overrides:
+        resolved = []
+        for c in cells:
+            extra = {**overrides.get("*", {}), **overrides.get(c.attack, {})}
+            extra = {k: v for k, v in extra.items() if k in ATTACKS.get(c.attack).defaults}
+            resolved.append(AttackCell.make(c.attack, c.eps, **{**c.param_dict, **extra}))
+        unknown = set(overrides) - {"*"} - {c.attack for c in cells}
+        if unknown:
+            raise ConfigError(f"--attack-param names attacks not in the run: {sorted(unknown)}")
+        cells = resolved
+    return suite, cells
+
+
 @app.command("evaluate")
 def evaluate_cmd(
     dataset: str = typer.Option(..., "--dataset", "-d", help="Registered dataset id."),
     arch: str = typer.Option(..., "--model", "--arch", "-m", help="Registered model id."),
+    attacks: str | None = typer.Option(
+        None, help="A preset (bench list presets) or a comma list of attacks (fgsm,pgd)."
+    ),
+    eps: list[str] = typer.Option([], help="eps for an attack list, e.g. 2/255,8/255."),
+    attack_param: list[str] = typer.Option(
+        [], help="Override an attack parameter: pgd.steps=20 (or steps=20 for all)."
+    ),
+    n_examples: int | None = typer.Option(
+        None, help="Evaluate a seeded random subset of this many test images."
+    ),
     size: int | None = typer.Option(None, help="Image size (default: the dataset's)."),
     split: str = typer.Option("test", help="Split to score: test | val | train."),
-    seed: int = typer.Option(0, help="Seed of the model to evaluate and of the CIs."),
-    batch_size: int = typer.Option(512, help="Inference batch size."),
+    seed: int = typer.Option(0, help="Seed of the model, the subset, the attacks and the CIs."),
+    batch_size: int = typer.Option(256, help="Inference and attack batch size."),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N]."),
     data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
     download: bool = typer.Option(False, "--download", help="Download a missing MedMNIST file."),
@@ -174,38 +225,39 @@ def evaluate_cmd(
     out: Path | None = typer.Option(
         None, help="Results folder (else $BENCH_RESULTS_DIR, else ./results)."
     ),
+    cache_dir: Path | None = typer.Option(
+        None, help="Adversarial-example cache (else $BENCH_CACHE_DIR, else the user cache)."
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
+    sanity_attack: bool = typer.Option(
+        True, "--sanity-attack/--no-sanity-attack", help="Run PGD at 64/255 as a sanity check."
+    ),
     train_if_missing: bool = typer.Option(
         False, "--train-if-missing", help="Train the model first if the zoo lacks it."
     ),
     epochs: int = typer.Option(100, help="Epochs when --train-if-missing trains."),
     as_json: bool = typer.Option(False, "--json", help="Print the result document as JSON."),
 ) -> None:
-    """Evaluate a zoo model and write one versioned results JSON."""
+    """Evaluate a zoo model clean and under attack; write one versioned results JSON."""
     from benchmark.evaluation import EvaluationConfig, evaluate
+    from benchmark.evaluation.cache import AdversarialCache
     from benchmark.models.zoo import ModelZoo
 
-    config = EvaluationConfig(
-        dataset=dataset,
-        arch=arch,
-        size=size,
-        split=split,
-        seed=seed,
-        batch_size=batch_size,
-        device=device,
-    )
+    suite, cells = _attack_cells(attacks, eps, attack_param)
+    config = EvaluationConfig(dataset=dataset, arch=arch, size=size, split=split, seed=seed,
+                              batch_size=batch_size, device=device, attacks=cells, suite=suite,
+                              n_examples=n_examples, sanity_attack=sanity_attack)
     tc = _train_config(dataset, arch, size, epochs, 128, 1e-3, seed, device)
-    doc, path = evaluate(
-        config,
-        data_dir=data_dir,
-        zoo=ModelZoo(zoo),
-        out_dir=out,
-        download=download,
-        train_if_missing=train_if_missing,
-        train_config=tc,
-    )
+    doc, path = evaluate(config, data_dir=data_dir, zoo=ModelZoo(zoo), out_dir=out,
+                         download=download, train_if_missing=train_if_missing, train_config=tc,
+                         cache=AdversarialCache(cache_dir, enabled=not no_cache))
     if as_json:
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))
         return
+    _render_evaluation(doc, dataset, split, path)
+
+
+def _render_evaluation(doc: dict[str, Any], dataset: str, split: str, path: Path) -> None:
     clean = doc["metrics"]["clean"]
     typer.echo(f"{doc['config']['model_id']} on {dataset}/{split} (n={doc['data']['n']})")
     typer.echo(f"  accuracy  {_fmt(clean['accuracy'])}")
@@ -219,6 +271,24 @@ def evaluate_cmd(
         typer.echo("  confusion matrix (rows: true, columns: predicted)")
         for row in clean["confusion_matrix"]["matrix"]:
             typer.echo("    " + " ".join(f"{v:5d}" for v in row))
+    if doc.get("attacks"):
+        typer.echo("  attack                                   robust acc  fooling  "
+                   "median Linf*255  median L2   time")
+        for a in doc["attacks"]:
+            m, p = a["metrics"], a["perturbation"]
+            tag = " (sanity)" if a.get("sanity_only") else ""
+            typer.echo(
+                f"    {a['cell_id'][:38] + tag:<38} {m['robust_accuracy']['value']:9.4f} "
+                f"{m['fooling_ratio']['value']:8.4f} {255 * p['linf_median']:15.2f} "
+                f"{p['l2_median']:9.4f} {a['timing']['seconds']:6.1f}s"
+                f"{' cached' if a['timing']['cached'] else ''}"
+            )
+        for w in doc["worst_case"]:
+            typer.echo(f"  worst case {w['norm']} eps {w['eps_label']}: "
+                       f"{_fmt(w['robust_accuracy'])}")
+        for c in doc["sanity_checks"]:
+            typer.echo(f"  sanity {c['name']:<26} {c['status']}"
+                       f"{'  -> ' + c['flag'] if c['flag'] else ''}")
     typer.echo(f"wrote {path}")
 
 

@@ -107,6 +107,21 @@ class ImageSplit(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         return to_float(self.images[index]), self.labels[index]
 
+    def subset(self, indices: Tensor) -> ImageSplit:
+        """The samples at ``indices`` (same metadata and checksum; indices kept in ``extra``)."""
+        extra = dict(self.extra)
+        extra["indices"] = indices.tolist()
+        return ImageSplit(
+            images=self.images[indices],
+            labels=self.labels[indices],
+            meta=self.meta,
+            split=self.split,
+            size=self.size,
+            sha256=self.sha256,
+            source_path=self.source_path,
+            extra=extra,
+        )
+
     def batches(
         self, batch_size: int, order: Tensor | None = None, device: torch.device | str = "cpu"
     ) -> Iterator[tuple[Tensor, Tensor]]:

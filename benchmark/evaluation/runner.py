@@ -1,23 +1,38 @@
-"""The evaluation runner: resolve the model, score it, write one versioned results file.
+"""The evaluation runner: resolve the model, score it clean and under attack, write one
+versioned results file.
 
-This first slice evaluates the clean (no attack) threat model: accuracy, AUC, per-class
-accuracy and the confusion matrix, each scalar with ``n`` and a 95% CI. Attacks and defenses
-add cells to the same result document in later versions.
+A run is a set of cells (one per attack configuration) on one dataset split and one zoo
+model. Attacks are built before any work (a bad parameter costs nothing), each cell's
+adversarial examples are cached on disk (so a rerun after an interruption, or an evaluation
+that needs the same oblivious attack, does no attack work), and the result file is written
+once, atomically, at the end.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 import benchmark
 from benchmark import paths
+from benchmark.attacks.presets import AttackCell, eps_label
 from benchmark.datasets.base import DATASETS, load_split
 from benchmark.device import pick_device, seed_everything
 from benchmark.errors import CheckpointError, ConfigError
+from benchmark.evaluation.adversarial import (
+    build_cells,
+    cell_block,
+    random_noise_predictions,
+    run_cell,
+)
+from benchmark.evaluation.cache import AdversarialCache
+from benchmark.evaluation.sanity import LARGE_EPS, run_checks
+from benchmark.metrics.adversarial import correct_mask, worst_case_accuracy
 from benchmark.metrics.classification import compute_clean_metrics
 from benchmark.models.base import MODELS
 from benchmark.models.inference import predict
@@ -38,11 +53,14 @@ class EvaluationConfig:
         arch: registered model id.
         size: image size (default: the dataset's default).
         split: the split scored (``test`` for reported numbers).
-        seed: seed of the model to load and of the bootstrap CIs.
-        batch_size: inference batch size.
+        seed: seed of the model to load, the subset, the attacks and the bootstrap CIs.
+        batch_size: inference and attack batch size.
         device: "auto", "cpu" or "cuda[:N]".
         defense: defense id (none in this version).
-        threat_model: "clean" in this version.
+        attacks: the attack cells to run (empty: clean evaluation only).
+        suite: name of the preset the cells come from ("custom" for a list).
+        n_examples: evaluate a seeded random subset of this size (None: the whole split).
+        sanity_attack: also run PGD-10 at eps 64/255 for the large-eps sanity check.
     """
 
     dataset: str
@@ -50,17 +68,53 @@ class EvaluationConfig:
     size: int | None = None
     split: str = "test"
     seed: int = 0
-    batch_size: int = 512
+    batch_size: int = 256
     device: str = "auto"
     defense: str | None = None
-    threat_model: str = "clean"
+    attacks: list[AttackCell] = field(default_factory=list)
+    suite: str | None = None
+    n_examples: int | None = None
+    sanity_attack: bool = True
+
+    @property
+    def threat_model(self) -> str:
+        """"clean" without attacks, else "white-box" (attacks see the undefended model)."""
+        return "white-box" if self.attacks else "clean"
 
 
 def result_path(out_dir: Path, doc: dict[str, Any]) -> Path:
-    """Where a result goes: ``<out>/<dataset>/<threat_model>/<model_id>/<run_id>.json``."""
+    """``<out>/<dataset>/<suite or clean>/<model_id>/<run_id>.json``."""
     cfg = doc["config"]
-    folder = out_dir / cfg["dataset"] / cfg["threat_model"] / cfg["model_id"]
+    folder = out_dir / cfg["dataset"] / (cfg["suite"] or "clean") / cfg["model_id"]
     return folder / f"{doc['run_id']}.json"
+
+
+def select_subset(n: int, n_examples: int | None, seed: int) -> torch.Tensor:
+    """Sorted indices of a seeded random subset of ``n_examples`` out of ``n`` (all if None)."""
+    if n_examples is None or n_examples >= n:
+        return torch.arange(n)
+    if n_examples < 1:
+        raise ConfigError(f"--n-examples must be >= 1, got {n_examples}")
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=gen)[:n_examples].sort().values
+
+
+def _ensure_model(config: EvaluationConfig, size: int, zoo: ModelZoo, data_dir, download,
+                  train_if_missing: bool, train_config: TrainConfig | None) -> str:
+    mid = model_id(config.arch, config.dataset, size, config.seed)
+    if zoo.exists(mid):
+        return mid
+    if not train_if_missing:
+        raise CheckpointError(
+            f"model '{mid}' is not in zoo {zoo.root}; run `bench train --dataset "
+            f"{config.dataset} --model {config.arch} --size {size} --seed {config.seed}` "
+            "or pass --train-if-missing"
+        )
+    tc = train_config or TrainConfig(dataset=config.dataset, arch=config.arch)
+    tc.dataset, tc.arch, tc.size, tc.seed = config.dataset, config.arch, size, config.seed
+    logger.info("model %s not in the zoo: training it (%d epochs)", mid, tc.epochs)
+    train_model(tc, data_dir=data_dir, download=download, zoo=zoo)
+    return mid
 
 
 def evaluate(
@@ -72,8 +126,10 @@ def evaluate(
     download: bool = False,
     train_if_missing: bool = False,
     train_config: TrainConfig | None = None,
+    cache: AdversarialCache | None = None,
+    progress: bool | None = None,
 ) -> tuple[dict[str, Any], Path]:
-    """Evaluate a zoo model and write its results file.
+    """Evaluate a zoo model clean and under ``config.attacks``; write its results file.
 
     Args:
         config: what to evaluate.
@@ -83,90 +139,104 @@ def evaluate(
         download: let MedMNIST download a missing file.
         train_if_missing: train the model with ``train_config`` if the zoo lacks it.
         train_config: recipe used when training is needed (default: MedMNIST recipe).
+        cache: adversarial-example cache (default: the per-user cache).
+        progress: show progress bars (default: only on a terminal).
 
     Returns:
         The result document and the path it was written to.
     """
     git = git_commit()  # the code that runs is the code checked out now
     zoo = zoo or ModelZoo()
+    cache = cache or AdversarialCache()
     meta = DATASETS.get(config.dataset).meta
     MODELS.get(config.arch)
     if config.defense is not None:
         raise ConfigError("defenses are not evaluated by this version; omit --defense")
-    if config.threat_model != "clean":
-        raise ConfigError(f"threat model '{config.threat_model}' is not available; use 'clean'")
     size = config.size or meta.default_size
-    mid = model_id(config.arch, config.dataset, size, config.seed)
     device = pick_device(config.device)
-    # Load the data first: a missing or corrupt file is reported before any training.
-    split = load_split(
-        config.dataset, config.split, size=size, data_dir=data_dir, download=download
-    )
-    if not zoo.exists(mid):
-        if not train_if_missing:
-            raise CheckpointError(
-                f"model '{mid}' is not in zoo {zoo.root}; run `bench train --dataset "
-                f"{config.dataset} --model {config.arch} --size {size} --seed {config.seed}` "
-                "or pass --train-if-missing"
-            )
-        tc = train_config or TrainConfig(dataset=config.dataset, arch=config.arch)
-        tc.dataset, tc.arch, tc.size, tc.seed = config.dataset, config.arch, size, config.seed
-        logger.info("model %s not in the zoo: training it (%d epochs)", mid, tc.epochs)
-        train_model(tc, data_dir=data_dir, download=download, zoo=zoo)
-    expect = {
-        "dataset": config.dataset,
-        "arch": config.arch,
-        "image_size": size,
-        "seed": config.seed,
-    }
+    # Data first: a missing or corrupt file is reported before any training or attack.
+    full = load_split(config.dataset, config.split, size=size, data_dir=data_dir,
+                      download=download)
+    indices = select_subset(len(full), config.n_examples, config.seed)
+    split = full.subset(indices) if len(indices) < len(full) else full
+    mid = _ensure_model(config, size, zoo, data_dir, download, train_if_missing, train_config)
+    expect = {"dataset": config.dataset, "arch": config.arch, "image_size": size,
+              "seed": config.seed}
     model, entry = zoo.load(mid, device=device, expect=expect)
+    model_sha = entry.card["checkpoint"]["sha256"]
+    cells = list(config.attacks)
+    if cells and config.sanity_attack:
+        cells.append(AttackCell.make("pgd", LARGE_EPS, steps=10))
+    attacks = build_cells(model, cells, config.seed)  # bad parameters fail before any work
     seed_everything(config.seed)
     start = time.perf_counter()
-    pred = predict(model, split, batch_size=config.batch_size, seed=config.seed)
-    metrics = {"clean": compute_clean_metrics(pred)}
+    clean = predict(model, split, batch_size=config.batch_size, seed=config.seed)
+    metrics: dict[str, Any] = {"clean": compute_clean_metrics(clean)}
+    doc_attacks, summaries, runs = [], [], []
+    large_eps_acc = None
+    for i, (cell, attack) in enumerate(zip(cells, attacks, strict=True)):
+        run = run_cell(model, split, cell, attack, indices=indices, model_sha256=model_sha,
+                       seed=config.seed, batch_size=config.batch_size, cache=cache,
+                       progress=progress)
+        block = cell_block(run, clean)
+        acc = block["metrics"]["robust_accuracy"]["value"]
+        if config.sanity_attack and i == len(cells) - 1:
+            large_eps_acc = acc
+            block["sanity_only"] = True
+        else:
+            runs.append(run)
+            summaries.append({**run.summary(), "accuracy": acc})
+        doc_attacks.append(block)
+    worst = _worst_cases(clean, runs)
+    noise = {}
+    for eps in sorted({r.cell.eps for r in runs if r.attack.meta.norm == "linf"
+                       and r.attack.meta.bounded}):
+        noise_pred = random_noise_predictions(model, split, eps, seed=config.seed,
+                                              batch_size=config.batch_size)
+        noise[eps] = float(correct_mask(noise_pred).mean())
+    sanity = run_checks(summaries, noise, large_eps_acc, len(split)) if cells else []
     seconds = time.perf_counter() - start
     created = utc_now()
     resolved = asdict(config)
-    resolved.update(image_size=size, model_id=mid, device=str(device))
     resolved.pop("size")
+    resolved.update(image_size=size, model_id=mid, device=str(device),
+                    threat_model=config.threat_model,
+                    attacks=[c.cell_id for c in config.attacks])
     card = entry.card
+    data = {"dataset": config.dataset, "split": config.split, "n": len(split),
+            "n_split": len(full), "sha256": full.sha256,
+            "source": Path(full.source_path).name, "license": meta.license}
+    if len(indices) < len(full):
+        data["subset"] = {"n_examples": len(indices), "seed": config.seed,
+                          "indices": indices.tolist()}
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "benchmark_version": benchmark.__version__,
         "created_at": created,
-        "run_id": f"{config.threat_model}_{created.replace(':', '').replace('-', '').lower()}",
+        "run_id": f"{config.suite or 'clean'}_{created.replace(':', '').replace('-', '').lower()}",
         "git": git,
         "config": resolved,
         "seed": config.seed,
         "environment": environment(device),
         "versions": package_versions(),
-        "data": {
-            "dataset": config.dataset,
-            "split": config.split,
-            "n": len(split),
-            "sha256": split.sha256,
-            "source": Path(split.source_path).name,
-            "license": meta.license,
-        },
+        "data": data,
         "model": {
             "model_id": mid,
             "arch": config.arch,
-            "checkpoint_sha256": card["checkpoint"]["sha256"],
-            "card": {
-                k: card[k]
-                for k in (
-                    "epochs",
-                    "best_epoch",
-                    "recipe",
-                    "created_at",
-                    "training_time_hours",
-                    "defense",
-                )
-            },
+            "checkpoint_sha256": model_sha,
+            "card": {k: card[k] for k in ("epochs", "best_epoch", "recipe", "created_at",
+                                          "training_time_hours", "defense")},
         },
         "metrics": metrics,
-        "timing": {"seconds": seconds},
+        "timing": {"seconds": seconds, "cache_hits": cache.hits, "cache_misses": cache.misses},
     }
+    if cells:
+        doc["attacks"] = doc_attacks
+        doc["worst_case"] = worst
+        doc["random_noise"] = [{"eps": e, "eps_label": eps_label(e), "accuracy": a}
+                               for e, a in noise.items()]
+        doc["sanity_checks"] = sanity
+        doc["flags"] = sorted({c["flag"] for c in sanity if c["flag"]})
     out = paths.results_dir(out_dir)
     target = result_path(out, doc)
     n = 1
@@ -176,3 +246,20 @@ def evaluate(
     write_result(doc, target)
     logger.info("wrote %s", target)
     return doc, target
+
+
+def _worst_cases(clean, runs) -> list[dict[str, Any]]:
+    """Per threat model (norm, eps): accuracy on images robust to every attack run there."""
+    groups: dict[tuple[str, float], list] = {}
+    for r in runs:
+        if r.attack.meta.bounded:
+            groups.setdefault((r.attack.meta.norm, r.cell.eps), []).append(r)
+    out = []
+    for (norm, eps), members in sorted(groups.items()):
+        wc = worst_case_accuracy(clean, [m.pred for m in members])
+        out.append({"norm": norm, "eps": eps, "eps_label": eps_label(eps),
+                    "attacks": [m.cell.cell_id for m in members], "robust_accuracy": wc})
+    return out
+
+
+__all__ = ["EvaluationConfig", "evaluate", "result_path", "select_subset"]

@@ -1,7 +1,16 @@
-"""Metrics: the ``METRICS`` registry (clean metrics here; adversarial ones join it later)."""
+"""Metrics: the ``METRICS`` registry of clean and adversarial metrics."""
 
-from benchmark.metrics import classification  # noqa: F401  (registers entries)
+from benchmark.metrics import adversarial, classification  # noqa: F401  (registers entries)
+from benchmark.metrics.adversarial import compute_adversarial_metrics, worst_case_accuracy
 from benchmark.metrics.base import METRICS, MetricMeta, Predictions, wilson_interval
 from benchmark.metrics.classification import compute_clean_metrics
 
-__all__ = ["METRICS", "MetricMeta", "Predictions", "compute_clean_metrics", "wilson_interval"]
+__all__ = [
+    "METRICS",
+    "MetricMeta",
+    "Predictions",
+    "compute_adversarial_metrics",
+    "compute_clean_metrics",
+    "wilson_interval",
+    "worst_case_accuracy",
+]

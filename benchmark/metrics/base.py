@@ -25,12 +25,14 @@ class MetricMeta:
         tasks: "single-label", "multi-label" or "any".
         higher_is_better: direction of the metric.
         reference: where the definition comes from.
+        kind: "clean" (``fn(pred)``) or "adversarial" (``fn(clean_pred, adv_pred)``).
     """
 
     description: str
     tasks: str = "any"
     higher_is_better: bool = True
     reference: str = ""
+    kind: str = "clean"
 
 
 @dataclass(frozen=True)

@@ -131,4 +131,8 @@ def confusion_matrix(pred: Predictions) -> dict[str, Any]:
 def compute_clean_metrics(pred: Predictions) -> dict[str, Any]:
     """Every registered metric that applies to the prediction's task, by name."""
     task = "multi-label" if pred.multi_label else "single-label"
-    return {name: fn(pred) for name, fn in METRICS.items() if fn.meta.tasks in ("any", task)}
+    return {
+        name: fn(pred)
+        for name, fn in METRICS.items()
+        if fn.meta.kind == "clean" and fn.meta.tasks in ("any", task)
+    }

@@ -1,0 +1,147 @@
+"""Run attack cells on a model: batched, seeded, cached, checked, scored.
+
+Each cell's adversarial examples are computed batch by batch with a per-batch seed derived from
+the run seed and the batch's first index, checked by the attack base class (eps-ball, range,
+finite), cached on disk (:mod:`benchmark.evaluation.cache`) and scored against the clean
+predictions.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from benchmark.attacks.base import ATTACKS, Attack, build_attack, perturbation_norms
+from benchmark.attacks.presets import AttackCell, eps_label
+from benchmark.datasets.base import ImageSplit
+from benchmark.evaluation.cache import AdversarialCache, cache_key, indices_digest
+from benchmark.metrics.adversarial import compute_adversarial_metrics
+from benchmark.metrics.base import Predictions
+from benchmark.models.base import ImageClassifier
+from benchmark.models.inference import predict_images
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CellRun:
+    """Outcome of one attack cell."""
+
+    cell: AttackCell
+    attack: Attack
+    pred: Predictions
+    norms: dict[str, np.ndarray]
+    seconds: float
+    cached: bool
+
+    def summary(self) -> dict[str, Any]:
+        """The fields the sanity checks need."""
+        meta = self.attack.meta
+        return {"cell_id": self.cell.cell_id, "attack": self.cell.attack, "eps": self.cell.eps,
+                "norm": meta.norm, "bounded": meta.bounded, "knowledge": meta.knowledge,
+                "steps": int(self.attack.params.get("steps", 1)),
+                "params": {k: v for k, v in self.cell.params if k != "steps"},
+                "robust": self.pred.predicted == self.pred.labels if not self.pred.multi_label
+                else None}
+
+
+def batch_seed(seed: int, start: int) -> int:
+    """Seed of the batch starting at sample ``start`` (independent of the order cells run)."""
+    return (seed * 1_000_003 + start) % (2**63 - 1)
+
+
+def build_cells(model: ImageClassifier, cells: list[AttackCell], seed: int) -> list[Attack]:
+    """Instantiate every cell's attack first, so a bad parameter fails before any work."""
+    return [build_attack(c.attack, model, eps=c.eps, seed=seed, **c.param_dict) for c in cells]
+
+
+def run_cell(
+    model: ImageClassifier,
+    split: ImageSplit,
+    cell: AttackCell,
+    attack: Attack,
+    *,
+    indices: torch.Tensor,
+    model_sha256: str,
+    seed: int,
+    batch_size: int,
+    cache: AdversarialCache,
+    progress: bool | None = None,
+) -> CellRun:
+    """Attack every sample of ``split`` (or load the cached result) and score it."""
+    key = cache_key(model=model_sha256, data=split.sha256, split=split.split,
+                    indices=indices_digest(indices), attack=attack.config(),
+                    batch_size=batch_size)
+    shape = (len(split), *split.images.shape[1:])
+    start_time = time.perf_counter()
+    x_adv = cache.load(key, shape)
+    cached = x_adv is not None
+    if x_adv is None:
+        show = sys.stderr.isatty() if progress is None else progress
+        chunks = []
+        device = model.device
+        n_batches = (len(split) + batch_size - 1) // batch_size
+        with tqdm(total=n_batches, disable=not show, desc=cell.cell_id, unit="batch") as bar:
+            for b, (x, y) in enumerate(split.batches(batch_size, device=device)):
+                chunks.append(attack(x, y, seed=batch_seed(seed, b * batch_size)).cpu())
+                bar.update(1)
+        x_adv = torch.cat(chunks)
+        cache.save(key, x_adv, {"cell": cell.cell_id, "attack": attack.config(),
+                                "model_sha256": model_sha256, "data_sha256": split.sha256})
+    seconds = time.perf_counter() - start_time
+    clean_x = split.images.float().div(255.0)
+    norms = {k: v.numpy() for k, v in perturbation_norms(clean_x, x_adv).items()}
+    pred = predict_images(model, x_adv, split, seed=seed)
+    logger.info("%s: robust accuracy %.4f (%s, %.1f s)", cell.cell_id,
+                float((pred.predicted == pred.labels).mean()) if not pred.multi_label else
+                float("nan"), "cached" if cached else "computed", seconds)
+    return CellRun(cell, attack, pred, norms, seconds, cached)
+
+
+def cell_block(run: CellRun, clean: Predictions) -> dict[str, Any]:
+    """The JSON block of one attack cell in the results file."""
+    meta = run.attack.meta
+    metrics = compute_adversarial_metrics(clean, run.pred)
+    norms = {
+        "linf_median": float(np.median(run.norms["linf"])),
+        "linf_max": float(np.max(run.norms["linf"])),
+        "l2_median": float(np.median(run.norms["l2"])),
+        "l2_max": float(np.max(run.norms["l2"])),
+    }
+    return {
+        "cell_id": run.cell.cell_id,
+        "attack": run.cell.attack,
+        "eps": run.cell.eps,
+        "eps_label": eps_label(run.cell.eps) if meta.bounded else "unbounded",
+        "norm": meta.norm,
+        "bounded": meta.bounded,
+        "knowledge": meta.knowledge,
+        "reference": meta.reference,
+        "config": run.attack.config(),
+        "metrics": metrics,
+        "perturbation": norms,
+        "timing": {"seconds": run.seconds, "cached": run.cached},
+    }
+
+
+def random_noise_predictions(
+    model: ImageClassifier, split: ImageSplit, eps: float, *, seed: int, batch_size: int = 512
+) -> Predictions:
+    """Predictions under random corners of the L-inf eps-ball (x + eps * random signs)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = split.images.float().div(255.0)
+    signs = torch.randint(0, 2, x.shape, generator=gen).float().mul_(2).sub_(1)
+    return predict_images(model, (x + eps * signs).clamp_(0, 1), split, batch_size=batch_size,
+                          seed=seed)
+
+
+def is_registered(name: str) -> bool:
+    """Whether ``name`` is a registered attack (for planners)."""
+    return name in ATTACKS

@@ -1,0 +1,98 @@
+"""On-disk cache of adversarial examples, the unit of reuse and resume.
+
+An attack cell's adversarial batch is keyed by everything that determines it: the model
+checkpoint's sha256, the data file's sha256, the split and the exact sample indices, the
+attack's fully resolved configuration (including its seed and implementation version) and the
+batch size (per-batch seeds depend on it). A later run with the same key, such as a second
+defense evaluated against the same oblivious attack, or a rerun after an interruption, loads
+the tensor instead of attacking again. Files are written atomically and read with
+``torch.load(weights_only=True)``; an unreadable or mismatching file is ignored and recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmark import paths
+from benchmark.results.io import atomic_write_bytes
+
+logger = logging.getLogger(__name__)
+
+CACHE_ENV = "BENCH_CACHE_DIR"
+
+
+def cache_dir(explicit: str | Path | None = None) -> Path:
+    """Adversarial cache folder: ``--cache-dir``, ``$BENCH_CACHE_DIR``, else the user cache."""
+    import os
+
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else paths.cache_root() / "adversarial"
+
+
+def cache_key(**parts: Any) -> str:
+    """sha256 of the canonical JSON of ``parts``."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def indices_digest(indices: torch.Tensor) -> str:
+    """sha256 of a sample-index tensor (identifies a subset)."""
+    return hashlib.sha256(indices.to(torch.int64).numpy().tobytes()).hexdigest()
+
+
+class AdversarialCache:
+    """Folder of cached adversarial tensors; ``enabled=False`` turns it into a no-op."""
+
+    def __init__(self, root: str | Path | None = None, *, enabled: bool = True) -> None:
+        self.root = cache_dir(root)
+        self.enabled = enabled
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, key: str) -> Path:
+        """File of ``key`` (two-level fan-out)."""
+        return self.root / key[:2] / f"{key}.pt"
+
+    def load(self, key: str, shape: tuple[int, ...]) -> torch.Tensor | None:
+        """The cached tensor for ``key`` if present, readable and of ``shape``."""
+        if not self.enabled:
+            return None
+        p = self.path(key)
+        if not p.is_file():
+            self.misses += 1
+            return None
+        try:
+            blob = torch.load(p, map_location="cpu", weights_only=True)
+            tensor = blob["x_adv"]
+            if blob.get("key") != key or tuple(tensor.shape) != tuple(shape):
+                raise ValueError("key or shape mismatch")
+        except Exception as exc:  # corrupt or foreign file: recompute, never trust it
+            logger.warning("ignoring unusable cache file %s (%s)", p, exc)
+            self.misses += 1
+            return None
+        self.hits += 1
+        return tensor
+
+    def save(self, key: str, tensor: torch.Tensor, description: dict[str, Any]) -> None:
+        """Store ``tensor`` under ``key`` atomically, with a JSON description of the cell."""
+        if not self.enabled:
+            return
+        buf = io.BytesIO()
+        torch.save(
+            {
+                "key": key,
+                "x_adv": tensor.detach().cpu().contiguous(),
+                "description": json.dumps(description, sort_keys=True, default=str),
+            },
+            buf,
+        )
+        atomic_write_bytes(self.path(key), buf.getvalue())
