@@ -2,8 +2,8 @@
 
 * Sockets are blocked: any attempt to reach the network fails loudly.
 * ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` are set so ``datasets`` never retries the hub.
-* Every test gets its own ``BENCH_ZOO_DIR`` and ``BENCH_RESULTS_DIR``; after the test, every
-  results JSON written there is validated against the schema.
+* Every test gets its own ``BENCH_ZOO_DIR``, ``BENCH_RESULTS_DIR`` and ``BENCH_CACHE_DIR``;
+  after the test, every results JSON written there is validated against the schema.
 * ``shared_data`` is ``../shared/data`` next to the project (override: ``BENCH_TEST_DATA``).
 """
 
@@ -63,6 +63,7 @@ def isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     base = tmp_path_factory.mktemp("bench")
     monkeypatch.setenv("BENCH_ZOO_DIR", str(base / "zoo"))
     monkeypatch.setenv("BENCH_RESULTS_DIR", str(base / "results"))
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(base / "adv_cache"))
     monkeypatch.delenv("BENCH_DATA_DIR", raising=False)
     yield base
     from benchmark.results import read_result
@@ -78,3 +79,24 @@ def _hf_cache(tmp_path_factory: pytest.TempPathFactory):
     os.environ["HF_DATASETS_CACHE"] = str(cache / "datasets")
     os.environ["HF_HOME"] = str(cache / "home")
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_models(shared_data, tmp_path_factory):
+    """Tiny CNNs trained for 2 epochs on real BreastMNIST (2 classes) and RetinaMNIST
+    (5 classes), in a session zoo: victims for the attack tests."""
+    from benchmark.models.zoo import ModelZoo
+    from benchmark.training import TrainConfig, train_model
+
+    zoo = ModelZoo(tmp_path_factory.mktemp("tiny_zoo"))
+    out = {}
+    for dataset in ("breastmnist", "retinamnist"):
+        entry = train_model(
+            TrainConfig(dataset=dataset, arch="tiny_cnn", epochs=2),
+            data_dir=shared_data,
+            zoo=zoo,
+            progress=False,
+        )
+        out[dataset] = zoo.load(entry.model_id)[0]
+    out["zoo"] = zoo
+    return out

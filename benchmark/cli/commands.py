@@ -190,8 +190,13 @@ def _attack_cells(attacks: str | None, eps: list[str], params: list[str]):
     if overrides:
         resolved = []
         for c in cells:
-            extra = {**overrides.get("*", {}), **overrides.get(c.attack, {})}
-            extra = {k: v for k, v in extra.items() if k in ATTACKS.get(c.attack).defaults}
+            # A bare NAME=VALUE applies to the attacks that have NAME; ATTACK.NAME is checked.
+            shared = {
+                k: v
+                for k, v in overrides.get("*", {}).items()
+                if k in ATTACKS.get(c.attack).defaults
+            }
+            extra = {**shared, **overrides.get(c.attack, {})}
             resolved.append(AttackCell.make(c.attack, c.eps, **{**c.param_dict, **extra}))
         unknown = set(overrides) - {"*"} - {c.attack for c in cells}
         if unknown:
@@ -244,13 +249,30 @@ def evaluate_cmd(
     from benchmark.models.zoo import ModelZoo
 
     suite, cells = _attack_cells(attacks, eps, attack_param)
-    config = EvaluationConfig(dataset=dataset, arch=arch, size=size, split=split, seed=seed,
-                              batch_size=batch_size, device=device, attacks=cells, suite=suite,
-                              n_examples=n_examples, sanity_attack=sanity_attack)
+    config = EvaluationConfig(
+        dataset=dataset,
+        arch=arch,
+        size=size,
+        split=split,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        attacks=cells,
+        suite=suite,
+        n_examples=n_examples,
+        sanity_attack=sanity_attack,
+    )
     tc = _train_config(dataset, arch, size, epochs, 128, 1e-3, seed, device)
-    doc, path = evaluate(config, data_dir=data_dir, zoo=ModelZoo(zoo), out_dir=out,
-                         download=download, train_if_missing=train_if_missing, train_config=tc,
-                         cache=AdversarialCache(cache_dir, enabled=not no_cache))
+    doc, path = evaluate(
+        config,
+        data_dir=data_dir,
+        zoo=ModelZoo(zoo),
+        out_dir=out,
+        download=download,
+        train_if_missing=train_if_missing,
+        train_config=tc,
+        cache=AdversarialCache(cache_dir, enabled=not no_cache),
+    )
     if as_json:
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))
         return
@@ -272,8 +294,10 @@ def _render_evaluation(doc: dict[str, Any], dataset: str, split: str, path: Path
         for row in clean["confusion_matrix"]["matrix"]:
             typer.echo("    " + " ".join(f"{v:5d}" for v in row))
     if doc.get("attacks"):
-        typer.echo("  attack                                   robust acc  fooling  "
-                   "median Linf*255  median L2   time")
+        typer.echo(
+            "  attack                                   robust acc  fooling  "
+            "median Linf*255  median L2   time"
+        )
         for a in doc["attacks"]:
             m, p = a["metrics"], a["perturbation"]
             tag = " (sanity)" if a.get("sanity_only") else ""
@@ -284,11 +308,13 @@ def _render_evaluation(doc: dict[str, Any], dataset: str, split: str, path: Path
                 f"{' cached' if a['timing']['cached'] else ''}"
             )
         for w in doc["worst_case"]:
-            typer.echo(f"  worst case {w['norm']} eps {w['eps_label']}: "
-                       f"{_fmt(w['robust_accuracy'])}")
+            typer.echo(
+                f"  worst case {w['norm']} eps {w['eps_label']}: {_fmt(w['robust_accuracy'])}"
+            )
         for c in doc["sanity_checks"]:
-            typer.echo(f"  sanity {c['name']:<26} {c['status']}"
-                       f"{'  -> ' + c['flag'] if c['flag'] else ''}")
+            typer.echo(
+                f"  sanity {c['name']:<26} {c['status']}{'  -> ' + c['flag'] if c['flag'] else ''}"
+            )
     typer.echo(f"wrote {path}")
 
 

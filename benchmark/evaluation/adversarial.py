@@ -44,12 +44,19 @@ class CellRun:
     def summary(self) -> dict[str, Any]:
         """The fields the sanity checks need."""
         meta = self.attack.meta
-        return {"cell_id": self.cell.cell_id, "attack": self.cell.attack, "eps": self.cell.eps,
-                "norm": meta.norm, "bounded": meta.bounded, "knowledge": meta.knowledge,
-                "steps": int(self.attack.params.get("steps", 1)),
-                "params": {k: v for k, v in self.cell.params if k != "steps"},
-                "robust": self.pred.predicted == self.pred.labels if not self.pred.multi_label
-                else None}
+        return {
+            "cell_id": self.cell.cell_id,
+            "attack": self.cell.attack,
+            "eps": self.cell.eps,
+            "norm": meta.norm,
+            "bounded": meta.bounded,
+            "knowledge": meta.knowledge,
+            "steps": int(self.attack.params.get("steps", 1)),
+            "params": {k: v for k, v in self.cell.params if k != "steps"},
+            "robust": self.pred.predicted == self.pred.labels
+            if not self.pred.multi_label
+            else None,
+        }
 
 
 def batch_seed(seed: int, start: int) -> int:
@@ -76,9 +83,14 @@ def run_cell(
     progress: bool | None = None,
 ) -> CellRun:
     """Attack every sample of ``split`` (or load the cached result) and score it."""
-    key = cache_key(model=model_sha256, data=split.sha256, split=split.split,
-                    indices=indices_digest(indices), attack=attack.config(),
-                    batch_size=batch_size)
+    key = cache_key(
+        model=model_sha256,
+        data=split.sha256,
+        split=split.split,
+        indices=indices_digest(indices),
+        attack=attack.config(),
+        batch_size=batch_size,
+    )
     shape = (len(split), *split.images.shape[1:])
     start_time = time.perf_counter()
     x_adv = cache.load(key, shape)
@@ -93,15 +105,27 @@ def run_cell(
                 chunks.append(attack(x, y, seed=batch_seed(seed, b * batch_size)).cpu())
                 bar.update(1)
         x_adv = torch.cat(chunks)
-        cache.save(key, x_adv, {"cell": cell.cell_id, "attack": attack.config(),
-                                "model_sha256": model_sha256, "data_sha256": split.sha256})
+        cache.save(
+            key,
+            x_adv,
+            {
+                "cell": cell.cell_id,
+                "attack": attack.config(),
+                "model_sha256": model_sha256,
+                "data_sha256": split.sha256,
+            },
+        )
     seconds = time.perf_counter() - start_time
     clean_x = split.images.float().div(255.0)
     norms = {k: v.numpy() for k, v in perturbation_norms(clean_x, x_adv).items()}
     pred = predict_images(model, x_adv, split, seed=seed)
-    logger.info("%s: robust accuracy %.4f (%s, %.1f s)", cell.cell_id,
-                float((pred.predicted == pred.labels).mean()) if not pred.multi_label else
-                float("nan"), "cached" if cached else "computed", seconds)
+    logger.info(
+        "%s: robust accuracy %.4f (%s, %.1f s)",
+        cell.cell_id,
+        float((pred.predicted == pred.labels).mean()) if not pred.multi_label else float("nan"),
+        "cached" if cached else "computed",
+        seconds,
+    )
     return CellRun(cell, attack, pred, norms, seconds, cached)
 
 
@@ -138,8 +162,9 @@ def random_noise_predictions(
     gen = torch.Generator().manual_seed(seed)
     x = split.images.float().div(255.0)
     signs = torch.randint(0, 2, x.shape, generator=gen).float().mul_(2).sub_(1)
-    return predict_images(model, (x + eps * signs).clamp_(0, 1), split, batch_size=batch_size,
-                          seed=seed)
+    return predict_images(
+        model, (x + eps * signs).clamp_(0, 1), split, batch_size=batch_size, seed=seed
+    )
 
 
 def is_registered(name: str) -> bool:

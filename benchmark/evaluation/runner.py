@@ -78,7 +78,7 @@ class EvaluationConfig:
 
     @property
     def threat_model(self) -> str:
-        """"clean" without attacks, else "white-box" (attacks see the undefended model)."""
+        """ "clean" without attacks, else "white-box" (attacks see the undefended model)."""
         return "white-box" if self.attacks else "clean"
 
 
@@ -99,8 +99,15 @@ def select_subset(n: int, n_examples: int | None, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)[:n_examples].sort().values
 
 
-def _ensure_model(config: EvaluationConfig, size: int, zoo: ModelZoo, data_dir, download,
-                  train_if_missing: bool, train_config: TrainConfig | None) -> str:
+def _ensure_model(
+    config: EvaluationConfig,
+    size: int,
+    zoo: ModelZoo,
+    data_dir,
+    download,
+    train_if_missing: bool,
+    train_config: TrainConfig | None,
+) -> str:
     mid = model_id(config.arch, config.dataset, size, config.seed)
     if zoo.exists(mid):
         return mid
@@ -155,13 +162,16 @@ def evaluate(
     size = config.size or meta.default_size
     device = pick_device(config.device)
     # Data first: a missing or corrupt file is reported before any training or attack.
-    full = load_split(config.dataset, config.split, size=size, data_dir=data_dir,
-                      download=download)
+    full = load_split(config.dataset, config.split, size=size, data_dir=data_dir, download=download)
     indices = select_subset(len(full), config.n_examples, config.seed)
     split = full.subset(indices) if len(indices) < len(full) else full
     mid = _ensure_model(config, size, zoo, data_dir, download, train_if_missing, train_config)
-    expect = {"dataset": config.dataset, "arch": config.arch, "image_size": size,
-              "seed": config.seed}
+    expect = {
+        "dataset": config.dataset,
+        "arch": config.arch,
+        "image_size": size,
+        "seed": config.seed,
+    }
     model, entry = zoo.load(mid, device=device, expect=expect)
     model_sha = entry.card["checkpoint"]["sha256"]
     cells = list(config.attacks)
@@ -175,9 +185,18 @@ def evaluate(
     doc_attacks, summaries, runs = [], [], []
     large_eps_acc = None
     for i, (cell, attack) in enumerate(zip(cells, attacks, strict=True)):
-        run = run_cell(model, split, cell, attack, indices=indices, model_sha256=model_sha,
-                       seed=config.seed, batch_size=config.batch_size, cache=cache,
-                       progress=progress)
+        run = run_cell(
+            model,
+            split,
+            cell,
+            attack,
+            indices=indices,
+            model_sha256=model_sha,
+            seed=config.seed,
+            batch_size=config.batch_size,
+            cache=cache,
+            progress=progress,
+        )
         block = cell_block(run, clean)
         acc = block["metrics"]["robust_accuracy"]["value"]
         if config.sanity_attack and i == len(cells) - 1:
@@ -189,26 +208,41 @@ def evaluate(
         doc_attacks.append(block)
     worst = _worst_cases(clean, runs)
     noise = {}
-    for eps in sorted({r.cell.eps for r in runs if r.attack.meta.norm == "linf"
-                       and r.attack.meta.bounded}):
-        noise_pred = random_noise_predictions(model, split, eps, seed=config.seed,
-                                              batch_size=config.batch_size)
+    for eps in sorted(
+        {r.cell.eps for r in runs if r.attack.meta.norm == "linf" and r.attack.meta.bounded}
+    ):
+        noise_pred = random_noise_predictions(
+            model, split, eps, seed=config.seed, batch_size=config.batch_size
+        )
         noise[eps] = float(correct_mask(noise_pred).mean())
     sanity = run_checks(summaries, noise, large_eps_acc, len(split)) if cells else []
     seconds = time.perf_counter() - start
     created = utc_now()
     resolved = asdict(config)
     resolved.pop("size")
-    resolved.update(image_size=size, model_id=mid, device=str(device),
-                    threat_model=config.threat_model,
-                    attacks=[c.cell_id for c in config.attacks])
+    resolved.update(
+        image_size=size,
+        model_id=mid,
+        device=str(device),
+        threat_model=config.threat_model,
+        attacks=[c.cell_id for c in config.attacks],
+    )
     card = entry.card
-    data = {"dataset": config.dataset, "split": config.split, "n": len(split),
-            "n_split": len(full), "sha256": full.sha256,
-            "source": Path(full.source_path).name, "license": meta.license}
+    data = {
+        "dataset": config.dataset,
+        "split": config.split,
+        "n": len(split),
+        "n_split": len(full),
+        "sha256": full.sha256,
+        "source": Path(full.source_path).name,
+        "license": meta.license,
+    }
     if len(indices) < len(full):
-        data["subset"] = {"n_examples": len(indices), "seed": config.seed,
-                          "indices": indices.tolist()}
+        data["subset"] = {
+            "n_examples": len(indices),
+            "seed": config.seed,
+            "indices": indices.tolist(),
+        }
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "benchmark_version": benchmark.__version__,
@@ -224,8 +258,17 @@ def evaluate(
             "model_id": mid,
             "arch": config.arch,
             "checkpoint_sha256": model_sha,
-            "card": {k: card[k] for k in ("epochs", "best_epoch", "recipe", "created_at",
-                                          "training_time_hours", "defense")},
+            "card": {
+                k: card[k]
+                for k in (
+                    "epochs",
+                    "best_epoch",
+                    "recipe",
+                    "created_at",
+                    "training_time_hours",
+                    "defense",
+                )
+            },
         },
         "metrics": metrics,
         "timing": {"seconds": seconds, "cache_hits": cache.hits, "cache_misses": cache.misses},
@@ -233,8 +276,9 @@ def evaluate(
     if cells:
         doc["attacks"] = doc_attacks
         doc["worst_case"] = worst
-        doc["random_noise"] = [{"eps": e, "eps_label": eps_label(e), "accuracy": a}
-                               for e, a in noise.items()]
+        doc["random_noise"] = [
+            {"eps": e, "eps_label": eps_label(e), "accuracy": a} for e, a in noise.items()
+        ]
         doc["sanity_checks"] = sanity
         doc["flags"] = sorted({c["flag"] for c in sanity if c["flag"]})
     out = paths.results_dir(out_dir)
@@ -257,8 +301,15 @@ def _worst_cases(clean, runs) -> list[dict[str, Any]]:
     out = []
     for (norm, eps), members in sorted(groups.items()):
         wc = worst_case_accuracy(clean, [m.pred for m in members])
-        out.append({"norm": norm, "eps": eps, "eps_label": eps_label(eps),
-                    "attacks": [m.cell.cell_id for m in members], "robust_accuracy": wc})
+        out.append(
+            {
+                "norm": norm,
+                "eps": eps,
+                "eps_label": eps_label(eps),
+                "attacks": [m.cell.cell_id for m in members],
+                "robust_accuracy": wc,
+            }
+        )
     return out
 
 

@@ -11,16 +11,20 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-ITERATIVE = {"bim", "pgd", "mifgsm", "difgsm", "apgd_ce", "apgd_dlr", "autoattack", "binm",
-             "pgdnm"}
+ITERATIVE = {"bim", "pgd", "mifgsm", "difgsm", "apgd_ce", "apgd_dlr", "autoattack", "binm", "pgdnm"}
 SINGLE_STEP = {"fgsm", "fgnm"}
 LARGE_EPS = 64 / 255
 LARGE_EPS_MAX_ACCURACY = 0.05
 
 
 def _check(name: str, description: str, status: str, details: Any, flag: str = "") -> dict:
-    return {"name": name, "description": description, "status": status, "details": details,
-            "flag": flag if status == "fail" else ""}
+    return {
+        "name": name,
+        "description": description,
+        "status": status,
+        "details": details,
+        "flag": flag if status == "fail" else "",
+    }
 
 
 def eps_monotonicity(cells: list[dict], tol: float) -> dict:
@@ -28,8 +32,11 @@ def eps_monotonicity(cells: list[dict], tol: float) -> dict:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for c in cells:
         if c["bounded"]:
-            key = (c["attack"], c["steps"], tuple(sorted((k, v) for k, v in c["params"].items()
-                                                         if k != "alpha")))
+            key = (
+                c["attack"],
+                c["steps"],
+                tuple(sorted((k, v) for k, v in c["params"].items() if k != "alpha")),
+            )
             groups[key].append(c)
     details, violations = [], 0
     for key, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
@@ -39,13 +46,29 @@ def eps_monotonicity(cells: list[dict], tol: float) -> dict:
         accs = [m["accuracy"] for m in members]
         bad = [i for i in range(1, len(accs)) if accs[i] > accs[i - 1] + tol]
         violations += len(bad)
-        details.append({"attack": key[0], "steps": key[1], "eps": [m["eps"] for m in members],
-                        "accuracy": accs, "violations": len(bad)})
+        details.append(
+            {
+                "attack": key[0],
+                "steps": key[1],
+                "eps": [m["eps"] for m in members],
+                "accuracy": accs,
+                "violations": len(bad),
+            }
+        )
     if not details:
-        return _check("eps_monotonicity", "accuracy does not rise with eps",
-                      "not_applicable", "no attack was run at two or more eps values")
-    return _check("eps_monotonicity", "accuracy does not rise with eps",
-                  "fail" if violations else "pass", details, "accuracy rises with eps")
+        return _check(
+            "eps_monotonicity",
+            "accuracy does not rise with eps",
+            "not_applicable",
+            "no attack was run at two or more eps values",
+        )
+    return _check(
+        "eps_monotonicity",
+        "accuracy does not rise with eps",
+        "fail" if violations else "pass",
+        details,
+        "accuracy rises with eps",
+    )
 
 
 def iterative_vs_single_step(cells: list[dict], tol: float) -> dict:
@@ -53,8 +76,13 @@ def iterative_vs_single_step(cells: list[dict], tol: float) -> dict:
     by_eps: dict[float, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for c in cells:
         if c["bounded"] and c["norm"] == "linf":
-            kind = ("single" if c["attack"] in SINGLE_STEP or c["steps"] == 1 else
-                    "iterative" if c["attack"] in ITERATIVE else "")
+            kind = (
+                "single"
+                if c["attack"] in SINGLE_STEP or c["steps"] == 1
+                else "iterative"
+                if c["attack"] in ITERATIVE
+                else ""
+            )
             if kind:
                 by_eps[c["eps"]][kind].append(c["accuracy"])
     details, failed = [], False
@@ -63,13 +91,28 @@ def iterative_vs_single_step(cells: list[dict], tol: float) -> dict:
             best_iter, best_single = min(kinds["iterative"]), min(kinds["single"])
             ok = best_iter <= best_single + tol
             failed |= not ok
-            details.append({"eps": eps, "best_iterative_accuracy": best_iter,
-                            "best_single_step_accuracy": best_single, "ok": ok})
+            details.append(
+                {
+                    "eps": eps,
+                    "best_iterative_accuracy": best_iter,
+                    "best_single_step_accuracy": best_single,
+                    "ok": ok,
+                }
+            )
     if not details:
-        return _check("iterative_vs_single_step", "iterative attacks beat one step",
-                      "not_applicable", "no eps with both a single-step and an iterative attack")
-    return _check("iterative_vs_single_step", "iterative attacks beat one step",
-                  "fail" if failed else "pass", details, "possible gradient masking")
+        return _check(
+            "iterative_vs_single_step",
+            "iterative attacks beat one step",
+            "not_applicable",
+            "no eps with both a single-step and an iterative attack",
+        )
+    return _check(
+        "iterative_vs_single_step",
+        "iterative attacks beat one step",
+        "fail" if failed else "pass",
+        details,
+        "possible gradient masking",
+    )
 
 
 def large_eps(accuracy: float | None, defended: bool) -> dict:
@@ -79,8 +122,11 @@ def large_eps(accuracy: float | None, defended: bool) -> dict:
         return _check("large_eps_pgd", desc, "not_applicable", "not run")
     ok = accuracy <= LARGE_EPS_MAX_ACCURACY
     status = "pass" if ok else "fail"
-    flag = "attack too weak or gradient masking" if not defended else (
-        "robustness at 64/255: possible gradient masking")
+    flag = (
+        "attack too weak or gradient masking"
+        if not defended
+        else ("robustness at 64/255: possible gradient masking")
+    )
     return _check("large_eps_pgd", desc, status, {"eps": LARGE_EPS, "accuracy": accuracy}, flag)
 
 
@@ -96,35 +142,75 @@ def whitebox_vs_blackbox(cells: list[dict], tol: float) -> dict:
         if sides["white"] and sides["black"]:
             ok = min(sides["white"]) <= min(sides["black"]) + tol
             failed |= not ok
-            details.append({"norm": norm, "eps": eps, "best_white_box": min(sides["white"]),
-                            "best_black_box": min(sides["black"]), "ok": ok})
+            details.append(
+                {
+                    "norm": norm,
+                    "eps": eps,
+                    "best_white_box": min(sides["white"]),
+                    "best_black_box": min(sides["black"]),
+                    "ok": ok,
+                }
+            )
     if not details:
-        return _check("whitebox_vs_blackbox", "white-box at least as strong as black-box",
-                      "not_applicable", "no eps with both white-box and black-box attacks")
-    return _check("whitebox_vs_blackbox", "white-box at least as strong as black-box",
-                  "fail" if failed else "pass", details, "possible gradient masking")
+        return _check(
+            "whitebox_vs_blackbox",
+            "white-box at least as strong as black-box",
+            "not_applicable",
+            "no eps with both white-box and black-box attacks",
+        )
+    return _check(
+        "whitebox_vs_blackbox",
+        "white-box at least as strong as black-box",
+        "fail" if failed else "pass",
+        details,
+        "possible gradient masking",
+    )
 
 
 def noise_vs_attack(cells: list[dict], noise: dict[float, float], tol: float) -> dict:
     """Random noise of the same L-inf norm is weaker than the attacks."""
     details, failed = [], False
     for eps, noise_acc in sorted(noise.items()):
-        accs = [c["accuracy"] for c in cells
-                if c["bounded"] and c["norm"] == "linf" and abs(c["eps"] - eps) < 1e-12]
+        accs = [
+            c["accuracy"]
+            for c in cells
+            if c["bounded"] and c["norm"] == "linf" and abs(c["eps"] - eps) < 1e-12
+        ]
         if accs:
             ok = min(accs) <= noise_acc + tol
             failed |= not ok
-            details.append({"eps": eps, "noise_accuracy": noise_acc,
-                            "best_attack_accuracy": min(accs), "ok": ok})
+            details.append(
+                {
+                    "eps": eps,
+                    "noise_accuracy": noise_acc,
+                    "best_attack_accuracy": min(accs),
+                    "ok": ok,
+                }
+            )
     if not details:
-        return _check("noise_vs_attack", "attacks beat random noise of the same norm",
-                      "not_applicable", "no L-inf attack")
-    return _check("noise_vs_attack", "attacks beat random noise of the same norm",
-                  "fail" if failed else "pass", details, "attack weaker than random noise")
+        return _check(
+            "noise_vs_attack",
+            "attacks beat random noise of the same norm",
+            "not_applicable",
+            "no L-inf attack",
+        )
+    return _check(
+        "noise_vs_attack",
+        "attacks beat random noise of the same norm",
+        "fail" if failed else "pass",
+        details,
+        "attack weaker than random noise",
+    )
 
 
-def run_checks(cells: list[dict], noise: dict[float, float], large_eps_accuracy: float | None,
-               n: int, *, defended: bool = False) -> list[dict]:
+def run_checks(
+    cells: list[dict],
+    noise: dict[float, float],
+    large_eps_accuracy: float | None,
+    n: int,
+    *,
+    defended: bool = False,
+) -> list[dict]:
     """All checks for cells summarised as dicts with ``attack, eps, norm, bounded, knowledge,
     steps, params, accuracy``."""
     tol = 1.0 / max(n, 1)

@@ -219,3 +219,97 @@ def test_zoo_list_and_report(trained, tmp_path):
 def test_console_script_entry_point_is_declared():
     text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert 'bench = "benchmark.cli.main:main"' in text
+
+
+def test_evaluate_with_attacks_subset_and_params(trained, shared_data, isolated_dirs):
+    out = bench(
+        "evaluate",
+        "-d",
+        "breastmnist",
+        "-m",
+        "tiny_cnn",
+        "--data-dir",
+        shared_data,
+        "--attacks",
+        "fgsm,pgd",
+        "--eps",
+        "2/255,8/255",
+        "--attack-param",
+        "pgd.steps=3",
+        "--n-examples",
+        "24",
+        "--json",
+    )
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    cells = [a["cell_id"] for a in doc["attacks"]]
+    assert cells == [
+        "fgsm_eps2-255",
+        "pgd_eps2-255_steps3",
+        "fgsm_eps8-255",
+        "pgd_eps8-255_steps3",
+        "pgd_eps64-255_steps10",
+    ]
+    assert doc["data"]["n"] == 24 and len(doc["data"]["subset"]["indices"]) == 24
+    assert doc["attacks"][-1]["sanity_only"] is True
+    assert {w["eps_label"] for w in doc["worst_case"]} == {"2/255", "8/255"}
+    for block in doc["attacks"]:
+        assert block["perturbation"]["linf_max"] <= block["eps"] + 1e-5
+        assert block["metrics"]["robust_accuracy"]["n"] == 24
+    assert len(doc["sanity_checks"]) == 5
+    path = next((isolated_dirs / "results").rglob("*.json"))
+    assert path.parts[-3] == "custom"
+
+
+def test_evaluate_attack_errors_before_any_work(trained, shared_data, isolated_dirs):
+    line = one_error_line(
+        bench(
+            "evaluate",
+            "-d",
+            "breastmnist",
+            "-m",
+            "tiny_cnn",
+            "--data-dir",
+            shared_data,
+            "--attacks",
+            "pgdd",
+        )
+    )
+    assert "did you mean 'pgd'" in line
+    line = one_error_line(
+        bench(
+            "evaluate",
+            "-d",
+            "breastmnist",
+            "-m",
+            "tiny_cnn",
+            "--data-dir",
+            shared_data,
+            "--attacks",
+            "pgd",
+            "--attack-param",
+            "pgd.stepz=3",
+        )
+    )
+    assert "has no parameter" in line
+    line = one_error_line(
+        bench(
+            "evaluate",
+            "-d",
+            "breastmnist",
+            "-m",
+            "tiny_cnn",
+            "--data-dir",
+            shared_data,
+            "--attacks",
+            "apgd_dlr",
+        )
+    )
+    assert "at least 3 classes" in line
+    assert not (isolated_dirs / "results").exists()
+
+
+def test_list_presets():
+    out = bench("list", "presets")
+    names = [line.split()[0] for line in out.stdout.splitlines()]
+    assert {"quick", "medrdf", "xu2021", "nosign", "mdda"} <= set(names)

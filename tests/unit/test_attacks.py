@@ -1,0 +1,156 @@
+"""Attack internals: the no-sign step, agreement with torchattacks, checks, class counts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torchattacks
+
+from benchmark.attacks import AttackError, build_attack, check_adversarial
+from benchmark.attacks.base import Attack, AttackMeta
+from benchmark.attacks.gradient import iterative_linf, nosign_direction
+from benchmark.attacks.presets import PRESETS, AttackCell, eps_label, parse_eps, resolve_attacks
+from benchmark.errors import ConfigError, UnknownNameError
+from benchmark.models import build_model
+
+
+def test_nosign_direction_hand_computed():
+    g = torch.tensor([[[[3.0, -4.0]]], [[[0.0, 0.0]]]])
+    d = nosign_direction(g)
+    # ||g||_2 = 5, ||sign g||_2 = sqrt(2): the step is g * sqrt(2) / 5 (eq. 5).
+    assert torch.allclose(d[0], g[0] * math.sqrt(2) / 5)
+    assert torch.equal(d[1], torch.zeros_like(d[1]))
+    assert torch.isclose(d[0].norm(), g[0].sign().norm())
+
+
+def test_fgnm_step_has_the_l2_length_of_the_fgsm_step():
+    torch.manual_seed(0)
+    model = build_model("tiny_cnn", in_channels=1, num_classes=2, image_size=28).eval()
+    x = torch.full((4, 1, 28, 28), 0.5)  # far from 0 and 1: no range clipping
+    y = torch.tensor([0, 1, 0, 1])
+    eps = 1 / 255
+    fgsm = build_attack("fgsm", model, eps=eps)(x, y)
+    # Without the eps clip FGNM's L2 step equals FGSM's; with it, it can only be shorter.
+    fgnm = build_attack("fgnm", model, eps=eps)(x, y)
+    assert torch.all((fgnm - x).flatten(1).norm(dim=1) <= (fgsm - x).flatten(1).norm(dim=1) + 1e-6)
+    assert float((fgnm - x).abs().max()) <= eps + 1e-6
+
+
+def test_sign_engine_matches_torchattacks_bim():
+    torch.manual_seed(0)
+    model = build_model("tiny_cnn", in_channels=1, num_classes=3, image_size=28).eval()
+    x = torch.rand(6, 1, 28, 28)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    ours = iterative_linf(
+        model,
+        x,
+        y,
+        eps=4 / 255,
+        alpha=1 / 255,
+        steps=5,
+        random_start=False,
+        step_rule="sign",
+        multi_label=False,
+    )
+    theirs = torchattacks.BIM(model, eps=4 / 255, alpha=1 / 255, steps=5)(x, y)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+class _BrokenAttack(Attack):
+    meta = AttackMeta(description="test double that leaves the eps-ball")
+    name = "broken"
+
+    def perturb(self, x, y):
+        return (x + 2 * self.eps).clamp(0, 1)
+
+
+class _NaNAttack(_BrokenAttack):
+    def perturb(self, x, y):
+        return x * float("nan")
+
+
+def test_invalid_adversarial_batches_are_errors_not_numbers():
+    model = build_model("tiny_cnn", in_channels=1, num_classes=2, image_size=28)
+    x, y = torch.full((2, 1, 28, 28), 0.5), torch.tensor([0, 1])
+    with pytest.raises(AttackError, match="left the linf eps-ball"):
+        _BrokenAttack(model, eps=1 / 255)(x, y)
+    with pytest.raises(AttackError, match="non-finite"):
+        _NaNAttack(model, eps=1 / 255)(x, y)
+    with pytest.raises(AttackError, match="valid range"):
+        check_adversarial(x, x + 2, eps=10, norm="linf", bounded=True)
+    with pytest.raises(AttackError, match="must lie in"):
+        build_attack("fgsm", model, eps=1 / 255)(x * 3, y)
+
+
+def test_parameters_and_class_counts_are_checked_before_work():
+    binary = build_model("tiny_cnn", in_channels=1, num_classes=2, image_size=28)
+    with pytest.raises(ConfigError, match="has no parameter"):
+        build_attack("pgd", binary, eps=0.1, stepz=3)
+    with pytest.raises(AttackError, match="at least 3 classes"):
+        build_attack("apgd_dlr", binary, eps=0.1)
+    with pytest.raises(UnknownNameError, match="did you mean 'pgd'"):
+        build_attack("pgdd", binary, eps=0.1)
+
+
+@pytest.mark.parametrize(
+    ("classes", "expected"),
+    [
+        (2, ["apgd_ce", "fab", "square"]),
+        (3, ["apgd_ce", "apgd_dlr", "fab", "square"]),
+        (7, ["apgd_ce", "apgd_t", "fab_t", "square"]),
+    ],
+)
+def test_autoattack_runs_the_defined_subattacks_at_full_budget(classes, expected):
+    model = build_model("tiny_cnn", in_channels=1, num_classes=classes, image_size=28)
+    cfg = build_attack("autoattack", model, eps=8 / 255).config()
+    assert cfg["params"]["subattacks"] == expected
+    assert cfg["params"]["steps"] == 100 and cfg["params"]["n_queries"] == 5000
+
+
+def test_multilabel_models_get_bce_sign_attacks():
+    torch.manual_seed(0)
+    model = build_model(
+        "tiny_cnn", in_channels=1, num_classes=14, image_size=28, multi_label=True
+    ).eval()
+    x = torch.rand(4, 1, 28, 28)
+    y = (torch.rand(4, 14) > 0.7).float()
+    for name in ("fgsm", "bim", "pgd"):
+        attack = (
+            build_attack(name, model, eps=4 / 255, steps=2)
+            if name != "fgsm"
+            else (build_attack(name, model, eps=4 / 255))
+        )
+        x_adv = attack(x, y)
+        assert attack.config()["implementation"].startswith("medrobustbench")
+        assert attack.config()["params"]["loss"] == "bce"
+        assert float((x_adv - x).abs().max()) <= 4 / 255 + 1e-6
+    with pytest.raises(AttackError, match="multi-label"):
+        build_attack("cw", model, eps=0)
+
+
+def test_eps_parsing_and_labels():
+    assert parse_eps("8/255") == pytest.approx(8 / 255)
+    assert parse_eps("0.03") == 0.03
+    with pytest.raises(ConfigError, match="invalid eps"):
+        parse_eps("eight")
+    assert eps_label(8 / 255) == "8/255" and eps_label(0.5 / 255) == "0.5/255"
+    assert eps_label(0.03) == "0.03"
+    assert AttackCell.make("pgd", "8/255", steps=20).cell_id == "pgd_eps8-255_steps20"
+
+
+def test_presets_follow_the_papers():
+    medrdf = PRESETS.get("medrdf").cells
+    assert sorted(c.param_dict["steps"] for c in medrdf if c.attack == "bim") == [1, 2, 5, 7]
+    assert sorted(c.param_dict["steps"] for c in medrdf if c.attack == "pgd") == [7, 20, 100]
+    assert all(c.eps == pytest.approx(8 / 255) for c in medrdf if c.attack != "cw")
+    xu = {(round(c.eps * 255), c.param_dict["steps"]) for c in PRESETS.get("xu2021").cells}
+    assert xu == {(2, 1), (4, 4)}
+    nosign = PRESETS.get("nosign").cells
+    assert {c.attack for c in nosign} == {"fgsm", "fgnm", "bim", "binm", "pgd", "pgdnm"}
+    assert all(c.param_dict["steps"] == 10 for c in nosign if c.attack not in ("fgsm", "fgnm"))
+    suite, cells = resolve_attacks("fgsm,pgd", [2 / 255, 8 / 255])
+    assert suite == "custom" and len(cells) == 4
+    with pytest.raises(ConfigError, match="cannot be combined"):
+        resolve_attacks("medrdf", [2 / 255])

@@ -1,0 +1,87 @@
+"""Adversarial-example caching and resume of interrupted runs, through the public API."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.attacks.presets import AttackCell
+from benchmark.evaluation import EvaluationConfig, evaluate
+from benchmark.evaluation.cache import AdversarialCache
+
+CELLS = [
+    AttackCell.make("fgsm", "4/255"),
+    AttackCell.make("pgd", "4/255", steps=3),
+    AttackCell.make("fgnm", "4/255"),
+]
+
+
+def _config(**kw):
+    base = dict(
+        dataset="breastmnist",
+        arch="tiny_cnn",
+        attacks=list(CELLS),
+        suite="custom",
+        n_examples=40,
+        sanity_attack=False,
+    )
+    base.update(kw)
+    return EvaluationConfig(**base)
+
+
+def test_second_run_does_no_attack_work_and_gives_the_same_numbers(
+    tiny_models, shared_data, tmp_path
+):
+    cache = AdversarialCache(tmp_path / "cache")
+    doc1, _ = evaluate(_config(), data_dir=shared_data, zoo=tiny_models["zoo"], cache=cache)
+    assert doc1["timing"]["cache_misses"] == 3 and doc1["timing"]["cache_hits"] == 0
+    cache2 = AdversarialCache(tmp_path / "cache")
+    doc2, _ = evaluate(_config(), data_dir=shared_data, zoo=tiny_models["zoo"], cache=cache2)
+    assert doc2["timing"]["cache_hits"] == 3 and doc2["timing"]["cache_misses"] == 0
+    assert all(a["timing"]["cached"] for a in doc2["attacks"])
+    assert [a["metrics"] for a in doc1["attacks"]] == [a["metrics"] for a in doc2["attacks"]]
+    assert doc1["data"]["subset"]["indices"] == doc2["data"]["subset"]["indices"]
+    assert len(doc1["data"]["subset"]["indices"]) == 40
+
+
+def test_changed_config_misses_and_corrupt_file_is_recomputed(tiny_models, shared_data, tmp_path):
+    cache = AdversarialCache(tmp_path / "cache")
+    evaluate(_config(), data_dir=shared_data, zoo=tiny_models["zoo"], cache=cache)
+    files = sorted((tmp_path / "cache").rglob("*.pt"))
+    assert len(files) == 3
+    files[0].write_bytes(b"not a tensor file")
+    again = AdversarialCache(tmp_path / "cache")
+    doc, _ = evaluate(_config(seed=0), data_dir=shared_data, zoo=tiny_models["zoo"], cache=again)
+    assert doc["timing"]["cache_hits"] == 2 and doc["timing"]["cache_misses"] == 1
+    other = AdversarialCache(tmp_path / "cache")
+    evaluate(_config(n_examples=30), data_dir=shared_data, zoo=tiny_models["zoo"], cache=other)
+    assert other.hits == 0  # another subset is another key
+
+
+def test_interrupted_run_resumes_from_finished_cells(
+    tiny_models, shared_data, tmp_path, monkeypatch, isolated_dirs
+):
+    import benchmark.evaluation.runner as runner
+
+    real_run_cell = runner.run_cell
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_run_cell(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_cell", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(
+            _config(),
+            data_dir=shared_data,
+            zoo=tiny_models["zoo"],
+            cache=AdversarialCache(tmp_path / "cache"),
+        )
+    assert not list((isolated_dirs / "results").rglob("*.json"))  # nothing half-written
+    monkeypatch.setattr(runner, "run_cell", real_run_cell)
+    cache = AdversarialCache(tmp_path / "cache")
+    doc, path = evaluate(_config(), data_dir=shared_data, zoo=tiny_models["zoo"], cache=cache)
+    assert [a["timing"]["cached"] for a in doc["attacks"]] == [True, True, False]
+    assert path.is_file()
