@@ -84,7 +84,8 @@ def _hf_cache(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_models(shared_data, tmp_path_factory):
     """Tiny CNNs trained for 2 epochs on real BreastMNIST (2 classes) and RetinaMNIST
-    (5 classes), in a session zoo: victims for the attack tests."""
+    (5 classes), in a session zoo: victims (seed 0) and a surrogate (BreastMNIST, seed 1) for
+    the attack tests."""
     from benchmark.models.zoo import ModelZoo
     from benchmark.training import TrainConfig, train_model
 
@@ -98,5 +99,12 @@ def tiny_models(shared_data, tmp_path_factory):
             progress=False,
         )
         out[dataset] = zoo.load(entry.model_id)[0]
+    # A second BreastMNIST model (seed 1): the surrogate of transfer attacks.
+    train_model(
+        TrainConfig(dataset="breastmnist", arch="tiny_cnn", epochs=2, seed=1),
+        data_dir=shared_data,
+        zoo=zoo,
+        progress=False,
+    )
     out["zoo"] = zoo
     return out

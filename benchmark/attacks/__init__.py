@@ -1,6 +1,6 @@
 """Attacks: the ``ATTACKS`` registry, torchattacks wrappers and our own attacks."""
 
-from benchmark.attacks import gradient, torchattacks_attacks  # noqa: F401  (registers)
+from benchmark.attacks import gap, gradient, rays, torchattacks_attacks, transfer  # noqa: F401
 from benchmark.attacks.base import (
     ATTACKS,
     Attack,

@@ -59,6 +59,35 @@ class AttackMeta:
     min_classes: int = 2
 
 
+@dataclass(frozen=True)
+class AttackContext:
+    """What an attack may need beyond the victim: the data it may train on and where to cache.
+
+    Attacks that learn (GAP trains a generator on the training split) or use other models
+    (transfer attacks load a surrogate from the zoo) receive this through
+    :meth:`Attack.prepare` before the first batch. The test split is never part of it.
+
+    Attributes:
+        dataset: registered dataset id of the victim.
+        size: image size.
+        seed: the run's seed.
+        data_dir: data root (None: the loader's default).
+        zoo_root: model-zoo folder (None: the default zoo).
+        cache_root: folder for learned attack state (e.g. GAP generators).
+        model_sha256: checksum of the victim checkpoint (keys cached state).
+        progress: show progress bars.
+    """
+
+    dataset: str
+    size: int
+    seed: int = 0
+    data_dir: Any = None
+    zoo_root: Any = None
+    cache_root: Any = None
+    model_sha256: str = ""
+    progress: bool | None = None
+
+
 class Attack:
     """Base class of every attack (template method).
 
@@ -90,6 +119,11 @@ class Attack:
         self.eps = float(eps)
         self.seed = int(seed)
         self.params: dict[str, Any] = {**self.defaults, **params}
+        #: Norm and boundedness the output is checked against (a transfer attack takes its
+        #: base attack's).
+        self.norm: str = self.meta.norm
+        self.bounded: bool = self.meta.bounded
+        self.prepared = False
         num_classes = int(getattr(model, "num_classes", 0))
         if num_classes and num_classes < self.meta.min_classes:
             raise AttackError(
@@ -102,6 +136,16 @@ class Attack:
 
     def setup(self) -> None:
         """Hook for subclasses: build helpers once (e.g. the torchattacks object)."""
+
+    def validate(self, context: AttackContext) -> None:
+        """Cheap check that :meth:`prepare` can succeed (e.g. a surrogate exists); the runner
+        calls it for every attack before any work."""
+
+    def prepare(self, context: AttackContext) -> None:
+        """Hook for attacks that need data or other models before attacking (GAP, transfer).
+
+        The runner calls it once, before the first batch that is not already cached.
+        """
 
     # -- the template method ------------------------------------------------------------------
     def __call__(self, x: Tensor, y: Tensor, *, seed: int | None = None) -> Tensor:
@@ -129,7 +173,7 @@ class Attack:
         finally:
             model.train(was_training)
         check_adversarial(
-            x, x_adv, eps=self.eps, norm=self.meta.norm, bounded=self.meta.bounded, name=self.name
+            x, x_adv, eps=self.eps, norm=self.norm, bounded=self.bounded, name=self.name
         )
         return x_adv
 
@@ -143,7 +187,7 @@ class Attack:
         return {
             "name": self.name,
             "eps": self.eps,
-            "norm": self.meta.norm,
+            "norm": self.norm,
             "seed": self.seed,
             "params": dict(sorted(self.params.items())),
             "implementation": self.implementation(),

@@ -18,7 +18,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.attacks.base import ATTACKS, Attack, build_attack, perturbation_norms
+from benchmark.attacks.base import (
+    ATTACKS,
+    Attack,
+    AttackContext,
+    build_attack,
+    perturbation_norms,
+)
 from benchmark.attacks.presets import AttackCell, eps_label
 from benchmark.datasets.base import ImageSplit
 from benchmark.evaluation.cache import AdversarialCache, cache_key, indices_digest
@@ -43,14 +49,13 @@ class CellRun:
 
     def summary(self) -> dict[str, Any]:
         """The fields the sanity checks need."""
-        meta = self.attack.meta
         return {
             "cell_id": self.cell.cell_id,
             "attack": self.cell.attack,
             "eps": self.cell.eps,
-            "norm": meta.norm,
-            "bounded": meta.bounded,
-            "knowledge": meta.knowledge,
+            "norm": self.attack.norm,
+            "bounded": self.attack.bounded,
+            "knowledge": self.attack.meta.knowledge,
             "steps": int(self.attack.params.get("steps", 1)),
             "params": {k: v for k, v in self.cell.params if k != "steps"},
             "robust": self.pred.predicted == self.pred.labels
@@ -80,9 +85,14 @@ def run_cell(
     seed: int,
     batch_size: int,
     cache: AdversarialCache,
+    context: AttackContext | None = None,
     progress: bool | None = None,
 ) -> CellRun:
-    """Attack every sample of ``split`` (or load the cached result) and score it."""
+    """Attack every sample of ``split`` (or load the cached result) and score it.
+
+    ``context`` is handed to :meth:`Attack.prepare` on a cache miss only, so a cached GAP or
+    transfer cell costs no generator training and no surrogate loading.
+    """
     key = cache_key(
         model=model_sha256,
         data=split.sha256,
@@ -96,6 +106,9 @@ def run_cell(
     x_adv = cache.load(key, shape)
     cached = x_adv is not None
     if x_adv is None:
+        if not attack.prepared and context is not None:
+            attack.prepare(context)
+            attack.prepared = True
         show = sys.stderr.isatty() if progress is None else progress
         chunks = []
         device = model.device
@@ -143,9 +156,9 @@ def cell_block(run: CellRun, clean: Predictions) -> dict[str, Any]:
         "cell_id": run.cell.cell_id,
         "attack": run.cell.attack,
         "eps": run.cell.eps,
-        "eps_label": eps_label(run.cell.eps) if meta.bounded else "unbounded",
-        "norm": meta.norm,
-        "bounded": meta.bounded,
+        "eps_label": eps_label(run.cell.eps) if run.attack.bounded else "unbounded",
+        "norm": run.attack.norm,
+        "bounded": run.attack.bounded,
         "knowledge": meta.knowledge,
         "reference": meta.reference,
         "config": run.attack.config(),

@@ -20,6 +20,7 @@ import torch
 
 import benchmark
 from benchmark import paths
+from benchmark.attacks.base import AttackContext
 from benchmark.attacks.presets import AttackCell, eps_label
 from benchmark.datasets.base import DATASETS, load_split
 from benchmark.device import pick_device, seed_everything
@@ -178,6 +179,18 @@ def evaluate(
     if cells and config.sanity_attack:
         cells.append(AttackCell.make("pgd", LARGE_EPS, steps=10))
     attacks = build_cells(model, cells, config.seed)  # bad parameters fail before any work
+    context = AttackContext(
+        dataset=config.dataset,
+        size=size,
+        seed=config.seed,
+        data_dir=data_dir,
+        zoo_root=zoo.root,
+        cache_root=cache.root,
+        model_sha256=model_sha,
+        progress=progress,
+    )
+    for attack in attacks:
+        attack.validate(context)  # e.g. a missing transfer surrogate, before any work
     seed_everything(config.seed)
     start = time.perf_counter()
     clean = predict(model, split, batch_size=config.batch_size, seed=config.seed)
@@ -195,6 +208,7 @@ def evaluate(
             seed=config.seed,
             batch_size=config.batch_size,
             cache=cache,
+            context=context,
             progress=progress,
         )
         block = cell_block(run, clean)
@@ -208,9 +222,7 @@ def evaluate(
         doc_attacks.append(block)
     worst = _worst_cases(clean, runs)
     noise = {}
-    for eps in sorted(
-        {r.cell.eps for r in runs if r.attack.meta.norm == "linf" and r.attack.meta.bounded}
-    ):
+    for eps in sorted({r.cell.eps for r in runs if r.attack.norm == "linf" and r.attack.bounded}):
         noise_pred = random_noise_predictions(
             model, split, eps, seed=config.seed, batch_size=config.batch_size
         )
@@ -296,8 +308,8 @@ def _worst_cases(clean, runs) -> list[dict[str, Any]]:
     """Per threat model (norm, eps): accuracy on images robust to every attack run there."""
     groups: dict[tuple[str, float], list] = {}
     for r in runs:
-        if r.attack.meta.bounded:
-            groups.setdefault((r.attack.meta.norm, r.cell.eps), []).append(r)
+        if r.attack.bounded:
+            groups.setdefault((r.attack.norm, r.cell.eps), []).append(r)
     out = []
     for (norm, eps), members in sorted(groups.items()):
         wc = worst_case_accuracy(clean, [m.pred for m in members])

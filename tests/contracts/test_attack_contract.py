@@ -8,11 +8,25 @@ import pytest
 import torch
 
 from benchmark.attacks import ATTACKS, build_attack, perturbation_norms
+from benchmark.attacks.base import AttackContext
 from benchmark.datasets import load_split
 
 EPS = 8 / 255
-#: Small budgets so every attack runs in seconds on the CPU.
-FAST = {"steps": 3, "n_queries": 10, "nb_iter": 2, "nb_sample": 8}
+#: Small budgets so every attack runs in seconds on the CPU (transfer: the seed-1 tiny model
+#: is the surrogate; GAP: one epoch of generator training on the real training split).
+FAST = {
+    "steps": 3,
+    "n_queries": 10,
+    "nb_iter": 2,
+    "nb_sample": 8,
+    "epochs": 1,
+    "batch_size": 64,
+    "width": 8,
+    "query_limit": 20,
+    "surrogate": "tiny_cnn",
+    "surrogate_seed": 1,
+    "base_params": '{"steps": 3}',
+}
 
 
 def fast_params(name: str) -> dict:
@@ -34,11 +48,29 @@ def _victim(name, tiny_models, batches):
     return tiny_models[dataset], *batches[dataset]
 
 
+def _build(name, model, seed, tiny_models, shared_data, cache_root):
+    """Build and prepare an attack as the runner does (GAP trains, transfer loads)."""
+    attack = build_attack(name, model, eps=EPS, seed=seed, **fast_params(name))
+    dataset = "retinamnist" if model.num_classes == 5 else "breastmnist"
+    ctx = AttackContext(
+        dataset=dataset,
+        size=28,
+        seed=0,
+        data_dir=shared_data,
+        zoo_root=tiny_models["zoo"].root,
+        cache_root=cache_root,
+        progress=False,
+    )
+    attack.validate(ctx)
+    attack.prepare(ctx)
+    return attack
+
+
 @pytest.mark.parametrize("name", ATTACKS.list())
-def test_attack_contract(name, tiny_models, batches):
+def test_attack_contract(name, tiny_models, batches, shared_data, tmp_path):
     model, x, y = _victim(name, tiny_models, batches)
     model.train()  # the attack must evaluate in eval mode and restore the caller's mode
-    attack = build_attack(name, model, eps=EPS, seed=3, **fast_params(name))
+    attack = _build(name, model, 3, tiny_models, shared_data, tmp_path)
     x_adv = attack(x, y)
     assert model.training
     assert x_adv.shape == x.shape and x_adv.dtype == torch.float32
@@ -48,7 +80,7 @@ def test_attack_contract(name, tiny_models, batches):
         norms = perturbation_norms(x, x_adv)[attack.meta.norm]
         assert float(norms.max()) <= EPS + 1e-5
     # Determinism under a seed.
-    again = build_attack(name, model, eps=EPS, seed=3, **fast_params(name))(x, y)
+    again = _build(name, model, 3, tiny_models, shared_data, tmp_path)(x, y)
     assert torch.equal(x_adv, again)
     # Robust accuracy never exceeds clean accuracy.
     model.eval()

@@ -1,0 +1,92 @@
+"""Transfer attacks: craft on a surrogate model, evaluate on the victim (MDDA Sec. 4.3).
+
+``transfer`` runs any registered attack (``base_attack`` with ``base_params``, a JSON object)
+against a surrogate architecture trained on the same dataset, size and seed (loaded from the
+model zoo in :meth:`prepare`), and hands the resulting images to the victim. The victim's
+gradients and outputs are never used, so a white-box attack on the victim should be at least
+as strong; the sanity checks compare the two.
+"""
+
+from __future__ import annotations
+
+import json
+
+from torch import Tensor
+
+from benchmark.attacks.base import (
+    ATTACKS,
+    Attack,
+    AttackContext,
+    AttackError,
+    AttackMeta,
+    register_attack,
+)
+
+
+@register_attack(
+    "transfer",
+    AttackMeta(
+        description="Transfer attack: craft with base_attack on a surrogate zoo model (MDDA 4.3)",
+        knowledge="transfer",
+        reference="mdda_wang2023.md Sec. 4.3",
+        multi_label=True,
+    ),
+)
+class TransferAttack(Attack):
+    """Black-box transfer from a surrogate; needs :meth:`prepare` to load the surrogate."""
+
+    defaults = {
+        "surrogate": "resnet50",
+        "surrogate_seed": None,
+        "base_attack": "pgd",
+        "base_params": "{}",
+    }
+
+    def setup(self) -> None:
+        base = self.params["base_attack"]
+        if base == "transfer":
+            raise AttackError("transfer: base_attack cannot be 'transfer'")
+        meta = ATTACKS.get(base).meta
+        try:
+            self.base_params = json.loads(self.params["base_params"] or "{}")
+        except json.JSONDecodeError as exc:
+            raise AttackError(f"transfer: base_params must be a JSON object ({exc})") from exc
+        self.norm, self.bounded = meta.norm, meta.bounded
+        self.inner: Attack | None = None
+
+    def _surrogate_id(self, context: AttackContext) -> str:
+        from benchmark.models.zoo import model_id
+
+        seed = self.params["surrogate_seed"]
+        return model_id(
+            self.params["surrogate"],
+            context.dataset,
+            context.size,
+            context.seed if seed is None else int(seed),
+        )
+
+    def validate(self, context: AttackContext) -> None:
+        """Refuse a missing surrogate before any work."""
+        from benchmark.models.zoo import ModelZoo
+
+        ModelZoo(context.zoo_root).entry(self._surrogate_id(context))
+
+    def prepare(self, context: AttackContext) -> None:
+        """Load the surrogate from the zoo and build the base attack against it."""
+        from benchmark.models.zoo import ModelZoo
+
+        mid = self._surrogate_id(context)
+        surrogate, _ = ModelZoo(context.zoo_root).load(
+            mid,
+            device=next(self.model.parameters()).device,
+            expect={"dataset": context.dataset, "image_size": context.size},
+        )
+        self.surrogate_id = mid
+        self.inner = ATTACKS.get(self.params["base_attack"])(
+            surrogate, eps=self.eps, seed=self.seed, **self.base_params
+        )
+
+    def perturb(self, x: Tensor, y: Tensor) -> Tensor:
+        if self.inner is None:
+            raise AttackError("transfer needs its surrogate: run it through `bench evaluate`")
+        return self.inner(x, y)

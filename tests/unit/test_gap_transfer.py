@@ -1,0 +1,102 @@
+"""GAP (Xu et al. Sec. 4.2.2) and transfer attacks: pieces on hand-made tensors, and the
+runner path that trains on the training split and loads surrogates from the zoo."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmark.attacks import AttackError, build_attack
+from benchmark.attacks.base import AttackContext
+from benchmark.attacks.gap import UNetGenerator, gap_loss, scale_perturbation, unet_depth
+from benchmark.attacks.presets import AttackCell
+from benchmark.errors import CheckpointError
+from benchmark.evaluation import EvaluationConfig, evaluate
+from benchmark.evaluation.cache import AdversarialCache
+
+
+def test_scaling_is_min_one_eps_over_linf_norm():
+    u = torch.tensor([[[[0.5, -0.25]]], [[[0.01, 0.02]]]])
+    out = scale_perturbation(u, eps=0.1)
+    # Image 0: ||u||_inf = 0.5 > eps -> scaled by 0.2; image 1: 0.02 <= eps -> unchanged.
+    assert torch.allclose(out[0], u[0] * 0.2)
+    assert torch.equal(out[1], u[1])
+    assert float(out.abs().amax()) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(("size", "depth"), [(28, 2), (64, 3), (128, 4), (224, 4)])
+def test_unet_depth_and_shapes(size, depth):
+    assert unet_depth(size) == depth
+    gen = UNetGenerator(3, width=4, depth=depth)
+    with torch.no_grad():
+        out = gen(torch.rand(2, 3, size, size))
+    assert out.shape == (2, 3, size, size) and float(out.abs().max()) <= 1.0
+
+
+def test_eq4_loss_is_the_mean_true_class_log_probability():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    y = torch.tensor([0, 0])
+    expected = torch.log_softmax(logits, 1)[torch.arange(2), y].mean()
+    assert torch.isclose(gap_loss(logits, y, logits, "true_class", False), expected)
+    # The authors' code: CE towards the least-likely clean class (class 1, then class 0).
+    ll = gap_loss(logits, y, logits, "least_likely", False)
+    assert torch.isclose(ll, torch.nn.functional.cross_entropy(logits, torch.tensor([1, 0])))
+
+
+def test_gap_without_training_is_refused(tiny_models):
+    gap = build_attack("gap", tiny_models["breastmnist"], eps=7 / 255)
+    with pytest.raises(AttackError, match="needs a trained generator"):
+        gap(torch.rand(2, 1, 28, 28), torch.tensor([0, 1]))
+    with pytest.raises(AttackError, match="loss must be"):
+        build_attack("gap", tiny_models["breastmnist"], eps=7 / 255, loss="other")
+
+
+def test_gap_through_the_runner_trains_once_and_is_cached(tiny_models, shared_data, tmp_path):
+    cell = AttackCell.make("gap", "11/255", epochs=1, width=8)
+    config = EvaluationConfig(
+        dataset="breastmnist", arch="tiny_cnn", attacks=[cell], suite="custom", sanity_attack=False
+    )
+    cache = AdversarialCache(tmp_path / "cache")
+    doc, _ = evaluate(config, data_dir=shared_data, zoo=tiny_models["zoo"], cache=cache)
+    block = doc["attacks"][0]
+    assert block["perturbation"]["linf_max"] <= 11 / 255 + 1e-6
+    assert block["metrics"]["robust_accuracy"]["n"] == 156  # the whole test split
+    assert len(list((tmp_path / "cache" / "gap").glob("*.pt"))) == 1
+    doc2, _ = evaluate(
+        config,
+        data_dir=shared_data,
+        zoo=tiny_models["zoo"],
+        cache=AdversarialCache(tmp_path / "cache"),
+    )
+    assert doc2["attacks"][0]["timing"]["cached"]
+    assert doc2["attacks"][0]["metrics"] == block["metrics"]
+
+
+def test_transfer_equals_the_base_attack_on_the_surrogate(tiny_models, shared_data):
+    victim = tiny_models["breastmnist"]
+    surrogate, _ = tiny_models["zoo"].load("tiny_cnn_breastmnist_28px_s1")
+    x, y = torch.rand(6, 1, 28, 28), torch.tensor([0, 1, 0, 1, 1, 0])
+    transfer = build_attack(
+        "transfer",
+        victim,
+        eps=4 / 255,
+        surrogate="tiny_cnn",
+        surrogate_seed=1,
+        base_attack="bim",
+        base_params='{"steps": 2}',
+    )
+    ctx = AttackContext(dataset="breastmnist", size=28, zoo_root=tiny_models["zoo"].root)
+    transfer.validate(ctx)
+    transfer.prepare(ctx)
+    direct = build_attack("bim", surrogate, eps=4 / 255, steps=2)(x, y)
+    assert torch.equal(transfer(x, y), direct)
+    assert transfer.config()["norm"] == "linf"
+
+
+def test_missing_surrogate_is_refused_before_any_work(tiny_models):
+    transfer = build_attack(
+        "transfer", tiny_models["breastmnist"], eps=4 / 255, surrogate="resnet50"
+    )
+    ctx = AttackContext(dataset="breastmnist", size=28, zoo_root=tiny_models["zoo"].root)
+    with pytest.raises(CheckpointError, match=r"resnet50_breastmnist_28px_s0.*not found"):
+        transfer.validate(ctx)
