@@ -364,3 +364,24 @@ def zoo_report_cmd(
     cmd = "bench zoo report" + (f" --pattern '{pattern}'" if pattern != "*" else "")
     atomic_write_bytes(out, render_zoo_markdown(entries, command=cmd).encode())
     typer.echo(f"wrote {out} ({len(entries)} models)")
+
+
+report_app = typer.Typer(help="Render Markdown reports from results files.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("attacks")
+def report_attacks_cmd(
+    results: list[Path] = typer.Argument(..., help="Results JSON files (validated first)."),
+    out: Path = typer.Option(..., help="Markdown file to write."),
+    title: str = typer.Option("Attack results", help="Page title."),
+) -> None:
+    """Write Markdown tables of attack results (robust accuracy, fooling ratio, norms, checks)."""
+    from benchmark.results import read_result
+    from benchmark.results.io import atomic_write_bytes
+    from benchmark.results.report import render_attack_report
+
+    docs = [(str(p), read_result(p)) for p in results]
+    text = render_attack_report(docs, title=title)
+    atomic_write_bytes(out, text.encode())
+    typer.echo(f"wrote {out} ({len(docs)} results)")

@@ -259,6 +259,13 @@ def test_evaluate_with_attacks_subset_and_params(trained, shared_data, isolated_
     assert len(doc["sanity_checks"]) == 5
     path = next((isolated_dirs / "results").rglob("*.json"))
     assert path.parts[-3] == "custom"
+    report = isolated_dirs / "attacks.md"
+    out = bench("report", "attacks", path, "--out", report)
+    assert out.exit_code == 0, out.output
+    text = report.read_text()
+    first = doc["attacks"][0]["metrics"]["robust_accuracy"]
+    assert f"{100 * first['value']:.1f} [{100 * first['ci95'][0]:.1f}" in text
+    assert "seeded random subset of 24 of the 156" in text and path.name in text
 
 
 def test_evaluate_attack_errors_before_any_work(trained, shared_data, isolated_dirs):
