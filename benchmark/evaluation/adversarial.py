@@ -19,7 +19,6 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmark.attacks.base import (
-    ATTACKS,
     Attack,
     AttackContext,
     build_attack,
@@ -58,9 +57,6 @@ class CellRun:
             "knowledge": self.attack.meta.knowledge,
             "steps": int(self.attack.params.get("steps", 1)),
             "params": {k: v for k, v in self.cell.params if k != "steps"},
-            "robust": self.pred.predicted == self.pred.labels
-            if not self.pred.multi_label
-            else None,
         }
 
 
@@ -178,8 +174,3 @@ def random_noise_predictions(
     return predict_images(
         model, (x + eps * signs).clamp_(0, 1), split, batch_size=batch_size, seed=seed
     )
-
-
-def is_registered(name: str) -> bool:
-    """Whether ``name`` is a registered attack (for planners)."""
-    return name in ATTACKS
