@@ -41,13 +41,19 @@ def render_zoo_markdown(entries: list[ZooEntry], *, command: str = "bench zoo re
             f"{minutes:.1f} min | {c['environment']['device']} "
             f"({c['environment']['num_threads']} threads) | `{c['checkpoint']['sha256'][:16]}` |"
         )
-    lines += ["", "## Recipes", ""]
+    lines += ["", "## Recipes and how to reproduce", ""]
     for e in sorted(entries, key=lambda x: x.model_id):
-        r = e.card["recipe"]
+        c, r = e.card, e.card["recipe"]
+        git = c["git"]
+        commit = str(git["commit"])[:10] + (
+            " with uncommitted local changes" if git["dirty"] else ""
+        )
         lines.append(
             f"- `{e.model_id}`: {r['optimizer']} lr {r['lr']}, batch {r['batch_size']}, "
             f"{r['epochs']} epochs, lr x{r['gamma']} at epochs {r['milestones_epochs']}, "
-            f"{r['loss']}, seed {r['seed']}, torch {e.card['environment']['torch']}, "
-            f"trained {e.card['created_at']} at commit {str(e.card['git']['commit'])[:10]}."
+            f"{r['loss']}, seed {r['seed']}, torch {c['environment']['torch']}, "
+            f"trained {c['created_at']} at commit {commit}. Reproduce: `bench train --dataset "
+            f"{c['dataset']} --arch {c['arch']} --size {c['image_size']} --epochs {r['epochs']} "
+            f"--seed {r['seed']}` (bit-identical on CPU with the same torch build and thread count)."
         )
     return "\n".join(lines) + "\n"
