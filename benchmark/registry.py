@@ -131,12 +131,12 @@ class Registry(Generic[T]):
             raise UnknownNameError(self._unknown_message(name)) from None
 
     def _unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.6)
-        if close:
-            hint = "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
-        else:
-            hint = f"run `bench list {self.kind}s` to see the {len(self._entries)} available"
-        return f"unknown {self.kind} '{name}'; {hint}"
+        return unknown_name_message(
+            self.kind,
+            name,
+            list(self._entries),
+            f"run `bench list {self.kind}s` to see the {len(self._entries)} available",
+        )
 
     def list(self, pattern: str = "*") -> list[str]:
         """Return the sorted names matching the fnmatch ``pattern`` (``'resnet*'``)."""
@@ -187,6 +187,17 @@ class Registry(Generic[T]):
             if hasattr(obj, "meta") and ep.name not in self._entries:
                 self._add(ep.name, obj, None)
             logger.debug("loaded %s plugin %s from %s", self.kind, ep.name, ep.value)
+
+
+def unknown_name_message(what: str, name: str, candidates: list[str], fallback: str) -> str:
+    """``unknown <what> '<name>'; did you mean ...?`` (or ``fallback`` without close matches).
+
+    The one wording of unknown-name errors, used by registries and by lookups that span
+    several registries (``bench info``, ``--attacks``).
+    """
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    hint = ("did you mean " + " or ".join(f"'{c}'" for c in close) + "?") if close else fallback
+    return f"unknown {what} '{name}'; {hint}"
 
 
 def _describe(obj: Any) -> str:

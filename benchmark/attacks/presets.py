@@ -194,15 +194,15 @@ def resolve_attacks(spec: str, eps: list[float] | None = None) -> tuple[str, lis
         raise ConfigError("--attacks is empty; give a preset or a list such as fgsm,pgd")
     for n in names:
         if n not in ATTACKS:
-            import difflib
-
             from benchmark.errors import UnknownNameError
+            from benchmark.registry import unknown_name_message
 
-            close = difflib.get_close_matches(n, ATTACKS.list() + PRESETS.list(), n=3)
-            hint = (
-                ("did you mean " + " or ".join(f"'{c}'" for c in close) + "?")
-                if close
-                else ("run `bench list attacks` and `bench list presets`")
+            raise UnknownNameError(
+                unknown_name_message(
+                    "attack or preset",
+                    n,
+                    ATTACKS.list() + PRESETS.list(),
+                    "run `bench list attacks` and `bench list presets`",
+                )
             )
-            raise UnknownNameError(f"unknown attack or preset '{n}'; {hint}")
     return "custom", [AttackCell.make(n, e) for e in (eps or [8 / 255]) for n in names]

@@ -11,7 +11,7 @@ import typer
 
 from benchmark.cli.app import app
 from benchmark.errors import ConfigError, UnknownNameError
-from benchmark.registry import ALL_REGISTRIES, first_doc_line
+from benchmark.registry import ALL_REGISTRIES, first_doc_line, unknown_name_message
 
 KINDS = ("datasets", "models", "attacks", "presets", "corruptions", "defenses", "metrics")
 
@@ -72,17 +72,12 @@ def info_cmd(
     _load_components()
     found = [(kind, reg.get(name)) for kind, reg in ALL_REGISTRIES.items() if name in reg]
     if not found:
-        # Reuse the registry's close-match message across every kind.
         names = sorted({n for reg in ALL_REGISTRIES.values() for n in reg.list()})
-        import difflib
-
-        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-        hint = (
-            ("did you mean " + " or ".join(f"'{c}'" for c in close) + "?")
-            if close
-            else ("run `bench list <kind>` to see what is registered")
+        raise UnknownNameError(
+            unknown_name_message(
+                "name", name, names, "run `bench list <kind>` to see what is registered"
+            )
         )
-        raise UnknownNameError(f"unknown name '{name}'; {hint}")
     out = {kind: _meta_dict(obj) for kind, obj in found}
     if as_json:
         typer.echo(json.dumps(out, indent=2, default=str))

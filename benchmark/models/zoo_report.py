@@ -54,6 +54,7 @@ def render_zoo_markdown(entries: list[ZooEntry], *, command: str = "bench zoo re
             f"{r['loss']}, seed {r['seed']}, torch {c['environment']['torch']}, "
             f"trained {c['created_at']} at commit {commit}. Reproduce: `bench train --dataset "
             f"{c['dataset']} --arch {c['arch']} --size {c['image_size']} --epochs {r['epochs']} "
-            f"--seed {r['seed']}` (bit-identical on CPU with the same torch build and thread count)."
+            f"--seed {r['seed']}` (bit-identical on CPU with the same torch build and "
+            "thread count)."
         )
     return "\n".join(lines) + "\n"
