@@ -105,6 +105,8 @@ class Attack:
     meta: ClassVar[AttackMeta]
     defaults: ClassVar[dict[str, Any]] = {}
     name: ClassVar[str] = ""
+    #: Default step size is ``alpha_factor * eps / steps`` when ``alpha`` is left unset.
+    alpha_factor: ClassVar[float] = 1.0
 
     def __init__(self, model: nn.Module, *, eps: float, seed: int = 0, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -181,15 +183,27 @@ class Attack:
         """Return the adversarial batch; the base class handles mode, seeding and checks."""
         raise NotImplementedError
 
+    def step_size(self) -> float:
+        """``alpha`` if set, else ``alpha_factor * eps / steps`` (the default of every
+        iterative attack; the papers mostly leave it unstated, so it is always recorded)."""
+        alpha = self.params.get("alpha")
+        if alpha is not None:
+            return float(alpha)
+        return self.alpha_factor * self.eps / int(self.params.get("steps", 1))
+
     # -- description --------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
-        """The fully resolved configuration (name, eps, norm, seed, every parameter)."""
+        """The fully resolved configuration (name, eps, norm, seed, every parameter; an unset
+        ``alpha`` is replaced by the step size actually used)."""
+        params = dict(sorted(self.params.items()))
+        if "alpha" in params and params["alpha"] is None:
+            params["alpha"] = self.step_size()
         return {
             "name": self.name,
             "eps": self.eps,
             "norm": self.norm,
             "seed": self.seed,
-            "params": dict(sorted(self.params.items())),
+            "params": params,
             "implementation": self.implementation(),
         }
 

@@ -86,15 +86,12 @@ class _IterativeAttack(Attack):
 
     def perturb(self, x: Tensor, y: Tensor) -> Tensor:
         steps = 1 if self.single_step else int(self.params["steps"])
-        alpha = self.eps if self.single_step else self.params.get("alpha")
-        if alpha is None:
-            alpha = self.eps / steps
         return iterative_linf(
             self.model,
             x,
             y,
             eps=self.eps,
-            alpha=float(alpha),
+            alpha=self.eps if self.single_step else self.step_size(),
             steps=steps,
             random_start=self.random_start and bool(self.params.get("random_start", True)),
             step_rule=self.step_rule,
@@ -103,8 +100,6 @@ class _IterativeAttack(Attack):
 
     def config(self) -> dict:
         cfg = super().config()
-        if not self.single_step and cfg["params"].get("alpha") is None:
-            cfg["params"]["alpha"] = self.eps / int(self.params["steps"])
         cfg["params"]["loss"] = self.loss_name()
         return cfg
 

@@ -42,14 +42,8 @@ class TorchAttacksAttack(Attack):
     def implementation(self) -> str:
         return f"torchattacks.{self.ta_class} {torchattacks.__version__}"
 
-    def _alpha(self, factor: float = 1.0) -> float:
-        alpha = self.params.get("alpha")
-        return float(alpha) if alpha is not None else factor * self.eps / int(self.params["steps"])
-
     def config(self) -> dict[str, Any]:
         cfg = super().config()
-        if "alpha" in cfg["params"] and cfg["params"]["alpha"] is None:
-            cfg["params"]["alpha"] = self._alpha(getattr(self, "alpha_factor", 1.0))
         cfg["params"]["loss"] = self.loss_name()
         return cfg
 
@@ -58,7 +52,6 @@ class _SignFamily(TorchAttacksAttack):
     """FGSM / BIM / PGD: torchattacks for single-label models, our BCE engine for multi-label."""
 
     random_start = False
-    alpha_factor = 1.0
 
     def _multi_label(self) -> bool:
         return bool(getattr(self.model, "multi_label", False))
@@ -67,7 +60,7 @@ class _SignFamily(TorchAttacksAttack):
         if not self._multi_label():
             return self.build()(x, y)
         steps = int(self.params.get("steps", 1))
-        alpha = self.eps if self.ta_class == "FGSM" else self._alpha(self.alpha_factor)
+        alpha = self.eps if self.ta_class == "FGSM" else self.step_size()
         return iterative_linf(
             self.model,
             x,
@@ -121,7 +114,7 @@ class BIMAttack(_SignFamily):
 
     def build(self):
         return torchattacks.BIM(
-            self.model, eps=self.eps, alpha=self._alpha(), steps=int(self.params["steps"])
+            self.model, eps=self.eps, alpha=self.step_size(), steps=int(self.params["steps"])
         )
 
 
@@ -146,7 +139,7 @@ class PGDAttack(_SignFamily):
         return torchattacks.PGD(
             self.model,
             eps=self.eps,
-            alpha=self._alpha(2.5),
+            alpha=self.step_size(),
             steps=int(self.params["steps"]),
             random_start=bool(self.params["random_start"]),
         )
@@ -172,7 +165,7 @@ class PGDL2Attack(TorchAttacksAttack):
         return torchattacks.PGDL2(
             self.model,
             eps=self.eps,
-            alpha=self._alpha(2.5),
+            alpha=self.step_size(),
             steps=int(self.params["steps"]),
             random_start=bool(self.params["random_start"]),
         )
@@ -196,7 +189,7 @@ class MIFGSMAttack(TorchAttacksAttack):
         return torchattacks.MIFGSM(
             self.model,
             eps=self.eps,
-            alpha=self._alpha(),
+            alpha=self.step_size(),
             steps=int(self.params["steps"]),
             decay=float(self.params["decay"]),
         )
@@ -228,7 +221,7 @@ class DIFGSMAttack(TorchAttacksAttack):
         return torchattacks.DIFGSM(
             self.model,
             eps=self.eps,
-            alpha=self._alpha(),
+            alpha=self.step_size(),
             steps=int(p["steps"]),
             decay=float(p["decay"]),
             resize_rate=float(p["resize_rate"]),

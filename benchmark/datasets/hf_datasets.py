@@ -161,9 +161,6 @@ class HFImageSource:
         labels = np.asarray(ds[self.label_column], dtype=np.int64)
         if not arrays:
             raise DataError(f"dataset '{self.meta.name}' split '{split}' is empty")
-        shapes = {a.shape for a in arrays}
-        if len(shapes) > 1 and size is None:
-            raise DataError(f"dataset '{self.meta.name}' has images of several sizes: {shapes}")
         images = torch.stack(
             [_resize(torch.from_numpy(a.transpose(2, 0, 1).copy()), size) for a in arrays]
         )
