@@ -6,8 +6,12 @@ the model's checkpoint sha256 and the data's sha256 next to it.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from benchmark.errors import ResultsError
 
 
 def _pct(metric: dict[str, Any] | None) -> str:
@@ -89,3 +93,103 @@ def render_attack_report(docs: list[tuple[str, dict[str, Any]]], *, title: str) 
     for source, doc in docs:
         parts.append(render_attack_tables(doc, Path(source).as_posix()))
     return "\n".join(parts)
+
+
+def _cell_label(block: dict[str, Any]) -> str:
+    """Column heading for one attack block: ``pgd-20``, ``fgsm 0.01``, ``gap``..."""
+    params = block["config"]["params"]
+    name = block["attack"] + (f"-{params['steps']}" if "steps" in params else "")
+    return f"{name} {block['eps_label']}" if block["bounded"] else name
+
+
+def _summary_cell(block: dict[str, Any]) -> str:
+    text = f"{100 * block['metrics']['robust_accuracy']['value']:.1f}"
+    if not block["bounded"]:
+        text += f" (L2 {block['perturbation']['l2_median']:.2f})"
+    return text
+
+
+def render_summary_table(docs: list[tuple[str, dict[str, Any]]]) -> str:
+    """One row per run, one column per attack cell (robust accuracy %), clean and worst case.
+
+    Columns are the union of the runs' attack cells in first-seen order (sanity-only cells
+    left out); a run without a cell shows ``-``. Meant to sit under the matching table of a
+    paper, so both read the same way.
+    """
+    columns: dict[str, str] = {}
+    for _, doc in docs:
+        for a in doc.get("attacks", []):
+            if not a.get("sanity_only"):
+                columns.setdefault(a["cell_id"], _cell_label(a))
+    head = ["dataset", "model", "n", "clean", *columns.values(), "worst case"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, doc in docs:
+        cfg, by_cell = doc["config"], {a["cell_id"]: a for a in doc.get("attacks", [])}
+        cells = [_summary_cell(by_cell[c]) if c in by_cell else "-" for c in columns]
+        worst = doc.get("worst_case") or []
+        worst_txt = (
+            ", ".join(f"{100 * w['robust_accuracy']['value']:.1f} @{w['eps_label']}" for w in worst)
+            or "-"
+        )
+        clean = f"{100 * doc['metrics']['clean']['accuracy']['value']:.1f}"
+        lines.append(
+            "| "
+            + " | ".join(
+                [cfg["dataset"], cfg["model_id"], str(doc["data"]["n"]), clean, *cells, worst_txt]
+            )
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+_BLOCK = re.compile(
+    r"(?P<open><!-- bench:results (?P<kind>summary|full) (?P<globs>[^>]*?) -->\n)"
+    r"(?P<body>.*?)"
+    r"(?P<close><!-- /bench:results -->)",
+    re.DOTALL,
+)
+
+
+def latest_results(pattern: str, root: Path) -> list[Path]:
+    """The newest results file in each run folder matched by a glob under ``root``.
+
+    A run folder (``<dataset>/<suite>/<model_id>/``) may hold several runs; their file names
+    start with the run's UTC timestamp, so the last name in sorted order is the newest.
+    """
+    newest: dict[Path, Path] = {}
+    for path in sorted(root.glob(pattern)):
+        if path.suffix == ".json":
+            newest[path.parent] = path
+    return [newest[k] for k in sorted(newest)]
+
+
+def update_generated_blocks(
+    text: str, root: Path, read: Callable[[Path], dict[str, Any]]
+) -> tuple[str, int]:
+    """Regenerate every ``<!-- bench:results KIND GLOB... -->`` block of a Markdown page.
+
+    ``KIND`` is ``summary`` (:func:`render_summary_table`) or ``full``
+    (:func:`render_attack_tables` per run). ``GLOB`` patterns are relative to ``root`` and
+    resolved with :func:`latest_results`; ``read`` loads and validates one results file.
+    Hand-written text outside the blocks is kept as is. Returns the new text and the number
+    of blocks; a block whose globs match nothing is an error.
+    """
+    count = 0
+
+    def fill(match: re.Match[str]) -> str:
+        nonlocal count
+        count += 1
+        paths = [p for g in match["globs"].split() for p in latest_results(g, root)]
+        if not paths:
+            raise ResultsError(
+                f"no results file matches '{match['globs']}' under {root}; run the "
+                "evaluation first or fix the pattern in the page"
+            )
+        docs = [(p.relative_to(root).as_posix(), read(p)) for p in paths]
+        if match["kind"] == "summary":
+            body = render_summary_table(docs)
+        else:
+            body = "\n".join(render_attack_tables(doc, src) for src, doc in docs)
+        return match["open"] + "\n" + body + "\n" + match["close"]
+
+    return _BLOCK.sub(fill, text), count
