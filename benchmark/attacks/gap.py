@@ -134,11 +134,20 @@ def gap_loss(
 class GAPAttack(Attack):
     """Generative Adversarial Perturbations; needs :meth:`prepare` (the runner calls it)."""
 
-    defaults = {"epochs": 5, "batch_size": 32, "lr": 2e-4, "width": 32, "loss": "true_class"}
+    defaults = {
+        "epochs": 5,
+        "batch_size": 32,
+        "batches_per_epoch": 0,
+        "lr": 2e-4,
+        "width": 32,
+        "loss": "true_class",
+    }
 
     def setup(self) -> None:
         if self.params["loss"] not in ("true_class", "least_likely"):
             raise AttackError("gap: loss must be 'true_class' (eq. 4) or 'least_likely'")
+        if int(self.params["batches_per_epoch"]) < 0:
+            raise AttackError("gap: batches_per_epoch must be >= 0 (0 = the whole train split)")
         self.generator: UNetGenerator | None = None
         self.history: list[dict] = []
 
@@ -197,18 +206,24 @@ class GAPAttack(Attack):
             generator.parameters(), lr=float(self.params["lr"]), betas=(0.9, 0.999)
         )
         bs, epochs = int(self.params["batch_size"]), int(self.params["epochs"])
+        # An epoch is a fresh seeded shuffle of the whole train split, cut after
+        # ``batches_per_epoch`` batches when set (Xu et al.'s public code caps an epoch at
+        # MaxIter = 100 batches; the paper is silent). 0 = every batch.
+        per_epoch = (len(train) + bs - 1) // bs
+        if int(self.params["batches_per_epoch"]):
+            per_epoch = min(per_epoch, int(self.params["batches_per_epoch"]))
         best_acc, best_state = float("inf"), None
         show = sys.stderr.isatty() if context.progress is None else context.progress
         was_training = model.training
         model.eval()
-        steps = epochs * ((len(train) + bs - 1) // bs)
+        steps = epochs * per_epoch
         with (
             frozen_parameters(model),
             tqdm(total=steps, disable=not show, desc="gap train", unit="batch") as bar,
         ):
             for epoch in range(1, epochs + 1):
                 generator.train()
-                order = torch.randperm(len(train), generator=gen)
+                order = torch.randperm(len(train), generator=gen)[: per_epoch * bs]
                 for x, y in train.batches(bs, order=order, device=device):
                     with torch.no_grad():
                         clean_logits = model(x)

@@ -125,10 +125,12 @@ class ImageSplit(Dataset):
     def batches(
         self, batch_size: int, order: Tensor | None = None, device: torch.device | str = "cpu"
     ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield ``(x, y)`` batches (x float32 NCHW in [0, 1]) in ``order`` (default: as stored)."""
-        n = len(self)
-        idx = order if order is not None else torch.arange(n)
-        for start in range(0, n, batch_size):
+        """Yield ``(x, y)`` batches (x float32 NCHW in [0, 1]) of the samples in ``order``.
+
+        ``order`` (default: all samples as stored) may be a permutation or any index subset.
+        """
+        idx = order if order is not None else torch.arange(len(self))
+        for start in range(0, len(idx), batch_size):
             sel = idx[start : start + batch_size]
             yield to_float(self.images[sel]).to(device), self.labels[sel].to(device)
 

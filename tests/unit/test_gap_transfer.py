@@ -100,3 +100,24 @@ def test_missing_surrogate_is_refused_before_any_work(tiny_models):
     ctx = AttackContext(dataset="breastmnist", size=28, zoo_root=tiny_models["zoo"].root)
     with pytest.raises(CheckpointError, match=r"resnet50_breastmnist_28px_s0.*not found"):
         transfer.validate(ctx)
+
+
+def test_gap_batches_per_epoch_caps_each_epoch(tiny_models, shared_data, monkeypatch):
+    from benchmark.attacks import gap as gap_module
+
+    calls: list[int] = []
+    real = gap_module.gap_loss
+
+    def counting(logits, *args, **kwargs):
+        calls.append(logits.shape[0])
+        return real(logits, *args, **kwargs)
+
+    monkeypatch.setattr(gap_module, "gap_loss", counting)
+    gap = build_attack(
+        "gap", tiny_models["breastmnist"], eps=7 / 255, epochs=2, width=8, batches_per_epoch=3
+    )
+    gap.prepare(AttackContext(dataset="breastmnist", size=28, data_dir=shared_data))
+    assert calls == [32] * 6  # 2 epochs x 3 full batches, from BreastMNIST's 546 training images
+    assert [h["epoch"] for h in gap.history] == [1, 2]
+    with pytest.raises(AttackError, match="batches_per_epoch must be >= 0"):
+        build_attack("gap", tiny_models["breastmnist"], eps=7 / 255, batches_per_epoch=-1)
