@@ -13,7 +13,16 @@ from benchmark.cli.app import app
 from benchmark.errors import ConfigError, ResultsError, UnknownNameError
 from benchmark.registry import ALL_REGISTRIES, first_doc_line, unknown_name_message
 
-KINDS = ("datasets", "models", "attacks", "presets", "corruptions", "defenses", "metrics")
+KINDS = (
+    "datasets",
+    "models",
+    "attacks",
+    "presets",
+    "corruptions",
+    "corruption_presets",
+    "defenses",
+    "metrics",
+)
 
 DATA_DIR_HELP = "Data root (else $BENCH_DATA_DIR, else medmnist's ~/.medmnist)."
 ZOO_HELP = "Model zoo folder (else $BENCH_ZOO_DIR, else ~/.cache/medrobustbench/zoo)."
@@ -211,6 +220,14 @@ def evaluate_cmd(
     attack_param: list[str] = typer.Option(
         [], help="Override an attack parameter: pgd.steps=20 (or steps=20 for all)."
     ),
+    corruptions: str | None = typer.Option(
+        None,
+        help="A corruption preset (bench list corruption_presets) or a comma list "
+        "(rotate_seq,pixelate).",
+    ),
+    corruption_reference: str | None = typer.Option(
+        None, help="Zoo model id of the reference model for relative FP and CE / mCE."
+    ),
     n_examples: int | None = typer.Option(
         None, help="Evaluate a seeded random subset of this many test images."
     ),
@@ -238,12 +255,16 @@ def evaluate_cmd(
     epochs: int = typer.Option(100, help="Epochs when --train-if-missing trains."),
     as_json: bool = typer.Option(False, "--json", help="Print the result document as JSON."),
 ) -> None:
-    """Evaluate a zoo model clean and under attack; write one versioned results JSON."""
+    """Evaluate a zoo model clean, under attack and under corruptions; write one results JSON."""
+    from benchmark.corruptions import resolve_corruptions
     from benchmark.evaluation import EvaluationConfig, evaluate
     from benchmark.evaluation.cache import AdversarialCache
     from benchmark.models.zoo import ModelZoo
 
     suite, cells = _attack_cells(attacks, eps, attack_param)
+    corruption_suite, plan = resolve_corruptions(corruptions) if corruptions else (None, None)
+    if corruption_reference and plan is None:
+        raise ConfigError("--corruption-reference needs --corruptions")
     config = EvaluationConfig(
         dataset=dataset,
         arch=arch,
@@ -256,6 +277,9 @@ def evaluate_cmd(
         suite=suite,
         n_examples=n_examples,
         sanity_attack=sanity_attack,
+        corruptions=plan,
+        corruption_suite=corruption_suite,
+        corruption_reference=corruption_reference,
     )
     tc = _train_config(dataset, arch, size, epochs, 128, 1e-3, seed, device)
     doc, path = evaluate(
@@ -310,7 +334,38 @@ def _render_evaluation(doc: dict[str, Any], dataset: str, split: str, path: Path
             typer.echo(
                 f"  sanity {c['name']:<26} {c['status']}{'  -> ' + c['flag'] if c['flag'] else ''}"
             )
+    _render_corruptions(doc.get("corruptions"))
     typer.echo(f"wrote {path}")
+
+
+def _render_corruptions(block: dict[str, Any] | None) -> None:
+    if not block:
+        return
+    seq = block.get("sequences")
+    if seq:
+        typer.echo(f"  perturbation sequences ({seq['n_frames']} frames): flip probability")
+        for t in seq["types"]:
+            rel = t.get("relative_flip_probability")
+            typer.echo(
+                f"    {t['id']:<20} sev {t['severity']}  FP {_fmt(t['flip_probability'])}"
+                + (f"  relative {rel:.2f}" if rel is not None else "")
+            )
+        typer.echo(
+            f"  mFP {seq['mfp']:.4f}"
+            + (f"  relative mFP {seq['relative_mfp']:.2f}" if seq.get("relative_mfp") else "")
+        )
+    sev = block.get("severity")
+    if sev:
+        typer.echo(f"  corruptions: accuracy at severities {sev['severities']}")
+        for r in sev["corruptions"]:
+            accs = " ".join(f"{a['value']:.3f}" for a in r["accuracy"])
+            typer.echo(f"    {r['id']:<20} {accs}  mean {r['mean_accuracy']:.4f}")
+        typer.echo(f"  mean corruption accuracy {sev['mean_corruption_accuracy']:.4f}")
+        ce = sev.get("error_vs_reference")
+        if ce and ce["mce"] is not None:
+            typer.echo(
+                f"  mCE {100 * ce['mce']:.1f}  relative mCE {100 * (ce['relative_mce'] or 0):.1f}"
+            )
 
 
 zoo_app = typer.Typer(help="Inspect the model zoo.", no_args_is_help=True)
@@ -416,3 +471,65 @@ def report_update_cmd(
         raise ResultsError(
             f"{', '.join(map(str, stale))} out of date with the results; run bench report update"
         )
+
+
+corruptions_app = typer.Typer(
+    help="Inspect perturbation sequences and corruptions.", no_args_is_help=True
+)
+app.add_typer(corruptions_app, name="corruptions")
+
+
+@corruptions_app.command("preview")
+def corruptions_preview_cmd(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Registered dataset id."),
+    out: Path = typer.Option(..., help="PNG file to write."),
+    kind: str = typer.Option("sequence", help="sequence | severity."),
+    corruptions: str | None = typer.Option(
+        None, help="Comma list of ids (default: every registered one of the kind)."
+    ),
+    index: int = typer.Option(0, help="Index of the image in the split."),
+    split: str = typer.Option("test", help="Split to take the image from."),
+    size: int | None = typer.Option(None, help="Image size (default: the dataset's)."),
+    severity: int = typer.Option(3, help="Severity of the sequences (kind sequence)."),
+    seed: int = typer.Option(0, help="Seed (the same frames an evaluation with it draws)."),
+    scale: int = typer.Option(3, help="Enlargement of each tile."),
+    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+    download: bool = typer.Option(False, "--download", help="Download a missing MedMNIST file."),
+) -> None:
+    """Render a PNG strip: one row per type, frames (or severities) across, on a real image."""
+    from benchmark.corruptions import CORRUPTIONS, SequenceType
+    from benchmark.corruptions.preview import sequence_sheet, severity_sheet
+    from benchmark.datasets.base import DATASETS, load_split
+    from benchmark.results.io import atomic_write_bytes
+
+    if kind not in ("sequence", "severity"):
+        raise ConfigError(f"--kind must be 'sequence' or 'severity', got '{kind}'")
+    ids = [c.strip() for c in corruptions.split(",")] if corruptions else None
+    for name in ids or []:
+        CORRUPTIONS.get(name)  # unknown names fail here, before loading any data
+    if ids is None:
+        ids = [
+            n for n, v in CORRUPTIONS.items() if isinstance(v, SequenceType) == (kind == "sequence")
+        ]
+    full = load_split(
+        dataset,
+        split,
+        size=size or DATASETS.get(dataset).meta.default_size,
+        data_dir=data_dir,
+        download=download,
+    )
+    if not 0 <= index < len(full):
+        raise ConfigError(f"--index {index} is outside the {split} split (0..{len(full) - 1})")
+    image = full.images[index].numpy()
+    if kind == "sequence":
+        sheet = sequence_sheet(image, ids, index=index, severity=severity, seed=seed, scale=scale)
+    else:
+        colour = image.shape[0] == 3
+        ids = [n for n in ids if colour or not CORRUPTIONS.get(n).colour_only]
+        sheet = severity_sheet(image, ids, index=index, seed=seed, scale=scale)
+    import io
+
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG", optimize=True)
+    atomic_write_bytes(out, buf.getvalue())
+    typer.echo(f"wrote {out} ({len(ids)} rows, {dataset} {split}[{index}])")

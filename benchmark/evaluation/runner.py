@@ -22,6 +22,7 @@ import benchmark
 from benchmark import paths
 from benchmark.attacks.base import AttackContext
 from benchmark.attacks.presets import AttackCell, eps_label
+from benchmark.corruptions.presets import CorruptionPlan
 from benchmark.datasets.base import DATASETS, load_split
 from benchmark.device import pick_device, seed_everything
 from benchmark.errors import CheckpointError, ConfigError
@@ -32,6 +33,7 @@ from benchmark.evaluation.adversarial import (
     run_cell,
 )
 from benchmark.evaluation.cache import AdversarialCache
+from benchmark.evaluation.corruption import CorruptionRunner
 from benchmark.evaluation.sanity import LARGE_EPS, run_checks
 from benchmark.metrics.adversarial import correct_mask, worst_case_accuracy
 from benchmark.metrics.classification import compute_clean_metrics
@@ -62,6 +64,9 @@ class EvaluationConfig:
         suite: name of the preset the cells come from ("custom" for a list).
         n_examples: evaluate a seeded random subset of this size (None: the whole split).
         sanity_attack: also run PGD-10 at eps 64/255 for the large-eps sanity check.
+        corruptions: the corruption plan to run (None: no corruption evaluation).
+        corruption_suite: name of the corruption preset ("custom" for a list).
+        corruption_reference: zoo model id of the reference model for RFP and CE (optional).
     """
 
     dataset: str
@@ -76,6 +81,9 @@ class EvaluationConfig:
     suite: str | None = None
     n_examples: int | None = None
     sanity_attack: bool = True
+    corruptions: CorruptionPlan | None = None
+    corruption_suite: str | None = None
+    corruption_reference: str | None = None
 
     @property
     def threat_model(self) -> str:
@@ -84,10 +92,19 @@ class EvaluationConfig:
 
 
 def result_path(out_dir: Path, doc: dict[str, Any]) -> Path:
-    """``<out>/<dataset>/<suite or clean>/<model_id>/<run_id>.json``."""
+    """``<out>/<dataset>/<suite>/<model_id>/<run_id>.json``.
+
+    ``suite`` is the attack preset, the corruption preset, both joined by ``+``, or ``clean``.
+    """
     cfg = doc["config"]
-    folder = out_dir / cfg["dataset"] / (cfg["suite"] or "clean") / cfg["model_id"]
+    folder = out_dir / cfg["dataset"] / run_suite(cfg) / cfg["model_id"]
     return folder / f"{doc['run_id']}.json"
+
+
+def run_suite(cfg: dict[str, Any]) -> str:
+    """The suite part of a run's folder and id (see :func:`result_path`)."""
+    names = [n for n in (cfg.get("suite"), cfg.get("corruption_suite")) if n]
+    return "+".join(names) or "clean"
 
 
 def select_subset(n: int, n_examples: int | None, seed: int) -> torch.Tensor:
@@ -191,6 +208,15 @@ def evaluate(
     )
     for attack in attacks:
         attack.validate(context)  # e.g. a missing transfer surrogate, before any work
+    reference = None
+    if config.corruptions is not None and config.corruption_reference:
+        ref_model, ref_entry = zoo.load(
+            config.corruption_reference,
+            device=device,
+            expect={"dataset": config.dataset, "image_size": size},
+        )
+        ref_sha = ref_entry.card["checkpoint"]["sha256"]
+        reference = (config.corruption_reference, ref_model, ref_sha)
     seed_everything(config.seed)
     start = time.perf_counter()
     clean = predict(model, split, batch_size=config.batch_size, seed=config.seed)
@@ -228,10 +254,24 @@ def evaluate(
         )
         noise[eps] = float(correct_mask(noise_pred).mean())
     sanity = run_checks(summaries, noise, large_eps_acc, len(split)) if cells else []
+    corruption_block = None
+    if config.corruptions is not None:
+        corruption_block = CorruptionRunner(
+            model,
+            split,
+            indices,
+            model_sha256=model_sha,
+            reference=reference,
+            seed=config.seed,
+            batch_size=config.batch_size,
+            cache=AdversarialCache(cache.root / "corruptions", enabled=cache.enabled),
+            progress=progress,
+        ).run(config.corruptions, clean)
     seconds = time.perf_counter() - start
     created = utc_now()
     resolved = asdict(config)
     resolved.pop("size")
+    resolved.pop("corruptions")
     resolved.update(
         image_size=size,
         model_id=mid,
@@ -259,7 +299,7 @@ def evaluate(
         "schema_version": SCHEMA_VERSION,
         "benchmark_version": benchmark.__version__,
         "created_at": created,
-        "run_id": f"{config.suite or 'clean'}_{created.replace(':', '').replace('-', '').lower()}",
+        "run_id": f"{run_suite(resolved)}_{created.replace(':', '').replace('-', '').lower()}",
         "git": git,
         "config": resolved,
         "seed": config.seed,
@@ -293,6 +333,8 @@ def evaluate(
         ]
         doc["sanity_checks"] = sanity
         doc["flags"] = sorted({c["flag"] for c in sanity if c["flag"]})
+    if corruption_block is not None:
+        doc["corruptions"] = corruption_block
     out = paths.results_dir(out_dir)
     target = result_path(out, doc)
     n = 1

@@ -1,6 +1,6 @@
 """Metrics: the ``METRICS`` registry of clean and adversarial metrics."""
 
-from benchmark.metrics import adversarial, classification  # noqa: F401  (registers entries)
+from benchmark.metrics import adversarial, classification, corruption  # noqa: F401 (registers)
 from benchmark.metrics.adversarial import compute_adversarial_metrics, worst_case_accuracy
 from benchmark.metrics.base import METRICS, MetricMeta, Predictions, wilson_interval
 from benchmark.metrics.classification import compute_clean_metrics

@@ -25,7 +25,8 @@ class MetricMeta:
         tasks: "single-label", "multi-label" or "any".
         higher_is_better: direction of the metric.
         reference: where the definition comes from.
-        kind: "clean" (``fn(pred)``) or "adversarial" (``fn(clean_pred, adv_pred)``).
+        kind: "clean" (``fn(pred)``), "adversarial" (``fn(clean_pred, adv_pred)``) or
+            "corruption" (sequence and severity metrics).
     """
 
     description: str

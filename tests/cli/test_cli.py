@@ -320,3 +320,37 @@ def test_list_presets():
     out = bench("list", "presets")
     names = [line.split()[0] for line in out.stdout.splitlines()]
     assert {"quick", "medrdf", "xu2021", "nosign", "mdda"} <= set(names)
+
+
+def test_evaluate_with_corruptions_prints_fp_and_writes_the_block(
+    trained, shared_data, isolated_dirs
+):
+    args = ["evaluate", "-d", "breastmnist", "-m", "tiny_cnn", "--data-dir", shared_data]
+    out = bench(*args, "--corruptions", "rotate_seq,contrast_down", "--n-examples", "16")
+    assert out.exit_code == 0, out.output
+    assert "rotate_seq" in out.stdout and "mFP" in out.stdout
+    assert "mean corruption accuracy" in out.stdout
+    path = next((isolated_dirs / "results").rglob("*.json"))
+    assert path.parts[-3] == "custom"
+    doc = json.loads(path.read_text())
+    assert doc["config"]["corruption_suite"] == "custom"
+    assert doc["corruptions"]["sequences"]["types"][0]["flip_probability"]["n"] == 16
+    line = one_error_line(bench(*args, "--corruptions", "rotat_seq"))
+    assert "unknown corruption or corruption preset 'rotat_seq'" in line
+    line = one_error_line(bench(*args, "--corruption-reference", "x"))
+    assert "--corruption-reference needs --corruptions" in line
+
+
+def test_corruptions_preview_writes_a_png_strip(shared_data, isolated_dirs):
+    target = isolated_dirs / "strip.png"
+    args = ["corruptions", "preview", "-d", "breastmnist", "--data-dir", shared_data]
+    out = bench(*args, "--out", target, "--corruptions", "rotate_seq,snow_seq")
+    assert out.exit_code == 0, out.output
+    from PIL import Image
+
+    with Image.open(target) as img:
+        assert img.format == "PNG" and img.height > 2 * 28 * 3  # two rows of 3x tiles
+    out = bench(*args, "--out", target, "--kind", "severity", "--corruptions", "pixelate")
+    assert out.exit_code == 0, out.output
+    line = one_error_line(bench(*args, "--out", target, "--index", "100000"))
+    assert "--index 100000 is outside the test split" in line
