@@ -29,21 +29,12 @@ def _auc(metric: dict[str, Any] | None) -> str:
 
 def render_attack_tables(doc: dict[str, Any], source: str) -> str:
     """One section: clean scores, a row per attack, worst cases and sanity checks of a run."""
-    cfg, data = doc["config"], doc["data"]
+    cfg = doc["config"]
     clean = doc["metrics"]["clean"]
-    subset = data.get("subset")
-    scope = (
-        f"seeded random subset of {data['n']} of the {data['n_split']} test images "
-        f"(seed {subset['seed']})"
-        if subset
-        else f"all {data['n']} {data['split']} images"
-    )
     lines = [
         f"### {cfg['dataset']} / {cfg['model_id']} / preset `{cfg['suite']}`",
         "",
-        f"Source: `{source}` (created {doc['created_at']}, commit "
-        f"`{str(doc['git']['commit'])[:10]}`); {scope}; checkpoint sha256 "
-        f"`{doc['model']['checkpoint_sha256'][:16]}`, data sha256 `{data['sha256'][:16]}`.",
+        _source_line(doc, source),
         "",
         f"Clean accuracy {_pct(clean['accuracy'])} %, AUC {_auc(clean['auc'])}.",
         "",
@@ -142,8 +133,143 @@ def render_summary_table(docs: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _source_line(doc: dict[str, Any], source: str) -> str:
+    data = doc["data"]
+    subset = data.get("subset")
+    scope = (
+        f"seeded random subset of {data['n']} of the {data['n_split']} {data['split']} images "
+        f"(seed {subset['seed']})"
+        if subset
+        else f"all {data['n']} {data['split']} images"
+    )
+    return (
+        f"Source: `{source}` (created {doc['created_at']}, commit "
+        f"`{str(doc['git']['commit'])[:10]}`); {scope}; checkpoint sha256 "
+        f"`{doc['model']['checkpoint_sha256'][:16]}`, data sha256 `{data['sha256'][:16]}`."
+    )
+
+
+def render_fp_summary(docs: list[tuple[str, dict[str, Any]]]) -> str:
+    """One row per run: flip probability (%) of every sequence type, mFP and relative mFP."""
+    runs = [(s, d) for s, d in docs if d.get("corruptions", {}).get("sequences")]
+    columns: dict[tuple[str, int], None] = {}
+    for _, doc in runs:
+        for t in doc["corruptions"]["sequences"]["types"]:
+            columns.setdefault((t["type"], t["severity"]), None)
+    multi_sev = len({sev for _, sev in columns}) > 1
+    head = ["dataset", "model", "n", *(f"{t} s{s}" if multi_sev else t for t, s in columns)]
+    head += ["mFP", "reference", "relative mFP"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, doc in runs:
+        seq = doc["corruptions"]["sequences"]
+        by = {(t["type"], t["severity"]): t for t in seq["types"]}
+        cells = [
+            f"{100 * by[c]['flip_probability']['value']:.2f}" if c in by else "-" for c in columns
+        ]
+        ref = doc["corruptions"].get("reference_model", {}).get("model_id", "-")
+        rel = seq.get("relative_mfp")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    doc["config"]["dataset"],
+                    doc["config"]["model_id"],
+                    str(doc["data"]["n"]),
+                    *cells,
+                    f"{100 * seq['mfp']:.2f}",
+                    f"`{ref}`",
+                    f"{rel:.2f}" if rel is not None else "-",
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_corruption_tables(doc: dict[str, Any], source: str) -> str:
+    """One run's corruption section: FP per type with CIs, accuracy per corruption/severity."""
+    block = doc.get("corruptions") or {}
+    cfg = doc["config"]
+    lines = [
+        f"### {cfg['dataset']} / {cfg['model_id']} / corruptions `{cfg.get('corruption_suite')}`",
+        "",
+        _source_line(doc, source),
+        "",
+        f"Clean accuracy {_pct(doc['metrics']['clean']['accuracy'])} %.",
+    ]
+    ref = block.get("reference_model")
+    if ref:
+        lines += [
+            "",
+            f"Reference model: `{ref['model_id']}` (sha256 `{ref['checkpoint_sha256'][:16]}`).",
+        ]
+    seq = block.get("sequences")
+    if seq:
+        lines += [
+            "",
+            f"Perturbation sequences, {seq['n_frames']} frames (flip probability %, 95% CI; "
+            "accuracy % on the first and last frame):",
+            "",
+            "| type | family | severity | compare | FP % [95% CI] | reference FP % | relative FP "
+            "| acc frame 0 | acc last frame |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for t in seq["types"]:
+            ref_fp = t.get("reference_flip_probability")
+            rel = t.get("relative_flip_probability")
+            lines.append(
+                f"| {t['type']} | {t['family']} | {t['severity']} | {t['compare']} | "
+                f"{_pct(t['flip_probability'])} | "
+                f"{f'{100 * ref_fp:.2f}' if ref_fp is not None else '-'} | "
+                f"{f'{rel:.2f}' if rel is not None else '-'} | "
+                f"{100 * t['frame_accuracy'][0]:.1f} | {100 * t['frame_accuracy'][-1]:.1f} |"
+            )
+        fam = ", ".join(f"{k} {100 * v:.2f}" for k, v in seq["mfp_by_family"].items())
+        lines += ["", f"mFP {100 * seq['mfp']:.2f} % (by family: {fam})."]
+    sev = block.get("severity")
+    if sev:
+        sevs = sev["severities"]
+        lines += [
+            "",
+            "Corruptions (accuracy % per severity; CE % against the reference model):",
+            "",
+            "| corruption | family | " + " | ".join(f"s{s}" for s in sevs) + " | mean | CE | "
+            "relative CE | balanced CE |",
+            "|---|---|" + "---|" * len(sevs) + "---|---|---|---|",
+        ]
+        ce = sev.get("error_vs_reference") or {}
+        bce = sev.get("balanced_error_vs_reference") or {}
+
+        def pct(d: dict[str, Any], key: str, name: str) -> str:
+            v = (d.get(key) or {}).get(name)
+            return f"{100 * v:.1f}" if v is not None else "-"
+
+        for r in sev["corruptions"]:
+            accs = " | ".join(f"{100 * a['value']:.1f}" for a in r["accuracy"])
+            lines.append(
+                f"| {r['id']} | {r['family']} | {accs} | {100 * r['mean_accuracy']:.1f} | "
+                f"{pct(ce, 'ce', r['id'])} | {pct(ce, 'relative_ce', r['id'])} | "
+                f"{pct(bce, 'ce', r['id'])} |"
+            )
+        summary = f"Mean corruption accuracy {100 * sev['mean_corruption_accuracy']:.1f} %"
+        if ce.get("mce") is not None:
+            summary += f"; mCE {100 * ce['mce']:.1f}, relative mCE "
+            summary += f"{100 * ce['relative_mce']:.1f}" if ce.get("relative_mce") else "-"
+        if bce.get("mce") is not None:
+            summary += f"; balanced mCE {100 * bce['mce']:.1f} (MedMNIST-C)"
+        lines += ["", summary + "."]
+        if sev.get("skipped"):
+            lines += [
+                "",
+                "Skipped: " + ", ".join(f"{x['id']} ({x['reason']})" for x in sev["skipped"]) + ".",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+_RENDERERS: dict[str, Callable[[list[tuple[str, dict[str, Any]]]], str]] = {}
+
 _BLOCK = re.compile(
-    r"(?P<open><!-- bench:results (?P<kind>summary|full) (?P<globs>[^>]*?) -->\n)"
+    r"(?P<open><!-- bench:results (?P<kind>summary|full|fp|corruptions) (?P<globs>[^>]*?) -->\n)"
     r"(?P<body>.*?)"
     r"(?P<close><!-- /bench:results -->)",
     re.DOTALL,
@@ -168,11 +294,13 @@ def update_generated_blocks(
 ) -> tuple[str, int]:
     """Regenerate every ``<!-- bench:results KIND GLOB... -->`` block of a Markdown page.
 
-    ``KIND`` is ``summary`` (:func:`render_summary_table`) or ``full``
-    (:func:`render_attack_tables` per run). ``GLOB`` patterns are relative to ``root`` and
-    resolved with :func:`latest_results`; ``read`` loads and validates one results file.
-    Hand-written text outside the blocks is kept as is. Returns the new text and the number
-    of blocks; a block whose globs match nothing is an error.
+    ``KIND`` is ``summary`` (:func:`render_summary_table`), ``full``
+    (:func:`render_attack_tables` per run), ``fp`` (:func:`render_fp_summary`) or
+    ``corruptions`` (:func:`render_corruption_tables` per run). ``GLOB`` patterns are
+    relative to ``root`` and resolved with :func:`latest_results`; ``read`` loads and
+    validates one results file. Hand-written text outside the blocks is kept as is.
+    Returns the new text and the number of blocks; a block whose globs match nothing is an
+    error.
     """
     count = 0
 
@@ -186,10 +314,15 @@ def update_generated_blocks(
                 "evaluation first or fix the pattern in the page"
             )
         docs = [(p.relative_to(root).as_posix(), read(p)) for p in paths]
-        if match["kind"] == "summary":
-            body = render_summary_table(docs)
-        else:
-            body = "\n".join(render_attack_tables(doc, src) for src, doc in docs)
+        body = _RENDERERS[match["kind"]](docs)
         return match["open"] + "\n" + body + "\n" + match["close"]
 
     return _BLOCK.sub(fill, text), count
+
+
+_RENDERERS.update(
+    summary=render_summary_table,
+    full=lambda docs: "\n".join(render_attack_tables(doc, src) for src, doc in docs),
+    fp=render_fp_summary,
+    corruptions=lambda docs: "\n".join(render_corruption_tables(doc, src) for src, doc in docs),
+)

@@ -335,6 +335,23 @@ def test_evaluate_with_corruptions_prints_fp_and_writes_the_block(
     doc = json.loads(path.read_text())
     assert doc["config"]["corruption_suite"] == "custom"
     assert doc["corruptions"]["sequences"]["types"][0]["flip_probability"]["n"] == 16
+    page = isolated_dirs / "page.md"
+    glob = "results/breastmnist/custom/*/*.json"
+    page.write_text(
+        f"# P\n<!-- bench:results fp {glob} -->\n<!-- /bench:results -->\n"
+        f"<!-- bench:results corruptions {glob} -->\n<!-- /bench:results -->\n"
+    )
+    out = bench("report", "update", page, "--root", isolated_dirs)
+    assert out.exit_code == 0, out.output
+    text = page.read_text()
+    fp = doc["corruptions"]["sequences"]["types"][0]["flip_probability"]["value"]
+    assert f"| breastmnist | tiny_cnn_breastmnist_28px_s0 | 16 | {100 * fp:.2f} |" in text
+    acc = doc["corruptions"]["severity"]["corruptions"][0]["accuracy"][0]["value"]
+    assert f"| contrast_down | digital | {100 * acc:.1f} |" in text
+    assert bench("report", "update", page, "--root", isolated_dirs, "--check").exit_code == 0
+    page.write_text(text.replace(f"{100 * fp:.2f}", "99.99", 1))
+    line = one_error_line(bench("report", "update", page, "--root", isolated_dirs, "--check"))
+    assert "out of date with the results" in line
     line = one_error_line(bench(*args, "--corruptions", "rotat_seq"))
     assert "unknown corruption or corruption preset 'rotat_seq'" in line
     line = one_error_line(bench(*args, "--corruption-reference", "x"))
