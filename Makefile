@@ -17,7 +17,7 @@ DEMO_ARGS ?= --dataset pneumoniamnist --model resnet18 --train-if-missing --down
 	--attacks quick
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: setup demo test test-slow lint zoo-docs
+.PHONY: setup demo test test-slow lint zoo-docs docs
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,6 @@ lint: setup
 
 zoo-docs: setup
 	$(BIN)/bench zoo report --pattern 'resnet18_*' --out docs/model_zoo.md
+
+docs: setup
+	$(BIN)/bench report update docs/attacks.md docs/corruptions.md --root leaderboard/results

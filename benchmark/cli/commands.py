@@ -530,6 +530,7 @@ def corruptions_preview_cmd(
     import io
 
     buf = io.BytesIO()
-    sheet.save(buf, format="PNG", optimize=True)
+    # An adaptive 256-colour palette: lossless for grey images, small files for colour ones.
+    sheet.convert("P", palette=1, colors=256).save(buf, format="PNG", optimize=True)
     atomic_write_bytes(out, buf.getvalue())
     typer.echo(f"wrote {out} ({len(ids)} rows, {dataset} {split}[{index}])")

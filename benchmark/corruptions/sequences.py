@@ -130,8 +130,12 @@ class SequenceType:
                     [sx + c[0] * p * w, sy + c[1] * p * h]
                     for (sx, sy), c in zip(start, corners, strict=True)
                 ]
-                y = TF.perspective(
-                    x, startpoints=start, endpoints=end, fill=fill, interpolation=BILINEAR
+                y = _with_fill(
+                    lambda z, start=start, end=end: TF.perspective(
+                        z, startpoints=start, endpoints=end, fill=0.0, interpolation=BILINEAR
+                    ),
+                    x,
+                    fill,
                 )
             else:
                 affine: dict[str, Any] = {"angle": 0.0, "translate": [0.0, 0.0], "scale": 1.0}
@@ -147,7 +151,9 @@ class SequenceType:
                         float(np.cos(angle) * p * w),
                         float(np.sin(angle) * p * h),
                     ]
-                y = TF.affine(x, **affine, fill=fill, interpolation=BILINEAR)
+                y = _with_fill(
+                    lambda z, a=affine: TF.affine(z, **a, fill=0.0, interpolation=BILINEAR), x, fill
+                )
             out.append(y.clamp(0, 1).numpy())
         return np.stack(out)
 
@@ -162,6 +168,19 @@ class SequenceType:
             "geometry_max": GEOMETRY_MAX.get(self.name),
             "version": 1,
         }
+
+
+def _with_fill(warp: Any, x: torch.Tensor, fill: list[float]) -> torch.Tensor:
+    """Apply ``warp`` with a constant exterior ``fill`` blended in by bilinear coverage.
+
+    torchvision blends its fill after interpolating an image that was already zero-padded,
+    which darkens the edge of the warped region (a visible line). Warping the image and a
+    ones mask with zero padding and adding ``(1 - mask) * fill`` gives the exact bilinear
+    interpolation of the image extended by the constant.
+    """
+    warped = warp(x)
+    coverage = warp(torch.ones_like(x[:1]))
+    return warped + (1.0 - coverage) * torch.tensor(fill, dtype=x.dtype).view(-1, 1, 1)
 
 
 def _register(
