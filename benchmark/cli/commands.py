@@ -534,3 +534,41 @@ def corruptions_preview_cmd(
     sheet.convert("P", palette=1, colors=256).save(buf, format="PNG", optimize=True)
     atomic_write_bytes(out, buf.getvalue())
     typer.echo(f"wrote {out} ({len(ids)} rows, {dataset} {split}[{index}])")
+
+
+@app.command("validate")
+def validate_cmd(
+    submission: str = typer.Argument(..., help="Submission id (submissions/<id>) or folder."),
+    param: list[str] = typer.Option([], help="Override a parameter: name=value (JSON value)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Run the defense conformance suite on a submission before any evaluation."""
+    from benchmark.defenses import load_submission
+    from benchmark.testing.conformance import validate_submission
+
+    sub = load_submission(submission)
+    passed = validate_submission(sub, **_parse_params(param))
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"submission": sub.record(), "passed": [dataclasses.asdict(c) for c in passed]},
+                indent=2,
+            )
+        )
+        return
+    typer.echo(f"{sub.id} ({sub.name}, {sub.meta.kind}): {len(passed)} checks passed")
+    for c in passed:
+        typer.echo(f"  ok  {c.name:<24} {c.detail}")
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--param '{item}' must look like name=value")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out

@@ -1,18 +1,39 @@
-"""Defense metadata and the ``DEFENSES`` registry (the plugin API builds on this).
+"""The defense plugin API: :class:`Defense`, its metadata and the ``DEFENSES`` registry.
 
-Kinds: "preprocessing" (``purify(x)``), "wrapper" (``wrap(model)``, e.g. randomized voting)
-and "training" (``train(...)``). The declared flags drive the evaluation: ``randomized`` ->
-EOT, ``differentiable=False`` -> BPDA.
+A defense declares frozen metadata and implements the one hook of its kind:
+
+* "preprocessing": ``purify(x)`` maps a float32 NCHW batch in [0, 1] to one of the same shape
+  and range (median filter, JPEG, MDDA purification, ...);
+* "wrapper": ``wrap(model)`` returns a module that maps such a batch to logits, e.g. MedRDF's
+  randomized voting around the base model;
+* "training": ``train(...)`` produces a robust model (the training-time defenses).
+
+The declared flags drive the evaluation: ``randomized`` -> expectation over transformation,
+``differentiable=False`` -> BPDA (the identity on the backward pass, or the defense's
+``purify_approx`` when it provides one). Randomized defenses draw every random number from
+``self.generator`` (a :class:`torch.Generator` on the input's device) so that
+``reseed(seed)`` makes them reproducible; the conformance suite
+(:mod:`benchmark.testing.conformance`) checks that the flags match the behaviour.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+import torch
+from torch import Tensor, nn
+
+from benchmark.errors import BenchmarkError
 from benchmark.registry import Registry
 
 DEFENSE_KINDS = ("preprocessing", "wrapper", "training")
+THREAT_MODELS = ("oblivious", "adaptive", "transfer", "black_box")
+
+
+class SubmissionError(BenchmarkError):
+    """A defense submission is malformed or fails the conformance suite."""
 
 
 @dataclass(frozen=True)
@@ -42,4 +63,156 @@ class DefenseMeta:
     description: str = ""
 
 
+class Defense:
+    """Base class of every defense.
+
+    Subclasses set ``meta`` (a :class:`DefenseMeta`) and ``defaults`` (parameter defaults), and
+    override the hook of their kind. Parameters given to the constructor override the defaults;
+    an unknown parameter is an error.
+
+    Args:
+        seed: seed of ``self.generator`` (randomized defenses).
+        **params: parameter overrides.
+    """
+
+    meta: ClassVar[DefenseMeta]
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, seed: int = 0, **params: Any) -> None:
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise SubmissionError(
+                f"{type(self).__name__}: unknown parameter(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(self.defaults)) or 'none'}"
+            )
+        self.params: dict[str, Any] = {**self.defaults, **params}
+        self.seed = seed
+        self._generators: dict[str, torch.Generator] = {}
+        self.setup()
+
+    def setup(self) -> None:
+        """Validate ``self.params`` and build state; raise :class:`SubmissionError` if bad."""
+
+    # -- randomness ---------------------------------------------------------------------------
+    def reseed(self, seed: int | None = None) -> None:
+        """Restart every random stream from ``seed`` (default: the constructor's)."""
+        if seed is not None:
+            self.seed = seed
+        self._generators.clear()
+
+    def generator(self, device: torch.device | str) -> torch.Generator:
+        """The defense's random generator on ``device`` (created from the seed on first use)."""
+        key = str(torch.device(device))
+        if key not in self._generators:
+            self._generators[key] = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generators[key]
+
+    # -- hooks --------------------------------------------------------------------------------
+    def purify(self, x: Tensor) -> Tensor:
+        """Preprocessing hook: float32 NCHW in [0, 1] -> same shape, in [0, 1]."""
+        raise NotImplementedError(f"{type(self).__name__} is not a preprocessing defense")
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """Wrapper hook: a module mapping a [0, 1] NCHW batch to logits (or log-scores)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a wrapper defense")
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """Training hook (training-time defenses)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a training defense")
+
+    def config(self) -> dict[str, Any]:
+        """What defines this defense's behaviour (recorded in results and cache keys)."""
+        m = self.meta
+        return {
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "kind": m.kind,
+            "randomized": m.randomized,
+            "differentiable": m.differentiable,
+            "version": m.version,
+            "params": dict(sorted(self.params.items())),
+            "seed": self.seed,
+        }
+
+
+class _BPDA(torch.autograd.Function):
+    """Forward: the defense; backward: the gradient of ``approx`` (identity by default).
+
+    Backward Pass Differentiable Approximation, Athalye et al. 2018 Sec. 4.1.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, fn: Callable[[Tensor], Tensor], approx: Any) -> Tensor:  # type: ignore[override]
+        ctx.approx = approx
+        ctx.save_for_backward(x)
+        with torch.no_grad():
+            return fn(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, None]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        if ctx.approx is None:
+            return grad, None, None
+        with torch.enable_grad():
+            xi = x.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(ctx.approx(xi), xi, grad)
+        return g, None, None
+
+
+def bpda(
+    fn: Callable[[Tensor], Tensor], x: Tensor, approx: Callable[[Tensor], Tensor] | None = None
+) -> Tensor:
+    """``fn(x)`` on the forward pass, the gradient of ``approx`` (or identity) on the backward."""
+    return _BPDA.apply(x, fn, approx)
+
+
+class DefendedModel(nn.Module):
+    """The defended pipeline as a classifier: base model behind a preprocessing defense, or
+    the wrapper's module.
+
+    Args:
+        model: the base classifier (maps [0, 1] NCHW to logits).
+        defense: the defense.
+        adaptive: use BPDA on the backward pass of non-differentiable preprocessing, so that
+            gradient attacks see the whole pipeline (the ``adaptive`` threat model).
+    """
+
+    def __init__(self, model: nn.Module, defense: Defense, *, adaptive: bool = False) -> None:
+        super().__init__()
+        self.base = model
+        self.defense = defense
+        self.adaptive = adaptive
+        kind = defense.meta.kind
+        if kind == "wrapper":
+            self.inner: nn.Module | None = defense.wrap(model)
+        elif kind == "preprocessing":
+            self.inner = None
+        else:
+            raise SubmissionError(
+                f"a '{kind}' defense produces a model by training; evaluate that model instead"
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.inner is not None:
+            return self.inner(x)
+        d = self.defense
+        if d.meta.differentiable or not (self.adaptive and torch.is_grad_enabled()):
+            x = d.purify(x)
+        else:
+            x = bpda(d.purify, x, getattr(d, "purify_approx", None))
+        return self.base(x)
+
+    def predict_proba(self, x: Tensor) -> Tensor:
+        """Class (softmax) or label (sigmoid) probabilities of the defended pipeline."""
+        logits = self(x)
+        return torch.sigmoid(logits) if self.base.multi_label else torch.softmax(logits, dim=1)
+
+    def __getattr__(self, name: str) -> Any:
+        """Expose the base model's attributes (``multi_label``, ``num_classes``, ``device``)."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("base"), name)
+
+
 DEFENSES: Registry[Any] = Registry("defense", meta_type=DefenseMeta)
+"""Defenses: the ``DEFENSES`` registry (submissions register here when loaded)."""

@@ -371,3 +371,22 @@ def test_corruptions_preview_writes_a_png_strip(shared_data, isolated_dirs):
     assert out.exit_code == 0, out.output
     line = one_error_line(bench(*args, "--out", target, "--index", "100000"))
     assert "--index 100000 is outside the test split" in line
+
+
+def test_validate_a_submission_and_a_broken_one(isolated_dirs, monkeypatch):
+    root = Path(__file__).resolve().parents[2] / "submissions"
+    out = bench("validate", root / "jpeg")
+    assert out.exit_code == 0, out.output
+    assert (
+        "jpeg (JPEG compression, preprocessing)" in out.stdout and "ok  determinism" in out.stdout
+    )
+    monkeypatch.setenv("BENCH_SUBMISSIONS_DIR", str(root))
+    out = bench("validate", "median_filter", "--param", "kernel_size=5", "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["submission"]["kind"] == "preprocessing"
+    line = one_error_line(bench("validate", "median_filter", "--param", "kernel_size=1"))
+    assert "submission 'median_filter': kernel_size must be >= 2" in line
+    line = one_error_line(bench("validate", "median_filter", "--param", "radius=2"))
+    assert "unknown parameter(s) radius" in line
+    line = one_error_line(bench("validate", "nope"))
+    assert "unknown defense 'nope'" in line

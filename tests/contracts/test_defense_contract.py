@@ -1,0 +1,158 @@
+"""Every shipped submission passes the conformance suite; broken ones are refused clearly."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmark.defenses import DefendedModel, SubmissionError, bpda, load_submission
+from benchmark.defenses.submissions import list_submissions, read_submission
+from benchmark.testing.conformance import validate_submission
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = sorted(p.parent.name for p in (ROOT / "submissions").glob("*/submission.toml"))
+
+
+def test_the_baselines_are_shipped():
+    assert {
+        "bit_depth_reduction",
+        "median_filter",
+        "gaussian_smoothing",
+        "jpeg",
+        "random_resize_pad",
+    } <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("sid", SHIPPED)
+def test_shipped_submission_passes_conformance(sid):
+    sub = read_submission(ROOT / "submissions" / sid)
+    names = {c.name for c in validate_submission(sub)}
+    assert {"metadata", "runs", "determinism", "declared randomized"} <= names
+    assert (ROOT / "submissions" / sid / "README.md").is_file(), f"{sid} lacks a README"
+
+
+def test_load_by_id_uses_the_submissions_dir(monkeypatch):
+    monkeypatch.setenv("BENCH_SUBMISSIONS_DIR", str(ROOT / "submissions"))
+    assert "median_filter" in list_submissions()
+    sub = load_submission("median_filter")
+    assert sub.params == {"kernel_size": 3} and sub.meta.kind == "preprocessing"
+    with pytest.raises(SubmissionError, match="did you mean 'median_filter'"):
+        load_submission("median_filtr")
+
+
+GOOD_CLASS = """
+import torch
+from benchmark.defenses import Defense, DefenseMeta
+
+class Plugin(Defense):
+    meta = DefenseMeta(kind="preprocessing", randomized={randomized}, differentiable={diff},
+                       reference="ref", version="1", license="MIT", authors=("me",))
+    defaults = {{}}
+
+    def purify(self, x):
+        {body}
+"""
+TOML = """id = "{sid}"
+name = "Broken"
+authors = ["me"]
+paper = "none"
+license = "MIT"
+entry = "defense:Plugin"
+threat_models = ["oblivious"]
+"""
+
+
+def _write(tmp_path: Path, sid: str, body: str, *, toml: str | None = None, **flags) -> Path:
+    folder = tmp_path / sid
+    folder.mkdir()
+    (folder / "submission.toml").write_text(toml if toml is not None else TOML.format(sid=sid))
+    code = GOOD_CLASS.format(
+        randomized=flags.get("randomized", False), diff=flags.get("diff", False), body=body
+    )
+    (folder / "defense.py").write_text(textwrap.dedent(code))
+    return folder
+
+
+BROKEN = [
+    ("nan", "return x * float('nan')", {}, "fails 'finite'"),
+    ("shape", "return x[:, :, :-1]", {}, "fails 'shape'"),
+    ("range", "return x * 2", {}, "fails 'range'"),
+    ("raises", "raise RuntimeError('boom')", {}, "fails 'runs': RuntimeError: boom"),
+    ("liar_det", "return (x + 0.01 * torch.rand_like(x)).clamp(0, 1)", {}, "randomized=False"),
+    ("liar_rand", "return x", {"randomized": True}, "declared randomized=True"),
+    ("liar_diff", "return torch.round(x)", {"diff": True}, "declared differentiable=True"),
+    ("batch", "return (x - x.mean() + 0.5).clamp(0, 1)", {}, "fails 'batch independence'"),
+    ("dtype", "return x.double()", {}, "fails 'dtype'"),
+]
+
+
+@pytest.mark.parametrize(("sid", "body", "flags", "message"), BROKEN)
+def test_broken_behaviour_is_refused(tmp_path, sid, body, flags, message):
+    sub = read_submission(_write(tmp_path, sid, body, **flags))
+    with pytest.raises(SubmissionError, match=f"submission '{sid}'") as err:
+        validate_submission(sub)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_malformed_submissions_are_refused(tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    with pytest.raises(SubmissionError, match=r"submission\.toml is missing"):
+        read_submission(folder)
+    bad = _write(tmp_path, "badtoml", "return x", toml="id = [unclosed")
+    with pytest.raises(SubmissionError, match="not valid TOML"):
+        read_submission(bad)
+    lacks = _write(tmp_path, "lacks", "return x", toml='id = "lacks"\n')
+    with pytest.raises(SubmissionError, match="lacks name, authors"):
+        read_submission(lacks)
+    wrong = _write(tmp_path, "wrongclass", "return x")
+    (wrong / "submission.toml").write_text(TOML.format(sid="wrongclass").replace("Plugin", "Nope"))
+    with pytest.raises(SubmissionError, match="no Defense subclass 'Nope'"):
+        read_submission(wrong)
+    syntax = _write(tmp_path, "syntax", "return x")
+    (syntax / "defense.py").write_text("def broken(:\n")
+    with pytest.raises(SubmissionError, match=r"importing defense\.py failed"):
+        read_submission(syntax)
+    other = _write(tmp_path, "otherid", "return x", toml=TOML.format(sid="else"))
+    with pytest.raises(SubmissionError, match="says id 'else' but the folder is 'otherid'"):
+        read_submission(other)
+    threat = _write(tmp_path, "threat", "return x")
+    (threat / "submission.toml").write_text(
+        TOML.format(sid="threat").replace('["oblivious"]', '["psychic"]')
+    )
+    with pytest.raises(SubmissionError, match="threat_models must be"):
+        read_submission(threat)
+
+
+def test_bpda_uses_the_identity_or_the_approximation_on_the_backward_pass():
+    x = torch.tensor([0.2, 0.7], requires_grad=True)
+    y = bpda(torch.round, x)
+    assert torch.equal(y, torch.tensor([0.0, 1.0]))
+    (y * torch.tensor([3.0, 5.0])).sum().backward()
+    assert torch.equal(x.grad, torch.tensor([3.0, 5.0]))  # identity: the upstream gradient
+    x2 = x.detach().requires_grad_(True)
+    bpda(torch.round, x2, lambda z: z**2).sum().backward()
+    assert torch.allclose(x2.grad, 2 * x2.detach())  # d/dx of the approximation x^2
+
+
+def test_defended_model_is_adaptive_only_when_asked():
+    sub = read_submission(ROOT / "submissions" / "bit_depth_reduction")
+    defense = sub.build(bits=1)
+    base = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2, bias=False))
+    with torch.no_grad():
+        base[1].weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]))
+    base.multi_label = False
+    x = torch.full((1, 1, 2, 2), 0.4, requires_grad=True)
+    oblivious = DefendedModel(base, defense)
+    oblivious(x)[0, 0].backward()
+    assert x.grad is None or x.grad.abs().sum() == 0  # rounding: no gradient
+    adaptive = DefendedModel(base, defense, adaptive=True)
+    x.grad = None
+    out = adaptive(x)
+    assert torch.equal(out.detach(), torch.tensor([[0.0, 0.0]]))  # round(0.4) = 0 forward
+    out[0, 0].backward()
+    assert torch.equal(x.grad.flatten(), torch.tensor([1.0, 0, 0, 0]))  # BPDA identity
