@@ -220,6 +220,16 @@ def evaluate_cmd(
     attack_param: list[str] = typer.Option(
         [], help="Override an attack parameter: pgd.steps=20 (or steps=20 for all)."
     ),
+    defense: str | None = typer.Option(
+        None, help="Defense to evaluate: a submission id (submissions/<id>) or its folder."
+    ),
+    defense_param: list[str] = typer.Option([], help="Override a defense parameter: name=value."),
+    threat_model: list[str] = typer.Option(
+        ["oblivious"], help="With --defense: oblivious and/or adaptive (repeat the option)."
+    ),
+    eot_samples: int = typer.Option(
+        20, help="Draws per step of adaptive attacks on randomized defenses (EOT)."
+    ),
     corruptions: str | None = typer.Option(
         None,
         help="A corruption preset (bench list corruption_presets) or a comma list "
@@ -280,6 +290,10 @@ def evaluate_cmd(
         corruptions=plan,
         corruption_suite=corruption_suite,
         corruption_reference=corruption_reference,
+        defense=defense,
+        defense_params=_parse_params(defense_param),
+        threat_models=[t for item in threat_model for t in item.split(",") if t],
+        eot_samples=eot_samples,
     )
     tc = _train_config(dataset, arch, size, epochs, 128, 1e-3, seed, device)
     doc, path = evaluate(
@@ -308,6 +322,17 @@ def _render_evaluation(doc: dict[str, Any], dataset: str, split: str, path: Path
         typer.echo(f"  balanced accuracy {pca['balanced_accuracy']:.4f}")
         for name, m in pca["per_class"].items():
             typer.echo(f"    {name[:40]:<40} {_fmt(m)}")
+    if doc.get("defense"):
+        d, base = doc["defense"], doc["metrics"]["undefended_clean"]
+        typer.echo(
+            f"  defense {d['id']} ({d['kind']}, threat models {', '.join(d['threat_models'])}); "
+            f"undefended accuracy {_fmt(base['accuracy'])}"
+        )
+        c = d["cost"]
+        typer.echo(
+            f"  inference {c['defended_ms_per_image']:.2f} ms/image vs {c['base_ms_per_image']:.2f}"
+            f" bare (x{c['overhead']:.1f})"
+        )
     if "confusion_matrix" in clean:
         typer.echo("  confusion matrix (rows: true, columns: predicted)")
         for row in clean["confusion_matrix"]["matrix"]:
@@ -320,6 +345,8 @@ def _render_evaluation(doc: dict[str, Any], dataset: str, split: str, path: Path
         for a in doc["attacks"]:
             m, p = a["metrics"], a["perturbation"]
             tag = " (sanity)" if a.get("sanity_only") else ""
+            if a.get("threat_model"):
+                tag += f" [{a['threat_model']}]"
             typer.echo(
                 f"    {a['cell_id'][:38] + tag:<38} {m['robust_accuracy']['value']:9.4f} "
                 f"{m['fooling_ratio']['value']:8.4f} {255 * p['linf_median']:15.2f} "

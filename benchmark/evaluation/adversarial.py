@@ -83,11 +83,17 @@ def run_cell(
     cache: AdversarialCache,
     context: AttackContext | None = None,
     progress: bool | None = None,
+    score_model: torch.nn.Module | None = None,
+    key_extra: dict[str, Any] | None = None,
 ) -> CellRun:
     """Attack every sample of ``split`` (or load the cached result) and score it.
 
     ``context`` is handed to :meth:`Attack.prepare` on a cache miss only, so a cached GAP or
-    transfer cell costs no generator training and no surrogate loading.
+    transfer cell costs no generator training and no surrogate loading. ``score_model``
+    (default ``model``) classifies the adversarial examples: the defended pipeline when a
+    defense is evaluated. ``key_extra`` adds what else determines the examples (the defense
+    and threat model of an adaptive attack) to the cache key; an oblivious attack leaves it
+    out and shares the undefended run's examples.
     """
     key = cache_key(
         model=model_sha256,
@@ -96,6 +102,7 @@ def run_cell(
         indices=indices_digest(indices),
         attack=attack.config(),
         batch_size=batch_size,
+        **(key_extra or {}),
     )
     shape = (len(split), *split.images.shape[1:])
     start_time = time.perf_counter()
@@ -127,7 +134,11 @@ def run_cell(
     seconds = time.perf_counter() - start_time
     clean_x = split.images.float().div(255.0)
     norms = {k: v.numpy() for k, v in perturbation_norms(clean_x, x_adv).items()}
-    pred = predict_images(model, x_adv, split, seed=seed)
+    scorer = score_model if score_model is not None else model
+    defense = getattr(scorer, "defense", None)
+    if defense is not None:
+        defense.reseed(seed)  # the same defense draws for every cell: reproducible scores
+    pred = predict_images(scorer, x_adv, split, seed=seed)
     logger.info(
         "%s: robust accuracy %.4f (%s, %.1f s)",
         cell.cell_id,

@@ -24,6 +24,7 @@ from benchmark.attacks.base import AttackContext
 from benchmark.attacks.presets import AttackCell, eps_label
 from benchmark.corruptions.presets import CorruptionPlan
 from benchmark.datasets.base import DATASETS, load_split
+from benchmark.defenses import DefendedModel, load_submission
 from benchmark.device import pick_device, seed_everything
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.evaluation.adversarial import (
@@ -34,7 +35,8 @@ from benchmark.evaluation.adversarial import (
 )
 from benchmark.evaluation.cache import AdversarialCache
 from benchmark.evaluation.corruption import CorruptionRunner
-from benchmark.evaluation.sanity import LARGE_EPS, run_checks
+from benchmark.evaluation.defended import EOTModel, defense_block, inference_cost
+from benchmark.evaluation.sanity import LARGE_EPS, oblivious_vs_adaptive, run_checks
 from benchmark.metrics.adversarial import correct_mask, worst_case_accuracy
 from benchmark.metrics.classification import compute_clean_metrics
 from benchmark.models.base import MODELS
@@ -42,6 +44,7 @@ from benchmark.models.inference import predict
 from benchmark.models.zoo import ModelZoo, model_id
 from benchmark.results.provenance import environment, git_commit, package_versions, utc_now
 from benchmark.results.schema import SCHEMA_VERSION, write_result
+from benchmark.testing.conformance import validate_submission
 from benchmark.training.trainer import TrainConfig, train_model
 
 logger = logging.getLogger(__name__)
@@ -59,7 +62,11 @@ class EvaluationConfig:
         seed: seed of the model to load, the subset, the attacks and the bootstrap CIs.
         batch_size: inference and attack batch size.
         device: "auto", "cpu" or "cuda[:N]".
-        defense: defense id (none in this version).
+        defense: submission id or folder of the defense to evaluate (None: undefended).
+        defense_params: parameter overrides of the defense.
+        threat_models: threat models the attacks run under with a defense ("oblivious",
+            "adaptive"); without a defense attacks are white-box on the model.
+        eot_samples: draws per forward pass of an adaptive attack on a randomized defense.
         attacks: the attack cells to run (empty: clean evaluation only).
         suite: name of the preset the cells come from ("custom" for a list).
         n_examples: evaluate a seeded random subset of this size (None: the whole split).
@@ -77,6 +84,9 @@ class EvaluationConfig:
     batch_size: int = 256
     device: str = "auto"
     defense: str | None = None
+    defense_params: dict[str, Any] = field(default_factory=dict)
+    threat_models: list[str] = field(default_factory=lambda: ["oblivious"])
+    eot_samples: int = 20
     attacks: list[AttackCell] = field(default_factory=list)
     suite: str | None = None
     n_examples: int | None = None
@@ -87,17 +97,21 @@ class EvaluationConfig:
 
     @property
     def threat_model(self) -> str:
-        """ "clean" without attacks, else "white-box" (attacks see the undefended model)."""
-        return "white-box" if self.attacks else "clean"
+        """ "clean" without attacks; "white-box" on an undefended model; else the defended
+        threat models joined by "+"."""
+        if not self.attacks:
+            return "clean"
+        return "+".join(self.threat_models) if self.defense else "white-box"
 
 
 def result_path(out_dir: Path, doc: dict[str, Any]) -> Path:
-    """``<out>/<dataset>/<suite>/<model_id>/<run_id>.json``.
+    """``<out>/<dataset>/<suite>/<model_id>[__<defense>]/<run_id>.json``.
 
     ``suite`` is the attack preset, the corruption preset, both joined by ``+``, or ``clean``.
     """
     cfg = doc["config"]
-    folder = out_dir / cfg["dataset"] / run_suite(cfg) / cfg["model_id"]
+    model_part = cfg["model_id"] + (f"__{cfg['defense']}" if cfg.get("defense") else "")
+    folder = out_dir / cfg["dataset"] / run_suite(cfg) / model_part
     return folder / f"{doc['run_id']}.json"
 
 
@@ -175,8 +189,16 @@ def evaluate(
     cache = cache or AdversarialCache()
     meta = DATASETS.get(config.dataset).meta
     MODELS.get(config.arch)
-    if config.defense is not None:
-        raise ConfigError("defenses are not evaluated by this version; omit --defense")
+    submission = None
+    if config.defense is not None:  # load and validate the plugin before any work
+        bad = [t for t in config.threat_models if t not in ("oblivious", "adaptive")]
+        if bad or not config.threat_models:
+            raise ConfigError(
+                f"--threat-model must be oblivious and/or adaptive, got {', '.join(bad)}; "
+                "transfer and black-box come from the attacks (transfer, square, spsa, rays)"
+            )
+        submission = load_submission(config.defense)
+        validate_submission(submission, **config.defense_params)
     size = config.size or meta.default_size
     device = pick_device(config.device)
     # Data first: a missing or corrupt file is reported before any training or attack.
@@ -192,10 +214,30 @@ def evaluate(
     }
     model, entry = zoo.load(mid, device=device, expect=expect)
     model_sha = entry.card["checkpoint"]["sha256"]
+    defense = defended = adaptive_model = None
+    scorer: torch.nn.Module = model
+    if submission is not None:
+        defense = submission.build(seed=config.seed, **config.defense_params)
+        defended = DefendedModel(model, defense)
+        scorer = defended
+        if "adaptive" in config.threat_models:
+            adaptive_model = EOTModel(
+                DefendedModel(model, defense, adaptive=True), config.eot_samples
+            )
     cells = list(config.attacks)
     if cells and config.sanity_attack:
         cells.append(AttackCell.make("pgd", LARGE_EPS, steps=10))
-    attacks = build_cells(model, cells, config.seed)  # bad parameters fail before any work
+    # (threat model, cell, attack): undefended runs have one white-box pass; a defense gets
+    # one pass per threat model. Every attack is built first: bad parameters fail early.
+    passes: list[tuple[str, AttackCell, Any]] = []
+    threat_models = config.threat_models if defense is not None else ["white-box"]
+    for tm in threat_models:
+        attacked = adaptive_model if tm == "adaptive" else model
+        passes += [
+            (tm, c, a)
+            for c, a in zip(cells, build_cells(attacked, cells, config.seed), strict=True)
+        ]
+    attacks = [a for _, _, a in passes]
     context = AttackContext(
         dataset=config.dataset,
         size=size,
@@ -219,13 +261,20 @@ def evaluate(
         reference = (config.corruption_reference, ref_model, ref_sha)
     seed_everything(config.seed)
     start = time.perf_counter()
-    clean = predict(model, split, batch_size=config.batch_size, seed=config.seed)
+    if defense is not None:
+        defense.reseed(config.seed)
+    clean = predict(scorer, split, batch_size=config.batch_size, seed=config.seed)
     metrics: dict[str, Any] = {"clean": compute_clean_metrics(clean)}
-    doc_attacks, summaries, runs = [], [], []
-    large_eps_acc = None
-    for i, (cell, attack) in enumerate(zip(cells, attacks, strict=True)):
+    if defense is not None:
+        base_clean = predict(model, split, batch_size=config.batch_size, seed=config.seed)
+        metrics["undefended_clean"] = compute_clean_metrics(base_clean)
+    doc_attacks: list[dict[str, Any]] = []
+    by_tm: dict[str, dict[str, Any]] = {}
+    for tm, cell, attack in passes:
+        state = by_tm.setdefault(tm, {"runs": [], "summaries": [], "large": None})
+        adaptive = tm == "adaptive"
         run = run_cell(
-            model,
+            adaptive_model if adaptive else model,
             split,
             cell,
             attack,
@@ -236,24 +285,53 @@ def evaluate(
             cache=cache,
             context=context,
             progress=progress,
+            score_model=scorer,
+            key_extra={"defense": defense.config(), "eot": adaptive_model.samples}
+            if adaptive and defense is not None and adaptive_model is not None
+            else None,
         )
         block = cell_block(run, clean)
+        if defense is not None:
+            block["threat_model"] = tm
         acc = block["metrics"]["robust_accuracy"]["value"]
-        if config.sanity_attack and i == len(cells) - 1:
-            large_eps_acc = acc
+        if config.sanity_attack and cell is cells[-1]:
+            state["large"] = acc
             block["sanity_only"] = True
         else:
-            runs.append(run)
-            summaries.append({**run.summary(), "accuracy": acc})
+            state["runs"].append(run)
+            state["summaries"].append({**run.summary(), "accuracy": acc})
         doc_attacks.append(block)
+    primary = "adaptive" if "adaptive" in by_tm else next(iter(by_tm), "white-box")
+    runs = by_tm.get(primary, {}).get("runs", [])
     worst = _worst_cases(clean, runs)
     noise = {}
     for eps in sorted({r.cell.eps for r in runs if r.attack.norm == "linf" and r.attack.bounded}):
+        if defense is not None:
+            defense.reseed(config.seed)
         noise_pred = random_noise_predictions(
-            model, split, eps, seed=config.seed, batch_size=config.batch_size
+            scorer, split, eps, seed=config.seed, batch_size=config.batch_size
         )
         noise[eps] = float(correct_mask(noise_pred).mean())
-    sanity = run_checks(summaries, noise, large_eps_acc, len(split)) if cells else []
+    state = by_tm.get(primary, {"summaries": [], "large": None})
+    sanity = (
+        run_checks(
+            state["summaries"], noise, state["large"], len(split), defended=defense is not None
+        )
+        if cells
+        else []
+    )
+    defense_doc = None
+    if defense is not None and defended is not None:
+        defense_doc = defense_block(submission, defense, config.threat_models, config.eot_samples)
+        defense_doc["cost"] = inference_cost(model, defended, split, config.batch_size, config.seed)
+        defense_doc["sanity_checks_threat_model"] = primary
+        if cells:
+            sanity.append(
+                oblivious_vs_adaptive(
+                    by_tm.get("oblivious", {}).get("summaries", []),
+                    by_tm.get("adaptive", {}).get("summaries", []),
+                )
+            )
     corruption_block = None
     if config.corruptions is not None:
         corruption_block = CorruptionRunner(
@@ -272,6 +350,8 @@ def evaluate(
     resolved = asdict(config)
     resolved.pop("size")
     resolved.pop("corruptions")
+    if submission is not None:  # the id, not the folder it was loaded from
+        resolved["defense"] = submission.id
     resolved.update(
         image_size=size,
         model_id=mid,
@@ -333,6 +413,10 @@ def evaluate(
         ]
         doc["sanity_checks"] = sanity
         doc["flags"] = sorted({c["flag"] for c in sanity if c["flag"]})
+        if defense_doc is not None:
+            doc["worst_case_threat_model"] = primary
+    if defense_doc is not None:
+        doc["defense"] = defense_doc
     if corruption_block is not None:
         doc["corruptions"] = corruption_block
     out = paths.results_dir(out_dir)

@@ -203,6 +203,25 @@ def noise_vs_attack(cells: list[dict], noise: dict[float, float], tol: float) ->
     )
 
 
+OBFUSCATION_GAP = 0.10
+"""Oblivious minus adaptive robust accuracy above which a defense is flagged."""
+
+
+def oblivious_vs_adaptive(oblivious: list[dict], adaptive: list[dict]) -> dict:
+    """A defense whose adaptive accuracy is far below its oblivious accuracy (any cell, by more
+    than :data:`OBFUSCATION_GAP`) owes its robustness to the attacker not seeing it."""
+    desc = f"adaptive robust accuracy within {OBFUSCATION_GAP:.0%} of oblivious robust accuracy"
+    obl = {c["cell_id"]: c["accuracy"] for c in oblivious}
+    ada = {c["cell_id"]: c["accuracy"] for c in adaptive}
+    gaps = {cid: obl[cid] - ada[cid] for cid in obl if cid in ada}
+    if not gaps:
+        return _check("oblivious_vs_adaptive", desc, "not_applicable", "needs both threat models")
+    worst = max(gaps, key=lambda k: gaps[k])
+    details = {"largest_gap": gaps[worst], "cell": worst, "gaps": gaps}
+    status = "fail" if gaps[worst] > OBFUSCATION_GAP else "pass"
+    return _check("oblivious_vs_adaptive", desc, status, details, "robustness from obfuscation")
+
+
 def run_checks(
     cells: list[dict],
     noise: dict[float, float],

@@ -1,0 +1,95 @@
+"""Evaluating a defense: the defended pipeline under the four threat models.
+
+* ``oblivious``: adversarial examples crafted on the undefended base model (the MDDA and MedRDF
+  papers' protocol) and passed through the defense. They are the cached examples of the
+  undefended run, so every defense reuses one attack.
+* ``adaptive``: the attack sees the whole defended pipeline: BPDA (identity, or the defense's
+  ``purify_approx``) through non-differentiable preprocessing, and expectation over
+  transformation (Athalye et al. 2018, Sec. 4) for randomized defenses: the attacked model
+  returns the log of the mean probability over ``eot_samples`` draws, which for a voting
+  defense such as MedRDF is the smoothed soft classifier.
+* ``transfer`` and ``black_box`` come from the attacks themselves (``transfer`` crafts on a
+  surrogate; Square, SPSA and RayS only query the model they are given, here the defended
+  pipeline).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from benchmark.datasets.base import ImageSplit
+from benchmark.defenses.base import DefendedModel, Defense
+from benchmark.models.inference import predict
+
+
+class EOTModel(nn.Module):
+    """The defended pipeline as the adaptive attacker sees it.
+
+    Args:
+        defended: the pipeline, built with ``adaptive=True`` (BPDA where needed).
+        samples: draws averaged per forward pass for a randomized defense (1 otherwise).
+    """
+
+    def __init__(self, defended: DefendedModel, samples: int) -> None:
+        super().__init__()
+        self.defended = defended
+        self.samples = samples if defended.defense.meta.randomized else 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.samples == 1:
+            return self.defended(x)
+        multi = bool(self.defended.base.multi_label)
+        probs = torch.stack(
+            [
+                torch.sigmoid(o) if multi else torch.softmax(o, dim=1)
+                for o in (self.defended(x) for _ in range(self.samples))
+            ]
+        ).mean(0)
+        probs = probs.clamp_min(1e-12)
+        return torch.logit(probs.clamp_max(1 - 1e-6)) if multi else probs.log()
+
+    def predict_proba(self, x: Tensor) -> Tensor:
+        return self.defended.predict_proba(x)
+
+    def __getattr__(self, name: str) -> Any:
+        """Expose the base model's attributes (``multi_label``, ``num_classes``, ``device``)."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("defended"), name)
+
+
+def inference_cost(
+    base: nn.Module, defended: DefendedModel, split: ImageSplit, batch_size: int, seed: int
+) -> dict[str, Any]:
+    """Milliseconds per image of the bare model and of the defended pipeline, and the ratio."""
+    n = min(len(split), 128)
+    sample = split.subset(torch.arange(n))
+    t0 = time.perf_counter()
+    predict(base, sample, batch_size=batch_size, seed=seed)
+    t1 = time.perf_counter()
+    defended.defense.reseed(seed)
+    predict(defended, sample, batch_size=batch_size, seed=seed)
+    t2 = time.perf_counter()
+    base_ms, def_ms = 1000 * (t1 - t0) / n, 1000 * (t2 - t1) / n
+    return {
+        "images": n,
+        "base_ms_per_image": base_ms,
+        "defended_ms_per_image": def_ms,
+        "overhead": def_ms / base_ms if base_ms > 0 else None,
+    }
+
+
+def defense_block(sub: Any, defense: Defense, threat_models: list[str], eot: int) -> dict[str, Any]:
+    """The results JSON's ``defense`` block."""
+    return {
+        **sub.record(),
+        "config": defense.config(),
+        "threat_models": threat_models,
+        "eot_samples": eot if defense.meta.randomized else 1,
+        "bpda": not defense.meta.differentiable and defense.meta.kind == "preprocessing",
+    }

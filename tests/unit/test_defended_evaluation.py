@@ -1,0 +1,100 @@
+"""Evaluating defenses: oblivious reuse of the undefended attack, adaptive BPDA/EOT, flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmark.attacks.presets import AttackCell
+from benchmark.defenses import DefendedModel, SubmissionError, read_submission
+from benchmark.evaluation import EvaluationConfig, evaluate
+from benchmark.evaluation.cache import AdversarialCache
+from benchmark.evaluation.defended import EOTModel
+from benchmark.evaluation.sanity import oblivious_vs_adaptive
+
+ROOT = Path(__file__).resolve().parents[2]
+CELLS = [AttackCell.make("pgd", "8/255", steps=3)]
+
+
+def _run(tiny_models, shared_data, cache_root, **kw):
+    config = EvaluationConfig(
+        dataset="breastmnist",
+        arch="tiny_cnn",
+        attacks=CELLS,
+        suite="custom",
+        n_examples=24,
+        sanity_attack=False,
+        **kw,
+    )
+    return evaluate(
+        config, data_dir=shared_data, zoo=tiny_models["zoo"], cache=AdversarialCache(cache_root)
+    )
+
+
+def test_oblivious_reuses_the_undefended_examples_and_adaptive_is_stronger(
+    tiny_models, shared_data, tmp_path
+):
+    undefended, _ = _run(tiny_models, shared_data, tmp_path / "c")
+    doc, path = _run(
+        tiny_models,
+        shared_data,
+        tmp_path / "c",
+        defense=str(ROOT / "submissions" / "bit_depth_reduction"),
+        defense_params={"bits": 2},
+        threat_models=["oblivious", "adaptive"],
+    )
+    assert path.parent.name == "tiny_cnn_breastmnist_28px_s0__bit_depth_reduction"
+    obl, ada = doc["attacks"]
+    assert (obl["threat_model"], ada["threat_model"]) == ("oblivious", "adaptive")
+    assert obl["timing"]["cached"]  # the undefended run's examples, not a new attack
+    assert obl["perturbation"] == undefended["attacks"][0]["perturbation"]
+    assert not ada["timing"]["cached"] and ada["perturbation"] != obl["perturbation"]
+    assert doc["defense"]["bpda"] and doc["defense"]["config"]["params"] == {"bits": 2}
+    assert doc["config"]["threat_model"] == "oblivious+adaptive"
+    assert "undefended_clean" in doc["metrics"]
+    assert doc["defense"]["cost"]["defended_ms_per_image"] > 0
+    names = [c["name"] for c in doc["sanity_checks"]]
+    assert "oblivious_vs_adaptive" in names and doc["worst_case_threat_model"] == "adaptive"
+
+
+def test_invalid_defense_fails_before_any_work(tiny_models, shared_data, tmp_path):
+    with pytest.raises(SubmissionError, match="bits must be between 1 and 8"):
+        _run(
+            tiny_models,
+            shared_data,
+            tmp_path / "c",
+            defense=str(ROOT / "submissions" / "bit_depth_reduction"),
+            defense_params={"bits": 0},
+        )
+    assert not (tmp_path / "c").exists()  # nothing was attacked or cached
+
+
+def test_eot_averages_probabilities_over_draws():
+    sub = read_submission(ROOT / "submissions" / "random_resize_pad")
+    defense = sub.build(seed=3)
+    base = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    base.multi_label = False
+    x = torch.rand(2, 1, 8, 8)
+    eot = EOTModel(DefendedModel(base, defense, adaptive=True), samples=4)
+    defense.reseed(3)
+    out = eot(x)
+    defense.reseed(3)
+    draws = torch.stack([torch.softmax(base(defense.purify(x)), 1) for _ in range(4)])
+    assert torch.allclose(out.exp(), draws.mean(0), atol=1e-6)
+    xg = x.clone().requires_grad_(True)
+    eot(xg).sum().backward()
+    assert torch.isfinite(xg.grad).all() and xg.grad.abs().sum() > 0
+    deterministic = read_submission(ROOT / "submissions" / "median_filter").build()
+    assert EOTModel(DefendedModel(base, deterministic), samples=20).samples == 1
+
+
+def test_obfuscation_flag():
+    obl = [{"cell_id": "pgd", "accuracy": 0.80}, {"cell_id": "fgsm", "accuracy": 0.7}]
+    ok = oblivious_vs_adaptive(obl, [{"cell_id": "pgd", "accuracy": 0.75}])
+    assert ok["status"] == "pass" and ok["flag"] == ""
+    bad = oblivious_vs_adaptive(obl, [{"cell_id": "pgd", "accuracy": 0.10}])
+    assert bad["status"] == "fail" and bad["flag"] == "robustness from obfuscation"
+    assert bad["details"]["cell"] == "pgd" and bad["details"]["largest_gap"] == pytest.approx(0.7)
+    assert oblivious_vs_adaptive(obl, [])["status"] == "not_applicable"
