@@ -27,6 +27,7 @@ from benchmark.attacks.base import (
 from benchmark.attacks.presets import AttackCell, eps_label
 from benchmark.datasets.base import ImageSplit
 from benchmark.evaluation.cache import AdversarialCache, cache_key, indices_digest
+from benchmark.evaluation.defended import apply_votes, voting_module
 from benchmark.metrics.adversarial import compute_adversarial_metrics
 from benchmark.metrics.base import Predictions
 from benchmark.models.base import ImageClassifier
@@ -45,6 +46,7 @@ class CellRun:
     norms: dict[str, np.ndarray]
     seconds: float
     cached: bool
+    votes: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The fields the sanity checks need."""
@@ -138,7 +140,11 @@ def run_cell(
     defense = getattr(scorer, "defense", None)
     if defense is not None:
         defense.reseed(seed)  # the same defense draws for every cell: reproducible scores
+    voting = voting_module(scorer)
+    if voting is not None:
+        voting.take_votes()  # drop votes of earlier forwards (e.g. a cached attack's checks)
     pred = predict_images(scorer, x_adv, split, seed=seed)
+    pred, votes = apply_votes(scorer, pred, split.labels)
     logger.info(
         "%s: robust accuracy %.4f (%s, %.1f s)",
         cell.cell_id,
@@ -146,7 +152,7 @@ def run_cell(
         "cached" if cached else "computed",
         seconds,
     )
-    return CellRun(cell, attack, pred, norms, seconds, cached)
+    return CellRun(cell, attack, pred, norms, seconds, cached, votes)
 
 
 def cell_block(run: CellRun, clean: Predictions) -> dict[str, Any]:
@@ -172,6 +178,7 @@ def cell_block(run: CellRun, clean: Predictions) -> dict[str, Any]:
         "metrics": metrics,
         "perturbation": norms,
         "timing": {"seconds": run.seconds, "cached": run.cached},
+        **({"votes": run.votes} if run.votes is not None else {}),
     }
 
 

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 
 from benchmark.datasets.base import ImageSplit
 from benchmark.defenses.base import DefendedModel, Defense
+from benchmark.metrics.base import Predictions
 from benchmark.models.inference import predict
 
 
@@ -37,7 +39,10 @@ class EOTModel(nn.Module):
     def __init__(self, defended: DefendedModel, samples: int) -> None:
         super().__init__()
         self.defended = defended
-        self.samples = samples if defended.defense.meta.randomized else 1
+        # A voting wrapper with a ``soft`` path (MedRDF) already averages its noise draws
+        # under gradient: the smoothed soft classifier. Drawing it again would multiply cost.
+        smoothed = hasattr(defended.inner, "soft")
+        self.samples = samples if defended.defense.meta.randomized and not smoothed else 1
 
     def forward(self, x: Tensor) -> Tensor:
         if self.samples == 1:
@@ -93,3 +98,26 @@ def defense_block(sub: Any, defense: Defense, threat_models: list[str], eot: int
         "eot_samples": eot if defense.meta.randomized else 1,
         "bpda": not defense.meta.differentiable and defense.meta.kind == "preprocessing",
     }
+
+
+def voting_module(scorer: nn.Module) -> nn.Module | None:
+    """The wrapper module of a voting defense (one exposing ``take_votes``), if any."""
+    inner = getattr(scorer, "inner", None)
+    return inner if inner is not None and hasattr(inner, "take_votes") else None
+
+
+def apply_votes(
+    scorer: nn.Module, pred: Predictions, labels: Tensor
+) -> tuple[Predictions, dict[str, Any] | None]:
+    """After scoring through a voting defense: mark its abstentions (counted as errors) and
+    return its vote report (abstain rate, RM, Table IX breakdown). No-op otherwise."""
+    inner = voting_module(scorer)
+    if inner is None:
+        return pred, None
+    counts = inner.take_votes()
+    defense = scorer.defense  # type: ignore[attr-defined]
+    if len(counts) != pred.n or not hasattr(defense, "vote_report"):
+        return pred, None
+    report = defense.vote_report(counts, labels)
+    abstained = report.pop("abstained_mask").numpy()
+    return replace(pred, abstained=abstained), report

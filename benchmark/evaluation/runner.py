@@ -35,7 +35,12 @@ from benchmark.evaluation.adversarial import (
 )
 from benchmark.evaluation.cache import AdversarialCache
 from benchmark.evaluation.corruption import CorruptionRunner
-from benchmark.evaluation.defended import EOTModel, defense_block, inference_cost
+from benchmark.evaluation.defended import (
+    EOTModel,
+    apply_votes,
+    defense_block,
+    inference_cost,
+)
 from benchmark.evaluation.sanity import LARGE_EPS, oblivious_vs_adaptive, run_checks
 from benchmark.metrics.adversarial import correct_mask, worst_case_accuracy
 from benchmark.metrics.classification import compute_clean_metrics
@@ -264,7 +269,10 @@ def evaluate(
     if defense is not None:
         defense.reseed(config.seed)
     clean = predict(scorer, split, batch_size=config.batch_size, seed=config.seed)
+    clean, clean_votes = apply_votes(scorer, clean, split.labels)
     metrics: dict[str, Any] = {"clean": compute_clean_metrics(clean)}
+    if clean_votes is not None:
+        metrics["clean_votes"] = clean_votes
     if defense is not None:
         base_clean = predict(model, split, batch_size=config.batch_size, seed=config.seed)
         metrics["undefended_clean"] = compute_clean_metrics(base_clean)

@@ -46,6 +46,8 @@ class Predictions:
         class_names: one name per class / label.
         multi_label: whether ``probs`` are independent label probabilities.
         seed: seed of the bootstrap used for confidence intervals.
+        abstained: (N,) bool, samples a defense abstained on (MedRDF's vote); their predicted
+            class is -1, so every accuracy counts them as errors.
     """
 
     probs: np.ndarray
@@ -53,6 +55,7 @@ class Predictions:
     class_names: tuple[str, ...]
     multi_label: bool = False
     seed: int = 0
+    abstained: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -61,10 +64,14 @@ class Predictions:
 
     @property
     def predicted(self) -> np.ndarray:
-        """Argmax class (single-label) or thresholded 0/1 labels at 0.5 (multi-label)."""
+        """Argmax class (single-label; -1 where abstained) or thresholded 0/1 labels at 0.5
+        (multi-label)."""
         if self.multi_label:
             return (self.probs > 0.5).astype(np.int64)
-        return self.probs.argmax(axis=1)
+        pred = self.probs.argmax(axis=1)
+        if self.abstained is not None:
+            pred = np.where(self.abstained, -1, pred)
+        return pred
 
 
 MetricFn = Callable[[Predictions], dict[str, Any]]

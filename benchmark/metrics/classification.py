@@ -121,11 +121,17 @@ def per_class_accuracy(pred: Predictions) -> dict[str, Any]:
     ),
 )
 def confusion_matrix(pred: Predictions) -> dict[str, Any]:
-    """Counts ``matrix[true][predicted]`` with the class names in order."""
+    """Counts ``matrix[true][predicted]`` with the class names in order; samples a defense
+    abstained on are counted apart (``abstained``), not in the matrix."""
     k = len(pred.class_names)
     matrix = np.zeros((k, k), dtype=np.int64)
-    np.add.at(matrix, (pred.labels.astype(np.int64), pred.predicted), 1)
-    return {"labels": list(pred.class_names), "matrix": matrix.tolist(), "n": pred.n}
+    predicted = pred.predicted
+    kept = predicted >= 0
+    np.add.at(matrix, (pred.labels.astype(np.int64)[kept], predicted[kept]), 1)
+    out = {"labels": list(pred.class_names), "matrix": matrix.tolist(), "n": pred.n}
+    if not kept.all():
+        out["abstained"] = int((~kept).sum())
+    return out
 
 
 def compute_clean_metrics(pred: Predictions) -> dict[str, Any]:

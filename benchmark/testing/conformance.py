@@ -75,6 +75,12 @@ def _run(defense: Defense, x: Tensor, model: nn.Module | None) -> Tensor:
     return defense.purify(x)
 
 
+def _grad_path(defense: Defense, x: Tensor, model: nn.Module | None, seed: int) -> Tensor:
+    defense.reseed(seed)
+    with torch.enable_grad():
+        return _run(defense, x.clone().requires_grad_(True), model).detach()
+
+
 def validate_submission(sub: Submission, **overrides: Any) -> list[CheckResult]:
     """Run the conformance suite on ``sub`` built with its parameters (and ``overrides``)."""
     meta = sub.meta
@@ -120,6 +126,9 @@ def validate_submission(sub: Submission, **overrides: Any) -> list[CheckResult]:
             )
         if not torch.equal(a, b):
             raise fail("determinism", "two runs after reseed(7) differ; draw from self.generator")
+        if meta.randomized and torch.equal(a, other) and meta.differentiable:
+            # A vote over many copies can be stable; its differentiable path must still vary.
+            a, other = (_grad_path(defense, x, model, s) for s in (7, 8))
         if meta.randomized and torch.equal(a, other):
             raise fail(
                 "declared randomized=True",
