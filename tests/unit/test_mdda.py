@@ -63,5 +63,5 @@ def test_pipeline_scales_and_parameters(mdda):
     ramp = torch.linspace(0, 1, 28).view(1, 1, 1, 28).expand(1, 1, 28, 28).contiguous()
     quiet = sub.build(seed=1, sigma2=0.0, gamma=1e6, tv_iterations=5).purify(ramp)
     # without noise and with almost no smoothing only the pyramid's resampling remains
-    assert (quiet - ramp).abs().mean() < 0.05
+    assert (quiet - ramp).abs().mean() < 0.06  # nearest 1/4 down-sampling shifts a ramp
     assert sub.build(seed=1).params["gamma"] == 120.0
