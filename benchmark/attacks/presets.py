@@ -208,3 +208,16 @@ def resolve_attacks(spec: str, eps: list[float] | None = None) -> tuple[str, lis
                 )
             )
     return "custom", [AttackCell.make(n, e) for e in (eps or [8 / 255]) for n in names]
+
+_register(
+    "defense",
+    [C("fgsm", e) for e in ("2/255", "8/255")]
+    + [C("pgd", e, steps=20) for e in ("2/255", "8/255")]
+    + [C("square", e, n_queries=1000) for e in ("2/255", "8/255")],
+    description="Defense screening: FGSM, PGD-20 and Square (1000 queries) at 2/255 and 8/255",
+    reference="Carlini et al. 2019 (white-box and black-box at two budgets)",
+    notes="Run with --threat-model oblivious --threat-model adaptive: white-box attacks see the "
+    "base model (oblivious) or the defended pipeline (adaptive, BPDA/EOT); Square only queries "
+    "the model it is given, so its adaptive pass is the black-box threat model on the defended "
+    "pipeline.",
+)
