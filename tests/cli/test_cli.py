@@ -390,3 +390,33 @@ def test_validate_a_submission_and_a_broken_one(isolated_dirs, monkeypatch):
     assert "unknown parameter(s) radius" in line
     line = one_error_line(bench("validate", "nope"))
     assert "unknown defense 'nope'" in line
+
+
+def test_evaluate_a_defense_from_the_cli(trained, shared_data, isolated_dirs):
+    root = Path(__file__).resolve().parents[2] / "submissions"
+    args = ["evaluate", "-d", "breastmnist", "-m", "tiny_cnn", "--data-dir", shared_data]
+    out = bench(
+        *args,
+        "--defense",
+        root / "jpeg",
+        "--defense-param",
+        "quality=30",
+        "--threat-model",
+        "oblivious",
+        "--threat-model",
+        "adaptive",
+        "--attacks",
+        "fgsm",
+        "--eps",
+        "2/255",
+        "--n-examples",
+        "8",
+        "--no-sanity-attack",
+        "--json",
+    )
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["defense"]["id"] == "jpeg" and doc["defense"]["config"]["params"] == {"quality": 30}
+    assert [a["threat_model"] for a in doc["attacks"]] == ["oblivious", "adaptive"]
+    line = one_error_line(bench(*args, "--defense", root / "jpeg", "--threat-model", "psychic"))
+    assert "--threat-model must be oblivious and/or adaptive" in line

@@ -158,3 +158,14 @@ def test_presets_follow_the_papers():
     assert suite == "custom" and len(cells) == 4
     with pytest.raises(ConfigError, match="cannot be combined"):
         resolve_attacks("medrdf", [2 / 255])
+
+
+def test_every_preset_builds_on_a_five_class_model(tiny_models):
+    from benchmark.evaluation.adversarial import build_cells
+
+    for name, preset in PRESETS.items():
+        attacks = build_cells(tiny_models["retinamnist"], list(preset.cells), seed=0)
+        assert len(attacks) == len(preset.cells), name
+    defense = PRESETS.get("defense").cells
+    assert {c.attack for c in defense} == {"fgsm", "pgd", "square"}
+    assert {eps_label(c.eps) for c in defense} == {"2/255", "8/255"}
