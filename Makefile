@@ -41,7 +41,7 @@ lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 zoo-docs: setup
-	$(BIN)/bench zoo report --pattern 'resnet18_*' --out docs/model_zoo.md
+	$(BIN)/bench zoo report --out docs/model_zoo.md
 
 docs: setup
 	$(BIN)/bench report update docs/attacks.md docs/corruptions.md --root leaderboard/results
