@@ -209,6 +209,7 @@ def resolve_attacks(spec: str, eps: list[float] | None = None) -> tuple[str, lis
             )
     return "custom", [AttackCell.make(n, e) for e in (eps or [8 / 255]) for n in names]
 
+
 _register(
     "defense",
     [C("fgsm", e) for e in ("2/255", "8/255")]
