@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 
 from benchmark.defenses import Defense, DefenseMeta, SubmissionError
+from benchmark.defenses.filters import gaussian_blur
 
 
 class GaussianSmoothing(Defense):
@@ -30,13 +28,4 @@ class GaussianSmoothing(Defense):
             raise SubmissionError("sigma must be > 0")
 
     def purify(self, x: torch.Tensor) -> torch.Tensor:
-        sigma = float(self.params["sigma"])
-        radius = max(1, math.ceil(2 * sigma))
-        t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-        g = torch.exp(-(t**2) / (2 * sigma**2))
-        g = g / g.sum()
-        c = x.shape[1]
-        padded = F.pad(x, (radius, radius, radius, radius), mode="reflect")
-        out = F.conv2d(padded, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-        out = F.conv2d(out, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-        return out.clamp(0, 1)
+        return gaussian_blur(x, float(self.params["sigma"])).clamp(0, 1)

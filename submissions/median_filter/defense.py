@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from benchmark.defenses import Defense, DefenseMeta, SubmissionError
+from benchmark.defenses.filters import median_filter
 
 
 class MedianFilter(Defense):
@@ -29,11 +29,4 @@ class MedianFilter(Defense):
             raise SubmissionError("kernel_size must be >= 2")
 
     def purify(self, x: torch.Tensor) -> torch.Tensor:
-        k = int(self.params["kernel_size"])
-        lo, hi = (
-            (k - 1) // 2,
-            k // 2,
-        )  # even sizes: the window sits right of centre, as in the paper
-        padded = F.pad(x, (lo, hi, lo, hi), mode="reflect")
-        windows = padded.unfold(2, k, 1).unfold(3, k, 1)  # N, C, H, W, k, k
-        return windows.reshape(*windows.shape[:4], k * k).median(dim=-1).values
+        return median_filter(x, int(self.params["kernel_size"]))

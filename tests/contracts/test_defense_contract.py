@@ -156,3 +156,15 @@ def test_defended_model_is_adaptive_only_when_asked():
     assert torch.equal(out.detach(), torch.tensor([[0.0, 0.0]]))  # round(0.4) = 0 forward
     out[0, 0].backward()
     assert torch.equal(x.grad.flatten(), torch.tensor([1.0, 0, 0, 0]))  # BPDA identity
+
+
+def test_shared_filters():
+    from benchmark.defenses.filters import gaussian_blur, median_filter
+
+    x = torch.zeros(1, 1, 15, 15)
+    x[0, 0, 7, 7] = 1.0  # an isolated spike: the median removes it, the blur spreads it
+    assert median_filter(x, 3).abs().sum() == 0
+    blurred = gaussian_blur(x, 1.0)
+    assert blurred[0, 0, 7, 7] < 1 and torch.isclose(blurred.sum(), torch.tensor(1.0), atol=1e-5)
+    flat = torch.full((1, 3, 8, 8), 0.3)
+    assert torch.allclose(gaussian_blur(flat, 2.0), flat) and torch.equal(median_filter(flat), flat)
