@@ -1,11 +1,13 @@
-"""The evaluation runner: resolve the model, score it clean and under attack, write one
-versioned results file.
+"""The evaluation runner: resolve the model (and defense), score it clean, under attack and
+under corruptions, write one versioned results file.
 
 A run is a set of cells (one per attack configuration) on one dataset split and one zoo
-model. Attacks are built before any work (a bad parameter costs nothing), each cell's
-adversarial examples are cached on disk (so a rerun after an interruption, or an evaluation
-that needs the same oblivious attack, does no attack work), and the result file is written
-once, atomically, at the end.
+model, optionally behind a defense submission and then once per threat model. The defense is
+validated and every attack built before any work (a bad parameter costs nothing), each cell's
+adversarial examples are cached on disk (so a rerun after an interruption, or a defense
+evaluated against the same oblivious attack, does no attack work), corrupted images and their
+predictions are cached the same way (:mod:`benchmark.evaluation.corruption`), and the result
+file is written once, atomically, at the end.
 """
 
 from __future__ import annotations
@@ -173,7 +175,8 @@ def evaluate(
     cache: AdversarialCache | None = None,
     progress: bool | None = None,
 ) -> tuple[dict[str, Any], Path]:
-    """Evaluate a zoo model clean and under ``config.attacks``; write its results file.
+    """Evaluate a zoo model (behind ``config.defense`` if set) clean, under
+    ``config.attacks`` and under ``config.corruptions``; write its results file.
 
     Args:
         config: what to evaluate.
