@@ -525,7 +525,7 @@ def corruptions_preview_cmd(
 ) -> None:
     """Render a PNG strip: one row per type, frames (or severities) across, on a real image."""
     from benchmark.corruptions import CORRUPTIONS, SequenceType
-    from benchmark.corruptions.preview import sequence_sheet, severity_sheet
+    from benchmark.corruptions.preview import png_bytes, sequence_sheet, severity_sheet
     from benchmark.datasets.base import DATASETS, load_split
     from benchmark.results.io import atomic_write_bytes
 
@@ -554,12 +554,7 @@ def corruptions_preview_cmd(
         colour = image.shape[0] == 3
         ids = [n for n in ids if colour or not CORRUPTIONS.get(n).colour_only]
         sheet = severity_sheet(image, ids, index=index, seed=seed, scale=scale)
-    import io
-
-    buf = io.BytesIO()
-    # An adaptive 256-colour palette: lossless for grey images, small files for colour ones.
-    sheet.convert("P", palette=1, colors=256).save(buf, format="PNG", optimize=True)
-    atomic_write_bytes(out, buf.getvalue())
+    atomic_write_bytes(out, png_bytes(sheet))
     typer.echo(f"wrote {out} ({len(ids)} rows, {dataset} {split}[{index}])")
 
 

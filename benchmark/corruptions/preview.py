@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
 import numpy as np
@@ -84,3 +85,13 @@ def severity_sheet(
         ]
         rows.append((name, tiles))
     return _sheet(rows, ["clean"] + [f"severity {s}" for s in severities], scale)
+
+
+def png_bytes(sheet: Image.Image) -> bytes:
+    """PNG bytes with an adaptive 256-colour palette: lossless for grey images, small files
+    for colour ones."""
+    buf = io.BytesIO()
+    sheet.convert("P", palette=Image.Palette.ADAPTIVE, colors=256).save(
+        buf, format="PNG", optimize=True
+    )
+    return buf.getvalue()

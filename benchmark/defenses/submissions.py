@@ -108,7 +108,7 @@ class Submission:
             "differentiable": m.differentiable,
             "forward_passes": m.forward_passes,
             "version": m.version,
-            "threat_models": list(self.threat_models),
+            "claimed_threat_models": list(self.threat_models),
             "sha256": self.sha256,
         }
 

@@ -266,10 +266,8 @@ def render_corruption_tables(doc: dict[str, Any], source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-_RENDERERS: dict[str, Callable[[list[tuple[str, dict[str, Any]]]], str]] = {}
-
 _BLOCK = re.compile(
-    r"(?P<open><!-- bench:results (?P<kind>summary|full|fp|corruptions) (?P<globs>[^>]*?) -->\n)"
+    r"(?P<open><!-- bench:results (?P<kind>[a-z]+) (?P<globs>[^>]*?) -->\n)"
     r"(?P<body>.*?)"
     r"(?P<close><!-- /bench:results -->)",
     re.DOTALL,
@@ -314,15 +312,21 @@ def update_generated_blocks(
                 "evaluation first or fix the pattern in the page"
             )
         docs = [(p.relative_to(root).as_posix(), read(p)) for p in paths]
-        body = _RENDERERS[match["kind"]](docs)
+        if match["kind"] not in RENDERERS:
+            raise ResultsError(
+                f"unknown bench:results block kind '{match['kind']}'; use one of "
+                f"{', '.join(RENDERERS)}"
+            )
+        body = RENDERERS[match["kind"]](docs)
         return match["open"] + "\n" + body + "\n" + match["close"]
 
     return _BLOCK.sub(fill, text), count
 
 
-_RENDERERS.update(
-    summary=render_summary_table,
-    full=lambda docs: "\n".join(render_attack_tables(doc, src) for src, doc in docs),
-    fp=render_fp_summary,
-    corruptions=lambda docs: "\n".join(render_corruption_tables(doc, src) for src, doc in docs),
-)
+RENDERERS: dict[str, Callable[[list[tuple[str, dict[str, Any]]]], str]] = {
+    "summary": render_summary_table,
+    "full": lambda docs: "\n".join(render_attack_tables(doc, src) for src, doc in docs),
+    "fp": render_fp_summary,
+    "corruptions": lambda docs: "\n".join(render_corruption_tables(doc, src) for src, doc in docs),
+}
+"""Block kind -> renderer of its (source name, results document) pairs."""

@@ -101,6 +101,10 @@ def test_update_generated_blocks_rewrites_only_the_blocks(tmp_path: Path):
     path.write_text(json.dumps(changed))
     assert "| 50.0 |" in update_generated_blocks(new, tmp_path, read)[0]
 
+    with pytest.raises(ResultsError, match="unknown bench:results block kind 'bogus'"):
+        update_generated_blocks(
+            "<!-- bench:results bogus alpha/*/*/*.json -->\n<!-- /bench:results -->", tmp_path, read
+        )
     with pytest.raises(ResultsError, match=r"no results file matches .nothing/\*.json."):
         update_generated_blocks(
             "<!-- bench:results summary nothing/*.json -->\n<!-- /bench:results -->", tmp_path, read
