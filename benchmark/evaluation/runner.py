@@ -22,7 +22,7 @@ import torch
 
 import benchmark
 from benchmark import paths
-from benchmark.attacks.base import AttackContext
+from benchmark.attacks.base import ATTACKS, AttackContext
 from benchmark.attacks.presets import AttackCell, eps_label
 from benchmark.corruptions.presets import CorruptionPlan
 from benchmark.datasets.base import DATASETS, load_split
@@ -235,17 +235,19 @@ def evaluate(
     cells = list(config.attacks)
     if cells and config.sanity_attack:
         cells.append(AttackCell.make("pgd", LARGE_EPS, steps=10))
-    # (threat model, cell, attack): undefended runs have one white-box pass; a defense gets
-    # one pass per threat model. Every attack is built first: bad parameters fail early.
-    passes: list[tuple[str, AttackCell, Any]] = []
+    # (threat model, cell, attack, attacked model): undefended runs have one white-box pass; a
+    # defense gets one pass per threat model. Every attack is built first: bad parameters
+    # fail early.
+    passes: list[tuple[str, AttackCell, Any, torch.nn.Module]] = []
     threat_models = config.threat_models if defense is not None else ["white-box"]
     for tm in threat_models:
-        attacked = adaptive_model if tm == "adaptive" else model
-        passes += [
-            (tm, c, a)
-            for c, a in zip(cells, build_cells(attacked, cells, config.seed), strict=True)
-        ]
-    attacks = [a for _, _, a in passes]
+        for cell in cells:
+            label, attacked = _pass_target(tm, cell, model, defended, adaptive_model)
+            if label is None:
+                continue
+            (attack,) = build_cells(attacked, [cell], config.seed)
+            passes.append((label, cell, attack, attacked))
+    attacks = [p[2] for p in passes]
     context = AttackContext(
         dataset=config.dataset,
         size=size,
@@ -281,11 +283,14 @@ def evaluate(
         metrics["undefended_clean"] = compute_clean_metrics(base_clean)
     doc_attacks: list[dict[str, Any]] = []
     by_tm: dict[str, dict[str, Any]] = {}
-    for tm, cell, attack in passes:
-        state = by_tm.setdefault(tm, {"runs": [], "summaries": [], "large": None})
-        adaptive = tm == "adaptive"
+    for tm, cell, attack, attacked in passes:
+        # Query attacks on the defended pipeline are the black-box threat model; they are
+        # summarised with the adaptive pass (the white-box vs black-box check).
+        group = "adaptive" if tm == "black_box" else tm
+        state = by_tm.setdefault(group, {"runs": [], "summaries": [], "large": None})
+        on_defense = tm in ("adaptive", "black_box")
         run = run_cell(
-            adaptive_model if adaptive else model,
+            attacked,
             split,
             cell,
             attack,
@@ -297,9 +302,7 @@ def evaluate(
             context=context,
             progress=progress,
             score_model=scorer,
-            key_extra={"defense": defense.config(), "eot": adaptive_model.samples}
-            if adaptive and defense is not None and adaptive_model is not None
-            else None,
+            key_extra=_key_extra(tm, defense, adaptive_model) if on_defense else None,
         )
         block = cell_block(run, clean)
         if defense is not None:
@@ -426,6 +429,9 @@ def evaluate(
         doc["flags"] = sorted({c["flag"] for c in sanity if c["flag"]})
         if defense_doc is not None:
             doc["worst_case_threat_model"] = primary
+            doc["worst_case_by_threat_model"] = {
+                tm: _worst_cases(clean, st["runs"]) for tm, st in by_tm.items()
+            }
     if defense_doc is not None:
         doc["defense"] = defense_doc
     if corruption_block is not None:
@@ -439,6 +445,44 @@ def evaluate(
     write_result(doc, target)
     logger.info("wrote %s", target)
     return doc, target
+
+
+_QUERY_KNOWLEDGE = ("score-based", "decision-based")
+
+
+def _pass_target(
+    tm: str,
+    cell: AttackCell,
+    model: torch.nn.Module,
+    defended: torch.nn.Module | None,
+    adaptive_model: torch.nn.Module | None,
+) -> tuple[str | None, torch.nn.Module]:
+    """The threat-model label of ``cell`` in pass ``tm`` and the model its attack sees.
+
+    Oblivious pass: every attack is crafted on the base model (a transfer attack on its
+    surrogate and labelled ``transfer``). Adaptive pass: gradient attacks see the EOT/BPDA
+    pipeline; query attacks (Square, SPSA, RayS) query the deployed defended pipeline itself
+    and are labelled ``black_box``; transfer attacks do not depend on the defense and are not
+    repeated.
+    """
+    knowledge = ATTACKS.get(cell.attack).meta.knowledge
+    if tm != "adaptive":
+        return ("transfer" if knowledge == "transfer" and tm != "white-box" else tm), model
+    if knowledge == "transfer":
+        return None, model
+    if knowledge in _QUERY_KNOWLEDGE:
+        assert defended is not None
+        return "black_box", defended
+    assert adaptive_model is not None
+    return "adaptive", adaptive_model
+
+
+def _key_extra(tm: str, defense: Any, adaptive_model: Any) -> dict[str, Any]:
+    """What besides the attack determines examples crafted on the defended pipeline."""
+    extra: dict[str, Any] = {"defense": defense.config()}
+    if tm == "adaptive":
+        extra["eot"] = adaptive_model.samples
+    return extra
 
 
 def _worst_cases(clean, runs) -> list[dict[str, Any]]:
