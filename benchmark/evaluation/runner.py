@@ -13,6 +13,7 @@ file is written once, atomically, at the end.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -112,14 +113,26 @@ class EvaluationConfig:
 
 
 def result_path(out_dir: Path, doc: dict[str, Any]) -> Path:
-    """``<out>/<dataset>/<suite>/<model_id>[__<defense>]/<run_id>.json``.
+    """``<out>/<dataset>/<suite>/<model_id>[__<defense>[__<params>]]/<run_id>.json``.
+
+    ``<params>`` are the defense's parameter overrides, e.g. ``denoiser=gaussian,n=100``.
 
     ``suite`` is the attack preset, the corruption preset, both joined by ``+``, or ``clean``.
     """
     cfg = doc["config"]
-    model_part = cfg["model_id"] + (f"__{cfg['defense']}" if cfg.get("defense") else "")
+    model_part = cfg["model_id"]
+    if cfg.get("defense"):
+        model_part += f"__{cfg['defense']}"
+        if cfg.get("defense_params"):  # one folder per configuration of a defense
+            model_part += "__" + params_slug(cfg["defense_params"])
     folder = out_dir / cfg["dataset"] / run_suite(cfg) / model_part
     return folder / f"{doc['run_id']}.json"
+
+
+def params_slug(params: dict[str, Any]) -> str:
+    """``{"n": 100, "noise": "gaussian"}`` -> ``n=100,noise=gaussian`` (safe in a path)."""
+    text = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+    return re.sub(r"[^A-Za-z0-9_.=,\-]+", "-", text)
 
 
 def run_suite(cfg: dict[str, Any]) -> str:

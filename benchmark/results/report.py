@@ -266,6 +266,125 @@ def render_corruption_tables(doc: dict[str, Any], source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def defense_label(doc: dict[str, Any]) -> str:
+    """Row name of a run: ``none`` undefended, else the defense id and its overrides."""
+    cfg = doc["config"]
+    if not cfg.get("defense"):
+        return "none"
+    extra = ", ".join(f"{k}={v}" for k, v in sorted((cfg.get("defense_params") or {}).items()))
+    return f"{cfg['defense']}" + (f" ({extra})" if extra else "")
+
+
+def _acc(block: dict[str, Any] | None) -> str:
+    if block is None:
+        return "-"
+    return f"{100 * block['metrics']['robust_accuracy']['value']:.1f}"
+
+
+def _by_threat(doc: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """cell id -> {"oblivious" | "adaptive": block}; black-box blocks count as adaptive (they
+    query the defended pipeline) and an undefended run's white-box blocks as both."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for a in doc.get("attacks", []):
+        if a.get("sanity_only"):
+            continue
+        tm = a.get("threat_model", "white-box")
+        slots = {
+            "white-box": ("oblivious",),
+            "oblivious": ("oblivious",),
+            "transfer": ("oblivious",),
+            "adaptive": ("adaptive",),
+            "black_box": ("adaptive",),
+        }[tm]
+        for slot in slots:
+            out.setdefault(a["cell_id"], {})[slot] = a
+    return out
+
+
+def _clean_text(doc: dict[str, Any]) -> str:
+    text = f"{100 * doc['metrics']['clean']['accuracy']['value']:.1f}"
+    votes = doc["metrics"].get("clean_votes")
+    if votes:
+        text += f" (abstain {100 * votes['abstain_rate']:.1f})"
+    return text
+
+
+def render_defense_matrix(docs: list[tuple[str, dict[str, Any]]]) -> str:
+    """Papers' defense tables (MedRDF Table III, MDDA Table 2): one row per run (undefended
+    model or defense configuration), one column per attack cell, each entry the oblivious
+    robust accuracy % and, after a slash, the adaptive one when the run has it.
+
+    Columns are the union of the runs' (non-sanity) cells in first-seen order; a run without
+    a cell shows ``-``. Clean accuracy of a voting defense counts abstentions as errors and
+    shows the abstain rate.
+    """
+    columns: dict[str, str] = {}
+    for _, doc in docs:
+        for a in doc.get("attacks", []):
+            if not a.get("sanity_only"):
+                columns.setdefault(a["cell_id"], _cell_label(a))
+    head = ["dataset", "defense", "n", "clean", *columns.values(), "worst case"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, doc in docs:
+        by = _by_threat(doc)
+        cells = []
+        for cid in columns:
+            slots = by.get(cid, {})
+            text = _acc(slots.get("oblivious"))
+            if "adaptive" in slots:
+                text += f" / {_acc(slots['adaptive'])}"
+            cells.append(text)
+        wc = doc.get("worst_case_by_threat_model") or {"oblivious": doc.get("worst_case") or []}
+        worst = []
+        for w in wc.get("oblivious", []):
+            text = f"{100 * w['robust_accuracy']['value']:.1f}"
+            ada = [v for v in wc.get("adaptive", []) if v["eps"] == w["eps"]]
+            if ada:
+                text += f" / {100 * ada[0]['robust_accuracy']['value']:.1f}"
+            worst.append(f"{text} @{w['eps_label']}")
+        row = [doc["config"]["dataset"], defense_label(doc), str(doc["data"]["n"])]
+        row += [_clean_text(doc), *cells, ", ".join(worst) or "-"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_defense_summary(docs: list[tuple[str, dict[str, Any]]]) -> str:
+    """One row per defended run: clean accuracy of the bare and the defended model, worst-case
+    robust accuracy per budget (oblivious / adaptive, the adaptive one including the
+    black-box attacks on the defended pipeline), cost overhead and flags."""
+    budgets: dict[float, str] = {}
+    for _, doc in docs:
+        for ws in (doc.get("worst_case_by_threat_model") or {}).values():
+            for w in ws:
+                budgets.setdefault(w["eps"], w["eps_label"])
+    order = sorted(budgets)
+    head = ["dataset", "defense", "n", "clean bare", "clean defended"]
+    head += [f"worst case {budgets[e]} obl. / adapt." for e in order]
+    head += ["ms/img (x bare)", "flags"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, doc in docs:
+        wc = doc.get("worst_case_by_threat_model") or {}
+        cols = []
+        for e in order:
+            parts = []
+            for tm in ("oblivious", "adaptive"):
+                hit = [w for w in wc.get(tm, []) if w["eps"] == e]
+                parts.append(f"{100 * hit[0]['robust_accuracy']['value']:.1f}" if hit else "-")
+            cols.append(" / ".join(parts))
+        bare = doc["metrics"].get("undefended_clean", doc["metrics"]["clean"])
+        cost = (doc.get("defense") or {}).get("cost") or {}
+        cost_text = (
+            f"{cost['defended_ms_per_image']:.1f} (x{cost['overhead']:.1f})"
+            if cost.get("overhead")
+            else "-"
+        )
+        row = [doc["config"]["dataset"], defense_label(doc), str(doc["data"]["n"])]
+        row += [f"{100 * bare['accuracy']['value']:.1f}", _clean_text(doc), *cols]
+        row += [cost_text, ", ".join(doc.get("flags", [])) or "-"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
 _BLOCK = re.compile(
     r"(?P<open><!-- bench:results (?P<kind>[a-z]+) (?P<globs>[^>]*?) -->\n)"
     r"(?P<body>.*?)"
@@ -293,12 +412,13 @@ def update_generated_blocks(
     """Regenerate every ``<!-- bench:results KIND GLOB... -->`` block of a Markdown page.
 
     ``KIND`` is ``summary`` (:func:`render_summary_table`), ``full``
-    (:func:`render_attack_tables` per run), ``fp`` (:func:`render_fp_summary`) or
-    ``corruptions`` (:func:`render_corruption_tables` per run). ``GLOB`` patterns are
-    relative to ``root`` and resolved with :func:`latest_results`; ``read`` loads and
-    validates one results file. Hand-written text outside the blocks is kept as is.
-    Returns the new text and the number of blocks; a block whose globs match nothing is an
-    error.
+    (:func:`render_attack_tables` per run), ``fp`` (:func:`render_fp_summary`),
+    ``corruptions`` (:func:`render_corruption_tables` per run), ``defensematrix``
+    (:func:`render_defense_matrix`) or ``defenses`` (:func:`render_defense_summary`).
+    ``GLOB`` patterns are relative to ``root`` and resolved with :func:`latest_results`;
+    ``read`` loads and validates one results file. Hand-written text outside the blocks is
+    kept as is. Returns the new text and the number of blocks; a block whose globs match
+    nothing is an error.
     """
     count = 0
 
@@ -328,5 +448,7 @@ RENDERERS: dict[str, Callable[[list[tuple[str, dict[str, Any]]]], str]] = {
     "full": lambda docs: "\n".join(render_attack_tables(doc, src) for src, doc in docs),
     "fp": render_fp_summary,
     "corruptions": lambda docs: "\n".join(render_corruption_tables(doc, src) for src, doc in docs),
+    "defensematrix": render_defense_matrix,
+    "defenses": render_defense_summary,
 }
 """Block kind -> renderer of its (source name, results document) pairs."""

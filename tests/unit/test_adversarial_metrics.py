@@ -114,6 +114,8 @@ def test_sanity_checks_flag_gradient_masking_symptoms():
     assert checks["large_eps_pgd"]["status"] == "fail"
     assert checks["noise_vs_attack"]["status"] == "fail"
     assert checks["eps_monotonicity"]["details"][0]["accuracy"] == [0.3, 0.5]
+    on_defense = {c["name"]: c for c in run_checks(cells, {}, None, n=100, defended=True)}
+    assert on_defense["whitebox_vs_blackbox"]["flag"] == "gradient masking suspected"
 
 
 def test_sanity_tolerates_one_sample_and_reports_not_applicable():

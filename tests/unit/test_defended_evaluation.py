@@ -45,7 +45,7 @@ def test_oblivious_reuses_the_undefended_examples_and_adaptive_is_stronger(
         defense_params={"bits": 2},
         threat_models=["oblivious", "adaptive"],
     )
-    assert path.parent.name == "tiny_cnn_breastmnist_28px_s0__bit_depth_reduction"
+    assert path.parent.name == "tiny_cnn_breastmnist_28px_s0__bit_depth_reduction__bits=2"
     obl, ada = doc["attacks"]
     assert (obl["threat_model"], ada["threat_model"]) == ("oblivious", "adaptive")
     assert obl["timing"]["cached"]  # the undefended run's examples, not a new attack
@@ -57,6 +57,72 @@ def test_oblivious_reuses_the_undefended_examples_and_adaptive_is_stronger(
     assert doc["defense"]["cost"]["defended_ms_per_image"] > 0
     names = [c["name"] for c in doc["sanity_checks"]]
     assert "oblivious_vs_adaptive" in names and doc["worst_case_threat_model"] == "adaptive"
+    by_tm = doc["worst_case_by_threat_model"]
+    assert set(by_tm) == {"oblivious", "adaptive"}
+    obl_acc = by_tm["oblivious"][0]["robust_accuracy"]["value"]
+    assert obl_acc == obl["metrics"]["robust_accuracy"]["value"]
+
+
+def test_query_attacks_on_a_defense_are_black_box_on_the_deployed_pipeline(
+    tiny_models, shared_data, tmp_path
+):
+    """In the adaptive pass Square queries the defended pipeline itself (no EOT, no BPDA)
+    and is labelled black_box; in the oblivious pass it runs on the base model."""
+    cells = [AttackCell.make("square", "8/255", n_queries=20)]
+    config = EvaluationConfig(
+        dataset="breastmnist",
+        arch="tiny_cnn",
+        attacks=cells,
+        suite="custom",
+        n_examples=12,
+        sanity_attack=False,
+        defense=str(ROOT / "submissions" / "random_resize_pad"),
+        threat_models=["oblivious", "adaptive"],
+        eot_samples=3,
+    )
+    doc, _ = evaluate(
+        config,
+        data_dir=shared_data,
+        zoo=tiny_models["zoo"],
+        cache=AdversarialCache(tmp_path / "c"),
+    )
+    labels = [a["threat_model"] for a in doc["attacks"]]
+    assert labels == ["oblivious", "black_box"]
+    assert set(doc["worst_case_by_threat_model"]) == {"oblivious", "adaptive"}
+    check = {c["name"]: c for c in doc["sanity_checks"]}["whitebox_vs_blackbox"]
+    assert check["status"] == "not_applicable"  # no white-box attack in this run
+
+
+def test_pass_target_routes_each_attack_kind():
+    from benchmark.evaluation.runner import _pass_target
+
+    base, defended, eot = torch.nn.Identity(), torch.nn.ReLU(), torch.nn.Tanh()
+    pgd = AttackCell.make("pgd", "2/255")
+    square = AttackCell.make("square", "2/255")
+    transfer = AttackCell.make("transfer", "2/255")
+    assert _pass_target("adaptive", pgd, base, defended, eot) == ("adaptive", eot)
+    assert _pass_target("adaptive", square, base, defended, eot) == ("black_box", defended)
+    assert _pass_target("adaptive", transfer, base, defended, eot) == (None, base)
+    assert _pass_target("oblivious", square, base, defended, eot) == ("oblivious", base)
+    assert _pass_target("oblivious", transfer, base, defended, eot) == ("transfer", base)
+    assert _pass_target("white-box", transfer, base, None, None) == ("white-box", base)
+
+
+def test_results_folder_names_the_defense_configuration():
+    from benchmark.evaluation.runner import params_slug, result_path
+
+    doc = {
+        "run_id": "r",
+        "config": {
+            "model_id": "m",
+            "dataset": "d",
+            "suite": "s",
+            "defense": "medrdf",
+            "defense_params": {"noise": "gaussian", "n": 100},
+        },
+    }
+    assert result_path(Path("o"), doc) == Path("o/d/s/m__medrdf__n=100,noise=gaussian/r.json")
+    assert params_slug({"k": "a b/c"}) == "k=a-b-c"
 
 
 def test_invalid_defense_fails_before_any_work(tiny_models, shared_data, tmp_path):

@@ -109,3 +109,54 @@ def test_update_generated_blocks_rewrites_only_the_blocks(tmp_path: Path):
         update_generated_blocks(
             "<!-- bench:results summary nothing/*.json -->\n<!-- /bench:results -->", tmp_path, read
         )
+
+
+def _defended(acc_obl: float, acc_ada: float, *, params: dict[str, Any]) -> dict[str, Any]:
+    doc = _doc("pneumoniamnist", [])
+    obl = _block("pgd", "pgd_eps8-255_steps20", acc_obl, steps=20)
+    ada = {**copy.deepcopy(obl), "threat_model": "adaptive"}
+    ada["metrics"]["robust_accuracy"] = _metric(acc_ada)
+    bb = _block("square", "square_eps8-255", 0.5, steps=None)
+    doc["attacks"] = [
+        {**obl, "threat_model": "oblivious"},
+        ada,
+        {**bb, "threat_model": "black_box"},
+    ]
+    doc["config"].update(defense="medrdf", defense_params=params)
+    doc["metrics"]["undefended_clean"] = {"accuracy": _metric(0.95)}
+    doc["metrics"]["clean_votes"] = {"abstain_rate": 0.125}
+    wc = {"norm": "linf", "eps": 8 / 255, "eps_label": "8/255", "attacks": []}
+    doc["worst_case_by_threat_model"] = {
+        "oblivious": [{**wc, "robust_accuracy": _metric(acc_obl)}],
+        "adaptive": [{**wc, "robust_accuracy": _metric(min(acc_ada, 0.5))}],
+    }
+    doc["defense"] = {"cost": {"defended_ms_per_image": 70.0, "overhead": 10.0}}
+    doc["flags"] = ["robustness from obfuscation"]
+    return doc
+
+
+def test_defense_matrix_puts_adaptive_beside_oblivious():
+    from benchmark.results.report import render_defense_matrix
+
+    undefended = _doc("pneumoniamnist", [_block("pgd", "pgd_eps8-255_steps20", 0.0, steps=20)])
+    defended = _defended(0.8, 0.3, params={"n": 100})
+    table = render_defense_matrix([("a.json", undefended), ("b.json", defended)])
+    head, _, none_row, row = table.strip().splitlines()
+    assert head.split(" | ")[4:6] == ["pgd-20 8/255", "square 8/255"]
+    assert none_row.split(" | ")[1:5] == ["none", "100", "90.0", "0.0"]
+    cells = row.split(" | ")
+    assert cells[1] == "medrdf (n=100)" and cells[3] == "90.0 (abstain 12.5)"
+    assert cells[4] == "80.0 / 30.0"  # oblivious / adaptive
+    assert cells[5] == "- / 50.0"  # square only ran on the defended pipeline
+    assert cells[6].startswith("80.0 / 30.0 @8/255")
+
+
+def test_defense_summary_reports_both_threat_models_cost_and_flags():
+    from benchmark.results.report import render_defense_summary
+
+    table = render_defense_summary([("b.json", _defended(0.8, 0.3, params={}))])
+    head, _, row = table.strip().splitlines()
+    assert "worst case 8/255 obl. / adapt." in head
+    cells = [c.strip() for c in row.strip("| ").split(" | ")]
+    assert cells[1:6] == ["medrdf", "100", "95.0", "90.0 (abstain 12.5)", "80.0 / 30.0"]
+    assert cells[6] == "70.0 (x10.0)" and cells[7] == "robustness from obfuscation"
