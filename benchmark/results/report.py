@@ -385,6 +385,82 @@ def render_defense_summary(docs: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_defense_tables(doc: dict[str, Any], source: str) -> str:
+    """One defended run in full: clean scores, the defense's configuration and cost, a row per
+    attack cell and threat model (with MedRDF's vote breakdown when present), worst cases per
+    threat model and the sanity checks."""
+    cfg, metrics = doc["config"], doc["metrics"]
+    d = doc.get("defense") or {}
+    params = (d.get("config") or {}).get("params", {})
+    cost = d.get("cost") or {}
+    bare = metrics.get("undefended_clean", metrics["clean"])
+    lines = [
+        f"### {cfg['dataset']} / {cfg['model_id']} / {defense_label(doc)} / preset "
+        f"`{cfg.get('suite')}`",
+        "",
+        _source_line(doc, source),
+        "",
+        f"Clean accuracy {_pct(bare['accuracy'])} % bare, {_pct(metrics['clean']['accuracy'])} % "
+        "defended" + (" (abstentions count as errors)" if metrics.get("clean_votes") else "") + ".",
+    ]
+    if d:
+        lines += [
+            "",
+            f"Defense `{d.get('id')}` v{d.get('version')} (sha256 `{str(d.get('sha256'))[:16]}`), "
+            f"parameters {', '.join(f'{k}={v}' for k, v in params.items()) or 'none'}; "
+            f"EOT samples {d.get('eot_samples', 1)}, BPDA {'yes' if d.get('bpda') else 'no'}"
+            + (
+                f"; {cost['defended_ms_per_image']:.1f} ms per image vs "
+                f"{cost['base_ms_per_image']:.1f} bare (x{cost['overhead']:.1f})."
+                if cost.get("overhead")
+                else "."
+            ),
+        ]
+    votes = metrics.get("clean_votes")
+    if votes:
+        lines += ["", "Clean votes: " + _votes_text(votes) + "."]
+    lines += [
+        "",
+        "| attack | eps | threat model | robust ACC % [95% CI] | fooling ratio % | votes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a in doc.get("attacks", []):
+        name = _cell_label(a) + (" (sanity)" if a.get("sanity_only") else "")
+        lines.append(
+            f"| {name} | {a.get('eps_label', '-')} | {a.get('threat_model', 'white-box')} | "
+            f"{_pct(a['metrics']['robust_accuracy'])} | "
+            f"{100 * a['metrics']['fooling_ratio']['value']:.1f} | "
+            f"{_votes_text(a['votes']) if a.get('votes') else '-'} |"
+        )
+    for tm, ws in (doc.get("worst_case_by_threat_model") or {}).items():
+        for w in ws:
+            lines.append("")
+            lines.append(
+                f"Worst case {tm}, {w['norm']} eps {w['eps_label']}: "
+                f"{_pct(w['robust_accuracy'])} % ({len(w['attacks'])} attacks)."
+            )
+    if doc.get("sanity_checks"):
+        lines += [
+            "",
+            "Sanity checks: "
+            + ", ".join(
+                f"{c['name']} **{c['status']}**" + (f" ({c['flag']})" if c["flag"] else "")
+                for c in doc["sanity_checks"]
+            )
+            + ".",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _votes_text(v: dict[str, Any]) -> str:
+    """MedRDF's vote report: abstain rate, RM, Table IX's C./R. breakdown (percent)."""
+    return (
+        f"abstain {100 * v['abstain_rate']:.1f}, RM median {v['rm_median']:.2f}, "
+        f"C&R {100 * v['c_and_r']:.1f} / C&!R {100 * v['c_not_r']:.1f} / "
+        f"!C&R {100 * v['not_c_and_r']:.1f} / !C&!R {100 * v['not_c_not_r']:.1f}"
+    )
+
+
 _BLOCK = re.compile(
     r"(?P<open><!-- bench:results (?P<kind>[a-z]+) (?P<globs>[^>]*?) -->\n)"
     r"(?P<body>.*?)"
@@ -414,7 +490,8 @@ def update_generated_blocks(
     ``KIND`` is ``summary`` (:func:`render_summary_table`), ``full``
     (:func:`render_attack_tables` per run), ``fp`` (:func:`render_fp_summary`),
     ``corruptions`` (:func:`render_corruption_tables` per run), ``defensematrix``
-    (:func:`render_defense_matrix`) or ``defenses`` (:func:`render_defense_summary`).
+    (:func:`render_defense_matrix`), ``defenses`` (:func:`render_defense_summary`) or
+    ``defensefull`` (:func:`render_defense_tables` per run).
     ``GLOB`` patterns are relative to ``root`` and resolved with :func:`latest_results`;
     ``read`` loads and validates one results file. Hand-written text outside the blocks is
     kept as is. Returns the new text and the number of blocks; a block whose globs match
@@ -450,5 +527,6 @@ RENDERERS: dict[str, Callable[[list[tuple[str, dict[str, Any]]]], str]] = {
     "corruptions": lambda docs: "\n".join(render_corruption_tables(doc, src) for src, doc in docs),
     "defensematrix": render_defense_matrix,
     "defenses": render_defense_summary,
+    "defensefull": lambda docs: "\n".join(render_defense_tables(doc, src) for src, doc in docs),
 }
 """Block kind -> renderer of its (source name, results document) pairs."""

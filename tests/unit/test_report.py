@@ -111,6 +111,16 @@ def test_update_generated_blocks_rewrites_only_the_blocks(tmp_path: Path):
         )
 
 
+VOTES = {
+    "abstain_rate": 0.25,
+    "rm_median": 1.5,
+    "c_and_r": 0.5,
+    "c_not_r": 0.05,
+    "not_c_and_r": 0.2,
+    "not_c_not_r": 0.25,
+}
+
+
 def _defended(acc_obl: float, acc_ada: float, *, params: dict[str, Any]) -> dict[str, Any]:
     doc = _doc("pneumoniamnist", [])
     obl = _block("pgd", "pgd_eps8-255_steps20", acc_obl, steps=20)
@@ -124,13 +134,15 @@ def _defended(acc_obl: float, acc_ada: float, *, params: dict[str, Any]) -> dict
     ]
     doc["config"].update(defense="medrdf", defense_params=params)
     doc["metrics"]["undefended_clean"] = {"accuracy": _metric(0.95)}
-    doc["metrics"]["clean_votes"] = {"abstain_rate": 0.125}
+    doc["metrics"]["clean_votes"] = {**VOTES, "abstain_rate": 0.125}
     wc = {"norm": "linf", "eps": 8 / 255, "eps_label": "8/255", "attacks": []}
     doc["worst_case_by_threat_model"] = {
         "oblivious": [{**wc, "robust_accuracy": _metric(acc_obl)}],
         "adaptive": [{**wc, "robust_accuracy": _metric(min(acc_ada, 0.5))}],
     }
-    doc["defense"] = {"cost": {"defended_ms_per_image": 70.0, "overhead": 10.0}}
+    doc["defense"] = {
+        "cost": {"defended_ms_per_image": 70.0, "base_ms_per_image": 7.0, "overhead": 10.0}
+    }
     doc["flags"] = ["robustness from obfuscation"]
     return doc
 
@@ -160,3 +172,16 @@ def test_defense_summary_reports_both_threat_models_cost_and_flags():
     cells = [c.strip() for c in row.strip("| ").split(" | ")]
     assert cells[1:6] == ["medrdf", "100", "95.0", "90.0 (abstain 12.5)", "80.0 / 30.0"]
     assert cells[6] == "70.0 (x10.0)" and cells[7] == "robustness from obfuscation"
+
+
+def test_defense_full_section_shows_threat_models_and_votes():
+    from benchmark.results.report import render_defense_tables
+
+    doc = _defended(0.8, 0.3, params={"n": 50})
+    doc["attacks"][1]["votes"] = VOTES
+    text = render_defense_tables(doc, "b.json")
+    rows = [r for r in text.splitlines() if r.startswith("| pgd-20")]
+    assert [r.split(" | ")[2] for r in rows] == ["oblivious", "adaptive"]
+    assert "abstain 25.0, RM median 1.50, C&R 50.0 / C&!R 5.0 / !C&R 20.0 / !C&!R 25.0" in rows[1]
+    assert "Worst case adaptive, linf eps 8/255: 30.0" in text
+    assert "| square 8/255 | 8/255 | black_box |" in text
