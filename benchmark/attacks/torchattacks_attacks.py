@@ -23,6 +23,7 @@ from torch import Tensor
 
 from benchmark.attacks.base import Attack, AttackMeta, register_attack
 from benchmark.attacks.gradient import iterative_linf
+from benchmark.errors import ConfigError
 
 TA = "torchattacks"
 
@@ -367,21 +368,62 @@ class SPSAAttack(TorchAttacksAttack):
     ),
 )
 class AutoAttackAttack(TorchAttacksAttack):
-    """Standard AutoAttack: APGD-CE, APGD-T, FAB-T, Square, each on the points still robust.
+    """AutoAttack, ``version="standard"`` or ``"rand"``; each sub-attack runs on the points
+    still robust.
 
-    The original budget: 100 iterations for APGD/FAB, 5000 queries for Square, one restart,
-    ``n_target_classes = min(9, K - 1)``. With fewer than 4 classes the targeted sub-attacks are
-    undefined and are replaced: 3 classes -> APGD-CE, APGD-DLR, FAB, Square; 2 classes ->
-    APGD-CE, FAB, Square. ``config()["params"]["subattacks"]`` records what ran.
+    Standard: APGD-CE, APGD-T, FAB-T, Square at the original budget: 100 iterations for
+    APGD/FAB, 5000 queries for Square, one restart, ``n_target_classes = min(9, K - 1)``. With
+    fewer than 4 classes the targeted sub-attacks are undefined and are replaced: 3 classes ->
+    APGD-CE, APGD-DLR, FAB, Square; 2 classes -> APGD-CE, FAB, Square.
+
+    Rand (Croce & Hein 2020, Sec. 5, for randomized defenses): APGD-CE and APGD-DLR with
+    ``eot_iter`` gradient draws per step (20 in the paper; 1 when the attacked model already
+    averages its draws, as the evaluation's EOT model does), no restarts; APGD-DLR needs at
+    least 3 classes and is dropped for binary tasks. ``config()["params"]["subattacks"]``
+    records what ran.
     """
 
     ta_class = "APGD/APGDT/FAB/Square"
-    defaults = {"steps": 100, "n_queries": 5000, "version": "standard"}
+    defaults = {"steps": 100, "n_queries": 5000, "version": "standard", "eot_iter": 20}
+
+    def setup(self) -> None:
+        if self.params["version"] not in ("standard", "rand"):
+            raise ConfigError(
+                f"autoattack version must be standard or rand, got '{self.params['version']}'"
+            )
+        if int(self.params["eot_iter"]) < 1:
+            raise ConfigError("autoattack eot_iter must be >= 1")
 
     def subattacks(self) -> list[tuple[str, Any]]:
-        """The sub-attacks for this model's class count, in AutoAttack's order."""
+        """The sub-attacks for this model's class count and version, in AutoAttack's order."""
         k = int(self.model.num_classes)
         m, eps, steps, seed = self.model, self.eps, int(self.params["steps"]), self.seed
+        if self.params["version"] == "rand":
+            eot = int(self.params["eot_iter"])
+            out = [
+                (
+                    "apgd_ce",
+                    torchattacks.APGD(
+                        m, norm="Linf", eps=eps, steps=steps, seed=seed, loss="ce", eot_iter=eot
+                    ),
+                )
+            ]
+            if k >= 3:
+                out.append(
+                    (
+                        "apgd_dlr",
+                        torchattacks.APGD(
+                            m,
+                            norm="Linf",
+                            eps=eps,
+                            steps=steps,
+                            seed=seed,
+                            loss="dlr",
+                            eot_iter=eot,
+                        ),
+                    )
+                )
+            return out
         apgd_ce = torchattacks.APGD(
             m, norm="Linf", eps=eps, steps=steps, n_restarts=1, seed=seed, loss="ce"
         )

@@ -67,9 +67,18 @@ def batch_seed(seed: int, start: int) -> int:
     return (seed * 1_000_003 + start) % (2**63 - 1)
 
 
-def build_cells(model: ImageClassifier, cells: list[AttackCell], seed: int) -> list[Attack]:
-    """Instantiate every cell's attack first, so a bad parameter fails before any work."""
-    return [build_attack(c.attack, model, eps=c.eps, seed=seed, **c.param_dict) for c in cells]
+def build_cells(
+    model: ImageClassifier, cells: list[AttackCell], seed: int, **overrides: Any
+) -> list[Attack]:
+    """Instantiate every cell's attack first, so a bad parameter fails before any work.
+
+    ``overrides`` replace cell parameters (e.g. AutoAttack's version on a randomized defense);
+    the attack's ``config()`` records them, the cell id does not change.
+    """
+    return [
+        build_attack(c.attack, model, eps=c.eps, seed=seed, **{**c.param_dict, **overrides})
+        for c in cells
+    ]
 
 
 def run_cell(

@@ -258,7 +258,8 @@ def evaluate(
             label, attacked = _pass_target(tm, cell, model, defended, adaptive_model)
             if label is None:
                 continue
-            (attack,) = build_cells(attacked, [cell], config.seed)
+            overrides = _adaptive_overrides(label, cell, defense)
+            (attack,) = build_cells(attacked, [cell], config.seed, **overrides)
             passes.append((label, cell, attack, attacked))
     attacks = [p[2] for p in passes]
     context = AttackContext(
@@ -488,6 +489,15 @@ def _pass_target(
         return "black_box", defended
     assert adaptive_model is not None
     return "adaptive", adaptive_model
+
+
+def _adaptive_overrides(label: str | None, cell: AttackCell, defense: Any) -> dict[str, Any]:
+    """Attack parameters that change on the adaptive pass: AutoAttack's ``rand`` version
+    (APGD-CE/DLR with EOT, Croce & Hein 2020 Sec. 5) against a randomized defense, with one
+    draw per step because the attacked EOT model already averages ``--eot-samples`` draws."""
+    if label == "adaptive" and cell.attack == "autoattack" and defense.meta.randomized:
+        return {"version": "rand", "eot_iter": 1}
+    return {}
 
 
 def _key_extra(tm: str, defense: Any, adaptive_model: Any) -> dict[str, Any]:

@@ -164,3 +164,25 @@ def test_obfuscation_flag():
     assert bad["status"] == "fail" and bad["flag"] == "robustness from obfuscation"
     assert bad["details"]["cell"] == "pgd" and bad["details"]["largest_gap"] == pytest.approx(0.7)
     assert oblivious_vs_adaptive(obl, [])["status"] == "not_applicable"
+
+
+def test_autoattack_rand_version_on_randomized_defenses():
+    from benchmark.attacks.base import build_attack
+    from benchmark.evaluation.runner import _adaptive_overrides
+
+    aa = AttackCell.make("autoattack", "2/255")
+    rrp = read_submission(ROOT / "submissions" / "random_resize_pad").build()
+    med = read_submission(ROOT / "submissions" / "median_filter").build()
+    assert _adaptive_overrides("adaptive", aa, rrp) == {"version": "rand", "eot_iter": 1}
+    assert _adaptive_overrides("adaptive", aa, med) == {}
+    assert _adaptive_overrides("oblivious", aa, rrp) == {}
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+    model.num_classes = 2
+    attack = build_attack("autoattack", model, eps=2 / 255, version="rand", eot_iter=5)
+    names = [n for n, _ in attack.subattacks()]
+    assert names == ["apgd_ce"]  # APGD-DLR needs three classes
+    assert attack.subattacks()[0][1].eot_iter == 5
+    model.num_classes = 4
+    assert [n for n, _ in attack.subattacks()] == ["apgd_ce", "apgd_dlr"]
+    with pytest.raises(Exception, match="version must be standard or rand"):
+        build_attack("autoattack", model, eps=2 / 255, version="plus")
