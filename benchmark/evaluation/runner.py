@@ -509,13 +509,12 @@ def _key_extra(tm: str, defense: Any, adaptive_model: Any) -> dict[str, Any]:
 
 
 def _worst_cases(clean, runs) -> list[dict[str, Any]]:
-    """Per threat model (norm, eps): accuracy on images robust to every attack run there."""
-    groups: dict[tuple[str, float], list] = {}
-    for r in runs:
-        if r.attack.bounded:
-            groups.setdefault((r.attack.norm, r.cell.eps), []).append(r)
+    """Per budget (norm, eps): accuracy on images robust to every attack of that norm at
+    that eps or below (an example inside a smaller ball is inside the larger one too)."""
+    bounded = [r for r in runs if r.attack.bounded]
     out = []
-    for (norm, eps), members in sorted(groups.items()):
+    for norm, eps in sorted({(r.attack.norm, r.cell.eps) for r in bounded}):
+        members = [r for r in bounded if r.attack.norm == norm and r.cell.eps <= eps + 1e-12]
         wc = worst_case_accuracy(clean, [m.pred for m in members])
         out.append(
             {

@@ -253,6 +253,9 @@ def test_evaluate_with_attacks_subset_and_params(trained, shared_data, isolated_
     assert doc["data"]["n"] == 24 and len(doc["data"]["subset"]["indices"]) == 24
     assert doc["attacks"][-1]["sanity_only"] is True
     assert {w["eps_label"] for w in doc["worst_case"]} == {"2/255", "8/255"}
+    wc8 = doc["worst_case"][-1]  # the 8/255 budget also counts the attacks at 2/255
+    assert wc8["attacks"] == cells[:4]
+    assert wc8["robust_accuracy"]["value"] <= doc["worst_case"][0]["robust_accuracy"]["value"]
     for block in doc["attacks"]:
         assert block["perturbation"]["linf_max"] <= block["eps"] + 1e-5
         assert block["metrics"]["robust_accuracy"]["n"] == 24
