@@ -362,7 +362,8 @@ class SPSAAttack(TorchAttacksAttack):
 @register_attack(
     "autoattack",
     AttackMeta(
-        description="AutoAttack (Croce & Hein 2020), standard version at the original budget",
+        description="AutoAttack (Croce & Hein 2020): standard version at the original budget, "
+        "or rand (APGD-CE/DLR with EOT) for randomized defenses",
         reference="https://arxiv.org/abs/2003.01690",
         implementation=TA,
     ),
@@ -383,7 +384,7 @@ class AutoAttackAttack(TorchAttacksAttack):
     records what ran.
     """
 
-    ta_class = "APGD/APGDT/FAB/Square"
+    ta_class = "APGD/APGDT/FAB/Square (standard), APGD with EOT (rand)"
     defaults = {"steps": 100, "n_queries": 5000, "version": "standard", "eot_iter": 20}
 
     def setup(self) -> None:
@@ -492,4 +493,6 @@ class AutoAttackAttack(TorchAttacksAttack):
     def config(self) -> dict[str, Any]:
         cfg = super().config()
         cfg["params"]["subattacks"] = [name for name, _ in self.subattacks()]
+        if self.params["version"] == "standard":  # unused: keep standard cache keys unchanged
+            cfg["params"].pop("eot_iter")
         return cfg

@@ -123,6 +123,10 @@ def run_cell(
         if not attack.prepared and context is not None:
             attack.prepare(context)
             attack.prepared = True
+        crafted_on = getattr(model, "defense", None)
+        if crafted_on is not None:  # an attack on a randomized pipeline sees the same draws
+            crafted_on.reseed(seed)  # whatever cells ran before it
+
         show = sys.stderr.isatty() if progress is None else progress
         chunks = []
         device = model.device

@@ -43,6 +43,8 @@ class EOTModel(nn.Module):
         # under gradient: the smoothed soft classifier. Drawing it again would multiply cost.
         smoothed = hasattr(defended.inner, "soft")
         self.samples = samples if defended.defense.meta.randomized and not smoothed else 1
+        #: Whether one forward pass already averages over the defense's randomness.
+        self.averages = smoothed or self.samples > 1
 
     def forward(self, x: Tensor) -> Tensor:
         if self.samples == 1:

@@ -12,6 +12,7 @@ file is written once, atomically, at the end.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -132,7 +133,10 @@ def result_path(out_dir: Path, doc: dict[str, Any]) -> Path:
 def params_slug(params: dict[str, Any]) -> str:
     """``{"n": 100, "noise": "gaussian"}`` -> ``n=100,noise=gaussian`` (safe in a path)."""
     text = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
-    return re.sub(r"[^A-Za-z0-9_.=,\-]+", "-", text)
+    slug = re.sub(r"[^A-Za-z0-9_.=,\-]+", "-", text)
+    if slug != text:  # characters were replaced: a short hash keeps distinct values apart
+        slug += "," + hashlib.sha256(text.encode()).hexdigest()[:8]
+    return slug
 
 
 def run_suite(cfg: dict[str, Any]) -> str:
@@ -216,7 +220,7 @@ def evaluate(
         if bad or not config.threat_models:
             raise ConfigError(
                 f"--threat-model must be oblivious and/or adaptive, got {', '.join(bad)}; "
-                "transfer and black-box come from the attacks (transfer, square, spsa, rays)"
+                "transfer and black_box come from the attacks (transfer, square, spsa, rays)"
             )
         submission = load_submission(config.defense)
         validate_submission(submission, **config.defense_params)
@@ -255,10 +259,12 @@ def evaluate(
     threat_models = config.threat_models if defense is not None else ["white-box"]
     for tm in threat_models:
         for cell in cells:
-            label, attacked = _pass_target(tm, cell, model, defended, adaptive_model)
+            label, attacked = _pass_target(
+                tm, cell, model, defended, adaptive_model, "oblivious" in threat_models
+            )
             if label is None:
                 continue
-            overrides = _adaptive_overrides(label, cell, defense)
+            overrides = _adaptive_overrides(label, cell, defense, adaptive_model)
             (attack,) = build_cells(attacked, [cell], config.seed, **overrides)
             passes.append((label, cell, attack, attacked))
     attacks = [p[2] for p in passes]
@@ -298,10 +304,15 @@ def evaluate(
     doc_attacks: list[dict[str, Any]] = []
     by_tm: dict[str, dict[str, Any]] = {}
     for tm, cell, attack, attacked in passes:
-        # Query attacks on the defended pipeline are the black-box threat model; they are
-        # summarised with the adaptive pass (the white-box vs black-box check).
-        group = "adaptive" if tm == "black_box" else tm
-        state = by_tm.setdefault(group, {"runs": [], "summaries": [], "large": None})
+        # Query attacks on the defended pipeline (black_box) are summarised with the adaptive
+        # pass (the white-box vs black-box check), transfer cells with the oblivious pass and,
+        # since they are valid attacks on the deployed pipeline too, with the adaptive one.
+        groups = _GROUPS.get(tm, (tm,))
+        states = [
+            by_tm.setdefault(g, {"runs": [], "summaries": [], "large": None})
+            for g in groups
+            if g == tm or g in threat_models
+        ]
         on_defense = tm in ("adaptive", "black_box")
         run = run_cell(
             attacked,
@@ -322,12 +333,13 @@ def evaluate(
         if defense is not None:
             block["threat_model"] = tm
         acc = block["metrics"]["robust_accuracy"]["value"]
-        if config.sanity_attack and cell is cells[-1]:
-            state["large"] = acc
-            block["sanity_only"] = True
-        else:
-            state["runs"].append(run)
-            state["summaries"].append({**run.summary(), "accuracy": acc})
+        for state in states:
+            if config.sanity_attack and cell is cells[-1]:
+                state["large"] = acc
+                block["sanity_only"] = True
+            else:
+                state["runs"].append(run)
+                state["summaries"].append({**run.summary(), "accuracy": acc, "threat_model": tm})
         doc_attacks.append(block)
     primary = "adaptive" if "adaptive" in by_tm else next(iter(by_tm), "white-box")
     runs = by_tm.get(primary, {}).get("runs", [])
@@ -462,6 +474,8 @@ def evaluate(
 
 
 _QUERY_KNOWLEDGE = ("score-based", "decision-based")
+# Summary groups a cell's label belongs to (a group is used when its pass runs).
+_GROUPS = {"black_box": ("adaptive",), "transfer": ("oblivious", "adaptive")}
 
 
 def _pass_target(
@@ -470,20 +484,21 @@ def _pass_target(
     model: torch.nn.Module,
     defended: torch.nn.Module | None,
     adaptive_model: torch.nn.Module | None,
+    oblivious_pass: bool = True,
 ) -> tuple[str | None, torch.nn.Module]:
     """The threat-model label of ``cell`` in pass ``tm`` and the model its attack sees.
 
     Oblivious pass: every attack is crafted on the base model (a transfer attack on its
-    surrogate and labelled ``transfer``). Adaptive pass: gradient attacks see the EOT/BPDA
+    surrogate, labelled ``transfer``). Adaptive pass: gradient attacks see the EOT/BPDA
     pipeline; query attacks (Square, SPSA, RayS) query the deployed defended pipeline itself
-    and are labelled ``black_box``; transfer attacks do not depend on the defense and are not
-    repeated.
+    and are labelled ``black_box``; transfer attacks do not depend on the defense, so they run
+    here only when there is no oblivious pass (``label None``: skip the cell).
     """
     knowledge = ATTACKS.get(cell.attack).meta.knowledge
     if tm != "adaptive":
         return ("transfer" if knowledge == "transfer" and tm != "white-box" else tm), model
     if knowledge == "transfer":
-        return None, model
+        return (None if oblivious_pass else "transfer"), model
     if knowledge in _QUERY_KNOWLEDGE:
         assert defended is not None
         return "black_box", defended
@@ -491,12 +506,15 @@ def _pass_target(
     return "adaptive", adaptive_model
 
 
-def _adaptive_overrides(label: str | None, cell: AttackCell, defense: Any) -> dict[str, Any]:
+def _adaptive_overrides(
+    label: str | None, cell: AttackCell, defense: Any, adaptive_model: Any
+) -> dict[str, Any]:
     """Attack parameters that change on the adaptive pass: AutoAttack's ``rand`` version
-    (APGD-CE/DLR with EOT, Croce & Hein 2020 Sec. 5) against a randomized defense, with one
-    draw per step because the attacked EOT model already averages ``--eot-samples`` draws."""
+    (APGD-CE/DLR with EOT, Croce & Hein 2020 Sec. 5) against a randomized defense. APGD
+    draws once per step when the attacked model already averages draws (``--eot-samples`` >
+    1, or a voting defense's smoothed classifier), else the paper's 20 times."""
     if label == "adaptive" and cell.attack == "autoattack" and defense.meta.randomized:
-        return {"version": "rand", "eot_iter": 1}
+        return {"version": "rand", "eot_iter": 1 if adaptive_model.averages else 20}
     return {}
 
 

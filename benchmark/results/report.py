@@ -282,8 +282,9 @@ def _acc(block: dict[str, Any] | None) -> str:
 
 
 def _by_threat(doc: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
-    """cell id -> {"oblivious" | "adaptive": block}; black-box blocks count as adaptive (they
-    query the defended pipeline) and an undefended run's white-box blocks as both."""
+    """cell id -> {"oblivious" | "adaptive": block}: black-box blocks count as adaptive (they
+    query the defended pipeline), transfer blocks and an undefended run's white-box blocks as
+    oblivious (crafted without the defense)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for a in doc.get("attacks", []):
         if a.get("sanity_only"):
@@ -307,6 +308,24 @@ def _clean_text(doc: dict[str, Any]) -> str:
     if votes:
         text += f" (abstain {100 * votes['abstain_rate']:.1f})"
     return text
+
+
+def _budgets(docs: list[dict[str, Any]]) -> list[tuple[tuple[str, float], str]]:
+    """Sorted ((norm, eps), label) of every worst-case budget of the runs (any threat model);
+    the label names the norm when it is not L-inf."""
+    found: dict[tuple[str, float], str] = {}
+    for doc in docs:
+        wc = doc.get("worst_case_by_threat_model") or {"oblivious": doc.get("worst_case") or []}
+        for ws in wc.values():
+            for w in ws:
+                label = w["eps_label"] if w["norm"] == "linf" else f"{w['norm']} {w['eps_label']}"
+                found.setdefault((w["norm"], w["eps"]), label)
+    return sorted(found.items())
+
+
+def _budget_acc(worst: list[dict[str, Any]], key: tuple[str, float]) -> str:
+    hit = [w for w in worst if (w["norm"], w["eps"]) == key]
+    return f"{100 * hit[0]['robust_accuracy']['value']:.1f}" if hit else "-"
 
 
 def render_defense_matrix(docs: list[tuple[str, dict[str, Any]]]) -> str:
@@ -336,12 +355,11 @@ def render_defense_matrix(docs: list[tuple[str, dict[str, Any]]]) -> str:
             cells.append(text)
         wc = doc.get("worst_case_by_threat_model") or {"oblivious": doc.get("worst_case") or []}
         worst = []
-        for w in wc.get("oblivious", []):
-            text = f"{100 * w['robust_accuracy']['value']:.1f}"
-            ada = [v for v in wc.get("adaptive", []) if v["eps"] == w["eps"]]
-            if ada:
-                text += f" / {100 * ada[0]['robust_accuracy']['value']:.1f}"
-            worst.append(f"{text} @{w['eps_label']}")
+        for key, label in _budgets([doc]):
+            parts = [_budget_acc(wc.get("oblivious", []), key)]
+            if wc.get("adaptive"):
+                parts.append(_budget_acc(wc["adaptive"], key))
+            worst.append(f"{' / '.join(parts)} @{label}")
         row = [doc["config"]["dataset"], defense_label(doc), str(doc["data"]["n"])]
         row += [_clean_text(doc), *cells, ", ".join(worst) or "-"]
         lines.append("| " + " | ".join(row) + " |")
@@ -352,25 +370,17 @@ def render_defense_summary(docs: list[tuple[str, dict[str, Any]]]) -> str:
     """One row per defended run: clean accuracy of the bare and the defended model, worst-case
     robust accuracy per budget (oblivious / adaptive, the adaptive one including the
     black-box attacks on the defended pipeline), cost overhead and flags."""
-    budgets: dict[float, str] = {}
-    for _, doc in docs:
-        for ws in (doc.get("worst_case_by_threat_model") or {}).values():
-            for w in ws:
-                budgets.setdefault(w["eps"], w["eps_label"])
-    order = sorted(budgets)
+    budgets = _budgets([doc for _, doc in docs])
     head = ["dataset", "defense", "n", "clean bare", "clean defended"]
-    head += [f"worst case {budgets[e]} obl. / adapt." for e in order]
+    head += [f"worst case {label} obl. / adapt." for _, label in budgets]
     head += ["ms/img (x bare)", "flags"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, doc in docs:
         wc = doc.get("worst_case_by_threat_model") or {}
-        cols = []
-        for e in order:
-            parts = []
-            for tm in ("oblivious", "adaptive"):
-                hit = [w for w in wc.get(tm, []) if w["eps"] == e]
-                parts.append(f"{100 * hit[0]['robust_accuracy']['value']:.1f}" if hit else "-")
-            cols.append(" / ".join(parts))
+        cols = [
+            " / ".join(_budget_acc(wc.get(tm, []), key) for tm in ("oblivious", "adaptive"))
+            for key, _ in budgets
+        ]
         bare = doc["metrics"].get("undefended_clean", doc["metrics"]["clean"])
         cost = (doc.get("defense") or {}).get("cost") or {}
         cost_text = (

@@ -106,6 +106,8 @@ def test_pass_target_routes_each_attack_kind():
     assert _pass_target("oblivious", square, base, defended, eot) == ("oblivious", base)
     assert _pass_target("oblivious", transfer, base, defended, eot) == ("transfer", base)
     assert _pass_target("white-box", transfer, base, None, None) == ("white-box", base)
+    # adaptive-only runs craft the transfer cells in the adaptive pass
+    assert _pass_target("adaptive", transfer, base, defended, eot, False) == ("transfer", base)
 
 
 def test_results_folder_names_the_defense_configuration():
@@ -122,7 +124,8 @@ def test_results_folder_names_the_defense_configuration():
         },
     }
     assert result_path(Path("o"), doc) == Path("o/d/s/m__medrdf__n=100,noise=gaussian/r.json")
-    assert params_slug({"k": "a b/c"}) == "k=a-b-c"
+    assert params_slug({"k": "a b/c"}).startswith("k=a-b-c,")
+    assert params_slug({"k": "a b/c"}) != params_slug({"k": "a/b c"})
 
 
 def test_invalid_defense_fails_before_any_work(tiny_models, shared_data, tmp_path):
@@ -164,6 +167,9 @@ def test_obfuscation_flag():
     assert bad["status"] == "fail" and bad["flag"] == "robustness from obfuscation"
     assert bad["details"]["cell"] == "pgd" and bad["details"]["largest_gap"] == pytest.approx(0.7)
     assert oblivious_vs_adaptive(obl, [])["status"] == "not_applicable"
+    # a black-box cell on the pipeline is a different attack, not the same one made adaptive
+    square = [{"cell_id": "pgd", "accuracy": 0.10, "threat_model": "black_box"}]
+    assert oblivious_vs_adaptive(obl, square)["status"] == "not_applicable"
 
 
 def test_autoattack_rand_version_on_randomized_defenses():
@@ -173,9 +179,13 @@ def test_autoattack_rand_version_on_randomized_defenses():
     aa = AttackCell.make("autoattack", "2/255")
     rrp = read_submission(ROOT / "submissions" / "random_resize_pad").build()
     med = read_submission(ROOT / "submissions" / "median_filter").build()
-    assert _adaptive_overrides("adaptive", aa, rrp) == {"version": "rand", "eot_iter": 1}
-    assert _adaptive_overrides("adaptive", aa, med) == {}
-    assert _adaptive_overrides("oblivious", aa, rrp) == {}
+    averaging = type("EOT", (), {"averages": True})()
+    single = type("EOT", (), {"averages": False})()
+    rand = {"version": "rand", "eot_iter": 1}
+    assert _adaptive_overrides("adaptive", aa, rrp, averaging) == rand
+    assert _adaptive_overrides("adaptive", aa, rrp, single) == {**rand, "eot_iter": 20}
+    assert _adaptive_overrides("adaptive", aa, med, averaging) == {}
+    assert _adaptive_overrides("oblivious", aa, rrp, averaging) == {}
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
     model.num_classes = 2
     attack = build_attack("autoattack", model, eps=2 / 255, version="rand", eot_iter=5)

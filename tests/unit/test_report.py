@@ -40,7 +40,13 @@ def _doc(dataset: str, attacks: list[dict[str, Any]]) -> dict[str, Any]:
         "metrics": {"clean": {"accuracy": _metric(0.9), "auc": _metric(0.95)}},
         "attacks": attacks,
         "worst_case": [
-            {"norm": "linf", "eps_label": "8/255", "robust_accuracy": _metric(0.012), "attacks": []}
+            {
+                "norm": "linf",
+                "eps": 8 / 255,
+                "eps_label": "8/255",
+                "robust_accuracy": _metric(0.012),
+                "attacks": [],
+            }
         ],
         "created_at": "2026-11-22T00:00:00Z",
         "git": {"commit": "abc"},
