@@ -6,7 +6,8 @@ A defense declares frozen metadata and implements the one hook of its kind:
   and range (median filter, JPEG, MDDA purification, ...);
 * "wrapper": ``wrap(model)`` returns a module that maps such a batch to logits, e.g. MedRDF's
   randomized voting around the base model;
-* "training": ``train(...)`` produces a robust model (the training-time defenses).
+* "training": ``train(model, x, y)`` returns the loss of one minibatch; ``bench train
+  --defense <id>`` trains a robust model with it (the training-time defenses).
 
 The declared flags drive the evaluation: ``randomized`` -> expectation over transformation,
 ``differentiable=False`` -> BPDA (the identity on the backward pass, or the defense's
@@ -116,8 +117,10 @@ class Defense:
         """Wrapper hook: a module mapping a [0, 1] NCHW batch to logits (or log-scores)."""
         raise NotImplementedError(f"{type(self).__name__} is not a wrapper defense")
 
-    def train(self, *args: Any, **kwargs: Any) -> Any:
-        """Training hook (training-time defenses)."""
+    def train(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        """Training hook: the scalar loss of one minibatch ``(x, y)`` (float32 NCHW in [0, 1],
+        class indices) for ``model`` in train mode; the trainer back-propagates it and steps
+        the optimiser (see :mod:`benchmark.defenses.adversarial_training`)."""
         raise NotImplementedError(f"{type(self).__name__} is not a training defense")
 
     def config(self) -> dict[str, Any]:

@@ -71,7 +71,7 @@ class EOTModel(nn.Module):
 
 
 def inference_cost(
-    base: nn.Module, defended: DefendedModel, split: ImageSplit, batch_size: int, seed: int
+    base: nn.Module, defended: nn.Module, split: ImageSplit, batch_size: int, seed: int
 ) -> dict[str, Any]:
     """Milliseconds per image of the bare model and of the defended pipeline, and the ratio."""
     n = min(len(split), 128)
@@ -79,7 +79,9 @@ def inference_cost(
     t0 = time.perf_counter()
     predict(base, sample, batch_size=batch_size, seed=seed)
     t1 = time.perf_counter()
-    defended.defense.reseed(seed)
+    defense = getattr(defended, "defense", None)  # None: a robust model, no pipeline
+    if defense is not None:
+        defense.reseed(seed)
     predict(defended, sample, batch_size=batch_size, seed=seed)
     t2 = time.perf_counter()
     base_ms, def_ms = 1000 * (t1 - t0) / n, 1000 * (t2 - t1) / n

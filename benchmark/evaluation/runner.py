@@ -13,8 +13,8 @@ file is written once, atomically, at the end.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +51,7 @@ from benchmark.metrics.classification import compute_clean_metrics
 from benchmark.models.base import MODELS
 from benchmark.models.inference import predict
 from benchmark.models.zoo import ModelZoo, model_id
+from benchmark.paths import params_slug
 from benchmark.results.provenance import environment, git_commit, package_versions, utc_now
 from benchmark.results.schema import SCHEMA_VERSION, write_result
 from benchmark.testing.conformance import validate_submission
@@ -128,15 +129,6 @@ def result_path(out_dir: Path, doc: dict[str, Any]) -> Path:
             model_part += "__" + params_slug(cfg["defense_params"])
     folder = out_dir / cfg["dataset"] / run_suite(cfg) / model_part
     return folder / f"{doc['run_id']}.json"
-
-
-def params_slug(params: dict[str, Any]) -> str:
-    """``{"n": 100, "noise": "gaussian"}`` -> ``n=100,noise=gaussian`` (safe in a path)."""
-    text = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
-    slug = re.sub(r"[^A-Za-z0-9_.=,\-]+", "-", text)
-    if slug != text:  # characters were replaced: a short hash keeps distinct values apart
-        slug += "," + hashlib.sha256(text.encode()).hexdigest()[:8]
-    return slug
 
 
 def run_suite(cfg: dict[str, Any]) -> str:
@@ -239,9 +231,18 @@ def evaluate(
     }
     model, entry = zoo.load(mid, device=device, expect=expect)
     model_sha = entry.card["checkpoint"]["sha256"]
+    deployed = entry  # the model that answers queries: the base model or a robust one
     defense = defended = adaptive_model = None
+    robust_sha = None
     scorer: torch.nn.Module = model
-    if submission is not None:
+    if submission is not None and submission.meta.kind == "training":
+        # A training-time defense is its robust model: oblivious attacks are crafted on the
+        # standard model (shared through the cache), adaptive and black-box ones on it.
+        defense = submission.build(seed=config.seed, **config.defense_params)
+        robust, deployed = _load_robust(zoo, config, size, submission, defense, device, expect)
+        robust_sha = deployed.card["checkpoint"]["sha256"]
+        scorer = defended = adaptive_model = robust
+    elif submission is not None:
         defense = submission.build(seed=config.seed, **config.defense_params)
         defended = DefendedModel(model, defense)
         scorer = defended
@@ -327,7 +328,7 @@ def evaluate(
             context=context,
             progress=progress,
             score_model=scorer,
-            key_extra=_key_extra(tm, defense, adaptive_model) if on_defense else None,
+            key_extra=_key_extra(tm, defense, adaptive_model, robust_sha) if on_defense else None,
         )
         block = cell_block(run, clean)
         if defense is not None:
@@ -374,11 +375,13 @@ def evaluate(
             )
     corruption_block = None
     if config.corruptions is not None:
+        if defense is not None:  # corrupted images go through the deployed pipeline
+            defense.reseed(config.seed)
         corruption_block = CorruptionRunner(
-            model,
+            scorer,
             split,
             indices,
-            model_sha256=model_sha,
+            model_sha256=_scorer_key(model_sha, robust_sha, defense),
             reference=reference,
             seed=config.seed,
             batch_size=config.batch_size,
@@ -399,7 +402,7 @@ def evaluate(
         threat_model=config.threat_model,
         attacks=[c.cell_id for c in config.attacks],
     )
-    card = entry.card
+    card = deployed.card
     data = {
         "dataset": config.dataset,
         "split": config.split,
@@ -427,9 +430,9 @@ def evaluate(
         "versions": package_versions(),
         "data": data,
         "model": {
-            "model_id": mid,
+            "model_id": card["model_id"],
             "arch": config.arch,
-            "checkpoint_sha256": model_sha,
+            "checkpoint_sha256": card["checkpoint"]["sha256"],
             "card": {
                 k: card[k]
                 for k in (
@@ -460,6 +463,8 @@ def evaluate(
             }
     if defense_doc is not None:
         doc["defense"] = defense_doc
+    if deployed is not entry:  # a robust model: the standard one crafted the oblivious attacks
+        doc["base_model"] = {"model_id": mid, "checkpoint_sha256": model_sha}
     if corruption_block is not None:
         doc["corruptions"] = corruption_block
     out = paths.results_dir(out_dir)
@@ -518,12 +523,59 @@ def _adaptive_overrides(
     return {}
 
 
-def _key_extra(tm: str, defense: Any, adaptive_model: Any) -> dict[str, Any]:
-    """What besides the attack determines examples crafted on the defended pipeline."""
+def _key_extra(
+    tm: str, defense: Any, adaptive_model: Any, robust_sha: str | None = None
+) -> dict[str, Any]:
+    """What besides the attack determines examples crafted on the defended pipeline (for a
+    training-time defense: its robust model's checkpoint)."""
     extra: dict[str, Any] = {"defense": defense.config()}
     if tm == "adaptive":
-        extra["eot"] = adaptive_model.samples
+        extra["eot"] = getattr(adaptive_model, "samples", 1)
+    if robust_sha is not None:
+        extra["robust_model"] = robust_sha
     return extra
+
+
+def _scorer_key(model_sha: str, robust_sha: str | None, defense: Any) -> str:
+    """Cache identity of what scores images: the model's checkpoint, a robust model's, or the
+    base checkpoint combined with the defense's configuration."""
+    if robust_sha is not None:
+        return robust_sha
+    if defense is None:
+        return model_sha
+    blob = json.dumps({"model": model_sha, "defense": defense.config()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _load_robust(
+    zoo: ModelZoo,
+    config: EvaluationConfig,
+    size: int,
+    submission: Any,
+    defense: Any,
+    device: torch.device,
+    expect: dict[str, Any],
+) -> tuple[torch.nn.Module, Any]:
+    """The zoo's robust model of a training-time defense; refused unless its card records
+    this submission (id and sha256) and these parameters."""
+    from benchmark.training.trainer import defense_tag
+
+    tag = defense_tag(submission.id, config.defense_params)
+    rid = model_id(config.arch, config.dataset, size, config.seed, tag)
+    if not zoo.exists(rid):
+        params = "".join(f" --defense-param {k}={v}" for k, v in config.defense_params.items())
+        raise CheckpointError(
+            f"robust model '{rid}' is not in zoo {zoo.root}; train it with `bench train "
+            f"--dataset {config.dataset} --model {config.arch} --defense {submission.id}"
+            f"{params}`"
+        )
+    robust_expect = {
+        **expect,
+        "defense.id": submission.id,
+        "defense.sha256": submission.sha256,
+        "defense.params": dict(sorted(defense.params.items())),
+    }
+    return zoo.load(rid, device=device, expect=robust_expect)
 
 
 def _worst_cases(clean, runs) -> list[dict[str, Any]]:

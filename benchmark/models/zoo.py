@@ -127,7 +127,8 @@ class ModelZoo:
         Args:
             mid: zoo id.
             device: where to put the model.
-            expect: card fields that must match (e.g. ``{"dataset": ..., "arch": ...}``).
+            expect: card fields that must match (e.g. ``{"dataset": ..., "arch": ...}``);
+                a dotted key reaches into a nested field (``"defense.id"``).
 
         Raises:
             CheckpointError: missing model, sha256 mismatch, unreadable weights, weights that
@@ -136,9 +137,12 @@ class ModelZoo:
         entry = self.entry(mid)
         card = entry.card
         for key, value in (expect or {}).items():
-            if card.get(key) != value:
+            found: Any = card
+            for part in key.split("."):
+                found = found.get(part) if isinstance(found, dict) else None
+            if found != value:
                 raise CheckpointError(
-                    f"model card of '{mid}' has {key}={card.get(key)!r} but {value!r} was "
+                    f"model card of '{mid}' has {key}={found!r} but {value!r} was "
                     f"expected; retrain it with `bench train`"
                 )
         ckpt = entry.checkpoint

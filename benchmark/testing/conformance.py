@@ -84,12 +84,13 @@ def _grad_path(defense: Defense, x: Tensor, model: nn.Module | None, seed: int) 
 def validate_submission(sub: Submission, **overrides: Any) -> list[CheckResult]:
     """Run the conformance suite on ``sub`` built with its parameters (and ``overrides``)."""
     meta = sub.meta
-    if meta.kind == "training":
-        return [CheckResult("metadata", "training defense: checked when its model is trained")]
     passed = [CheckResult("metadata", f"kind {meta.kind}, reference, version, licence, authors")]
 
     def fail(check: str, problem: str) -> SubmissionError:
         return SubmissionError(f"submission '{sub.id}' fails '{check}': {problem}")
+
+    if meta.kind == "training":
+        return passed + _validate_training(sub, fail, overrides)
 
     for shape in SHAPES:
         n, c, h, _ = shape
@@ -172,3 +173,41 @@ def validate_submission(sub: Submission, **overrides: Any) -> list[CheckResult]:
     if meta.differentiable:
         passed.append(CheckResult("declared differentiable", "finite non-zero input gradients"))
     return passed
+
+
+def _validate_training(sub: Submission, fail: Any, overrides: dict[str, Any]) -> list[CheckResult]:
+    """A training defense's ``train(model, x, y)``: a finite scalar loss with finite, non-zero
+    parameter gradients, identical after the same reseed, leaving its inputs untouched."""
+    losses = []
+    for shape in SHAPES:
+        n, c, h, _ = shape
+        x = _inputs(shape)
+        y = torch.arange(n) % 3
+        model = _ToyClassifier(c, h)
+        defense = sub.build(seed=0, **overrides)
+        model.train()
+        try:
+            defense.reseed(7)
+            loss = defense.train(model, x.clone(), y)
+        except Exception as exc:
+            raise fail("runs", f"{type(exc).__name__}: {exc} on input {tuple(shape)}") from exc
+        if not isinstance(loss, Tensor) or loss.ndim != 0 or not loss.requires_grad:
+            raise fail("loss", "train() must return a scalar tensor that requires grad")
+        if not torch.isfinite(loss):
+            raise fail("finite", f"loss is {float(loss)} for input {tuple(shape)}")
+        loss.backward()
+        grad = model.weight.grad
+        if grad is None or not torch.isfinite(grad).all() or grad.abs().sum() == 0:
+            raise fail("gradients", "no finite non-zero parameter gradient from the loss")
+        defense.reseed(7)
+        again = defense.train(model, x.clone(), y)
+        if not torch.equal(loss.detach(), again.detach()):
+            raise fail("determinism", "two losses after reseed(7) differ; draw from self.generator")
+        if not model.training:
+            raise fail("model mode", "train() must leave the model in train mode")
+        losses.append(float(loss))
+    return [
+        CheckResult("runs", f"train() on CPU for inputs {', '.join(str(s) for s in SHAPES)}"),
+        CheckResult("loss", "finite scalar with finite non-zero parameter gradients"),
+        CheckResult("determinism", "identical losses after the same reseed"),
+    ]

@@ -13,7 +13,7 @@ import copy
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import benchmark
+from benchmark.attacks.gradient import iterative_linf
 from benchmark.datasets.base import DATASETS, ImageSplit, load_split
 from benchmark.device import pick_device, seed_everything
 from benchmark.errors import ConfigError
@@ -31,6 +32,7 @@ from benchmark.metrics.classification import auc as auc_metric
 from benchmark.models.base import ImageClassifier, build_model
 from benchmark.models.inference import predict
 from benchmark.models.zoo import ModelZoo, ZooEntry, model_id
+from benchmark.paths import params_slug
 from benchmark.results.provenance import environment, git_commit, utc_now
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,16 @@ class TrainConfig:
         seed: seed of initialisation and data order.
         device: "auto", "cpu" or "cuda[:N]".
         channels_last: use the channels-last memory format (about 20% faster on CPU here).
+        defense: id or folder of a training-time defense submission (``pgd_at``, ``mpadvt``,
+            ...): its ``train(model, x, y)`` gives each minibatch's loss (None: plain CE).
+        defense_params: parameter overrides of the defense (e.g. a CPU inner-step budget);
+            recorded in the card and, when given, in the model id.
+        selection: "auc" keeps the epoch with the best validation AUC (ties: ACC); "robust"
+            the best validation accuracy under PGD-``select_steps`` at ``select_eps`` (ties:
+            clean ACC); "auto" is "robust" with a defense, else "auc". Only the validation
+            split is used: the test split is scored once, on the selected model.
+        select_eps: L-inf budget of the selection attack (default 4/255, Xu et al. Table 5).
+        select_steps: steps of the selection attack (default 4, Xu et al. Table 5).
     """
 
     dataset: str
@@ -65,9 +77,25 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     channels_last: bool = True
+    defense: str | None = None
+    defense_params: dict[str, Any] = field(default_factory=dict)
+    selection: str = "auto"
+    select_eps: float = 4 / 255
+    select_steps: int = 4
+
+    @property
+    def selection_rule(self) -> str:
+        """The resolved selection rule, "auc" or "robust"."""
+        if self.selection == "auto":
+            return "robust" if self.defense else "auc"
+        return self.selection
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for invalid values."""
+        if self.selection not in ("auto", "auc", "robust"):
+            raise ConfigError(f"--select must be auto, auc or robust, got '{self.selection}'")
+        if self.select_steps < 1 or not 0 < self.select_eps <= 1:
+            raise ConfigError("--select-steps must be >= 1 and --select-eps in (0, 1]")
         if self.epochs < 1:
             raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -87,6 +115,56 @@ def _val_scores(model: ImageClassifier, split: ImageSplit) -> tuple[float, float
     acc = accuracy_metric(pred)["value"]
     auc = _auc(pred.probs, pred.labels, pred.multi_label)
     return acc, auc
+
+
+def _val_robust_accuracy(
+    model: ImageClassifier, split: ImageSplit, eps: float, steps: int, seed: int
+) -> float:
+    """Validation accuracy under PGD (random start, alpha 2.5 eps/steps), batched and seeded."""
+    was_training = model.training
+    model.eval()
+    correct, total = 0, 0
+    torch.manual_seed(seed)
+    for x, y in split.batches(256, device=model.device):
+        x_adv = iterative_linf(
+            model,
+            x,
+            y,
+            eps=eps,
+            alpha=2.5 * eps / steps,
+            steps=steps,
+            random_start=True,
+            step_rule="sign",
+            multi_label=bool(model.multi_label),
+        )
+        with torch.no_grad():
+            pred = model(x_adv)
+        hit = (pred > 0).float().eq(y).all(1) if model.multi_label else pred.argmax(1).eq(y)
+        correct += int(hit.sum())
+        total += len(y)
+    model.train(was_training)
+    return correct / max(total, 1)
+
+
+def _load_training_defense(config: TrainConfig) -> tuple[Any, Any]:
+    """The submission and built defense of ``config.defense`` (a training-kind defense),
+    validated before any work."""
+    from benchmark.defenses import load_submission
+    from benchmark.testing.conformance import validate_submission
+
+    sub = load_submission(config.defense)  # type: ignore[arg-type]
+    if sub.meta.kind != "training":
+        raise ConfigError(
+            f"defense '{sub.id}' is a {sub.meta.kind} defense, not a training one; evaluate "
+            f"it with `bench evaluate --defense {sub.id}`"
+        )
+    validate_submission(sub, **config.defense_params)
+    return sub, sub.build(seed=config.seed, **config.defense_params)
+
+
+def defense_tag(defense: str, params: dict[str, Any]) -> str:
+    """The model-id suffix of a robust model: ``pgd_at`` or ``pgd_at_steps=3``."""
+    return f"{defense}_{params_slug(params)}" if params else defense
 
 
 def train_model(
@@ -110,6 +188,9 @@ def train_model(
         The zoo entry of the saved model.
     """
     config.validate()
+    sub = defense = None
+    if config.defense is not None:
+        sub, defense = _load_training_defense(config)
     git = git_commit()  # the code that runs is the code checked out now
     zoo = zoo or ModelZoo()
     meta = DATASETS.get(config.dataset).meta
@@ -152,7 +233,10 @@ def train_model(
             total, count = 0.0, 0
             for x, y in train.batches(config.batch_size, order=order, device=device):
                 x = x.contiguous(memory_format=memory_format)
-                loss = _loss(model(x), y, meta.multi_label)
+                if defense is not None:
+                    loss = defense.train(model, x, y)
+                else:
+                    loss = _loss(model(x), y, meta.multi_label)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -161,20 +245,27 @@ def train_model(
                 bar.update(1)
             scheduler.step()
             val_acc, val_auc = _val_scores(model, splits["val"])
-            history.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": total / count,
-                    "val_acc": val_acc,
-                    "val_auc": val_auc,
-                    "seconds": time.perf_counter() - start,
-                }
-            )
+            record = {
+                "epoch": epoch,
+                "train_loss": total / count,
+                "val_acc": val_acc,
+                "val_auc": val_auc,
+            }
+            if config.selection_rule == "robust":
+                record["val_robust_acc"] = _val_robust_accuracy(
+                    model, splits["val"], config.select_eps, config.select_steps, config.seed
+                )
+                model.train()
+            record["seconds"] = time.perf_counter() - start
+            history.append(record)
             bar.set_postfix(loss=f"{total / count:.3f}", val_auc=f"{val_auc:.3f}")
             logger.info(
                 "epoch %d loss %.4f val acc %.4f auc %.4f", epoch, total / count, val_acc, val_auc
             )
-            key = (val_auc if val_auc == val_auc else -1.0, val_acc)
+            if config.selection_rule == "robust":
+                key = (record["val_robust_acc"], val_acc)
+            else:
+                key = (val_auc if val_auc == val_auc else -1.0, val_acc)
             if key > best:
                 best, best_epoch = key, epoch
                 best_state = copy.deepcopy(model.state_dict())
@@ -185,19 +276,36 @@ def train_model(
     test_pred = predict(model, splits["test"], seed=config.seed)
     val_pred = predict(model, splits["val"], seed=config.seed)
     recipe = asdict(config)
+    rule = config.selection_rule
     recipe.update(
         size=size,
         milestones_epochs=milestones,
         optimizer="adam",
-        loss="bce_with_logits" if meta.multi_label else "cross_entropy",
-        selection="best validation AUC (ties: validation ACC)",
+        loss=(
+            f"defense '{sub.id}' train()"
+            if sub is not None
+            else "bce_with_logits"
+            if meta.multi_label
+            else "cross_entropy"
+        ),
+        selection=(
+            f"best validation accuracy under PGD-{config.select_steps} at eps "
+            f"{config.select_eps:.6g} (ties: validation ACC)"
+            if rule == "robust"
+            else "best validation AUC (ties: validation ACC)"
+        ),
         augmentation="none",
     )
+    tag = defense_tag(sub.id, config.defense_params) if sub is not None else None
     card = {
-        "model_id": model_id(config.arch, config.dataset, size, config.seed),
+        "model_id": model_id(config.arch, config.dataset, size, config.seed, tag),
         "dataset": config.dataset,
         "arch": config.arch,
-        "defense": None,
+        "defense": (
+            {**sub.record(), "params": dict(sorted(defense.params.items())), "tag": tag}
+            if sub is not None and defense is not None
+            else None
+        ),
         "image_size": size,
         "in_channels": meta.n_channels,
         "num_classes": meta.num_classes,
