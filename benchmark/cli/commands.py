@@ -134,13 +134,29 @@ def train_cmd(
     data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
     download: bool = typer.Option(False, "--download", help="Download a missing MedMNIST file."),
     zoo: Path | None = typer.Option(None, help=ZOO_HELP),
+    defense: str | None = typer.Option(
+        None, help="Training-time defense submission (pgd_at, mpadvt, maadvt, trades, mart)."
+    ),
+    defense_param: list[str] = typer.Option(
+        [], help="Override a defense parameter: name=value (e.g. steps=3 on a CPU)."
+    ),
+    select: str = typer.Option(
+        "auto", help="Model selection on the validation split: auto | auc | robust."
+    ),
+    select_eps: str = typer.Option("4/255", help="Eps of the PGD used by --select robust."),
+    select_steps: int = typer.Option(4, help="Steps of the PGD used by --select robust."),
     as_json: bool = typer.Option(False, "--json", help="Print the model card as JSON."),
 ) -> None:
-    """Train a model with the MedMNIST v2 recipe and store it in the model zoo."""
+    """Train a model (MedMNIST v2 recipe, or a training-time defense) into the model zoo."""
+    from benchmark.attacks.presets import parse_eps
     from benchmark.models.zoo import ModelZoo
     from benchmark.training import train_model
 
     config = _train_config(dataset, arch, size, epochs, batch_size, lr, seed, device)
+    config.defense = defense
+    config.defense_params = _parse_params(defense_param)
+    config.selection, config.select_eps = select, parse_eps(select_eps)
+    config.select_steps = select_steps
     entry = train_model(config, data_dir=data_dir, download=download, zoo=ModelZoo(zoo))
     card = entry.card
     if as_json:
@@ -149,9 +165,12 @@ def train_cmd(
     test = card["metrics"]["test"]
     typer.echo(f"model    {card['model_id']}  ({entry.path})")
     typer.echo(
-        f"epochs   {card['epochs']} (best validation AUC at epoch {card['best_epoch']}), "
-        f"{card['training_time_seconds'] / 60:.1f} min"
+        f"epochs   {card['epochs']} (selected epoch {card['best_epoch']}: "
+        f"{card['recipe']['selection']}), {card['training_time_seconds'] / 60:.1f} min"
     )
+    if card.get("defense"):
+        params = ", ".join(f"{k}={v}" for k, v in card["defense"]["params"].items())
+        typer.echo(f"defense  {card['defense']['id']} ({params})")
     typer.echo(f"test ACC {_fmt(test['acc'])}")
     typer.echo(f"test AUC {_fmt(test['auc'])}")
     typer.echo(f"sha256   {card['checkpoint']['sha256']}")

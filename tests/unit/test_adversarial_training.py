@@ -1,0 +1,205 @@
+"""Training-time defenses: the losses on hand-computed tensors, MPAdvT's sampling, one
+training step of each defense, and robust models in the zoo and the evaluation."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmark.attacks.presets import AttackCell
+from benchmark.defenses import SubmissionError, read_submission
+from benchmark.defenses.adversarial_training import (
+    linf_ascent,
+    maadvt_loss,
+    mart_loss,
+    pgd_at_loss,
+    softmax_kl,
+    trades_loss,
+)
+from benchmark.errors import CheckpointError, ConfigError
+from benchmark.evaluation import EvaluationConfig, evaluate
+from benchmark.evaluation.cache import AdversarialCache
+from benchmark.training import TrainConfig, train_model
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFENSES = ("pgd_at", "mpadvt", "maadvt", "trades", "mart")
+
+# Two samples, two classes. Softmax of [0, ln 3] is [1/4, 3/4]; of [ln 3, 0] is [3/4, 1/4].
+L3 = math.log(3.0)
+CLEAN = torch.tensor([[0.0, L3], [0.0, 0.0]])  # p = [1/4, 3/4] and [1/2, 1/2]
+ADV = torch.tensor([[L3, 0.0], [0.0, L3]])  # q = [3/4, 1/4] and [1/4, 3/4]
+Y = torch.tensor([1, 0])
+
+
+def _kl(p, q):
+    return sum(a * math.log(a / b) for a, b in zip(p, q, strict=True))
+
+
+KL0 = _kl([0.25, 0.75], [0.75, 0.25])  # = 0.5 ln 3
+KL1 = _kl([0.5, 0.5], [0.25, 0.75])
+
+
+def test_kl_and_madry_loss_by_hand():
+    assert softmax_kl(CLEAN, ADV).tolist() == pytest.approx([KL0, KL1])
+    assert pytest.approx(0.5 * L3) == KL0
+    # CE(adv, y): sample 0 has q_y = 1/4, sample 1 q_y = 1/4
+    assert float(pgd_at_loss(ADV, Y)) == pytest.approx(math.log(4))
+
+
+def test_maadvt_loss_by_hand():
+    # CE(x') + lam * KL(p || q) * (1 - p_y(x)); p_y = 3/4 and 1/2
+    lam = 2.0
+    expected = (math.log(4) + lam * KL0 * 0.25 + math.log(4) + lam * KL1 * 0.5) / 2
+    assert float(maadvt_loss(CLEAN, ADV, Y, lam)) == pytest.approx(expected)
+
+
+def test_trades_loss_by_hand():
+    ce_clean = (-math.log(0.75) - math.log(0.5)) / 2
+    beta = 6.0
+    expected = ce_clean + beta * (KL0 + KL1) / 2
+    assert float(trades_loss(CLEAN, ADV, Y, beta)) == pytest.approx(expected)
+
+
+def test_mart_loss_by_hand():
+    # boosted CE: -log q_y - log(1.0001 - max_{k != y} q_k); both samples q_y = 1/4, max wrong 3/4
+    bce = -math.log(0.25) - math.log(1.0001 - 0.75 + 1e-12)
+    lam = 6.0
+    reg0 = KL0 * (1.0000001 - 0.75)
+    reg1 = KL1 * (1.0000001 - 0.5)
+    expected = (2 * bce + lam * (reg0 + reg1)) / 2
+    assert float(mart_loss(CLEAN, ADV, Y, lam)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_linf_ascent_stays_in_the_ball_and_ascends():
+    torch.manual_seed(0)
+    w = torch.randn(3, 16)
+    x = torch.rand(4, 16)
+    y = torch.tensor([0, 1, 2, 0])
+
+    def objective(z):
+        return F.cross_entropy(z @ w.t(), y, reduction="sum")
+
+    x_adv = linf_ascent(objective, x, x, eps=0.05, alpha=0.02, steps=5)
+    assert (x_adv - x).abs().max() <= 0.05 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    assert objective(x_adv) > objective(x)
+
+
+def test_mpadvt_samples_within_the_papers_ranges():
+    sub = read_submission(ROOT / "submissions" / "mpadvt")
+    d = sub.build(seed=3)
+    draws = [d.budget() for _ in range(400)]
+    eps = [b[0] for b in draws]
+    steps = [b[1] for b in draws]
+    starts = [b[3] for b in draws]
+    assert min(eps) >= 0.01 and max(eps) <= 0.04 and max(eps) - min(eps) > 0.025
+    assert set(steps) == {1, 2, 3, 4, 5}
+    assert all(b[2] == pytest.approx(2.5 * b[0] / b[1]) for b in draws)
+    share = starts.count("uniform") / len(starts)
+    assert 0.4 < share < 0.6  # random start when p >= 0.5
+    d.reseed(3)
+    assert [d.budget() for _ in range(5)] == draws[:5]
+    with pytest.raises(SubmissionError, match="eps_low <= eps_high"):
+        sub.build(eps_low=0.05, eps_high=0.01)
+
+
+class _Toy(torch.nn.Module):
+    multi_label = False
+    num_classes = 3
+
+    def __init__(self):
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.fc = torch.nn.Linear(4 * 8 * 8, 3)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+
+@pytest.mark.parametrize("sid", DEFENSES)
+def test_one_training_step_reduces_the_defense_loss(sid):
+    sub = read_submission(ROOT / "submissions" / sid)
+    defense = sub.build(seed=0)
+    model = _Toy()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(16, 1, 8, 8, generator=gen)
+    y = torch.randint(0, 3, (16,), generator=gen)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    model.train()
+    defense.reseed(5)
+    before = defense.train(model, x, y)
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    defense.reseed(5)  # the same inner draws (MPAdvT: the same eps and steps)
+    after = defense.train(model, x, y)
+    assert model.training
+    b, a = float(before.detach()), float(after.detach())
+    assert a < b, f"{sid}: {b} -> {a}"
+
+
+def test_training_defense_refuses_multi_label_labels():
+    d = read_submission(ROOT / "submissions" / "pgd_at").build()
+    with pytest.raises(SubmissionError, match="single-label"):
+        d.train(_Toy(), torch.rand(2, 1, 8, 8), torch.zeros(2, 3))
+
+
+def test_robust_model_through_the_zoo_and_the_evaluation(shared_data, tiny_models, tmp_path):
+    zoo = tiny_models["zoo"]
+    config = TrainConfig(
+        dataset="breastmnist",
+        arch="tiny_cnn",
+        epochs=1,
+        defense="pgd_at",
+        defense_params={"steps": 1},
+    )
+    entry = train_model(config, data_dir=shared_data, zoo=zoo, progress=False)
+    card = entry.card
+    assert card["model_id"] == "tiny_cnn_breastmnist_28px_s0_pgd_at_steps=1"
+    assert card["defense"]["id"] == "pgd_at" and card["defense"]["params"]["steps"] == 1
+    assert "val_robust_acc" in card["history"][0]
+    assert card["recipe"]["selection"].startswith("best validation accuracy under PGD-4")
+    assert card["training_time_hours"] > 0
+    eval_config = EvaluationConfig(
+        dataset="breastmnist",
+        arch="tiny_cnn",
+        attacks=[AttackCell.make("pgd", "4/255", steps=2)],
+        suite="custom",
+        n_examples=16,
+        sanity_attack=False,
+        defense="pgd_at",
+        defense_params={"steps": 1},
+        threat_models=["oblivious", "adaptive"],
+    )
+    cache = AdversarialCache(tmp_path / "c")
+    doc, _ = evaluate(eval_config, data_dir=shared_data, zoo=zoo, cache=cache)
+    assert doc["model"]["model_id"] == card["model_id"]
+    assert doc["base_model"]["model_id"] == "tiny_cnn_breastmnist_28px_s0"
+    assert [a["threat_model"] for a in doc["attacks"]] == ["oblivious", "adaptive"]
+    assert doc["defense"]["id"] == "pgd_at" and doc["defense"]["cost"]["overhead"] > 0
+    # a card that does not match the submission's parameters is refused before any work
+    card_path = entry.path / "card.json"
+    bad = json.loads(card_path.read_text())
+    bad["defense"]["params"]["steps"] = 2
+    card_path.write_text(json.dumps(bad))
+    with pytest.raises(CheckpointError, match=r"defense\.params"):
+        evaluate(eval_config, data_dir=shared_data, zoo=zoo, cache=cache)
+    card_path.write_text(json.dumps(card))
+    missing = EvaluationConfig(**{**eval_config.__dict__, "defense_params": {"steps": 3}})
+    with pytest.raises(CheckpointError, match="bench train --dataset breastmnist"):
+        evaluate(missing, data_dir=shared_data, zoo=zoo, cache=cache)
+
+
+def test_training_with_a_non_training_defense_is_refused(shared_data, tmp_path):
+    config = TrainConfig(dataset="breastmnist", arch="tiny_cnn", epochs=1, defense="jpeg")
+    with pytest.raises(ConfigError, match="not a training one"):
+        train_model(config, data_dir=shared_data, progress=False)
