@@ -1,0 +1,232 @@
+"""Render the static leaderboard site (``bench leaderboard build``).
+
+The site is self-contained: relative links, inline SVG charts, one stylesheet and one small
+script (sorting and filtering; the tables work without it), no CDN and no network, so it opens
+from the file system and from any static host. Templates are rendered by Jinja2 with
+autoescape on: every string that comes from a results file (a submission's name, its authors,
+its paper) is escaped. Markdown (data cards, the README) is ours and is rendered with raw HTML
+disabled. Two builds from the same files are byte-identical: nothing depends on the clock, the
+file system order or the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from benchmark.attacks.presets import eps_label
+from benchmark.leaderboard import svg
+from benchmark.leaderboard.collect import (
+    Board,
+    Entry,
+    Invalid,
+    boards,
+    flags,
+    group_entries,
+    load_runs,
+)
+
+logger = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = ("style.css", "table.js")
+
+
+@dataclass
+class BuildReport:
+    """What a build produced: page count, entries, boards and the files left out."""
+
+    out: Path
+    pages: int
+    entries: int
+    boards: int
+    invalid: list[Invalid]
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(["html"]),
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["pct"] = lambda v: "-" if v is None else f"{100 * v:.1f}"
+    env.filters["num"] = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
+    env.filters["eps"] = lambda v: eps_label(v)
+    return env
+
+
+def _markdown(text: str) -> Markup:
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    return Markup(md.render(text))
+
+
+def _data_card(path: Path) -> tuple[dict[str, Any], str]:
+    text = path.read_text()
+    meta: dict[str, Any] = {}
+    if text.startswith("---"):
+        _, front, body = text.split("---", 2)
+        meta = yaml.safe_load(front) or {}
+        text = body
+    return meta, text
+
+
+def _section(markdown: str, heading: str) -> str:
+    """The ``## heading`` section of a Markdown text (up to the next ``## ``)."""
+    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", markdown, re.M | re.S)
+    return match.group(1) if match else ""
+
+
+def _entry_charts(entry: Entry) -> dict[str, Any]:
+    """Charts of an entry page: per-attack bars per run, accuracy vs eps per threat model,
+    FP per perturbation type, clean confusion matrix."""
+    out: dict[str, Any] = {"attacks": [], "eps": None, "fp": None, "confusion": None}
+    series: dict[str, dict[float, float]] = {}
+    for run in entry.runs:
+        bars = []
+        for a in run.doc.get("attacks", []):
+            if a.get("sanity_only"):
+                continue
+            params = a["config"]["params"]
+            name = a["attack"] + (f"-{params['steps']}" if "steps" in params else "")
+            label = f"{name} {a['eps_label']}"
+            tm = a.get("threat_model")
+            if tm and tm != "white-box":
+                label += f" [{tm}]"
+            bars.append((label, a["metrics"]["robust_accuracy"]["value"]))
+        if bars:
+            title = f"Robust accuracy per attack, {run.suite}"
+            out["attacks"].append(Markup(svg.bar_chart(bars, title=title)))
+        by = run.doc.get("worst_case_by_threat_model") or {
+            run.strongest_threat_model(): run.worst_cases()
+        }
+        for tm, ws in by.items():
+            for w in ws:
+                if w["norm"] == "linf":
+                    series.setdefault(tm, {})
+                    old = series[tm].get(w["eps"])
+                    value = w["robust_accuracy"]["value"]
+                    series[tm][w["eps"]] = value if old is None else min(old, value)
+    if series:
+        clean = entry.newest().doc["metrics"]["clean"]["accuracy"]["value"]
+        pts = {tm: [(0.0, clean), *sorted(v.items())] for tm, v in series.items()}
+        ticks = sorted({e for v in series.values() for e in v} | {0.0})
+        out["eps"] = Markup(
+            svg.line_chart(
+                pts,
+                title="Worst-case robust accuracy vs eps (L-inf)",
+                x_label="eps",
+                x_ticks=[(t, eps_label(t)) for t in ticks],
+            )
+        )
+    for run in entry.runs:
+        seq = (run.doc.get("corruptions") or {}).get("sequences")
+        if seq:
+            bars = [
+                (f"{t['type']} s{t['severity']}", t["flip_probability"]["value"])
+                for t in seq["types"]
+            ]
+            out["fp"] = Markup(svg.bar_chart(bars, title="Flip probability per perturbation type"))
+            break
+    cm = entry.newest().doc["metrics"]["clean"].get("confusion_matrix")
+    if isinstance(cm, list) and cm and isinstance(cm[0], list):
+        n = len(cm)
+        out["confusion"] = Markup(
+            svg.confusion_matrix(cm, [str(i) for i in range(n)], title="Clean confusion matrix")
+        )
+    return out
+
+
+def build_site(
+    results_root: Path, out: Path, *, data_cards: Path | None = None, readme: Path | None = None
+) -> BuildReport:
+    """Build the site from every results file under ``results_root`` into ``out``.
+
+    ``out`` is emptied first (only the files this build writes remain). Invalid results files
+    are reported in the returned :class:`BuildReport` and on the index page, and left out.
+    """
+    runs, invalid = load_runs(results_root)
+    entries = group_entries(runs)
+    all_boards = boards(entries)
+    env = _environment()
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    pages = 0
+
+    def write(page: str, template: str, **context: Any) -> None:
+        nonlocal pages
+        html = env.get_template(template).render(**context)
+        (out / page).write_text(html)
+        pages += 1
+
+    datasets = sorted({e.dataset for e in entries})
+    cards: dict[str, tuple[dict[str, Any], str]] = {}
+    for ds in datasets:
+        path = (data_cards / f"{ds}.md") if data_cards else None
+        if path is not None and path.is_file():
+            cards[ds] = _data_card(path)
+    columns = _index_columns(all_boards)
+    write(
+        "index.html",
+        "index.html",
+        datasets=datasets,
+        columns=columns,
+        grid={(b.dataset, _column(b)): b for b in all_boards},
+        cards=cards,
+        invalid=invalid,
+        n_entries=len(entries),
+    )
+    for board in all_boards:
+        write(f"board-{board.slug}.html", "board.html", board=board, flags=flags)
+    for entry in entries:
+        raw = []
+        for run in entry.runs:
+            for rel in [run.path, *run.older]:
+                target = out / "raw" / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(results_root / rel, target)
+                raw.append(rel)
+        write(
+            f"entry-{entry.slug}.html",
+            "entry.html",
+            entry=entry,
+            charts=_entry_charts(entry),
+            flags=flags(entry),
+            boards=[b for b in all_boards if any(r.entry is entry for r in b.rows)],
+            json_dumps=lambda v: json.dumps(v, sort_keys=True),
+        )
+    for ds, (meta, body) in cards.items():
+        write(f"dataset-{ds}.html", "dataset.html", dataset=ds, meta=meta, body=_markdown(body))
+    submit = ""
+    if readme is not None and readme.is_file():
+        submit = _section(readme.read_text(), "Defenses and submissions")
+    guide = Path(readme).parent / "submissions" / "README.md" if readme else None
+    guide_text = guide.read_text() if guide is not None and guide.is_file() else ""
+    write("submit.html", "submit.html", body=_markdown(submit), guide=_markdown(guide_text))
+    for name in STATIC:
+        shutil.copyfile(TEMPLATES / name, out / name)
+    logger.info("built %d pages into %s (%d left out)", pages, out, len(invalid))
+    return BuildReport(out, pages, len(entries), len(all_boards), invalid)
+
+
+def _column(board: Board) -> str:
+    return board.title
+
+
+def _index_columns(all_boards: list[Board]) -> list[str]:
+    linf = sorted({b.eps for b in all_boards if b.kind == "linf" and b.eps is not None})
+    cols = [f"L-inf {eps_label(e)}" for e in linf]
+    if any(b.kind == "corruptions" for b in all_boards):
+        cols.append("corruptions")
+    return cols

@@ -1,0 +1,396 @@
+"""The leaderboard's data: published results files grouped into entries and leaderboards.
+
+* A **run** is one results file; a run folder (``<dataset>/<suite>/<model>[__<defense>]/``)
+  keeps every version, the newest is current and the older ones stay reachable.
+* An **entry** is one model under one defense configuration on one dataset: the current runs
+  of every suite evaluated for it (e.g. the ``defense`` screen and the ``medrdf`` protocol).
+* A **leaderboard** is a dataset and a threat model: L-inf at one eps (ranked by the best
+  known worst-case robust accuracy: the lowest over the entry's runs, under the strongest
+  threat model each run has), or corruptions (ranked by mean flip probability, lower first).
+  A defended run evaluated only obliviously is listed but not ranked: it makes no claim
+  against an attacker who knows the defense.
+
+Files that do not validate against the results schema are reported by name with the reason
+and left out; everything else is built.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark.attacks.presets import eps_label
+from benchmark.errors import BenchmarkError
+from benchmark.results.schema import read_result
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    """One results file: its path relative to the results root, the document, and the older
+    versions of the same run folder (relative paths, newest first)."""
+
+    path: str
+    doc: dict[str, Any]
+    older: list[str] = field(default_factory=list)
+
+    @property
+    def suite(self) -> str:
+        cfg = self.doc["config"]
+        names = [n for n in (cfg.get("suite"), cfg.get("corruption_suite")) if n]
+        return "+".join(names) or "clean"
+
+    @property
+    def run_id(self) -> str:
+        return str(self.doc["run_id"])
+
+    @property
+    def defended(self) -> bool:
+        return bool(self.doc["config"].get("defense"))
+
+    def strongest_threat_model(self) -> str:
+        """The threat model whose worst case this run's ranking uses."""
+        if not self.defended:
+            return "white-box"
+        by = self.doc.get("worst_case_by_threat_model") or {}
+        return "adaptive" if "adaptive" in by else "oblivious"
+
+    def worst_cases(self, threat_model: str | None = None) -> list[dict[str, Any]]:
+        """Worst-case blocks of one threat model (default: the strongest)."""
+        tm = threat_model or self.strongest_threat_model()
+        by = self.doc.get("worst_case_by_threat_model")
+        if by:
+            return list(by.get(tm, []))
+        return list(self.doc.get("worst_case") or [])
+
+
+@dataclass
+class Entry:
+    """A model under one defense configuration on one dataset, with its current runs."""
+
+    key: str
+    dataset: str
+    model_id: str
+    arch: str
+    defense: str | None
+    defense_params: dict[str, Any]
+    runs: list[Run]
+
+    @property
+    def label(self) -> str:
+        if not self.defense:
+            return "none"
+        extra = ", ".join(f"{k}={v}" for k, v in sorted(self.defense_params.items()))
+        return self.defense + (f" ({extra})" if extra else "")
+
+    @property
+    def slug(self) -> str:
+        return self.key.replace("/", "--")
+
+    def defense_block(self) -> dict[str, Any]:
+        """The newest run's ``defense`` block (empty when undefended)."""
+        for run in reversed(self.runs):
+            if run.doc.get("defense"):
+                return run.doc["defense"]
+        return {}
+
+    def newest(self) -> Run:
+        return max(self.runs, key=lambda r: r.doc["created_at"])
+
+
+@dataclass
+class Row:
+    """One entry's line in one leaderboard."""
+
+    entry: Entry
+    key_value: float | None
+    ranked: bool
+    rank: int | None = None
+    cells: dict[str, float] = field(default_factory=dict)
+    threat_model: str = ""
+    source: Run | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Board:
+    """A leaderboard: one dataset and one threat model."""
+
+    dataset: str
+    kind: str  # "linf" or "corruptions"
+    eps: float | None
+    rows: list[Row]
+    columns: list[str]
+
+    @property
+    def slug(self) -> str:
+        if self.kind == "corruptions":
+            return f"{self.dataset}--corruptions"
+        return f"{self.dataset}--linf-{eps_label(self.eps or 0).replace('/', '-')}"
+
+    @property
+    def title(self) -> str:
+        if self.kind == "corruptions":
+            return "corruptions"
+        return f"L-inf {eps_label(self.eps or 0)}"
+
+    @property
+    def latest(self) -> str:
+        dates = [r.source.doc["created_at"] for r in self.rows if r.source is not None]
+        return max(dates) if dates else ""
+
+
+@dataclass
+class Invalid:
+    """A results file left out of the site, and why."""
+
+    path: str
+    reason: str
+
+
+def load_runs(root: Path) -> tuple[list[Run], list[Invalid]]:
+    """Every results file under ``root``: the newest version per run folder as a run (the
+    others listed in ``older``), and the invalid files with their reasons."""
+    folders: dict[Path, list[tuple[Path, dict[str, Any]]]] = {}
+    invalid: list[Invalid] = []
+    for path in sorted(root.rglob("*.json")):
+        rel = path.relative_to(root).as_posix()
+        try:
+            doc = read_result(path)
+        except BenchmarkError as exc:
+            invalid.append(Invalid(rel, str(exc)))
+            logger.warning("left out %s: %s", rel, exc)
+            continue
+        folders.setdefault(path.parent, []).append((path, doc))
+    runs = []
+    for _, versions in sorted(folders.items()):
+        versions.sort(key=lambda v: (v[1]["created_at"], v[0].name))
+        newest_path, newest_doc = versions[-1]
+        older = [p.relative_to(root).as_posix() for p, _ in reversed(versions[:-1])]
+        runs.append(Run(newest_path.relative_to(root).as_posix(), newest_doc, older))
+    return runs, invalid
+
+
+def group_entries(runs: list[Run]) -> list[Entry]:
+    """Entries: runs of the same dataset, model and defense configuration."""
+    groups: dict[str, Entry] = {}
+    for run in runs:
+        cfg = run.doc["config"]
+        defense = cfg.get("defense")
+        params = dict(cfg.get("defense_params") or {})
+        key = f"{cfg['dataset']}/{cfg['model_id']}"
+        if defense:
+            key += "/" + defense + "".join(f",{k}={v}" for k, v in sorted(params.items()))
+        entry = groups.get(key)
+        if entry is None:
+            entry = groups[key] = Entry(
+                key, cfg["dataset"], cfg["model_id"], cfg["arch"], defense, params, []
+            )
+        entry.runs.append(run)
+    for entry in groups.values():
+        entry.runs.sort(key=lambda r: (r.suite, r.path))
+    return [groups[k] for k in sorted(groups)]
+
+
+LINF_BOARDS = (2 / 255, 4 / 255, 8 / 255)
+"""The L-inf budgets that get a leaderboard (other budgets show on the entry pages)."""
+
+
+def _linf_budgets(entries: list[Entry]) -> dict[str, set[float]]:
+    out: dict[str, set[float]] = {}
+    for e in entries:
+        for run in e.runs:
+            for w in run.worst_cases():
+                if w["norm"] == "linf" and any(abs(w["eps"] - b) < 1e-9 for b in LINF_BOARDS):
+                    out.setdefault(e.dataset, set()).add(round(w["eps"], 10))
+    return out
+
+
+def entry_facts(entry: Entry) -> dict[str, Any]:
+    """What a leaderboard row shows besides the attacks: clean accuracy, mFP, corruption
+    accuracy, abstain rate, inference cost, training time (None where not measured)."""
+    newest = entry.newest().doc
+    facts: dict[str, Any] = {
+        "clean": newest["metrics"]["clean"]["accuracy"]["value"],
+        "mfp": None,
+        "corruption_accuracy": None,
+        "abstain": None,
+        "ms_per_image": None,
+        "overhead": None,
+        "training_hours": (newest.get("model", {}).get("card") or {}).get("training_time_hours"),
+    }
+    for run in entry.runs:
+        doc = run.doc
+        corr = doc.get("corruptions") or {}
+        if corr.get("sequences") and facts["mfp"] is None:
+            facts["mfp"] = corr["sequences"]["mfp"]
+        if corr.get("severity") and facts["corruption_accuracy"] is None:
+            facts["corruption_accuracy"] = corr["severity"]["mean_corruption_accuracy"]
+        votes = doc["metrics"].get("clean_votes")
+        if votes and facts["abstain"] is None:
+            facts["abstain"] = votes["abstain_rate"]
+        cost = (doc.get("defense") or {}).get("cost") or {}
+        if cost.get("overhead") and facts["overhead"] is None:
+            facts["ms_per_image"] = cost["defended_ms_per_image"]
+            facts["overhead"] = cost["overhead"]
+    return facts
+
+
+def _attack_cells(run: Run, eps: float, threat_models: tuple[str, ...]) -> dict[str, float]:
+    """Robust accuracy of each non-sanity attack cell of ``run`` at ``eps`` under the given
+    threat models (lowest when a cell ran under several)."""
+    cells: dict[str, float] = {}
+    for a in run.doc.get("attacks", []):
+        if a.get("sanity_only") or not a.get("bounded") or a.get("norm") != "linf":
+            continue
+        if abs(a["eps"] - eps) > 1e-9:
+            continue
+        if a.get("threat_model", "white-box") not in threat_models:
+            continue
+        params = a["config"]["params"]
+        name = a["attack"] + (f"-{params['steps']}" if "steps" in params else "")
+        acc = a["metrics"]["robust_accuracy"]["value"]
+        cells[name] = min(acc, cells.get(name, acc))
+    return cells
+
+
+_STRONG = {
+    "white-box": ("white-box",),
+    "adaptive": ("adaptive", "black_box", "transfer"),
+    "oblivious": ("oblivious", "transfer"),
+}
+
+
+def linf_board(dataset: str, eps: float, entries: list[Entry]) -> Board:
+    """The L-inf ``eps`` leaderboard of ``dataset``: an entry's key is the lowest worst-case
+    robust accuracy at ``eps`` over its runs (each under its strongest threat model)."""
+    rows: list[Row] = []
+    columns: list[str] = []
+    for e in entries:
+        if e.dataset != dataset:
+            continue
+        best: tuple[float, Run, str] | None = None
+        cells: dict[str, float] = {}
+        strongest = {r.strongest_threat_model() for r in e.runs}
+        # An adaptive evaluation supersedes oblivious-only runs of the same entry.
+        use = [
+            r
+            for r in e.runs
+            if "adaptive" not in strongest
+            or r.defended is False
+            or r.strongest_threat_model() == "adaptive"
+        ]
+        for run in use:
+            tm = run.strongest_threat_model()
+            for w in run.worst_cases(tm):
+                if w["norm"] == "linf" and abs(w["eps"] - eps) < 1e-9:
+                    value = w["robust_accuracy"]["value"]
+                    if best is None or value < best[0]:
+                        best = (value, run, tm)
+            for name, acc in _attack_cells(run, eps, _STRONG[tm]).items():
+                cells[name] = min(acc, cells.get(name, acc))
+        if best is None:
+            continue
+        for name in cells:
+            if name not in columns:
+                columns.append(name)
+        value, run, tm = best
+        fooling = [
+            a["metrics"]["fooling_ratio"]["value"]
+            for r in use
+            for a in r.doc.get("attacks", [])
+            if not a.get("sanity_only")
+            and a.get("norm") == "linf"
+            and abs(a["eps"] - eps) < 1e-9
+            and a.get("threat_model", "white-box") in _STRONG[r.strongest_threat_model()]
+        ]
+        details = {**entry_facts(e), "fooling_ratio": max(fooling) if fooling else None}
+        rows.append(
+            Row(
+                e,
+                value,
+                tm != "oblivious",
+                cells=cells,
+                threat_model=tm,
+                source=run,
+                details=details,
+            )
+        )
+    _rank(rows, descending=True)
+    return Board(dataset, "linf", eps, rows, columns)
+
+
+def corruption_board(dataset: str, entries: list[Entry]) -> Board | None:
+    """The corruption leaderboard of ``dataset``, ranked by mFP (lower first)."""
+    rows: list[Row] = []
+    for e in entries:
+        if e.dataset != dataset:
+            continue
+        for run in e.runs:
+            seq = (run.doc.get("corruptions") or {}).get("sequences")
+            sev = (run.doc.get("corruptions") or {}).get("severity")
+            if not seq and not sev:
+                continue
+            details = {
+                "mfp": seq["mfp"] if seq else None,
+                "relative_mfp": seq.get("relative_mfp") if seq else None,
+                "corruption_accuracy": sev["mean_corruption_accuracy"] if sev else None,
+                "suite": run.doc["config"].get("corruption_suite"),
+            }
+            key = details["mfp"]
+            details = {**entry_facts(e), **details}
+            rows.append(Row(e, key, key is not None, source=run, details=details))
+    if not rows:
+        return None
+    _rank(rows, descending=False)
+    return Board(dataset, "corruptions", None, rows, [])
+
+
+def _rank(rows: list[Row], *, descending: bool) -> None:
+    """Sort ranked rows by key (ties share a rank), then the unranked ones by key."""
+
+    def order(r: Row) -> tuple:
+        v = r.key_value if r.key_value is not None else (-1.0 if descending else 2.0)
+        return (not r.ranked, -v if descending else v, r.entry.key)
+
+    rows.sort(key=order)
+    rank, previous = 0, None
+    for i, r in enumerate(rows):
+        if not r.ranked:
+            continue
+        if r.key_value != previous:
+            rank, previous = i + 1, r.key_value
+        r.rank = rank
+
+
+def boards(entries: list[Entry]) -> list[Board]:
+    """Every leaderboard: per dataset, one per L-inf budget and one for corruptions."""
+    out: list[Board] = []
+    budgets = _linf_budgets(entries)
+    for dataset in sorted({e.dataset for e in entries}):
+        for eps in sorted(budgets.get(dataset, ())):
+            out.append(linf_board(dataset, eps, entries))
+        cb = corruption_board(dataset, entries)
+        if cb is not None:
+            out.append(cb)
+    return out
+
+
+def flags(entry: Entry) -> list[str]:
+    """Badges of an entry: randomized, adaptive evaluation, and every run's flags."""
+    out: list[str] = []
+    d = entry.defense_block()
+    if d.get("randomized"):
+        out.append("randomized")
+    if any(r.strongest_threat_model() == "adaptive" for r in entry.runs):
+        out.append("adaptive evaluation")
+    elif entry.defense:
+        out.append("oblivious evaluation only")
+    for r in entry.runs:
+        for f in r.doc.get("flags", []):
+            if f not in out:
+                out.append(f)
+    return out

@@ -1,0 +1,62 @@
+"""Add a results file to the published set (``bench leaderboard add``).
+
+Published files are immutable: a re-evaluation is a new run id, written beside the older
+versions of its run folder, and nothing is ever overwritten. A file is accepted only if it
+validates against the results schema and its provenance is complete: versions of the
+package, torch and torchattacks, the data's and the checkpoint's sha256, and the git commit of
+a clean checkout.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from benchmark.errors import ResultsError
+from benchmark.evaluation.runner import result_path
+from benchmark.hashing import file_digest
+from benchmark.results.schema import read_result
+
+REQUIRED_VERSIONS = ("medrobustbench", "torch", "torchattacks")
+
+
+def provenance_problems(doc: dict) -> list[str]:
+    """What a results document lacks to be published (empty: complete)."""
+    problems = []
+    versions = doc.get("versions") or {}
+    problems += [f"versions.{k}" for k in REQUIRED_VERSIONS if not versions.get(k)]
+    if not (doc.get("data") or {}).get("sha256"):
+        problems.append("data.sha256")
+    if not (doc.get("model") or {}).get("checkpoint_sha256"):
+        problems.append("model.checkpoint_sha256")
+    git = doc.get("git") or {}
+    if not git.get("commit"):
+        problems.append("git.commit")
+    elif git.get("dirty"):
+        problems.append("git.dirty (the run used uncommitted code)")
+    return problems
+
+
+def add_result(path: Path, root: Path) -> tuple[Path, bool]:
+    """Copy ``path`` into the published set under ``root``; returns the target and whether it
+    was newly added (False: the identical file is already published)."""
+    doc = read_result(path)
+    problems = provenance_problems(doc)
+    if problems:
+        raise ResultsError(
+            f"{path} cannot be published: incomplete provenance ({', '.join(problems)}); "
+            "re-run the evaluation from a clean checkout"
+        )
+    target = result_path(root, doc)
+    if target.exists():
+        if file_digest(target) == file_digest(path):
+            return target, False
+        raise ResultsError(
+            f"{target} is already published with different content; published files are "
+            "immutable: re-run the evaluation to get a new run id"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".json.tmp")
+    shutil.copyfile(path, tmp)
+    tmp.replace(target)
+    return target, True

@@ -1,0 +1,131 @@
+"""Inline SVG charts rendered at build time: no JavaScript, no network, byte-deterministic.
+
+Every label is escaped here (``html.escape``); the templates insert the returned markup as
+trusted. Numbers are formatted with fixed precision so that two builds are identical.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+
+
+def _f(x: float) -> str:
+    return f"{x:.1f}"
+
+
+def bar_chart(
+    bars: list[tuple[str, float]], *, title: str, unit: str = "%", width: int = 560
+) -> str:
+    """Horizontal bars of values in [0, 1] (shown in percent), one per label."""
+    row, left, right = 22, 190, 60
+    height = 30 + row * len(bars)
+    span = width - left - right
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="4" y="16" class="chart-title">{escape(title)}</text>',
+    ]
+    for i, (label, value) in enumerate(bars):
+        y = 26 + i * row
+        w = max(0.0, min(1.0, value)) * span
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{escape(label)}</text>'
+            f'<rect x="{left}" y="{y + 3}" width="{_f(w)}" height="{row - 6}" '
+            f'fill="{PALETTE[0]}"/>'
+            f'<text x="{_f(left + w + 4)}" y="{y + 14}">{100 * value:.1f}{escape(unit)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def line_chart(
+    series: dict[str, list[tuple[float, float]]],
+    *,
+    title: str,
+    x_label: str,
+    x_ticks: list[tuple[float, str]],
+    width: int = 560,
+    height: int = 260,
+) -> str:
+    """Lines of (x, y in [0, 1]) points, y in percent on a 0-100 axis, with a legend."""
+    left, right, top, bottom = 48, 150, 28, 40
+    xs = [x for pts in series.values() for x, _ in pts] + [t for t, _ in x_ticks]
+    x0, x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    if x1 == x0:
+        x1 = x0 + 1.0
+    pw, ph = width - left - right, height - top - bottom
+
+    def px(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * pw
+
+    def py(y: float) -> float:
+        return top + (1 - max(0.0, min(1.0, y))) * ph
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="4" y="16" class="chart-title">{escape(title)}</text>',
+        f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" class="axis"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" class="axis"/>',
+    ]
+    for v in (0.0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(
+            f'<text x="{left - 4}" y="{_f(py(v) + 4)}" text-anchor="end">{100 * v:.0f}</text>'
+        )
+    for x, label in x_ticks:
+        parts.append(
+            f'<text x="{_f(px(x))}" y="{top + ph + 16}" text-anchor="middle">{escape(label)}</text>'
+        )
+    parts.append(
+        f'<text x="{left + pw / 2:.1f}" y="{height - 4}" text-anchor="middle">'
+        f"{escape(x_label)}</text>"
+    )
+    for i, (name, pts) in enumerate(sorted(series.items())):
+        color = PALETTE[i % len(PALETTE)]
+        pts = sorted(pts)
+        coords = " ".join(f"{_f(px(x))},{_f(py(y))}" for x, y in pts)
+        parts.append(f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="2"/>')
+        parts += [
+            f'<circle cx="{_f(px(x))}" cy="{_f(py(y))}" r="3" fill="{color}"/>' for x, y in pts
+        ]
+        ly = top + 14 + 18 * i
+        parts.append(
+            f'<rect x="{left + pw + 12}" y="{ly - 9}" width="10" height="10" fill="{color}"/>'
+            f'<text x="{left + pw + 26}" y="{ly}">{escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def confusion_matrix(matrix: list[list[int]], labels: list[str], *, title: str) -> str:
+    """A confusion matrix (rows true, columns predicted) as shaded cells with counts."""
+    n = len(matrix)
+    cell, left, top = 34, 110, 40
+    width, height = left + cell * n + 10, top + cell * n + 10
+    peak = max((max(r) for r in matrix if r), default=1) or 1
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="4" y="16" class="chart-title">{escape(title)}</text>',
+    ]
+    for i, row in enumerate(matrix):
+        name = labels[i] if i < len(labels) else str(i)
+        parts.append(
+            f'<text x="{left - 6}" y="{top + cell * i + 21}" text-anchor="end">'
+            f"{escape(name[:16])}</text>"
+        )
+        for j, v in enumerate(row):
+            shade = 255 - int(200 * v / peak)
+            parts.append(
+                f'<rect x="{left + cell * j}" y="{top + cell * i}" width="{cell}" '
+                f'height="{cell}" fill="rgb({shade},{shade},255)" stroke="#fff"/>'
+                f'<text x="{left + cell * j + cell / 2:.1f}" y="{top + cell * i + 21}" '
+                f'text-anchor="middle">{int(v)}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
