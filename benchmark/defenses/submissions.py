@@ -102,6 +102,7 @@ class Submission:
             "name": self.name,
             "authors": list(self.authors),
             "paper": self.paper,
+            "reference": m.reference,
             "license": self.license,
             "kind": m.kind,
             "randomized": m.randomized,

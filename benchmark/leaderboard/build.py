@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markdown_it import MarkdownIt
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from benchmark.attacks.presets import eps_label
 from benchmark.leaderboard import svg
@@ -63,7 +63,22 @@ def _environment() -> Environment:
     env.filters["pct"] = lambda v: "-" if v is None else f"{100 * v:.1f}"
     env.filters["num"] = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
     env.filters["eps"] = lambda v: eps_label(v)
+    env.filters["paper_link"] = paper_link
     return env
+
+
+_URL = re.compile(r"https?://[^\s,;)]+")
+
+
+def paper_link(text: str | None, reference: str | None = None) -> Markup:
+    """The paper, escaped, linked to the first http(s) URL in it or in ``reference``."""
+    if not text:
+        return Markup("")
+    match = _URL.search(text) or _URL.search(reference or "")
+    if match is None:
+        return escape(text)
+    url = match.group(0)
+    return Markup('<a href="{}">{}</a>').format(url, text)
 
 
 def _markdown(text: str) -> Markup:
@@ -85,6 +100,17 @@ def _section(markdown: str, heading: str) -> str:
     """The ``## heading`` section of a Markdown text (up to the next ``## ``)."""
     match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", markdown, re.M | re.S)
     return match.group(1) if match else ""
+
+
+PAPER_NUMBERS = Path(__file__).parent / "paper_numbers.json"
+
+
+def paper_tables(entry: Entry) -> list[dict[str, Any]]:
+    """The papers' reported numbers for the suites and defense of ``entry`` (see
+    ``paper_numbers.json``), shown beside ours on its page."""
+    tables = json.loads(PAPER_NUMBERS.read_text())["tables"]
+    suites = {r.suite for r in entry.runs}
+    return [t for t in tables if t["suite"] in suites and t["defense"] == entry.defense]
 
 
 def _entry_charts(entry: Entry) -> dict[str, Any]:
@@ -204,6 +230,7 @@ def build_site(
             charts=_entry_charts(entry),
             flags=flags(entry),
             boards=[b for b in all_boards if any(r.entry is entry for r in b.rows)],
+            papers=paper_tables(entry),
             json_dumps=lambda v: json.dumps(v, sort_keys=True),
         )
     for ds, (meta, body) in cards.items():

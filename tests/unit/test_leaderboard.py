@@ -128,3 +128,20 @@ def test_publishing_validates_and_never_overwrites(published, tmp_path):
     assert provenance_problems(doc) == ["git.dirty (the run used uncommitted code)"]
     with pytest.raises(ResultsError, match="incomplete provenance"):
         add_result(dirty, tmp_path / "pub2")
+
+
+def test_paper_links_are_escaped_and_only_http():
+    from benchmark.leaderboard.build import paper_link
+
+    assert str(paper_link("Madry et al. https://arxiv.org/abs/1706.06083")).startswith(
+        '<a href="https://arxiv.org/abs/1706.06083">'
+    )
+    assert str(paper_link("Feature squeezing", "https://arxiv.org/abs/1704.01155 Sec. 3.2")) == (
+        '<a href="https://arxiv.org/abs/1704.01155">Feature squeezing</a>'
+    )
+    assert (
+        str(paper_link("<b>x</b> javascript:alert(1)"))
+        == "&lt;b&gt;x&lt;/b&gt; javascript:alert(1)"
+    )
+    evil = str(paper_link('x https://a.b/"onmouseover=alert(1)'))
+    assert '"onmouseover' not in evil and "&#34;onmouseover" in evil
