@@ -44,4 +44,4 @@ zoo-docs: setup
 	$(BIN)/bench zoo report --out docs/model_zoo.md
 
 docs: setup
-	$(BIN)/bench report update docs/attacks.md docs/corruptions.md --root leaderboard/results
+	$(BIN)/bench report update docs/attacks.md docs/corruptions.md docs/defenses.md --root leaderboard/results

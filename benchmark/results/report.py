@@ -372,15 +372,21 @@ def render_defense_summary(docs: list[tuple[str, dict[str, Any]]]) -> str:
     black-box attacks on the defended pipeline), cost overhead and flags."""
     budgets = _budgets([doc for _, doc in docs])
     head = ["dataset", "defense", "n", "clean bare", "clean defended"]
+    # (an undefended run's row shows its white-box worst case)
     head += [f"worst case {label} obl. / adapt." for _, label in budgets]
     head += ["ms/img (x bare)", "flags"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, doc in docs:
-        wc = doc.get("worst_case_by_threat_model") or {}
-        cols = [
-            " / ".join(_budget_acc(wc.get(tm, []), key) for tm in ("oblivious", "adaptive"))
-            for key, _ in budgets
-        ]
+        wc = doc.get("worst_case_by_threat_model")
+        if wc is None:  # an undefended run: one white-box number per budget
+            cols = [
+                f"{_budget_acc(doc.get('worst_case') or [], key)} (white-box)" for key, _ in budgets
+            ]
+        else:
+            cols = [
+                " / ".join(_budget_acc(wc.get(tm, []), key) for tm in ("oblivious", "adaptive"))
+                for key, _ in budgets
+            ]
         bare = doc["metrics"].get("undefended_clean", doc["metrics"]["clean"])
         cost = (doc.get("defense") or {}).get("cost") or {}
         cost_text = (

@@ -10,7 +10,7 @@ from benchmark.results import read_result
 from benchmark.results.report import update_generated_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["docs/attacks.md", "docs/corruptions.md"]
+PAGES = ["docs/attacks.md", "docs/corruptions.md", "docs/defenses.md"]
 
 
 @pytest.mark.parametrize("page", PAGES)
