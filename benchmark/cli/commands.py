@@ -145,6 +145,9 @@ def train_cmd(
     ),
     select_eps: str = typer.Option("4/255", help="Eps of the PGD used by --select robust."),
     select_steps: int = typer.Option(4, help="Steps of the PGD used by --select robust."),
+    init_from: str | None = typer.Option(
+        None, help="Zoo id whose weights start the training (adversarial fine-tuning)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the model card as JSON."),
 ) -> None:
     """Train a model (MedMNIST v2 recipe, or a training-time defense) into the model zoo."""
@@ -157,6 +160,7 @@ def train_cmd(
     config.defense_params = _parse_params(defense_param)
     config.selection, config.select_eps = select, parse_eps(select_eps)
     config.select_steps = select_steps
+    config.init_from = init_from
     entry = train_model(config, data_dir=data_dir, download=download, zoo=ModelZoo(zoo))
     card = entry.card
     if as_json:

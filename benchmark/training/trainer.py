@@ -64,6 +64,9 @@ class TrainConfig:
             split is used: the test split is scored once, on the selected model.
         select_eps: L-inf budget of the selection attack (default 4/255, Xu et al. Table 5).
         select_steps: steps of the selection attack (default 4, Xu et al. Table 5).
+        init_from: zoo id of a model of the same architecture and dataset whose weights start
+            the training (adversarial fine-tuning on a CPU budget); None: random init. The
+            card records the id and its checkpoint sha256.
     """
 
     dataset: str
@@ -82,6 +85,7 @@ class TrainConfig:
     selection: str = "auto"
     select_eps: float = 4 / 255
     select_steps: int = 4
+    init_from: str | None = None
 
     @property
     def selection_rule(self) -> str:
@@ -208,6 +212,17 @@ def train_model(
         image_size=size,
         multi_label=meta.multi_label,
     ).to(device)
+    init = None
+    if config.init_from is not None:
+        start_model, start_entry = zoo.load(
+            config.init_from,
+            expect={"dataset": config.dataset, "arch": config.arch, "image_size": size},
+        )
+        model.load_state_dict(start_model.state_dict())
+        init = {
+            "model_id": config.init_from,
+            "checkpoint_sha256": start_entry.card["checkpoint"]["sha256"],
+        }
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -295,6 +310,7 @@ def train_model(
             else "best validation AUC (ties: validation ACC)"
         ),
         augmentation="none",
+        init=init or "random",
     )
     tag = defense_tag(sub.id, config.defense_params) if sub is not None else None
     card = {

@@ -161,9 +161,15 @@ def test_robust_model_through_the_zoo_and_the_evaluation(shared_data, tiny_model
         epochs=1,
         defense="pgd_at",
         defense_params={"steps": 1},
+        init_from="tiny_cnn_breastmnist_28px_s0",
     )
     entry = train_model(config, data_dir=shared_data, zoo=zoo, progress=False)
     card = entry.card
+    base_sha = zoo.entry("tiny_cnn_breastmnist_28px_s0").card["checkpoint"]["sha256"]
+    assert card["recipe"]["init"] == {
+        "model_id": "tiny_cnn_breastmnist_28px_s0",
+        "checkpoint_sha256": base_sha,
+    }
     assert card["model_id"] == "tiny_cnn_breastmnist_28px_s0_pgd_at_steps=1"
     assert card["defense"]["id"] == "pgd_at" and card["defense"]["params"]["steps"] == 1
     assert "val_robust_acc" in card["history"][0]
