@@ -178,7 +178,6 @@ def validate_submission(sub: Submission, **overrides: Any) -> list[CheckResult]:
 def _validate_training(sub: Submission, fail: Any, overrides: dict[str, Any]) -> list[CheckResult]:
     """A training defense's ``train(model, x, y)``: a finite scalar loss with finite, non-zero
     parameter gradients, identical after the same reseed, leaving its inputs untouched."""
-    losses = []
     for shape in SHAPES:
         n, c, h, _ = shape
         x = _inputs(shape)
@@ -193,8 +192,8 @@ def _validate_training(sub: Submission, fail: Any, overrides: dict[str, Any]) ->
             raise fail("runs", f"{type(exc).__name__}: {exc} on input {tuple(shape)}") from exc
         if not isinstance(loss, Tensor) or loss.ndim != 0 or not loss.requires_grad:
             raise fail("loss", "train() must return a scalar tensor that requires grad")
-        if not torch.isfinite(loss):
-            raise fail("finite", f"loss is {float(loss)} for input {tuple(shape)}")
+        if not torch.isfinite(loss.detach()):
+            raise fail("finite", f"loss is {float(loss.detach())} for input {tuple(shape)}")
         loss.backward()
         grad = model.weight.grad
         if grad is None or not torch.isfinite(grad).all() or grad.abs().sum() == 0:
@@ -205,7 +204,6 @@ def _validate_training(sub: Submission, fail: Any, overrides: dict[str, Any]) ->
             raise fail("determinism", "two losses after reseed(7) differ; draw from self.generator")
         if not model.training:
             raise fail("model mode", "train() must leave the model in train mode")
-        losses.append(float(loss))
     return [
         CheckResult("runs", f"train() on CPU for inputs {', '.join(str(s) for s in SHAPES)}"),
         CheckResult("loss", "finite scalar with finite non-zero parameter gradients"),
