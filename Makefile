@@ -17,7 +17,7 @@ DEMO_ARGS ?= --dataset pneumoniamnist --model resnet18 --train-if-missing --down
 	--attacks quick
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: setup demo test test-slow lint zoo-docs docs
+.PHONY: setup demo test test-slow lint zoo-docs docs site site-shots
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,3 +45,9 @@ zoo-docs: setup
 
 docs: setup
 	$(BIN)/bench report update docs/attacks.md docs/corruptions.md docs/defenses.md --root leaderboard/results
+
+site: setup
+	$(BIN)/bench leaderboard build --out leaderboard/site --root leaderboard/results
+
+site-shots: site
+	$(BIN)/python docs/screenshots.py leaderboard/site docs/images
