@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.attacks.base import frozen_parameters
+from benchmark.attacks.gradient import attack_loss
 from benchmark.defenses.base import Defense, SubmissionError
 
 
@@ -41,7 +42,10 @@ def softmax_kl(p_logits: Tensor, q_logits: Tensor) -> Tensor:
 
 
 def pgd_at_loss(adv_logits: Tensor, y: Tensor) -> Tensor:
-    """Madry et al.: mean cross-entropy on the adversarial examples."""
+    """Madry et al.: mean cross-entropy on the adversarial examples (BCE with logits over
+    every label for multi-label float targets)."""
+    if y.ndim == 2:
+        return F.binary_cross_entropy_with_logits(adv_logits, y.float())
     return F.cross_entropy(adv_logits, y)
 
 
@@ -125,9 +129,15 @@ class AdversarialTraining(Defense):
         alpha = float(p["alpha"]) if p["alpha"] is not None else 2.5 * eps / steps
         return eps, steps, alpha, str(p["start"])
 
+    #: Whether the defense trains multi-label models (BCE on every label): Madry and MPAdvT
+    #: do (Xu et al. Table 5, CheXNet); MAAdvT, TRADES and MART are defined for classes.
+    multi_label_ok: ClassVar[bool] = False
+
     def inner_objective(self, model: nn.Module, x: Tensor, y: Tensor) -> Callable[[Tensor], Tensor]:
-        """The function of ``x_adv`` the inner attack maximises (default: summed CE)."""
-        return lambda x_adv: F.cross_entropy(model(x_adv), y, reduction="sum")
+        """The function of ``x_adv`` the inner attack maximises (default: summed CE, or BCE
+        on every label for a multi-label task)."""
+        multi = y.ndim == 2
+        return lambda x_adv: attack_loss(model(x_adv), y, multi)
 
     def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor) -> Tensor:
         """The training loss given clean and adversarial inputs (model in train mode)."""
@@ -158,7 +168,7 @@ class AdversarialTraining(Defense):
 
     def train(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:  # type: ignore[override]
         """Training hook: the loss of the minibatch ``(x, y)`` (float32 NCHW in [0, 1])."""
-        if y.ndim != 1:
+        if y.ndim != 1 and not self.multi_label_ok:
             raise SubmissionError(
                 f"{type(self).__name__} supports single-label tasks only (class-index labels)"
             )

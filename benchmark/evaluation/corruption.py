@@ -104,6 +104,9 @@ class CorruptionRunner:
         key = cache_key(kind="corruption-probs", model=sha, **self._data_key, **frames_key)
         probs = self.cache.load(key, (flat.shape[0], self._width()))
         if probs is None:
+            defense = getattr(model, "defense", None)
+            if defense is not None:  # a randomized pipeline draws the same for a cached key
+                defense.reseed(int(key[:12], 16) % (2**31))
             batches = (
                 flat[i : i + self.batch_size].float().div(255.0)
                 for i in range(0, len(flat), self.batch_size)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from benchmark.corruptions.presets import CorruptionPlan
 from benchmark.datasets.base import DATASETS, load_split
 from benchmark.defenses import DefendedModel, load_submission
 from benchmark.device import pick_device, seed_everything
-from benchmark.errors import CheckpointError, ConfigError
+from benchmark.errors import CheckpointError, ConfigError, ResultsError
 from benchmark.evaluation.adversarial import (
     build_cells,
     cell_block,
@@ -127,8 +128,17 @@ def result_path(out_dir: Path, doc: dict[str, Any]) -> Path:
         model_part += f"__{cfg['defense']}"
         if cfg.get("defense_params"):  # one folder per configuration of a defense
             model_part += "__" + params_slug(cfg["defense_params"])
-    folder = out_dir / cfg["dataset"] / run_suite(cfg) / model_part
-    return folder / f"{doc['run_id']}.json"
+    parts = [cfg["dataset"], run_suite(cfg), model_part, f"{doc['run_id']}.json"]
+    for part in parts:  # results files are untrusted input to `bench leaderboard add`
+        if not _SAFE_PART.match(str(part)) or str(part).startswith("."):
+            raise ResultsError(
+                f"results path component {str(part)[:80]!r} is not a plain name "
+                "(letters, digits, _ . , = + -); the file is malformed"
+            )
+    return out_dir.joinpath(*parts)
+
+
+_SAFE_PART = re.compile(r"^[A-Za-z0-9_.,=+\-]+$")
 
 
 def run_suite(cfg: dict[str, Any]) -> str:
@@ -315,6 +325,12 @@ def evaluate(
             if g == tm or g in threat_models
         ]
         on_defense = tm in ("adaptive", "black_box")
+        extra = _key_extra(tm, defense, adaptive_model, robust_sha) if on_defense else None
+        # What an attack trains or caches in prepare() (GAP's generator) belongs to the model
+        # it attacks: the defended pipeline gets its own identity, not the base model's.
+        pass_context = (
+            replace(context, model_sha256=_combined_sha(model_sha, extra)) if extra else context
+        )
         run = run_cell(
             attacked,
             split,
@@ -325,10 +341,10 @@ def evaluate(
             seed=config.seed,
             batch_size=config.batch_size,
             cache=cache,
-            context=context,
+            context=pass_context,
             progress=progress,
             score_model=scorer,
-            key_extra=_key_extra(tm, defense, adaptive_model, robust_sha) if on_defense else None,
+            key_extra=extra,
         )
         block = cell_block(run, clean)
         if defense is not None:
@@ -461,6 +477,9 @@ def evaluate(
             doc["worst_case_by_threat_model"] = {
                 tm: _worst_cases(clean, st["runs"]) for tm, st in by_tm.items()
             }
+            if len(by_tm) > 1:  # the best known attack per image, whatever its threat model
+                every = list({id(r): r for st in by_tm.values() for r in st["runs"]}.values())
+                doc["worst_case_by_threat_model"]["any"] = _worst_cases(clean, every)
     if defense_doc is not None:
         doc["defense"] = defense_doc
     if deployed is not entry:  # a robust model: the standard one crafted the oblivious attacks
@@ -536,6 +555,12 @@ def _key_extra(
     return extra
 
 
+def _combined_sha(model_sha: str, extra: dict[str, Any]) -> str:
+    """A stable identity for the base checkpoint combined with what else defines a model."""
+    blob = json.dumps({"model": model_sha, **extra}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 def _scorer_key(model_sha: str, robust_sha: str | None, defense: Any) -> str:
     """Cache identity of what scores images: the model's checkpoint, a robust model's, or the
     base checkpoint combined with the defense's configuration."""
@@ -543,8 +568,7 @@ def _scorer_key(model_sha: str, robust_sha: str | None, defense: Any) -> str:
         return robust_sha
     if defense is None:
         return model_sha
-    blob = json.dumps({"model": model_sha, "defense": defense.config()}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return _combined_sha(model_sha, {"defense": defense.config()})
 
 
 def _load_robust(
@@ -566,8 +590,8 @@ def _load_robust(
         params = "".join(f" --defense-param {k}={v}" for k, v in config.defense_params.items())
         raise CheckpointError(
             f"robust model '{rid}' is not in zoo {zoo.root}; train it with `bench train "
-            f"--dataset {config.dataset} --model {config.arch} --defense {submission.id}"
-            f"{params}`"
+            f"--dataset {config.dataset} --model {config.arch} --size {size} --seed "
+            f"{config.seed} --defense {submission.id}{params}`"
         )
     robust_expect = {
         **expect,

@@ -25,6 +25,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
 from benchmark.attacks.presets import eps_label
+from benchmark.errors import ResultsError
 from benchmark.leaderboard import svg
 from benchmark.leaderboard.collect import (
     Board,
@@ -87,7 +88,7 @@ def _markdown(text: str) -> Markup:
 
 
 def _data_card(path: Path) -> tuple[dict[str, Any], str]:
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     meta: dict[str, Any] = {}
     if text.startswith("---"):
         _, front, body = text.split("---", 2)
@@ -165,10 +166,10 @@ def _entry_charts(entry: Entry) -> dict[str, Any]:
             out["fp"] = Markup(svg.bar_chart(bars, title="Flip probability per perturbation type"))
             break
     cm = entry.newest().doc["metrics"]["clean"].get("confusion_matrix")
-    if isinstance(cm, list) and cm and isinstance(cm[0], list):
-        n = len(cm)
+    if isinstance(cm, dict) and cm.get("matrix"):
+        labels = [str(v) for v in cm.get("labels") or range(len(cm["matrix"]))]
         out["confusion"] = Markup(
-            svg.confusion_matrix(cm, [str(i) for i in range(n)], title="Clean confusion matrix")
+            svg.confusion_matrix(cm["matrix"], labels, title="Clean confusion matrix")
         )
     return out
 
@@ -185,6 +186,9 @@ def build_site(
     entries = group_entries(runs)
     all_boards = boards(entries)
     env = _environment()
+    res, dst = results_root.resolve(), out.resolve()
+    if dst == res or dst in res.parents or dst == Path.home() or dst == Path(dst.anchor):
+        raise ResultsError(f"refusing to replace {out}: it holds the results or your home")
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -193,7 +197,7 @@ def build_site(
     def write(page: str, template: str, **context: Any) -> None:
         nonlocal pages
         html = env.get_template(template).render(**context)
-        (out / page).write_text(html)
+        (out / page).write_text(html, encoding="utf-8")
         pages += 1
 
     datasets = sorted({e.dataset for e in entries})
@@ -237,9 +241,9 @@ def build_site(
         write(f"dataset-{ds}.html", "dataset.html", dataset=ds, meta=meta, body=_markdown(body))
     submit = ""
     if readme is not None and readme.is_file():
-        submit = _section(readme.read_text(), "Defenses and submissions")
+        submit = _section(readme.read_text(encoding="utf-8"), "Defenses and submissions")
     guide = Path(readme).parent / "submissions" / "README.md" if readme else None
-    guide_text = guide.read_text() if guide is not None and guide.is_file() else ""
+    guide_text = guide.read_text(encoding="utf-8") if guide is not None and guide.is_file() else ""
     write("submit.html", "submit.html", body=_markdown(submit), guide=_markdown(guide_text))
     for name in STATIC:
         shutil.copyfile(TEMPLATES / name, out / name)

@@ -16,13 +16,16 @@ and left out; everything else is built.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchmark.attacks.presets import eps_label
 from benchmark.errors import BenchmarkError
+from benchmark.evaluation.runner import result_path
 from benchmark.results.schema import read_result
 
 logger = logging.getLogger(__name__)
@@ -52,19 +55,22 @@ class Run:
         return bool(self.doc["config"].get("defense"))
 
     def strongest_threat_model(self) -> str:
-        """The threat model whose worst case this run's ranking uses."""
+        """The strongest threat model this run evaluated (adaptive beats oblivious)."""
         if not self.defended:
             return "white-box"
         by = self.doc.get("worst_case_by_threat_model") or {}
         return "adaptive" if "adaptive" in by else "oblivious"
 
     def worst_cases(self, threat_model: str | None = None) -> list[dict[str, Any]]:
-        """Worst-case blocks of one threat model (default: the strongest)."""
-        tm = threat_model or self.strongest_threat_model()
+        """Worst-case blocks of one threat model. By default the ranking's: robust to every
+        attack of the run ("any": oblivious, adaptive and black-box together) when recorded,
+        else the strongest threat model's."""
         by = self.doc.get("worst_case_by_threat_model")
-        if by:
-            return list(by.get(tm, []))
-        return list(self.doc.get("worst_case") or [])
+        if not by:
+            return list(self.doc.get("worst_case") or [])
+        if threat_model is None:
+            threat_model = "any" if "any" in by else self.strongest_threat_model()
+        return list(by.get(threat_model, []))
 
 
 @dataclass
@@ -88,7 +94,9 @@ class Entry:
 
     @property
     def slug(self) -> str:
-        return self.key.replace("/", "--")
+        """File-name-safe and unique: the readable key plus 8 hex digits of its sha256."""
+        readable = re.sub(r"[^A-Za-z0-9_.=,-]+", "-", self.key.replace("/", "--"))
+        return f"{readable}-{hashlib.sha256(self.key.encode()).hexdigest()[:8]}"
 
     def defense_block(self) -> dict[str, Any]:
         """The newest run's ``defense`` block (empty when undefended)."""
@@ -160,9 +168,11 @@ def load_runs(root: Path) -> tuple[list[Run], list[Invalid]]:
         rel = path.relative_to(root).as_posix()
         try:
             doc = read_result(path)
+            result_path(Path("."), doc)  # names used in pages and paths must be plain
         except BenchmarkError as exc:
-            invalid.append(Invalid(rel, str(exc)))
-            logger.warning("left out %s: %s", rel, exc)
+            reason = str(exc).replace(str(path), rel)  # no machine-specific path in the site
+            invalid.append(Invalid(rel, reason))
+            logger.warning("left out %s: %s", rel, reason)
             continue
         folders.setdefault(path.parent, []).append((path, doc))
     runs = []
@@ -259,7 +269,7 @@ def _attack_cells(run: Run, eps: float, threat_models: tuple[str, ...]) -> dict[
 
 _STRONG = {
     "white-box": ("white-box",),
-    "adaptive": ("adaptive", "black_box", "transfer"),
+    "adaptive": ("adaptive", "black_box", "transfer", "oblivious"),
     "oblivious": ("oblivious", "transfer"),
 }
 
@@ -285,7 +295,7 @@ def linf_board(dataset: str, eps: float, entries: list[Entry]) -> Board:
         ]
         for run in use:
             tm = run.strongest_threat_model()
-            for w in run.worst_cases(tm):
+            for w in run.worst_cases():
                 if w["norm"] == "linf" and abs(w["eps"] - eps) < 1e-9:
                     value = w["robust_accuracy"]["value"]
                     if best is None or value < best[0]:

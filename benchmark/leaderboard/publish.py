@@ -47,7 +47,9 @@ def add_result(path: Path, root: Path) -> tuple[Path, bool]:
             f"{path} cannot be published: incomplete provenance ({', '.join(problems)}); "
             "re-run the evaluation from a clean checkout"
         )
-    target = result_path(root, doc)
+    target = result_path(root, doc)  # refuses path components that are not plain names
+    if not target.resolve().is_relative_to(root.resolve()):
+        raise ResultsError(f"{path} would be published outside {root}; the file is malformed")
     if target.exists():
         if file_digest(target) == file_digest(path):
             return target, False

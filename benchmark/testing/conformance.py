@@ -177,7 +177,8 @@ def validate_submission(sub: Submission, **overrides: Any) -> list[CheckResult]:
 
 def _validate_training(sub: Submission, fail: Any, overrides: dict[str, Any]) -> list[CheckResult]:
     """A training defense's ``train(model, x, y)``: a finite scalar loss with finite, non-zero
-    parameter gradients, identical after the same reseed, leaving its inputs untouched."""
+    parameter gradients, identical after the same reseed, its inputs untouched, and no
+    parameter gradient or model state changed by the inner attack before the step."""
     for shape in SHAPES:
         n, c, h, _ = shape
         x = _inputs(shape)
@@ -185,11 +186,20 @@ def _validate_training(sub: Submission, fail: Any, overrides: dict[str, Any]) ->
         model = _ToyClassifier(c, h)
         defense = sub.build(seed=0, **overrides)
         model.train()
+        buffers = {k: v.clone() for k, v in model.state_dict().items()}
+        x_in = x.clone()
         try:
             defense.reseed(7)
-            loss = defense.train(model, x.clone(), y)
+            loss = defense.train(model, x_in, y)
         except Exception as exc:
             raise fail("runs", f"{type(exc).__name__}: {exc} on input {tuple(shape)}") from exc
+        if not torch.equal(x_in, x):
+            raise fail("inputs", "train() modified its input batch in place; work on a copy")
+        if any(p.grad is not None for p in model.parameters()):
+            raise fail("inner attack", "parameter gradients were accumulated before backward")
+        changed = [k for k, v in model.state_dict().items() if not torch.equal(v, buffers[k])]
+        if changed:
+            raise fail("inner attack", f"train() changed model state {changed} before the step")
         if not isinstance(loss, Tensor) or loss.ndim != 0 or not loss.requires_grad:
             raise fail("loss", "train() must return a scalar tensor that requires grad")
         if not torch.isfinite(loss.detach()):

@@ -128,24 +128,25 @@ def _val_robust_accuracy(
     was_training = model.training
     model.eval()
     correct, total = 0, 0
-    torch.manual_seed(seed)
-    for x, y in split.batches(256, device=model.device):
-        x_adv = iterative_linf(
-            model,
-            x,
-            y,
-            eps=eps,
-            alpha=2.5 * eps / steps,
-            steps=steps,
-            random_start=True,
-            step_rule="sign",
-            multi_label=bool(model.multi_label),
-        )
-        with torch.no_grad():
-            pred = model(x_adv)
-        hit = (pred > 0).float().eq(y).all(1) if model.multi_label else pred.argmax(1).eq(y)
-        correct += int(hit.sum())
-        total += len(y)
+    with torch.random.fork_rng(devices=[]):  # the training RNG stream is left untouched
+        torch.manual_seed(seed)
+        for x, y in split.batches(256, device=model.device):
+            x_adv = iterative_linf(
+                model,
+                x,
+                y,
+                eps=eps,
+                alpha=2.5 * eps / steps,
+                steps=steps,
+                random_start=True,
+                step_rule="sign",
+                multi_label=bool(model.multi_label),
+            )
+            with torch.no_grad():
+                pred = model(x_adv)
+            hit = (pred > 0).float().eq(y).all(1) if model.multi_label else pred.argmax(1).eq(y)
+            correct += int(hit.sum())
+            total += len(y)
     model.train(was_training)
     return correct / max(total, 1)
 
@@ -163,7 +164,20 @@ def _load_training_defense(config: TrainConfig) -> tuple[Any, Any]:
             f"it with `bench evaluate --defense {sub.id}`"
         )
     validate_submission(sub, **config.defense_params)
-    return sub, sub.build(seed=config.seed, **config.defense_params)
+    meta = DATASETS.get(config.dataset).meta
+    defense = sub.build(seed=defense_seed(config.seed), **config.defense_params)
+    if meta.multi_label and not getattr(defense, "multi_label_ok", False):
+        raise ConfigError(
+            f"defense '{sub.id}' is defined for single-label tasks and {config.dataset} is "
+            "multi-label; use pgd_at or mpadvt"
+        )
+    return sub, defense
+
+
+def defense_seed(seed: int) -> int:
+    """Seed of a training defense's generator: derived from the run seed, so its stream is
+    not the data order's."""
+    return (seed * 1_000_003 + 17) % (2**31)
 
 
 def defense_tag(defense: str, params: dict[str, Any]) -> str:
@@ -296,6 +310,7 @@ def train_model(
         size=size,
         milestones_epochs=milestones,
         optimizer="adam",
+        defense=sub.id if sub is not None else None,
         loss=(
             f"defense '{sub.id}' train()"
             if sub is not None

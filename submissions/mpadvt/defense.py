@@ -11,7 +11,8 @@ from benchmark.defenses.adversarial_training import AdversarialTraining, pgd_at_
 
 class MPAdvT(AdversarialTraining):
     """Per minibatch (Algorithm 1, lines 4-6): p ~ U(0, 1), eps ~ U(eps_low, eps_high),
-    T_I ~ U{steps_low, ..., steps_high}; a uniform random start when p >= 0.5 (lines 8-9);
+    T_I ~ U{steps_low, ..., steps_high}; a uniform random start when p >= start_threshold
+    (0.5, lines 8-9);
     T_I sign-gradient steps of size alpha_I = 2.5 eps / T_I (unstated in the paper; Madry's
     rule), projected onto the eps-ball (line 11); then CE on the result (line 15)."""
 
@@ -30,7 +31,7 @@ class MPAdvT(AdversarialTraining):
         "eps_high": 0.04,
         "steps_low": 1,
         "steps_high": 5,
-        "start_probability": 0.5,
+        "start_threshold": 0.5,
     }
 
     def setup(self) -> None:
@@ -51,9 +52,11 @@ class MPAdvT(AdversarialTraining):
         steps = int(
             torch.randint(int(p["steps_low"]), int(p["steps_high"]) + 1, (1,), generator=gen)
         )
-        start = "uniform" if u[0] >= float(p["start_probability"]) else "none"
+        start = "uniform" if u[0] >= float(p["start_threshold"]) else "none"
         self.last_budget = (eps, steps, 2.5 * eps / steps, start)
         return self.last_budget
+
+    multi_label_ok = True
 
     def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor) -> Tensor:
         return pgd_at_loss(model(x_adv), y)

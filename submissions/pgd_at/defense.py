@@ -24,5 +24,7 @@ class PGDAdversarialTraining(AdversarialTraining):
     )
     defaults = {"eps": 8 / 255, "steps": 7, "alpha": None, "start": "uniform"}
 
+    multi_label_ok = True
+
     def objective(self, model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor) -> Tensor:
         return pgd_at_loss(model(x_adv), y)

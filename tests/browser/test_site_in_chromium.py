@@ -51,7 +51,10 @@ def site(tmp_path_factory) -> Path:
 def browser():
     if not CHROMIUM.is_file():
         pytest.fail("Chromium is missing: `apt-get install chromium` (.ci/run does it)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        pytest.fail("Playwright is missing: pip install -e '.[dev]' (.ci/run does it)")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield b

@@ -58,9 +58,12 @@ def test_oblivious_reuses_the_undefended_examples_and_adaptive_is_stronger(
     names = [c["name"] for c in doc["sanity_checks"]]
     assert "oblivious_vs_adaptive" in names and doc["worst_case_threat_model"] == "adaptive"
     by_tm = doc["worst_case_by_threat_model"]
-    assert set(by_tm) == {"oblivious", "adaptive"}
+    assert set(by_tm) == {"oblivious", "adaptive", "any"}
     obl_acc = by_tm["oblivious"][0]["robust_accuracy"]["value"]
     assert obl_acc == obl["metrics"]["robust_accuracy"]["value"]
+    ada_acc = by_tm["adaptive"][0]["robust_accuracy"]["value"]
+    # robust to every attack of the run: at most either threat model's figure
+    assert by_tm["any"][0]["robust_accuracy"]["value"] <= min(obl_acc, ada_acc)
 
 
 def test_query_attacks_on_a_defense_are_black_box_on_the_deployed_pipeline(
@@ -88,7 +91,7 @@ def test_query_attacks_on_a_defense_are_black_box_on_the_deployed_pipeline(
     )
     labels = [a["threat_model"] for a in doc["attacks"]]
     assert labels == ["oblivious", "black_box"]
-    assert set(doc["worst_case_by_threat_model"]) == {"oblivious", "adaptive"}
+    assert set(doc["worst_case_by_threat_model"]) == {"oblivious", "adaptive", "any"}
     check = {c["name"]: c for c in doc["sanity_checks"]}["whitebox_vs_blackbox"]
     assert check["status"] == "not_applicable"  # no white-box attack in this run
 

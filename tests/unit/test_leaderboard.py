@@ -4,6 +4,7 @@ text, byte-identical builds, invalid files reported, and immutable publishing.""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -145,3 +146,31 @@ def test_paper_links_are_escaped_and_only_http():
     )
     evil = str(paper_link('x https://a.b/"onmouseover=alert(1)'))
     assert '"onmouseover' not in evil and "&#34;onmouseover" in evil
+
+
+def test_crafted_paths_are_refused(published, tmp_path):
+    src = _newest(published / PICK[0])
+    for bad in ("/tmp/evil", "../../x", "a/b", ".hidden"):
+        doc = json.loads(src.read_text())
+        doc["config"]["dataset"] = bad
+        crafted = tmp_path / "crafted.json"
+        crafted.write_text(json.dumps(doc))
+        with pytest.raises(ResultsError, match="not a plain name"):
+            add_result(crafted, tmp_path / "pub")
+        # in a published tree the same file is left out of the site, the rest still builds
+        folder = published / "pneumoniamnist" / "crafted" / "m"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "x.json").write_text(json.dumps(doc))
+        runs, invalid = load_runs(published)
+        assert "pneumoniamnist/crafted/m/x.json" in {i.path for i in invalid}
+        assert all(r.doc["config"]["dataset"] == "pneumoniamnist" for r in runs)
+    assert not (tmp_path / "pub").exists() and not Path("/tmp/evil").exists()
+    with pytest.raises(ResultsError, match="refusing to replace"):
+        build_site(published, published.parent)
+
+
+def test_entry_slugs_are_unique_and_plain(published):
+    entries = group_entries(load_runs(published)[0])
+    slugs = [e.slug for e in entries]
+    assert len(set(slugs)) == len(slugs)
+    assert all(re.fullmatch(r"[A-Za-z0-9_.=,-]+", s) for s in slugs)
