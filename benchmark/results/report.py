@@ -369,11 +369,12 @@ def render_defense_matrix(docs: list[tuple[str, dict[str, Any]]]) -> str:
 def render_defense_summary(docs: list[tuple[str, dict[str, Any]]]) -> str:
     """One row per defended run: clean accuracy of the bare and the defended model, worst-case
     robust accuracy per budget (oblivious / adaptive, the adaptive one including the
-    black-box attacks on the defended pipeline), cost overhead and flags."""
+    black-box attacks on the defended pipeline / all attacks of the run together, the
+    leaderboard's key), cost overhead and flags."""
     budgets = _budgets([doc for _, doc in docs])
     head = ["dataset", "defense", "n", "clean bare", "clean defended"]
     # (an undefended run's row shows its white-box worst case)
-    head += [f"worst case {label} obl. / adapt." for _, label in budgets]
+    head += [f"worst case {label} obl. / adapt. / all" for _, label in budgets]
     head += ["ms/img (x bare)", "flags"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, doc in docs:
@@ -384,7 +385,9 @@ def render_defense_summary(docs: list[tuple[str, dict[str, Any]]]) -> str:
             ]
         else:
             cols = [
-                " / ".join(_budget_acc(wc.get(tm, []), key) for tm in ("oblivious", "adaptive"))
+                " / ".join(
+                    _budget_acc(wc.get(tm, []), key) for tm in ("oblivious", "adaptive", "any")
+                )
                 for key, _ in budgets
             ]
         bare = doc["metrics"].get("undefended_clean", doc["metrics"]["clean"])

@@ -174,9 +174,9 @@ def test_defense_summary_reports_both_threat_models_cost_and_flags():
 
     table = render_defense_summary([("b.json", _defended(0.8, 0.3, params={}))])
     head, _, row = table.strip().splitlines()
-    assert "worst case 8/255 obl. / adapt." in head
+    assert "worst case 8/255 obl. / adapt. / all" in head
     cells = [c.strip() for c in row.strip("| ").split(" | ")]
-    assert cells[1:6] == ["medrdf", "100", "95.0", "90.0 (abstain 12.5)", "80.0 / 30.0"]
+    assert cells[1:6] == ["medrdf", "100", "95.0", "90.0 (abstain 12.5)", "80.0 / 30.0 / -"]
     assert cells[6] == "70.0 (x10.0)" and cells[7] == "robustness from obfuscation"
 
 
