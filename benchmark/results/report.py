@@ -275,9 +275,12 @@ def defense_label(doc: dict[str, Any]) -> str:
     return f"{cfg['defense']}" + (f" ({extra})" if extra else "")
 
 
-def _acc(block: dict[str, Any] | None) -> str:
+def _acc(block: dict[str, Any] | None, balanced: bool = False) -> str:
     if block is None:
         return "-"
+    if balanced:
+        value = (block["metrics"].get("per_class_accuracy") or {}).get("balanced_accuracy")
+        return "-" if value is None else f"{100 * value:.1f}"
     return f"{100 * block['metrics']['robust_accuracy']['value']:.1f}"
 
 
@@ -328,31 +331,42 @@ def _budget_acc(worst: list[dict[str, Any]], key: tuple[str, float]) -> str:
     return f"{100 * hit[0]['robust_accuracy']['value']:.1f}" if hit else "-"
 
 
-def render_defense_matrix(docs: list[tuple[str, dict[str, Any]]]) -> str:
+def render_defense_matrix(docs: list[tuple[str, dict[str, Any]]], *, balanced: bool = False) -> str:
     """Papers' defense tables (MedRDF Table III, MDDA Table 2): one row per run (undefended
     model or defense configuration), one column per attack cell, each entry the oblivious
     robust accuracy % and, after a slash, the adaptive one when the run has it.
 
     Columns are the union of the runs' (non-sanity) cells in first-seen order; a run without
     a cell shows ``-``. Clean accuracy of a voting defense counts abstentions as errors and
-    shows the abstain rate.
+    shows the abstain rate. ``balanced``: the mean of the per-class accuracies instead, which
+    exposes a defended model that answers the majority class for every attacked image (the
+    worst-case column is then left out: it is computed for accuracy only).
     """
     columns: dict[str, str] = {}
     for _, doc in docs:
         for a in doc.get("attacks", []):
             if not a.get("sanity_only"):
                 columns.setdefault(a["cell_id"], _cell_label(a))
-    head = ["dataset", "defense", "n", "clean", *columns.values(), "worst case"]
+    head = ["dataset", "defense", "n", "clean", *columns.values()]
+    head += [] if balanced else ["worst case"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, doc in docs:
         by = _by_threat(doc)
         cells = []
         for cid in columns:
             slots = by.get(cid, {})
-            text = _acc(slots.get("oblivious"))
+            text = _acc(slots.get("oblivious"), balanced)
             if "adaptive" in slots:
-                text += f" / {_acc(slots['adaptive'])}"
+                text += f" / {_acc(slots['adaptive'], balanced)}"
             cells.append(text)
+        if balanced:
+            clean = (doc["metrics"]["clean"].get("per_class_accuracy") or {}).get(
+                "balanced_accuracy"
+            )
+            row = [doc["config"]["dataset"], defense_label(doc), str(doc["data"]["n"])]
+            row += ["-" if clean is None else f"{100 * clean:.1f}", *cells]
+            lines.append("| " + " | ".join(row) + " |")
+            continue
         wc = doc.get("worst_case_by_threat_model") or {"oblivious": doc.get("worst_case") or []}
         worst = []
         for key, label in _budgets([doc]):
@@ -509,7 +523,8 @@ def update_generated_blocks(
     ``KIND`` is ``summary`` (:func:`render_summary_table`), ``full``
     (:func:`render_attack_tables` per run), ``fp`` (:func:`render_fp_summary`),
     ``corruptions`` (:func:`render_corruption_tables` per run), ``defensematrix``
-    (:func:`render_defense_matrix`), ``defenses`` (:func:`render_defense_summary`) or
+    (:func:`render_defense_matrix`), ``defensebalanced`` (the same with balanced accuracy),
+    ``defenses`` (:func:`render_defense_summary`) or
     ``defensefull`` (:func:`render_defense_tables` per run).
     ``GLOB`` patterns are relative to ``root`` and resolved with :func:`latest_results`;
     ``read`` loads and validates one results file. Hand-written text outside the blocks is
@@ -545,6 +560,7 @@ RENDERERS: dict[str, Callable[[list[tuple[str, dict[str, Any]]]], str]] = {
     "fp": render_fp_summary,
     "corruptions": lambda docs: "\n".join(render_corruption_tables(doc, src) for src, doc in docs),
     "defensematrix": render_defense_matrix,
+    "defensebalanced": lambda docs: render_defense_matrix(docs, balanced=True),
     "defenses": render_defense_summary,
     "defensefull": lambda docs: "\n".join(render_defense_tables(doc, src) for src, doc in docs),
 }

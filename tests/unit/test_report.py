@@ -191,3 +191,15 @@ def test_defense_full_section_shows_threat_models_and_votes():
     assert "abstain 25.0, RM median 1.50, C&R 50.0 / C&!R 5.0 / !C&R 20.0 / !C&!R 25.0" in rows[1]
     assert "Worst case adaptive, linf eps 8/255: 30.0" in text
     assert "| square 8/255 | 8/255 | black_box |" in text
+
+
+def test_balanced_matrix_exposes_majority_class_answers():
+    from benchmark.results.report import render_defense_matrix
+
+    doc = _defended(0.8, 0.3, params={})
+    for a in doc["attacks"]:
+        a["metrics"]["per_class_accuracy"] = {"balanced_accuracy": 0.5}
+    doc["metrics"]["clean"]["per_class_accuracy"] = {"balanced_accuracy": 0.75}
+    head, _, row = render_defense_matrix([("b.json", doc)], balanced=True).strip().splitlines()
+    assert "worst case" not in head
+    assert row.split(" | ")[3:5] == ["75.0", "50.0 / 50.0"]
