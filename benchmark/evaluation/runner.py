@@ -47,7 +47,11 @@ from benchmark.evaluation.defended import (
     inference_cost,
 )
 from benchmark.evaluation.sanity import LARGE_EPS, oblivious_vs_adaptive, run_checks
-from benchmark.metrics.adversarial import correct_mask, worst_case_accuracy
+from benchmark.metrics.adversarial import (
+    correct_mask,
+    worst_case_accuracy,
+    worst_case_balanced_accuracy,
+)
 from benchmark.metrics.classification import compute_clean_metrics
 from benchmark.models.base import MODELS
 from benchmark.models.inference import predict
@@ -609,14 +613,15 @@ def _worst_cases(clean, runs) -> list[dict[str, Any]]:
     out = []
     for norm, eps in sorted({(r.attack.norm, r.cell.eps) for r in bounded}):
         members = [r for r in bounded if r.attack.norm == norm and r.cell.eps <= eps + 1e-12]
-        wc = worst_case_accuracy(clean, [m.pred for m in members])
+        preds = [m.pred for m in members]
         out.append(
             {
                 "norm": norm,
                 "eps": eps,
                 "eps_label": eps_label(eps),
                 "attacks": [m.cell.cell_id for m in members],
-                "robust_accuracy": wc,
+                "robust_accuracy": worst_case_accuracy(clean, preds),
+                "robust_balanced_accuracy": worst_case_balanced_accuracy(clean, preds),
             }
         )
     return out

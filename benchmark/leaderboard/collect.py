@@ -282,7 +282,7 @@ def linf_board(dataset: str, eps: float, entries: list[Entry]) -> Board:
     for e in entries:
         if e.dataset != dataset:
             continue
-        best: tuple[float, Run, str] | None = None
+        best: tuple[float, Run, str, float | None] | None = None
         cells: dict[str, float] = {}
         strongest = {r.strongest_threat_model() for r in e.runs}
         # An adaptive evaluation supersedes oblivious-only runs of the same entry.
@@ -299,7 +299,7 @@ def linf_board(dataset: str, eps: float, entries: list[Entry]) -> Board:
                 if w["norm"] == "linf" and abs(w["eps"] - eps) < 1e-9:
                     value = w["robust_accuracy"]["value"]
                     if best is None or value < best[0]:
-                        best = (value, run, tm)
+                        best = (value, run, tm, w.get("robust_balanced_accuracy"))
             for name, acc in _attack_cells(run, eps, _STRONG[tm]).items():
                 cells[name] = min(acc, cells.get(name, acc))
         if best is None:
@@ -307,7 +307,7 @@ def linf_board(dataset: str, eps: float, entries: list[Entry]) -> Board:
         for name in cells:
             if name not in columns:
                 columns.append(name)
-        value, run, tm = best
+        value, run, tm, balanced = best
         fooling = [
             a["metrics"]["fooling_ratio"]["value"]
             for r in use
@@ -317,7 +317,11 @@ def linf_board(dataset: str, eps: float, entries: list[Entry]) -> Board:
             and abs(a["eps"] - eps) < 1e-9
             and a.get("threat_model", "white-box") in _STRONG[r.strongest_threat_model()]
         ]
-        details = {**entry_facts(e), "fooling_ratio": max(fooling) if fooling else None}
+        details = {
+            **entry_facts(e),
+            "fooling_ratio": max(fooling) if fooling else None,
+            "balanced": balanced,
+        }
         rows.append(
             Row(
                 e,

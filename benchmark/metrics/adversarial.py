@@ -90,3 +90,17 @@ def worst_case_accuracy(clean: Predictions, advs: list[Predictions]) -> dict[str
         robust = robust & correct_mask(adv)
     k = int(robust.sum())
     return scalar(k / max(clean.n, 1), clean.n, wilson_interval(k, clean.n), "wilson")
+
+
+def worst_case_balanced_accuracy(clean: Predictions, advs: list[Predictions]) -> float | None:
+    """The per-sample worst case averaged per class, then over classes: 1/K for a model that
+    answers one class for every attacked image, whatever the class balance. None for
+    multi-label models."""
+    if clean.multi_label:
+        return None
+    robust = correct_mask(clean)
+    for adv in advs:
+        robust = robust & correct_mask(adv)
+    labels = clean.labels.astype(np.int64)
+    rates = [float(robust[labels == c].mean()) for c in np.unique(labels)]
+    return float(np.mean(rates)) if rates else None

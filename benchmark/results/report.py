@@ -384,7 +384,7 @@ def render_defense_summary(docs: list[tuple[str, dict[str, Any]]]) -> str:
     """One row per defended run: clean accuracy of the bare and the defended model, worst-case
     robust accuracy per budget (oblivious / adaptive, the adaptive one including the
     black-box attacks on the defended pipeline / all attacks of the run together, the
-    leaderboard's key), cost overhead and flags."""
+    leaderboard's key, with its balanced accuracy), cost overhead and flags."""
     budgets = _budgets([doc for _, doc in docs])
     head = ["dataset", "defense", "n", "clean bare", "clean defended"]
     # (an undefended run's row shows its white-box worst case)
@@ -398,12 +398,15 @@ def render_defense_summary(docs: list[tuple[str, dict[str, Any]]]) -> str:
                 f"{_budget_acc(doc.get('worst_case') or [], key)} (white-box)" for key, _ in budgets
             ]
         else:
-            cols = [
-                " / ".join(
+            cols = []
+            for key, _ in budgets:
+                text = " / ".join(
                     _budget_acc(wc.get(tm, []), key) for tm in ("oblivious", "adaptive", "any")
                 )
-                for key, _ in budgets
-            ]
+                every = [w for w in wc.get("any", []) if (w["norm"], w["eps"]) == key]
+                if every and every[0].get("robust_balanced_accuracy") is not None:
+                    text += f" (bal. {100 * every[0]['robust_balanced_accuracy']:.1f})"
+                cols.append(text)
         bare = doc["metrics"].get("undefended_clean", doc["metrics"]["clean"])
         cost = (doc.get("defense") or {}).get("cost") or {}
         cost_text = (

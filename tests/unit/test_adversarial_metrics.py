@@ -7,7 +7,7 @@ import pytest
 
 from benchmark.evaluation.sanity import run_checks
 from benchmark.metrics import METRICS, Predictions, compute_adversarial_metrics
-from benchmark.metrics.adversarial import worst_case_accuracy
+from benchmark.metrics.adversarial import worst_case_accuracy, worst_case_balanced_accuracy
 
 
 def _pred(classes, labels, k=3):
@@ -46,6 +46,15 @@ def test_worst_case_is_per_sample_over_attacks():
     # Correct everywhere: image 0 only (image 2 fails `other`, 1 and 4 fail ADV, 3 clean).
     assert wc["value"] == pytest.approx(1 / 5)
     assert worst_case_accuracy(CLEAN, [])["value"] == pytest.approx(4 / 5)
+    # Balanced: class 0 robust 1/2 (image 0 of 0, 3), class 1 0/2, class 2 0/1 -> 1/6.
+    assert worst_case_balanced_accuracy(CLEAN, [ADV, other]) == pytest.approx(1 / 6)
+
+
+def test_balanced_worst_case_is_chance_for_a_constant_answer():
+    labels = [0, 0, 0, 1]  # majority class 0: a constant "0" is 75 % accurate
+    constant = _pred([0, 0, 0, 0], labels, k=2)
+    assert worst_case_accuracy(constant, [constant])["value"] == pytest.approx(0.75)
+    assert worst_case_balanced_accuracy(constant, [constant]) == pytest.approx(0.5)
 
 
 def test_multilabel_fooling_ratio_is_labelwise():
