@@ -1,0 +1,54 @@
+"""Figure 2: MedRDF voting cost. Time per image at n copies over n times the bare forward time
+per image (target <= 1.1), and the batched implementation against a straightforward loop that
+classifies one noisy copy at a time."""
+
+from __future__ import annotations
+
+import torch
+from common import ROOT, best_time, report, test_batch, zoo_model
+
+from benchmark.defenses import read_submission
+
+N = 256
+
+
+def main() -> None:
+    model = zoo_model()
+    x, _ = test_batch(n=16)
+    defense = read_submission(ROOT / "submissions" / "medrdf").build(seed=0, n=N)
+    wrapper = defense.wrap(model)
+    big = x.repeat_interleave(N, dim=0)
+
+    def bare() -> None:
+        with torch.no_grad():
+            for i in range(0, len(big), 4096):
+                model(big[i : i + 4096])
+
+    def votes() -> None:
+        defense.reseed(0)
+        wrapper.votes(x)
+
+    def per_copy() -> None:  # the reference: one noisy copy per forward pass, 2 images
+        defense.reseed(0)
+        with torch.no_grad():
+            for img in x[:2]:
+                for _ in range(N):
+                    model(wrapper._copies(img[None], 1))
+
+    t_bare = best_time(bare, repeat=2) / len(x)
+    t_votes = best_time(votes, repeat=2) / len(x)
+    t_loop = best_time(per_copy, repeat=1, warmup=0) / 2
+    report(
+        "medrdf",
+        {
+            "n_copies": N,
+            "bare_forward_ms_per_copy": round(1000 * t_bare / N, 3),
+            "votes_ms_per_image": round(1000 * t_votes, 1),
+            "votes_over_bare (target <= 1.1)": round(t_votes / t_bare, 3),
+            "per_copy_loop_over_votes": round(t_loop / t_votes, 2),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
