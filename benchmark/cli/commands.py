@@ -286,6 +286,12 @@ def evaluate_cmd(
         False, "--train-if-missing", help="Train the model first if the zoo lacks it."
     ),
     epochs: int = typer.Option(100, help="Epochs when --train-if-missing trains."),
+    executor: str = typer.Option(
+        "local", help="Where attack passes are crafted: local | ray (a Ray cluster)."
+    ),
+    ray_address: str | None = typer.Option(
+        None, help="With --executor ray: none starts a local Ray; 'auto' or ray://host:10001."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result document as JSON."),
 ) -> None:
     """Evaluate a zoo model clean, under attack and under corruptions; write one results JSON."""
@@ -319,6 +325,15 @@ def evaluate_cmd(
         eot_samples=eot_samples,
     )
     tc = _train_config(dataset, arch, size, epochs, 128, 1e-3, seed, device)
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"--executor must be local or ray, got '{executor}'")
+    if no_cache and executor == "ray":
+        raise ConfigError("--executor ray hands work over through the cache: drop --no-cache")
+    runner = None
+    if executor == "ray":
+        from benchmark.evaluation.executors import RayExecutor
+
+        runner = RayExecutor(address=ray_address)
     doc, path = evaluate(
         config,
         data_dir=data_dir,
@@ -328,6 +343,7 @@ def evaluate_cmd(
         train_if_missing=train_if_missing,
         train_config=tc,
         cache=AdversarialCache(cache_dir, enabled=not no_cache),
+        executor=runner,
     )
     if as_json:
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))

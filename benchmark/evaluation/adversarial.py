@@ -81,6 +81,70 @@ def build_cells(
     ]
 
 
+def craft_cell(
+    model: ImageClassifier,
+    split: ImageSplit,
+    cell: AttackCell,
+    attack: Attack,
+    *,
+    indices: torch.Tensor,
+    model_sha256: str,
+    seed: int,
+    batch_size: int,
+    cache: AdversarialCache,
+    context: AttackContext | None = None,
+    progress: bool | None = None,
+    key_extra: dict[str, Any] | None = None,
+) -> tuple[torch.Tensor, bool]:
+    """The adversarial examples of ``cell`` on every sample of ``split`` (from the cache, or
+    computed batch by batch and cached) and whether they were cached.
+
+    ``context`` is handed to :meth:`Attack.prepare` on a cache miss only, so a cached GAP or
+    transfer cell costs no generator training and no surrogate loading. ``key_extra`` adds
+    what else determines the examples (the defense and threat model of an adaptive attack) to
+    the cache key; an oblivious attack leaves it out and shares the undefended run's examples.
+    """
+    key = cache_key(
+        model=model_sha256,
+        data=split.sha256,
+        split=split.split,
+        indices=indices_digest(indices),
+        attack=attack.config(),
+        batch_size=batch_size,
+        **(key_extra or {}),
+    )
+    shape = (len(split), *split.images.shape[1:])
+    x_adv = cache.load(key, shape)
+    if x_adv is not None:
+        return x_adv, True
+    if not attack.prepared and context is not None:
+        attack.prepare(context)
+        attack.prepared = True
+    crafted_on = getattr(model, "defense", None)
+    if crafted_on is not None:  # an attack on a randomized pipeline sees the same draws
+        crafted_on.reseed(seed)  # whatever cells ran before it
+    show = sys.stderr.isatty() if progress is None else progress
+    chunks = []
+    device = model.device
+    n_batches = (len(split) + batch_size - 1) // batch_size
+    with tqdm(total=n_batches, disable=not show, desc=cell.cell_id, unit="batch") as bar:
+        for b, (x, y) in enumerate(split.batches(batch_size, device=device)):
+            chunks.append(attack(x, y, seed=batch_seed(seed, b * batch_size)).cpu())
+            bar.update(1)
+    x_adv = torch.cat(chunks)
+    cache.save(
+        key,
+        x_adv,
+        {
+            "cell": cell.cell_id,
+            "attack": attack.config(),
+            "model_sha256": model_sha256,
+            "data_sha256": split.sha256,
+        },
+    )
+    return x_adv, False
+
+
 def run_cell(
     model: ImageClassifier,
     split: ImageSplit,
@@ -97,55 +161,24 @@ def run_cell(
     score_model: torch.nn.Module | None = None,
     key_extra: dict[str, Any] | None = None,
 ) -> CellRun:
-    """Attack every sample of ``split`` (or load the cached result) and score it.
-
-    ``context`` is handed to :meth:`Attack.prepare` on a cache miss only, so a cached GAP or
-    transfer cell costs no generator training and no surrogate loading. ``score_model``
-    (default ``model``) classifies the adversarial examples: the defended pipeline when a
-    defense is evaluated. ``key_extra`` adds what else determines the examples (the defense
-    and threat model of an adaptive attack) to the cache key; an oblivious attack leaves it
-    out and shares the undefended run's examples.
-    """
-    key = cache_key(
-        model=model_sha256,
-        data=split.sha256,
-        split=split.split,
-        indices=indices_digest(indices),
-        attack=attack.config(),
-        batch_size=batch_size,
-        **(key_extra or {}),
-    )
-    shape = (len(split), *split.images.shape[1:])
+    """Attack every sample of ``split`` (or load the cached result, see :func:`craft_cell`)
+    and score it with ``score_model`` (default ``model``): the defended pipeline when a
+    defense is evaluated."""
     start_time = time.perf_counter()
-    x_adv = cache.load(key, shape)
-    cached = x_adv is not None
-    if x_adv is None:
-        if not attack.prepared and context is not None:
-            attack.prepare(context)
-            attack.prepared = True
-        crafted_on = getattr(model, "defense", None)
-        if crafted_on is not None:  # an attack on a randomized pipeline sees the same draws
-            crafted_on.reseed(seed)  # whatever cells ran before it
-
-        show = sys.stderr.isatty() if progress is None else progress
-        chunks = []
-        device = model.device
-        n_batches = (len(split) + batch_size - 1) // batch_size
-        with tqdm(total=n_batches, disable=not show, desc=cell.cell_id, unit="batch") as bar:
-            for b, (x, y) in enumerate(split.batches(batch_size, device=device)):
-                chunks.append(attack(x, y, seed=batch_seed(seed, b * batch_size)).cpu())
-                bar.update(1)
-        x_adv = torch.cat(chunks)
-        cache.save(
-            key,
-            x_adv,
-            {
-                "cell": cell.cell_id,
-                "attack": attack.config(),
-                "model_sha256": model_sha256,
-                "data_sha256": split.sha256,
-            },
-        )
+    x_adv, cached = craft_cell(
+        model,
+        split,
+        cell,
+        attack,
+        indices=indices,
+        model_sha256=model_sha256,
+        seed=seed,
+        batch_size=batch_size,
+        cache=cache,
+        context=context,
+        progress=progress,
+        key_extra=key_extra,
+    )
     seconds = time.perf_counter() - start_time
     clean_x = split.images.float().div(255.0)
     norms = {k: v.numpy() for k, v in perturbation_norms(clean_x, x_adv).items()}

@@ -35,6 +35,7 @@ from benchmark.errors import CheckpointError, ConfigError, ResultsError
 from benchmark.evaluation.adversarial import (
     build_cells,
     cell_block,
+    craft_cell,
     random_noise_predictions,
     run_cell,
 )
@@ -186,38 +187,43 @@ def _ensure_model(
     return mid
 
 
-def evaluate(
+@dataclass
+class _Setup:
+    """Everything an evaluation prepares before any work: loaded, validated and built."""
+
+    submission: Any
+    defense: Any
+    defended: Any
+    adaptive_model: Any
+    model: Any
+    entry: Any
+    deployed: Any
+    model_sha: str
+    robust_sha: str | None
+    scorer: torch.nn.Module
+    full: Any
+    split: Any
+    indices: torch.Tensor
+    size: int
+    device: torch.device
+    cells: list[AttackCell]
+    passes: list[tuple[str, AttackCell, Any, torch.nn.Module]]
+    context: AttackContext
+    threat_models: list[str]
+    mid: str
+
+
+def _setup(
     config: EvaluationConfig,
-    *,
-    data_dir: str | Path | None = None,
-    zoo: ModelZoo | None = None,
-    out_dir: str | Path | None = None,
-    download: bool = False,
-    train_if_missing: bool = False,
-    train_config: TrainConfig | None = None,
-    cache: AdversarialCache | None = None,
-    progress: bool | None = None,
-) -> tuple[dict[str, Any], Path]:
-    """Evaluate a zoo model (behind ``config.defense`` if set) clean, under
-    ``config.attacks`` and under ``config.corruptions``; write its results file.
-
-    Args:
-        config: what to evaluate.
-        data_dir: data root (``--data-dir``/``$BENCH_DATA_DIR``).
-        zoo: model zoo (default: ``ModelZoo()``).
-        out_dir: results folder (``--out``/``$BENCH_RESULTS_DIR``, default ``./results``).
-        download: let MedMNIST download a missing file.
-        train_if_missing: train the model with ``train_config`` if the zoo lacks it.
-        train_config: recipe used when training is needed (default: MedMNIST recipe).
-        cache: adversarial-example cache (default: the per-user cache).
-        progress: show progress bars (default: only on a terminal).
-
-    Returns:
-        The result document and the path it was written to.
-    """
-    git = git_commit()  # the code that runs is the code checked out now
-    zoo = zoo or ModelZoo()
-    cache = cache or AdversarialCache()
+    data_dir: Any,
+    zoo: ModelZoo,
+    cache: AdversarialCache,
+    download: bool,
+    train_if_missing: bool,
+    train_config: TrainConfig | None,
+    progress: bool | None,
+) -> _Setup:
+    """Load and validate the defense, the data, the model(s); build every attack pass."""
     meta = DATASETS.get(config.dataset).meta
     MODELS.get(config.arch)
     submission = None
@@ -295,6 +301,130 @@ def evaluate(
     )
     for attack in attacks:
         attack.validate(context)  # e.g. a missing transfer surrogate, before any work
+    return _Setup(
+        submission,
+        defense,
+        defended,
+        adaptive_model,
+        model,
+        entry,
+        deployed,
+        model_sha,
+        robust_sha,
+        scorer,
+        full,
+        split,
+        indices,
+        size,
+        device,
+        cells,
+        passes,
+        context,
+        threat_models,
+        mid,
+    )
+
+
+def _pass_key(st: _Setup, tm: str) -> tuple[dict[str, Any] | None, AttackContext]:
+    """The cache-key extras and the attack context of a pass of threat model ``tm``."""
+    on_defense = tm in ("adaptive", "black_box")
+    extra = _key_extra(tm, st.defense, st.adaptive_model, st.robust_sha) if on_defense else None
+    # What an attack trains or caches in prepare() (GAP's generator) belongs to the model it
+    # attacks: the defended pipeline gets its own identity, not the base model's.
+    context = (
+        replace(st.context, model_sha256=_combined_sha(st.model_sha, extra))
+        if extra
+        else st.context
+    )
+    return extra, context
+
+
+def craft_pass(
+    config: EvaluationConfig,
+    index: int,
+    *,
+    data_dir: Any = None,
+    zoo_root: Any = None,
+    cache_root: Any = None,
+) -> bool:
+    """Craft (or find cached) the adversarial examples of attack pass ``index`` of an
+    evaluation and store them in the cache: the unit of work an executor sends to a worker.
+    Everything is rebuilt from ``config`` exactly as :func:`evaluate` builds it, so the
+    examples and their cache key are the ones a local run computes. Returns whether they
+    were already cached."""
+    zoo, cache = ModelZoo(zoo_root), AdversarialCache(cache_root)
+    st = _setup(config, data_dir, zoo, cache, False, False, None, False)
+    tm, cell, attack, attacked = st.passes[index]
+    extra, context = _pass_key(st, tm)
+    seed_everything(config.seed)
+    _, cached = craft_cell(
+        attacked,
+        st.split,
+        cell,
+        attack,
+        indices=st.indices,
+        model_sha256=st.model_sha,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        cache=cache,
+        context=context,
+        progress=False,
+        key_extra=extra,
+    )
+    return cached
+
+
+def evaluate(
+    config: EvaluationConfig,
+    *,
+    data_dir: str | Path | None = None,
+    zoo: ModelZoo | None = None,
+    out_dir: str | Path | None = None,
+    download: bool = False,
+    train_if_missing: bool = False,
+    train_config: TrainConfig | None = None,
+    cache: AdversarialCache | None = None,
+    progress: bool | None = None,
+    executor: Any = None,
+) -> tuple[dict[str, Any], Path]:
+    """Evaluate a zoo model (behind ``config.defense`` if set) clean, under
+    ``config.attacks`` and under ``config.corruptions``; write its results file.
+
+    Args:
+        config: what to evaluate.
+        data_dir: data root (``--data-dir``/``$BENCH_DATA_DIR``).
+        zoo: model zoo (default: ``ModelZoo()``).
+        out_dir: results folder (``--out``/``$BENCH_RESULTS_DIR``, default ``./results``).
+        download: let MedMNIST download a missing file.
+        train_if_missing: train the model with ``train_config`` if the zoo lacks it.
+        train_config: recipe used when training is needed (default: MedMNIST recipe).
+        cache: adversarial-example cache (default: the per-user cache).
+        progress: show progress bars (default: only on a terminal).
+        executor: where attack passes are crafted (None: here, one after the other; a
+            :class:`~benchmark.evaluation.executors.RayExecutor` fans them out to a Ray
+            cluster first, and this process then finds them in the shared cache).
+
+    Returns:
+        The result document and the path it was written to.
+    """
+    git = git_commit()  # the code that runs is the code checked out now
+    zoo = zoo or ModelZoo()
+    cache = cache or AdversarialCache()
+    st = _setup(config, data_dir, zoo, cache, download, train_if_missing, train_config, progress)
+    if executor is not None and st.passes:  # crafts every attack pass elsewhere, into the cache
+        executor.craft(config, len(st.passes), data_dir=data_dir, zoo=zoo, cache=cache)
+    submission, defense, defended = st.submission, st.defense, st.defended
+    model, entry, deployed, model_sha, robust_sha = (
+        st.model,
+        st.entry,
+        st.deployed,
+        st.model_sha,
+        st.robust_sha,
+    )
+    scorer, split, indices, size, device = st.scorer, st.split, st.indices, st.size, st.device
+    cells, passes, threat_models, mid = st.cells, st.passes, st.threat_models, st.mid
+    full = st.full
+    meta = DATASETS.get(config.dataset).meta
     reference = None
     if config.corruptions is not None and config.corruption_reference:
         ref_model, ref_entry = zoo.load(
@@ -328,13 +458,7 @@ def evaluate(
             for g in groups
             if g == tm or g in threat_models
         ]
-        on_defense = tm in ("adaptive", "black_box")
-        extra = _key_extra(tm, defense, adaptive_model, robust_sha) if on_defense else None
-        # What an attack trains or caches in prepare() (GAP's generator) belongs to the model
-        # it attacks: the defended pipeline gets its own identity, not the base model's.
-        pass_context = (
-            replace(context, model_sha256=_combined_sha(model_sha, extra)) if extra else context
-        )
+        extra, pass_context = _pass_key(st, tm)
         run = run_cell(
             attacked,
             split,

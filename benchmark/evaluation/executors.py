@@ -1,0 +1,77 @@
+"""Where the attack passes of an evaluation are crafted.
+
+The default is this process, one pass after the other. :class:`RayExecutor` fans the passes
+out to a Ray cluster: each task rebuilds the evaluation from its configuration exactly as
+:func:`~benchmark.evaluation.runner.evaluate` does (same seeds, same cache keys), crafts one
+pass and writes its adversarial examples to the cache; the driver then runs the evaluation as
+usual and finds every pass there. The results file, the cache semantics and resuming are
+therefore those of a local run: a pass already cached is a no-op on the worker, and an
+interrupted fan-out leaves the finished passes cached.
+
+On a multi-machine cluster the data folder, the model zoo and the cache folder must be the same
+paths on every node (a shared file system such as NFS); each task loads the zoo's checkpoint
+and checks its sha256 before any work.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def _craft_remote(config: Any, index: int, data_dir: Any, zoo_root: str, cache_root: str) -> bool:
+    from benchmark.evaluation.runner import craft_pass
+
+    return craft_pass(config, index, data_dir=data_dir, zoo_root=zoo_root, cache_root=cache_root)
+
+
+class RayExecutor:
+    """Craft attack passes as Ray tasks.
+
+    Args:
+        address: the cluster to join: None starts a local Ray (all cores of this machine),
+            "auto" joins the cluster this machine belongs to (``ray start --head`` /
+            ``ray start --address=...``), "ray://host:10001" a remote cluster through Ray
+            Client.
+        num_cpus: CPUs per task (default 1); torch in a task uses that many threads.
+        init_kwargs: more arguments for ``ray.init`` (e.g. ``runtime_env``).
+    """
+
+    def __init__(self, address: str | None = None, num_cpus: int = 1, **init_kwargs: Any) -> None:
+        try:
+            import ray
+        except ImportError as exc:
+            raise ConfigError(
+                "--executor ray needs Ray: pip install 'ray>=2.9' (or the project's dev extra)"
+            ) from exc
+        self.ray = ray
+        self.num_cpus = num_cpus
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, **init_kwargs)
+        self._task = ray.remote(num_cpus=num_cpus)(_craft_remote)
+
+    def craft(self, config: Any, n_passes: int, *, data_dir: Any, zoo: Any, cache: Any) -> None:
+        """Craft passes ``0 .. n_passes - 1`` of ``config`` on the cluster; returns when every
+        task has finished (a failed task re-raises its error here)."""
+        data = str(data_dir) if data_dir is not None else None
+        refs = [
+            self._task.options(name=f"craft-pass-{i}").remote(
+                config, i, data, str(Path(zoo.root)), str(Path(cache.root))
+            )
+            for i in range(n_passes)
+        ]
+        cached = self.ray.get(refs)
+        logger.info(
+            "ray: %d attack passes crafted on the cluster, %d were already cached",
+            n_passes - sum(cached),
+            sum(cached),
+        )
+
+    def shutdown(self) -> None:
+        """Disconnect from (or stop the local) Ray."""
+        self.ray.shutdown()
