@@ -168,14 +168,17 @@ class GAPAttack(Attack):
                     "eps": self.eps,
                     "seed": self.seed,
                     "params": self.params,
-                    "version": 1,
+                    "version": 2,
                 },
                 sort_keys=True,
                 default=str,
             ).encode()
         ).hexdigest()
         path = Path(context.cache_root) / "gap" / f"{key}.pt" if context.cache_root else None
-        generator = self._build(train.images.shape[1], context.size).to(_device(self.model))
+        with torch.random.fork_rng(devices=[]):  # initial weights from the seed alone
+            torch.manual_seed(self.seed)
+            generator = self._build(train.images.shape[1], context.size)
+        generator = generator.to(_device(self.model))
         if path is not None and path.is_file():
             try:
                 blob = torch.load(path, map_location="cpu", weights_only=True)

@@ -290,8 +290,11 @@ def evaluate_cmd(
         "local", help="Where attack passes are crafted: local | ray (a Ray cluster)."
     ),
     ray_address: str | None = typer.Option(
-        None, help="With --executor ray: none starts a local Ray; 'auto' or ray://host:10001."
+        None,
+        help="With --executor ray: unset starts a local Ray (or joins $RAY_ADDRESS); 'auto' "
+        "or ray://host:10001.",
     ),
+    ray_gpus: float = typer.Option(0, help="With --executor ray: GPUs per task."),
     as_json: bool = typer.Option(False, "--json", help="Print the result document as JSON."),
 ) -> None:
     """Evaluate a zoo model clean, under attack and under corruptions; write one results JSON."""
@@ -333,7 +336,7 @@ def evaluate_cmd(
     if executor == "ray":
         from benchmark.evaluation.executors import RayExecutor
 
-        runner = RayExecutor(address=ray_address)
+        runner = RayExecutor(address=ray_address, num_gpus=ray_gpus)
     doc, path = evaluate(
         config,
         data_dir=data_dir,

@@ -117,10 +117,12 @@ def craft_cell(
     x_adv = cache.load(key, shape)
     if x_adv is not None:
         return x_adv, True
+    crafted_on = getattr(model, "defense", None)
     if not attack.prepared and context is not None:
+        if crafted_on is not None:  # e.g. GAP training through a randomized pipeline
+            crafted_on.reseed(seed)
         attack.prepare(context)
         attack.prepared = True
-    crafted_on = getattr(model, "defense", None)
     if crafted_on is not None:  # an attack on a randomized pipeline sees the same draws
         crafted_on.reseed(seed)  # whatever cells ran before it
     show = sys.stderr.isatty() if progress is None else progress

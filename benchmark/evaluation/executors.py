@@ -34,15 +34,27 @@ class RayExecutor:
     """Craft attack passes as Ray tasks.
 
     Args:
-        address: the cluster to join: None starts a local Ray (all cores of this machine),
-            "auto" joins the cluster this machine belongs to (``ray start --head`` /
-            ``ray start --address=...``), "ray://host:10001" a remote cluster through Ray
-            Client.
+        address: the cluster to join: None starts a local Ray on this machine's cores (or
+            joins the one ``$RAY_ADDRESS`` names, as ``ray.init`` does), "auto" joins the
+            cluster this machine belongs to (``ray start --head`` / ``ray start
+            --address=...``), "ray://host:10001" a remote cluster through Ray Client.
         num_cpus: CPUs per task (default 1); torch in a task uses that many threads.
+        num_gpus: GPUs per task (e.g. 1, or 0.5 to share one); the evaluation's resolved
+            device travels with the configuration, so a CUDA run on workers without a GPU
+            fails loudly instead of crafting on the CPU.
         init_kwargs: more arguments for ``ray.init`` (e.g. ``runtime_env``).
+
+    Floating-point results can differ in the last bits from a local run when the thread count
+    differs (Ray runs a task with ``num_cpus`` threads); seeds and cache keys are the same.
     """
 
-    def __init__(self, address: str | None = None, num_cpus: int = 1, **init_kwargs: Any) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        num_cpus: int = 1,
+        num_gpus: float = 0,
+        **init_kwargs: Any,
+    ) -> None:
         try:
             import ray
         except ImportError as exc:
@@ -53,19 +65,24 @@ class RayExecutor:
         self.num_cpus = num_cpus
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, **init_kwargs)
-        self._task = ray.remote(num_cpus=num_cpus)(_craft_remote)
+        self._task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_craft_remote)
 
     def craft(self, config: Any, n_passes: int, *, data_dir: Any, zoo: Any, cache: Any) -> None:
         """Craft passes ``0 .. n_passes - 1`` of ``config`` on the cluster; returns when every
-        task has finished (a failed task re-raises its error here)."""
-        data = str(data_dir) if data_dir is not None else None
+        task has finished (a failed task cancels the others and re-raises its error here).
+        Paths travel resolved, so every node must see the same absolute paths."""
+        data = str(Path(data_dir).resolve()) if data_dir is not None else None
+        zoo_root, cache_root = str(Path(zoo.root).resolve()), str(Path(cache.root).resolve())
         refs = [
-            self._task.options(name=f"craft-pass-{i}").remote(
-                config, i, data, str(Path(zoo.root)), str(Path(cache.root))
-            )
+            self._task.options(name=f"craft-pass-{i}").remote(config, i, data, zoo_root, cache_root)
             for i in range(n_passes)
         ]
-        cached = self.ray.get(refs)
+        try:
+            cached = self.ray.get(refs)
+        except Exception:
+            for ref in refs:
+                self.ray.cancel(ref)
+            raise
         logger.info(
             "ray: %d attack passes crafted on the cluster, %d were already cached",
             n_passes - sum(cached),

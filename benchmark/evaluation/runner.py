@@ -410,9 +410,9 @@ def evaluate(
     git = git_commit()  # the code that runs is the code checked out now
     zoo = zoo or ModelZoo()
     cache = cache or AdversarialCache()
+    if executor is not None and not cache.enabled:
+        raise ConfigError("an executor hands attack work over through the cache: enable it")
     st = _setup(config, data_dir, zoo, cache, download, train_if_missing, train_config, progress)
-    if executor is not None and st.passes:  # crafts every attack pass elsewhere, into the cache
-        executor.craft(config, len(st.passes), data_dir=data_dir, zoo=zoo, cache=cache)
     submission, defense, defended = st.submission, st.defense, st.defended
     model, entry, deployed, model_sha, robust_sha = (
         st.model,
@@ -434,6 +434,14 @@ def evaluate(
         )
         ref_sha = ref_entry.card["checkpoint"]["sha256"]
         reference = (config.corruption_reference, ref_model, ref_sha)
+    if executor is not None and passes:  # crafts every attack pass elsewhere, into the cache
+        executor.craft(
+            _portable(config, st.device),
+            len(passes),
+            data_dir=paths.data_dir(data_dir),
+            zoo=zoo,
+            cache=cache,
+        )
     seed_everything(config.seed)
     start = time.perf_counter()
     if defense is not None:
@@ -681,6 +689,15 @@ def _key_extra(
     if robust_sha is not None:
         extra["robust_model"] = robust_sha
     return extra
+
+
+def _portable(config: EvaluationConfig, device: torch.device) -> EvaluationConfig:
+    """The configuration as a worker must see it: the driver's resolved device (a worker
+    without it fails loudly instead of crafting elsewhere) and an absolute defense folder."""
+    defense = config.defense
+    if defense is not None and Path(defense).is_dir():
+        defense = str(Path(defense).resolve())
+    return replace(config, device=str(device), defense=defense)
 
 
 def _combined_sha(model_sha: str, extra: dict[str, Any]) -> str:
