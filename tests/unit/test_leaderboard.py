@@ -150,7 +150,8 @@ def test_paper_links_are_escaped_and_only_http():
 
 def test_crafted_paths_are_refused(published, tmp_path):
     src = _newest(published / PICK[0])
-    for bad in ("/tmp/evil", "../../x", "a/b", ".hidden"):
+    outside = tmp_path / "evil"  # an absolute path outside the published folder
+    for bad in (str(outside), "../../x", "a/b", ".hidden"):
         doc = json.loads(src.read_text())
         doc["config"]["dataset"] = bad
         crafted = tmp_path / "crafted.json"
@@ -164,7 +165,7 @@ def test_crafted_paths_are_refused(published, tmp_path):
         runs, invalid = load_runs(published)
         assert "pneumoniamnist/crafted/m/x.json" in {i.path for i in invalid}
         assert all(r.doc["config"]["dataset"] == "pneumoniamnist" for r in runs)
-    assert not (tmp_path / "pub").exists() and not Path("/tmp/evil").exists()
+    assert not (tmp_path / "pub").exists() and not outside.exists()
     with pytest.raises(ResultsError, match="refusing to replace"):
         build_site(published, published.parent)
 
