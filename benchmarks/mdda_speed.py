@@ -1,6 +1,8 @@
 """Figure 3: MDDA. The batched torch TV denoiser, and the whole purification, against
 scikit-image's `denoise_tv_bregman` applied image by image on the same batch (target >= 10x),
-at equal output within the tests' tolerance (mean absolute difference < 0.01, max < 0.06)."""
+at equal output within the tests' tolerance (mean absolute difference < 0.01, max < 0.06 away
+from the one-pixel border, where scikit-image's boundary handling differs from eq. 13's Neumann
+boundary: see submissions/mdda/README.md)."""
 
 from __future__ import annotations
 
@@ -57,7 +59,8 @@ def main() -> None:
             "tv_ours_ms_per_image": round(1000 * t_ours / len(x), 3),
             "tv_speedup_vs_skimage (target >= 10)": round(t_ref / t_ours, 2),
             "tv_mean_abs_diff (< 0.01)": round(float(tv_diff.mean()), 5),
-            "tv_max_abs_diff (< 0.06)": round(float(tv_diff.max()), 5),
+            "tv_max_abs_diff_interior (< 0.06)": round(float(tv_diff[..., 1:-1, 1:-1].max()), 5),
+            "tv_max_abs_diff_border": round(float(tv_diff.max()), 5),
             "purify_ours_ms_per_image": round(1000 * t_pur / len(x), 2),
             "purify_speedup_vs_skimage (target >= 10)": round(t_pur_ref / t_pur, 2),
             "purify_mean_abs_diff (< 0.01)": round(float(pur_diff.mean()), 5),

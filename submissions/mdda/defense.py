@@ -18,7 +18,12 @@ Choices the paper leaves open (documented in the README, recorded in every resul
   PneumoniaMNIST so that the clean-accuracy drop resembles the paper's (see README).
 * Eq. 13 is solved with ``tv_iterations`` split-Bregman iterations (Goldstein and Osher 2009)
   whose u-step is one red-black Gauss-Seidel sweep, batched over images and channels in torch
-  (CPU or CUDA). Aggregation happens after every scale of a block is denoised.
+  (CPU or CUDA). Aggregation happens after every scale of a block is denoised. The splitting
+  penalty lambda does not change the minimiser, only the speed of convergence: with
+  lambda = gamma / 4, 10 iterations at gamma = 120 land within 0.0044 (max, about one grey
+  level) and 0.00025 (mean) of the converged eq. 13 solution on PneumoniaMNIST images, at a
+  third of the cost of the 30 iterations with lambda = gamma that gamma was selected with
+  (0.0012 and 0.0001; see the README).
 """
 
 from __future__ import annotations
@@ -62,23 +67,22 @@ def tv_denoise(f: Tensor, gamma: float, iterations: int = 50, lam: float | None 
     algorithm) with one red-black Gauss-Seidel sweep per iteration. Batched over any leading
     dimensions of ``f`` (..., H, W); differentiable. ``gamma`` equals scikit-image's
     ``denoise_tv_bregman(weight=gamma, isotropic=False)``."""
-    lam = (
-        gamma if lam is None else lam
-    )  # the splitting penalty; the minimiser does not depend on it
+    lam = gamma / 4 if lam is None else lam  # the minimiser does not depend on it; see above
     u = f
     dx = dy = bx = by = torch.zeros_like(f)
     h, w = f.shape[-2:]
     parity = (torch.arange(h, device=f.device).view(-1, 1) + torch.arange(w, device=f.device)) % 2
     masks = [(parity == c).to(f.dtype) for c in (0, 1)]
+    scale = 1.0 / (gamma + 4 * lam)
+    base = gamma * f
     for _ in range(iterations):
-        rhs = gamma * f + lam * (_gx_t(dx - bx) + _gy_t(dy - by))
-        for mask in masks:
+        rhs = torch.add(base, _gx_t(dx - bx) + _gy_t(dy - by), alpha=lam)
+        for mask in masks:  # one red-black Gauss-Seidel sweep
             up = F.pad(u, (1, 1, 1, 1), mode="replicate")
             nb = up[..., :-2, 1:-1] + up[..., 2:, 1:-1] + up[..., 1:-1, :-2] + up[..., 1:-1, 2:]
-            u = mask * (rhs + lam * nb) / (gamma + 4 * lam) + (1 - mask) * u
+            u = torch.lerp(u, torch.add(rhs, nb, alpha=lam) * scale, mask)
         sx, sy = _gx(u) + bx, _gy(u) + by
-        dx = torch.sign(sx) * torch.clamp(sx.abs() - 1 / lam, min=0)
-        dy = torch.sign(sy) * torch.clamp(sy.abs() - 1 / lam, min=0)
+        dx, dy = F.softshrink(sx, 1 / lam), F.softshrink(sy, 1 / lam)
         bx, by = sx - dx, sy - dy
     return u
 
@@ -110,7 +114,7 @@ class MDDA(Defense):
         "pixel_scale": "symmetric",
         "blocks": 5,
         "gamma": 120.0,
-        "tv_iterations": 30,
+        "tv_iterations": 10,
     }
 
     def setup(self) -> None:
