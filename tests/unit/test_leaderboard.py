@@ -19,6 +19,7 @@ RESULTS = ROOT / "leaderboard" / "results"
 # Real published runs: an undefended model (two suites) and two defended runs.
 PICK = [
     "pneumoniamnist/medrdf/resnet18_pneumoniamnist_28px_s0",
+    "pneumoniamnist/defense/resnet18_pneumoniamnist_28px_s0",
     "pneumoniamnist/quick/resnet18_pneumoniamnist_28px_s0",
     "pneumoniamnist/standard/resnet18_pneumoniamnist_28px_s0",
     "pneumoniamnist/medrdf/resnet18_pneumoniamnist_28px_s0__median_filter",
@@ -39,7 +40,7 @@ def published(tmp_path: Path) -> Path:
         (root / rel).mkdir(parents=True)
         shutil.copyfile(src, root / rel / src.name)
     # An untrusted submission name, in a valid file.
-    mf = root / PICK[3]
+    mf = root / PICK[4]
     doc = json.loads(_newest(mf).read_text())
     doc["defense"]["name"] = EVIL
     doc["defense"]["authors"] = [EVIL]
@@ -63,24 +64,67 @@ def test_entries_group_suites_and_boards_rank_by_worst_case(published):
     entries = group_entries(runs)
     labels = {e.label: e for e in entries}
     assert set(labels) == {"none", "median_filter", "gaussian_smoothing"}
-    assert {r.suite for r in labels["none"].runs} == {"medrdf", "quick", "standard"}
+    assert {r.suite for r in labels["none"].runs} == {"defense", "medrdf", "quick", "standard"}
     eight = next(b for b in boards(entries) if b.kind == "linf" and b.title == "L-inf 8/255")
     by = {r.entry.label: r for r in eight.rows}
     # The undefended model is white-box evaluated and ranked; the defenses here were evaluated
     # obliviously only: listed, not ranked.
     assert by["none"].ranked and by["none"].rank == 1
     assert not by["median_filter"].ranked and by["median_filter"].rank is None
-    # The key is the lowest worst case over the entry's runs (medrdf and quick both at 8/255).
-    lows = []
+    # The key is the lowest balanced worst case over the entry's runs; the plain worst case
+    # beside it is the lowest over every run (medrdf, quick and defense all reach 8/255).
+    lows, balanced = [], []
     for run in labels["none"].runs:
-        lows += [
-            w["robust_accuracy"]["value"]
-            for w in run.worst_cases()
-            if w["norm"] == "linf" and abs(w["eps"] - 8 / 255) < 1e-9
-        ]
-    assert by["none"].key_value == min(lows)
+        for w in run.worst_cases():
+            if w["norm"] == "linf" and abs(w["eps"] - 8 / 255) < 1e-9:
+                lows.append(w["robust_accuracy"]["value"])
+                if w.get("robust_balanced_accuracy") is not None:
+                    balanced.append(w["robust_balanced_accuracy"])
+    assert len(lows) == 3 and len(balanced) == 1
+    assert by["none"].key_value == min(balanced)
+    assert by["none"].details["accuracy"] == min(lows)
+    assert by["median_filter"].details["unranked_reason"] == "evaluated only obliviously"
     corr = next(b for b in boards(entries) if b.kind == "corruptions")
     assert [r.entry.label for r in corr.rows] == ["none"] and corr.rows[0].key_value > 0
+
+
+def test_boards_rank_by_the_balanced_worst_case(tmp_path):
+    """A defense that keeps plain accuracy by answering the majority class ranks below one with
+    a higher balanced worst case; a run without the balanced figure is listed unranked."""
+    root = tmp_path / "results"
+    picks = {
+        d: f"pneumoniamnist/defense/resnet18_pneumoniamnist_28px_s0__{d}"
+        for d in ("gaussian_smoothing", "median_filter", "jpeg")
+    }
+    docs = {}
+    for d, rel in picks.items():
+        src = _newest(RESULTS / rel)
+        (root / rel).mkdir(parents=True)
+        docs[d] = (root / rel / src.name, json.loads(src.read_text()))
+
+    def worst_8(doc):
+        return next(
+            w for w in doc["worst_case_by_threat_model"]["any"] if abs(w["eps"] - 8 / 255) < 1e-9
+        )
+
+    gs, mf = worst_8(docs["gaussian_smoothing"][1]), worst_8(docs["median_filter"][1])
+    assert gs["robust_accuracy"]["value"] > mf["robust_accuracy"]["value"]
+    gs["robust_balanced_accuracy"] = mf["robust_balanced_accuracy"] / 2  # majority answers
+    for w in docs["jpeg"][1]["worst_case_by_threat_model"]["any"]:
+        w.pop("robust_balanced_accuracy")  # a run from before the balanced figure
+    for path, doc in docs.values():
+        path.write_text(json.dumps(doc))
+    runs, invalid = load_runs(root)
+    assert not invalid
+    eight = next(
+        b for b in boards(group_entries(runs)) if b.kind == "linf" and b.title == "L-inf 8/255"
+    )
+    order = [(r.entry.label, r.rank) for r in eight.rows]
+    assert order == [("median_filter", 1), ("gaussian_smoothing", 2), ("jpeg", None)]
+    jpeg = eight.rows[2]
+    assert jpeg.details["unranked_reason"].startswith("no balanced worst case")
+    assert eight.rows[1].details["accuracy"] == gs["robust_accuracy"]["value"]
+    assert eight.chance == 0.5  # two classes: a constant answer scores 50 % balanced
 
 
 def test_site_escapes_untrusted_text_and_builds_byte_identically(published, tmp_path):
