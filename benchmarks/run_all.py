@@ -15,6 +15,7 @@ FIGURES = [
     "reuse",
     "corruption_fps",
     "end_to_end",
+    "levers",
 ]
 
 
