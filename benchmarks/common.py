@@ -42,12 +42,28 @@ def peak_rss_mib() -> float:
 
 
 def git_commit() -> str:
+    """The short commit, with ``-dirty`` when the code differs from it (results files aside)."""
     try:
-        return subprocess.run(
+        head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--",
+                ".",
+                ":!leaderboard",
+                ":!benchmarks/history.jsonl",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
     except OSError:
         return "unknown"
+    return head + ("-dirty" if changed else "")
 
 
 def report(figure: str, values: dict[str, Any], *, append: bool = True) -> dict[str, Any]:
