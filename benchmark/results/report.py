@@ -421,6 +421,76 @@ def render_defense_summary(docs: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+TABLE5_ROWS = {
+    "pgd_at": "Standard (PGD-AT)",
+    "mpadvt": "MPAdvT",
+    "maadvt": "MAAdvT",
+    "trades": "TRADES",
+    "mart": "MART",
+}
+"""Xu et al. Table 5's row names of the training-time defenses, in the paper's order."""
+
+
+def _table5_pgd(doc: dict[str, Any]) -> float | None:
+    """Robust accuracy under Table 5's attack (PGD, eps 4/255, 4 steps) on the evaluated
+    model itself: the white-box cell of an undefended run, the adaptive one of a robust model."""
+    for a in doc.get("attacks", []):
+        steps = a.get("config", {}).get("params", {}).get("steps")
+        if (
+            a["attack"] == "pgd"
+            and a.get("norm") == "linf"
+            and abs(a["eps"] - 4 / 255) < 1e-9
+            and steps == 4
+            and a.get("threat_model", "white-box") in ("white-box", "adaptive")
+        ):
+            return a["metrics"]["robust_accuracy"]["value"]
+    return None
+
+
+def render_table5(docs: list[tuple[str, dict[str, Any]]]) -> str:
+    """Xu et al. Table 5, one column per dataset: "None" is the undefended model's clean
+    accuracy, "Attack" the undefended model under PGD (4/255, 4 steps), then each
+    training-time defense's robust model under the same attack, white-box (its clean accuracy
+    in brackets). A corruption run of the same model adds its mean flip probability (the paper
+    quotes MPAdvT's FP beside Table 5). ``-`` marks a model not evaluated yet."""
+    datasets: list[str] = []
+    cells: dict[tuple[str, str], dict[str, float]] = {}
+    for _, doc in docs:
+        cfg = doc["config"]
+        ds, defense = cfg["dataset"], cfg.get("defense") or "none"
+        if defense != "none" and defense not in TABLE5_ROWS:
+            continue
+        if ds not in datasets:
+            datasets.append(ds)
+        slot = cells.setdefault((ds, defense), {})
+        seq = (doc.get("corruptions") or {}).get("sequences")
+        if seq:
+            slot["mfp"] = seq["mfp"]
+        pgd = _table5_pgd(doc)
+        if pgd is not None:
+            slot["pgd"] = pgd
+            slot["clean"] = doc["metrics"]["clean"]["accuracy"]["value"]
+
+    def text(ds: str, defense: str, key: str, clean: bool) -> str:
+        slot = cells.get((ds, defense), {})
+        if key not in slot:
+            return "-"
+        out = f"{100 * slot[key]:.1f}"
+        if clean and "clean" in slot:
+            out += f" ({100 * slot['clean']:.1f})"
+        if "mfp" in slot and key == "pgd":
+            out += f"; mFP {100 * slot['mfp']:.1f}"
+        return out
+
+    lines = ["| method | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
+    lines.append("| None | " + " | ".join(text(d, "none", "clean", False) for d in datasets) + " |")
+    lines.append("| Attack | " + " | ".join(text(d, "none", "pgd", False) for d in datasets) + " |")
+    for defense, name in TABLE5_ROWS.items():
+        row = [text(d, defense, "pgd", True) for d in datasets]
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def render_defense_tables(doc: dict[str, Any], source: str) -> str:
     """One defended run in full: clean scores, the defense's configuration and cost, a row per
     attack cell and threat model (with MedRDF's vote breakdown when present), worst cases per
@@ -527,8 +597,9 @@ def update_generated_blocks(
     (:func:`render_attack_tables` per run), ``fp`` (:func:`render_fp_summary`),
     ``corruptions`` (:func:`render_corruption_tables` per run), ``defensematrix``
     (:func:`render_defense_matrix`), ``defensebalanced`` (the same with balanced accuracy),
-    ``defenses`` (:func:`render_defense_summary`) or
-    ``defensefull`` (:func:`render_defense_tables` per run).
+    ``defenses`` (:func:`render_defense_summary`),
+    ``defensefull`` (:func:`render_defense_tables` per run) or ``table5``
+    (:func:`render_table5`).
     ``GLOB`` patterns are relative to ``root`` and resolved with :func:`latest_results`;
     ``read`` loads and validates one results file. Hand-written text outside the blocks is
     kept as is. Returns the new text and the number of blocks; a block whose globs match
@@ -566,5 +637,6 @@ RENDERERS: dict[str, Callable[[list[tuple[str, dict[str, Any]]]], str]] = {
     "defensebalanced": lambda docs: render_defense_matrix(docs, balanced=True),
     "defenses": render_defense_summary,
     "defensefull": lambda docs: "\n".join(render_defense_tables(doc, src) for src, doc in docs),
+    "table5": render_table5,
 }
 """Block kind -> renderer of its (source name, results document) pairs."""

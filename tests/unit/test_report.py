@@ -203,3 +203,32 @@ def test_balanced_matrix_exposes_majority_class_answers():
     head, _, row = render_defense_matrix([("b.json", doc)], balanced=True).strip().splitlines()
     assert "worst case" not in head
     assert row.split(" | ")[3:5] == ["75.0", "50.0 / 50.0"]
+
+
+def test_table5_rows_follow_the_paper_and_take_the_white_box_pgd4_cell():
+    from benchmark.results.report import render_table5
+
+    def pgd4(acc: float, threat_model: str) -> dict[str, Any]:
+        block = _block("pgd", "pgd_eps4-255_steps4", acc, steps=4)
+        block.update(eps=4 / 255, eps_label="4/255", threat_model=threat_model)
+        return block
+
+    bare = _doc("pneumoniamnist", [pgd4(0.05, "white-box")])
+    robust = _doc("pneumoniamnist", [pgd4(0.9, "oblivious"), pgd4(0.61, "adaptive")])
+    robust["config"].update(defense="mpadvt")
+    robust["metrics"]["clean"]["accuracy"] = _metric(0.8)
+    corr = _doc("pneumoniamnist", [])
+    corr["config"].update(defense="mpadvt")
+    corr["corruptions"] = {"sequences": {"mfp": 0.031}}
+    other = _doc("breastmnist", [pgd4(0.0, "white-box")])
+    lines = (
+        render_table5([("a", bare), ("b", robust), ("c", corr), ("d", other)]).strip().splitlines()
+    )
+    assert lines[0] == "| method | pneumoniamnist | breastmnist |"
+    names = [line.split(" | ")[0].lstrip("| ") for line in lines[2:]]
+    assert names == ["None", "Attack", "Standard (PGD-AT)", "MPAdvT", "MAAdvT", "TRADES", "MART"]
+    assert lines[2] == "| None | 90.0 | 90.0 |"
+    assert lines[3] == "| Attack | 5.0 | 0.0 |"
+    # the robust model under the white-box (adaptive) attack, not the transferred one
+    assert lines[5] == "| MPAdvT | 61.0 (80.0); mFP 3.1 | - |"
+    assert lines[4] == "| Standard (PGD-AT) | - | - |"
