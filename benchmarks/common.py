@@ -41,29 +41,41 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def git_commit() -> str:
-    """The short commit, with ``-dirty`` when the code differs from it (results files aside)."""
+def _git(*args: str) -> str | None:
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        changed = subprocess.run(
-            [
-                "git",
-                "status",
-                "--porcelain",
-                "--",
-                ".",
-                ":!leaderboard",
-                ":!benchmarks/history.jsonl",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
     except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _code_state() -> str:
+    """The short commit, with ``-dirty`` when tracked code differs from it (results aside)."""
+    head = _git("rev-parse", "--short", "HEAD")
+    if not head:
         return "unknown"
-    return head + ("-dirty" if changed else "")
+    changed = _git(
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        ":!leaderboard",
+        ":!benchmarks/history.jsonl",
+    )
+    return head + ("-dirty" if changed or changed is None else "")
+
+
+_STATE_AT_START = _code_state()
+
+
+def git_commit() -> str:
+    """The code state the figures were measured on: the commit at the start of the script,
+    ``-dirty`` if the code differed from it then, or changed (edited or committed) since."""
+    now = _code_state()
+    if now != _STATE_AT_START and not _STATE_AT_START.endswith("-dirty"):
+        return _STATE_AT_START + "-dirty"
+    return _STATE_AT_START
 
 
 def report(figure: str, values: dict[str, Any], *, append: bool = True) -> dict[str, Any]:

@@ -281,21 +281,21 @@ _STRONG = {
 def linf_board(dataset: str, eps: float, entries: list[Entry]) -> Board:
     """The L-inf ``eps`` leaderboard of ``dataset``. An entry's key is its best known balanced
     worst case: the lowest, over its runs (each under its strongest threat model), of the
-    worst-case robust accuracy at ``eps`` averaged per class. Plain worst-case accuracy (the
-    lowest over the runs) is shown beside it and breaks ties.
+    worst-case robust accuracy at ``eps`` averaged per class. The plain worst-case accuracy of
+    the same run is shown beside it and breaks ties.
 
     Balanced, because the test sets are unbalanced (62.5 % pneumonia in PneumoniaMNIST): a
     defended model that answers the majority class for every attacked image keeps a high plain
-    accuracy but scores 1/K balanced. Entries whose runs predate the balanced figure are
-    listed without a rank, as are defenses evaluated only obliviously."""
+    accuracy but scores 1/K balanced. An entry with a run at ``eps`` that predates the
+    balanced figure is listed without a rank (that run might hold the lowest one), as is a
+    defense evaluated only obliviously."""
     rows: list[Row] = []
     columns: list[str] = []
     for e in entries:
         if e.dataset != dataset:
             continue
-        plain: float | None = None
-        best: tuple[float, Run, str] | None = None  # lowest balanced: value, run, threat model
-        fallback: tuple[Run, str] | None = None
+        # Per run at this eps: (balanced or None, plain, run, threat model).
+        found: list[tuple[float | None, float, Run, str]] = []
         cells: dict[str, float] = {}
         strongest = {r.strongest_threat_model() for r in e.runs}
         # An adaptive evaluation supersedes oblivious-only runs of the same entry.
@@ -309,22 +309,26 @@ def linf_board(dataset: str, eps: float, entries: list[Entry]) -> Board:
         for run in use:
             tm = run.strongest_threat_model()
             for w in run.worst_cases():
-                if w["norm"] != "linf" or abs(w["eps"] - eps) > 1e-9:
-                    continue
-                value = w["robust_accuracy"]["value"]
-                if plain is None or value < plain:
-                    plain, fallback = value, (run, tm)
-                bal = w.get("robust_balanced_accuracy")
-                if bal is not None and (best is None or bal < best[0]):
-                    best = (bal, run, tm)
+                if w["norm"] == "linf" and abs(w["eps"] - eps) < 1e-9:
+                    plain = w["robust_accuracy"]["value"]
+                    found.append((w.get("robust_balanced_accuracy"), plain, run, tm))
             for name, acc in _attack_cells(run, eps, _STRONG[tm]).items():
                 cells[name] = min(acc, cells.get(name, acc))
-        if plain is None or fallback is None:
+        if not found:
             continue
+        missing = [f for f in found if f[0] is None]
+        if missing:
+            # A run without the balanced figure might hold the lowest one: no key; the lowest
+            # plain worst case is shown and the row names the run to re-run.
+            key = None
+            run, tm = missing[0][2], missing[0][3]
+            plain = min(f[1] for f in found)
+        else:
+            # The key and the plain figure beside it come from the same run's block.
+            key, plain, run, tm = min(found, key=lambda f: (f[0], f[1]))
         for name in cells:
             if name not in columns:
                 columns.append(name)
-        run, tm = (best[1], best[2]) if best is not None else fallback
         fooling = [
             a["metrics"]["fooling_ratio"]["value"]
             for r in use
@@ -342,12 +346,14 @@ def linf_board(dataset: str, eps: float, entries: list[Entry]) -> Board:
         }
         if tm == "oblivious":
             details["unranked_reason"] = "evaluated only obliviously"
-        elif best is None:
-            details["unranked_reason"] = "no balanced worst case recorded: re-run the suite"
+        elif missing:
+            details["unranked_reason"] = (
+                f"the {run.suite} run predates the balanced worst case: re-run it"
+            )
         rows.append(
             Row(
                 e,
-                best[0] if best is not None else None,
+                key,
                 details["unranked_reason"] is None,
                 cells=cells,
                 threat_model=tm,
@@ -357,7 +363,13 @@ def linf_board(dataset: str, eps: float, entries: list[Entry]) -> Board:
         )
     _rank(rows, descending=True, tie="accuracy")
     classes = {
-        len((r.source.doc["metrics"]["clean"].get("per_class_accuracy") or {}).get("per_class", {}))
+        sum(
+            1
+            for c in (r.source.doc["metrics"]["clean"].get("per_class_accuracy") or {})
+            .get("per_class", {})
+            .values()
+            if c.get("n", 0) > 0
+        )
         for r in rows
         if r.source is not None
     } - {0}

@@ -452,14 +452,23 @@ def render_table5(docs: list[tuple[str, dict[str, Any]]]) -> str:
     accuracy, "Attack" the undefended model under PGD (4/255, 4 steps), then each
     training-time defense's robust model under the same attack, white-box (its clean accuracy
     in brackets). A corruption run of the same model adds its mean flip probability (the paper
-    quotes MPAdvT's FP beside Table 5). ``-`` marks a model not evaluated yet."""
+    quotes MPAdvT's FP beside Table 5; the undefended model's goes to the "None" row). ``-``
+    marks a model not evaluated yet. Two configurations of one defense (or two undefended
+    models) on one dataset are an error: the table has one cell for them."""
     datasets: list[str] = []
     cells: dict[tuple[str, str], dict[str, float]] = {}
-    for _, doc in docs:
+    owner: dict[tuple[str, str], str] = {}  # (dataset, defense) -> the model configuration
+    for source, doc in docs:
         cfg = doc["config"]
         ds, defense = cfg["dataset"], cfg.get("defense") or "none"
         if defense != "none" and defense not in TABLE5_ROWS:
             continue
+        config = f"{cfg['model_id']} {sorted((cfg.get('defense_params') or {}).items())}"
+        if owner.setdefault((ds, defense), config) != config:
+            raise ResultsError(
+                f"table5: {source} is a second configuration of {defense} on {ds} "
+                f"({config} vs {owner[(ds, defense)]}); narrow the block's globs to one"
+            )
         if ds not in datasets:
             datasets.append(ds)
         slot = cells.setdefault((ds, defense), {})
@@ -469,24 +478,25 @@ def render_table5(docs: list[tuple[str, dict[str, Any]]]) -> str:
         pgd = _table5_pgd(doc)
         if pgd is not None:
             slot["pgd"] = pgd
+        if pgd is not None or "clean" not in slot:
             slot["clean"] = doc["metrics"]["clean"]["accuracy"]["value"]
 
-    def text(ds: str, defense: str, key: str, clean: bool) -> str:
+    def text(ds: str, defense: str, key: str) -> str:
         slot = cells.get((ds, defense), {})
         if key not in slot:
             return "-"
         out = f"{100 * slot[key]:.1f}"
-        if clean and "clean" in slot:
+        if defense != "none" and "clean" in slot:
             out += f" ({100 * slot['clean']:.1f})"
-        if "mfp" in slot and key == "pgd":
+        if "mfp" in slot and (defense != "none" or key == "clean"):
             out += f"; mFP {100 * slot['mfp']:.1f}"
         return out
 
     lines = ["| method | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
-    lines.append("| None | " + " | ".join(text(d, "none", "clean", False) for d in datasets) + " |")
-    lines.append("| Attack | " + " | ".join(text(d, "none", "pgd", False) for d in datasets) + " |")
+    lines.append("| None | " + " | ".join(text(d, "none", "clean") for d in datasets) + " |")
+    lines.append("| Attack | " + " | ".join(text(d, "none", "pgd") for d in datasets) + " |")
     for defense, name in TABLE5_ROWS.items():
-        row = [text(d, defense, "pgd", True) for d in datasets]
+        row = [text(d, defense, "pgd") for d in datasets]
         lines.append(f"| {name} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

@@ -61,7 +61,7 @@ def _gy_t(v: Tensor) -> Tensor:
     return torch.cat([out[..., :, :-1], prev[..., :, -1:]], dim=-1)
 
 
-def tv_denoise(f: Tensor, gamma: float, iterations: int = 50, lam: float | None = None) -> Tensor:
+def tv_denoise(f: Tensor, gamma: float, iterations: int = 10, lam: float | None = None) -> Tensor:
     """Anisotropic ROF denoising, eq. 13: argmin_u sum |u_{i+1,j} - u_{i,j}| + |u_{i,j+1} -
     u_{i,j}| + gamma/2 (u - f)^2, by split Bregman (Goldstein and Osher 2009, anisotropic
     algorithm) with one red-black Gauss-Seidel sweep per iteration. Batched over any leading

@@ -227,8 +227,19 @@ def test_table5_rows_follow_the_paper_and_take_the_white_box_pgd4_cell():
     assert lines[0] == "| method | pneumoniamnist | breastmnist |"
     names = [line.split(" | ")[0].lstrip("| ") for line in lines[2:]]
     assert names == ["None", "Attack", "Standard (PGD-AT)", "MPAdvT", "MAAdvT", "TRADES", "MART"]
-    assert lines[2] == "| None | 90.0 | 90.0 |"
+    bare_corr = _doc("pneumoniamnist", [])
+    bare_corr["corruptions"] = {"sequences": {"mfp": 0.25}}
+    lines = (
+        render_table5([("a", bare), ("a2", bare_corr), ("b", robust), ("c", corr), ("d", other)])
+        .strip()
+        .splitlines()
+    )
+    assert lines[2] == "| None | 90.0; mFP 25.0 | 90.0 |"
     assert lines[3] == "| Attack | 5.0 | 0.0 |"
     # the robust model under the white-box (adaptive) attack, not the transferred one
     assert lines[5] == "| MPAdvT | 61.0 (80.0); mFP 3.1 | - |"
     assert lines[4] == "| Standard (PGD-AT) | - | - |"
+    twin = copy.deepcopy(robust)
+    twin["config"]["defense_params"] = {"steps": 3}
+    with pytest.raises(ResultsError, match="second configuration of mpadvt"):
+        render_table5([("b", robust), ("e", twin)])
