@@ -362,19 +362,15 @@ def linf_board(dataset: str, eps: float, entries: list[Entry]) -> Board:
             )
         )
     _rank(rows, descending=True, tie="accuracy")
-    classes = {
-        sum(
-            1
-            for c in (r.source.doc["metrics"]["clean"].get("per_class_accuracy") or {})
-            .get("per_class", {})
-            .values()
-            if c.get("n", 0) > 0
-        )
-        for r in rows
-        if r.source is not None
-    } - {0}
-    chance = 1.0 / max(classes) if classes else None
+    present = {_classes_present(r.source.doc) for r in rows if r.source is not None} - {0}
+    chance = 1.0 / max(present) if present else None
     return Board(dataset, "linf", eps, rows, columns, chance)
+
+
+def _classes_present(doc: dict[str, Any]) -> int:
+    """How many classes the run's test subset contains (those balanced accuracy averages)."""
+    per_class = (doc["metrics"]["clean"].get("per_class_accuracy") or {}).get("per_class", {})
+    return sum(1 for c in per_class.values() if c.get("n", 0) > 0)
 
 
 def corruption_board(dataset: str, entries: list[Entry]) -> Board | None:
