@@ -253,6 +253,11 @@ def evaluate_cmd(
     eot_samples: int = typer.Option(
         20, help="Draws per step of adaptive attacks on randomized defenses (EOT)."
     ),
+    adaptive_gradient: str = typer.Option(
+        "exact",
+        help="Adaptive pass through a differentiable purifier: exact (autograd) or bpda "
+        "(identity backward; a second adaptive run, suite <preset>-bpda).",
+    ),
     corruptions: str | None = typer.Option(
         None,
         help="A corruption preset (bench list corruption_presets) or a comma list "
@@ -326,6 +331,7 @@ def evaluate_cmd(
         defense_params=_parse_params(defense_param),
         threat_models=[t for item in threat_model for t in item.split(",") if t],
         eot_samples=eot_samples,
+        adaptive_gradient=adaptive_gradient,
     )
     tc = _train_config(dataset, arch, size, epochs, 128, 1e-3, seed, device)
     if executor not in ("local", "ray"):

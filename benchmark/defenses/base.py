@@ -177,13 +177,23 @@ class DefendedModel(nn.Module):
         defense: the defense.
         adaptive: use BPDA on the backward pass of non-differentiable preprocessing, so that
             gradient attacks see the whole pipeline (the ``adaptive`` threat model).
+        bpda_always: with ``adaptive``, use BPDA for differentiable preprocessing too (the
+            ``--adaptive-gradient bpda`` pass, for purifiers whose exact gradients are weak).
     """
 
-    def __init__(self, model: nn.Module, defense: Defense, *, adaptive: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        defense: Defense,
+        *,
+        adaptive: bool = False,
+        bpda_always: bool = False,
+    ) -> None:
         super().__init__()
         self.base = model
         self.defense = defense
         self.adaptive = adaptive
+        self.bpda_always = bpda_always
         kind = defense.meta.kind
         if kind == "wrapper":
             self.inner: nn.Module | None = defense.wrap(model)
@@ -198,7 +208,8 @@ class DefendedModel(nn.Module):
         if self.inner is not None:
             return self.inner(x)
         d = self.defense
-        if d.meta.differentiable or not (self.adaptive and torch.is_grad_enabled()):
+        exact = d.meta.differentiable and not self.bpda_always
+        if exact or not (self.adaptive and torch.is_grad_enabled()):
             x = d.purify(x)
         else:
             x = bpda(d.purify, x, getattr(d, "purify_approx", None))

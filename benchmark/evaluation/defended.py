@@ -93,14 +93,18 @@ def inference_cost(
     }
 
 
-def defense_block(sub: Any, defense: Defense, threat_models: list[str], eot: int) -> dict[str, Any]:
-    """The results JSON's ``defense`` block."""
+def defense_block(
+    sub: Any, defense: Defense, threat_models: list[str], eot: int, bpda_always: bool = False
+) -> dict[str, Any]:
+    """The results JSON's ``defense`` block (``bpda``: whether the adaptive pass used BPDA
+    through the preprocessing, because it is not differentiable or because it was asked)."""
+    preprocessing = defense.meta.kind == "preprocessing"
     return {
         **sub.record(),
         "config": defense.config(),
         "threat_models": threat_models,
         "eot_samples": eot if defense.meta.randomized else 1,
-        "bpda": not defense.meta.differentiable and defense.meta.kind == "preprocessing",
+        "bpda": preprocessing and (bpda_always or not defense.meta.differentiable),
     }
 
 

@@ -83,6 +83,12 @@ class EvaluationConfig:
         threat_models: threat models the attacks run under with a defense ("oblivious",
             "adaptive"); without a defense attacks are white-box on the model.
         eot_samples: draws per forward pass of an adaptive attack on a randomized defense.
+        adaptive_gradient: how the adaptive pass differentiates a preprocessing defense that
+            declares itself differentiable: "exact" (autograd through it) or "bpda" (the
+            identity, or its ``purify_approx``, on the backward pass; Athalye et al. 2018,
+            Sec. 4.1). Unrolled solvers such as MDDA's TV iterations can give weak exact
+            gradients; a "bpda" run is a second adaptive attack on the same entry, stored
+            under the suite ``<preset>-bpda``. Non-differentiable defenses always use BPDA.
         attacks: the attack cells to run (empty: clean evaluation only).
         suite: name of the preset the cells come from ("custom" for a list).
         n_examples: evaluate a seeded random subset of this size (None: the whole split).
@@ -103,6 +109,7 @@ class EvaluationConfig:
     defense_params: dict[str, Any] = field(default_factory=dict)
     threat_models: list[str] = field(default_factory=lambda: ["oblivious"])
     eot_samples: int = 20
+    adaptive_gradient: str = "exact"
     attacks: list[AttackCell] = field(default_factory=list)
     suite: str | None = None
     n_examples: int | None = None
@@ -147,8 +154,12 @@ _SAFE_PART = re.compile(r"^[A-Za-z0-9_.,=+\-]+$")
 
 
 def run_suite(cfg: dict[str, Any]) -> str:
-    """The suite part of a run's folder and id (see :func:`result_path`)."""
-    names = [n for n in (cfg.get("suite"), cfg.get("corruption_suite")) if n]
+    """The suite part of a run's folder and id (see :func:`result_path`): the attack preset
+    (``-bpda`` appended for a forced-BPDA adaptive pass), the corruption preset, or both."""
+    suite = cfg.get("suite")
+    if suite and cfg.get("adaptive_gradient") == "bpda":
+        suite += "-bpda"
+    names = [n for n in (suite, cfg.get("corruption_suite")) if n]
     return "+".join(names) or "clean"
 
 
@@ -211,6 +222,7 @@ class _Setup:
     context: AttackContext
     threat_models: list[str]
     mid: str
+    bpda_always: bool = False
 
 
 def _setup(
@@ -236,6 +248,7 @@ def _setup(
             )
         submission = load_submission(config.defense)
         validate_submission(submission, **config.defense_params)
+    _check_adaptive_gradient(config, submission)
     size = config.size or meta.default_size
     device = pick_device(config.device)
     # Data first: a missing or corrupt file is reported before any training or attack.
@@ -267,8 +280,10 @@ def _setup(
         defended = DefendedModel(model, defense)
         scorer = defended
         if "adaptive" in config.threat_models:
+            always = config.adaptive_gradient == "bpda"
             adaptive_model = EOTModel(
-                DefendedModel(model, defense, adaptive=True), config.eot_samples
+                DefendedModel(model, defense, adaptive=True, bpda_always=always),
+                config.eot_samples,
             )
     cells = list(config.attacks)
     if cells and config.sanity_attack:
@@ -322,13 +337,18 @@ def _setup(
         context,
         threat_models,
         mid,
+        config.adaptive_gradient == "bpda",
     )
 
 
 def _pass_key(st: _Setup, tm: str) -> tuple[dict[str, Any] | None, AttackContext]:
     """The cache-key extras and the attack context of a pass of threat model ``tm``."""
     on_defense = tm in ("adaptive", "black_box")
-    extra = _key_extra(tm, st.defense, st.adaptive_model, st.robust_sha) if on_defense else None
+    extra = (
+        _key_extra(tm, st.defense, st.adaptive_model, st.robust_sha, st.bpda_always)
+        if on_defense
+        else None
+    )
     # What an attack trains or caches in prepare() (GAP's generator) belongs to the model it
     # attacks: the defended pipeline gets its own identity, not the base model's.
     context = (
@@ -515,7 +535,13 @@ def evaluate(
     )
     defense_doc = None
     if defense is not None and defended is not None:
-        defense_doc = defense_block(submission, defense, config.threat_models, config.eot_samples)
+        defense_doc = defense_block(
+            submission,
+            defense,
+            config.threat_models,
+            config.eot_samples,
+            config.adaptive_gradient == "bpda",
+        )
         defense_doc["cost"] = inference_cost(model, defended, split, config.batch_size, config.seed)
         defense_doc["sanity_checks_threat_model"] = primary
         if cells:
@@ -679,16 +705,41 @@ def _adaptive_overrides(
 
 
 def _key_extra(
-    tm: str, defense: Any, adaptive_model: Any, robust_sha: str | None = None
+    tm: str,
+    defense: Any,
+    adaptive_model: Any,
+    robust_sha: str | None = None,
+    bpda_always: bool = False,
 ) -> dict[str, Any]:
     """What besides the attack determines examples crafted on the defended pipeline (for a
-    training-time defense: its robust model's checkpoint)."""
+    training-time defense: its robust model's checkpoint; for a forced-BPDA adaptive pass,
+    that gradient)."""
     extra: dict[str, Any] = {"defense": defense.config()}
     if tm == "adaptive":
         extra["eot"] = getattr(adaptive_model, "samples", 1)
+        if bpda_always:
+            extra["gradient"] = "bpda"
     if robust_sha is not None:
         extra["robust_model"] = robust_sha
     return extra
+
+
+def _check_adaptive_gradient(config: EvaluationConfig, submission: Any) -> None:
+    """A forced-BPDA adaptive pass needs a preprocessing defense and the adaptive threat
+    model; refused before any work otherwise."""
+    if config.adaptive_gradient not in ("exact", "bpda"):
+        raise ConfigError(
+            f"--adaptive-gradient must be exact or bpda, got {config.adaptive_gradient!r}"
+        )
+    if config.adaptive_gradient == "exact":
+        return
+    if submission is None or submission.meta.kind != "preprocessing":
+        raise ConfigError(
+            "--adaptive-gradient bpda applies to a preprocessing defense (--defense ID): "
+            "wrappers and trained models have no purifier to approximate"
+        )
+    if "adaptive" not in config.threat_models:
+        raise ConfigError("--adaptive-gradient bpda needs --threat-model adaptive")
 
 
 def _portable(config: EvaluationConfig, device: torch.device) -> EvaluationConfig:

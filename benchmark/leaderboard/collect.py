@@ -26,7 +26,7 @@ from typing import Any
 
 from benchmark.attacks.presets import eps_label
 from benchmark.errors import BenchmarkError
-from benchmark.evaluation.runner import result_path
+from benchmark.evaluation.runner import result_path, run_suite
 from benchmark.results.schema import read_result
 
 logger = logging.getLogger(__name__)
@@ -43,9 +43,7 @@ class Run:
 
     @property
     def suite(self) -> str:
-        cfg = self.doc["config"]
-        names = [n for n in (cfg.get("suite"), cfg.get("corruption_suite")) if n]
-        return "+".join(names) or "clean"
+        return run_suite(self.doc["config"])
 
     @property
     def run_id(self) -> str:

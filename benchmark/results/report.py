@@ -267,12 +267,14 @@ def render_corruption_tables(doc: dict[str, Any], source: str) -> str:
 
 
 def defense_label(doc: dict[str, Any]) -> str:
-    """Row name of a run: ``none`` undefended, else the defense id and its overrides."""
+    """Row name of a run: ``none`` undefended, else the defense id and its overrides (and
+    ``[BPDA]`` for a forced-BPDA adaptive run)."""
     cfg = doc["config"]
     if not cfg.get("defense"):
         return "none"
     extra = ", ".join(f"{k}={v}" for k, v in sorted((cfg.get("defense_params") or {}).items()))
-    return f"{cfg['defense']}" + (f" ({extra})" if extra else "")
+    bpda = " [BPDA]" if cfg.get("adaptive_gradient") == "bpda" else ""
+    return f"{cfg['defense']}" + (f" ({extra})" if extra else "") + bpda
 
 
 def _acc(block: dict[str, Any] | None, balanced: bool = False) -> str:

@@ -161,6 +161,31 @@ def test_defended_model_is_adaptive_only_when_asked():
     assert torch.equal(x.grad.flatten(), torch.tensor([1.0, 0, 0, 0]))  # BPDA identity
 
 
+def test_forced_bpda_replaces_the_exact_gradient_of_a_differentiable_purifier():
+    """``bpda_always`` (the ``--adaptive-gradient bpda`` pass): the purifier still runs
+    forward, but its backward pass is the identity instead of autograd through it."""
+    sub = read_submission(ROOT / "submissions" / "gaussian_smoothing")
+    defense = sub.build()
+    assert defense.meta.differentiable
+    base = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2, bias=False))
+    with torch.no_grad():
+        base[1].weight.zero_()
+        base[1].weight[0, 27] = 1.0  # reads one interior pixel
+    base.multi_label = False
+    x = torch.rand(1, 1, 8, 8, requires_grad=True)
+    grads = {}
+    for always in (False, True):
+        x.grad = None
+        out = DefendedModel(base, defense, adaptive=True, bpda_always=always)(x)
+        assert torch.allclose(out, base(defense.purify(x.detach())))  # same forward pass
+        out[0, 0].backward()
+        grads[always] = x.grad.clone()
+    one_hot = torch.zeros(64)
+    one_hot[27] = 1.0
+    assert torch.equal(grads[True].flatten(), one_hot)  # identity: the pixel read
+    assert grads[False].flatten()[27] < 1 and (grads[False].flatten() > 0).sum() > 1  # the blur
+
+
 def test_shared_filters():
     from benchmark.defenses.filters import gaussian_blur, median_filter
 

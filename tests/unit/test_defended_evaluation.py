@@ -66,6 +66,37 @@ def test_oblivious_reuses_the_undefended_examples_and_adaptive_is_stronger(
     assert by_tm["any"][0]["robust_accuracy"]["value"] <= min(obl_acc, ada_acc)
 
 
+def test_a_forced_bpda_adaptive_run_is_a_second_run_of_the_same_entry(
+    tiny_models, shared_data, tmp_path
+):
+    """``adaptive_gradient="bpda"`` crafts new adaptive examples (its own cache key), is stored
+    under the suite ``custom-bpda`` beside the exact-gradient run, and says so in its record."""
+    from benchmark.errors import ConfigError
+    from benchmark.leaderboard.collect import group_entries, load_runs
+
+    smoothing = str(ROOT / "submissions" / "gaussian_smoothing")
+    common = dict(defense=smoothing, threat_models=["oblivious", "adaptive"])
+    exact, exact_path = _run(tiny_models, shared_data, tmp_path / "c", **common)
+    doc, path = _run(tiny_models, shared_data, tmp_path / "c", adaptive_gradient="bpda", **common)
+    assert exact_path.parts[-3] == "custom" and path.parts[-3] == "custom-bpda"
+    assert path.parent.name == exact_path.parent.name
+    assert doc["config"]["adaptive_gradient"] == "bpda" and doc["defense"]["bpda"]
+    assert not exact["defense"]["bpda"]
+    obl, ada = doc["attacks"]
+    assert obl["timing"]["cached"] and not ada["timing"]["cached"]
+    assert ada["perturbation"] != exact["attacks"][1]["perturbation"]
+    runs, invalid = load_runs(path.parents[3])
+    assert not invalid
+    (entry,) = group_entries(runs)
+    assert sorted(r.suite for r in entry.runs) == ["custom", "custom-bpda"]
+    with pytest.raises(ConfigError, match="needs --threat-model adaptive"):
+        _run(tiny_models, shared_data, tmp_path / "c", defense=smoothing, adaptive_gradient="bpda")
+    with pytest.raises(ConfigError, match="applies to a preprocessing defense"):
+        _run(tiny_models, shared_data, tmp_path / "c", adaptive_gradient="bpda")
+    with pytest.raises(ConfigError, match="must be exact or bpda"):
+        _run(tiny_models, shared_data, tmp_path / "c", adaptive_gradient="approx", **common)
+
+
 def test_query_attacks_on_a_defense_are_black_box_on_the_deployed_pipeline(
     tiny_models, shared_data, tmp_path
 ):
