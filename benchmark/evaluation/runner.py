@@ -249,6 +249,7 @@ def _setup(
         submission = load_submission(config.defense)
         validate_submission(submission, **config.defense_params)
     _check_adaptive_gradient(config, submission)
+    bpda_always = config.adaptive_gradient == "bpda"
     size = config.size or meta.default_size
     device = pick_device(config.device)
     # Data first: a missing or corrupt file is reported before any training or attack.
@@ -280,9 +281,8 @@ def _setup(
         defended = DefendedModel(model, defense)
         scorer = defended
         if "adaptive" in config.threat_models:
-            always = config.adaptive_gradient == "bpda"
             adaptive_model = EOTModel(
-                DefendedModel(model, defense, adaptive=True, bpda_always=always),
+                DefendedModel(model, defense, adaptive=True, bpda_always=bpda_always),
                 config.eot_samples,
             )
     cells = list(config.attacks)
@@ -337,7 +337,7 @@ def _setup(
         context,
         threat_models,
         mid,
-        config.adaptive_gradient == "bpda",
+        bpda_always,
     )
 
 
@@ -540,7 +540,7 @@ def evaluate(
             defense,
             config.threat_models,
             config.eot_samples,
-            config.adaptive_gradient == "bpda",
+            st.bpda_always,
         )
         defense_doc["cost"] = inference_cost(model, defended, split, config.batch_size, config.seed)
         defense_doc["sanity_checks_threat_model"] = primary
