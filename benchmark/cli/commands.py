@@ -148,9 +148,15 @@ def train_cmd(
     init_from: str | None = typer.Option(
         None, help="Zoo id whose weights start the training (adversarial fine-tuning)."
     ),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Start afresh instead of resuming an interrupted run."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the model card as JSON."),
 ) -> None:
-    """Train a model (MedMNIST v2 recipe, or a training-time defense) into the model zoo."""
+    """Train a model (MedMNIST v2 recipe, or a training-time defense) into the model zoo.
+
+    An interrupted run resumes at its last finished epoch when started again with the same
+    options (its state is kept in the zoo's .partial/ folder); --fresh starts over."""
     from benchmark.attacks.presets import parse_eps
     from benchmark.models.zoo import ModelZoo
     from benchmark.training import train_model
@@ -161,7 +167,9 @@ def train_cmd(
     config.selection, config.select_eps = select, parse_eps(select_eps)
     config.select_steps = select_steps
     config.init_from = init_from
-    entry = train_model(config, data_dir=data_dir, download=download, zoo=ModelZoo(zoo))
+    entry = train_model(
+        config, data_dir=data_dir, download=download, zoo=ModelZoo(zoo), resume=not fresh
+    )
     card = entry.card
     if as_json:
         typer.echo(json.dumps(card, indent=2))

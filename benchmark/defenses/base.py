@@ -108,6 +108,15 @@ class Defense:
             self._generators[key] = torch.Generator(device=device).manual_seed(self.seed)
         return self._generators[key]
 
+    def rng_state(self) -> dict[str, torch.Tensor]:
+        """The state of every random stream used so far, by device (for resumable training)."""
+        return {key: gen.get_state() for key, gen in self._generators.items()}
+
+    def set_rng_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore streams saved by :meth:`rng_state`."""
+        for key, value in state.items():
+            self.generator(key).set_state(value)
+
     # -- hooks --------------------------------------------------------------------------------
     def purify(self, x: Tensor) -> Tensor:
         """Preprocessing hook: float32 NCHW in [0, 1] -> same shape, in [0, 1]."""

@@ -10,6 +10,8 @@ model only. Runs are deterministic under a seed on CPU.
 from __future__ import annotations
 
 import copy
+import io
+import json
 import logging
 import sys
 import time
@@ -33,6 +35,7 @@ from benchmark.models.base import ImageClassifier, build_model
 from benchmark.models.inference import predict
 from benchmark.models.zoo import ModelZoo, ZooEntry, model_id
 from benchmark.paths import params_slug
+from benchmark.results.io import atomic_write_bytes
 from benchmark.results.provenance import environment, git_commit, utc_now
 
 logger = logging.getLogger(__name__)
@@ -185,6 +188,41 @@ def defense_tag(defense: str, params: dict[str, Any]) -> str:
     return f"{defense}_{params_slug(params)}" if params else defense
 
 
+PARTIAL_DIR = ".partial"
+"""Zoo sub-folder of the end-of-epoch states of unfinished training runs."""
+
+
+def partial_path(zoo: ModelZoo, mid: str) -> Path:
+    """Where the unfinished run of model ``mid`` keeps its last end-of-epoch state."""
+    return zoo.root / PARTIAL_DIR / f"{mid}.pt"
+
+
+def _save_partial(path: Path, state: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_partial(path: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The saved state of an interrupted run with the same fingerprint, else None (a
+    different recipe, different data or an unreadable file start the run afresh)."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unreadable file: start afresh
+        logger.warning("ignoring unreadable partial training state %s (%s)", path, exc)
+        return None
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
+        logger.warning(
+            "ignoring the partial training state %s: it is of a different recipe, data or "
+            "starting model; this run starts afresh and replaces it",
+            path,
+        )
+        return None
+    return state
+
+
 def train_model(
     config: TrainConfig,
     *,
@@ -192,8 +230,15 @@ def train_model(
     download: bool = False,
     zoo: ModelZoo | None = None,
     progress: bool | None = None,
+    resume: bool = True,
 ) -> ZooEntry:
     """Train per ``config``, keep the best-validation model, and save it with its card.
+
+    After every epoch the run's whole state (weights, optimizer, learning-rate schedule, the
+    data-order, global and defense random streams, the history and the best model so far) is
+    written atomically under the zoo's ``.partial/`` folder. A run interrupted between epochs
+    resumes from there when started again with the same recipe and data, and ends with the
+    same weights as an uninterrupted run (on CPU); the card lists the epochs it resumed at.
 
     Args:
         config: the run's settings.
@@ -201,6 +246,7 @@ def train_model(
         download: let MedMNIST download a missing file.
         zoo: destination zoo (default: ``ModelZoo()``).
         progress: show a progress bar (default: only on a terminal).
+        resume: continue an interrupted run of the same recipe (False: start afresh).
 
     Returns:
         The zoo entry of the saved model.
@@ -251,12 +297,52 @@ def train_model(
     best: tuple[float, float] = (-1.0, -1.0)
     best_state: dict[str, torch.Tensor] | None = None
     best_epoch = 0
-    start = time.perf_counter()
+    resumed: list[dict[str, Any]] = []
+    first_epoch, elapsed = 1, 0.0
+    tag = defense_tag(sub.id, config.defense_params) if sub is not None else None
+    mid = model_id(config.arch, config.dataset, size, config.seed, tag)
+    partial = partial_path(zoo, mid)
+    fingerprint = json.dumps(
+        {
+            "config": {k: v for k, v in asdict(config).items() if k != "device"},
+            "size": size,
+            "data": {s: sp.sha256 for s, sp in splits.items()},
+            "init": init,
+            "defense": defense.params if defense is not None else None,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    saved = _load_partial(partial, fingerprint) if resume else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        model = model.to(memory_format=memory_format)
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.last_epoch = int(saved["epoch"])
+        scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        if device.type == "cuda" and "cuda_rng" in saved:
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
+        if defense is not None:
+            defense.set_rng_state(saved["defense_rng"])
+        history, best_epoch = list(saved["history"]), int(saved["best_epoch"])
+        best, best_state = tuple(saved["best"]), saved["best_state"]
+        resumed = [*saved["resumed"], {"epoch": int(saved["epoch"]) + 1, "git": git}]
+        first_epoch, elapsed = int(saved["epoch"]) + 1, float(saved["seconds"])
+        logger.info(
+            "resuming %s at epoch %d of %d from %s", mid, first_epoch, config.epochs, partial
+        )
+    start = time.perf_counter() - elapsed
     steps = (len(train) + config.batch_size - 1) // config.batch_size
     with tqdm(
-        total=config.epochs * steps, disable=not show, desc=f"train {config.arch}", unit="batch"
+        total=config.epochs * steps,
+        initial=(first_epoch - 1) * steps,
+        disable=not show,
+        desc=f"train {config.arch}",
+        unit="batch",
     ) as bar:
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(first_epoch, config.epochs + 1):
             model.train()
             order = torch.randperm(len(train), generator=generator)
             total, count = 0.0, 0
@@ -298,6 +384,30 @@ def train_model(
             if key > best:
                 best, best_epoch = key, epoch
                 best_state = copy.deepcopy(model.state_dict())
+            if epoch < config.epochs:
+                _save_partial(
+                    partial,
+                    {
+                        "fingerprint": fingerprint,
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "generator": generator.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                        **(
+                            {"cuda_rng": torch.cuda.get_rng_state(device)}
+                            if device.type == "cuda"
+                            else {}
+                        ),
+                        "defense_rng": defense.rng_state() if defense is not None else {},
+                        "history": history,
+                        "best": list(best),
+                        "best_epoch": best_epoch,
+                        "best_state": best_state,
+                        "resumed": resumed,
+                        "seconds": time.perf_counter() - start,
+                    },
+                )
     train_seconds = time.perf_counter() - start
     assert best_state is not None
     model.load_state_dict(best_state)
@@ -327,9 +437,8 @@ def train_model(
         augmentation="none",
         init=init or "random",
     )
-    tag = defense_tag(sub.id, config.defense_params) if sub is not None else None
     card = {
-        "model_id": model_id(config.arch, config.dataset, size, config.seed, tag),
+        "model_id": mid,
         "dataset": config.dataset,
         "arch": config.arch,
         "defense": (
@@ -356,6 +465,7 @@ def train_model(
         "history": history,
         "training_time_seconds": train_seconds,
         "training_time_hours": train_seconds / 3600.0,
+        "resumed": resumed,
         "data": {
             s: {"sha256": sp.sha256, "n": len(sp), "source": Path(sp.source_path).name}
             for s, sp in splits.items()
@@ -366,6 +476,7 @@ def train_model(
         "created_at": utc_now(),
     }
     entry = zoo.save(model.cpu(), card)
+    partial.unlink(missing_ok=True)
     logger.info(
         "trained %s in %.1f s: test acc %.4f auc %.4f",
         card["model_id"],

@@ -41,3 +41,62 @@ def test_invalid_recipe_values_are_refused():
         train_model(TrainConfig(dataset="breastmnist", arch="tiny_cnn", batch_size=0))
     with pytest.raises(ConfigError, match="--lr must be > 0"):
         train_model(TrainConfig(dataset="breastmnist", arch="tiny_cnn", lr=0))
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(shared_data, tmp_path, monkeypatch):
+    """Interrupted after epoch 1 (in epoch 2's validation), then started again: the run
+    resumes from its end-of-epoch state (weights, Adam, schedule, data order and MPAdvT's own
+    random stream) and ends bit-identical to an uninterrupted run; a changed recipe or a
+    corrupt state file starts afresh instead."""
+    import benchmark.training.trainer as trainer
+    from benchmark.training.trainer import partial_path
+
+    def config() -> TrainConfig:
+        cfg = TrainConfig(
+            dataset="breastmnist", arch="tiny_cnn", epochs=3, batch_size=128, defense="mpadvt"
+        )
+        cfg.milestones = (0.5,)  # an lr decay after epoch 1: the schedule must resume too
+        return cfg
+
+    run = {"data_dir": shared_data}
+    whole = train_model(config(), zoo=ModelZoo(tmp_path / "a"), **run)
+    assert whole.card["resumed"] == []
+    assert not partial_path(ModelZoo(tmp_path / "a"), whole.model_id).exists()
+
+    zoo = ModelZoo(tmp_path / "b")
+    real_val = trainer._val_scores
+    calls = {"n": 0}
+
+    def crash_in_epoch_two(model, split):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_val(model, split)
+
+    monkeypatch.setattr(trainer, "_val_scores", crash_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(config(), zoo=zoo, **run)
+    partial = partial_path(zoo, whole.model_id)
+    assert partial.is_file() and not zoo.exists(whole.model_id)
+    resumed = train_model(config(), zoo=zoo, **run)
+    assert [r["epoch"] for r in resumed.card["resumed"]] == [2]
+    assert [h["epoch"] for h in resumed.card["history"]] == [1, 2, 3]
+    assert resumed.card["checkpoint"]["sha256"] == whole.card["checkpoint"]["sha256"]
+    assert resumed.card["history"][-1]["train_loss"] == whole.card["history"][-1]["train_loss"]
+    assert not partial.exists()
+
+    # a stale state (another recipe) and an unreadable one are not used
+    calls["n"] = 0
+    with pytest.raises(KeyboardInterrupt):
+        train_model(config(), zoo=zoo, **run)
+    other = config()
+    other.lr = 5e-4
+    fresh = train_model(other, zoo=zoo, **run)
+    assert fresh.card["resumed"] == [] and not partial.exists()
+    calls["n"] = 0
+    with pytest.raises(KeyboardInterrupt):
+        train_model(config(), zoo=zoo, **run)
+    partial.write_bytes(b"not a torch file")
+    again = train_model(config(), zoo=zoo, **run)
+    assert again.card["resumed"] == []
+    assert again.card["checkpoint"]["sha256"] == whole.card["checkpoint"]["sha256"]
