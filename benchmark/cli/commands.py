@@ -97,6 +97,20 @@ def info_cmd(
             typer.echo(f"  {key}: {value}")
 
 
+def _batch_size(text: str) -> int | str:
+    """``--batch-size``: a positive integer or ``auto``."""
+    text = text.strip().lower()
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"--batch-size must be a positive integer or auto, got '{text}'")
+    return value
+
+
 def _train_config(
     dataset: str,
     arch: str,
@@ -280,7 +294,11 @@ def evaluate_cmd(
     size: int | None = typer.Option(None, help="Image size (default: the dataset's)."),
     split: str = typer.Option("test", help="Split to score: test | val | train."),
     seed: int = typer.Option(0, help="Seed of the model, the subset, the attacks and the CIs."),
-    batch_size: int = typer.Option(256, help="Inference and attack batch size."),
+    batch_size: str = typer.Option(
+        "256",
+        help="Inference and attack batch size, or auto: the largest that fits the free memory "
+        "(a size that does not fit is refused before any work).",
+    ),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N]."),
     data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
     download: bool = typer.Option(False, "--download", help="Download a missing MedMNIST file."),
@@ -326,7 +344,7 @@ def evaluate_cmd(
         size=size,
         split=split,
         seed=seed,
-        batch_size=batch_size,
+        batch_size=_batch_size(batch_size),
         device=device,
         attacks=cells,
         suite=suite,

@@ -81,6 +81,28 @@ def build_cells(
     ]
 
 
+def craft_key(
+    model_sha256: str,
+    split: ImageSplit,
+    indices: torch.Tensor,
+    attack: Attack,
+    batch_size: int,
+    key_extra: dict[str, Any] | None = None,
+) -> str:
+    """The cache key of an attack cell's examples: the attacked model, the data and the
+    subset, the attack's full configuration, the batch size (it fixes the per-batch seeds)
+    and, for an attack on a defense, what else determines the examples."""
+    return cache_key(
+        model=model_sha256,
+        data=split.sha256,
+        split=split.split,
+        indices=indices_digest(indices),
+        attack=attack.config(),
+        batch_size=batch_size,
+        **(key_extra or {}),
+    )
+
+
 def craft_cell(
     model: ImageClassifier,
     split: ImageSplit,
@@ -104,15 +126,7 @@ def craft_cell(
     what else determines the examples (the defense and threat model of an adaptive attack) to
     the cache key; an oblivious attack leaves it out and shares the undefended run's examples.
     """
-    key = cache_key(
-        model=model_sha256,
-        data=split.sha256,
-        split=split.split,
-        indices=indices_digest(indices),
-        attack=attack.config(),
-        batch_size=batch_size,
-        **(key_extra or {}),
-    )
+    key = craft_key(model_sha256, split, indices, attack, batch_size, key_extra)
     shape = (len(split), *split.images.shape[1:])
     x_adv = cache.load(key, shape)
     if x_adv is not None:

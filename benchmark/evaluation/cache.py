@@ -62,6 +62,10 @@ class AdversarialCache:
         """File of ``key`` (two-level fan-out)."""
         return self.root / key[:2] / f"{key}.pt"
 
+    def has(self, key: str) -> bool:
+        """Whether a file for ``key`` exists (enabled cache only; not read or verified)."""
+        return self.enabled and self.path(key).is_file()
+
     def load(self, key: str, shape: tuple[int, ...]) -> torch.Tensor | None:
         """The cached tensor for ``key`` if present, readable and of ``shape``."""
         if not self.enabled:

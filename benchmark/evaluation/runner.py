@@ -36,6 +36,7 @@ from benchmark.evaluation.adversarial import (
     build_cells,
     cell_block,
     craft_cell,
+    craft_key,
     random_noise_predictions,
     run_cell,
 )
@@ -46,6 +47,15 @@ from benchmark.evaluation.defended import (
     apply_votes,
     defense_block,
     inference_cost,
+)
+from benchmark.evaluation.memory import (
+    AUTO_BATCHES,
+    HEADROOM,
+    available_bytes,
+    fitting_batch,
+    gib,
+    graph_bytes_per_image,
+    plan_bytes,
 )
 from benchmark.evaluation.sanity import LARGE_EPS, oblivious_vs_adaptive, run_checks
 from benchmark.metrics.adversarial import (
@@ -76,7 +86,10 @@ class EvaluationConfig:
         size: image size (default: the dataset's default).
         split: the split scored (``test`` for reported numbers).
         seed: seed of the model to load, the subset, the attacks and the bootstrap CIs.
-        batch_size: inference and attack batch size.
+        batch_size: inference and attack batch size, or "auto": the largest of 256, 128, ...
+            whose attack passes fit in the free memory (measured on a probe batch before any
+            work; the resolved number is recorded). A number that would not fit is refused
+            before any work, naming one that does (see ``benchmark/evaluation/memory.py``).
         device: "auto", "cpu" or "cuda[:N]".
         defense: submission id or folder of the defense to evaluate (None: undefended).
         defense_params: parameter overrides of the defense.
@@ -103,7 +116,7 @@ class EvaluationConfig:
     size: int | None = None
     split: str = "test"
     seed: int = 0
-    batch_size: int = 256
+    batch_size: int | str = 256
     device: str = "auto"
     defense: str | None = None
     defense_params: dict[str, Any] = field(default_factory=dict)
@@ -236,6 +249,9 @@ def _setup(
     progress: bool | None,
 ) -> _Setup:
     """Load and validate the defense, the data, the model(s); build every attack pass."""
+    bs = config.batch_size
+    if bs != "auto" and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
+        raise ConfigError(f"--batch-size must be a positive integer or auto, got {bs!r}")
     meta = DATASETS.get(config.dataset).meta
     MODELS.get(config.arch)
     submission = None
@@ -341,6 +357,49 @@ def _setup(
     )
 
 
+def plan_batch_size(config: EvaluationConfig, st: _Setup, cache: AdversarialCache) -> Any:
+    """``config`` with its batch size checked against the memory its attack passes need.
+
+    The autograd graph per image of every distinct attacked module of a pass still to craft is
+    measured on a probe batch of two test images (:mod:`benchmark.evaluation.memory`). "auto"
+    resolves to the largest batch that fits; a number that does not fit raises
+    :class:`ConfigError` naming one that does. Passes already in the cache need no memory."""
+    auto = config.batch_size == "auto"
+    free = available_bytes(st.device)
+    modules: dict[int, torch.nn.Module] = {}
+    for tm, _, attack, attacked in st.passes:
+        if not auto:
+            extra, _ = _pass_key(st, tm)
+            key = craft_key(st.model_sha, st.split, st.indices, attack, config.batch_size, extra)
+            if cache.has(key):
+                continue
+        modules.setdefault(id(attacked), attacked)
+    if not modules or free is None:
+        return replace(config, batch_size=AUTO_BATCHES[0]) if auto else config
+    x, _ = next(iter(st.split.batches(2, device=st.device)))
+    per_image = max(graph_bytes_per_image(m, x) for m in modules.values())
+    if auto:
+        batch = fitting_batch(per_image, free)
+        logger.info(
+            "--batch-size auto: %d (attack graph %s per image, %s free)",
+            batch,
+            gib(per_image),
+            gib(free),
+        )
+        return replace(config, batch_size=batch)
+    batch = int(config.batch_size)
+    need = plan_bytes(per_image, batch)
+    if need > HEADROOM * free:
+        halvings = tuple(b for b in AUTO_BATCHES if b < batch)
+        fit = fitting_batch(per_image, free, halvings or (1,))
+        raise ConfigError(
+            f"the attack passes need about {gib(need)} at --batch-size {batch} (the autograd "
+            f"graph of {gib(per_image)} per image) and {gib(free)} of memory is free; pass "
+            f"--batch-size {fit} (about {gib(plan_bytes(per_image, fit))}) or --batch-size auto"
+        )
+    return config
+
+
 def _pass_key(st: _Setup, tm: str) -> tuple[dict[str, Any] | None, AttackContext]:
     """The cache-key extras and the attack context of a pass of threat model ``tm``."""
     on_defense = tm in ("adaptive", "black_box")
@@ -433,6 +492,7 @@ def evaluate(
     if executor is not None and not cache.enabled:
         raise ConfigError("an executor hands attack work over through the cache: enable it")
     st = _setup(config, data_dir, zoo, cache, download, train_if_missing, train_config, progress)
+    config = plan_batch_size(config, st, cache)
     submission, defense, defended = st.submission, st.defense, st.defended
     model, entry, deployed, model_sha, robust_sha = (
         st.model,
