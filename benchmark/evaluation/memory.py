@@ -2,17 +2,29 @@
 
 An attack that differentiates through a defense keeps the autograd graph of the whole pipeline:
 MDDA's unrolled TV iterations times the EOT draws hold tens of megabytes per image, and a batch
-of 256 exhausted 24 GiB (the process was killed after 40 minutes of work). This module measures
-the graph of one forward pass on a probe batch (the bytes of every tensor autograd saves for the
-backward pass, each storage counted once), scales it to the batch, and compares it with the
-memory the device has free. The evaluation refuses a batch that would not fit before any work,
-naming the largest one that does; ``--batch-size auto`` takes that one.
+of 100 RGB images was killed at 19 GiB resident after 40 minutes of work. This module measures
+the graph of one forward pass on a probe batch (the bytes of every tensor autograd saves for
+the backward pass, each storage counted once, the weights and the input left out), scales it
+to the batch, and compares it with the memory the device has free.
+
+What is resident is more than the graph. On this machine (peak RSS growth of one forward and
+backward pass on the CPU) it was 1.5x the graph for the bare ResNet-18, 1.15x for MedRDF's
+smoothed classifier, and 2.8x for the adaptive MDDA pipeline with EOT-4: glibc's dynamic mmap
+threshold rises as large blocks are freed, later blocks come from the heap, and the heap
+fragments. With the threshold fixed at 64 KiB (large blocks mmap'd and returned on free) the
+MDDA pass needs 1.1x its graph, at some speed cost (fresh pages; 5-50 % slower in a run under
+load). So a batch is planned at ``FRAGMENTED`` times its graph; where that does not fit but
+``COMPACT`` times does, the allocator is switched to the fixed threshold for the rest of the
+process (the numbers do not change); where neither fits, the evaluation refuses before any
+work, naming the largest batch that fits. ``--batch-size auto`` takes the largest batch that
+fits without the switch.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,12 +34,16 @@ logger = logging.getLogger(__name__)
 HEADROOM = 0.85
 """Share of the free memory an attack pass may plan to use."""
 
-GRAPH_FACTOR = 3.0
-"""Peak resident memory of a forward and backward pass over the saved-tensor bytes: the
-backward pass's gradients, intermediates alive beside the saved ones and the allocator's
-slack. Measured on this machine (peak RSS growth of one forward + backward, CPU): 1.5x for the
-bare ResNet-18 at batch 256, 2.8x for the adaptive MDDA pipeline with EOT-4 at batches 16 and
-48; the MDDA pass at batch 256, planned at 20.7 GiB this way, was killed at 19 GiB resident."""
+FRAGMENTED = 3.0
+"""Planned resident memory over the graph with glibc's default (dynamic) mmap threshold."""
+
+COMPACT = 1.5
+"""Planned resident memory over the graph with the mmap threshold fixed (and on CUDA)."""
+
+MMAP_THRESHOLD = 64 * 1024
+"""The fixed glibc mmap threshold of the compact mode, in bytes."""
+
+_compact = False
 
 AUTO_BATCHES = (256, 128, 64, 32, 16, 8, 4, 2, 1)
 """Batch sizes ``--batch-size auto`` chooses from: the default first, then halving."""
@@ -85,17 +101,51 @@ def graph_bytes_per_image(module: nn.Module, x: torch.Tensor) -> int:
     return -(-sum(seen.values()) // len(x))  # ceil
 
 
-def plan_bytes(per_image: int, batch_size: int) -> int:
-    """Planned peak of an attack pass at ``batch_size``: ``GRAPH_FACTOR`` times its graph."""
-    return int(GRAPH_FACTOR * per_image * batch_size)
+def plan_bytes(per_image: int, batch_size: int, factor: float = FRAGMENTED) -> int:
+    """Planned peak of an attack pass at ``batch_size``: ``factor`` times its graph."""
+    return int(factor * per_image * batch_size)
 
 
-def fitting_batch(per_image: int, free: int, candidates: tuple[int, ...] = AUTO_BATCHES) -> int:
+def fitting_batch(
+    per_image: int,
+    free: int,
+    candidates: tuple[int, ...] = AUTO_BATCHES,
+    factor: float = FRAGMENTED,
+) -> int:
     """The largest candidate batch whose plan fits in ``HEADROOM`` of ``free`` (at least 1)."""
     for b in candidates:
-        if plan_bytes(per_image, b) <= HEADROOM * free:
+        if plan_bytes(per_image, b, factor) <= HEADROOM * free:
             return b
     return 1
+
+
+def _libc() -> Any:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
+def compact_available() -> bool:
+    """Whether the allocator can be switched (glibc)."""
+    return _libc() is not None
+
+
+def compact_allocator() -> bool:
+    """Fix glibc's mmap threshold at ``MMAP_THRESHOLD`` for the rest of the process (large
+    blocks are then mmap'd and returned to the system on free). False where it cannot be done
+    (not glibc); idempotent."""
+    global _compact
+    if _compact:
+        return True
+    libc = _libc()
+    if libc is None:
+        return False
+    _compact = bool(libc.mallopt(-3, MMAP_THRESHOLD))  # M_MMAP_THRESHOLD
+    return _compact
 
 
 def gib(n: float) -> str:

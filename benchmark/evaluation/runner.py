@@ -50,8 +50,12 @@ from benchmark.evaluation.defended import (
 )
 from benchmark.evaluation.memory import (
     AUTO_BATCHES,
+    COMPACT,
+    FRAGMENTED,
     HEADROOM,
     available_bytes,
+    compact_allocator,
+    compact_available,
     fitting_batch,
     gib,
     graph_bytes_per_image,
@@ -362,7 +366,8 @@ def plan_batch_size(config: EvaluationConfig, st: _Setup, cache: AdversarialCach
 
     The autograd graph per image of every distinct attacked module of a pass still to craft is
     measured on a probe batch of two test images (:mod:`benchmark.evaluation.memory`). "auto"
-    resolves to the largest batch that fits; a number that does not fit raises
+    resolves to the largest batch that fits; a number that fits only with glibc's mmap
+    threshold fixed switches the allocator; one that does not fit raises
     :class:`ConfigError` naming one that does. Passes already in the cache need no memory."""
     auto = config.batch_size == "auto"
     free = available_bytes(st.device)
@@ -378,8 +383,10 @@ def plan_batch_size(config: EvaluationConfig, st: _Setup, cache: AdversarialCach
         return replace(config, batch_size=AUTO_BATCHES[0]) if auto else config
     x, _ = next(iter(st.split.batches(2, device=st.device)))
     per_image = max(graph_bytes_per_image(m, x) for m in modules.values())
+    n = len(st.split)
+    factor = FRAGMENTED if st.device.type == "cpu" else COMPACT
     if auto:
-        batch = fitting_batch(per_image, free)
+        batch = fitting_batch(per_image, free, factor=factor)
         logger.info(
             "--batch-size auto: %d (attack graph %s per image, %s free)",
             batch,
@@ -388,16 +395,28 @@ def plan_batch_size(config: EvaluationConfig, st: _Setup, cache: AdversarialCach
         )
         return replace(config, batch_size=batch)
     batch = int(config.batch_size)
-    need = plan_bytes(per_image, batch)
-    if need > HEADROOM * free:
-        halvings = tuple(b for b in AUTO_BATCHES if b < batch)
-        fit = fitting_batch(per_image, free, halvings or (1,))
-        raise ConfigError(
-            f"the attack passes need about {gib(need)} at --batch-size {batch} (the autograd "
-            f"graph of {gib(per_image)} per image) and {gib(free)} of memory is free; pass "
-            f"--batch-size {fit} (about {gib(plan_bytes(per_image, fit))}) or --batch-size auto"
+    need = plan_bytes(per_image, min(batch, n), factor)
+    if need <= HEADROOM * free:
+        return config
+    compactable = factor == FRAGMENTED and compact_available()
+    if compactable and plan_bytes(per_image, min(batch, n), COMPACT) <= HEADROOM * free:
+        compact_allocator()
+        logger.info(
+            "memory is tight (attack graph %s per image at batch %d, %s free): large blocks "
+            "are now mmap'd and returned on free (glibc mmap threshold fixed)",
+            gib(per_image),
+            min(batch, n),
+            gib(free),
         )
-    return config
+        return config
+    best = COMPACT if compactable else factor
+    halvings = tuple(b for b in AUTO_BATCHES if b < min(batch, n))
+    fit = fitting_batch(per_image, free, halvings or (1,), best)
+    raise ConfigError(
+        f"the attack passes need about {gib(need)} at --batch-size {batch} (the autograd "
+        f"graph of {gib(per_image)} per image) and {gib(free)} of memory is free; pass "
+        f"--batch-size {fit} or --batch-size auto"
+    )
 
 
 def _pass_key(st: _Setup, tm: str) -> tuple[dict[str, Any] | None, AttackContext]:

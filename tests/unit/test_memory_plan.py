@@ -13,7 +13,8 @@ from benchmark.errors import ConfigError
 from benchmark.evaluation import EvaluationConfig, evaluate
 from benchmark.evaluation.cache import AdversarialCache
 from benchmark.evaluation.memory import (
-    GRAPH_FACTOR,
+    COMPACT,
+    FRAGMENTED,
     HEADROOM,
     fitting_batch,
     graph_bytes_per_image,
@@ -60,7 +61,8 @@ def test_fitting_batch_halves_until_the_plan_fits():
     assert fitting_batch(per_image, free) == 64
     assert fitting_batch(per_image, 2 * free) == 128
     assert fitting_batch(per_image, 1) == 1
-    assert plan_bytes(per_image, 2) == int(GRAPH_FACTOR * per_image * 2)
+    assert plan_bytes(per_image, 2) == int(FRAGMENTED * per_image * 2)
+    assert fitting_batch(per_image, free, factor=COMPACT) == 128  # 1.5x of 128 < 3x of 64 + 1
 
 
 def _config(**kw):
@@ -82,20 +84,40 @@ def test_batch_that_does_not_fit_is_refused_and_auto_picks_one_that_does(
     import benchmark.evaluation.runner as runner
 
     run = {"data_dir": shared_data, "zoo": tiny_models["zoo"], "out_dir": tmp_path / "out"}
-    model = tiny_models["breastmnist"]
-    per_image = graph_bytes_per_image(model, torch.rand(2, 1, 28, 28))
-    free = int(plan_bytes(per_image, 16) / HEADROOM) + 1  # room for a batch of 16, not 32
+    per_image = graph_bytes_per_image(tiny_models["breastmnist"], torch.rand(2, 1, 28, 28))
+    switched = []
+    monkeypatch.setattr(runner, "compact_available", lambda: True)
+    monkeypatch.setattr(runner, "compact_allocator", lambda: switched.append(1) or True)
+    # room for 8 images as the default allocator fragments, 16 with the mmap threshold fixed
+    free = int(plan_bytes(per_image, 8) / HEADROOM) + 1
     monkeypatch.setattr(runner, "available_bytes", lambda device: free)
     cache = AdversarialCache(tmp_path / "cache")
-    with pytest.raises(ConfigError, match=r"--batch-size 16 .*or --batch-size auto"):
+    # the 24-image subset is one batch at 256: it fits neither way
+    with pytest.raises(ConfigError, match=r"--batch-size 16 or --batch-size auto"):
         evaluate(_config(batch_size=256), cache=cache, **run)
-    assert not list((tmp_path / "cache").rglob("*.pt"))  # refused before any attack work
+    assert not list((tmp_path / "cache").rglob("*.pt")) and not switched  # before any work
     doc, _ = evaluate(_config(batch_size="auto"), cache=cache, **run)
-    assert doc["config"]["batch_size"] == 16
-    # the same pass, now cached at batch 16, needs no memory: not refused, not recomputed
+    assert doc["config"]["batch_size"] == 8 and not switched
+    # 16 fits only with the allocator switched: it is switched, and the run goes on
+    doc16, _ = evaluate(_config(batch_size=16), cache=cache, **run)
+    assert switched and doc16["config"]["batch_size"] == 16
+    # a pass cached at batch 8 needs no memory: not refused, not recomputed
     monkeypatch.setattr(runner, "available_bytes", lambda device: 1)
-    again, _ = evaluate(_config(batch_size=16), cache=AdversarialCache(tmp_path / "cache"), **run)
+    again, _ = evaluate(_config(batch_size=8), cache=AdversarialCache(tmp_path / "cache"), **run)
     assert again["timing"]["cache_hits"] == 1
     assert again["attacks"][0]["metrics"] == doc["attacks"][0]["metrics"]
     with pytest.raises(ConfigError, match="positive integer or auto"):
         evaluate(_config(batch_size="big"), cache=cache, **run)
+
+
+def test_the_allocator_switch_works_here():
+    """On this machine (Linux, glibc) the mmap threshold can be fixed; in a child process, so
+    the test run keeps its allocator."""
+    import subprocess
+    import sys
+
+    code = (
+        "from benchmark.evaluation.memory import compact_allocator, compact_available\n"
+        "assert compact_available() and compact_allocator() and compact_allocator()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
