@@ -178,7 +178,11 @@ def test_robust_model_through_the_zoo_and_the_evaluation(shared_data, tiny_model
     assert card["model_id"] == "tiny_cnn_breastmnist_28px_s0_pgd_at_steps=1"
     assert card["defense"]["id"] == "pgd_at" and card["defense"]["params"]["steps"] == 1
     assert "val_robust_acc" in card["history"][0]
-    assert card["recipe"]["selection"].startswith("best validation accuracy under PGD-4")
+    assert card["recipe"]["selection"].startswith("best validation balanced accuracy under PGD-4")
+    best = card["history"][card["best_epoch"] - 1]
+    assert best["val_robust_balanced_acc"] == max(
+        h["val_robust_balanced_acc"] for h in card["history"]
+    )
     assert card["training_time_hours"] > 0
     eval_config = EvaluationConfig(
         dataset="breastmnist",
