@@ -32,11 +32,23 @@ def _newest(folder: Path) -> Path:
     return sorted(folder.glob("*.json"))[-1]
 
 
+def _newest_oblivious_only(folder: Path) -> Path:
+    """The newest run of ``folder`` evaluated without the adaptive threat model."""
+    return [
+        p
+        for p in sorted(folder.glob("*.json"))
+        if "adaptive" not in json.loads(p.read_text())["config"]["threat_models"]
+    ][-1]
+
+
 @pytest.fixture
 def published(tmp_path: Path) -> Path:
+    """The PICK folders' newest runs, but the median filter's newest oblivious-only run (the
+    Gaussian smoothing run is adaptive too: one defense of each kind)."""
     root = tmp_path / "results"
     for rel in PICK:
-        src = _newest(RESULTS / rel)
+        pick = _newest_oblivious_only if rel == PICK[4] else _newest
+        src = pick(RESULTS / rel)
         (root / rel).mkdir(parents=True)
         shutil.copyfile(src, root / rel / src.name)
     # An untrusted submission name, in a valid file.
@@ -67,9 +79,11 @@ def test_entries_group_suites_and_boards_rank_by_worst_case(published):
     assert {r.suite for r in labels["none"].runs} == {"defense", "medrdf", "quick", "standard"}
     eight = next(b for b in boards(entries) if b.kind == "linf" and b.title == "L-inf 8/255")
     by = {r.entry.label: r for r in eight.rows}
-    # The defenses here were evaluated obliviously only: listed, not ranked.
+    # A defense evaluated obliviously only is listed, not ranked; one with an adaptive run is.
     assert not by["median_filter"].ranked and by["median_filter"].rank is None
     assert by["median_filter"].details["unranked_reason"] == "evaluated only obliviously"
+    gs = by["gaussian_smoothing"]
+    assert gs.ranked and gs.rank is not None and gs.details["unranked_reason"] is None
     # The undefended model's key is the lowest balanced worst case over its runs (medrdf,
     # quick and defense all reach 8/255), with the plain figure of the same block beside it;
     # while one of its runs lacks the balanced figure, it is listed unranked and says so.
@@ -87,7 +101,8 @@ def test_entries_group_suites_and_boards_rank_by_worst_case(published):
         assert none.details["accuracy"] == min(plain for _, plain, _ in blocks)
         assert none.details["unranked_reason"].startswith(f"the {lacking[0]} run predates")
     else:
-        assert none.ranked and none.rank == 1
+        assert none.ranked and none.rank == 2  # below the adaptive Gaussian smoothing run
+        assert gs.rank == 1 and gs.key_value > none.key_value
         assert (none.key_value, none.details["accuracy"]) == min((b, p) for b, p, _ in blocks)
     corr = next(b for b in boards(entries) if b.kind == "corruptions")
     assert [r.entry.label for r in corr.rows] == ["none"] and corr.rows[0].key_value > 0
