@@ -24,7 +24,8 @@ def main() -> None:
     failed = []
     for name in names:
         print(f"== {name}", flush=True)
-        if subprocess.run([sys.executable, str(HERE / f"{name}.py")], cwd=HERE).returncode:
+        # From the repository root: submissions/ and the data paths resolve as for `bench`.
+        if subprocess.run([sys.executable, str(HERE / f"{name}.py")], cwd=HERE.parent).returncode:
             failed.append(name)
     if failed:
         sys.exit(f"failed: {', '.join(failed)}")
