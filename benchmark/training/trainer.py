@@ -28,7 +28,7 @@ from benchmark.attacks.gradient import iterative_linf
 from benchmark.datasets.base import DATASETS, ImageSplit, load_split
 from benchmark.device import pick_device, seed_everything
 from benchmark.errors import ConfigError
-from benchmark.metrics.classification import _auc
+from benchmark.metrics.classification import _auc, per_class_accuracy
 from benchmark.metrics.classification import accuracy as accuracy_metric
 from benchmark.metrics.classification import auc as auc_metric
 from benchmark.models.base import ImageClassifier, build_model
@@ -121,11 +121,14 @@ def _loss(logits: torch.Tensor, y: torch.Tensor, multi_label: bool) -> torch.Ten
     )
 
 
-def _val_scores(model: ImageClassifier, split: ImageSplit) -> tuple[float, float]:
+def _val_scores(model: ImageClassifier, split: ImageSplit) -> tuple[float, float, float]:
+    """Validation accuracy, AUC and balanced accuracy (multi-label: the accuracy), from one
+    prediction pass."""
     pred = predict(model, split)
     acc = accuracy_metric(pred)["value"]
     auc = _auc(pred.probs, pred.labels, pred.multi_label)
-    return acc, auc
+    balanced = acc if pred.multi_label else per_class_accuracy(pred)["balanced_accuracy"]
+    return acc, auc, balanced
 
 
 def _balanced(hit: torch.Tensor, labels: torch.Tensor) -> float:
@@ -133,15 +136,6 @@ def _balanced(hit: torch.Tensor, labels: torch.Tensor) -> float:
     correctness mask): 1/K for a model that answers one class whatever the balance."""
     rates = [hit[labels == c].float().mean() for c in torch.unique(labels)]
     return float(torch.stack(rates).mean()) if rates else 0.0
-
-
-def _val_balanced_accuracy(model: ImageClassifier, split: ImageSplit) -> float:
-    """Clean balanced accuracy on the validation split (accuracy for multi-label)."""
-    pred = predict(model, split)
-    if pred.multi_label:
-        return float(accuracy_metric(pred)["value"])
-    labels = torch.as_tensor(pred.labels).long()
-    return _balanced(torch.as_tensor(pred.predicted).long().eq(labels), labels)
 
 
 def _val_robust_accuracy(
@@ -383,7 +377,7 @@ def train_model(
                 count += len(y)
                 bar.update(1)
             scheduler.step()
-            val_acc, val_auc = _val_scores(model, splits["val"])
+            val_acc, val_auc, val_balanced = _val_scores(model, splits["val"])
             record = {
                 "epoch": epoch,
                 "train_loss": total / count,
@@ -394,7 +388,7 @@ def train_model(
                 record["val_robust_acc"], record["val_robust_balanced_acc"] = _val_robust_accuracy(
                     model, splits["val"], config.select_eps, config.select_steps, config.seed
                 )
-                record["val_balanced_acc"] = _val_balanced_accuracy(model, splits["val"])
+                record["val_balanced_acc"] = val_balanced
                 model.train()
             record["seconds"] = time.perf_counter() - start
             history.append(record)
