@@ -63,12 +63,14 @@ class TrainConfig:
             recorded in the card and, when given, in the model id.
         selection: "auc" keeps the epoch with the best validation AUC (ties: ACC); "robust"
             the best validation balanced accuracy under PGD-``select_steps`` at
-            ``select_eps`` (ties: clean balanced accuracy); "auto" is "robust" with a
-            defense, else "auc". Balanced, because on an imbalanced split (BreastMNIST's
-            validation set is 73 % malignant-free) plain robust accuracy prefers the epochs
-            where adversarial training has collapsed to the majority class, which no attack
-            can move. Only the validation split is used: the test split is scored once, on
-            the selected model.
+            ``select_eps`` among the epochs whose clean balanced accuracy is above chance
+            (ties: clean balanced accuracy; see :func:`selection_key`); "auto" is "robust"
+            with a defense, else "auc". Balanced, because on an imbalanced split
+            (BreastMNIST's validation set is 73 % malignant-free) plain robust accuracy
+            prefers the epochs where adversarial training has collapsed to the majority
+            class, which no attack can move; above chance, because on RetinaMNIST a
+            collapsed epoch's 1/K still beats real classifiers under attack. Only the
+            validation split is used: the test split is scored once, on the selected model.
         select_eps: L-inf budget of the selection attack (default 4/255, Xu et al. Table 5).
         select_steps: steps of the selection attack (default 4, Xu et al. Table 5).
         init_from: zoo id of a model of the same architecture and dataset whose weights start
@@ -129,6 +131,31 @@ def _val_scores(model: ImageClassifier, split: ImageSplit) -> tuple[float, float
     auc = _auc(pred.probs, pred.labels, pred.multi_label)
     balanced = acc if pred.multi_label else per_class_accuracy(pred)["balanced_accuracy"]
     return acc, auc, balanced
+
+
+SELECTION_VERSION = 2
+"""Bumped whenever :func:`selection_key` changes, so that an interrupted run saved under the
+old rule starts afresh instead of mixing two rules."""
+
+
+def selection_key(
+    record: dict[str, Any], rule: str, num_classes: int, multi_label: bool
+) -> tuple[float, ...]:
+    """The key (greater is better) by which an epoch's ``record`` competes for selection.
+
+    "robust": (clean balanced accuracy above chance, robust balanced accuracy, clean balanced
+    accuracy). An epoch whose clean balanced accuracy is at chance (1/K: the model answers one
+    class, as adversarial training on RetinaMNIST collapses to) loses to every epoch above
+    chance: under attack such a model keeps its 1/K balanced accuracy, which no attack can
+    lower, and would otherwise beat a real classifier whose robust balanced accuracy is below
+    chance. "auc": (validation AUC, NaN counted as -1; validation accuracy; 0).
+    """
+    if rule == "robust":
+        clean = float(record["val_balanced_acc"])
+        above = multi_label or clean > 1.0 / max(num_classes, 1) + 1e-6
+        return (float(above), float(record["val_robust_balanced_acc"]), clean)
+    auc = float(record["val_auc"])
+    return (auc if auc == auc else -1.0, float(record["val_acc"]), 0.0)
 
 
 def _balanced(hit: torch.Tensor, labels: torch.Tensor) -> float:
@@ -312,7 +339,7 @@ def train_model(
     train = splits["train"]
     show = sys.stderr.isatty() if progress is None else progress
     history: list[dict[str, Any]] = []
-    best: tuple[float, float] = (-1.0, -1.0)
+    best: tuple[float, ...] = (-1.0, -1.0, -1.0)
     best_state: dict[str, torch.Tensor] | None = None
     best_epoch = 0
     resumed: list[dict[str, Any]] = []
@@ -327,6 +354,7 @@ def train_model(
             "data": {s: sp.sha256 for s, sp in splits.items()},
             "init": init,
             "defense": defense.params if defense is not None else None,
+            "selection_version": SELECTION_VERSION,
         },
         sort_keys=True,
         default=str,
@@ -396,10 +424,7 @@ def train_model(
             logger.info(
                 "epoch %d loss %.4f val acc %.4f auc %.4f", epoch, total / count, val_acc, val_auc
             )
-            if config.selection_rule == "robust":
-                key = (record["val_robust_balanced_acc"], record["val_balanced_acc"])
-            else:
-                key = (val_auc if val_auc == val_auc else -1.0, val_acc)
+            key = selection_key(record, config.selection_rule, meta.num_classes, meta.multi_label)
             if key > best:
                 best, best_epoch = key, epoch
                 best_state = copy.deepcopy(model.state_dict())
@@ -449,7 +474,8 @@ def train_model(
         ),
         selection=(
             f"best validation balanced accuracy under PGD-{config.select_steps} at eps "
-            f"{config.select_eps:.6g} (ties: clean validation balanced accuracy)"
+            f"{config.select_eps:.6g} among epochs whose clean validation balanced accuracy "
+            "is above chance (ties: clean validation balanced accuracy)"
             if rule == "robust"
             else "best validation AUC (ties: validation ACC)"
         ),

@@ -25,6 +25,7 @@ from benchmark.errors import CheckpointError, ConfigError
 from benchmark.evaluation import EvaluationConfig, evaluate
 from benchmark.evaluation.cache import AdversarialCache
 from benchmark.training import TrainConfig, train_model
+from benchmark.training.trainer import selection_key
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFENSES = ("pgd_at", "mpadvt", "maadvt", "trades", "mart")
@@ -180,9 +181,8 @@ def test_robust_model_through_the_zoo_and_the_evaluation(shared_data, tiny_model
     assert "val_robust_acc" in card["history"][0]
     assert card["recipe"]["selection"].startswith("best validation balanced accuracy under PGD-4")
     best = card["history"][card["best_epoch"] - 1]
-    assert best["val_robust_balanced_acc"] == max(
-        h["val_robust_balanced_acc"] for h in card["history"]
-    )
+    keys = [selection_key(h, "robust", 2, False) for h in card["history"]]
+    assert selection_key(best, "robust", 2, False) == max(keys)
     assert card["training_time_hours"] > 0
     eval_config = EvaluationConfig(
         dataset="breastmnist",
@@ -218,3 +218,24 @@ def test_training_with_a_non_training_defense_is_refused(shared_data, tmp_path):
     config = TrainConfig(dataset="breastmnist", arch="tiny_cnn", epochs=1, defense="jpeg")
     with pytest.raises(ConfigError, match="not a training one"):
         train_model(config, data_dir=shared_data, progress=False)
+
+
+def test_robust_selection_never_prefers_a_collapsed_epoch():
+    # RetinaMNIST MPAdvT (session 6): epoch 1 is a classifier, epoch 5 answers one class.
+    # Under attack the collapsed epoch keeps 1/5 balanced accuracy and epoch 1 falls below it.
+    real = {"val_balanced_acc": 0.362, "val_robust_balanced_acc": 0.162}
+    collapsed = {"val_balanced_acc": 0.2, "val_robust_balanced_acc": 0.2}
+    assert selection_key(real, "robust", 5, False) > selection_key(collapsed, "robust", 5, False)
+    # Above chance, robustness decides and clean balanced accuracy breaks ties.
+    a = {"val_balanced_acc": 0.66, "val_robust_balanced_acc": 0.60}
+    b = {"val_balanced_acc": 0.73, "val_robust_balanced_acc": 0.55}
+    c = {"val_balanced_acc": 0.70, "val_robust_balanced_acc": 0.60}
+    assert selection_key(a, "robust", 2, False) > selection_key(b, "robust", 2, False)
+    assert selection_key(c, "robust", 2, False) > selection_key(a, "robust", 2, False)
+    # Multi-label has no single-class collapse to guard against.
+    ml = {"val_balanced_acc": 0.1, "val_robust_balanced_acc": 0.05}
+    assert selection_key(ml, "robust", 14, True)[0] == 1.0
+    # The AUC rule: AUC first, NaN last, then accuracy.
+    nan = {"val_auc": float("nan"), "val_acc": 0.9}
+    ok = {"val_auc": 0.6, "val_acc": 0.5}
+    assert selection_key(ok, "auc", 2, False) > selection_key(nan, "auc", 2, False)
