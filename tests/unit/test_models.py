@@ -72,3 +72,43 @@ def test_bad_arch_and_size_are_refused():
         build_model("resnet19", in_channels=1, num_classes=2, image_size=28)
     with pytest.raises(ConfigError, match="at least 28 px"):
         build_model("resnet18", in_channels=1, num_classes=2, image_size=16)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_scoring_runs_channels_last_and_restores_the_layout(channels, monkeypatch):
+    from benchmark.models import inference
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", in_channels=channels, num_classes=5, image_size=28).eval()
+    x = torch.rand(6, channels, 28, 28)
+    seen = []
+    conv = [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]  # in_channels > 1
+    conv.register_forward_pre_hook(
+        lambda m, _: seen.append(m.weight.is_contiguous(memory_format=torch.channels_last))
+    )
+    ptrs = [p.data_ptr() for p in model.parameters() if p.ndim == 4]
+    fast = inference.probabilities(model, [x[:4], x[4:]])
+    assert seen and all(seen)
+    # The layout is restored and the weights still serve autograd (attacks run after scoring).
+    weights = [p for p in model.parameters() if p.ndim == 4]
+    assert all(p.is_contiguous() for p in weights)
+    assert [p.data_ptr() for p in weights] == ptrs  # the original tensors, not copies
+    xg = x.clone().requires_grad_(True)
+    model(xg).sum().backward()
+    assert xg.grad is not None and xg.grad.abs().sum() > 0
+    monkeypatch.setattr(inference, "SCORING_CHANNELS_LAST", False)
+    seen.clear()
+    plain = inference.probabilities(model, [x[:4], x[4:]])
+    assert seen and not any(seen)
+    assert abs(fast - plain).max() < 1e-5
+    assert (fast.argmax(1) == plain.argmax(1)).all()
+
+
+def test_scoring_leaves_a_channels_last_model_as_it_is():
+    from benchmark.models import inference
+
+    model = build_model("resnet18", in_channels=1, num_classes=2, image_size=28).eval()
+    model = model.to(memory_format=torch.channels_last)  # as the trainer holds it
+    before = {n: (p.data_ptr(), p.stride()) for n, p in model.named_parameters()}
+    inference.probabilities(model, [torch.rand(3, 1, 28, 28)])
+    assert {n: (p.data_ptr(), p.stride()) for n, p in model.named_parameters()} == before
