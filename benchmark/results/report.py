@@ -580,7 +580,7 @@ def _votes_text(v: dict[str, Any]) -> str:
 
 
 _BLOCK = re.compile(
-    r"(?P<open><!-- bench:results (?P<kind>[a-z]+) (?P<globs>[^>]*?) -->\n)"
+    r"(?P<open><!-- bench:results (?P<kind>[a-z0-9]+) (?P<globs>[^>]*?) -->\n)"
     r"(?P<body>.*?)"
     r"(?P<close><!-- /bench:results -->)",
     re.DOTALL,

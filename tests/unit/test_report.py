@@ -243,3 +243,13 @@ def test_table5_rows_follow_the_paper_and_take_the_white_box_pgd4_cell():
     twin["config"]["defense_params"] = {"steps": 3}
     with pytest.raises(ResultsError, match="second configuration of mpadvt"):
         render_table5([("b", robust), ("e", twin)])
+
+
+def test_every_renderer_kind_is_recognised_as_a_block():
+    # "table5" was silently left alone by a letters-only pattern: the page kept its stale body.
+    from benchmark.results.report import _BLOCK, RENDERERS
+
+    for kind in RENDERERS:
+        page = f"<!-- bench:results {kind} a/*.json -->\nold\n<!-- /bench:results -->\n"
+        match = _BLOCK.search(page)
+        assert match is not None and match["kind"] == kind and match["body"] == "old\n"
