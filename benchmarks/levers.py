@@ -4,7 +4,9 @@ contiguous-memory float32 model measured in the same run:
 
 * ``channels_last``: the weights (and so the activations) in NHWC memory order, float32;
 * ``bf16``: bfloat16 autocast on top (AMX / AVX-512-BF16 where the CPU has them);
-* threads: the float32 channels-last forward with one thread against all of them.
+* threads: the float32 channels-last forward with one thread against all of them;
+* ``compile``: ``torch.compile`` (inductor) of the contiguous float32 model, with its one-off
+  compile time (``--no-compile`` skips it).
 
 Accuracy is part of the figure: a lever is only usable where it changes no decision. For
 channels-last and bf16 the script reports the share of identical predictions against the
@@ -17,6 +19,7 @@ a few of them; a benchmark cannot afford that, and nothing in the package uses b
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from contextlib import nullcontext
 
@@ -68,6 +71,19 @@ def main() -> None:
     one = best_time(lambda: forward(cl, False, x))
     torch.set_num_threads(threads)
     values["threads_forward_speedup_vs_1"] = round(one / times["channels_last"][0], 2)
+    if "--no-compile" not in sys.argv:
+        t0 = time.perf_counter()
+        compiled = torch.compile(fp32)
+        forward(compiled, False, x), input_grad(compiled, False)  # compiles both graphs
+        values["compile_seconds"] = round(time.perf_counter() - t0, 1)
+        values["compile_forward_speedup"] = round(
+            base_f / best_time(lambda: forward(compiled, False, x)), 2
+        )
+        values["compile_input_grad_speedup"] = round(
+            base_g / best_time(lambda: input_grad(compiled, False)), 2
+        )
+        diff = (forward(compiled, False, x) - forward(fp32, False, x)).abs().max()
+        values["compile_max_logit_diff"] = float(f"{diff:.2e}")
 
     # Accuracy: every test image, clean and under PGD-10 crafted in float32.
     xs, ys = test_batch(n=10_000)
