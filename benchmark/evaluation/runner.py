@@ -628,6 +628,7 @@ def evaluate(
                 oblivious_vs_adaptive(
                     by_tm.get("oblivious", {}).get("summaries", []),
                     by_tm.get("adaptive", {}).get("summaries", []),
+                    training=submission is not None and submission.meta.kind == "training",
                 )
             )
     corruption_block = None

@@ -199,6 +199,10 @@ def test_obfuscation_flag():
     assert ok["status"] == "pass" and ok["flag"] == ""
     bad = oblivious_vs_adaptive(obl, [{"cell_id": "pgd", "accuracy": 0.10}])
     assert bad["status"] == "fail" and bad["flag"] == "robustness from obfuscation"
+    # A robust model's oblivious cells are transfers from the undefended model: no verdict.
+    trained = oblivious_vs_adaptive(obl, [{"cell_id": "pgd", "accuracy": 0.10}], training=True)
+    assert trained["status"] == "not_applicable" and not trained["flag"]
+    assert trained["details"]["gaps"] == bad["details"]["gaps"]
     assert bad["details"]["cell"] == "pgd" and bad["details"]["largest_gap"] == pytest.approx(0.7)
     assert oblivious_vs_adaptive(obl, [])["status"] == "not_applicable"
     # a black-box cell on the pipeline is a different attack, not the same one made adaptive
