@@ -20,6 +20,12 @@ def median_filter(x: Tensor, kernel_size: int = 3) -> Tensor:
     padded = F.pad(x, (lo, hi, lo, hi), mode="reflect")
     if k == 3 and not (torch.is_grad_enabled() and x.requires_grad):
         return _median9(padded)
+    return _median_sorted(padded, k)
+
+
+def _median_sorted(padded: Tensor, k: int) -> Tensor:
+    """The ``k x k`` median of a padded batch by a sort over the materialised windows
+    (differentiable: the gradient goes to the selected pixel)."""
     windows = padded.unfold(2, k, 1).unfold(3, k, 1)  # N, C, H, W, k, k
     return windows.reshape(*windows.shape[:4], k * k).median(dim=-1).values
 
