@@ -66,9 +66,14 @@ def flip_probability(predictions: np.ndarray, compare: str, seed: int = 0) -> di
     return out
 
 
+# Below this a reference's error or degradation is 0 up to float round-off: errors are fractions
+# over at least one image, so a real non-zero value is far larger.
+ZERO_TOL = 1e-9
+
+
 def relative(value: float, reference: float) -> float | None:
     """``value / reference``; None where the reference is 0 (the ratio is undefined)."""
-    return None if reference == 0 else float(value / reference)
+    return None if abs(reference) < ZERO_TOL else float(value / reference)
 
 
 def corruption_errors(
@@ -85,7 +90,8 @@ def corruption_errors(
         ref_errors: the same for the reference model (same corruptions and severities).
         ref_clean_error: the reference model's clean error.
 
-    A corruption whose reference denominator is 0 gets ``None`` and is left out of the means.
+    A corruption whose reference denominator is 0 (or, for the relative CE, whose reference does
+    not degrade) gets ``None`` and is left out of the means.
     """
     ce: dict[str, float | None] = {}
     rel: dict[str, float | None] = {}
@@ -94,9 +100,13 @@ def corruption_errors(
         if len(ref) != len(errs):
             raise ValueError(f"'{name}': {len(errs)} severities vs {len(ref)} for the reference")
         ce[name] = relative(float(np.sum(errs)), float(np.sum(ref)))
-        rel[name] = relative(
-            float(np.sum(np.asarray(errs) - clean_error)),
-            float(np.sum(np.asarray(ref) - ref_clean_error)),
+        # Relative CE (Hendrycks & Dietterich 2019) divides by the reference's degradation: a
+        # reference that does not degrade (a constant classifier, say) leaves it undefined.
+        ref_drop = float(np.sum(np.asarray(ref) - ref_clean_error))
+        rel[name] = (
+            None
+            if ref_drop < ZERO_TOL
+            else relative(float(np.sum(np.asarray(errs) - clean_error)), ref_drop)
         )
 
     def mean(d: dict[str, float | None]) -> float | None:

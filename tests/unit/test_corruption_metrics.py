@@ -50,3 +50,18 @@ def test_corruption_error_by_hand():
     assert relative(1.0, 0.0) is None
     with pytest.raises(ValueError, match="2 severities vs 1"):
         corruption_errors({"a": [0.1, 0.2]}, 0.0, {"a": [0.1]}, 0.0)
+
+
+def test_a_reference_that_does_not_degrade_leaves_relative_ce_undefined_despite_round_off():
+    # A constant reference (a collapsed RetinaMNIST tiny CNN): its corrupted errors equal its clean
+    # error, but 0.55 - 0.55000000000000004 is not 0 in floats. The ratio must be None, not 1e15.
+    ref_clean = 0.45 + 0.1  # 0.55000000000000004
+    errors = {"blur": [0.6, 0.7], "noise": [0.5, 0.9]}
+    ref = {"blur": [0.55, 0.55], "noise": [0.55, 0.65]}
+    out = corruption_errors(errors, 0.5, ref, ref_clean)
+    assert out["relative_ce"]["blur"] is None
+    assert out["relative_ce"]["noise"] == pytest.approx((0.0 + 0.4) / (0.0 + 0.1))
+    assert out["relative_mce"] == pytest.approx(4.0)
+    assert relative(1.0, 1e-17) is None
+    # A reference that improves under corruption (negative degradation) is no yardstick either.
+    assert corruption_errors({"a": [0.5]}, 0.4, {"a": [0.2]}, 0.3)["relative_ce"]["a"] is None
