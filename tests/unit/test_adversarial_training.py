@@ -24,6 +24,8 @@ from benchmark.defenses.adversarial_training import (
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.evaluation import EvaluationConfig, evaluate
 from benchmark.evaluation.cache import AdversarialCache
+from benchmark.models.zoo import ZooEntry
+from benchmark.models.zoo_report import render_zoo_markdown
 from benchmark.training import TrainConfig, train_model
 from benchmark.training.trainer import selection_key
 
@@ -184,6 +186,18 @@ def test_robust_model_through_the_zoo_and_the_evaluation(shared_data, tiny_model
     keys = [selection_key(h, "robust", 2, False) for h in card["history"]]
     assert selection_key(best, "robust", 2, False) == max(keys)
     assert card["training_time_hours"] > 0
+    # the zoo page lists it among the robust models with the command that trains it again
+    page = render_zoo_markdown([zoo.entry("tiny_cnn_breastmnist_28px_s0"), entry])
+    robust_part = page.split("## Robust models")[1].split("## Recipes")[0]
+    assert f"`{card['model_id']}` | pgd_at |" in robust_part
+    assert "tiny_cnn_breastmnist_28px_s0_pgd_at" not in page.split("## Robust models")[0]
+    assert (
+        "--epochs 1 --seed 0 --defense pgd_at --defense-param steps=1 --lr 0.001 --select robust"
+        " --select-eps 4/255 --select-steps 4 --init-from tiny_cnn_breastmnist_28px_s0`" in page
+    )
+    on_gpu = {**card, "environment": {**card["environment"], "device": "cuda"}}
+    gpu_page = render_zoo_markdown([ZooEntry(entry.path, on_gpu)])
+    assert "not bit-deterministic" in gpu_page and "bit-identical" not in gpu_page
     eval_config = EvaluationConfig(
         dataset="breastmnist",
         arch="tiny_cnn",
