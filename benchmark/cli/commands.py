@@ -50,6 +50,32 @@ def _meta_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj.meta)
 
 
+def _list_defenses(pattern: str, as_json: bool) -> None:
+    """Registered defenses and the submissions under ``$BENCH_SUBMISSIONS_DIR`` (or
+    ``./submissions``); a submission that does not load is listed with the reason."""
+    from fnmatch import fnmatchcase
+
+    from benchmark.defenses import SubmissionError, list_submissions, load_submission
+
+    ids = sorted(set(list_submissions()) | set(ALL_REGISTRIES["defense"].list()))
+    rows: dict[str, dict[str, Any]] = {}
+    for sid in (i for i in ids if fnmatchcase(i, pattern)):
+        try:
+            rows[sid] = load_submission(sid).record()
+        except SubmissionError as exc:
+            rows[sid] = {"id": sid, "error": str(exc)}
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        typer.echo(f"no defenses match '{pattern}' (submissions folder: see BENCH_SUBMISSIONS_DIR)")
+        return
+    width = max(len(n) for n in rows)
+    for sid, r in rows.items():
+        text = f"INVALID: {r['error']}" if "error" in r else f"{r['kind']:<13} {r['name']}"
+        typer.echo(f"{sid:<{width}}  {text}")
+
+
 @app.command("list")
 def list_cmd(
     kind: str = typer.Argument(
@@ -58,8 +84,11 @@ def list_cmd(
     pattern: str = typer.Argument("*", help="Wildcard filter, e.g. 'resnet*'."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """List registered components of one kind."""
+    """List registered components of one kind (defenses: the submissions folder too)."""
     reg = _registry(kind)
+    if reg is ALL_REGISTRIES["defense"]:
+        _list_defenses(pattern, as_json)
+        return
     items = reg.items(pattern)
     if as_json:
         typer.echo(json.dumps({n: _meta_dict(o) for n, o in items}, indent=2, default=str))

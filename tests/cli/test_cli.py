@@ -40,6 +40,30 @@ def test_list_kinds():
         assert bench("list", kind).exit_code == 0
 
 
+def test_list_defenses_shows_the_submissions_and_names_a_broken_one(tmp_path, monkeypatch):
+    repo_submissions = Path(__file__).resolve().parents[2] / "submissions"
+    monkeypatch.setenv("BENCH_SUBMISSIONS_DIR", str(repo_submissions))
+    out = bench("list", "defenses")
+    kinds = {line.split()[0]: line.split()[1] for line in out.stdout.splitlines()}
+    assert kinds["mdda"] == "preprocessing" and kinds["medrdf"] == "wrapper"
+    assert {k for k, v in kinds.items() if v == "training"} == {
+        "pgd_at",
+        "mpadvt",
+        "maadvt",
+        "trades",
+        "mart",
+    }
+    assert (
+        json.loads(bench("list", "defenses", "m*", "--json").stdout)["mart"]["kind"] == "training"
+    )
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "submission.toml").write_text('id = "broken"\n')
+    monkeypatch.setenv("BENCH_SUBMISSIONS_DIR", str(tmp_path))
+    out = bench("list", "defenses")
+    assert out.exit_code == 0
+    assert "broken  INVALID: submission 'broken': submission.toml lacks name" in out.stdout
+
+
 def test_info_shows_metadata():
     out = bench("info", "retinamnist", "--json")
     assert out.exit_code == 0
