@@ -6,6 +6,7 @@ number on it comes from a training run and carries the checkpoint's sha256.
 
 from __future__ import annotations
 
+from benchmark.attacks.presets import eps_label
 from benchmark.models.zoo import ZooEntry
 
 
@@ -42,8 +43,7 @@ def _defense_flags(card: dict) -> str:
         flags += f" --defense-param {key}={value}"
     flags += f" --lr {r['lr']}"
     if "select_eps" in r:
-        k = r["select_eps"] * 255
-        eps = f"{round(k)}/255" if abs(k - round(k)) < 1e-6 else f"{r['select_eps']}"
+        eps = eps_label(r["select_eps"])
         flags += f" --select robust --select-eps {eps} --select-steps {r['select_steps']}"
     if r.get("init_from"):
         flags += f" --init-from {r['init_from']}"
