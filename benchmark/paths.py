@@ -10,11 +10,8 @@ variable, then a per-user default:
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from pathlib import Path
-from typing import Any
 
 DATA_ENV = "BENCH_DATA_DIR"
 ZOO_ENV = "BENCH_ZOO_DIR"
@@ -47,12 +44,3 @@ def zoo_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
 def results_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The folder results JSON files are written to (``--out``, ``$BENCH_RESULTS_DIR``)."""
     return _from(explicit, RESULTS_ENV) or Path("results")
-
-
-def params_slug(params: dict[str, Any]) -> str:
-    """``{"n": 100, "noise": "gaussian"}`` -> ``n=100,noise=gaussian`` (safe in a path)."""
-    text = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
-    slug = re.sub(r"[^A-Za-z0-9_.=,\-]+", "-", text)
-    if slug != text:  # characters were replaced: a short hash keeps distinct values apart
-        slug += "," + hashlib.sha256(text.encode()).hexdigest()[:8]
-    return slug

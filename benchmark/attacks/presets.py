@@ -16,6 +16,7 @@ from typing import Any
 
 from benchmark.errors import ConfigError
 from benchmark.registry import Registry
+from benchmark.results.naming import eps_label
 
 
 def parse_eps(text: str | float) -> float:
@@ -27,15 +28,6 @@ def parse_eps(text: str | float) -> float:
         return float(Fraction(s)) if "/" in s else float(s)
     except (ValueError, ZeroDivisionError) as exc:
         raise ConfigError(f"invalid eps '{text}'; write it as 8/255 or 0.03") from exc
-
-
-def eps_label(eps: float) -> str:
-    """Readable eps: ``8/255`` when eps is a multiple of 1/255 (or 0.5/255), else decimal."""
-    scaled = eps * 255
-    if abs(scaled - round(scaled * 2) / 2) < 1e-6:
-        half = round(scaled * 2) / 2
-        return f"{int(half)}/255" if half == int(half) else f"{half}/255"
-    return f"{eps:g}"
 
 
 def _fmt(value: Any) -> str:

@@ -24,7 +24,7 @@ from benchmark.attacks.base import (
     build_attack,
     perturbation_norms,
 )
-from benchmark.attacks.presets import AttackCell, eps_label
+from benchmark.attacks.presets import AttackCell
 from benchmark.datasets.base import ImageSplit
 from benchmark.evaluation.cache import AdversarialCache, cache_key, indices_digest
 from benchmark.evaluation.defended import apply_votes, voting_module
@@ -32,6 +32,7 @@ from benchmark.metrics.adversarial import compute_adversarial_metrics
 from benchmark.metrics.base import Predictions
 from benchmark.models.base import ImageClassifier
 from benchmark.models.inference import predict_images
+from benchmark.results.naming import eps_label
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -26,12 +25,12 @@ import torch
 import benchmark
 from benchmark import paths
 from benchmark.attacks.base import ATTACKS, AttackContext
-from benchmark.attacks.presets import AttackCell, eps_label
+from benchmark.attacks.presets import AttackCell
 from benchmark.corruptions.presets import CorruptionPlan
 from benchmark.datasets.base import DATASETS, load_split
 from benchmark.defenses import DefendedModel, load_submission
 from benchmark.device import pick_device, seed_everything
-from benchmark.errors import CheckpointError, ConfigError, ResultsError
+from benchmark.errors import CheckpointError, ConfigError
 from benchmark.evaluation.adversarial import (
     build_cells,
     cell_block,
@@ -71,7 +70,7 @@ from benchmark.metrics.classification import compute_clean_metrics
 from benchmark.models.base import MODELS
 from benchmark.models.inference import predict
 from benchmark.models.zoo import ModelZoo, model_id
-from benchmark.paths import params_slug
+from benchmark.results.naming import eps_label, result_path, run_suite
 from benchmark.results.provenance import environment, git_commit, package_versions, utc_now
 from benchmark.results.schema import SCHEMA_VERSION, write_result
 from benchmark.testing.conformance import validate_submission
@@ -142,42 +141,6 @@ class EvaluationConfig:
         if not self.attacks:
             return "clean"
         return "+".join(self.threat_models) if self.defense else "white-box"
-
-
-def result_path(out_dir: Path, doc: dict[str, Any]) -> Path:
-    """``<out>/<dataset>/<suite>/<model_id>[__<defense>[__<params>]]/<run_id>.json``.
-
-    ``<params>`` are the defense's parameter overrides, e.g. ``denoiser=gaussian,n=100``.
-
-    ``suite`` is the attack preset, the corruption preset, both joined by ``+``, or ``clean``.
-    """
-    cfg = doc["config"]
-    model_part = cfg["model_id"]
-    if cfg.get("defense"):
-        model_part += f"__{cfg['defense']}"
-        if cfg.get("defense_params"):  # one folder per configuration of a defense
-            model_part += "__" + params_slug(cfg["defense_params"])
-    parts = [cfg["dataset"], run_suite(cfg), model_part, f"{doc['run_id']}.json"]
-    for part in parts:  # results files are untrusted input to `bench leaderboard add`
-        if not _SAFE_PART.match(str(part)) or str(part).startswith("."):
-            raise ResultsError(
-                f"results path component {str(part)[:80]!r} is not a plain name "
-                "(letters, digits, _ . , = + -); the file is malformed"
-            )
-    return out_dir.joinpath(*parts)
-
-
-_SAFE_PART = re.compile(r"^[A-Za-z0-9_.,=+\-]+$")
-
-
-def run_suite(cfg: dict[str, Any]) -> str:
-    """The suite part of a run's folder and id (see :func:`result_path`): the attack preset
-    (``-bpda`` appended for a forced-BPDA adaptive pass), the corruption preset, or both."""
-    suite = cfg.get("suite")
-    if suite and cfg.get("adaptive_gradient") == "bpda":
-        suite += "-bpda"
-    names = [n for n in (suite, cfg.get("corruption_suite")) if n]
-    return "+".join(names) or "clean"
 
 
 def select_subset(n: int, n_examples: int | None, seed: int) -> torch.Tensor:

@@ -24,7 +24,6 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
-from benchmark.attacks.presets import eps_label
 from benchmark.errors import ResultsError
 from benchmark.leaderboard import svg
 from benchmark.leaderboard.collect import (
@@ -36,6 +35,7 @@ from benchmark.leaderboard.collect import (
     group_entries,
     load_runs,
 )
+from benchmark.results.naming import eps_label
 
 logger = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"

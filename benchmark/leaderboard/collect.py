@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.attacks.presets import eps_label
 from benchmark.errors import BenchmarkError
-from benchmark.evaluation.runner import result_path, run_suite
+from benchmark.results.naming import defense_label, eps_label, result_path, run_suite
 from benchmark.results.schema import read_result
 
 logger = logging.getLogger(__name__)
@@ -86,10 +85,7 @@ class Entry:
 
     @property
     def label(self) -> str:
-        if not self.defense:
-            return "none"
-        extra = ", ".join(f"{k}={v}" for k, v in sorted(self.defense_params.items()))
-        return self.defense + (f" ({extra})" if extra else "")
+        return defense_label({"defense": self.defense, "defense_params": self.defense_params})
 
     @property
     def slug(self) -> str:

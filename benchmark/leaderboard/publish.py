@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 
 from benchmark.errors import ResultsError
-from benchmark.evaluation.runner import result_path
 from benchmark.hashing import file_digest
+from benchmark.results.naming import result_path
 from benchmark.results.schema import read_result
 
 REQUIRED_VERSIONS = ("medrobustbench", "torch", "torchattacks")

@@ -6,8 +6,8 @@ number on it comes from a training run and carries the checkpoint's sha256.
 
 from __future__ import annotations
 
-from benchmark.attacks.presets import eps_label
 from benchmark.models.zoo import ZooEntry
+from benchmark.results.naming import eps_label
 
 
 def _pct(metric: dict | None) -> str:

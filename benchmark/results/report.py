@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import ResultsError
+from benchmark.results.naming import cell_label, defense_label
 
 
 def _pct(metric: dict[str, Any] | None) -> str:
@@ -86,13 +87,6 @@ def render_attack_report(docs: list[tuple[str, dict[str, Any]]], *, title: str) 
     return "\n".join(parts)
 
 
-def _cell_label(block: dict[str, Any]) -> str:
-    """Column heading for one attack block: ``pgd-20``, ``fgsm 0.01``, ``gap``..."""
-    params = block["config"]["params"]
-    name = block["attack"] + (f"-{params['steps']}" if "steps" in params else "")
-    return f"{name} {block['eps_label']}" if block["bounded"] else name
-
-
 def _summary_cell(block: dict[str, Any]) -> str:
     text = f"{100 * block['metrics']['robust_accuracy']['value']:.1f}"
     if not block["bounded"]:
@@ -111,7 +105,7 @@ def render_summary_table(docs: list[tuple[str, dict[str, Any]]]) -> str:
     for _, doc in docs:
         for a in doc.get("attacks", []):
             if not a.get("sanity_only"):
-                columns.setdefault(a["cell_id"], _cell_label(a))
+                columns.setdefault(a["cell_id"], cell_label(a))
     head = ["dataset", "model", "n", "clean", *columns.values(), "worst case"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, doc in docs:
@@ -266,17 +260,6 @@ def render_corruption_tables(doc: dict[str, Any], source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def defense_label(doc: dict[str, Any]) -> str:
-    """Row name of a run: ``none`` undefended, else the defense id and its overrides (and
-    ``[BPDA]`` for a forced-BPDA adaptive run)."""
-    cfg = doc["config"]
-    if not cfg.get("defense"):
-        return "none"
-    extra = ", ".join(f"{k}={v}" for k, v in sorted((cfg.get("defense_params") or {}).items()))
-    bpda = " [BPDA]" if cfg.get("adaptive_gradient") == "bpda" else ""
-    return f"{cfg['defense']}" + (f" ({extra})" if extra else "") + bpda
-
-
 def _acc(block: dict[str, Any] | None, balanced: bool = False) -> str:
     if block is None:
         return "-"
@@ -348,7 +331,7 @@ def render_defense_matrix(docs: list[tuple[str, dict[str, Any]]], *, balanced: b
     for _, doc in docs:
         for a in doc.get("attacks", []):
             if not a.get("sanity_only"):
-                columns.setdefault(a["cell_id"], _cell_label(a))
+                columns.setdefault(a["cell_id"], cell_label(a))
     head = ["dataset", "defense", "n", "clean", *columns.values()]
     head += [] if balanced else ["worst case"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -365,7 +348,7 @@ def render_defense_matrix(docs: list[tuple[str, dict[str, Any]]], *, balanced: b
             clean = (doc["metrics"]["clean"].get("per_class_accuracy") or {}).get(
                 "balanced_accuracy"
             )
-            row = [doc["config"]["dataset"], defense_label(doc), str(doc["data"]["n"])]
+            row = [doc["config"]["dataset"], defense_label(doc["config"]), str(doc["data"]["n"])]
             row += ["-" if clean is None else f"{100 * clean:.1f}", *cells]
             lines.append("| " + " | ".join(row) + " |")
             continue
@@ -376,7 +359,7 @@ def render_defense_matrix(docs: list[tuple[str, dict[str, Any]]], *, balanced: b
             if wc.get("adaptive"):
                 parts.append(_budget_acc(wc["adaptive"], key))
             worst.append(f"{' / '.join(parts)} @{label}")
-        row = [doc["config"]["dataset"], defense_label(doc), str(doc["data"]["n"])]
+        row = [doc["config"]["dataset"], defense_label(doc["config"]), str(doc["data"]["n"])]
         row += [_clean_text(doc), *cells, ", ".join(worst) or "-"]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
@@ -416,7 +399,7 @@ def render_defense_summary(docs: list[tuple[str, dict[str, Any]]]) -> str:
             if cost.get("overhead")
             else "-"
         )
-        row = [doc["config"]["dataset"], defense_label(doc), str(doc["data"]["n"])]
+        row = [doc["config"]["dataset"], defense_label(doc["config"]), str(doc["data"]["n"])]
         row += [f"{100 * bare['accuracy']['value']:.1f}", _clean_text(doc), *cols]
         row += [cost_text, ", ".join(doc.get("flags", [])) or "-"]
         lines.append("| " + " | ".join(row) + " |")
@@ -513,7 +496,7 @@ def render_defense_tables(doc: dict[str, Any], source: str) -> str:
     cost = d.get("cost") or {}
     bare = metrics.get("undefended_clean", metrics["clean"])
     lines = [
-        f"### {cfg['dataset']} / {cfg['model_id']} / {defense_label(doc)} / preset "
+        f"### {cfg['dataset']} / {cfg['model_id']} / {defense_label(doc['config'])} / preset "
         f"`{cfg.get('suite')}`",
         "",
         _source_line(doc, source),
@@ -543,7 +526,7 @@ def render_defense_tables(doc: dict[str, Any], source: str) -> str:
         "|---|---|---|---|---|---|",
     ]
     for a in doc.get("attacks", []):
-        name = _cell_label(a) + (" (sanity)" if a.get("sanity_only") else "")
+        name = cell_label(a) + (" (sanity)" if a.get("sanity_only") else "")
         lines.append(
             f"| {name} | {a.get('eps_label', '-')} | {a.get('threat_model', 'white-box')} | "
             f"{_pct(a['metrics']['robust_accuracy'])} | "

@@ -34,8 +34,8 @@ from benchmark.metrics.classification import auc as auc_metric
 from benchmark.models.base import ImageClassifier, build_model
 from benchmark.models.inference import predict
 from benchmark.models.zoo import ModelZoo, ZooEntry, model_id
-from benchmark.paths import params_slug
 from benchmark.results.io import atomic_write_bytes
+from benchmark.results.naming import params_slug
 from benchmark.results.provenance import environment, git_commit, utc_now
 
 logger = logging.getLogger(__name__)

@@ -145,7 +145,7 @@ def test_pass_target_routes_each_attack_kind():
 
 
 def test_results_folder_names_the_defense_configuration():
-    from benchmark.evaluation.runner import params_slug, result_path
+    from benchmark.results.naming import params_slug, result_path
 
     doc = {
         "run_id": "r",
