@@ -25,9 +25,22 @@ def parse_eps(text: str | float) -> float:
         return float(text)
     s = str(text).strip()
     try:
-        return float(Fraction(s)) if "/" in s else float(s)
+        value = float(Fraction(s)) if "/" in s else float(s)
     except (ValueError, ZeroDivisionError) as exc:
         raise ConfigError(f"invalid eps '{text}'; write it as 8/255 or 0.03") from exc
+    if not value >= 0:  # also NaN
+        raise ConfigError(f"eps must be >= 0 on the [0, 1] pixel scale, got '{text}'")
+    return value
+
+
+def check_linf_eps(attack: str, eps: float) -> None:
+    """Refuse an L-inf eps above 1: images are on the [0, 1] scale, so ``--eps 8`` is a
+    pixel count meant as ``8/255`` (it would otherwise run as eps 2040/255)."""
+    if eps > 1:
+        raise ConfigError(
+            f"eps {eps:g} for the L-inf attack '{attack}' exceeds the [0, 1] pixel range; "
+            f"did you mean {eps:g}/255?"
+        )
 
 
 def _fmt(value: Any) -> str:
@@ -199,6 +212,10 @@ def resolve_attacks(spec: str, eps: list[float] | None = None) -> tuple[str, lis
                     "run `bench list attacks` and `bench list presets`",
                 )
             )
+    for n in names:
+        if ATTACKS.get(n).meta.norm == "linf":
+            for e in eps or []:
+                check_linf_eps(n, e)
     return "custom", [AttackCell.make(n, e) for e in (eps or [8 / 255]) for n in names]
 
 

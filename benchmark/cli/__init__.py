@@ -1,9 +1,18 @@
-"""The ``bench`` command line: thin commands over the library.
+"""The ``bench`` command line: thin commands over the library, one module per command group.
 
 ``app`` is the complete Typer application (every command registered).
 """
 
-from benchmark.cli import commands  # noqa: F401  (registers the commands on the app)
+from benchmark.cli import (  # noqa: F401  (each module registers its commands on the app)
+    catalog,
+    corruptions,
+    evaluate,
+    leaderboard,
+    report,
+    train,
+    validate,
+    zoo,
+)
 from benchmark.cli.app import app
 
 __all__ = ["app"]

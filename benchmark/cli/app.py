@@ -64,7 +64,16 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's plain help: rich's boxed tables cut option names at 80 columns.
+    rich_markup_mode=None,
 )
+
+
+def command_group(name: str, help: str) -> typer.Typer:
+    """A ``bench <name> ...`` sub-command group, registered on :data:`app`."""
+    group = typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
+    app.add_typer(group, name=name)
+    return group
 
 
 @app.callback()

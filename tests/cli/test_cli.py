@@ -447,3 +447,68 @@ def test_evaluate_a_defense_from_the_cli(trained, shared_data, isolated_dirs):
     assert [a["threat_model"] for a in doc["attacks"]] == ["oblivious", "adaptive"]
     line = one_error_line(bench(*args, "--defense", root / "jpeg", "--threat-model", "psychic"))
     assert "--threat-model must be oblivious and/or adaptive" in line
+
+
+def test_info_answers_for_every_kind_including_submitted_defenses(monkeypatch):
+    repo_submissions = Path(__file__).resolve().parents[2] / "submissions"
+    monkeypatch.setenv("BENCH_SUBMISSIONS_DIR", str(repo_submissions))
+    for name, kind in [
+        ("pneumoniamnist", "dataset"),
+        ("resnet18", "model"),
+        ("pgd", "attack"),
+        ("medrdf", "preset"),
+        ("jpeg", "defense"),
+        ("medrdf", "defense"),
+        ("accuracy", "metric"),
+    ]:
+        out = bench("info", name, "--json")
+        assert out.exit_code == 0, out.output
+        assert kind in json.loads(out.stdout), (name, out.stdout[:200])
+    info = json.loads(bench("info", "jpeg", "--json").stdout)["defense"]
+    assert info["kind"] == "preprocessing" and info["id"] == "jpeg"
+    assert "did you mean 'jpeg'" in one_error_line(bench("info", "jpg"))
+
+
+def test_a_pixel_count_eps_is_refused_with_the_fraction_it_meant():
+    line = one_error_line(
+        bench("evaluate", "-d", "breastmnist", "-m", "tiny_cnn", "--attacks", "fgsm", "--eps", "8")
+    )
+    assert "did you mean 8/255?" in line
+    line = one_error_line(
+        bench(
+            "evaluate",
+            "-d",
+            "breastmnist",
+            "-m",
+            "tiny_cnn",
+            "--attacks",
+            "fgsm",
+            "--eps",
+            "-1/255",
+        )
+    )
+    assert ">= 0" in line
+
+
+def _commands(group, path=()):
+    for name, cmd in getattr(group, "commands", {}).items():
+        yield (*path, name), cmd
+        yield from _commands(cmd, (*path, name))
+
+
+def test_every_help_is_readable_at_80_columns():
+    import typer
+
+    root = typer.main.get_command(app)
+    seen = 0
+    for path, cmd in _commands(root):
+        out = runner.invoke(app, [*path, "--help"], terminal_width=80, env={"COLUMNS": "80"})
+        assert out.exit_code == 0, (path, out.output)
+        assert "…" not in out.stdout, f"bench {' '.join(path)} --help cuts text at 80 columns"
+        assert max(len(line) for line in out.stdout.splitlines()) <= 80, path
+        for param in cmd.params:
+            for opt in param.opts:
+                if opt.startswith("--"):
+                    assert opt in out.stdout, (path, opt)
+        seen += 1
+    assert seen >= 16

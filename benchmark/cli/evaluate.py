@@ -1,0 +1,281 @@
+"""``bench evaluate``: score a zoo model (behind a defense) clean, under attack and under
+corruptions, and write one results JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from benchmark.cli.app import app
+from benchmark.cli.options import (
+    DATA_DIR_HELP,
+    ZOO_HELP,
+    batch_size_option,
+    fmt_metric,
+    parse_params,
+)
+from benchmark.cli.train import _train_config
+from benchmark.errors import ConfigError
+
+
+def _parse_attack_params(items: list[str]) -> dict[str, dict[str, object]]:
+    """``["pgd.steps=20", "steps=5"]`` -> ``{"pgd": {"steps": 20}, "*": {"steps": 5}}``."""
+    out: dict[str, dict[str, object]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"invalid --attack-param '{item}'; write ATTACK.NAME=VALUE")
+        attack, _, name = key.rpartition(".")
+        try:
+            value: object = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(attack or "*", {})[name] = value
+    return out
+
+
+def _attack_cells(attacks: str | None, eps: list[str], params: list[str]):
+    from benchmark.attacks import ATTACKS
+    from benchmark.attacks.presets import AttackCell, parse_eps, resolve_attacks
+
+    if attacks is None:
+        if eps or params:
+            raise ConfigError("--eps and --attack-param need --attacks")
+        return None, []
+    eps_values = [parse_eps(e) for item in eps for e in item.split(",") if e.strip()]
+    suite, cells = resolve_attacks(attacks, eps_values or None)
+    overrides = _parse_attack_params(params)
+    if overrides:
+        resolved = []
+        for c in cells:
+            # A bare NAME=VALUE applies to the attacks that have NAME; ATTACK.NAME is checked.
+            shared = {
+                k: v
+                for k, v in overrides.get("*", {}).items()
+                if k in ATTACKS.get(c.attack).defaults
+            }
+            extra = {**shared, **overrides.get(c.attack, {})}
+            resolved.append(AttackCell.make(c.attack, c.eps, **{**c.param_dict, **extra}))
+        unknown = set(overrides) - {"*"} - {c.attack for c in cells}
+        if unknown:
+            raise ConfigError(f"--attack-param names attacks not in the run: {sorted(unknown)}")
+        cells = resolved
+    return suite, cells
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Registered dataset id."),
+    arch: str = typer.Option(..., "--model", "--arch", "-m", help="Registered model id."),
+    attacks: str | None = typer.Option(
+        None, help="A preset (bench list presets) or a comma list of attacks (fgsm,pgd)."
+    ),
+    eps: list[str] = typer.Option([], help="eps for an attack list, e.g. 2/255,8/255."),
+    attack_param: list[str] = typer.Option(
+        [], help="Override an attack parameter: pgd.steps=20 (or steps=20 for all)."
+    ),
+    defense: str | None = typer.Option(
+        None, help="Defense to evaluate: a submission id (submissions/<id>) or its folder."
+    ),
+    defense_param: list[str] = typer.Option([], help="Override a defense parameter: name=value."),
+    threat_model: list[str] = typer.Option(
+        ["oblivious"], help="With --defense: oblivious and/or adaptive (repeat the option)."
+    ),
+    eot_samples: int = typer.Option(
+        20, help="Draws per step of adaptive attacks on randomized defenses (EOT)."
+    ),
+    adaptive_gradient: str = typer.Option(
+        "exact",
+        help="Adaptive pass through a differentiable purifier: exact (autograd) or bpda "
+        "(identity backward; a second adaptive run, suite <preset>-bpda).",
+    ),
+    corruptions: str | None = typer.Option(
+        None,
+        help="A corruption preset (bench list corruption_presets) or a comma list "
+        "(rotate_seq,pixelate).",
+    ),
+    corruption_reference: str | None = typer.Option(
+        None, help="Zoo model id of the reference model for relative FP and CE / mCE."
+    ),
+    n_examples: int | None = typer.Option(
+        None, help="Evaluate a seeded random subset of this many test images."
+    ),
+    size: int | None = typer.Option(None, help="Image size (default: the dataset's)."),
+    split: str = typer.Option("test", help="Split to score: test | val | train."),
+    seed: int = typer.Option(0, help="Seed of the model, the subset, the attacks and the CIs."),
+    batch_size: str = typer.Option(
+        "256",
+        help="Inference and attack batch size, or auto: the largest that fits the free memory "
+        "(a size that does not fit is refused before any work).",
+    ),
+    device: str = typer.Option("auto", help="auto | cpu | cuda[:N]."),
+    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+    download: bool = typer.Option(False, "--download", help="Download a missing MedMNIST file."),
+    zoo: Path | None = typer.Option(None, help=ZOO_HELP),
+    out: Path | None = typer.Option(
+        None, help="Results folder (else $BENCH_RESULTS_DIR, else ./results)."
+    ),
+    cache_dir: Path | None = typer.Option(
+        None, help="Adversarial-example cache (else $BENCH_CACHE_DIR, else the user cache)."
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
+    sanity_attack: bool = typer.Option(
+        True, "--sanity-attack/--no-sanity-attack", help="Run PGD at 64/255 as a sanity check."
+    ),
+    train_if_missing: bool = typer.Option(
+        False, "--train-if-missing", help="Train the model first if the zoo lacks it."
+    ),
+    epochs: int = typer.Option(100, help="Epochs when --train-if-missing trains."),
+    executor: str = typer.Option(
+        "local", help="Where attack passes are crafted: local | ray (a Ray cluster)."
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        help="With --executor ray: unset starts a local Ray (or joins $RAY_ADDRESS); 'auto' "
+        "or ray://host:10001.",
+    ),
+    ray_gpus: float = typer.Option(0, help="With --executor ray: GPUs per task."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result document as JSON."),
+) -> None:
+    """Evaluate a zoo model clean, under attack and under corruptions; write one results JSON."""
+    from benchmark.corruptions import resolve_corruptions
+    from benchmark.evaluation import EvaluationConfig, evaluate
+    from benchmark.evaluation.cache import AdversarialCache
+    from benchmark.models.zoo import ModelZoo
+
+    suite, cells = _attack_cells(attacks, eps, attack_param)
+    corruption_suite, plan = resolve_corruptions(corruptions) if corruptions else (None, None)
+    if corruption_reference and plan is None:
+        raise ConfigError("--corruption-reference needs --corruptions")
+    config = EvaluationConfig(
+        dataset=dataset,
+        arch=arch,
+        size=size,
+        split=split,
+        seed=seed,
+        batch_size=batch_size_option(batch_size),
+        device=device,
+        attacks=cells,
+        suite=suite,
+        n_examples=n_examples,
+        sanity_attack=sanity_attack,
+        corruptions=plan,
+        corruption_suite=corruption_suite,
+        corruption_reference=corruption_reference,
+        defense=defense,
+        defense_params=parse_params(defense_param),
+        threat_models=[t for item in threat_model for t in item.split(",") if t],
+        eot_samples=eot_samples,
+        adaptive_gradient=adaptive_gradient,
+    )
+    tc = _train_config(dataset, arch, size, epochs, 128, 1e-3, seed, device)
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"--executor must be local or ray, got '{executor}'")
+    if no_cache and executor == "ray":
+        raise ConfigError("--executor ray hands work over through the cache: drop --no-cache")
+    runner = None
+    if executor == "ray":
+        from benchmark.evaluation.executors import RayExecutor
+
+        runner = RayExecutor(address=ray_address, num_gpus=ray_gpus)
+    doc, path = evaluate(
+        config,
+        data_dir=data_dir,
+        zoo=ModelZoo(zoo),
+        out_dir=out,
+        download=download,
+        train_if_missing=train_if_missing,
+        train_config=tc,
+        cache=AdversarialCache(cache_dir, enabled=not no_cache),
+        executor=runner,
+    )
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    _render_evaluation(doc, dataset, split, path)
+
+
+def _render_evaluation(doc: dict[str, Any], dataset: str, split: str, path: Path) -> None:
+    clean = doc["metrics"]["clean"]
+    typer.echo(f"{doc['config']['model_id']} on {dataset}/{split} (n={doc['data']['n']})")
+    typer.echo(f"  accuracy  {fmt_metric(clean['accuracy'])}")
+    typer.echo(f"  AUC       {fmt_metric(clean['auc'])}")
+    if "per_class_accuracy" in clean:
+        pca = clean["per_class_accuracy"]
+        typer.echo(f"  balanced accuracy {pca['balanced_accuracy']:.4f}")
+        for name, m in pca["per_class"].items():
+            typer.echo(f"    {name[:40]:<40} {fmt_metric(m)}")
+    if doc.get("defense"):
+        d, base = doc["defense"], doc["metrics"]["undefended_clean"]
+        typer.echo(
+            f"  defense {d['id']} ({d['kind']}, threat models {', '.join(d['threat_models'])}); "
+            f"undefended accuracy {fmt_metric(base['accuracy'])}"
+        )
+        c = d["cost"]
+        typer.echo(
+            f"  inference {c['defended_ms_per_image']:.2f} ms/image vs {c['base_ms_per_image']:.2f}"
+            f" bare (x{c['overhead']:.1f})"
+        )
+    if "confusion_matrix" in clean:
+        typer.echo("  confusion matrix (rows: true, columns: predicted)")
+        for row in clean["confusion_matrix"]["matrix"]:
+            typer.echo("    " + " ".join(f"{v:5d}" for v in row))
+    if doc.get("attacks"):
+        typer.echo(
+            "  attack                                   robust acc  fooling  "
+            "median Linf*255  median L2   time"
+        )
+        for a in doc["attacks"]:
+            m, p = a["metrics"], a["perturbation"]
+            tag = " (sanity)" if a.get("sanity_only") else ""
+            if a.get("threat_model"):
+                tag += f" [{a['threat_model']}]"
+            typer.echo(
+                f"    {a['cell_id'][:38] + tag:<38} {m['robust_accuracy']['value']:9.4f} "
+                f"{m['fooling_ratio']['value']:8.4f} {255 * p['linf_median']:15.2f} "
+                f"{p['l2_median']:9.4f} {a['timing']['seconds']:6.1f}s"
+                f"{' cached' if a['timing']['cached'] else ''}"
+            )
+        for w in doc["worst_case"]:
+            typer.echo(
+                f"  worst case {w['norm']} eps {w['eps_label']}: {fmt_metric(w['robust_accuracy'])}"
+            )
+        for c in doc["sanity_checks"]:
+            typer.echo(
+                f"  sanity {c['name']:<26} {c['status']}{'  -> ' + c['flag'] if c['flag'] else ''}"
+            )
+    _render_corruptions(doc.get("corruptions"))
+    typer.echo(f"wrote {path}")
+
+
+def _render_corruptions(block: dict[str, Any] | None) -> None:
+    if not block:
+        return
+    seq = block.get("sequences")
+    if seq:
+        typer.echo(f"  perturbation sequences ({seq['n_frames']} frames): flip probability")
+        for t in seq["types"]:
+            rel = t.get("relative_flip_probability")
+            typer.echo(
+                f"    {t['id']:<20} sev {t['severity']}  FP {fmt_metric(t['flip_probability'])}"
+                + (f"  relative {rel:.2f}" if rel is not None else "")
+            )
+        typer.echo(
+            f"  mFP {seq['mfp']:.4f}"
+            + (f"  relative mFP {seq['relative_mfp']:.2f}" if seq.get("relative_mfp") else "")
+        )
+    sev = block.get("severity")
+    if sev:
+        typer.echo(f"  corruptions: accuracy at severities {sev['severities']}")
+        for r in sev["corruptions"]:
+            accs = " ".join(f"{a['value']:.3f}" for a in r["accuracy"])
+            typer.echo(f"    {r['id']:<20} {accs}  mean {r['mean_accuracy']:.4f}")
+        typer.echo(f"  mean corruption accuracy {sev['mean_corruption_accuracy']:.4f}")
+        ce = sev.get("error_vs_reference")
+        if ce and ce["mce"] is not None:
+            typer.echo(
+                f"  mCE {100 * ce['mce']:.1f}  relative mCE {100 * (ce['relative_mce'] or 0):.1f}"
+            )

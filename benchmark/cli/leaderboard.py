@@ -1,0 +1,48 @@
+"""``bench leaderboard``: publish results files and build the static site."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from benchmark.cli.app import command_group
+from benchmark.errors import ResultsError
+
+leaderboard_app = command_group("leaderboard", "Publish results and build the static site.")
+
+
+@leaderboard_app.command("add")
+def leaderboard_add_cmd(
+    results: list[Path] = typer.Argument(..., help="Results JSON files to publish."),
+    root: Path = typer.Option(Path("leaderboard/results"), help="The published results folder."),
+) -> None:
+    """Publish results files: validated, provenance complete, never overwriting."""
+    from benchmark.leaderboard.publish import add_result
+
+    for path in results:
+        if not path.is_file():
+            raise ResultsError(f"{path} does not exist; pass a results JSON file")
+        target, added = add_result(path, root)
+        typer.echo(f"{'added' if added else 'already published'}: {target}")
+
+
+@leaderboard_app.command("build")
+def leaderboard_build_cmd(
+    out: Path = typer.Option(Path("leaderboard/site"), help="Output folder (replaced)."),
+    root: Path = typer.Option(Path("leaderboard/results"), help="The published results folder."),
+    data_cards: Path = typer.Option(Path("data_cards"), help="Folder of the data cards."),
+    readme: Path = typer.Option(Path("README.md"), help="README with the submission guide."),
+) -> None:
+    """Render the static leaderboard site (self-contained, opens from the file system)."""
+    from benchmark.leaderboard import build_site
+
+    if not root.is_dir():
+        raise ResultsError(f"results folder {root} does not exist; pass --root")
+    report = build_site(root, out, data_cards=data_cards, readme=readme)
+    typer.echo(
+        f"built {report.pages} pages ({report.entries} entries, {report.boards} leaderboards) "
+        f"into {report.out}"
+    )
+    for bad in report.invalid:
+        typer.echo(f"left out {bad.path}: {bad.reason}", err=True)

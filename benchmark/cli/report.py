@@ -1,0 +1,65 @@
+"""``bench report``: Markdown reports and the generated blocks of the docs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from benchmark.cli.app import command_group
+from benchmark.errors import ResultsError
+
+report_app = command_group("report", "Render Markdown reports from results files.")
+
+
+@report_app.command("attacks")
+def report_attacks_cmd(
+    results: list[Path] = typer.Argument(..., help="Results JSON files (validated first)."),
+    out: Path = typer.Option(..., help="Markdown file to write."),
+    title: str = typer.Option("Attack results", help="Page title."),
+) -> None:
+    """Write Markdown tables of attack results (robust accuracy, fooling ratio, norms, checks)."""
+    from benchmark.results import read_result
+    from benchmark.results.io import atomic_write_bytes
+    from benchmark.results.report import render_attack_report
+
+    docs = [(str(p), read_result(p)) for p in results]
+    text = render_attack_report(docs, title=title)
+    atomic_write_bytes(out, text.encode())
+    typer.echo(f"wrote {out} ({len(docs)} results)")
+
+
+@report_app.command("update")
+def report_update_cmd(
+    pages: list[Path] = typer.Argument(..., help="Markdown pages with bench:results blocks."),
+    root: Path = typer.Option(Path("."), help="Folder the blocks' glob patterns start from."),
+    check: bool = typer.Option(False, help="Only check that the pages are up to date."),
+) -> None:
+    """Regenerate the ``<!-- bench:results summary|full GLOB -->`` blocks of Markdown pages.
+
+    Text outside the blocks is left as written; each block is rebuilt from the newest
+    validated results file of every run folder its globs match.
+    """
+    from benchmark.results import read_result
+    from benchmark.results.io import atomic_write_bytes
+    from benchmark.results.report import update_generated_blocks
+
+    stale = []
+    for page in pages:
+        if not page.is_file():
+            raise ResultsError(f"page {page} does not exist; pass a Markdown file")
+        old = page.read_text()
+        new, n = update_generated_blocks(old, root, read_result)
+        if n == 0:
+            raise ResultsError(
+                f"{page} has no '<!-- bench:results summary|full GLOB -->' block; add one"
+            )
+        if new != old:
+            stale.append(page)
+            if not check:
+                atomic_write_bytes(page, new.encode())
+        typer.echo(f"{page}: {n} blocks, {'changed' if new != old else 'up to date'}")
+    if check and stale:
+        raise ResultsError(
+            f"{', '.join(map(str, stale))} out of date with the results; run bench report update"
+        )

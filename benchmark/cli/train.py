@@ -1,0 +1,102 @@
+"""``bench train``: train a model (or a training-time defense's robust model) into the zoo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from benchmark.cli.app import app
+from benchmark.cli.options import DATA_DIR_HELP, ZOO_HELP, fmt_metric, parse_params
+
+
+def _train_config(
+    dataset: str,
+    arch: str,
+    size: int | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: str,
+):
+    from benchmark.training import TrainConfig
+
+    return TrainConfig(
+        dataset=dataset,
+        arch=arch,
+        size=size,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+    )
+
+
+@app.command("train")
+def train_cmd(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Registered dataset id."),
+    arch: str = typer.Option(..., "--arch", "--model", "-m", help="Registered model id."),
+    size: int | None = typer.Option(None, help="Image size (default: the dataset's)."),
+    epochs: int = typer.Option(100, help="Epochs (MedMNIST v2 recipe: 100)."),
+    batch_size: int = typer.Option(128, help="Minibatch size."),
+    lr: float = typer.Option(1e-3, help="Adam learning rate."),
+    seed: int = typer.Option(0, help="Seed of initialisation and data order."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda[:N]."),
+    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+    download: bool = typer.Option(False, "--download", help="Download a missing MedMNIST file."),
+    zoo: Path | None = typer.Option(None, help=ZOO_HELP),
+    defense: str | None = typer.Option(
+        None, help="Training-time defense submission (pgd_at, mpadvt, maadvt, trades, mart)."
+    ),
+    defense_param: list[str] = typer.Option(
+        [], help="Override a defense parameter: name=value (e.g. steps=3 on a CPU)."
+    ),
+    select: str = typer.Option(
+        "auto", help="Model selection on the validation split: auto | auc | robust."
+    ),
+    select_eps: str = typer.Option("4/255", help="Eps of the PGD used by --select robust."),
+    select_steps: int = typer.Option(4, help="Steps of the PGD used by --select robust."),
+    init_from: str | None = typer.Option(
+        None, help="Zoo id whose weights start the training (adversarial fine-tuning)."
+    ),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Start afresh instead of resuming an interrupted run."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the model card as JSON."),
+) -> None:
+    """Train a model (MedMNIST v2 recipe, or a training-time defense) into the model zoo.
+
+    An interrupted run resumes at its last finished epoch when started again with the same
+    options (its state is kept in the zoo's .partial/ folder); --fresh starts over."""
+    from benchmark.attacks.presets import parse_eps
+    from benchmark.models.zoo import ModelZoo
+    from benchmark.training import train_model
+
+    config = _train_config(dataset, arch, size, epochs, batch_size, lr, seed, device)
+    config.defense = defense
+    config.defense_params = parse_params(defense_param)
+    config.selection, config.select_eps = select, parse_eps(select_eps)
+    config.select_steps = select_steps
+    config.init_from = init_from
+    entry = train_model(
+        config, data_dir=data_dir, download=download, zoo=ModelZoo(zoo), resume=not fresh
+    )
+    card = entry.card
+    if as_json:
+        typer.echo(json.dumps(card, indent=2))
+        return
+    test = card["metrics"]["test"]
+    typer.echo(f"model    {card['model_id']}  ({entry.path})")
+    typer.echo(
+        f"epochs   {card['epochs']} (selected epoch {card['best_epoch']}: "
+        f"{card['recipe']['selection']}), {card['training_time_seconds'] / 60:.1f} min"
+    )
+    if card.get("defense"):
+        params = ", ".join(f"{k}={v}" for k, v in card["defense"]["params"].items())
+        typer.echo(f"defense  {card['defense']['id']} ({params})")
+    typer.echo(f"test ACC {fmt_metric(test['acc'])}")
+    typer.echo(f"test AUC {fmt_metric(test['auc'])}")
+    typer.echo(f"sha256   {card['checkpoint']['sha256']}")
