@@ -17,7 +17,7 @@ DEMO_ARGS ?= --dataset pneumoniamnist --model resnet18 --train-if-missing --down
 	--attacks quick
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: setup demo test test-slow lint zoo-docs docs site site-shots
+.PHONY: setup browser demo test test-slow lint zoo-docs docs site site-shots
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,22 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/bench evaluate $(DEMO_ARGS)
 
-test: setup
+# The browser tests drive Debian's Chromium: installed here when it is missing and we may (root
+# with apt-get); otherwise they are skipped, and this says in one line how to include them.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Chromium for the browser tests (apt-get install chromium)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q chromium >/dev/null 2>&1 \
+	      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+	      || echo "could not install Chromium: the browser tests will be skipped"; \
+	  else \
+	    echo "Chromium is missing: the browser tests will be skipped; 'sudo apt-get install chromium' includes them"; \
+	  fi; \
+	fi
+
+test: setup browser
 	$(OFFLINE) $(BIN)/python -m pytest
 
 test-slow: setup
