@@ -1,6 +1,14 @@
 """Attacks: the ``ATTACKS`` registry, torchattacks wrappers and our own attacks."""
 
-from benchmark.attacks import gap, gradient, rays, torchattacks_attacks, transfer  # noqa: F401
+from benchmark.attacks import (  # noqa: F401  (importing a family registers its attacks)
+    autoattack,
+    first_order,
+    gap,
+    gradient,
+    rays,
+    score_based,
+    transfer,
+)
 from benchmark.attacks.base import (
     ATTACKS,
     Attack,

@@ -1,0 +1,90 @@
+"""The public Python API: what a notebook user needs, in a few calls.
+
+```python
+import benchmark as mrb
+
+test = mrb.load_dataset("breastmnist", "test")                 # ImageSplit, [0, 1] NCHW
+model = mrb.load_model("breastmnist", "resnet18")              # sha256-verified zoo model
+robust = mrb.load_model("breastmnist", "resnet18", defense="pgd_at")
+doc = mrb.evaluate("breastmnist", "resnet18", attacks="fgsm,pgd", eps=["8/255"])
+board = mrb.results_frame("leaderboard/results")               # tidy pandas DataFrame
+```
+
+Each call is the library behind a ``bench`` command (``load_model`` checks the checkpoint's
+sha256 against its card exactly as ``bench evaluate`` does), so a number found here is the
+number the CLI finds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from benchmark.datasets.base import ImageSplit, load_split
+from benchmark.device import pick_device
+from benchmark.models.base import ImageClassifier
+from benchmark.models.zoo import ModelZoo, model_id
+
+
+def load_dataset(
+    name: str,
+    split: str = "test",
+    *,
+    size: int | None = None,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+) -> ImageSplit:
+    """One split of a registered dataset (``bench list datasets``) as float32 NCHW in [0, 1].
+
+    Args:
+        name: dataset id, e.g. ``"pneumoniamnist"``.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        size: image size (default: the dataset's).
+        data_dir: data root (default ``$BENCH_DATA_DIR``, then the loader's own folder).
+        download: let MedMNIST download a missing file.
+    """
+    return load_split(name, split, size=size, data_dir=data_dir, download=download)
+
+
+def load_model(
+    dataset: str,
+    arch: str = "resnet18",
+    *,
+    size: int | None = None,
+    seed: int = 0,
+    defense: str | None = None,
+    defense_params: dict[str, Any] | None = None,
+    zoo: str | Path | None = None,
+    device: str = "auto",
+) -> ImageClassifier:
+    """A trained zoo model in eval mode, its checkpoint verified against its card's sha256.
+
+    Args:
+        dataset: dataset id the model was trained on.
+        arch: registered model id (``bench list models``).
+        size: image size (default: the dataset's).
+        seed: training seed.
+        defense: a training-time defense (``pgd_at``, ``trades``...): its robust model.
+        defense_params: the defense's parameter overrides the robust model was trained with.
+        zoo: zoo folder (default ``$BENCH_ZOO_DIR``, then the per-user cache).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
+
+    Raises:
+        CheckpointError: the model is not in the zoo (the message says how to train it), or
+            its checkpoint does not match its card.
+    """
+    from benchmark.datasets.base import DATASETS
+
+    size = size or DATASETS.get(dataset).meta.default_size
+    tag = None
+    expect: dict[str, Any] = {"dataset": dataset, "arch": arch, "image_size": size, "seed": seed}
+    if defense is not None:
+        from benchmark.training.trainer import defense_tag
+
+        tag = defense_tag(defense, defense_params or {})
+        expect["defense.id"] = defense
+    model, _ = ModelZoo(zoo).load(
+        model_id(arch, dataset, size, seed, tag), device=pick_device(device), expect=expect
+    )
+    return model.eval()
+
