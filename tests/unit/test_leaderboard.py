@@ -88,10 +88,10 @@ def test_entries_group_suites_and_boards_rank_by_worst_case(published):
     # quick and defense all reach 8/255), with the plain figure of the same block beside it;
     # while one of its runs lacks the balanced figure, it is listed unranked and says so.
     blocks = [
-        (w.get("robust_balanced_accuracy"), w["robust_accuracy"]["value"], run.suite)
+        (w.robust_balanced_accuracy, w.robust_accuracy.value, run.suite)
         for run in labels["none"].runs
         for w in run.worst_cases()
-        if w["norm"] == "linf" and abs(w["eps"] - 8 / 255) < 1e-9
+        if w.at_linf(8 / 255)
     ]
     assert len(blocks) == 3
     none = by["none"]
