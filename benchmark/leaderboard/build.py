@@ -7,6 +7,10 @@ autoescape on: every string that comes from a results file (a submission's name,
 its paper) is escaped. Markdown (data cards, the README) is ours and is rendered with raw HTML
 disabled. Two builds from the same files are byte-identical: nothing depends on the clock, the
 file system order or the machine.
+
+Beside the pages, ``raw/`` holds a copy of every published results file (the entry pages link
+to them) and ``raw/results.csv``, the current run of every run folder as one tidy table
+(:func:`benchmark.results.frame`: a row per run for its clean scores, a row per attack block).
 """
 
 from __future__ import annotations
@@ -27,12 +31,14 @@ from markupsafe import Markup, escape
 from benchmark.errors import ResultsError
 from benchmark.leaderboard import svg
 from benchmark.leaderboard.ranking import Board, boards
-from benchmark.leaderboard.runs import Entry, Invalid, flags, group_entries, load_runs
+from benchmark.leaderboard.runs import Entry, Invalid, Run, flags, group_entries, load_runs
 from benchmark.results.naming import ThreatModel, eps_label
 
 logger = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = ("style.css", "table.js")
+CSV = Path("raw") / "results.csv"
+"""Where the site keeps the table of its runs, relative to the site's root."""
 
 
 @dataclass
@@ -238,8 +244,17 @@ def build_site(
     write("submit.html", "submit.html", body=_markdown(submit), guide=_markdown(guide_text))
     for name in STATIC:
         shutil.copyfile(TEMPLATES / name, out / name)
+    _write_csv(runs, out / CSV)
     logger.info("built %d pages into %s (%d left out)", pages, out, len(invalid))
     return BuildReport(out, pages, len(entries), len(all_boards), invalid)
+
+
+def _write_csv(runs: list[Run], path: Path) -> None:
+    """``raw/results.csv``: the runs shown on the site as :func:`benchmark.results.frame`."""
+    from benchmark.results.dataframe import frame, to_csv  # pandas only when building
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(to_csv(frame(runs)))
 
 
 def _column(board: Board) -> str:
