@@ -302,13 +302,19 @@ class RunView:
             return None
         return {tm: [WorstCaseView(w) for w in ws] for tm, ws in by.items()}
 
+    @property
+    def worst_case(self) -> list[WorstCaseView]:
+        """The document's headline worst cases (``worst_case``: white-box for an undefended
+        run, the strongest threat model's for a defended one)."""
+        return [WorstCaseView(w) for w in self.doc.get("worst_case") or []]
+
     def worst_cases(self, threat_model: ThreatModel | str | None = None) -> list[WorstCaseView]:
         """Worst-case blocks of one threat model. By default the ranking's: robust to every
         attack of the run (``any``: oblivious, adaptive and black-box together) when recorded,
         else the strongest threat model's. An undefended run has one list (white-box)."""
         by = self.doc.get("worst_case_by_threat_model")
         if not by:
-            return [WorstCaseView(w) for w in self.doc.get("worst_case") or []]
+            return self.worst_case
         if threat_model is None:
             threat_model = ANY if ANY in by else self.strongest_threat_model()
         return [WorstCaseView(w) for w in by.get(str(threat_model), [])]

@@ -242,3 +242,19 @@ def test_entry_slugs_are_unique_and_plain(published):
     slugs = [e.slug for e in entries]
     assert len(set(slugs)) == len(slugs)
     assert all(re.fullmatch(r"[A-Za-z0-9_.=,-]+", s) for s in slugs)
+
+
+def test_site_publishes_the_runs_as_a_csv(published, tmp_path):
+    import pandas as pd
+
+    from benchmark.results.dataframe import COLUMNS
+
+    build_site(published, tmp_path / "site")
+    table = pd.read_csv(tmp_path / "site" / "raw" / "results.csv")
+    assert tuple(table.columns) == COLUMNS
+    runs, _ = load_runs(published)
+    assert sorted(set(table["path"])) == sorted(r.path for r in runs)
+    for path in table["path"]:
+        assert (tmp_path / "site" / "raw" / path).is_file()  # beside the raw JSON it comes from
+    assert (table["kind"] == "clean").sum() == len(runs)
+    assert (table["kind"] == "attack").sum() == sum(len(r.attacks) for r in runs)
