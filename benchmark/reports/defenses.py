@@ -22,7 +22,7 @@ from benchmark.reports.base import (
     table_row,
 )
 from benchmark.results.naming import ThreatModel, cell_label, defense_label
-from benchmark.results.view import AttackView, RunView, WorstCaseView
+from benchmark.results.view import ANY, AttackView, RunView, WorstCaseView
 
 _OBL, _ADA = ThreatModel.OBLIVIOUS, ThreatModel.ADAPTIVE
 
@@ -134,10 +134,8 @@ def _summary_worst(run: RunView, budgets: list[tuple[tuple[str, float], str]]) -
         return [f"{_budget_acc(run.worst_case, key)} (white-box)" for key, _ in budgets]
     cols = []
     for key, _ in budgets:
-        text = " / ".join(
-            _budget_acc(wc.get(tm, []), key) for tm in (_OBL.value, _ADA.value, "any")
-        )
-        every = [w for w in wc.get("any", []) if w.budget == key]
+        text = " / ".join(_budget_acc(wc.get(tm, []), key) for tm in (_OBL.value, _ADA.value, ANY))
+        every = [w for w in wc.get(ANY, []) if w.budget == key]
         if every and every[0].robust_balanced_accuracy is not None:
             text += f" (bal. {100 * every[0].robust_balanced_accuracy:.1f})"
         cols.append(text)

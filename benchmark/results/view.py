@@ -291,7 +291,7 @@ class RunView:
         if not self.defended:
             return ThreatModel.WHITE_BOX
         by = self.doc.get("worst_case_by_threat_model") or {}
-        return ThreatModel.ADAPTIVE if "adaptive" in by else ThreatModel.OBLIVIOUS
+        return ThreatModel.ADAPTIVE if ThreatModel.ADAPTIVE.value in by else ThreatModel.OBLIVIOUS
 
     @property
     def worst_cases_by_threat_model(self) -> dict[str, list[WorstCaseView]] | None:
