@@ -7,6 +7,10 @@ autoescape on: every string that comes from a results file (a submission's name,
 its paper) is escaped. Markdown (data cards, the README) is ours and is rendered with raw HTML
 disabled. Two builds from the same files are byte-identical: nothing depends on the clock, the
 file system order or the machine.
+
+Beside the pages, ``raw/`` holds a copy of every published results file (the entry pages link
+to them) and ``raw/results.csv``, the current run of every run folder as one tidy table
+(:func:`benchmark.results.frame`: a row per run for its clean scores, a row per attack block).
 """
 
 from __future__ import annotations
@@ -26,20 +30,15 @@ from markupsafe import Markup, escape
 
 from benchmark.errors import ResultsError
 from benchmark.leaderboard import svg
-from benchmark.leaderboard.collect import (
-    Board,
-    Entry,
-    Invalid,
-    boards,
-    flags,
-    group_entries,
-    load_runs,
-)
-from benchmark.results.naming import eps_label
+from benchmark.leaderboard.ranking import Board, boards
+from benchmark.leaderboard.runs import Entry, Invalid, Run, flags, group_entries, load_runs
+from benchmark.results.naming import ThreatModel, eps_label
 
 logger = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = ("style.css", "table.js")
+CSV = Path("raw") / "results.csv"
+"""Where the site keeps the table of its runs, relative to the site's root."""
 
 
 @dataclass
@@ -121,31 +120,25 @@ def _entry_charts(entry: Entry) -> dict[str, Any]:
     series: dict[str, dict[float, float]] = {}
     for run in entry.runs:
         bars = []
-        for a in run.doc.get("attacks", []):
-            if a.get("sanity_only"):
-                continue
-            params = a["config"]["params"]
-            name = a["attack"] + (f"-{params['steps']}" if "steps" in params else "")
-            label = f"{name} {a['eps_label']}"
-            tm = a.get("threat_model")
-            if tm and tm != "white-box":
-                label += f" [{tm}]"
-            bars.append((label, a["metrics"]["robust_accuracy"]["value"]))
+        for a in run.attack_cells():
+            label = f"{a.name} {a.eps_label}"
+            if a.threat_model is not ThreatModel.WHITE_BOX:
+                label += f" [{a.threat_model.value}]"
+            bars.append((label, a.robust_accuracy.value))
         if bars:
             title = f"Robust accuracy per attack, {run.suite}"
             out["attacks"].append(Markup(svg.bar_chart(bars, title=title)))
-        by = run.doc.get("worst_case_by_threat_model") or {
-            run.strongest_threat_model(): run.worst_cases()
+        by = run.worst_cases_by_threat_model or {
+            run.strongest_threat_model().value: run.worst_cases()
         }
         for tm, ws in by.items():
             for w in ws:
-                if w["norm"] == "linf":
-                    series.setdefault(tm, {})
-                    old = series[tm].get(w["eps"])
-                    value = w["robust_accuracy"]["value"]
-                    series[tm][w["eps"]] = value if old is None else min(old, value)
+                if w.norm == "linf":
+                    old = series.setdefault(tm, {}).get(w.eps)
+                    value = w.robust_accuracy.value
+                    series[tm][w.eps] = value if old is None else min(old, value)
     if series:
-        clean = entry.newest().doc["metrics"]["clean"]["accuracy"]["value"]
+        clean = entry.newest().clean_accuracy.value
         pts = {tm: [(0.0, clean), *sorted(v.items())] for tm, v in series.items()}
         ticks = sorted({e for v in series.values() for e in v} | {0.0})
         out["eps"] = Markup(
@@ -156,22 +149,26 @@ def _entry_charts(entry: Entry) -> dict[str, Any]:
                 x_ticks=[(t, eps_label(t)) for t in ticks],
             )
         )
-    for run in entry.runs:
-        seq = (run.doc.get("corruptions") or {}).get("sequences")
-        if seq:
-            bars = [
-                (f"{t['type']} s{t['severity']}", t["flip_probability"]["value"])
-                for t in seq["types"]
-            ]
-            out["fp"] = Markup(svg.bar_chart(bars, title="Flip probability per perturbation type"))
-            break
-    cm = entry.newest().doc["metrics"]["clean"].get("confusion_matrix")
+    out["fp"] = _fp_chart(entry)
+    cm = entry.newest().clean.get("confusion_matrix")
     if isinstance(cm, dict) and cm.get("matrix"):
         labels = [str(v) for v in cm.get("labels") or range(len(cm["matrix"]))]
         out["confusion"] = Markup(
             svg.confusion_matrix(cm["matrix"], labels, title="Clean confusion matrix")
         )
     return out
+
+
+def _fp_chart(entry: Entry) -> Markup | None:
+    """Flip probability per perturbation type of the entry's first run with sequences."""
+    for run in entry.runs:
+        if run.sequences:
+            bars = [
+                (f"{t['type']} s{t['severity']}", t["flip_probability"]["value"])
+                for t in run.sequences["types"]
+            ]
+            return Markup(svg.bar_chart(bars, title="Flip probability per perturbation type"))
+    return None
 
 
 def build_site(
@@ -247,8 +244,17 @@ def build_site(
     write("submit.html", "submit.html", body=_markdown(submit), guide=_markdown(guide_text))
     for name in STATIC:
         shutil.copyfile(TEMPLATES / name, out / name)
+    _write_csv(runs, out / CSV)
     logger.info("built %d pages into %s (%d left out)", pages, out, len(invalid))
     return BuildReport(out, pages, len(entries), len(all_boards), invalid)
+
+
+def _write_csv(runs: list[Run], path: Path) -> None:
+    """``raw/results.csv``: the runs shown on the site as :func:`benchmark.results.frame`."""
+    from benchmark.results.dataframe import frame, to_csv  # pandas only when building
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(to_csv(frame(runs)))
 
 
 def _column(board: Board) -> str:

@@ -8,10 +8,12 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 import benchmark
+
+if TYPE_CHECKING:
+    import torch
 
 _PACKAGES = (
     "torch",
@@ -76,6 +78,8 @@ def git_commit() -> dict[str, object]:
 
 def environment(device: torch.device | str | None = None) -> dict[str, object]:
     """Python, platform, torch build, device and thread count of this run."""
+    import torch  # here, not at the top: reading results must not load torch
+
     dev = torch.device(device) if device is not None else torch.device("cpu")
     env: dict[str, object] = {
         "python": sys.version.split()[0],

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.reports import update_generated_blocks
 from benchmark.results import read_result
-from benchmark.results.report import update_generated_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["docs/attacks.md", "docs/corruptions.md", "docs/defenses.md"]

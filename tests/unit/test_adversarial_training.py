@@ -25,7 +25,7 @@ from benchmark.errors import CheckpointError, ConfigError
 from benchmark.evaluation import EvaluationConfig, evaluate
 from benchmark.evaluation.cache import AdversarialCache
 from benchmark.models.zoo import ZooEntry
-from benchmark.models.zoo_report import render_zoo_markdown
+from benchmark.reports.zoo import render_zoo_markdown
 from benchmark.training import TrainConfig, train_model
 from benchmark.training.trainer import selection_key
 

@@ -72,7 +72,7 @@ def test_a_forced_bpda_adaptive_run_is_a_second_run_of_the_same_entry(
     """``adaptive_gradient="bpda"`` crafts new adaptive examples (its own cache key), is stored
     under the suite ``custom-bpda`` beside the exact-gradient run, and says so in its record."""
     from benchmark.errors import ConfigError
-    from benchmark.leaderboard.collect import group_entries, load_runs
+    from benchmark.leaderboard import group_entries, load_runs
 
     smoothing = str(ROOT / "submissions" / "gaussian_smoothing")
     common = dict(defense=smoothing, threat_models=["oblivious", "adaptive"])

@@ -88,10 +88,10 @@ def test_entries_group_suites_and_boards_rank_by_worst_case(published):
     # quick and defense all reach 8/255), with the plain figure of the same block beside it;
     # while one of its runs lacks the balanced figure, it is listed unranked and says so.
     blocks = [
-        (w.get("robust_balanced_accuracy"), w["robust_accuracy"]["value"], run.suite)
+        (w.robust_balanced_accuracy, w.robust_accuracy.value, run.suite)
         for run in labels["none"].runs
         for w in run.worst_cases()
-        if w["norm"] == "linf" and abs(w["eps"] - 8 / 255) < 1e-9
+        if w.at_linf(8 / 255)
     ]
     assert len(blocks) == 3
     none = by["none"]
@@ -242,3 +242,19 @@ def test_entry_slugs_are_unique_and_plain(published):
     slugs = [e.slug for e in entries]
     assert len(set(slugs)) == len(slugs)
     assert all(re.fullmatch(r"[A-Za-z0-9_.=,-]+", s) for s in slugs)
+
+
+def test_site_publishes_the_runs_as_a_csv(published, tmp_path):
+    import pandas as pd
+
+    from benchmark.results.dataframe import COLUMNS
+
+    build_site(published, tmp_path / "site")
+    table = pd.read_csv(tmp_path / "site" / "raw" / "results.csv")
+    assert tuple(table.columns) == COLUMNS
+    runs, _ = load_runs(published)
+    assert sorted(set(table["path"])) == sorted(r.path for r in runs)
+    for path in table["path"]:
+        assert (tmp_path / "site" / "raw" / path).is_file()  # beside the raw JSON it comes from
+    assert (table["kind"] == "clean").sum() == len(runs)
+    assert (table["kind"] == "attack").sum() == sum(len(r.attacks) for r in runs)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from benchmark.errors import ResultsError
-from benchmark.results.report import latest_results, render_summary_table, update_generated_blocks
+from benchmark.reports import latest_results, render_summary_table, update_generated_blocks
 
 
 def _metric(value: float) -> dict[str, Any]:
@@ -154,7 +154,7 @@ def _defended(acc_obl: float, acc_ada: float, *, params: dict[str, Any]) -> dict
 
 
 def test_defense_matrix_puts_adaptive_beside_oblivious():
-    from benchmark.results.report import render_defense_matrix
+    from benchmark.reports import render_defense_matrix
 
     undefended = _doc("pneumoniamnist", [_block("pgd", "pgd_eps8-255_steps20", 0.0, steps=20)])
     defended = _defended(0.8, 0.3, params={"n": 100})
@@ -170,7 +170,7 @@ def test_defense_matrix_puts_adaptive_beside_oblivious():
 
 
 def test_defense_summary_reports_both_threat_models_cost_and_flags():
-    from benchmark.results.report import render_defense_summary
+    from benchmark.reports import render_defense_summary
 
     table = render_defense_summary([("b.json", _defended(0.8, 0.3, params={}))])
     head, _, row = table.strip().splitlines()
@@ -181,7 +181,7 @@ def test_defense_summary_reports_both_threat_models_cost_and_flags():
 
 
 def test_defense_full_section_shows_threat_models_and_votes():
-    from benchmark.results.report import render_defense_tables
+    from benchmark.reports import render_defense_tables
 
     doc = _defended(0.8, 0.3, params={"n": 50})
     doc["attacks"][1]["votes"] = VOTES
@@ -194,7 +194,7 @@ def test_defense_full_section_shows_threat_models_and_votes():
 
 
 def test_balanced_matrix_exposes_majority_class_answers():
-    from benchmark.results.report import render_defense_matrix
+    from benchmark.reports import render_defense_matrix
 
     doc = _defended(0.8, 0.3, params={})
     for a in doc["attacks"]:
@@ -206,7 +206,7 @@ def test_balanced_matrix_exposes_majority_class_answers():
 
 
 def test_table5_rows_follow_the_paper_and_take_the_white_box_pgd4_cell():
-    from benchmark.results.report import render_table5
+    from benchmark.reports import render_table5
 
     def pgd4(acc: float, threat_model: str) -> dict[str, Any]:
         block = _block("pgd", "pgd_eps4-255_steps4", acc, steps=4)
@@ -247,9 +247,44 @@ def test_table5_rows_follow_the_paper_and_take_the_white_box_pgd4_cell():
 
 def test_every_renderer_kind_is_recognised_as_a_block():
     # "table5" was silently left alone by a letters-only pattern: the page kept its stale body.
-    from benchmark.results.report import _BLOCK, RENDERERS
+    from benchmark.reports import REPORTS
+    from benchmark.reports.blocks import BLOCK
 
-    for kind in RENDERERS:
+    for kind in REPORTS.list():
         page = f"<!-- bench:results {kind} a/*.json -->\nold\n<!-- /bench:results -->\n"
-        match = _BLOCK.search(page)
+        match = BLOCK.search(page)
         assert match is not None and match["kind"] == kind and match["body"] == "old\n"
+
+
+def test_every_block_kind_used_in_the_docs_is_registered():
+    from benchmark.reports import REPORTS
+    from benchmark.reports.blocks import block_kinds
+
+    root = Path(__file__).resolve().parents[2]
+    used = {k for page in (root / "docs").glob("*.md") for k in block_kinds(page.read_text())}
+    assert used and used <= set(REPORTS.list())
+    for kind in REPORTS.list():
+        assert REPORTS.get(kind).meta.description
+
+
+def test_terminal_report_of_a_real_evaluation():
+    from benchmark.reports.terminal import corruption_lines, render_evaluation
+    from benchmark.results import read_result
+
+    root = Path(__file__).resolve().parents[2] / "leaderboard" / "results"
+    path = sorted(
+        (root / "pneumoniamnist/medrdf/resnet18_pneumoniamnist_28px_s0__median_filter").glob(
+            "*.json"
+        )
+    )[-1]
+    doc = read_result(path)
+    lines = render_evaluation(doc, path).splitlines()
+    assert (
+        lines[0] == f"resnet18_pneumoniamnist_28px_s0 on pneumoniamnist/test (n={doc['data']['n']})"
+    )
+    assert lines[1].startswith("  accuracy  0.") and "95% CI [" in lines[1]
+    assert lines[-1] == f"wrote {path}"
+    rows = [line for line in lines if line.startswith("    ") and "[oblivious]" in line]
+    assert len(rows) == sum(a["threat_model"] == "oblivious" for a in doc["attacks"])
+    assert any(line.startswith("  defense median_filter (preprocessing") for line in lines)
+    assert corruption_lines(None) == []

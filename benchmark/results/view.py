@@ -1,0 +1,367 @@
+"""A typed, read-only view of one results document.
+
+The reports, the leaderboard and the CLI read results through :class:`RunView` instead of
+digging into the JSON with raw keys. A view wraps the validated document as it is (no copy, no
+conversion up front): every accessor reads its part when asked, so a view of a large run costs
+nothing until used, and the document stays the single source of truth (``view.doc``).
+
+Example::
+
+    run = RunView(read_result(path), path="pneumoniamnist/medrdf/.../medrdf_2026....json")
+    for a in run.attack_cells():
+        print(a.label, a.threat_model, a.robust_accuracy.value)
+    run.worst_cases(ThreatModel.ADAPTIVE)
+
+Pure Python (no torch), like :mod:`benchmark.results.naming`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from benchmark.results.naming import ThreatModel, cell_label, defense_label, run_suite
+
+#: Key of the worst case over every attack of a defended run, whatever its threat model.
+ANY = "any"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric with its 95 % confidence interval and sample count (``value`` may be None
+    when undefined, e.g. the AUC of a one-class subset)."""
+
+    value: float | None
+    ci95: tuple[float, float] | None = None
+    n: int | None = None
+
+    @classmethod
+    def of(cls, block: dict[str, Any] | None) -> Metric | None:
+        """The metric stored in a results block (``{"value", "ci95", "n"}``), None if absent."""
+        if not block:
+            return None
+        ci = block.get("ci95")
+        return cls(block.get("value"), tuple(ci) if ci else None, block.get("n"))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class AttackView:
+    """One attack block of a run: one attack cell under one threat model."""
+
+    raw: dict[str, Any]
+
+    @property
+    def cell_id(self) -> str:
+        return self.raw["cell_id"]
+
+    @property
+    def attack(self) -> str:
+        return self.raw["attack"]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.raw["config"]["params"]
+
+    @property
+    def steps(self) -> int | None:
+        return self.params.get("steps")
+
+    @property
+    def name(self) -> str:
+        """The attack and its step count: ``pgd-20``, ``fgsm``."""
+        return self.attack + (f"-{self.steps}" if "steps" in self.params else "")
+
+    @property
+    def label(self) -> str:
+        """Column heading: ``pgd-20 8/255`` (see :func:`~benchmark.results.naming.cell_label`)."""
+        return cell_label(self.raw)
+
+    @property
+    def eps(self) -> float:
+        return self.raw["eps"]
+
+    @property
+    def eps_label(self) -> str:
+        return self.raw["eps_label"]
+
+    @property
+    def norm(self) -> str | None:
+        return self.raw.get("norm")
+
+    @property
+    def bounded(self) -> bool:
+        return bool(self.raw.get("bounded"))
+
+    @property
+    def threat_model(self) -> ThreatModel:
+        """The block's threat model (``white-box`` when the run predates the field)."""
+        return ThreatModel(self.raw.get("threat_model", ThreatModel.WHITE_BOX.value))
+
+    @property
+    def sanity_only(self) -> bool:
+        return bool(self.raw.get("sanity_only"))
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.raw["metrics"]
+
+    @property
+    def robust_accuracy(self) -> Metric:
+        return Metric.of(self.metrics["robust_accuracy"])  # type: ignore[return-value]
+
+    @property
+    def fooling_ratio(self) -> Metric:
+        return Metric.of(self.metrics["fooling_ratio"])  # type: ignore[return-value]
+
+    @property
+    def auc(self) -> Metric | None:
+        return Metric.of(self.metrics.get("auc"))
+
+    @property
+    def balanced_accuracy(self) -> float | None:
+        """Robust accuracy averaged per class (None when not recorded)."""
+        return (self.metrics.get("per_class_accuracy") or {}).get("balanced_accuracy")
+
+    @property
+    def perturbation(self) -> dict[str, float]:
+        return self.raw.get("perturbation") or {}
+
+    @property
+    def seconds(self) -> float | None:
+        return (self.raw.get("timing") or {}).get("seconds")
+
+    @property
+    def cached(self) -> bool:
+        return bool((self.raw.get("timing") or {}).get("cached"))
+
+    @property
+    def votes(self) -> dict[str, Any] | None:
+        """MedRDF's vote report of the block (None for other defenses)."""
+        return self.raw.get("votes")
+
+    def at_linf(self, eps: float) -> bool:
+        """Whether the block is an L-inf attack at budget ``eps``."""
+        return self.norm == "linf" and abs(self.eps - eps) < 1e-9
+
+
+@dataclass(frozen=True)
+class WorstCaseView:
+    """A worst case per sample over the attacks of one budget (and one threat model)."""
+
+    raw: dict[str, Any]
+
+    @property
+    def norm(self) -> str:
+        return self.raw["norm"]
+
+    @property
+    def eps(self) -> float:
+        return self.raw["eps"]
+
+    @property
+    def eps_label(self) -> str:
+        return self.raw["eps_label"]
+
+    @property
+    def budget(self) -> tuple[str, float]:
+        return (self.norm, self.eps)
+
+    @property
+    def robust_accuracy(self) -> Metric:
+        return Metric.of(self.raw["robust_accuracy"])  # type: ignore[return-value]
+
+    @property
+    def robust_balanced_accuracy(self) -> float | None:
+        return self.raw.get("robust_balanced_accuracy")
+
+    @property
+    def attacks(self) -> list[str]:
+        return list(self.raw.get("attacks", []))
+
+    def at_linf(self, eps: float) -> bool:
+        """Whether this is the L-inf worst case at budget ``eps``."""
+        return self.norm == "linf" and abs(self.eps - eps) < 1e-9
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One validated results document and where it was read from.
+
+    Args:
+        doc: the results document (as :func:`~benchmark.results.schema.read_result` returns).
+        path: its name for people: the path relative to the results root on the site and in
+            the generated pages (empty when unknown).
+    """
+
+    doc: dict[str, Any]
+    path: str = field(default="")
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.doc["config"]
+
+    @property
+    def dataset(self) -> str:
+        return self.config["dataset"]
+
+    @property
+    def model_id(self) -> str:
+        return self.config["model_id"]
+
+    @property
+    def arch(self) -> str:
+        return self.config.get("arch", "")
+
+    @property
+    def defense(self) -> str | None:
+        return self.config.get("defense") or None
+
+    @property
+    def defense_params(self) -> dict[str, Any]:
+        return dict(self.config.get("defense_params") or {})
+
+    @property
+    def defense_label(self) -> str:
+        return defense_label(self.config)
+
+    @property
+    def defended(self) -> bool:
+        return bool(self.config.get("defense"))
+
+    @property
+    def suite(self) -> str:
+        """The run folder's suite: attack preset, corruption preset, both or ``clean``."""
+        return run_suite(self.config)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.doc["run_id"])
+
+    @property
+    def created_at(self) -> str:
+        return self.doc["created_at"]
+
+    @property
+    def n(self) -> int:
+        """Images evaluated."""
+        return self.doc["data"]["n"]
+
+    # -- clean scores -----------------------------------------------------------------------
+    @property
+    def clean(self) -> dict[str, Any]:
+        """The clean metrics block (of the defended pipeline for a defended run)."""
+        return self.doc["metrics"]["clean"]
+
+    @property
+    def bare_clean(self) -> dict[str, Any]:
+        """The clean metrics of the model without its defense (the clean block if undefended)."""
+        return self.doc["metrics"].get("undefended_clean", self.clean)
+
+    @property
+    def clean_accuracy(self) -> Metric:
+        return Metric.of(self.clean["accuracy"])  # type: ignore[return-value]
+
+    @property
+    def clean_auc(self) -> Metric | None:
+        return Metric.of(self.clean.get("auc"))
+
+    @property
+    def clean_balanced_accuracy(self) -> float | None:
+        return (self.clean.get("per_class_accuracy") or {}).get("balanced_accuracy")
+
+    @property
+    def clean_votes(self) -> dict[str, Any] | None:
+        """MedRDF's vote report on clean images (None for other defenses)."""
+        return self.doc["metrics"].get("clean_votes")
+
+    # -- attacks ----------------------------------------------------------------------------
+    @cached_property
+    def attacks(self) -> tuple[AttackView, ...]:
+        """Every attack block, in the document's order (sanity-only ones included)."""
+        return tuple(AttackView(a) for a in self.doc.get("attacks", []))
+
+    def attack_cells(self) -> list[AttackView]:
+        """The attack blocks that count (sanity-only ones left out)."""
+        return [a for a in self.attacks if not a.sanity_only]
+
+    def strongest_threat_model(self) -> ThreatModel:
+        """The strongest threat model this run evaluated (adaptive beats oblivious)."""
+        if not self.defended:
+            return ThreatModel.WHITE_BOX
+        by = self.doc.get("worst_case_by_threat_model") or {}
+        return ThreatModel.ADAPTIVE if ThreatModel.ADAPTIVE.value in by else ThreatModel.OBLIVIOUS
+
+    @property
+    def worst_cases_by_threat_model(self) -> dict[str, list[WorstCaseView]] | None:
+        """Worst cases per threat model (keys ``oblivious``, ``adaptive``, ``any``) of a
+        defended run, in the document's order; None for an undefended run."""
+        by = self.doc.get("worst_case_by_threat_model")
+        if by is None:
+            return None
+        return {tm: [WorstCaseView(w) for w in ws] for tm, ws in by.items()}
+
+    @property
+    def worst_case(self) -> list[WorstCaseView]:
+        """The document's headline worst cases (``worst_case``: white-box for an undefended
+        run, the strongest threat model's for a defended one)."""
+        return [WorstCaseView(w) for w in self.doc.get("worst_case") or []]
+
+    def worst_cases(self, threat_model: ThreatModel | str | None = None) -> list[WorstCaseView]:
+        """Worst-case blocks of one threat model. By default the ranking's: robust to every
+        attack of the run (``any``: oblivious, adaptive and black-box together) when recorded,
+        else the strongest threat model's. An undefended run has one list (white-box)."""
+        by = self.doc.get("worst_case_by_threat_model")
+        if not by:
+            return self.worst_case
+        if threat_model is None:
+            threat_model = ANY if ANY in by else self.strongest_threat_model()
+        return [WorstCaseView(w) for w in by.get(str(threat_model), [])]
+
+    # -- everything else --------------------------------------------------------------------
+    @property
+    def flags(self) -> list[str]:
+        return list(self.doc.get("flags", []))
+
+    @property
+    def sanity_checks(self) -> list[dict[str, Any]]:
+        return list(self.doc.get("sanity_checks") or [])
+
+    @property
+    def defense_block(self) -> dict[str, Any]:
+        """The ``defense`` block (empty when undefended)."""
+        return self.doc.get("defense") or {}
+
+    @property
+    def cost(self) -> dict[str, Any]:
+        """The defense's inference cost (empty when not measured)."""
+        return self.defense_block.get("cost") or {}
+
+    @property
+    def corruptions(self) -> dict[str, Any]:
+        """The corruption block (empty for an attack-only run)."""
+        return self.doc.get("corruptions") or {}
+
+    @property
+    def sequences(self) -> dict[str, Any] | None:
+        """Perturbation sequences (flip probability), if evaluated."""
+        return self.corruptions.get("sequences")
+
+    @property
+    def severity(self) -> dict[str, Any] | None:
+        """Severity corruptions (accuracy per corruption and severity), if evaluated."""
+        return self.corruptions.get("severity")
+
+    @property
+    def mfp(self) -> float | None:
+        """Mean flip probability over the perturbation sequences."""
+        return self.sequences["mfp"] if self.sequences else None
+
+    @property
+    def corruption_accuracy(self) -> float | None:
+        """Mean accuracy over the severity corruptions."""
+        return self.severity["mean_corruption_accuracy"] if self.severity else None
+
+
+__all__ = ["ANY", "AttackView", "Metric", "RunView", "WorstCaseView"]
