@@ -87,4 +87,3 @@ def load_model(
         model_id(arch, dataset, size, seed, tag), device=pick_device(device), expect=expect
     )
     return model.eval()
-

@@ -22,6 +22,7 @@ KINDS = (
     "corruption_presets",
     "defenses",
     "metrics",
+    "reports",
 )
 
 
@@ -32,7 +33,8 @@ def _load_components() -> None:
     import benchmark.datasets
     import benchmark.defenses
     import benchmark.metrics
-    import benchmark.models  # noqa: F401
+    import benchmark.models
+    import benchmark.reports  # noqa: F401
 
 
 def _registry(kind: str):
@@ -76,7 +78,8 @@ def _list_defenses(pattern: str, as_json: bool) -> None:
 @app.command("list")
 def list_cmd(
     kind: str = typer.Argument(
-        ..., help="datasets | models | attacks | presets | corruptions | defenses | metrics"
+        ...,
+        help="datasets | models | attacks | presets | corruptions | defenses | metrics | reports",
     ),
     pattern: str = typer.Argument("*", help="Wildcard filter, e.g. 'resnet*'."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -14,11 +13,11 @@ from benchmark.cli.options import (
     DATA_DIR_HELP,
     ZOO_HELP,
     batch_size_option,
-    fmt_metric,
     parse_params,
 )
 from benchmark.cli.train import _train_config
 from benchmark.errors import ConfigError
+from benchmark.reports.terminal import render_evaluation
 
 
 def _parse_attack_params(items: list[str]) -> dict[str, dict[str, object]]:
@@ -195,87 +194,4 @@ def evaluate_cmd(
     if as_json:
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))
         return
-    _render_evaluation(doc, dataset, split, path)
-
-
-def _render_evaluation(doc: dict[str, Any], dataset: str, split: str, path: Path) -> None:
-    clean = doc["metrics"]["clean"]
-    typer.echo(f"{doc['config']['model_id']} on {dataset}/{split} (n={doc['data']['n']})")
-    typer.echo(f"  accuracy  {fmt_metric(clean['accuracy'])}")
-    typer.echo(f"  AUC       {fmt_metric(clean['auc'])}")
-    if "per_class_accuracy" in clean:
-        pca = clean["per_class_accuracy"]
-        typer.echo(f"  balanced accuracy {pca['balanced_accuracy']:.4f}")
-        for name, m in pca["per_class"].items():
-            typer.echo(f"    {name[:40]:<40} {fmt_metric(m)}")
-    if doc.get("defense"):
-        d, base = doc["defense"], doc["metrics"]["undefended_clean"]
-        typer.echo(
-            f"  defense {d['id']} ({d['kind']}, threat models {', '.join(d['threat_models'])}); "
-            f"undefended accuracy {fmt_metric(base['accuracy'])}"
-        )
-        c = d["cost"]
-        typer.echo(
-            f"  inference {c['defended_ms_per_image']:.2f} ms/image vs {c['base_ms_per_image']:.2f}"
-            f" bare (x{c['overhead']:.1f})"
-        )
-    if "confusion_matrix" in clean:
-        typer.echo("  confusion matrix (rows: true, columns: predicted)")
-        for row in clean["confusion_matrix"]["matrix"]:
-            typer.echo("    " + " ".join(f"{v:5d}" for v in row))
-    if doc.get("attacks"):
-        typer.echo(
-            "  attack                                   robust acc  fooling  "
-            "median Linf*255  median L2   time"
-        )
-        for a in doc["attacks"]:
-            m, p = a["metrics"], a["perturbation"]
-            tag = " (sanity)" if a.get("sanity_only") else ""
-            if a.get("threat_model"):
-                tag += f" [{a['threat_model']}]"
-            typer.echo(
-                f"    {a['cell_id'][:38] + tag:<38} {m['robust_accuracy']['value']:9.4f} "
-                f"{m['fooling_ratio']['value']:8.4f} {255 * p['linf_median']:15.2f} "
-                f"{p['l2_median']:9.4f} {a['timing']['seconds']:6.1f}s"
-                f"{' cached' if a['timing']['cached'] else ''}"
-            )
-        for w in doc["worst_case"]:
-            typer.echo(
-                f"  worst case {w['norm']} eps {w['eps_label']}: {fmt_metric(w['robust_accuracy'])}"
-            )
-        for c in doc["sanity_checks"]:
-            typer.echo(
-                f"  sanity {c['name']:<26} {c['status']}{'  -> ' + c['flag'] if c['flag'] else ''}"
-            )
-    _render_corruptions(doc.get("corruptions"))
-    typer.echo(f"wrote {path}")
-
-
-def _render_corruptions(block: dict[str, Any] | None) -> None:
-    if not block:
-        return
-    seq = block.get("sequences")
-    if seq:
-        typer.echo(f"  perturbation sequences ({seq['n_frames']} frames): flip probability")
-        for t in seq["types"]:
-            rel = t.get("relative_flip_probability")
-            typer.echo(
-                f"    {t['id']:<20} sev {t['severity']}  FP {fmt_metric(t['flip_probability'])}"
-                + (f"  relative {rel:.2f}" if rel is not None else "")
-            )
-        typer.echo(
-            f"  mFP {seq['mfp']:.4f}"
-            + (f"  relative mFP {seq['relative_mfp']:.2f}" if seq.get("relative_mfp") else "")
-        )
-    sev = block.get("severity")
-    if sev:
-        typer.echo(f"  corruptions: accuracy at severities {sev['severities']}")
-        for r in sev["corruptions"]:
-            accs = " ".join(f"{a['value']:.3f}" for a in r["accuracy"])
-            typer.echo(f"    {r['id']:<20} {accs}  mean {r['mean_accuracy']:.4f}")
-        typer.echo(f"  mean corruption accuracy {sev['mean_corruption_accuracy']:.4f}")
-        ce = sev.get("error_vs_reference")
-        if ce and ce["mce"] is not None:
-            typer.echo(
-                f"  mCE {100 * ce['mce']:.1f}  relative mCE {100 * (ce['relative_mce'] or 0):.1f}"
-            )
+    typer.echo(render_evaluation(doc, path, dataset=dataset, split=split))

@@ -25,13 +25,6 @@ def batch_size_option(text: str) -> int | str:
     return value
 
 
-def fmt_metric(metric: dict[str, Any]) -> str:
-    if metric.get("value") is None:
-        return f"n/a ({metric.get('reason', 'undefined')})"
-    lo, hi = metric["ci95"]
-    return f"{metric['value']:.4f}  95% CI [{lo:.4f}, {hi:.4f}]  n={metric['n']}"
-
-
 def parse_params(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:

@@ -19,9 +19,9 @@ def report_attacks_cmd(
     title: str = typer.Option("Attack results", help="Page title."),
 ) -> None:
     """Write Markdown tables of attack results (robust accuracy, fooling ratio, norms, checks)."""
+    from benchmark.reports import render_attack_report
     from benchmark.results import read_result
     from benchmark.results.io import atomic_write_bytes
-    from benchmark.results.report import render_attack_report
 
     docs = [(str(p), read_result(p)) for p in results]
     text = render_attack_report(docs, title=title)
@@ -40,9 +40,9 @@ def report_update_cmd(
     Text outside the blocks is left as written; each block is rebuilt from the newest
     validated results file of every run folder its globs match.
     """
+    from benchmark.reports import update_generated_blocks
     from benchmark.results import read_result
     from benchmark.results.io import atomic_write_bytes
-    from benchmark.results.report import update_generated_blocks
 
     stale = []
     for page in pages:

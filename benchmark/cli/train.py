@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 
 from benchmark.cli.app import app
-from benchmark.cli.options import DATA_DIR_HELP, ZOO_HELP, fmt_metric, parse_params
+from benchmark.cli.options import DATA_DIR_HELP, ZOO_HELP, parse_params
+from benchmark.reports.terminal import render_train_card
 
 
 def _train_config(
@@ -88,15 +89,4 @@ def train_cmd(
     if as_json:
         typer.echo(json.dumps(card, indent=2))
         return
-    test = card["metrics"]["test"]
-    typer.echo(f"model    {card['model_id']}  ({entry.path})")
-    typer.echo(
-        f"epochs   {card['epochs']} (selected epoch {card['best_epoch']}: "
-        f"{card['recipe']['selection']}), {card['training_time_seconds'] / 60:.1f} min"
-    )
-    if card.get("defense"):
-        params = ", ".join(f"{k}={v}" for k, v in card["defense"]["params"].items())
-        typer.echo(f"defense  {card['defense']['id']} ({params})")
-    typer.echo(f"test ACC {fmt_metric(test['acc'])}")
-    typer.echo(f"test AUC {fmt_metric(test['auc'])}")
-    typer.echo(f"sha256   {card['checkpoint']['sha256']}")
+    typer.echo(render_train_card(card, entry.path))

@@ -10,6 +10,7 @@ import typer
 from benchmark.cli.app import command_group
 from benchmark.cli.options import ZOO_HELP
 from benchmark.errors import ConfigError
+from benchmark.reports.terminal import render_zoo_list
 
 zoo_app = command_group("zoo", "Inspect the model zoo.")
 
@@ -22,19 +23,12 @@ def zoo_list_cmd(
     """List the models in the zoo with their test scores."""
     from benchmark.models.zoo import ModelZoo
 
-    entries = ModelZoo(zoo).list()
+    store = ModelZoo(zoo)
+    entries = store.list()
     if as_json:
         typer.echo(json.dumps([e.card for e in entries], indent=2))
         return
-    if not entries:
-        typer.echo(f"the zoo {ModelZoo(zoo).root} is empty; train a model with `bench train`")
-    for e in entries:
-        t = e.card["metrics"]["test"]
-        auc = t["auc"]["value"]
-        typer.echo(
-            f"{e.model_id:<44} test ACC {t['acc']['value']:.4f}  AUC "
-            f"{'n/a' if auc is None else f'{auc:.4f}'}  epochs {e.card['epochs']}"
-        )
+    typer.echo(render_zoo_list(entries, store.root))
 
 
 @zoo_app.command("report")
@@ -47,7 +41,7 @@ def zoo_report_cmd(
     import fnmatch
 
     from benchmark.models.zoo import ModelZoo
-    from benchmark.models.zoo_report import render_zoo_markdown
+    from benchmark.reports import render_zoo_markdown
     from benchmark.results.io import atomic_write_bytes
 
     entries = [e for e in ModelZoo(zoo).list() if fnmatch.fnmatchcase(e.model_id, pattern)]
