@@ -87,3 +87,77 @@ def load_model(
         model_id(arch, dataset, size, seed, tag), device=pick_device(device), expect=expect
     )
     return model.eval()
+
+
+def evaluate(
+    dataset: str,
+    arch: str = "resnet18",
+    *,
+    attacks: str | None = None,
+    eps: str | float | list[str | float] = (),
+    defense: str | None = None,
+    data_dir: str | Path | None = None,
+    zoo: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    progress: bool | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Evaluate a zoo model as ``bench evaluate`` does; returns the results document (also
+    written, atomically, under ``out_dir``).
+
+    Args:
+        dataset: dataset id.
+        arch: model id.
+        attacks: a preset (``bench list presets``) or a comma list of attacks.
+        eps: budgets for an attack list: ``"8/255"``, a float on the [0, 1] scale, or a list.
+        defense: a defense submission id or folder.
+        data_dir: data root; zoo: zoo folder; out_dir: results folder (``$BENCH_RESULTS_DIR``,
+            else ``./results``); cache_dir: adversarial-example cache.
+        use_cache: False to neither read nor write the cache.
+        progress: progress bars (default: only on a terminal).
+        **options: any other ``bench evaluate`` option by its Python name, as
+            :meth:`EvaluationConfig.from_options` takes them (``n_examples=100``,
+            ``threat_models=["oblivious", "adaptive"]``, ``attack_params=["pgd.steps=20"]``,
+            ``defense_params=["n=100"]``, ``corruptions="standard"``, ``seed``, ``device``...).
+
+    Raises:
+        ConfigError: a bad option, before any work (one line naming it and the fix).
+    """
+    from benchmark.evaluation import EvaluationConfig
+    from benchmark.evaluation import evaluate as run_evaluation
+    from benchmark.evaluation.cache import AdversarialCache
+
+    items = eps if isinstance(eps, list | tuple) else [eps]
+    config = EvaluationConfig.from_options(
+        dataset=dataset,
+        arch=arch,
+        attacks=attacks,
+        eps=[str(e) for e in items],
+        defense=defense,
+        use_cache=use_cache,
+        **options,
+    )
+    doc, _ = run_evaluation(
+        config,
+        data_dir=data_dir,
+        zoo=ModelZoo(zoo),
+        out_dir=out_dir,
+        cache=AdversarialCache(cache_dir, enabled=use_cache),
+        progress=progress,
+    )
+    return doc
+
+
+def results_frame(source: str | Path = "leaderboard/results", *, all_versions: bool = False):
+    """Published (or your own) results as a tidy :class:`pandas.DataFrame`: one row per run
+    for its clean scores and one per run and attack cell, with values, 95 % intervals and n.
+
+    Args:
+        source: a results folder (default: the published ones) or a results file.
+        all_versions: also the superseded versions of each run folder (default: the newest).
+    """
+    from benchmark.results import frame
+
+    return frame(source, all_versions=all_versions)
