@@ -11,6 +11,7 @@ import typer
 
 from benchmark.cli.app import app
 from benchmark.errors import ConfigError, ResultsError, UnknownNameError
+from benchmark.params import parse_params
 from benchmark.registry import ALL_REGISTRIES, first_doc_line, unknown_name_message
 
 KINDS = (
@@ -126,44 +127,6 @@ def info_cmd(
             typer.echo(f"  {key}: {value}")
 
 
-def _batch_size(text: str) -> int | str:
-    """``--batch-size``: a positive integer or ``auto``."""
-    text = text.strip().lower()
-    if text == "auto":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(f"--batch-size must be a positive integer or auto, got '{text}'")
-    return value
-
-
-def _train_config(
-    dataset: str,
-    arch: str,
-    size: int | None,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
-    device: str,
-):
-    from benchmark.training import TrainConfig
-
-    return TrainConfig(
-        dataset=dataset,
-        arch=arch,
-        size=size,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        device=device,
-    )
-
-
 @app.command("train")
 def train_cmd(
     dataset: str = typer.Option(..., "--dataset", "-d", help="Registered dataset id."),
@@ -202,14 +165,24 @@ def train_cmd(
     options (its state is kept in the zoo's .partial/ folder); --fresh starts over."""
     from benchmark.attacks.presets import parse_eps
     from benchmark.models.zoo import ModelZoo
-    from benchmark.training import train_model
+    from benchmark.training import TrainConfig, train_model
 
-    config = _train_config(dataset, arch, size, epochs, batch_size, lr, seed, device)
-    config.defense = defense
-    config.defense_params = _parse_params(defense_param)
-    config.selection, config.select_eps = select, parse_eps(select_eps)
-    config.select_steps = select_steps
-    config.init_from = init_from
+    config = TrainConfig(
+        dataset=dataset,
+        arch=arch,
+        size=size,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        defense=defense,
+        defense_params=parse_params(defense_param),
+        selection=select,
+        select_eps=parse_eps(select_eps),
+        select_steps=select_steps,
+        init_from=init_from,
+    )
     entry = train_model(
         config, data_dir=data_dir, download=download, zoo=ModelZoo(zoo), resume=not fresh
     )
@@ -236,51 +209,6 @@ def _fmt(metric: dict[str, Any]) -> str:
         return f"n/a ({metric.get('reason', 'undefined')})"
     lo, hi = metric["ci95"]
     return f"{metric['value']:.4f}  95% CI [{lo:.4f}, {hi:.4f}]  n={metric['n']}"
-
-
-def _parse_attack_params(items: list[str]) -> dict[str, dict[str, object]]:
-    """``["pgd.steps=20", "steps=5"]`` -> ``{"pgd": {"steps": 20}, "*": {"steps": 5}}``."""
-    out: dict[str, dict[str, object]] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"invalid --attack-param '{item}'; write ATTACK.NAME=VALUE")
-        attack, _, name = key.rpartition(".")
-        try:
-            value: object = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out.setdefault(attack or "*", {})[name] = value
-    return out
-
-
-def _attack_cells(attacks: str | None, eps: list[str], params: list[str]):
-    from benchmark.attacks import ATTACKS
-    from benchmark.attacks.presets import AttackCell, parse_eps, resolve_attacks
-
-    if attacks is None:
-        if eps or params:
-            raise ConfigError("--eps and --attack-param need --attacks")
-        return None, []
-    eps_values = [parse_eps(e) for item in eps for e in item.split(",") if e.strip()]
-    suite, cells = resolve_attacks(attacks, eps_values or None)
-    overrides = _parse_attack_params(params)
-    if overrides:
-        resolved = []
-        for c in cells:
-            # A bare NAME=VALUE applies to the attacks that have NAME; ATTACK.NAME is checked.
-            shared = {
-                k: v
-                for k, v in overrides.get("*", {}).items()
-                if k in ATTACKS.get(c.attack).defaults
-            }
-            extra = {**shared, **overrides.get(c.attack, {})}
-            resolved.append(AttackCell.make(c.attack, c.eps, **{**c.param_dict, **extra}))
-        unknown = set(overrides) - {"*"} - {c.attack for c in cells}
-        if unknown:
-            raise ConfigError(f"--attack-param names attacks not in the run: {sorted(unknown)}")
-        cells = resolved
-    return suite, cells
 
 
 @app.command("evaluate")
@@ -358,41 +286,33 @@ def evaluate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the result document as JSON."),
 ) -> None:
     """Evaluate a zoo model clean, under attack and under corruptions; write one results JSON."""
-    from benchmark.corruptions import resolve_corruptions
     from benchmark.evaluation import EvaluationConfig, evaluate
     from benchmark.evaluation.cache import AdversarialCache
     from benchmark.models.zoo import ModelZoo
 
-    suite, cells = _attack_cells(attacks, eps, attack_param)
-    corruption_suite, plan = resolve_corruptions(corruptions) if corruptions else (None, None)
-    if corruption_reference and plan is None:
-        raise ConfigError("--corruption-reference needs --corruptions")
-    config = EvaluationConfig(
+    config = EvaluationConfig.from_options(
         dataset=dataset,
         arch=arch,
+        attacks=attacks,
+        eps=eps,
+        attack_params=attack_param,
+        defense=defense,
+        defense_params=defense_param,
+        threat_models=threat_model,
+        eot_samples=eot_samples,
+        adaptive_gradient=adaptive_gradient,
+        corruptions=corruptions,
+        corruption_reference=corruption_reference,
+        n_examples=n_examples,
         size=size,
         split=split,
         seed=seed,
-        batch_size=_batch_size(batch_size),
+        batch_size=batch_size,
         device=device,
-        attacks=cells,
-        suite=suite,
-        n_examples=n_examples,
         sanity_attack=sanity_attack,
-        corruptions=plan,
-        corruption_suite=corruption_suite,
-        corruption_reference=corruption_reference,
-        defense=defense,
-        defense_params=_parse_params(defense_param),
-        threat_models=[t for item in threat_model for t in item.split(",") if t],
-        eot_samples=eot_samples,
-        adaptive_gradient=adaptive_gradient,
+        executor=executor,
+        use_cache=not no_cache,
     )
-    tc = _train_config(dataset, arch, size, epochs, 128, 1e-3, seed, device)
-    if executor not in ("local", "ray"):
-        raise ConfigError(f"--executor must be local or ray, got '{executor}'")
-    if no_cache and executor == "ray":
-        raise ConfigError("--executor ray hands work over through the cache: drop --no-cache")
     runner = None
     if executor == "ray":
         from benchmark.evaluation.executors import RayExecutor
@@ -405,7 +325,7 @@ def evaluate_cmd(
         out_dir=out,
         download=download,
         train_if_missing=train_if_missing,
-        train_config=tc,
+        train_config=config.train_config(epochs),
         cache=AdversarialCache(cache_dir, enabled=not no_cache),
         executor=runner,
     )
@@ -672,7 +592,7 @@ def validate_cmd(
     from benchmark.testing.conformance import validate_submission
 
     sub = load_submission(submission)
-    passed = validate_submission(sub, **_parse_params(param))
+    passed = validate_submission(sub, **parse_params(param))
     if as_json:
         typer.echo(
             json.dumps(
@@ -684,19 +604,6 @@ def validate_cmd(
     typer.echo(f"{sub.id} ({sub.name}, {sub.meta.kind}): {len(passed)} checks passed")
     for c in passed:
         typer.echo(f"  ok  {c.name:<24} {c.detail}")
-
-
-def _parse_params(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--param '{item}' must look like name=value")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
 
 
 leaderboard_app = typer.Typer(
