@@ -9,7 +9,9 @@ paper's code says otherwise (Xu et al. use ``alpha = 1/255``).
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -217,6 +219,74 @@ def resolve_attacks(spec: str, eps: list[float] | None = None) -> tuple[str, lis
             for e in eps or []:
                 check_linf_eps(n, e)
     return "custom", [AttackCell.make(n, e) for e in (eps or [8 / 255]) for n in names]
+
+
+def parse_attack_params(items: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """``--attack-param`` items -> overrides by attack (``"*"``: every attack that has it).
+
+    ``["pgd.steps=20", "steps=5"]`` -> ``{"pgd": {"steps": 20}, "*": {"steps": 5}}``; a value
+    is read as JSON when it parses, else kept as text.
+
+    Raises:
+        ConfigError: an item without ``=`` or without a name.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"invalid --attack-param '{item}'; write ATTACK.NAME=VALUE")
+        attack, _, name = key.rpartition(".")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(attack or "*", {})[name] = value
+    return out
+
+
+def resolve_attack_cells(
+    attacks: str | None, eps: Iterable[str] = (), params: Iterable[str] = ()
+) -> tuple[str | None, list[AttackCell]]:
+    """The cells of ``--attacks``, ``--eps`` and ``--attack-param``.
+
+    A bare ``NAME=VALUE`` applies to the attacks that have a parameter ``NAME``;
+    ``ATTACK.NAME=VALUE`` applies to that attack, and an unknown ``NAME`` fails when the
+    attack is built. Overrides naming an attack not in the run are refused.
+
+    Args:
+        attacks: a preset or a comma list of attack ids (None: no attacks).
+        eps: eps items, each a comma list (``2/255,8/255``); only with an attack list.
+        params: parameter overrides (``pgd.steps=20`` or ``steps=20``).
+
+    Returns:
+        The suite name (None without attacks, "custom" for a list) and the cells.
+
+    Raises:
+        ConfigError: ``eps`` or ``params`` without ``attacks``, a bad eps or override.
+    """
+    from benchmark.attacks.base import ATTACKS
+
+    eps, params = list(eps), list(params)
+    if attacks is None:
+        if eps or params:
+            raise ConfigError("--eps and --attack-param need --attacks")
+        return None, []
+    eps_values = [parse_eps(e) for item in eps for e in item.split(",") if e.strip()]
+    suite, cells = resolve_attacks(attacks, eps_values or None)
+    overrides = parse_attack_params(params)
+    if not overrides:
+        return suite, cells
+    resolved = []
+    for c in cells:
+        shared = {
+            k: v for k, v in overrides.get("*", {}).items() if k in ATTACKS.get(c.attack).defaults
+        }
+        extra = {**shared, **overrides.get(c.attack, {})}
+        resolved.append(AttackCell.make(c.attack, c.eps, **{**c.param_dict, **extra}))
+    unknown = set(overrides) - {"*"} - {c.attack for c in cells}
+    if unknown:
+        raise ConfigError(f"--attack-param names attacks not in the run: {sorted(unknown)}")
+    return suite, resolved
 
 
 _register(

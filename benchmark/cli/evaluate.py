@@ -9,60 +9,8 @@ from pathlib import Path
 import typer
 
 from benchmark.cli.app import app
-from benchmark.cli.options import (
-    DATA_DIR_HELP,
-    ZOO_HELP,
-    batch_size_option,
-    parse_params,
-)
-from benchmark.cli.train import _train_config
-from benchmark.errors import ConfigError
+from benchmark.cli.options import DATA_DIR_HELP, ZOO_HELP
 from benchmark.reports.terminal import render_evaluation
-
-
-def _parse_attack_params(items: list[str]) -> dict[str, dict[str, object]]:
-    """``["pgd.steps=20", "steps=5"]`` -> ``{"pgd": {"steps": 20}, "*": {"steps": 5}}``."""
-    out: dict[str, dict[str, object]] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"invalid --attack-param '{item}'; write ATTACK.NAME=VALUE")
-        attack, _, name = key.rpartition(".")
-        try:
-            value: object = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out.setdefault(attack or "*", {})[name] = value
-    return out
-
-
-def _attack_cells(attacks: str | None, eps: list[str], params: list[str]):
-    from benchmark.attacks import ATTACKS
-    from benchmark.attacks.presets import AttackCell, parse_eps, resolve_attacks
-
-    if attacks is None:
-        if eps or params:
-            raise ConfigError("--eps and --attack-param need --attacks")
-        return None, []
-    eps_values = [parse_eps(e) for item in eps for e in item.split(",") if e.strip()]
-    suite, cells = resolve_attacks(attacks, eps_values or None)
-    overrides = _parse_attack_params(params)
-    if overrides:
-        resolved = []
-        for c in cells:
-            # A bare NAME=VALUE applies to the attacks that have NAME; ATTACK.NAME is checked.
-            shared = {
-                k: v
-                for k, v in overrides.get("*", {}).items()
-                if k in ATTACKS.get(c.attack).defaults
-            }
-            extra = {**shared, **overrides.get(c.attack, {})}
-            resolved.append(AttackCell.make(c.attack, c.eps, **{**c.param_dict, **extra}))
-        unknown = set(overrides) - {"*"} - {c.attack for c in cells}
-        if unknown:
-            raise ConfigError(f"--attack-param names attacks not in the run: {sorted(unknown)}")
-        cells = resolved
-    return suite, cells
 
 
 @app.command("evaluate")
@@ -140,41 +88,33 @@ def evaluate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the result document as JSON."),
 ) -> None:
     """Evaluate a zoo model clean, under attack and under corruptions; write one results JSON."""
-    from benchmark.corruptions import resolve_corruptions
     from benchmark.evaluation import EvaluationConfig, evaluate
     from benchmark.evaluation.cache import AdversarialCache
     from benchmark.models.zoo import ModelZoo
 
-    suite, cells = _attack_cells(attacks, eps, attack_param)
-    corruption_suite, plan = resolve_corruptions(corruptions) if corruptions else (None, None)
-    if corruption_reference and plan is None:
-        raise ConfigError("--corruption-reference needs --corruptions")
-    config = EvaluationConfig(
+    config = EvaluationConfig.from_options(
         dataset=dataset,
         arch=arch,
+        attacks=attacks,
+        eps=eps,
+        attack_params=attack_param,
+        defense=defense,
+        defense_params=defense_param,
+        threat_models=threat_model,
+        eot_samples=eot_samples,
+        adaptive_gradient=adaptive_gradient,
+        corruptions=corruptions,
+        corruption_reference=corruption_reference,
+        n_examples=n_examples,
         size=size,
         split=split,
         seed=seed,
-        batch_size=batch_size_option(batch_size),
+        batch_size=batch_size,
         device=device,
-        attacks=cells,
-        suite=suite,
-        n_examples=n_examples,
         sanity_attack=sanity_attack,
-        corruptions=plan,
-        corruption_suite=corruption_suite,
-        corruption_reference=corruption_reference,
-        defense=defense,
-        defense_params=parse_params(defense_param),
-        threat_models=[t for item in threat_model for t in item.split(",") if t],
-        eot_samples=eot_samples,
-        adaptive_gradient=adaptive_gradient,
+        executor=executor,
+        use_cache=not no_cache,
     )
-    tc = _train_config(dataset, arch, size, epochs, 128, 1e-3, seed, device)
-    if executor not in ("local", "ray"):
-        raise ConfigError(f"--executor must be local or ray, got '{executor}'")
-    if no_cache and executor == "ray":
-        raise ConfigError("--executor ray hands work over through the cache: drop --no-cache")
     runner = None
     if executor == "ray":
         from benchmark.evaluation.executors import RayExecutor
@@ -187,7 +127,7 @@ def evaluate_cmd(
         out_dir=out,
         download=download,
         train_if_missing=train_if_missing,
-        train_config=tc,
+        train_config=config.train_config(epochs),
         cache=AdversarialCache(cache_dir, enabled=not no_cache),
         executor=runner,
     )

@@ -8,32 +8,9 @@ from pathlib import Path
 import typer
 
 from benchmark.cli.app import app
-from benchmark.cli.options import DATA_DIR_HELP, ZOO_HELP, parse_params
+from benchmark.cli.options import DATA_DIR_HELP, ZOO_HELP
+from benchmark.params import parse_params
 from benchmark.reports.terminal import render_train_card
-
-
-def _train_config(
-    dataset: str,
-    arch: str,
-    size: int | None,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
-    device: str,
-):
-    from benchmark.training import TrainConfig
-
-    return TrainConfig(
-        dataset=dataset,
-        arch=arch,
-        size=size,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        device=device,
-    )
 
 
 @app.command("train")
@@ -74,14 +51,24 @@ def train_cmd(
     options (its state is kept in the zoo's .partial/ folder); --fresh starts over."""
     from benchmark.attacks.presets import parse_eps
     from benchmark.models.zoo import ModelZoo
-    from benchmark.training import train_model
+    from benchmark.training import TrainConfig, train_model
 
-    config = _train_config(dataset, arch, size, epochs, batch_size, lr, seed, device)
-    config.defense = defense
-    config.defense_params = parse_params(defense_param)
-    config.selection, config.select_eps = select, parse_eps(select_eps)
-    config.select_steps = select_steps
-    config.init_from = init_from
+    config = TrainConfig(
+        dataset=dataset,
+        arch=arch,
+        size=size,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        defense=defense,
+        defense_params=parse_params(defense_param),
+        selection=select,
+        select_eps=parse_eps(select_eps),
+        select_steps=select_steps,
+        init_from=init_from,
+    )
     entry = train_model(
         config, data_dir=data_dir, download=download, zoo=ModelZoo(zoo), resume=not fresh
     )

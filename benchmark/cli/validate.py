@@ -8,7 +8,7 @@ import json
 import typer
 
 from benchmark.cli.app import app
-from benchmark.cli.options import parse_params
+from benchmark.params import parse_params
 
 
 @app.command("validate")

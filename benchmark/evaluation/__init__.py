@@ -1,5 +1,15 @@
 """Evaluation: plans and runs evaluation cells and writes results files."""
 
-from benchmark.evaluation.runner import EvaluationConfig, evaluate, result_path
+from benchmark.evaluation.config import EvaluationConfig
+from benchmark.evaluation.passes import AttackPass
+from benchmark.evaluation.plan import EvaluationPlan, build_plan
+from benchmark.evaluation.runner import evaluate, result_path
 
-__all__ = ["EvaluationConfig", "evaluate", "result_path"]
+__all__ = [
+    "AttackPass",
+    "EvaluationConfig",
+    "EvaluationPlan",
+    "build_plan",
+    "evaluate",
+    "result_path",
+]

@@ -1,12 +1,12 @@
 """Where the attack passes of an evaluation are crafted.
 
 The default is this process, one pass after the other. :class:`RayExecutor` fans the passes
-out to a Ray cluster: each task rebuilds the evaluation from its configuration exactly as
+out to a Ray cluster: each task rebuilds the evaluation plan from its configuration exactly as
 :func:`~benchmark.evaluation.runner.evaluate` does (same seeds, same cache keys), crafts one
-pass and writes its adversarial examples to the cache; the driver then runs the evaluation as
-usual and finds every pass there. The results file, the cache semantics and resuming are
-therefore those of a local run: a pass already cached is a no-op on the worker, and an
-interrupted fan-out leaves the finished passes cached.
+pass (:func:`~benchmark.evaluation.plan.craft_pass`) and writes its adversarial examples to the
+cache; the driver then runs the evaluation as usual and finds every pass there. The results
+file, the cache semantics and resuming are therefore those of a local run: a pass already
+cached is a no-op on the worker, and an interrupted fan-out leaves the finished passes cached.
 
 On a multi-machine cluster the data folder, the model zoo and the cache folder must be the same
 paths on every node (a shared file system such as NFS); each task loads the zoo's checkpoint
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 def _craft_remote(config: Any, index: int, data_dir: Any, zoo_root: str, cache_root: str) -> bool:
-    from benchmark.evaluation.runner import craft_pass
+    from benchmark.evaluation.plan import craft_pass
 
     return craft_pass(config, index, data_dir=data_dir, zoo_root=zoo_root, cache_root=cache_root)
 

@@ -128,20 +128,20 @@ def test_query_attacks_on_a_defense_are_black_box_on_the_deployed_pipeline(
 
 
 def test_pass_target_routes_each_attack_kind():
-    from benchmark.evaluation.runner import _pass_target
+    from benchmark.evaluation.passes import pass_target
 
     base, defended, eot = torch.nn.Identity(), torch.nn.ReLU(), torch.nn.Tanh()
     pgd = AttackCell.make("pgd", "2/255")
     square = AttackCell.make("square", "2/255")
     transfer = AttackCell.make("transfer", "2/255")
-    assert _pass_target("adaptive", pgd, base, defended, eot) == ("adaptive", eot)
-    assert _pass_target("adaptive", square, base, defended, eot) == ("black_box", defended)
-    assert _pass_target("adaptive", transfer, base, defended, eot) == (None, base)
-    assert _pass_target("oblivious", square, base, defended, eot) == ("oblivious", base)
-    assert _pass_target("oblivious", transfer, base, defended, eot) == ("transfer", base)
-    assert _pass_target("white-box", transfer, base, None, None) == ("white-box", base)
+    assert pass_target("adaptive", pgd, base, defended, eot) == ("adaptive", eot)
+    assert pass_target("adaptive", square, base, defended, eot) == ("black_box", defended)
+    assert pass_target("adaptive", transfer, base, defended, eot) == (None, base)
+    assert pass_target("oblivious", square, base, defended, eot) == ("oblivious", base)
+    assert pass_target("oblivious", transfer, base, defended, eot) == ("transfer", base)
+    assert pass_target("white-box", transfer, base, None, None) == ("white-box", base)
     # adaptive-only runs craft the transfer cells in the adaptive pass
-    assert _pass_target("adaptive", transfer, base, defended, eot, False) == ("transfer", base)
+    assert pass_target("adaptive", transfer, base, defended, eot, False) == ("transfer", base)
 
 
 def test_results_folder_names_the_defense_configuration():
@@ -212,7 +212,7 @@ def test_obfuscation_flag():
 
 def test_autoattack_rand_version_on_randomized_defenses():
     from benchmark.attacks.base import build_attack
-    from benchmark.evaluation.runner import _adaptive_overrides
+    from benchmark.evaluation.passes import adaptive_overrides
 
     aa = AttackCell.make("autoattack", "2/255")
     rrp = read_submission(ROOT / "submissions" / "random_resize_pad").build()
@@ -220,10 +220,10 @@ def test_autoattack_rand_version_on_randomized_defenses():
     averaging = type("EOT", (), {"averages": True})()
     single = type("EOT", (), {"averages": False})()
     rand = {"version": "rand", "eot_iter": 1}
-    assert _adaptive_overrides("adaptive", aa, rrp, averaging) == rand
-    assert _adaptive_overrides("adaptive", aa, rrp, single) == {**rand, "eot_iter": 20}
-    assert _adaptive_overrides("adaptive", aa, med, averaging) == {}
-    assert _adaptive_overrides("oblivious", aa, rrp, averaging) == {}
+    assert adaptive_overrides("adaptive", aa, rrp, averaging) == rand
+    assert adaptive_overrides("adaptive", aa, rrp, single) == {**rand, "eot_iter": 20}
+    assert adaptive_overrides("adaptive", aa, med, averaging) == {}
+    assert adaptive_overrides("oblivious", aa, rrp, averaging) == {}
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
     model.num_classes = 2
     attack = build_attack("autoattack", model, eps=2 / 255, version="rand", eot_iter=5)

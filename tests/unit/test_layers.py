@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "benchmark"
 #: Lowest first. A module may import from strictly lower layers only.
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"registry", "paths", "hashing", "device"},
+    {"registry", "paths", "hashing", "device", "params"},
     {"results"},
     {"metrics", "corruptions", "datasets"},
     {"models"},

@@ -1,0 +1,438 @@
+"""The evaluation plan: everything an evaluation loads, checks and builds before any work.
+
+:func:`build_plan` validates the configuration, loads and validates the defense, loads the
+data split and its subset, the model (training it if asked) and a training-time defense's
+robust model, and builds every attack pass (:mod:`benchmark.evaluation.passes`), so a bad
+parameter or a missing file costs nothing. :func:`plan_batch_size` then checks the batch size
+against the memory the passes need. :func:`craft_pass` rebuilds a plan from a portable
+configuration and crafts one of its passes: the unit of work an executor sends to a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from benchmark.attacks.base import AttackContext
+from benchmark.attacks.presets import AttackCell
+from benchmark.datasets.base import ImageSplit, load_split
+from benchmark.defenses import DefendedModel, load_submission
+from benchmark.device import pick_device, seed_everything
+from benchmark.errors import CheckpointError, ConfigError
+from benchmark.evaluation.adversarial import craft_cell, craft_key
+from benchmark.evaluation.cache import AdversarialCache
+from benchmark.evaluation.config import BPDA_NEEDS_PREPROCESSING, EvaluationConfig
+from benchmark.evaluation.defended import EOTModel
+from benchmark.evaluation.memory import (
+    AUTO_BATCHES,
+    COMPACT,
+    FRAGMENTED,
+    HEADROOM,
+    available_bytes,
+    compact_allocator,
+    compact_available,
+    fitting_batch,
+    gib,
+    graph_bytes_per_image,
+    plan_bytes,
+)
+from benchmark.evaluation.passes import AttackPass, build_passes
+from benchmark.evaluation.sanity import LARGE_EPS
+from benchmark.models.zoo import ModelZoo, model_id
+from benchmark.results.naming import ThreatModel
+from benchmark.testing.conformance import validate_submission
+from benchmark.training.trainer import TrainConfig, train_model
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluationPlan:
+    """An evaluation loaded, validated and built, ready to run.
+
+    Attributes:
+        config: the validated configuration (its batch size resolved by
+            :func:`plan_batch_size`).
+        full: the whole data split (its sha256 and size are recorded).
+        split: the scored images: ``full`` or its seeded subset.
+        indices: indices of ``split`` in ``full``.
+        device: the resolved device.
+        model_id: zoo id of the base model.
+        model: the base model.
+        entry: its zoo entry.
+        deployed: the zoo entry of the model that answers queries (the base model, or a
+            training-time defense's robust model).
+        scorer: what scores images: the base model, the defended pipeline or the robust model.
+        passes: every attack pass, in run order.
+        submission: the loaded defense submission (None undefended).
+        defense: the built defense.
+        defended: the deployed defended pipeline.
+        adaptive_model: the EOT/BPDA pipeline adaptive attacks differentiate.
+        robust_sha: checkpoint sha256 of a training-time defense's robust model.
+    """
+
+    config: EvaluationConfig
+    full: ImageSplit
+    split: ImageSplit
+    indices: torch.Tensor
+    device: torch.device
+    model_id: str
+    model: torch.nn.Module
+    entry: Any
+    deployed: Any
+    scorer: torch.nn.Module
+    passes: list[AttackPass]
+    submission: Any = None
+    defense: Any = None
+    defended: torch.nn.Module | None = None
+    adaptive_model: torch.nn.Module | None = None
+    robust_sha: str | None = None
+
+    @property
+    def model_sha(self) -> str:
+        """Checkpoint sha256 of the base model."""
+        return self.entry.card["checkpoint"]["sha256"]
+
+    @property
+    def size(self) -> int:
+        """The image size."""
+        return self.config.resolved_size
+
+    @property
+    def has_attacks(self) -> bool:
+        """Whether the run has attack cells (else it is a clean evaluation)."""
+        return bool(self.config.attacks)
+
+    @property
+    def training_defense(self) -> bool:
+        """Whether the defense is a training-time one (its robust model is the scorer)."""
+        return self.submission is not None and self.submission.meta.kind == "training"
+
+
+def select_subset(n: int, n_examples: int | None, seed: int) -> torch.Tensor:
+    """Sorted indices of a seeded random subset of ``n_examples`` out of ``n`` (all if None)."""
+    if n_examples is None or n_examples >= n:
+        return torch.arange(n)
+    if n_examples < 1:
+        raise ConfigError(f"--n-examples must be >= 1, got {n_examples}")
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=gen)[:n_examples].sort().values
+
+
+def build_plan(
+    config: EvaluationConfig,
+    *,
+    data_dir: Any = None,
+    zoo: ModelZoo,
+    cache: AdversarialCache,
+    download: bool = False,
+    train_if_missing: bool = False,
+    train_config: TrainConfig | None = None,
+    progress: bool | None = None,
+) -> EvaluationPlan:
+    """Validate ``config``, load the defense, the data and the model(s), build every pass.
+
+    Args:
+        config: what to evaluate.
+        data_dir: data root.
+        zoo: the model zoo.
+        cache: the adversarial-example cache (its folder is in the attack context).
+        download: let MedMNIST download a missing file.
+        train_if_missing: train the model if the zoo lacks it.
+        train_config: the recipe then (default: :meth:`EvaluationConfig.train_config`).
+        progress: show progress bars (default: only on a terminal).
+
+    Returns:
+        The plan.
+
+    Raises:
+        ConfigError: a bad configuration, defense parameter or attack parameter.
+        CheckpointError: a model missing from the zoo.
+    """
+    config.validate()
+    submission = None
+    if config.defense is not None:  # load and validate the plugin before any work
+        submission = load_submission(config.defense)
+        validate_submission(submission, **config.defense_params)
+        if config.bpda_always and submission.meta.kind != "preprocessing":
+            raise ConfigError(BPDA_NEEDS_PREPROCESSING)
+    size, device = config.resolved_size, pick_device(config.device)
+    # Data first: a missing or corrupt file is reported before any training or attack.
+    full = load_split(config.dataset, config.split, size=size, data_dir=data_dir, download=download)
+    indices = select_subset(len(full), config.n_examples, config.seed)
+    split = full.subset(indices) if len(indices) < len(full) else full
+    mid = _ensure_model(config, zoo, data_dir, download, train_if_missing, train_config)
+    model, entry = zoo.load(mid, device=device, expect=_expect(config))
+    plan = EvaluationPlan(
+        config=config,
+        full=full,
+        split=split,
+        indices=indices,
+        device=device,
+        model_id=mid,
+        model=model,
+        entry=entry,
+        deployed=entry,  # the model that answers queries: the base model or a robust one
+        scorer=model,
+        passes=[],
+    )
+    if submission is not None:
+        _add_defense(plan, submission, zoo)
+    plan.passes = _build_passes(
+        plan,
+        AttackContext(
+            dataset=config.dataset,
+            size=size,
+            seed=config.seed,
+            data_dir=data_dir,
+            zoo_root=zoo.root,
+            cache_root=cache.root,
+            model_sha256=plan.model_sha,
+            progress=progress,
+        ),
+    )
+    return plan
+
+
+def _build_passes(plan: EvaluationPlan, context: AttackContext) -> list[AttackPass]:
+    """The plan's attack passes over its cells and, after them, the large-eps sanity cell."""
+    config = plan.config
+    cells = list(config.attacks)
+    sanity = AttackCell.make("pgd", LARGE_EPS, steps=10) if cells and config.sanity_attack else None
+    if sanity is not None:
+        cells.append(sanity)
+    return build_passes(
+        config.pass_threat_models,
+        cells,
+        seed=config.seed,
+        context=context,
+        model=plan.model,
+        defended=plan.defended,
+        adaptive_model=plan.adaptive_model,
+        defense=plan.defense,
+        robust_sha=plan.robust_sha,
+        bpda_always=config.bpda_always,
+        sanity_cell=sanity,
+    )
+
+
+def _expect(config: EvaluationConfig) -> dict[str, Any]:
+    """What the zoo card of the evaluated model must record."""
+    return {
+        "dataset": config.dataset,
+        "arch": config.arch,
+        "image_size": config.resolved_size,
+        "seed": config.seed,
+    }
+
+
+def _add_defense(plan: EvaluationPlan, submission: Any, zoo: ModelZoo) -> None:
+    """Build the defense into ``plan``: a training-time defense is its robust model (oblivious
+    attacks are crafted on the standard model and shared through the cache, adaptive and
+    black-box ones on it); an inference-time one wraps the base model, with an EOT/BPDA
+    pipeline for the adaptive pass."""
+    config = plan.config
+    defense = submission.build(seed=config.seed, **config.defense_params)
+    plan.submission, plan.defense = submission, defense
+    if submission.meta.kind == "training":
+        robust, plan.deployed = _load_robust(zoo, config, submission, defense, plan.device)
+        plan.robust_sha = plan.deployed.card["checkpoint"]["sha256"]
+        plan.scorer = plan.defended = plan.adaptive_model = robust
+        return
+    plan.defended = plan.scorer = DefendedModel(plan.model, defense)
+    if ThreatModel.ADAPTIVE.value in config.threat_models:
+        pipeline = DefendedModel(plan.model, defense, adaptive=True, bpda_always=config.bpda_always)
+        plan.adaptive_model = EOTModel(pipeline, config.eot_samples)
+
+
+def _ensure_model(
+    config: EvaluationConfig,
+    zoo: ModelZoo,
+    data_dir: Any,
+    download: bool,
+    train_if_missing: bool,
+    train_config: TrainConfig | None,
+) -> str:
+    """The zoo id of the configuration's model, trained first if missing and asked to."""
+    size = config.resolved_size
+    mid = model_id(config.arch, config.dataset, size, config.seed)
+    if zoo.exists(mid):
+        return mid
+    if not train_if_missing:
+        raise CheckpointError(
+            f"model '{mid}' is not in zoo {zoo.root}; run `bench train --dataset "
+            f"{config.dataset} --model {config.arch} --size {size} --seed {config.seed}` "
+            "or pass --train-if-missing"
+        )
+    tc = config.train_config()
+    if train_config is not None:  # a caller's recipe, for this configuration's model
+        tc = replace(
+            train_config, dataset=config.dataset, arch=config.arch, size=size, seed=config.seed
+        )
+    logger.info("model %s not in the zoo: training it (%d epochs)", mid, tc.epochs)
+    train_model(tc, data_dir=data_dir, download=download, zoo=zoo)
+    return mid
+
+
+def _load_robust(
+    zoo: ModelZoo,
+    config: EvaluationConfig,
+    submission: Any,
+    defense: Any,
+    device: torch.device,
+) -> tuple[torch.nn.Module, Any]:
+    """The zoo's robust model of a training-time defense; refused unless its card records
+    this submission (id and sha256) and these parameters."""
+    from benchmark.training.trainer import defense_tag
+
+    size = config.resolved_size
+    tag = defense_tag(submission.id, config.defense_params)
+    rid = model_id(config.arch, config.dataset, size, config.seed, tag)
+    if not zoo.exists(rid):
+        params = "".join(f" --defense-param {k}={v}" for k, v in config.defense_params.items())
+        raise CheckpointError(
+            f"robust model '{rid}' is not in zoo {zoo.root}; train it with `bench train "
+            f"--dataset {config.dataset} --model {config.arch} --size {size} --seed "
+            f"{config.seed} --defense {submission.id}{params}`"
+        )
+    robust_expect = {
+        **_expect(config),
+        "defense.id": submission.id,
+        "defense.sha256": submission.sha256,
+        "defense.params": dict(sorted(defense.params.items())),
+    }
+    return zoo.load(rid, device=device, expect=robust_expect)
+
+
+def load_reference(plan: EvaluationPlan, zoo: ModelZoo) -> tuple[str, Any, str] | None:
+    """The corruption reference model (id, model, checkpoint sha256), or None without one."""
+    config = plan.config
+    if config.corruptions is None or not config.corruption_reference:
+        return None
+    ref_model, ref_entry = zoo.load(
+        config.corruption_reference,
+        device=plan.device,
+        expect={"dataset": config.dataset, "image_size": plan.size},
+    )
+    return config.corruption_reference, ref_model, ref_entry.card["checkpoint"]["sha256"]
+
+
+def plan_batch_size(plan: EvaluationPlan, cache: AdversarialCache) -> EvaluationPlan:
+    """``plan`` with its batch size checked against the memory its attack passes need.
+
+    The autograd graph per image of every distinct attacked module of a pass still to craft is
+    measured on a probe batch of two test images (:mod:`benchmark.evaluation.memory`). "auto"
+    resolves to the largest batch that fits; a number that fits only with glibc's mmap
+    threshold fixed switches the allocator; one that does not fit raises
+    :class:`ConfigError` naming one that does. Passes already in the cache need no memory."""
+    config = plan.config
+    auto = config.batch_size == "auto"
+    free = available_bytes(plan.device)
+    modules: dict[int, torch.nn.Module] = {}
+    for p in plan.passes:
+        if not auto:
+            key = craft_key(
+                plan.model_sha, plan.split, plan.indices, p.attack, config.batch_size, p.key_extra
+            )
+            if cache.has(key):
+                continue
+        modules.setdefault(id(p.target), p.target)
+    if not modules or free is None:
+        return _with_batch_size(plan, AUTO_BATCHES[0]) if auto else plan
+    x, _ = next(iter(plan.split.batches(2, device=plan.device)))
+    per_image = max(graph_bytes_per_image(m, x) for m in modules.values())
+    factor = FRAGMENTED if plan.device.type == "cpu" else COMPACT
+    if auto:
+        batch = fitting_batch(per_image, free, factor=factor)
+        logger.info(
+            "--batch-size auto: %d (attack graph %s per image, %s free)",
+            batch,
+            gib(per_image),
+            gib(free),
+        )
+        return _with_batch_size(plan, batch)
+    _check_fits(int(config.batch_size), len(plan.split), per_image, free, factor)
+    return plan
+
+
+def _with_batch_size(plan: EvaluationPlan, batch: int) -> EvaluationPlan:
+    return replace(plan, config=replace(plan.config, batch_size=batch))
+
+
+def _check_fits(batch: int, n: int, per_image: int, free: int, factor: float) -> None:
+    """Refuse a batch whose attack graph does not fit in ``free`` bytes (switching glibc's
+    allocator when that makes it fit)."""
+    need = plan_bytes(per_image, min(batch, n), factor)
+    if need <= HEADROOM * free:
+        return
+    compactable = factor == FRAGMENTED and compact_available()
+    if compactable and plan_bytes(per_image, min(batch, n), COMPACT) <= HEADROOM * free:
+        compact_allocator()
+        logger.info(
+            "memory is tight (attack graph %s per image at batch %d, %s free): large blocks "
+            "are now mmap'd and returned on free (glibc mmap threshold fixed)",
+            gib(per_image),
+            min(batch, n),
+            gib(free),
+        )
+        return
+    best = COMPACT if compactable else factor
+    halvings = tuple(b for b in AUTO_BATCHES if b < min(batch, n))
+    fit = fitting_batch(per_image, free, halvings or (1,), best)
+    raise ConfigError(
+        f"the attack passes need about {gib(need)} at --batch-size {batch} (the autograd "
+        f"graph of {gib(per_image)} per image) and {gib(free)} of memory is free; pass "
+        f"--batch-size {fit} or --batch-size auto"
+    )
+
+
+def craft_pass(
+    config: EvaluationConfig,
+    index: int,
+    *,
+    data_dir: Any = None,
+    zoo_root: Any = None,
+    cache_root: Any = None,
+) -> bool:
+    """Craft (or find cached) the adversarial examples of attack pass ``index`` of an
+    evaluation and store them in the cache: the unit of work an executor sends to a worker.
+
+    The plan is rebuilt from ``config`` (a :meth:`EvaluationConfig.portable` one, its batch
+    size resolved) exactly as :func:`~benchmark.evaluation.runner.evaluate` builds it, so the
+    examples and their cache key are the ones a local run computes.
+
+    Returns:
+        Whether the examples were already cached.
+    """
+    zoo, cache = ModelZoo(zoo_root), AdversarialCache(cache_root)
+    plan = build_plan(config, data_dir=data_dir, zoo=zoo, cache=cache, progress=False)
+    p = plan.passes[index]
+    seed_everything(config.seed)
+    _, cached = craft_cell(
+        p.target,
+        plan.split,
+        p.cell,
+        p.attack,
+        indices=plan.indices,
+        model_sha256=plan.model_sha,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        cache=cache,
+        context=p.context,
+        progress=False,
+        key_extra=p.key_extra,
+    )
+    return cached
+
+
+__all__ = [
+    "EvaluationPlan",
+    "build_plan",
+    "craft_pass",
+    "load_reference",
+    "plan_batch_size",
+    "select_subset",
+]
