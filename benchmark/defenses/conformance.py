@@ -91,7 +91,12 @@ def _grad_path(defense: Defense, x: Tensor, model: nn.Module | None, seed: int) 
 def validate_submission(sub: Submission, **overrides: Any) -> list[CheckResult]:
     """Run the conformance suite on ``sub`` built with its parameters (and ``overrides``)."""
     meta = sub.meta
-    passed = [CheckResult("metadata", f"kind {meta.kind}, reference, version, licence, authors")]
+    passed = [
+        CheckResult(
+            "metadata",
+            f"kind {meta.kind}; name, authors, paper, licence, threat models, reference, version",
+        )
+    ]
 
     def fail(check: str, problem: str) -> SubmissionError:
         return SubmissionError(f"submission '{sub.id}' fails '{check}': {problem}")
