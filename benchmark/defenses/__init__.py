@@ -1,4 +1,5 @@
-"""Defenses: the plugin API (:class:`Defense`), the registry and submission loading."""
+"""Defenses: the plugin API (:class:`Defense`, :class:`VotingDefense`), the registry,
+submission loading and the conformance suite every submission must pass."""
 
 from benchmark.defenses.base import (
     DEFENSE_KINDS,
@@ -8,8 +9,11 @@ from benchmark.defenses.base import (
     Defense,
     DefenseMeta,
     SubmissionError,
+    VotingClassifier,
+    VotingDefense,
     bpda,
 )
+from benchmark.defenses.conformance import CheckResult, validate_submission
 from benchmark.defenses.submissions import (
     Submission,
     list_submissions,
@@ -22,14 +26,18 @@ __all__ = [
     "DEFENSES",
     "DEFENSE_KINDS",
     "THREAT_MODELS",
+    "CheckResult",
     "DefendedModel",
     "Defense",
     "DefenseMeta",
     "Submission",
     "SubmissionError",
+    "VotingClassifier",
+    "VotingDefense",
     "bpda",
     "list_submissions",
     "load_submission",
     "read_submission",
     "submissions_dir",
+    "validate_submission",
 ]

@@ -1,7 +1,7 @@
 """Building blocks of the training-time defenses: the inner maximisation and the losses.
 
 A training defense (``kind="training"``) implements ``train(model, x, y)``: the loss of one
-minibatch, whose gradient the trainer (:mod:`benchmark.training.trainer`) follows. The
+minibatch, whose gradient the trainer (:mod:`benchmark.training.loop`) follows. The
 submissions ``pgd_at``, ``mpadvt``, ``maadvt``, ``trades`` and ``mart`` are thin subclasses of
 :class:`AdversarialTraining` that pick the inner attack and the loss below; the losses are pure
 functions of logits so that they can be checked on hand-computed tensors.

@@ -4,8 +4,9 @@ A defense declares frozen metadata and implements the one hook of its kind:
 
 * "preprocessing": ``purify(x)`` maps a float32 NCHW batch in [0, 1] to one of the same shape
   and range (median filter, JPEG, MDDA purification, ...);
-* "wrapper": ``wrap(model)`` returns a module that maps such a batch to logits, e.g. MedRDF's
-  randomized voting around the base model;
+* "wrapper": ``wrap(model)`` returns a module that maps such a batch to logits; a voting
+  wrapper (MedRDF) subclasses :class:`VotingDefense` and returns a :class:`VotingClassifier`,
+  whose votes and abstentions the evaluation reads;
 * "training": ``train(model, x, y)`` returns the loss of one minibatch; ``bench train
   --defense <id>`` trains a robust model with it (the training-time defenses).
 
@@ -14,7 +15,11 @@ The declared flags drive the evaluation: ``randomized`` -> expectation over tran
 ``purify_approx`` when it provides one). Randomized defenses draw every random number from
 ``self.generator`` (a :class:`torch.Generator` on the input's device) so that
 ``reseed(seed)`` makes them reproducible; the conformance suite
-(:mod:`benchmark.testing.conformance`) checks that the flags match the behaviour.
+(:mod:`benchmark.defenses.conformance`) checks that the flags match the behaviour.
+
+The metadata lives in one place, the class's ``meta``: what the defense is (name, authors,
+paper, licence, the threat models it claims) and how it behaves. A submission's
+``submission.toml`` only says which class to load.
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ from torch import Tensor, nn
 
 from benchmark.errors import BenchmarkError
 from benchmark.registry import Registry
+from benchmark.results.naming import CLAIMABLE_THREAT_MODELS
 
 DEFENSE_KINDS = ("preprocessing", "wrapper", "training")
-THREAT_MODELS = ("oblivious", "adaptive", "transfer", "black_box")
+THREAT_MODELS = CLAIMABLE_THREAT_MODELS
+"""Threat models a defense may claim (``DefenseMeta.threat_models``)."""
 
 
 class SubmissionError(BenchmarkError):
@@ -39,18 +46,28 @@ class SubmissionError(BenchmarkError):
 
 @dataclass(frozen=True)
 class DefenseMeta:
-    """Static description of a defense.
+    """Static description of a defense: what it is and how it behaves (the one place that
+    says so; a submission's record in results and on the leaderboard comes from here).
 
     Attributes:
         kind: "preprocessing", "wrapper" or "training".
         randomized: whether outputs depend on random draws.
         differentiable: whether gradients flow through the defense.
         forward_passes: base-model forward passes per input (inference cost).
-        reference: paper (URL and section) the defense implements.
+        reference: URL or document and section the implementation follows.
         version: version of the implementation.
         license: licence of the submission.
-        authors: who wrote it.
+        authors: who wrote it: the method's authors and the implementation's, e.g.
+            ``("Xu, Zhang and Zhang (method)", "MedRobustBench (implementation)")``.
         description: one line shown by ``bench list defenses``.
+        name: display name on the leaderboard.
+        paper: the paper and the section implemented, as a citation.
+        threat_models: the threat models the defense claims to be evaluated under, a
+            non-empty subset of ``oblivious``, ``adaptive``, ``transfer``, ``black_box``
+            (:data:`benchmark.results.naming.CLAIMABLE_THREAT_MODELS`).
+
+    Raises:
+        SubmissionError: an unknown kind or threat model, or fewer than one forward pass.
     """
 
     kind: str
@@ -62,6 +79,26 @@ class DefenseMeta:
     license: str = ""
     authors: tuple[str, ...] = ()
     description: str = ""
+    name: str = ""
+    paper: str = ""
+    threat_models: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Lists are accepted and frozen as tuples (the class attribute is shared).
+        object.__setattr__(self, "authors", tuple(self.authors))
+        object.__setattr__(self, "threat_models", tuple(self.threat_models))
+        if self.kind not in DEFENSE_KINDS:
+            raise SubmissionError(
+                f"DefenseMeta kind '{self.kind}' is not one of {', '.join(DEFENSE_KINDS)}"
+            )
+        bad = [t for t in self.threat_models if t not in THREAT_MODELS]
+        if bad:
+            raise SubmissionError(
+                f"DefenseMeta threat_models {', '.join(map(repr, bad))} unknown; claim a "
+                f"subset of {', '.join(THREAT_MODELS)}"
+            )
+        if self.forward_passes < 1:
+            raise SubmissionError("DefenseMeta forward_passes must be >= 1")
 
 
 class Defense:
@@ -143,6 +180,86 @@ class Defense:
             "version": m.version,
             "params": dict(sorted(self.params.items())),
             "seed": self.seed,
+        }
+
+
+class VotingClassifier(nn.Module):
+    """The module a :class:`VotingDefense` wraps a base model in: a vote over randomized
+    copies of each input, with a smoothed differentiable path for the adaptive attack.
+
+    A subclass implements two hooks; :meth:`forward` and :meth:`take_votes` are provided:
+
+    * :meth:`soft` ``(x) -> (N, K)``: log class probabilities of the smoothed classifier
+      (e.g. the log of the mean softmax over noisy copies), differentiable in ``x``. It is
+      what gradient attacks see, so the evaluation does not average it again under EOT.
+    * :meth:`votes` ``(x) -> (N, K)``: integer vote counts per class over the copies (no
+      gradient), every row summing to the number of copies.
+
+    Without gradient, :meth:`forward` votes, records the counts for the evaluation
+    (:meth:`take_votes`) and returns the log vote shares; under gradient it returns
+    :meth:`soft`. Attributes ``base`` (the base model) and ``defense`` are expected.
+    """
+
+    def __init__(self, defense: VotingDefense, model: nn.Module) -> None:
+        super().__init__()
+        self.defense = defense
+        self.base = model
+        self.recorded: list[Tensor] = []
+
+    def soft(self, x: Tensor) -> Tensor:
+        """Smoothed log class probabilities (N, K), differentiable in ``x``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement soft(x)")
+
+    def votes(self, x: Tensor) -> Tensor:
+        """(N, K) vote counts per class; each row sums to the number of copies."""
+        raise NotImplementedError(f"{type(self).__name__} must implement votes(x)")
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return self.soft(x)
+        with torch.no_grad():
+            counts = self.votes(x)
+        self.recorded.append(counts.cpu())
+        return (counts.float() / counts.sum(dim=1, keepdim=True)).clamp_min(1e-12).log()
+
+    def take_votes(self) -> Tensor:
+        """Vote counts of every voting forward since the last call, in order (an empty
+        tensor if none); clears them."""
+        out = torch.cat(self.recorded) if self.recorded else torch.empty(0)
+        self.recorded = []
+        return out
+
+
+class VotingDefense(Defense):
+    """A wrapper defense that classifies by a vote and may abstain (MedRDF, Xu et al. 2022,
+    Algorithm 1; randomized smoothing).
+
+    ``wrap(model)`` returns a :class:`VotingClassifier`. After the evaluation has scored a
+    split through it, it passes the recorded votes to :meth:`vote_report`, counts every
+    abstained sample as an error, and stores the report in the results. The conformance suite
+    checks the hooks' shapes and ranges and the abstention rule's semantics.
+    """
+
+    def wrap(self, model: nn.Module) -> VotingClassifier:
+        """The voting classifier around ``model`` (a :class:`VotingClassifier`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement wrap(model)")
+
+    def vote_report(self, counts: Tensor, labels: Tensor) -> dict[str, Any]:
+        """The vote report of (N, K) ``counts`` against the (N,) ``labels``.
+
+        It must hold ``abstained_mask``, a bool (N,) tensor (True: the vote abstains, scored as
+        an error; the evaluation pops it), and may hold any JSON numbers. Abstention must
+        depend on a sample's own votes only, never on a decisive vote (a unanimous vote of
+        1000 copies), and a vote that does not abstain must not start to when its winner gains
+        votes. This default never abstains and reports ``abstain_rate`` and
+        ``accuracy_of_votes``; MedRDF overrides it with its binomial test (eq. 5).
+        """
+        pred = counts.argmax(dim=1)
+        n = max(len(labels), 1)
+        return {
+            "abstained_mask": torch.zeros(len(counts), dtype=torch.bool),
+            "abstain_rate": 0.0,
+            "accuracy_of_votes": float((pred == labels.cpu()).sum()) / n,
         }
 
 

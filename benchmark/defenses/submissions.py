@@ -1,21 +1,17 @@
 """Loading defense submissions: ``submissions/<id>/submission.toml`` + ``defense.py``.
 
-A submission folder holds ``submission.toml``::
+A submission folder holds ``submission.toml``, which only says what to load::
 
-    id = "median_filter"
-    name = "Median filter"
-    authors = ["..."]
-    paper = "Xu et al., Feature Squeezing, NDSS 2018, Sec. 3.2"
-    license = "MIT"
-    entry = "defense:MedianFilterDefense"     # <module file stem>:<class>
-    threat_models = ["oblivious", "adaptive"]
+    id = "median_filter"                      # the folder name
+    entry = "defense:MedianFilter"            # <module file stem>:<class>
 
-    [params]                                  # defaults used by bench evaluate
-    kernel_size = 3
-
-and the module the entry names. Installed packages can instead register a :class:`Defense`
-subclass in ``DEFENSES`` through the ``medrobustbench.defenses`` entry point. Every problem is
-a one-line :class:`SubmissionError` naming the submission and the fix, raised before any work.
+and the module the entry names. Everything else is declared once, in code: the class's
+``meta`` (:class:`DefenseMeta`: name, authors, paper, licence, claimed threat models, kind and
+flags) and its ``defaults`` (the parameters ``bench evaluate`` uses). A ``submission.toml``
+that still repeats one of them is refused, naming the key and where it goes. Installed
+packages can instead register a :class:`Defense` subclass in ``DEFENSES`` through the
+``medrobustbench.defenses`` entry point. Every problem is a one-line :class:`SubmissionError`
+naming the submission and the fix, raised before any work.
 """
 
 from __future__ import annotations
@@ -24,24 +20,36 @@ import hashlib
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
 from benchmark.defenses.base import (
-    DEFENSE_KINDS,
     DEFENSES,
-    THREAT_MODELS,
     Defense,
     DefenseMeta,
     SubmissionError,
+    VotingDefense,
 )
 from benchmark.registry import unknown_name_message
 
 SUBMISSIONS_ENV = "BENCH_SUBMISSIONS_DIR"
-REQUIRED = ("id", "name", "authors", "paper", "license", "entry", "threat_models")
+REQUIRED = ("id", "entry")
+"""The keys of ``submission.toml`` (nothing else may be there)."""
+MOVED = {
+    "name": "the class meta (DefenseMeta(name=...))",
+    "authors": "the class meta (DefenseMeta(authors=(...)))",
+    "paper": "the class meta (DefenseMeta(paper=...))",
+    "license": "the class meta (DefenseMeta(license=...))",
+    "threat_models": "the class meta (DefenseMeta(threat_models=(...)))",
+    "params": "the class defaults (defaults = {...})",
+}
+"""Keys that earlier ``submission.toml`` files held and the class now declares, with where
+each goes."""
+META_REQUIRED = ("name", "authors", "paper", "reference", "version", "license", "threat_models")
+""":class:`DefenseMeta` fields a submission must fill in."""
 
 
 def submissions_dir() -> Path:
@@ -51,29 +59,19 @@ def submissions_dir() -> Path:
 
 @dataclass(frozen=True)
 class Submission:
-    """A loaded submission.
+    """A loaded submission: its id, its class and the provenance of its files. What it is
+    (name, authors, paper, licence, claimed threat models) is read from the class's ``meta``
+    and its default parameters from the class's ``defaults``.
 
     Attributes:
         id: snake_case id (the folder name).
-        name: display name.
-        authors: who wrote it.
-        paper: the paper and section it implements.
-        license: licence of the submission.
         defense_cls: the :class:`Defense` subclass.
-        params: default parameters from ``submission.toml``.
-        threat_models: the threat models it claims to be evaluated under.
         path: the folder (None for an entry-point defense).
         sha256: digest of ``submission.toml`` and the module (provenance).
     """
 
     id: str
-    name: str
-    authors: tuple[str, ...]
-    paper: str
-    license: str
     defense_cls: type[Defense]
-    params: dict[str, Any] = field(default_factory=dict)
-    threat_models: tuple[str, ...] = ("oblivious",)
     path: Path | None = None
     sha256: str = ""
 
@@ -82,10 +80,40 @@ class Submission:
         """The defense's declared metadata."""
         return self.defense_cls.meta
 
+    @property
+    def name(self) -> str:
+        """Display name (``meta.name``)."""
+        return self.meta.name
+
+    @property
+    def authors(self) -> tuple[str, ...]:
+        """Who wrote the method and the implementation (``meta.authors``)."""
+        return self.meta.authors
+
+    @property
+    def paper(self) -> str:
+        """The paper and section implemented (``meta.paper``)."""
+        return self.meta.paper
+
+    @property
+    def license(self) -> str:
+        """Licence of the submission (``meta.license``)."""
+        return self.meta.license
+
+    @property
+    def threat_models(self) -> tuple[str, ...]:
+        """The threat models it claims to be evaluated under (``meta.threat_models``)."""
+        return self.meta.threat_models
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Default parameters (the class's ``defaults``)."""
+        return dict(self.defense_cls.defaults)
+
     def build(self, seed: int = 0, **overrides: Any) -> Defense:
-        """An instance with the submission's parameters, ``overrides`` on top."""
+        """An instance with the default parameters, ``overrides`` on top."""
         try:
-            return self.defense_cls(seed=seed, **{**self.params, **overrides})
+            return self.defense_cls(seed=seed, **overrides)
         except SubmissionError as exc:
             raise SubmissionError(f"submission '{self.id}': {exc}") from exc
         except Exception as exc:  # a plugin's own bug: name it, do not crash the CLI
@@ -99,17 +127,17 @@ class Submission:
         m = self.meta
         return {
             "id": self.id,
-            "name": self.name,
-            "authors": list(self.authors),
-            "paper": self.paper,
+            "name": m.name,
+            "authors": list(m.authors),
+            "paper": m.paper,
             "reference": m.reference,
-            "license": self.license,
+            "license": m.license,
             "kind": m.kind,
             "randomized": m.randomized,
             "differentiable": m.differentiable,
             "forward_passes": m.forward_passes,
             "version": m.version,
-            "claimed_threat_models": list(self.threat_models),
+            "claimed_threat_models": list(m.threat_models),
             "sha256": self.sha256,
         }
 
@@ -131,15 +159,23 @@ def read_submission(folder: str | Path) -> Submission:
         spec = tomllib.loads(toml_path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise _fail(sid, f"submission.toml is not valid TOML ({exc}); fix the syntax") from exc
+    moved = [k for k in spec if k in MOVED]
+    if moved:
+        k = moved[0]
+        what = "[params]" if k == "params" else f"'{k}'"
+        raise _fail(sid, f"submission.toml holds {what}; move {what} to {MOVED[k]}")
+    unknown = sorted(set(spec) - set(REQUIRED))
+    if unknown:
+        raise _fail(
+            sid,
+            f"submission.toml has unknown key(s) {', '.join(unknown)}; it holds only "
+            f"{' and '.join(REQUIRED)}",
+        )
     missing = [k for k in REQUIRED if k not in spec]
     if missing:
         raise _fail(sid, f"submission.toml lacks {', '.join(missing)}; add them")
     if spec["id"] != sid:
         raise _fail(sid, f"submission.toml says id '{spec['id']}' but the folder is '{sid}'")
-    claimed = tuple(spec["threat_models"])
-    bad = [t for t in claimed if t not in THREAT_MODELS]
-    if bad or not claimed:
-        raise _fail(sid, f"threat_models must be a non-empty subset of {', '.join(THREAT_MODELS)}")
     module_name, _, class_name = str(spec["entry"]).partition(":")
     module_path = folder / f"{module_name}.py"
     if not class_name or not module_path.is_file():
@@ -162,40 +198,23 @@ def read_submission(folder: str | Path) -> Submission:
     if not (isinstance(cls, type) and issubclass(cls, Defense)):
         raise _fail(sid, f"{module_path.name} has no Defense subclass '{class_name}'")
     _check_meta(sid, cls)
-    params = dict(spec.get("params", {}))
-    unknown = sorted(set(params) - set(cls.defaults))
-    if unknown:
-        raise _fail(sid, f"[params] {', '.join(unknown)} unknown to {class_name}; remove them")
-    return Submission(
-        id=sid,
-        name=str(spec["name"]),
-        authors=tuple(spec["authors"]),
-        paper=str(spec["paper"]),
-        license=str(spec["license"]),
-        defense_cls=cls,
-        params=params,
-        threat_models=claimed,
-        path=folder,
-        sha256=digest,
-    )
+    return Submission(id=sid, defense_cls=cls, path=folder, sha256=digest)
 
 
 def _check_meta(sid: str, cls: type[Defense]) -> None:
     meta = getattr(cls, "meta", None)
     if not isinstance(meta, DefenseMeta):
         raise _fail(sid, f"{cls.__name__}.meta must be a DefenseMeta")
-    if meta.kind not in DEFENSE_KINDS:
-        raise _fail(sid, f"meta.kind '{meta.kind}' is not one of {', '.join(DEFENSE_KINDS)}")
-    empty = [f for f in ("reference", "version", "license") if not getattr(meta, f)]
-    if not meta.authors:
-        empty.append("authors")
+    empty = [f for f in META_REQUIRED if not getattr(meta, f)]
     if empty:
         raise _fail(sid, f"{cls.__name__}.meta lacks {', '.join(empty)}; fill them in")
-    if meta.forward_passes < 1:
-        raise _fail(sid, "meta.forward_passes must be >= 1")
     hook = {"preprocessing": "purify", "wrapper": "wrap", "training": "train"}[meta.kind]
-    if getattr(cls, hook) is getattr(Defense, hook):
+    if getattr(cls, hook) is getattr(Defense, hook) or (
+        issubclass(cls, VotingDefense) and cls.wrap is VotingDefense.wrap
+    ):
         raise _fail(sid, f"a '{meta.kind}' defense must override {hook}()")
+    if issubclass(cls, VotingDefense) and meta.kind != "wrapper":
+        raise _fail(sid, f"a VotingDefense is a 'wrapper' defense, not '{meta.kind}'")
 
 
 def load_submission(spec: str | Path) -> Submission:
@@ -209,16 +228,7 @@ def load_submission(spec: str | Path) -> Submission:
     if str(spec) in DEFENSES:
         cls = DEFENSES.get(str(spec))
         _check_meta(str(spec), cls)
-        m = cls.meta
-        return Submission(
-            id=str(spec),
-            name=m.description or str(spec),
-            authors=m.authors,
-            paper=m.reference,
-            license=m.license,
-            defense_cls=cls,
-            threat_models=("oblivious", "adaptive"),
-        )
+        return Submission(id=str(spec), defense_cls=cls)
     names = sorted(set(list_submissions()) | set(DEFENSES))
     raise SubmissionError(
         unknown_name_message("defense", str(spec), names, f"no folder {folder}; pass a path")

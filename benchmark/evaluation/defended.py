@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from benchmark.datasets.base import ImageSplit
-from benchmark.defenses.base import DefendedModel, Defense
+from benchmark.defenses.base import DefendedModel, Defense, VotingClassifier, VotingDefense
 from benchmark.metrics.base import Predictions
 from benchmark.models.inference import predict
 
@@ -39,9 +39,9 @@ class EOTModel(nn.Module):
     def __init__(self, defended: DefendedModel, samples: int) -> None:
         super().__init__()
         self.defended = defended
-        # A voting wrapper with a ``soft`` path (MedRDF) already averages its noise draws
-        # under gradient: the smoothed soft classifier. Drawing it again would multiply cost.
-        smoothed = hasattr(defended.inner, "soft")
+        # A voting wrapper (MedRDF) already averages its noise draws under gradient: its
+        # ``soft`` path is the smoothed classifier. Drawing it again would multiply cost.
+        smoothed = isinstance(defended.inner, VotingClassifier)
         self.samples = samples if defended.defense.meta.randomized and not smoothed else 1
         #: Whether one forward pass already averages over the defense's randomness.
         self.averages = smoothed or self.samples > 1
@@ -108,10 +108,13 @@ def defense_block(
     }
 
 
-def voting_module(scorer: nn.Module) -> nn.Module | None:
-    """The wrapper module of a voting defense (one exposing ``take_votes``), if any."""
+def voting_module(scorer: nn.Module) -> VotingClassifier | None:
+    """The :class:`VotingClassifier` of a :class:`VotingDefense`'s pipeline, if any."""
     inner = getattr(scorer, "inner", None)
-    return inner if inner is not None and hasattr(inner, "take_votes") else None
+    defense = getattr(scorer, "defense", None)
+    if isinstance(defense, VotingDefense) and isinstance(inner, VotingClassifier):
+        return inner
+    return None
 
 
 def apply_votes(
@@ -123,8 +126,8 @@ def apply_votes(
     if inner is None:
         return pred, None
     counts = inner.take_votes()
-    defense = scorer.defense  # type: ignore[attr-defined]
-    if len(counts) != pred.n or not hasattr(defense, "vote_report"):
+    defense: VotingDefense = scorer.defense  # type: ignore[attr-defined]
+    if len(counts) != pred.n:
         return pred, None
     report = defense.vote_report(counts, labels)
     abstained = report.pop("abstained_mask").numpy()

@@ -18,6 +18,9 @@ class BitDepthReduction(Defense):
         version="1.0",
         license="MIT",
         authors=("MedRobustBench",),
+        name="Bit-depth reduction",
+        paper="Xu, Evans and Qi, Feature Squeezing, NDSS 2018, Sec. 3.1",
+        threat_models=("oblivious", "adaptive"),
         description="Feature squeezing: reduce the colour depth to a few bits",
     )
     defaults = {"bits": 5}

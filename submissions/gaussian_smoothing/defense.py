@@ -19,6 +19,9 @@ class GaussianSmoothing(Defense):
         version="1.0",
         license="MIT",
         authors=("MedRobustBench",),
+        name="Gaussian smoothing",
+        paper="Xu, Zhang and Zhang, MedRDF, IEEE TMI 2022, Sec. V-B (GS)",
+        threat_models=("oblivious", "adaptive"),
         description="Gaussian smoothing of the input image",
     )
     defaults = {"sigma": 1.0}

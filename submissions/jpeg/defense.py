@@ -22,6 +22,10 @@ class JPEGCompression(Defense):
         version="1.0",
         license="MIT",
         authors=("MedRobustBench",),
+        name="JPEG compression",
+        paper="Guo et al., Countering Adversarial Images using Input Transformations, ICLR 2018, "
+        "Sec. 3",
+        threat_models=("oblivious", "adaptive"),
         description="JPEG compression and decompression of the input",
     )
     defaults = {"quality": 75}

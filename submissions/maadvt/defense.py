@@ -21,7 +21,11 @@ class MAAdvT(AdversarialTraining):
         reference="xu2021_evaluating_robustness.md Sec. 4.5, eqs. 7-10, Algorithm 2",
         version="1.0",
         license="MIT",
-        authors=("MedRobustBench",),
+        authors=("Xu, Liu, Zhang et al. (method)", "MedRobustBench (implementation)"),
+        name="MAAdvT: Misclassification-Aware Adversarial Training",
+        paper="Xu et al., Towards evaluating the robustness of deep diagnostic models by "
+        "adversarial attack, MedIA 2021, Sec. 4.5, eqs. 7-10, Algorithm 2",
+        threat_models=("adaptive", "transfer", "black_box"),
         description="MAAdvT: CE on PGD examples plus a misclassification-weighted KL",
     )
     defaults = {"eps": 8 / 255, "steps": 10, "alpha": None, "start": "uniform", "lam": 6.0}

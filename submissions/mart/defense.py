@@ -19,7 +19,11 @@ class MART(AdversarialTraining):
         reference="https://openreview.net/forum?id=rklOg6EFwS eq. 7",
         version="1.0",
         license="MIT",
-        authors=("MedRobustBench",),
+        authors=("Wang, Zou, Yi, Bailey, Ma and Gu (method)", "MedRobustBench (implementation)"),
+        name="MART",
+        paper="Wang et al., Improving Adversarial Robustness Requires Revisiting Misclassified "
+        "Examples, ICLR 2020, eq. 7",
+        threat_models=("adaptive", "transfer", "black_box"),
         description="MART: boosted CE on adversarial examples plus a misclassification-aware KL",
     )
     defaults = {"eps": 8 / 255, "steps": 10, "alpha": None, "start": "normal", "lam": 6.0}

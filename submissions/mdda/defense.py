@@ -215,7 +215,11 @@ class MDDA(Defense):
         reference="mdda_wang2023.md Sec. 3, Algorithm 1, eqs. 6-15",
         version="1.0",
         license="MIT",
-        authors=("MedRobustBench",),
+        authors=("Wang et al. (method)", "MedRobustBench (implementation)"),
+        name="MDDA (multiscale diffusive and denoising aggregation)",
+        paper="Wang et al., Reversing Skin Cancer Adversarial Examples by Multiscale Diffusive "
+        "and Denoising Aggregation Mechanism, 2023, Sec. 3, Algorithm 1",
+        threat_models=("oblivious", "adaptive"),
         description="MDDA: multiscale Gaussian diffusion, TV denoising and aggregation",
     )
     defaults = {

@@ -19,6 +19,9 @@ class MedianFilter(Defense):
         version="1.0",
         license="MIT",
         authors=("MedRobustBench",),
+        name="Median filter",
+        paper="Xu, Evans and Qi, Feature Squeezing, NDSS 2018, Sec. 3.2",
+        threat_models=("oblivious", "adaptive"),
         description="Feature squeezing: median filter over k x k windows",
     )
     defaults = {"kernel_size": 3}

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from scipy.stats import binomtest
 from torch import Tensor, nn
 
-from benchmark.defenses import Defense, DefenseMeta, SubmissionError
+from benchmark.defenses import DefenseMeta, SubmissionError, VotingClassifier, VotingDefense
 from benchmark.defenses.filters import gaussian_blur, median_filter
 
 NOISES = ("gaussian", "salt_pepper", "poisson")
@@ -84,14 +84,10 @@ def robust_metric(counts: Tensor) -> Tensor:
     return k * (top[:, 0] - second) / n
 
 
-class MedRDFClassifier(nn.Module):
-    """The MedRDF classifier g around a base model h (Algorithm 1)."""
-
-    def __init__(self, defense: MedRDF, model: nn.Module) -> None:
-        super().__init__()
-        self.defense = defense
-        self.base = model
-        self.recorded: list[Tensor] = []
+class MedRDFClassifier(VotingClassifier):
+    """The MedRDF classifier g around a base model h (Algorithm 1): ``votes`` is the majority
+    vote over ``n`` noisy, denoised copies (lines 2-6), ``soft`` the smoothed classifier the
+    adaptive attack differentiates."""
 
     def _copies(self, x: Tensor, m: int) -> Tensor:
         p = self.defense.params
@@ -122,21 +118,8 @@ class MedRDFClassifier(nn.Module):
             done += m
         return counts  # type: ignore[return-value]
 
-    def forward(self, x: Tensor) -> Tensor:
-        if torch.is_grad_enabled() and x.requires_grad:
-            return self.soft(x)
-        counts = self.votes(x)
-        self.recorded.append(counts.cpu())
-        return (counts.float() / counts.sum(dim=1, keepdim=True)).clamp_min(1e-12).log()
 
-    def take_votes(self) -> Tensor:
-        """Vote counts of every voting forward since the last call, in order; clears them."""
-        out = torch.cat(self.recorded) if self.recorded else torch.empty(0)
-        self.recorded = []
-        return out
-
-
-class MedRDF(Defense):
+class MedRDF(VotingDefense):
     """MedRDF randomized voting with abstention and the Robust Metric (Algorithm 1)."""
 
     meta = DefenseMeta(
@@ -147,7 +130,10 @@ class MedRDF(Defense):
         reference="medrdf_xu2022.md Sec. IV-B, Algorithm 1, eqs. 3-9",
         version="1.0",
         license="MIT",
-        authors=("MedRobustBench",),
+        authors=("Xu, Zhang and Zhang (method)", "MedRobustBench (implementation)"),
+        name="MedRDF (salt-and-pepper noise, median filter)",
+        paper="Xu, Zhang and Zhang, MedRDF, IEEE TMI 2022, Sec. IV-B, Algorithm 1, eqs. 3-9",
+        threat_models=("oblivious", "adaptive"),
         description="MedRDF: noisy copies, denoiser, majority vote, abstention, Robust Metric",
     )
     defaults = {
@@ -175,7 +161,7 @@ class MedRDF(Defense):
         if not 0 < float(p["alpha"]) < 1:
             raise SubmissionError("alpha must be in (0, 1)")
 
-    def wrap(self, model: nn.Module) -> nn.Module:
+    def wrap(self, model: nn.Module) -> MedRDFClassifier:
         return MedRDFClassifier(self, model)
 
     def vote_report(self, counts: Tensor, labels: Tensor) -> dict:

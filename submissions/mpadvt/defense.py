@@ -23,7 +23,11 @@ class MPAdvT(AdversarialTraining):
         reference="xu2021_evaluating_robustness.md Sec. 4.5, Algorithm 1",
         version="1.0",
         license="MIT",
-        authors=("MedRobustBench",),
+        authors=("Xu, Liu, Zhang et al. (method)", "MedRobustBench (implementation)"),
+        name="MPAdvT: Multi-Perturbations Adversarial Training",
+        paper="Xu et al., Towards evaluating the robustness of deep diagnostic models by "
+        "adversarial attack, MedIA 2021, Sec. 4.5, Algorithm 1",
+        threat_models=("adaptive", "transfer", "black_box"),
         description="MPAdvT: adversarial training with eps and steps sampled per minibatch",
     )
     defaults = {

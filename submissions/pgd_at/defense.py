@@ -19,7 +19,14 @@ class PGDAdversarialTraining(AdversarialTraining):
         "xu2021_evaluating_robustness.md Sec. 4.5 eq. 6",
         version="1.0",
         license="MIT",
-        authors=("MedRobustBench",),
+        authors=(
+            "Madry, Makelov, Schmidt, Tsipras and Vladu (method)",
+            "MedRobustBench (implementation)",
+        ),
+        name="PGD adversarial training (Madry et al.)",
+        paper="Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks, ICLR "
+        "2018; Xu et al. 2021 Sec. 4.5 eq. 6 ('Standard')",
+        threat_models=("adaptive", "transfer", "black_box"),
         description="PGD adversarial training: CE on PGD examples, fixed eps and steps",
     )
     defaults = {"eps": 8 / 255, "steps": 7, "alpha": None, "start": "uniform"}

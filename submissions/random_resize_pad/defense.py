@@ -24,6 +24,9 @@ class RandomResizePad(Defense):
         version="1.0",
         license="MIT",
         authors=("MedRobustBench",),
+        name="Random resize and pad",
+        paper="Xie et al., Mitigating Adversarial Effects Through Randomization, ICLR 2018, Sec. 3",
+        threat_models=("oblivious", "adaptive"),
         description="Random resize and random zero padding (Xie et al. 2018)",
     )
     defaults = {"ratio": 331 / 299}

@@ -26,7 +26,14 @@ class TRADES(AdversarialTraining):
         reference="https://arxiv.org/abs/1901.08573 eq. 5, Algorithm 1",
         version="1.0",
         license="MIT",
-        authors=("MedRobustBench",),
+        authors=(
+            "Zhang, Yu, Jiao, Xing, El Ghaoui and Jordan (method)",
+            "MedRobustBench (implementation)",
+        ),
+        name="TRADES",
+        paper="Zhang et al., Theoretically Principled Trade-off between Robustness and Accuracy, "
+        "ICML 2019, eq. 5, Algorithm 1",
+        threat_models=("adaptive", "transfer", "black_box"),
         description="TRADES: clean CE plus beta x KL between clean and adversarial outputs",
     )
     defaults = {"eps": 8 / 255, "steps": 10, "alpha": None, "start": "normal", "beta": 6.0}

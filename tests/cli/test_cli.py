@@ -57,11 +57,15 @@ def test_list_defenses_shows_the_submissions_and_names_a_broken_one(tmp_path, mo
         json.loads(bench("list", "defenses", "m*", "--json").stdout)["mart"]["kind"] == "training"
     )
     (tmp_path / "broken").mkdir()
-    (tmp_path / "broken" / "submission.toml").write_text('id = "broken"\n')
+    # the former layout, with the metadata repeated in submission.toml
+    (tmp_path / "broken" / "submission.toml").write_text('id = "broken"\nname = "Broken"\n')
     monkeypatch.setenv("BENCH_SUBMISSIONS_DIR", str(tmp_path))
     out = bench("list", "defenses")
     assert out.exit_code == 0
-    assert "broken  INVALID: submission 'broken': submission.toml lacks name" in out.stdout
+    assert (
+        "broken  INVALID: submission 'broken': submission.toml holds 'name'; move 'name' to "
+        "the class meta" in out.stdout
+    )
 
 
 def test_info_shows_metadata():

@@ -9,11 +9,15 @@ import pytest
 import torch
 
 from benchmark.defenses import DefendedModel, SubmissionError, bpda, load_submission
+from benchmark.defenses.conformance import validate_submission
 from benchmark.defenses.submissions import list_submissions, read_submission
-from benchmark.testing.conformance import validate_submission
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted(p.parent.name for p in (ROOT / "submissions").glob("*/submission.toml"))
+#: Smaller settings for the default suite where the full size is slow on a CPU: the checks
+#: (shapes, ranges, seeding, declared flags, voting hooks) do not depend on the number of
+#: MedRDF votes or of MDDA blocks and TV iterations. The full sizes run in the slow suite.
+FAST = {"medrdf": {"n": 64, "batch": 256}, "mdda": {"blocks": 1, "tv_iterations": 2}}
 
 
 def test_the_baselines_are_shipped():
@@ -26,15 +30,27 @@ def test_the_baselines_are_shipped():
     } <= set(SHIPPED)
 
 
-@pytest.mark.parametrize("sid", SHIPPED)
-def test_shipped_submission_passes_conformance(sid):
+def _passes_conformance(sid: str, **overrides) -> None:
     sub = read_submission(ROOT / "submissions" / sid)
-    names = {c.name for c in validate_submission(sub)}
+    names = {c.name for c in validate_submission(sub, **overrides)}
     if sub.meta.kind == "training":
         assert {"metadata", "runs", "loss", "determinism"} <= names
     else:
         assert {"metadata", "runs", "determinism", "declared randomized"} <= names
+    if sid == "medrdf":
+        assert {"voting soft", "voting votes", "voting abstention"} <= names
     assert (ROOT / "submissions" / sid / "README.md").is_file(), f"{sid} lacks a README"
+
+
+@pytest.mark.parametrize("sid", SHIPPED)
+def test_shipped_submission_passes_conformance(sid):
+    _passes_conformance(sid, **FAST.get(sid, {}))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sid", sorted(FAST))
+def test_shipped_submission_passes_conformance_at_full_size(sid):
+    _passes_conformance(sid)
 
 
 def test_load_by_id_uses_the_submissions_dir(monkeypatch):
@@ -52,19 +68,15 @@ from benchmark.defenses import Defense, DefenseMeta
 
 class Plugin(Defense):
     meta = DefenseMeta(kind="preprocessing", randomized={randomized}, differentiable={diff},
-                       reference="ref", version="1", license="MIT", authors=("me",))
+                       reference="ref", version="1", license="MIT", authors=("me",),
+                       name="Broken", paper="none", threat_models=({threat!r},))
     defaults = {{}}
 
     def purify(self, x):
         {body}
 """
 TOML = """id = "{sid}"
-name = "Broken"
-authors = ["me"]
-paper = "none"
-license = "MIT"
 entry = "defense:Plugin"
-threat_models = ["oblivious"]
 """
 
 
@@ -73,7 +85,10 @@ def _write(tmp_path: Path, sid: str, body: str, *, toml: str | None = None, **fl
     folder.mkdir()
     (folder / "submission.toml").write_text(toml if toml is not None else TOML.format(sid=sid))
     code = GOOD_CLASS.format(
-        randomized=flags.get("randomized", False), diff=flags.get("diff", False), body=body
+        randomized=flags.get("randomized", False),
+        diff=flags.get("diff", False),
+        threat=flags.get("threat", "oblivious"),
+        body=body,
     )
     (folder / "defense.py").write_text(textwrap.dedent(code))
     return folder
@@ -110,7 +125,7 @@ def test_malformed_submissions_are_refused(tmp_path):
     with pytest.raises(SubmissionError, match="not valid TOML"):
         read_submission(bad)
     lacks = _write(tmp_path, "lacks", "return x", toml='id = "lacks"\n')
-    with pytest.raises(SubmissionError, match="lacks name, authors"):
+    with pytest.raises(SubmissionError, match="lacks entry"):
         read_submission(lacks)
     wrong = _write(tmp_path, "wrongclass", "return x")
     (wrong / "submission.toml").write_text(TOML.format(sid="wrongclass").replace("Plugin", "Nope"))
@@ -123,12 +138,49 @@ def test_malformed_submissions_are_refused(tmp_path):
     other = _write(tmp_path, "otherid", "return x", toml=TOML.format(sid="else"))
     with pytest.raises(SubmissionError, match="says id 'else' but the folder is 'otherid'"):
         read_submission(other)
-    threat = _write(tmp_path, "threat", "return x")
-    (threat / "submission.toml").write_text(
-        TOML.format(sid="threat").replace('["oblivious"]', '["psychic"]')
-    )
-    with pytest.raises(SubmissionError, match="threat_models must be"):
+    threat = _write(tmp_path, "threat", "return x", threat="psychic")
+    with pytest.raises(SubmissionError, match="threat_models 'psychic' unknown; claim a subset"):
         read_submission(threat)
+
+
+@pytest.mark.parametrize(
+    ("key", "line", "fix"),
+    [
+        ("authors", 'authors = ["me"]', "move 'authors' to the class meta"),
+        ("name", 'name = "Broken"', "move 'name' to the class meta"),
+        ("paper", 'paper = "none"', "move 'paper' to the class meta"),
+        ("license", 'license = "MIT"', "move 'license' to the class meta"),
+        ("threat_models", 'threat_models = ["oblivious"]', "move 'threat_models' to the class"),
+        ("params", "[params]\nk = 3", "move [params] to the class defaults"),
+        ("colour", 'colour = "red"', "unknown key(s) colour; it holds only id and entry"),
+    ],
+)
+def test_a_toml_repeating_the_class_metadata_is_refused(tmp_path, key, line, fix):
+    """The class ``meta`` and ``defaults`` are the one source of truth: a submission.toml that
+    still carries one of their keys is refused with the key and where it goes."""
+    folder = _write(tmp_path, key, "return x", toml=TOML.format(sid=key) + line + "\n")
+    with pytest.raises(SubmissionError, match=f"submission '{key}'") as err:
+        read_submission(folder)
+    assert fix in str(err.value) and "\n" not in str(err.value)
+
+
+def test_incomplete_class_metadata_is_refused(tmp_path):
+    folder = _write(tmp_path, "noname", "return x")
+    code = (folder / "defense.py").read_text().replace('name="Broken", paper="none", ', "")
+    (folder / "defense.py").write_text(code)
+    with pytest.raises(SubmissionError, match=r"Plugin\.meta lacks name, paper; fill them in"):
+        read_submission(folder)
+
+
+def test_the_record_comes_from_the_class_meta(monkeypatch):
+    monkeypatch.setenv("BENCH_SUBMISSIONS_DIR", str(ROOT / "submissions"))
+    sub = load_submission("medrdf")
+    record = sub.record()
+    assert record["name"] == sub.meta.name == "MedRDF (salt-and-pepper noise, median filter)"
+    assert record["authors"] == list(sub.meta.authors)
+    assert record["claimed_threat_models"] == ["oblivious", "adaptive"]
+    assert record["paper"].startswith("Xu, Zhang and Zhang, MedRDF")
+    assert sub.params == sub.defense_cls.defaults
 
 
 def test_bpda_uses_the_identity_or_the_approximation_on_the_backward_pass():
@@ -196,3 +248,70 @@ def test_shared_filters():
     assert blurred[0, 0, 7, 7] < 1 and torch.isclose(blurred.sum(), torch.tensor(1.0), atol=1e-5)
     flat = torch.full((1, 3, 8, 8), 0.3)
     assert torch.allclose(gaussian_blur(flat, 2.0), flat) and torch.equal(median_filter(flat), flat)
+
+
+def _voting_template() -> str:
+    """The noise-averaging wrapper template of submissions/README.md."""
+    text = (ROOT / "submissions" / "README.md").read_text()
+    block = text.split("<!-- voting-template -->", 1)[1]
+    return block.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def _write_voting(tmp_path: Path, sid: str, code: str) -> Path:
+    folder = tmp_path / sid
+    folder.mkdir()
+    (folder / "submission.toml").write_text(f'id = "{sid}"\nentry = "defense:NoiseVote"\n')
+    (folder / "defense.py").write_text(code)
+    return folder
+
+
+def test_the_documented_voting_template_passes_and_is_evaluated_as_a_vote(tmp_path):
+    from benchmark.evaluation.defended import EOTModel, voting_module
+
+    sub = read_submission(_write_voting(tmp_path, "noise_vote", _voting_template()))
+    names = {c.name for c in validate_submission(sub, n=20)}
+    assert {"voting soft", "voting votes", "voting abstention"} <= names
+    base = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    base.multi_label, base.num_classes = False, 2
+    defended = DefendedModel(base, sub.build(n=20))
+    assert voting_module(defended) is defended.inner
+    assert EOTModel(defended, samples=8).samples == 1  # soft already averages the noise
+    median = read_submission(ROOT / "submissions" / "median_filter").build()
+    assert voting_module(DefendedModel(base, median)) is None
+
+
+BROKEN_VOTING = [
+    (
+        "always_abstains",
+        ("abstain = top[:, 0] == top[:, 1]", "abstain = torch.ones(len(counts), dtype=torch.bool)"),
+        "a unanimous vote of 1000 copies must not abstain",
+    ),
+    (
+        "soft_logits",
+        (
+            "return probs.view(len(x), m, -1).mean(dim=1).clamp_min(1e-12).log()",
+            "return 3 * probs.view(len(x), m, -1).mean(dim=1)",
+        ),
+        "soft(x) must return log probabilities",
+    ),
+    (
+        "no_mask",
+        ('"abstained_mask": abstain,', '"abstained_mask": abstain.tolist(),'),
+        "must hold a bool (N,) 'abstained_mask'",
+    ),
+    (
+        "batch_dependent",
+        ("abstain = top[:, 0] == top[:, 1]", "abstain = (top[:, 0] == top[:, 1]) | (len(top) > 2)"),
+        "depends on the other samples' votes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sid", "edit", "message"), BROKEN_VOTING)
+def test_broken_voting_hooks_are_refused(tmp_path, sid, edit, message):
+    code = _voting_template()
+    assert edit[0] in code
+    sub = read_submission(_write_voting(tmp_path, sid, code.replace(edit[0], edit[1])))
+    with pytest.raises(SubmissionError, match=f"submission '{sid}'") as err:
+        validate_submission(sub, n=20)
+    assert message in str(err.value)

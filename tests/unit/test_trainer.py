@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from benchmark.datasets import DATASETS
 from benchmark.models.zoo import ModelZoo
@@ -43,28 +44,20 @@ def test_invalid_recipe_values_are_refused():
         train_model(TrainConfig(dataset="breastmnist", arch="tiny_cnn", lr=0))
 
 
-def test_an_interrupted_run_resumes_to_the_same_weights(shared_data, tmp_path, monkeypatch):
+def _check_resume(config, run: dict, tmp_path, monkeypatch) -> None:
     """Interrupted after epoch 1 (in epoch 2's validation), then started again: the run
     resumes from its end-of-epoch state (weights, Adam, schedule, data order and MPAdvT's own
     random stream) and ends bit-identical to an uninterrupted run; a changed recipe or a
     corrupt state file starts afresh instead."""
-    import benchmark.training.trainer as trainer
-    from benchmark.training.trainer import partial_path
+    import benchmark.training.selection as selection
+    from benchmark.training import partial_path
 
-    def config() -> TrainConfig:
-        cfg = TrainConfig(
-            dataset="breastmnist", arch="tiny_cnn", epochs=3, batch_size=128, defense="mpadvt"
-        )
-        cfg.milestones = (0.5,)  # an lr decay after epoch 1: the schedule must resume too
-        return cfg
-
-    run = {"data_dir": shared_data}
     whole = train_model(config(), zoo=ModelZoo(tmp_path / "a"), **run)
     assert whole.card["resumed"] == []
     assert not partial_path(ModelZoo(tmp_path / "a"), whole.model_id).exists()
 
     zoo = ModelZoo(tmp_path / "b")
-    real_val = trainer._val_scores
+    real_val = selection.val_scores
     calls = {"n": 0}
 
     def crash_in_epoch_two(model, split):
@@ -73,7 +66,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(shared_data, tmp_path, m
             raise KeyboardInterrupt
         return real_val(model, split)
 
-    monkeypatch.setattr(trainer, "_val_scores", crash_in_epoch_two)
+    monkeypatch.setattr(selection, "val_scores", crash_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         train_model(config(), zoo=zoo, **run)
     partial = partial_path(zoo, whole.model_id)
@@ -100,3 +93,37 @@ def test_an_interrupted_run_resumes_to_the_same_weights(shared_data, tmp_path, m
     again = train_model(config(), zoo=zoo, **run)
     assert again.card["resumed"] == []
     assert again.card["checkpoint"]["sha256"] == whole.card["checkpoint"]["sha256"]
+
+
+def _mpadvt_config(batch_size: int):
+    def config() -> TrainConfig:
+        cfg = TrainConfig(
+            dataset="breastmnist",
+            arch="tiny_cnn",
+            epochs=3,
+            batch_size=batch_size,
+            defense="mpadvt",
+        )
+        cfg.milestones = (0.5,)  # an lr decay after epoch 1: the schedule must resume too
+        return cfg
+
+    return config
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(shared_data, tmp_path, monkeypatch):
+    """The resume property on a few real BreastMNIST batches (3 per epoch; the whole splits:
+    the ``slow`` test below)."""
+    from benchmark.datasets.base import load_split
+
+    def few(name, split, **kwargs):
+        full = load_split(name, split, **kwargs)
+        return full.subset(torch.arange(96 if split == "train" else 32))
+
+    monkeypatch.setattr("benchmark.training.trainer.load_split", few)
+    _check_resume(_mpadvt_config(32), {"data_dir": shared_data}, tmp_path, monkeypatch)
+
+
+@pytest.mark.slow
+def test_an_interrupted_full_run_resumes_to_the_same_weights(shared_data, tmp_path, monkeypatch):
+    """The same on the whole BreastMNIST splits, batch 128."""
+    _check_resume(_mpadvt_config(128), {"data_dir": shared_data}, tmp_path, monkeypatch)
