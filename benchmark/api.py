@@ -79,7 +79,7 @@ def load_model(
     tag = None
     expect: dict[str, Any] = {"dataset": dataset, "arch": arch, "image_size": size, "seed": seed}
     if defense is not None:
-        from benchmark.training.trainer import defense_tag
+        from benchmark.training import defense_tag
 
         tag = defense_tag(defense, defense_params or {})
         expect["defense.id"] = defense

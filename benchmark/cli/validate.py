@@ -19,7 +19,7 @@ def validate_cmd(
 ) -> None:
     """Run the defense conformance suite on a submission before any evaluation."""
     from benchmark.defenses import load_submission
-    from benchmark.testing.conformance import validate_submission
+    from benchmark.defenses.conformance import validate_submission
 
     sub = load_submission(submission)
     passed = validate_submission(sub, **parse_params(param))

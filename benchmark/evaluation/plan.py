@@ -20,6 +20,7 @@ from benchmark.attacks.base import AttackContext
 from benchmark.attacks.presets import AttackCell
 from benchmark.datasets.base import ImageSplit, load_split
 from benchmark.defenses import DefendedModel, load_submission
+from benchmark.defenses.conformance import validate_submission
 from benchmark.device import pick_device, seed_everything
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.evaluation.adversarial import craft_cell, craft_key
@@ -43,8 +44,7 @@ from benchmark.evaluation.passes import AttackPass, build_passes
 from benchmark.evaluation.sanity import LARGE_EPS
 from benchmark.models.zoo import ModelZoo, model_id
 from benchmark.results.naming import ThreatModel
-from benchmark.testing.conformance import validate_submission
-from benchmark.training.trainer import TrainConfig, train_model
+from benchmark.training import TrainConfig, train_model
 
 logger = logging.getLogger(__name__)
 
@@ -286,7 +286,7 @@ def _load_robust(
 ) -> tuple[torch.nn.Module, Any]:
     """The zoo's robust model of a training-time defense; refused unless its card records
     this submission (id and sha256) and these parameters."""
-    from benchmark.training.trainer import defense_tag
+    from benchmark.training import defense_tag
 
     size = config.resolved_size
     tag = defense_tag(submission.id, config.defense_params)

@@ -49,7 +49,7 @@ from benchmark.models.inference import predict
 from benchmark.models.zoo import ModelZoo
 from benchmark.results.naming import ThreatModel, result_path
 from benchmark.results.provenance import git_commit
-from benchmark.training.trainer import TrainConfig
+from benchmark.training import TrainConfig
 
 logger = logging.getLogger(__name__)
 

@@ -26,8 +26,7 @@ from benchmark.evaluation import EvaluationConfig, evaluate
 from benchmark.evaluation.cache import AdversarialCache
 from benchmark.models.zoo import ZooEntry
 from benchmark.reports.zoo import render_zoo_markdown
-from benchmark.training import TrainConfig, train_model
-from benchmark.training.trainer import selection_key
+from benchmark.training import TrainConfig, selection_key, train_model
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFENSES = ("pgd_at", "mpadvt", "maadvt", "trades", "mart")
