@@ -4,7 +4,7 @@ The public API, for a notebook or a script::
 
     import benchmark as mrb
 
-    test = mrb.load_dataset("breastmnist", "test")             # float32 NCHW in [0, 1]
+    test = mrb.load_dataset("breastmnist", "test")             # test[i]: float32 in [0, 1]
     model = mrb.load_model("breastmnist", "resnet18")          # sha256-verified zoo model
     doc = mrb.evaluate("breastmnist", "resnet18", attacks="pgd", eps="8/255")
     df = mrb.results_frame("leaderboard/results")              # one row per run x cell

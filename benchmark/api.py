@@ -3,7 +3,7 @@
 ```python
 import benchmark as mrb
 
-test = mrb.load_dataset("breastmnist", "test")                 # ImageSplit, [0, 1] NCHW
+test = mrb.load_dataset("breastmnist", "test")                 # test.batches(64): [0, 1]
 model = mrb.load_model("breastmnist", "resnet18")              # sha256-verified zoo model
 robust = mrb.load_model("breastmnist", "resnet18", defense="pgd_at")
 doc = mrb.evaluate("breastmnist", "resnet18", attacks="fgsm,pgd", eps=["8/255"])
@@ -34,7 +34,8 @@ def load_dataset(
     data_dir: str | Path | None = None,
     download: bool = False,
 ) -> ImageSplit:
-    """One split of a registered dataset (``bench list datasets``) as float32 NCHW in [0, 1].
+    """One split of a registered dataset (``bench list datasets``): an :class:`ImageSplit`,
+    whose items and ``batches(n)`` are float32 NCHW in [0, 1] (stored as uint8).
 
     Args:
         name: dataset id, e.g. ``"pneumoniamnist"``.
