@@ -27,6 +27,7 @@ went wrong; :func:`validate_submission` returns the list of passed checks otherw
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,10 @@ from benchmark.defenses.submissions import Submission
 
 SHAPES = ((2, 1, 28, 28), (3, 3, 32, 32))
 """Batch shapes the suite runs on: grey MedMNIST size and a colour image."""
+
+
+Fail = Callable[[str, str], SubmissionError]
+"""Builds the error of a failed check from its name and the problem."""
 
 
 @dataclass(frozen=True)
@@ -105,68 +110,7 @@ def validate_submission(sub: Submission, **overrides: Any) -> list[CheckResult]:
         return passed + _validate_training(sub, fail, overrides)
 
     for shape in SHAPES:
-        n, c, h, _ = shape
-        x = _inputs(shape)
-        model = _ToyClassifier(c, h) if meta.kind == "wrapper" else None
-        defense = sub.build(seed=0, **overrides)
-        try:
-            with torch.no_grad():
-                out = _run(defense, x.clone(), model)
-        except Exception as exc:
-            raise fail("runs", f"{type(exc).__name__}: {exc} on input {tuple(shape)}") from exc
-        expected = tuple(shape) if meta.kind == "preprocessing" else (n, model.num_classes)  # type: ignore[union-attr]
-        if not isinstance(out, Tensor) or tuple(out.shape) != expected:
-            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise fail("shape", f"output {got} for input {tuple(shape)}; expected {expected}")
-        if out.dtype != torch.float32:
-            raise fail("dtype", f"output dtype {out.dtype}; return float32")
-        if not torch.isfinite(out).all():
-            raise fail("finite", f"NaN or inf in the output for input {tuple(shape)}")
-        if meta.kind == "preprocessing" and (out.min() < 0 or out.max() > 1):
-            raise fail("range", f"output in [{out.min():.4f}, {out.max():.4f}]; clamp it to [0, 1]")
-        with torch.no_grad():
-            defense.reseed(7)
-            a = _run(defense, x.clone(), model)
-            defense.reseed(7)
-            b = _run(defense, x.clone(), model)
-            again = _run(defense, x.clone(), model)
-            defense.reseed(8)
-            other = _run(defense, x.clone(), model)
-        if not meta.randomized and not (torch.equal(a, b) and torch.equal(b, again)):
-            raise fail(
-                "declared randomized=False",
-                "repeated calls give different outputs; declare randomized=True",
-            )
-        if not torch.equal(a, b):
-            raise fail("determinism", "two runs after reseed(7) differ; draw from self.generator")
-        if meta.randomized and torch.equal(a, other) and meta.differentiable:
-            # A vote over many copies can be stable; its differentiable path must still vary.
-            a, other = (_grad_path(defense, x, model, s) for s in (7, 8))
-        if meta.randomized and torch.equal(a, other):
-            raise fail(
-                "declared randomized=True",
-                "outputs do not change with the seed; declare randomized=False or use "
-                "self.generator",
-            )
-        if not meta.randomized:
-            with torch.no_grad():
-                single = torch.cat([_run(defense, x[i : i + 1].clone(), model) for i in range(n)])
-            if not torch.allclose(single, a, atol=1e-5):
-                raise fail("batch independence", "a sample's output depends on its batch")
-        if meta.differentiable:
-            xg = x.clone().requires_grad_(True)
-            defense.reseed(7)
-            try:
-                _run(defense, xg, model).sum().backward()
-            except Exception as exc:
-                raise fail(
-                    "declared differentiable=True", f"backward failed ({exc}); declare False"
-                ) from exc
-            if xg.grad is None or not torch.isfinite(xg.grad).all() or xg.grad.abs().sum() == 0:
-                raise fail(
-                    "declared differentiable=True",
-                    "no finite non-zero input gradient; declare differentiable=False",
-                )
+        _check_on_shape(sub, shape, fail, overrides)
     passed += [
         CheckResult("runs", f"on CPU for inputs {', '.join(str(s) for s in SHAPES)}"),
         CheckResult("shape and dtype", "float32, the input's shape (or N x classes logits)"),
@@ -187,6 +131,88 @@ def validate_submission(sub: Submission, **overrides: Any) -> list[CheckResult]:
     if issubclass(sub.defense_cls, VotingDefense):
         passed += _validate_voting(sub, fail, overrides)
     return passed
+
+
+def _check_on_shape(sub: Submission, shape: tuple[int, ...], fail: Fail, overrides: dict) -> None:
+    """Every check of a preprocessing or wrapper defense on one input shape."""
+    meta = sub.meta
+    n, c, h, _ = shape
+    x = _inputs(shape)
+    model = _ToyClassifier(c, h) if meta.kind == "wrapper" else None
+    defense = sub.build(seed=0, **overrides)
+    try:
+        with torch.no_grad():
+            out = _run(defense, x.clone(), model)
+    except Exception as exc:
+        raise fail("runs", f"{type(exc).__name__}: {exc} on input {tuple(shape)}") from exc
+    expected = tuple(shape) if meta.kind == "preprocessing" else (n, model.num_classes)  # type: ignore[union-attr]
+    _check_output(out, shape, expected, meta.kind, fail)
+    _check_randomness(defense, x, model, meta, fail)
+    if meta.differentiable:
+        _check_gradient(defense, x, model, fail)
+
+
+def _check_output(out: Any, shape: tuple[int, ...], expected: tuple, kind: str, fail: Fail) -> None:
+    """Shape, dtype, finiteness and (preprocessing) range of one output."""
+    if not isinstance(out, Tensor) or tuple(out.shape) != expected:
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise fail("shape", f"output {got} for input {tuple(shape)}; expected {expected}")
+    if out.dtype != torch.float32:
+        raise fail("dtype", f"output dtype {out.dtype}; return float32")
+    if not torch.isfinite(out).all():
+        raise fail("finite", f"NaN or inf in the output for input {tuple(shape)}")
+    if kind == "preprocessing" and (out.min() < 0 or out.max() > 1):
+        raise fail("range", f"output in [{out.min():.4f}, {out.max():.4f}]; clamp it to [0, 1]")
+
+
+def _check_randomness(defense: Any, x: Tensor, model: Any, meta: Any, fail: Fail) -> None:
+    """Seeded determinism, the declared ``randomized`` flag and batch independence."""
+    n = x.shape[0]
+    with torch.no_grad():
+        defense.reseed(7)
+        a = _run(defense, x.clone(), model)
+        defense.reseed(7)
+        b = _run(defense, x.clone(), model)
+        again = _run(defense, x.clone(), model)
+        defense.reseed(8)
+        other = _run(defense, x.clone(), model)
+    if not meta.randomized and not (torch.equal(a, b) and torch.equal(b, again)):
+        raise fail(
+            "declared randomized=False",
+            "repeated calls give different outputs; declare randomized=True",
+        )
+    if not torch.equal(a, b):
+        raise fail("determinism", "two runs after reseed(7) differ; draw from self.generator")
+    if meta.randomized and torch.equal(a, other) and meta.differentiable:
+        # A vote over many copies can be stable; its differentiable path must still vary.
+        a, other = (_grad_path(defense, x, model, s) for s in (7, 8))
+    if meta.randomized and torch.equal(a, other):
+        raise fail(
+            "declared randomized=True",
+            "outputs do not change with the seed; declare randomized=False or use self.generator",
+        )
+    if not meta.randomized:
+        with torch.no_grad():
+            single = torch.cat([_run(defense, x[i : i + 1].clone(), model) for i in range(n)])
+        if not torch.allclose(single, a, atol=1e-5):
+            raise fail("batch independence", "a sample's output depends on its batch")
+
+
+def _check_gradient(defense: Any, x: Tensor, model: Any, fail: Fail) -> None:
+    """A defense declaring ``differentiable=True`` gives finite, non-zero input gradients."""
+    xg = x.clone().requires_grad_(True)
+    defense.reseed(7)
+    try:
+        _run(defense, xg, model).sum().backward()
+    except Exception as exc:
+        raise fail(
+            "declared differentiable=True", f"backward failed ({exc}); declare False"
+        ) from exc
+    if xg.grad is None or not torch.isfinite(xg.grad).all() or xg.grad.abs().sum() == 0:
+        raise fail(
+            "declared differentiable=True",
+            "no finite non-zero input gradient; declare differentiable=False",
+        )
 
 
 def _validate_voting(sub: Submission, fail: Any, overrides: dict[str, Any]) -> list[CheckResult]:
