@@ -25,6 +25,7 @@ import torch
 
 from benchmark.datasets.base import DATASETS, DatasetMeta, ImageSplit, load_split
 from benchmark.device import pick_device, seed_everything
+from benchmark.errors import ConfigError
 from benchmark.models.base import ImageClassifier, build_model
 from benchmark.models.inference import predict
 from benchmark.models.zoo import ModelZoo, ZooEntry, model_id
@@ -112,6 +113,7 @@ def train_model(
     zoo: ModelZoo | None = None,
     progress: bool | None = None,
     resume: bool = True,
+    splits: dict[str, ImageSplit] | None = None,
 ) -> ZooEntry:
     """Train per ``config``, keep the best-validation model, and save it with its card.
 
@@ -127,6 +129,9 @@ def train_model(
         zoo: destination zoo (default: ``ModelZoo()``).
         progress: show a progress bar over the minibatches (default: only on a terminal).
         resume: continue an interrupted run of the same recipe (False: start afresh).
+        splits: the ``train``, ``val`` and ``test`` splits of ``config.dataset`` to use instead
+            of loading them (e.g. subsets for a quick run); the card records their sizes and
+            digests, so such a model is told apart from one trained on the official splits.
 
     Returns:
         The zoo entry of the saved model.
@@ -139,10 +144,13 @@ def train_model(
     size = config.size or meta.default_size
     device = pick_device(config.device)
     seed_everything(config.seed)
-    splits = {
-        s: load_split(config.dataset, s, size=size, data_dir=data_dir, download=download)
-        for s in ("train", "val", "test")
-    }
+    if splits is None:
+        splits = {
+            s: load_split(config.dataset, s, size=size, data_dir=data_dir, download=download)
+            for s in ("train", "val", "test")
+        }
+    elif sorted(splits) != ["test", "train", "val"]:
+        raise ConfigError(f"splits must be train, val and test, got {', '.join(sorted(splits))}")
     model, init = _initial_model(config, meta, size, device, zoo)
     run = TrainingRun.create(model, config, device, defense, meta.multi_label)
     tag = defense_tag(sub.id, config.defense_params) if sub is not None else None

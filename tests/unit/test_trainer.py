@@ -11,19 +11,16 @@ from benchmark.testing.fakes import write_fake_medmnist
 from benchmark.training import TrainConfig, train_model
 
 
-def test_multilabel_training_uses_bce_and_label_metrics(tmp_path, monkeypatch):
+def test_multilabel_training_uses_bce_and_label_metrics(tmp_path):
     # ChestMNIST is not available offline: a fake file in the official layout stands in.
     write_fake_medmnist(tmp_path, "chestmnist", n={"train": 64, "val": 48, "test": 48})
     source = DATASETS.get("chestmnist")
 
-    def fake_load_split(name, split, *, size=None, data_dir=None, download=False):
-        assert name == "chestmnist"
-        return source.load(split, size=size, data_dir=tmp_path, verify=False)
-
-    monkeypatch.setattr("benchmark.training.trainer.load_split", fake_load_split)
+    splits = {s: source.load(s, data_dir=tmp_path, verify=False) for s in ("train", "val", "test")}
     entry = train_model(
         TrainConfig(dataset="chestmnist", arch="tiny_cnn", epochs=1, batch_size=32),
         zoo=ModelZoo(tmp_path / "zoo"),
+        splits=splits,
     )
     card = entry.card
     assert card["multi_label"] is True and card["num_classes"] == 14
@@ -115,12 +112,13 @@ def test_an_interrupted_run_resumes_to_the_same_weights(shared_data, tmp_path, m
     the ``slow`` test below)."""
     from benchmark.datasets.base import load_split
 
-    def few(name, split, **kwargs):
-        full = load_split(name, split, **kwargs)
-        return full.subset(torch.arange(96 if split == "train" else 32))
-
-    monkeypatch.setattr("benchmark.training.trainer.load_split", few)
-    _check_resume(_mpadvt_config(32), {"data_dir": shared_data}, tmp_path, monkeypatch)
+    splits = {
+        s: load_split("breastmnist", s, data_dir=shared_data).subset(
+            torch.arange(96 if s == "train" else 32)
+        )
+        for s in ("train", "val", "test")
+    }
+    _check_resume(_mpadvt_config(32), {"splits": splits}, tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
