@@ -93,9 +93,8 @@ def _as_labels(labels: Any, n: int, num_classes: int | None = None) -> np.ndarra
     arr = np.asarray(labels)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ConfigError(f"labels must be a vector of {n} class ids, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.mod(arr, 1) == 0):
-            raise ConfigError("labels must be integer class ids")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer) and not np.all(np.mod(arr, 1) == 0):
+        raise ConfigError("labels must be integer class ids")
     arr = arr.astype(np.int64)
     if arr.size and arr.min() < 0:
         raise ConfigError("labels must be non-negative class ids")
@@ -309,22 +308,19 @@ def sign_flip_balanced(
     steps = [lcm // int(n) for n in sizes]
     g = math.gcd(*steps)
     steps = [s // g for s in steps]
-    lattice = sum(int(d) * s for d, s in zip(disc, steps)) + 1
+    lattice = sum(int(d) * s for d, s in zip(disc, steps, strict=True)) + 1
     exact = method == "exact" or (method == "auto" and lattice <= MAX_EXACT_LATTICE)
     if exact:
         # W = sum_c X_c s_c, X_c ~ Bin(D_c, 1/2); T (on the lattice) = 2 W - S.
         pmf = np.ones(1)
-        for d, s in zip(disc, steps):
+        for d, s in zip(disc, steps, strict=True):
             kernel = np.zeros(int(d) * s + 1)
             kernel[::s] = stats.binom.pmf(np.arange(int(d) + 1), int(d), 0.5)
-            pmf = (
-                signal.fftconvolve(pmf, kernel)
-                if pmf.size * kernel.size > 1e6
-                else (np.convolve(pmf, kernel))
-            )
+            big = pmf.size * kernel.size > 1e6
+            pmf = signal.fftconvolve(pmf, kernel) if big else np.convolve(pmf, kernel)
         pmf = np.clip(pmf, 0.0, None)
-        total = sum(int(d) * s for d, s in zip(disc, steps))
-        t_obs = abs(2 * sum(int(u) * s for u, s in zip(up, steps)) - total)
+        total = sum(int(d) * s for d, s in zip(disc, steps, strict=True))
+        t_obs = abs(2 * sum(int(u) * s for u, s in zip(up, steps, strict=True)) - total)
         t = np.abs(2 * np.arange(pmf.size) - total)
         p = float(pmf[t >= t_obs].sum() / pmf.sum())
         label = "stratified sign-flip (exact)"
@@ -629,7 +625,7 @@ def rank_board(
     better = np.zeros((m, m), dtype=bool)
     p_adj: list[dict[str, float]] = [{} for _ in names]
     p_raw: list[dict[str, float]] = [{} for _ in names]
-    for (i, j), t, p, q in zip(pairs, tests, raw, adjusted):
+    for (i, j), t, p, q in zip(pairs, tests, raw, adjusted, strict=True):
         p_raw[i][names[j]] = p_raw[j][names[i]] = float(p)
         p_adj[i][names[j]] = p_adj[j][names[i]] = float(q)
         if q <= alpha and t.better == "a":
