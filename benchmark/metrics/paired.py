@@ -20,17 +20,22 @@ accuracy; a class with no test image is left out of the mean, as in the clean pe
 metrics, rather than counted as 0):
   * Interval: stratified percentile bootstrap, 95 %: each class is resampled with replacement
     at its own size (class sizes fixed, as in the test split), 2000 resamples, seeded.
-  * Test of A against B: stratified sign-flip (permutation) test. Under the null that A and B
-    are exchangeable on every image, each discordant image of class ``c`` moves the difference
-    of balanced accuracies by ``+-1 / (K n_c)`` with probability 1/2 each, independently. The
-    p-value is ``P[|T| >= |t_observed|]`` under that null, computed exactly by convolving the
-    per-class binomial laws (a Monte Carlo estimate with ``(count + 1) / (n_perm + 1)`` when
-    the exact lattice is too large). With one class, or classes of equal size, it is exactly
-    the McNemar test above. A bootstrap p-value is not used for ranking: it cannot go below
-    about ``2 / n_boot``, which a multiple-comparison correction over many pairs needs, and it
-    is anti-conservative with few discordant images (it resamples around the observed
-    difference, never the null). ``paired_bootstrap_balanced`` still gives the interval of the
-    difference.
+  * Test of A against B: stratified sign-flip (permutation) test. With ``b10_c`` and ``b01_c``
+    the discordant images of class ``c`` (``D_c`` in all, ``n_c`` images in the class), the
+    statistic is ``T = sum_c (b10_c - b01_c) / n_c``, ``K`` times the difference of balanced
+    accuracies. Under the null that A and B are exchangeable on every image, each discordant
+    image is a fair coin, so ``T`` is a sum of independent signs ``+-1 / n_c``, and
+    ``p = P[|T| >= |t_observed|]``. It is computed exactly by convolving the per-class
+    binomial laws on an integer lattice. When that lattice is too large (many classes of
+    unrelated sizes), it is estimated from up to 200000 random sign flips,
+    ``p = (count + 1) / (flips + 1)``, stopping early once 200 flips reach the observed
+    statistic; or, when the Hoeffding bound ``2 exp(-t**2 / (2 sum_c D_c / n_c**2))`` is below
+    what the flips can resolve, the bound is the (conservative) p-value. With one class, or
+    classes of equal size, the test is exactly the McNemar test above. A bootstrap p-value is
+    not used for ranking: it cannot go below about ``2 / n_boot``, which a multiple-comparison
+    correction over many pairs needs, and it is anti-conservative with few discordant images
+    (it resamples around the observed difference, never the null);
+    ``paired_bootstrap_balanced`` gives the interval of the difference.
 
 Multiple comparisons: every pair of entries on a board is tested, and the p-values are
 adjusted together with Holm's step-down procedure (Holm 1979), which controls the family-wise
@@ -68,6 +73,10 @@ from benchmark.metrics.base import wilson_interval
 N_BOOT = 2000
 #: Random sign flips when the exact null distribution is too large to enumerate.
 N_PERM = 200_000
+#: Monte Carlo sign flips are drawn in chunks of this size ...
+MC_CHUNK = 20_000
+#: ... until this many reach the observed statistic (or ``n_perm`` are drawn).
+MC_STOP_COUNT = 200
 #: Largest lattice (number of support points) of the exact sign-flip distribution.
 MAX_EXACT_LATTICE = 2_000_000
 
@@ -276,11 +285,12 @@ def sign_flip_balanced(
         b: (N,) outcomes of entry b on the same images.
         labels: (N,) integer class ids.
         method: ``"exact"`` (convolution of the per-class binomial laws on an integer
-            lattice), ``"monte_carlo"`` (``n_perm`` random sign flips, ``p = (count + 1) /
-            (n_perm + 1)``) or ``"auto"`` (exact when the lattice has at most
-            ``MAX_EXACT_LATTICE`` points). Large lattices are convolved by FFT, accurate to
-            about 1e-12 in absolute terms, far below any significance level.
-        n_perm: number of random sign flips of the Monte Carlo method.
+            lattice), ``"monte_carlo"`` (at most ``n_perm`` random sign flips, or the
+            Hoeffding bound when it is below their resolution; see the module docstring) or
+            ``"auto"`` (exact when the lattice has at most ``MAX_EXACT_LATTICE`` points).
+            Large lattices are convolved by FFT, accurate to about 1e-12 in absolute terms,
+            far below any significance level.
+        n_perm: most random sign flips of the Monte Carlo method.
         seed: seed of the Monte Carlo method.
 
     Returns:
@@ -325,14 +335,38 @@ def sign_flip_balanced(
         p = float(pmf[t >= t_obs].sum() / pmf.sum())
         label = "stratified sign-flip (exact)"
     else:
-        rng = np.random.default_rng(seed)
-        x = rng.binomial(disc, 0.5, size=(n_perm, disc.size))
-        t = np.abs((2 * x - disc) @ (1.0 / sizes))
-        t_obs = abs(float(np.sum((2 * up - disc) / sizes)))
-        count = int(np.sum(t >= t_obs * (1 - 1e-12) - 1e-15))
-        p = (count + 1) / (n_perm + 1)
-        label = f"stratified sign-flip (Monte Carlo, {n_perm} flips)"
+        p, label = _sign_flip_monte_carlo(up, disc, sizes, n_perm=n_perm, seed=seed)
     return PairedTest(b01, b10, diff, min(1.0, p), _better(diff), label)
+
+
+def _sign_flip_monte_carlo(
+    up: np.ndarray, disc: np.ndarray, sizes: np.ndarray, *, n_perm: int, seed: int
+) -> tuple[float, str]:
+    """p-value of the stratified sign-flip test without the exact lattice.
+
+    First the Hoeffding bound ``P[|T| >= t] <= 2 exp(-t**2 / (2 sum_c D_c / n_c**2))`` (T is
+    a sum of independent signs times ``1 / n_c``): when it is below what ``n_perm`` flips can
+    resolve, the bound itself is the (conservative) p-value. Otherwise sign flips are drawn
+    in chunks of ``MC_CHUNK`` until ``MC_STOP_COUNT`` flips reach ``|t_observed|`` (a large
+    p-value is then known well enough: Besag & Clifford 1991) or ``n_perm`` flips are drawn;
+    ``p = (count + 1) / (flips + 1)``.
+    """
+    if n_perm < 1:
+        raise ConfigError(f"n_perm must be positive, got {n_perm}")
+    weights = 1.0 / sizes
+    t_obs = abs(float(np.sum((2 * up - disc) * weights)))
+    bound = 2.0 * math.exp(-(t_obs**2) / (2.0 * float(np.sum(disc * weights**2))))
+    if bound < 1.0 / (n_perm + 1):
+        return bound, "stratified sign-flip (Hoeffding bound)"
+    rng = np.random.default_rng(seed)
+    count = drawn = 0
+    while drawn < n_perm and count < MC_STOP_COUNT:
+        size = min(MC_CHUNK, n_perm - drawn)
+        x = rng.binomial(disc, 0.5, size=(size, disc.size))
+        t = np.abs((2 * x - disc) @ weights)
+        count += int(np.sum(t >= t_obs * (1 - 1e-12) - 1e-15))  # ties count as extreme
+        drawn += size
+    return (count + 1) / (drawn + 1), f"stratified sign-flip (Monte Carlo, {drawn} flips)"
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,16 @@ def test_sign_flip_exact_agrees_with_monte_carlo_and_is_symmetric():
     )
 
 
+def test_sign_flip_monte_carlo_uses_a_hoeffding_bound_beyond_its_resolution():
+    rng = np.random.default_rng(8)
+    labels = np.repeat([0, 1, 2], [30, 70, 13])
+    a, b = np.ones(113, bool), rng.random(113) < 0.4
+    exact = sign_flip_balanced(a, b, labels, method="exact")
+    bound = sign_flip_balanced(a, b, labels, method="monte_carlo", n_perm=1000)
+    assert "Hoeffding" in bound.method
+    assert exact.p_value <= bound.p_value < 1 / 1001  # a valid, conservative p-value
+
+
 def test_sign_flip_weights_discordances_by_class_size():
     # One discordance in a class of 2 moves the balanced accuracy by 1/4, three discordances
     # in a class of 100 by 3/200 in total: T = 1/2 + 3/100. Under the null the 2**4 sign
