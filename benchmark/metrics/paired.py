@@ -8,8 +8,9 @@ attacks, and the true labels ``y[i]`` (class ids).
 
 Accuracy (the share of robust images):
   * Interval: Wilson score 95 % interval of the proportion.
-  * Test of A against B: two-sided exact McNemar test (McNemar 1947; the exact binomial form,
-    Fagerland et al. 2013). Only discordant images carry information: ``b10`` images that A
+  * Test of A against B: two-sided McNemar test (McNemar 1947) in its exact conditional
+    (binomial) form, which is slightly conservative (Fagerland et al., BMC Med. Res. Methodol.
+    2013). Only discordant images carry information: ``b10`` images that A
     gets right and B wrong, ``b01`` the other way. Under the null of equal accuracy each
     discordant image is a fair coin, so ``p = min(1, 2 P[X <= min(b01, b10)])`` with
     ``X ~ Binomial(b01 + b10, 1/2)``, and ``p = 1`` without discordant images. Four
