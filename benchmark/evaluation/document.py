@@ -3,7 +3,6 @@ then written once, atomically, never over another run's file."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,6 @@ from benchmark.metrics.base import Predictions
 from benchmark.results.naming import ThreatModel, eps_label, result_path, run_suite
 from benchmark.results.provenance import environment, package_versions, utc_now
 from benchmark.results.schema import SCHEMA_VERSION, write_result
-
-logger = logging.getLogger(__name__)
 
 #: The card fields of the evaluated model a results file repeats.
 _CARD_FIELDS = ("epochs", "best_epoch", "recipe", "created_at", "training_time_hours", "defense")
@@ -147,7 +144,7 @@ def model_block(plan: EvaluationPlan) -> dict[str, Any]:
 def build_document(
     plan: EvaluationPlan, scores: Scores, *, git: Any, cache_hits: int, cache_misses: int
 ) -> dict[str, Any]:
-    """The results document of an evaluation (see ``docs/results.md`` for its schema).
+    """The results document of an evaluation (its schema: :mod:`benchmark.results.schema`).
 
     Args:
         plan: what was evaluated.
@@ -228,7 +225,6 @@ def write_document(doc: dict[str, Any], out_dir: str | Path | None) -> Path:
         n += 1
         target = target.with_name(f"{doc['run_id']}-{n}.json")
     write_result(doc, target)
-    logger.info("wrote %s", target)
     return target
 
 

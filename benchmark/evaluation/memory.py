@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from benchmark.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 HEADROOM = 0.85
@@ -146,6 +148,37 @@ def compact_allocator() -> bool:
         return False
     _compact = bool(libc.mallopt(-3, MMAP_THRESHOLD))  # M_MMAP_THRESHOLD
     return _compact
+
+
+def check_batch_fits(batch: int, n: int, per_image: int, free: int, factor: float) -> None:
+    """Refuse ``batch`` (of ``n`` images) when its attack graph of ``per_image`` bytes does
+    not fit in ``free`` bytes at ``factor``; switch glibc's allocator when that makes it fit.
+
+    Raises:
+        ConfigError: it does not fit; the message names a batch size that does.
+    """
+    need = plan_bytes(per_image, min(batch, n), factor)
+    if need <= HEADROOM * free:
+        return
+    compactable = factor == FRAGMENTED and compact_available()
+    if compactable and plan_bytes(per_image, min(batch, n), COMPACT) <= HEADROOM * free:
+        compact_allocator()
+        logger.info(
+            "memory is tight (attack graph %s per image at batch %d, %s free): large blocks "
+            "are now mmap'd and returned on free (glibc mmap threshold fixed)",
+            gib(per_image),
+            min(batch, n),
+            gib(free),
+        )
+        return
+    best = COMPACT if compactable else factor
+    halvings = tuple(b for b in AUTO_BATCHES if b < min(batch, n))
+    fit = fitting_batch(per_image, free, halvings or (1,), best)
+    raise ConfigError(
+        f"the attack passes need about {gib(need)} at --batch-size {batch} (the autograd "
+        f"graph of {gib(per_image)} per image) and {gib(free)} of memory is free; pass "
+        f"--batch-size {fit} or --batch-size auto"
+    )
 
 
 def gib(n: float) -> str:

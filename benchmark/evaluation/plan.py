@@ -31,14 +31,11 @@ from benchmark.evaluation.memory import (
     AUTO_BATCHES,
     COMPACT,
     FRAGMENTED,
-    HEADROOM,
     available_bytes,
-    compact_allocator,
-    compact_available,
+    check_batch_fits,
     fitting_batch,
     gib,
     graph_bytes_per_image,
-    plan_bytes,
 )
 from benchmark.evaluation.passes import AttackPass, build_passes
 from benchmark.evaluation.sanity import LARGE_EPS
@@ -354,39 +351,12 @@ def plan_batch_size(plan: EvaluationPlan, cache: AdversarialCache) -> Evaluation
             gib(free),
         )
         return _with_batch_size(plan, batch)
-    _check_fits(int(config.batch_size), len(plan.split), per_image, free, factor)
+    check_batch_fits(int(config.batch_size), len(plan.split), per_image, free, factor)
     return plan
 
 
 def _with_batch_size(plan: EvaluationPlan, batch: int) -> EvaluationPlan:
     return replace(plan, config=replace(plan.config, batch_size=batch))
-
-
-def _check_fits(batch: int, n: int, per_image: int, free: int, factor: float) -> None:
-    """Refuse a batch whose attack graph does not fit in ``free`` bytes (switching glibc's
-    allocator when that makes it fit)."""
-    need = plan_bytes(per_image, min(batch, n), factor)
-    if need <= HEADROOM * free:
-        return
-    compactable = factor == FRAGMENTED and compact_available()
-    if compactable and plan_bytes(per_image, min(batch, n), COMPACT) <= HEADROOM * free:
-        compact_allocator()
-        logger.info(
-            "memory is tight (attack graph %s per image at batch %d, %s free): large blocks "
-            "are now mmap'd and returned on free (glibc mmap threshold fixed)",
-            gib(per_image),
-            min(batch, n),
-            gib(free),
-        )
-        return
-    best = COMPACT if compactable else factor
-    halvings = tuple(b for b in AUTO_BATCHES if b < min(batch, n))
-    fit = fitting_batch(per_image, free, halvings or (1,), best)
-    raise ConfigError(
-        f"the attack passes need about {gib(need)} at --batch-size {batch} (the autograd "
-        f"graph of {gib(per_image)} per image) and {gib(free)} of memory is free; pass "
-        f"--batch-size {fit} or --batch-size auto"
-    )
 
 
 def craft_pass(

@@ -120,7 +120,7 @@ def evaluate(
     attacks = _attack_passes(plan, clean, cache, progress)
     noise = _random_noise(plan, attacks)
     sanity = _sanity_checks(plan, attacks, noise)
-    defense = _defense_section(plan, attacks, sanity)
+    defense = _defense_section(plan, attacks)
     corruptions = _corruptions(plan, clean, reference, cache, progress)
     scores = Scores(
         clean=clean,
@@ -133,7 +133,9 @@ def evaluate(
         seconds=time.perf_counter() - start,
     )
     doc = build_document(plan, scores, git=git, cache_hits=cache.hits, cache_misses=cache.misses)
-    return doc, write_document(doc, out_dir)
+    path = write_document(doc, out_dir)
+    logger.info("wrote %s", path)
+    return doc, path
 
 
 def _score_clean(plan: EvaluationPlan) -> tuple[Predictions, dict[str, Any]]:
@@ -238,9 +240,7 @@ def _sanity_checks(
     return sanity
 
 
-def _defense_section(
-    plan: EvaluationPlan, attacks: AttackScores, sanity: list[dict[str, Any]]
-) -> dict[str, Any] | None:
+def _defense_section(plan: EvaluationPlan, attacks: AttackScores) -> dict[str, Any] | None:
     """The ``defense`` block: the submission, its configuration and its inference cost."""
     if plan.defense is None or plan.defended is None:
         return None

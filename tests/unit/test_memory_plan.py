@@ -81,13 +81,14 @@ def _config(**kw):
 def test_batch_that_does_not_fit_is_refused_and_auto_picks_one_that_does(
     tiny_models, shared_data, tmp_path, monkeypatch
 ):
+    import benchmark.evaluation.memory as memory
     import benchmark.evaluation.plan as plan
 
     run = {"data_dir": shared_data, "zoo": tiny_models["zoo"], "out_dir": tmp_path / "out"}
     per_image = graph_bytes_per_image(tiny_models["breastmnist"], torch.rand(2, 1, 28, 28))
     switched = []
-    monkeypatch.setattr(plan, "compact_available", lambda: True)
-    monkeypatch.setattr(plan, "compact_allocator", lambda: switched.append(1) or True)
+    monkeypatch.setattr(memory, "compact_available", lambda: True)
+    monkeypatch.setattr(memory, "compact_allocator", lambda: switched.append(1) or True)
     # room for 8 images as the default allocator fragments, 16 with the mmap threshold fixed
     free = int(plan_bytes(per_image, 8) / HEADROOM) + 1
     monkeypatch.setattr(plan, "available_bytes", lambda device: free)
