@@ -116,7 +116,7 @@ def linf_distance(x: Tensor, x_adv: Tensor) -> Tensor:
     return (x_adv - x).abs().amax(dim=1)
 
 
-class _Oracle:
+class HardLabelOracle:
     """Hard-label oracle over flattened images that counts queries per sample."""
 
     def __init__(self, predict: Predict, y: Tensor, image_shape: tuple[int, ...]) -> None:
@@ -133,7 +133,7 @@ class _Oracle:
 
 
 def search_boundary(
-    oracle: _Oracle,
+    oracle: HardLabelOracle,
     rows: Tensor,
     x: Tensor,
     direction: Tensor,
@@ -224,7 +224,7 @@ def rays_linf(
     xf = x.reshape(n, -1)
     dim = xf.shape[1]
     tol = REFERENCE_TOL / math.sqrt(dim) if tol is None else float(tol)
-    oracle = _Oracle(predict, y, tuple(x.shape[1:]))
+    oracle = HardLabelOracle(predict, y, tuple(x.shape[1:]))
     direction = torch.ones_like(xf)
     radius = torch.full((n,), math.inf, device=x.device)
     distance = torch.full((n,), math.inf, device=x.device)

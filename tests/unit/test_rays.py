@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from benchmark.attacks import ATTACKS, build_attack
-from benchmark.attacks.rays import _Oracle, block_schedule, search_boundary
+from benchmark.attacks.rays import HardLabelOracle, block_schedule, search_boundary
 from benchmark.errors import ConfigError
 from benchmark.models import build_model
 
@@ -82,7 +82,7 @@ def test_binary_search_finds_the_analytic_boundary():
     margin = delta * w.abs().sum()
     expected = margin / -(direction * w).sum(dim=1)  # s(x + r d) = margin + r w.d = 0
     assert expected[0] == pytest.approx(0.05) and 0.05 < expected[1] < 0.3  # no clipping
-    oracle = _Oracle(lambda z: model(z).argmax(1), y, (1, 4, 4))
+    oracle = HardLabelOracle(lambda z: model(z).argmax(1), y, (1, 4, 4))
     tol = 1e-4
     rows = torch.arange(2)
     with torch.no_grad():
@@ -94,7 +94,7 @@ def test_binary_search_finds_the_analytic_boundary():
     assert oracle.queries.tolist() == [1 + math.ceil(math.log2(1 / tol))] * 2
 
     # Fast check: a direction whose boundary lies beyond r_best costs one query and returns inf.
-    oracle = _Oracle(lambda z: model(z).argmax(1), y, (1, 4, 4))
+    oracle = HardLabelOracle(lambda z: model(z).argmax(1), y, (1, 4, 4))
     with torch.no_grad():
         r = search_boundary(oracle, rows, xf, direction, expected - 0.01, query_limit=100, tol=tol)
     assert torch.isinf(r).all() and oracle.queries.tolist() == [1, 1]
