@@ -23,6 +23,7 @@ KINDS = (
     "defenses",
     "metrics",
     "reports",
+    "protocols",
 )
 
 
@@ -34,7 +35,8 @@ def _load_components() -> None:
     import benchmark.defenses
     import benchmark.metrics
     import benchmark.models
-    import benchmark.reports  # noqa: F401
+    import benchmark.reports
+    import benchmark.results.protocols  # noqa: F401
 
 
 def _registry(kind: str):
@@ -79,7 +81,8 @@ def _list_defenses(pattern: str, as_json: bool) -> None:
 def list_cmd(
     kind: str = typer.Argument(
         ...,
-        help="datasets | models | attacks | presets | corruptions | defenses | metrics | reports",
+        help="datasets | models | attacks | presets | corruptions | defenses | metrics | "
+        "reports | protocols",
     ),
     pattern: str = typer.Argument("*", help="Wildcard filter, e.g. 'resnet*'."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),

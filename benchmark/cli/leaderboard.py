@@ -16,15 +16,20 @@ leaderboard_app = command_group("leaderboard", "Publish results and build the st
 def leaderboard_add_cmd(
     results: list[Path] = typer.Argument(..., help="Results JSON files to publish."),
     root: Path = typer.Option(Path("leaderboard/results"), help="The published results folder."),
+    exploratory: bool = typer.Option(
+        False, "--exploratory", help="Publish a run that is not a protocol run, unranked."
+    ),
 ) -> None:
-    """Publish results files: validated, provenance complete, never overwriting."""
+    """Publish results files: validated, provenance complete, protocol-conformant unless
+    --exploratory, never overwriting."""
     from benchmark.leaderboard.publish import add_result
 
     for path in results:
         if not path.is_file():
             raise ResultsError(f"{path} does not exist; pass a results JSON file")
-        target, added = add_result(path, root)
-        typer.echo(f"{'added' if added else 'already published'}: {target}")
+        target, added = add_result(path, root, exploratory=exploratory)
+        state = "added" if added else "already published"
+        typer.echo(f"{state}{' (exploratory)' if exploratory else ''}: {target}")
 
 
 @leaderboard_app.command("build")

@@ -15,6 +15,7 @@ from pathlib import Path
 from benchmark.errors import ResultsError
 from benchmark.hashing import file_digest
 from benchmark.results.naming import result_path
+from benchmark.results.protocols import MRB_LINF_V1, protocol_problems
 from benchmark.results.schema import read_result
 
 REQUIRED_VERSIONS = ("medrobustbench", "torch", "torchattacks")
@@ -37,15 +38,27 @@ def provenance_problems(doc: dict) -> list[str]:
     return problems
 
 
-def add_result(path: Path, root: Path) -> tuple[Path, bool]:
+def add_result(path: Path, root: Path, *, exploratory: bool = False) -> tuple[Path, bool]:
     """Copy ``path`` into the published set under ``root``; returns the target and whether it
-    was newly added (False: the identical file is already published)."""
+    was newly added (False: the identical file is already published).
+
+    A run that is not a conformant run of a registered protocol (full test split, the
+    protocol's attacks and budgets, its recorded id, version and sha256) could only ever be
+    listed as exploratory: it is refused unless ``exploratory`` says that is what is meant.
+    """
     doc = read_result(path)
     problems = provenance_problems(doc)
     if problems:
         raise ResultsError(
             f"{path} cannot be published: incomplete provenance ({', '.join(problems)}); "
             "re-run the evaluation from a clean checkout"
+        )
+    off_protocol = protocol_problems(doc)
+    if off_protocol and not exploratory:
+        raise ResultsError(
+            f"{path} is not a protocol run ({'; '.join(off_protocol)}); run `bench evaluate "
+            f"--protocol {MRB_LINF_V1.id}` for a ranked entry, or pass --exploratory to "
+            "publish it unranked"
         )
     target = result_path(root, doc)  # refuses path components that are not plain names
     if not target.resolve().is_relative_to(root.resolve()):

@@ -181,15 +181,18 @@ def test_site_escapes_untrusted_text_and_builds_byte_identically(published, tmp_
 
 def test_publishing_validates_and_never_overwrites(published, tmp_path):
     src = _newest(published / PICK[0])
-    target, added = add_result(src, tmp_path / "pub")
+    with pytest.raises(ResultsError, match=r"not a protocol run \(no protocol"):
+        add_result(src, tmp_path / "pub")  # every published run predates the protocol
+    assert not (tmp_path / "pub").exists()
+    target, added = add_result(src, tmp_path / "pub", exploratory=True)
     assert added and target.read_bytes() == src.read_bytes()
-    assert add_result(src, tmp_path / "pub") == (target, False)
+    assert add_result(src, tmp_path / "pub", exploratory=True) == (target, False)
     changed = tmp_path / "changed.json"
     doc = json.loads(src.read_text())
     doc["metrics"]["clean"]["accuracy"]["value"] = 0.5
     changed.write_text(json.dumps(doc))
     with pytest.raises(ResultsError, match="immutable"):
-        add_result(changed, tmp_path / "pub")
+        add_result(changed, tmp_path / "pub", exploratory=True)
     doc["git"]["dirty"] = True
     dirty = tmp_path / "dirty.json"
     dirty.write_text(json.dumps(doc))
@@ -224,7 +227,7 @@ def test_crafted_paths_are_refused(published, tmp_path):
         crafted = tmp_path / "crafted.json"
         crafted.write_text(json.dumps(doc))
         with pytest.raises(ResultsError, match="not a plain name"):
-            add_result(crafted, tmp_path / "pub")
+            add_result(crafted, tmp_path / "pub", exploratory=True)
         # in a published tree the same file is left out of the site, the rest still builds
         folder = published / "pneumoniamnist" / "crafted" / "m"
         folder.mkdir(parents=True, exist_ok=True)

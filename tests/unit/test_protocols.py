@@ -1,0 +1,73 @@
+"""Versioned protocols: pure data, hashed, and the conformance check that gates ranking."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark.results.protocols import MRB_LINF_V1, PROTOCOLS, protocol_problems
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _conformant() -> dict:
+    """A minimal document shaped as a conformant mrb_linf_v1 run of BreastMNIST."""
+    blocks = [
+        {
+            "attack": attack,
+            "eps": eps,
+            "config": {"params": {**params, "version": "standard"}},
+        }
+        for attack, eps, params in MRB_LINF_V1.cells()
+    ]
+    return {
+        "protocol": MRB_LINF_V1.record(),
+        "data": {"split": "test", "n": 156, "n_split": 156},
+        "attacks": blocks,
+    }
+
+
+def test_the_protocol_is_registered_hashed_and_torch_free():
+    assert PROTOCOLS.get("mrb_linf_v1") is MRB_LINF_V1
+    assert MRB_LINF_V1.board_ids() == ["linf-2-255", "linf-8-255"]
+    assert len(MRB_LINF_V1.sha256) == 64
+    assert json.loads(json.dumps(MRB_LINF_V1.resolved()))["attacks"][0]["params"] == {
+        "n_queries": 5000,
+        "steps": 100,
+    }
+    code = "import sys, benchmark.results.protocols; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_a_conformant_run_has_no_problems_and_each_gap_is_named():
+    doc = _conformant()
+    assert protocol_problems(doc) == []
+    subset = copy.deepcopy(doc)
+    subset["data"]["n"] = 100
+    assert protocol_problems(subset) == [
+        "images: 100 of the 156 test images, not the whole test split"
+    ]
+    cheap = copy.deepcopy(doc)
+    cheap["attacks"][1]["config"]["params"]["n_queries"] = 500
+    (problem,) = protocol_problems(cheap)
+    assert problem.startswith("missing autoattack_ref at 8/255")
+    other = copy.deepcopy(doc)
+    other["protocol"]["sha256"] = "0" * 64
+    assert "protocol recorded as" in protocol_problems(other)[0]
+    preprocessing = copy.deepcopy(doc)
+    preprocessing["defense"] = {"kind": "preprocessing"}
+    assert "adaptive track" in protocol_problems(preprocessing)[0]
+    assert protocol_problems({"data": {}}) == [
+        "no protocol: the run was not made with bench evaluate --protocol"
+    ]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "leaderboard" / "results").rglob("*.json"))[:5])
+def test_published_runs_predate_the_protocol(path):
+    assert protocol_problems(json.loads(path.read_text()))
