@@ -17,6 +17,11 @@ from benchmark.reports.terminal import render_evaluation
 def evaluate_cmd(
     dataset: str = typer.Option(..., "--dataset", "-d", help="Registered dataset id."),
     arch: str = typer.Option(..., "--model", "--arch", "-m", help="Registered model id."),
+    protocol: str | None = typer.Option(
+        None,
+        help="A versioned protocol (bench list protocols): its attacks and budgets on the "
+        "whole split; the only runs a board ranks.",
+    ),
     attacks: str | None = typer.Option(
         None, help="A preset (bench list presets) or a comma list of attacks (fgsm,pgd)."
     ),
@@ -114,6 +119,7 @@ def evaluate_cmd(
         sanity_attack=sanity_attack,
         executor=executor,
         use_cache=not no_cache,
+        protocol=protocol,
     )
     runner = None
     if executor == "ray":

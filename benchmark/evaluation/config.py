@@ -21,6 +21,7 @@ from benchmark.errors import ConfigError
 from benchmark.models.base import MODELS
 from benchmark.params import parse_params
 from benchmark.results.naming import DEFENDED_PASSES, ThreatModel
+from benchmark.results.protocols import PROTOCOLS
 
 if TYPE_CHECKING:
     import torch
@@ -33,7 +34,7 @@ ADAPTIVE_GRADIENTS = ("exact", "bpda")
 EXECUTORS = ("local", "ray")
 #: Fields of the configuration the recorded ``config`` block leaves out: the image size is
 #: recorded resolved (``image_size``), the corruption plan through its suite name.
-_NOT_RECORDED = ("size", "corruptions")
+_NOT_RECORDED = ("size", "corruptions", "protocol")
 
 
 @dataclass
@@ -69,6 +70,8 @@ class EvaluationConfig:
         corruptions: the corruption plan to run (None: no corruption evaluation).
         corruption_suite: name of the corruption preset ("custom" for a list).
         corruption_reference: zoo model id of the reference model for RFP and CE (optional).
+        protocol: id of the versioned protocol the attacks come from (``--protocol``; see
+            ``docs/protocol.md``); recorded with its version and sha256 in the results.
     """
 
     dataset: str
@@ -90,6 +93,7 @@ class EvaluationConfig:
     corruptions: CorruptionPlan | None = None
     corruption_suite: str | None = None
     corruption_reference: str | None = None
+    protocol: str | None = None
 
     @classmethod
     def from_options(
@@ -116,6 +120,7 @@ class EvaluationConfig:
         sanity_attack: bool = True,
         executor: str = "local",
         use_cache: bool = True,
+        protocol: str | None = None,
     ) -> EvaluationConfig:
         """A validated configuration from the command line's raw options.
 
@@ -141,6 +146,9 @@ class EvaluationConfig:
             sanity_attack: ``--sanity-attack/--no-sanity-attack``.
             executor: ``--executor``: checked here, not recorded (it does not change results).
             use_cache: False for ``--no-cache``: checked against the executor, not recorded.
+            protocol: ``--protocol``: a registered protocol id; it fixes the attacks, their
+                budgets and the images (the whole split), so it excludes ``attacks``, ``eps``,
+                ``attack_params``, ``n_examples`` and a split other than its own.
 
         Returns:
             The configuration, checked by :meth:`validate`.
@@ -148,7 +156,18 @@ class EvaluationConfig:
         Raises:
             ConfigError: a bad option, with one line naming it and the fix.
         """
-        suite, cells = resolve_attack_cells(attacks, eps, attack_params)
+        if protocol is not None:
+            suite, cells, sanity_attack = protocol_cells(
+                protocol,
+                attacks=attacks,
+                eps=eps,
+                attack_params=attack_params,
+                n_examples=n_examples,
+                split=split,
+                sanity_attack=sanity_attack,
+            )
+        else:
+            suite, cells = resolve_attack_cells(attacks, eps, attack_params)
         corruption_suite, plan = resolve_corruptions(corruptions) if corruptions else (None, None)
         if corruption_reference and plan is None:
             raise ConfigError("--corruption-reference needs --corruptions")
@@ -172,6 +191,7 @@ class EvaluationConfig:
             threat_models=[t for item in threat_models for t in item.split(",") if t],
             eot_samples=eot_samples,
             adaptive_gradient=adaptive_gradient,
+            protocol=protocol,
         )
         check_executor(executor, use_cache)
         config.validate()
@@ -302,6 +322,37 @@ BPDA_NEEDS_PREPROCESSING = (
     "--adaptive-gradient bpda applies to a preprocessing defense (--defense ID): "
     "wrappers and trained models have no purifier to approximate"
 )
+
+
+def protocol_cells(
+    protocol_id: str,
+    *,
+    attacks: str | None,
+    eps: Sequence[str],
+    attack_params: Sequence[str],
+    n_examples: int | None,
+    split: str,
+    sanity_attack: bool,
+) -> tuple[str, list[AttackCell], bool]:
+    """The suite name, attack cells and sanity flag of a protocol run; options that the
+    protocol fixes are refused, one line each, rather than silently overridden."""
+    protocol = PROTOCOLS.get(protocol_id)
+    fixed = {
+        "--attacks": attacks is not None,
+        "--eps": bool(eps),
+        "--attack-param": bool(attack_params),
+        "--n-examples": n_examples is not None,
+        f"--split {split}": split != protocol.split,
+        "--no-sanity-attack": sanity_attack != protocol.sanity_attack,
+    }
+    clashes = [name for name, given in fixed.items() if given]
+    if clashes:
+        raise ConfigError(
+            f"--protocol {protocol.id} fixes the attacks, budgets and images: drop "
+            f"{', '.join(clashes)} (or leave out --protocol for an exploratory run)"
+        )
+    cells = [AttackCell.make(a, e, **params) for a, e, params in protocol.cells()]
+    return protocol.id, cells, protocol.sanity_attack
 
 
 def parse_batch_size(text: str | int) -> int | str:

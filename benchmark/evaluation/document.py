@@ -15,6 +15,7 @@ from benchmark.evaluation.plan import EvaluationPlan
 from benchmark.metrics.adversarial import worst_case_accuracy, worst_case_balanced_accuracy
 from benchmark.metrics.base import Predictions
 from benchmark.results.naming import ThreatModel, eps_label, result_path, run_suite
+from benchmark.results.protocols import PROTOCOLS
 from benchmark.results.provenance import environment, package_versions, utc_now
 from benchmark.results.schema import SCHEMA_VERSION, write_result
 
@@ -187,6 +188,8 @@ def build_document(
         doc["base_model"] = {"model_id": plan.model_id, "checkpoint_sha256": plan.model_sha}
     if scores.corruptions is not None:
         doc["corruptions"] = scores.corruptions
+    if config.protocol is not None:  # id, version and the sha256 of what it resolves to
+        doc["protocol"] = PROTOCOLS.get(config.protocol).record()
     return doc
 
 

@@ -71,3 +71,29 @@ def test_a_conformant_run_has_no_problems_and_each_gap_is_named():
 @pytest.mark.parametrize("path", sorted((ROOT / "leaderboard" / "results").rglob("*.json"))[:5])
 def test_published_runs_predate_the_protocol(path):
     assert protocol_problems(json.loads(path.read_text()))
+
+
+def test_evaluate_with_a_protocol_takes_its_cells_and_refuses_what_it_fixes():
+    from benchmark.errors import ConfigError, UnknownNameError
+    from benchmark.evaluation import EvaluationConfig
+
+    config = EvaluationConfig.from_options(
+        dataset="breastmnist", arch="tiny_cnn", protocol="mrb_linf_v1"
+    )
+    assert config.suite == "mrb_linf_v1" and config.n_examples is None and config.sanity_attack
+    assert [(c.attack, c.eps, c.param_dict) for c in config.attacks] == MRB_LINF_V1.cells()
+    assert "protocol" not in config.record(defense_id=None, model_id="m", device="cpu")
+    for extra in (
+        {"attacks": "pgd"},
+        {"eps": ["8/255"]},
+        {"attack_params": ["steps=5"]},
+        {"n_examples": 100},
+        {"split": "val"},
+        {"sanity_attack": False},
+    ):
+        with pytest.raises(ConfigError, match="--protocol mrb_linf_v1 fixes the attacks"):
+            EvaluationConfig.from_options(
+                dataset="breastmnist", arch="tiny_cnn", protocol="mrb_linf_v1", **extra
+            )
+    with pytest.raises(UnknownNameError, match="unknown protocol 'mrb'"):
+        EvaluationConfig.from_options(dataset="breastmnist", arch="tiny_cnn", protocol="mrb")
