@@ -9,7 +9,9 @@ Encodings (all text is standard base64 with padding, RFC 4648 section 4):
   outcomes block is ``{"encoding": "bits-lsb-base64", "correct": TEXT}``: ``correct[i]`` is
   True when image ``i`` is classified correctly (single-label: the predicted class is the
   label, an abstention is wrong; multi-label: every label is right at threshold 0.5, the
-  per-image rule of the worst case). The number of images is the document's ``data.n``.
+  per-image rule of the worst case; a multi-label ``accuracy`` is the mean per-label
+  accuracy, which these bits do not determine, while the worst case is their AND). The number
+  of images is the document's ``data.n``.
 * ``uint8-base64``: single-label class ids, one byte per image (``data.labels`` of a task with
   at most 256 classes); multi-label labels are stored as ``bits-lsb-base64`` of the (N, L)
   0/1 matrix in row-major order, with its ``shape``.

@@ -378,7 +378,10 @@ class RunView:
         ]
         if threat_model is None or str(threat_model) == ANY:
             return cells
-        group = ThreatModel(str(threat_model))
+        try:
+            group = ThreatModel(str(threat_model))
+        except ValueError:
+            raise ResultsError(f"unknown threat model {str(threat_model)!r}") from None
         evaluated = set(self.doc.get("worst_case_by_threat_model") or {})
         return [
             a
