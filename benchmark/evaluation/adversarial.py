@@ -28,11 +28,12 @@ from benchmark.attacks.presets import AttackCell
 from benchmark.datasets.base import ImageSplit
 from benchmark.evaluation.cache import AdversarialCache, cache_key, indices_digest
 from benchmark.evaluation.defended import apply_votes, voting_module
-from benchmark.metrics.adversarial import compute_adversarial_metrics
+from benchmark.metrics.adversarial import compute_adversarial_metrics, correct_mask
 from benchmark.metrics.base import Predictions
 from benchmark.models.base import ImageClassifier
 from benchmark.models.inference import predict_images
 from benchmark.results.naming import eps_label
+from benchmark.results.outcomes import outcomes_block
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +220,8 @@ def run_cell(
 
 
 def cell_block(run: CellRun, clean: Predictions) -> dict[str, Any]:
-    """The JSON block of one attack cell in the results file."""
+    """The JSON block of one attack cell in the results file, with the per-image outcomes
+    (image still classified correctly under the attack, :func:`correct_mask`)."""
     meta = run.attack.meta
     metrics = compute_adversarial_metrics(clean, run.pred)
     norms = {
@@ -239,6 +241,7 @@ def cell_block(run: CellRun, clean: Predictions) -> dict[str, Any]:
         "reference": meta.reference,
         "config": run.attack.config(),
         "metrics": metrics,
+        "outcomes": outcomes_block(correct_mask(run.pred)),
         "perturbation": norms,
         "timing": {"seconds": run.seconds, "cached": run.cached},
         **({"votes": run.votes} if run.votes is not None else {}),

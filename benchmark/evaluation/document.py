@@ -15,6 +15,7 @@ from benchmark.evaluation.plan import EvaluationPlan
 from benchmark.metrics.adversarial import worst_case_accuracy, worst_case_balanced_accuracy
 from benchmark.metrics.base import Predictions
 from benchmark.results.naming import ThreatModel, eps_label, result_path, run_suite
+from benchmark.results.outcomes import indices_block, labels_block
 from benchmark.results.protocols import PROTOCOLS
 from benchmark.results.provenance import environment, package_versions, utc_now
 from benchmark.results.schema import SCHEMA_VERSION, write_result
@@ -91,7 +92,10 @@ class Scores:
 
 def worst_cases(clean: Predictions, runs: list[CellRun]) -> list[dict[str, Any]]:
     """Per budget (norm, eps): accuracy on images robust to every attack of that norm at
-    that eps or below (an example inside a smaller ball is inside the larger one too)."""
+    that eps or below (an example inside a smaller ball is inside the larger one too).
+
+    :meth:`benchmark.results.view.RunView.worst_case_outcomes` recomputes the per-image worst
+    case from the stored outcomes with the same rule."""
     bounded = [r for r in runs if r.attack.bounded]
     out = []
     for norm, eps in sorted({(r.attack.norm, r.cell.eps) for r in bounded}):
@@ -111,7 +115,8 @@ def worst_cases(clean: Predictions, runs: list[CellRun]) -> list[dict[str, Any]]
 
 
 def data_block(plan: EvaluationPlan) -> dict[str, Any]:
-    """The ``data`` block: the split, its file and license, and the subset scored."""
+    """The ``data`` block: the split, its file and license, the subset scored, and the identity
+    and labels of every image scored (``indices``, ``labels``: the outcomes' order)."""
     config, full, indices = plan.config, plan.full, plan.indices
     data = {
         "dataset": config.dataset,
@@ -121,6 +126,8 @@ def data_block(plan: EvaluationPlan) -> dict[str, Any]:
         "sha256": full.sha256,
         "source": Path(full.source_path).name,
         "license": DATASETS.get(config.dataset).meta.license,
+        "indices": indices_block(indices.tolist(), len(full)),
+        "labels": labels_block(plan.split.labels.numpy()),
     }
     if len(indices) < len(full):
         data["subset"] = {

@@ -48,6 +48,7 @@ from benchmark.metrics.classification import compute_clean_metrics
 from benchmark.models.inference import predict
 from benchmark.models.zoo import ModelZoo
 from benchmark.results.naming import ThreatModel, result_path
+from benchmark.results.outcomes import outcomes_block
 from benchmark.results.provenance import git_commit
 from benchmark.training import TrainConfig
 
@@ -146,13 +147,18 @@ def _score_clean(plan: EvaluationPlan) -> tuple[Predictions, dict[str, Any]]:
         plan.defense.reseed(config.seed)
     clean = predict(plan.scorer, split, batch_size=config.batch_size, seed=config.seed)
     clean, clean_votes = apply_votes(plan.scorer, clean, split.labels)
-    metrics: dict[str, Any] = {"clean": compute_clean_metrics(clean)}
+    metrics: dict[str, Any] = {"clean": _clean_block(clean)}
     if clean_votes is not None:
         metrics["clean_votes"] = clean_votes
     if plan.defense is not None:
         base = predict(plan.model, split, batch_size=config.batch_size, seed=config.seed)
-        metrics["undefended_clean"] = compute_clean_metrics(base)
+        metrics["undefended_clean"] = _clean_block(base)
     return clean, metrics
+
+
+def _clean_block(pred: Predictions) -> dict[str, Any]:
+    """Every clean metric and the per-image outcomes they are computed from."""
+    return {**compute_clean_metrics(pred), "outcomes": outcomes_block(correct_mask(pred))}
 
 
 def _attack_passes(

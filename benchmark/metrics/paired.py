@@ -49,15 +49,15 @@ Shared ranks: with ``m`` entries on the board, an entry's rank range is
 equal and ``"low-high"`` otherwise (e.g. ``"2-4"``). Entries that no test separates therefore
 share a range; the range is a summary of the pairwise tests, not a confidence set of ranks.
 
-Per-image outcomes are stored compactly with :func:`pack_outcomes`: the booleans as bits, eight
-per byte, least significant bit first (image ``i`` is bit ``i % 8`` of byte ``i // 8``; padding
-bits are 0), then standard base64 with padding (RFC 4648, section 4).
+Per-image outcomes are stored compactly with :func:`pack_outcomes` (defined, with its inverse
+:func:`unpack_outcomes`, in :mod:`benchmark.results.outcomes` so that results readers need no
+metrics; re-exported here): the booleans as bits, eight per byte, least significant bit first
+(image ``i`` is bit ``i % 8`` of byte ``i // 8``; padding bits are 0), then standard base64
+with padding (RFC 4648, section 4).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,8 +67,9 @@ from typing import Any
 import numpy as np
 from scipy import signal, stats
 
-from benchmark.errors import ConfigError, ResultsError
+from benchmark.errors import ConfigError
 from benchmark.metrics.base import wilson_interval
+from benchmark.results.outcomes import as_bool_vector, pack_outcomes, unpack_outcomes
 
 #: Resamples of the bootstrap intervals.
 N_BOOT = 2000
@@ -88,17 +89,6 @@ CORRECTIONS = ("holm", "bonferroni", "none")
 # ----------------------------------------------------------------------------- inputs
 
 
-def _as_bool(values: Any, name: str) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise ConfigError(f"{name} must be a 1-D vector of per-image outcomes, got {arr.shape}")
-    if arr.dtype != bool:
-        if arr.size and not np.isin(arr, (0, 1)).all():
-            raise ConfigError(f"{name} must hold booleans (or 0/1), got other values")
-        arr = arr.astype(bool)
-    return arr
-
-
 def _as_labels(labels: Any, n: int, num_classes: int | None = None) -> np.ndarray:
     arr = np.asarray(labels)
     if arr.ndim != 1 or arr.shape[0] != n:
@@ -114,7 +104,7 @@ def _as_labels(labels: Any, n: int, num_classes: int | None = None) -> np.ndarra
 
 
 def _paired(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
-    a, b = _as_bool(a, "a"), _as_bool(b, "b")
+    a, b = as_bool_vector(a, "a"), as_bool_vector(b, "b")
     if a.shape != b.shape:
         raise ConfigError(f"paired outcomes differ in length: {a.shape[0]} vs {b.shape[0]}")
     return a, b
@@ -145,7 +135,7 @@ def balanced_accuracy(correct: Any, labels: Any, num_classes: int | None = None)
     Raises:
         ConfigError: on empty input, mismatched lengths or invalid labels.
     """
-    correct = _as_bool(correct, "correct")
+    correct = as_bool_vector(correct, "correct")
     labels = _as_labels(labels, correct.shape[0], num_classes)
     if correct.size == 0:
         raise ConfigError("balanced accuracy of no images is undefined")
@@ -172,7 +162,7 @@ def stratified_bootstrap_samples(
     Returns:
         (n_boot,) resampled balanced accuracies.
     """
-    correct = _as_bool(correct, "correct")
+    correct = as_bool_vector(correct, "correct")
     labels = _as_labels(labels, correct.shape[0])
     if correct.size == 0:
         raise ConfigError("cannot bootstrap no images")
@@ -628,7 +618,7 @@ def rank_board(
     if not outcomes:
         raise ConfigError("cannot rank an empty board")
     names = sorted(outcomes)
-    vectors = [_as_bool(outcomes[k], f"outcomes[{k!r}]") for k in names]
+    vectors = [as_bool_vector(outcomes[k], f"outcomes[{k!r}]") for k in names]
     n = vectors[0].shape[0]
     if any(v.shape[0] != n for v in vectors):
         raise ConfigError("every entry must be evaluated on the same images (lengths differ)")
@@ -686,51 +676,23 @@ def rank_board(
     return sorted(board, key=lambda e: (e.rank_low, e.rank_high, -e.value, e.name))
 
 
-# ----------------------------------------------------------------------------- storage
-
-
-def pack_outcomes(outcomes: Any) -> str:
-    """Per-image booleans as base64 text: bits LSB first, eight images per byte.
-
-    Image ``i`` is bit ``i % 8`` (least significant first) of byte ``i // 8``; the unused bits
-    of the last byte are 0; the bytes are encoded in standard base64 with padding. The number
-    of images is not stored: keep it next to the text (the results' ``n``).
-
-    Args:
-        outcomes: (N,) booleans (or 0/1).
-
-    Returns:
-        ASCII text of ``4 * ceil(ceil(N / 8) / 3)`` characters.
-    """
-    bits = _as_bool(outcomes, "outcomes")
-    return base64.b64encode(np.packbits(bits, bitorder="little").tobytes()).decode("ascii")
-
-
-def unpack_outcomes(text: str, n: int) -> np.ndarray:
-    """Inverse of :func:`pack_outcomes`.
-
-    Args:
-        text: the base64 text.
-        n: the number of images.
-
-    Returns:
-        (n,) boolean array.
-
-    Raises:
-        ResultsError: if the text is not base64, its length does not match ``n``, or padding
-            bits are set.
-    """
-    if n < 0:
-        raise ResultsError(f"number of images must be non-negative, got {n}")
-    try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, AttributeError) as err:
-        raise ResultsError(f"packed outcomes are not valid base64: {err}") from err
-    if len(raw) != (n + 7) // 8:
-        raise ResultsError(
-            f"packed outcomes hold {len(raw)} bytes, {(n + 7) // 8} expected for {n} images"
-        )
-    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
-    if bits[n:].any():
-        raise ResultsError("packed outcomes have padding bits set (wrong number of images?)")
-    return bits[:n].astype(bool)
+__all__ = [
+    "CORRECTIONS",
+    "METRIC_NAMES",
+    "N_BOOT",
+    "BoardRank",
+    "PairedBootstrap",
+    "PairedTest",
+    "RankRange",
+    "balanced_accuracy",
+    "holm",
+    "mcnemar_exact",
+    "pack_outcomes",
+    "paired_bootstrap_balanced",
+    "rank_board",
+    "shared_ranks",
+    "sign_flip_balanced",
+    "stratified_bootstrap_balanced",
+    "stratified_bootstrap_samples",
+    "unpack_outcomes",
+]

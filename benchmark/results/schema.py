@@ -3,6 +3,15 @@
 A result file is one immutable JSON document per run (RobustBench-style), written atomically.
 ``schema_version`` is semantic: readers accept any minor/patch of a known major version and
 reject an unknown major version with a clear error.
+
+Versions read:
+
+* 1: the published results (no per-image outcomes);
+* 2 (written now): schema 1 plus ``data.indices``, ``data.labels``,
+  ``metrics.clean.outcomes`` and an ``outcomes`` block in every attack block
+  (:mod:`benchmark.results.outcomes`), so that every figure of a run can be recomputed from
+  its JSON alone. Beyond the JSON Schema, every packed field must decode to ``data.n``
+  images.
 """
 
 from __future__ import annotations
@@ -18,13 +27,14 @@ import jsonschema
 
 from benchmark.errors import ResultsError
 from benchmark.results.io import atomic_write_json
+from benchmark.results.outcomes import check_outcomes
 
-SCHEMA_VERSION = "1.0.0"
-SUPPORTED_MAJOR = {1}
+SCHEMA_VERSION = "2.0.0"
+SUPPORTED_MAJOR = {1, 2}
 
 
 @lru_cache(maxsize=4)
-def load_schema(major: int = 1) -> dict[str, Any]:
+def load_schema(major: int = 2) -> dict[str, Any]:
     """The JSON Schema document of results with the given major version."""
     text = (
         resources.files("benchmark.results")
@@ -74,6 +84,11 @@ def validate_result(doc: dict[str, Any], name: str = "result") -> None:
         err = errors[0]
         path = "/".join(str(p) for p in err.absolute_path) or "/"
         raise ResultsError(f"{name}: invalid at {path}: {err.message}")
+    if major >= 2:
+        try:
+            check_outcomes(doc)
+        except ResultsError as err:
+            raise ResultsError(f"{name}: {err}") from err
 
 
 def write_result(doc: dict[str, Any], path: str | Path) -> Path:

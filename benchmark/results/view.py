@@ -12,7 +12,12 @@ Example::
         print(a.label, a.threat_model, a.robust_accuracy.value)
     run.worst_cases(ThreatModel.ADAPTIVE)
 
-Pure Python (no torch), like :mod:`benchmark.results.naming`.
+Per-image outcomes (schema 2, :mod:`benchmark.results.outcomes`): ``run.labels``,
+``run.indices``, ``run.clean_outcomes()``, ``attack.outcomes()`` and
+``run.worst_case_outcomes(norm, eps)`` give numpy vectors (None for a schema-1 file), from
+which every accuracy, worst case, balanced figure and paired test of the run is recomputed.
+
+Pure Python and numpy (no torch), like :mod:`benchmark.results.naming`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import numpy as np
+
+from benchmark.errors import ResultsError
 from benchmark.results.naming import ThreatModel, cell_label, defense_label, run_suite
+from benchmark.results.outcomes import read_indices, read_labels, read_outcomes
 
 #: Key of the worst case over every attack of a defended run, whatever its threat model.
 ANY = "any"
@@ -47,9 +56,15 @@ class Metric:
 
 @dataclass(frozen=True)
 class AttackView:
-    """One attack block of a run: one attack cell under one threat model."""
+    """One attack block of a run: one attack cell under one threat model.
+
+    Args:
+        raw: the block.
+        n: the run's number of images (``data.n``), to unpack the outcomes.
+    """
 
     raw: dict[str, Any]
+    n: int = 0
 
     @property
     def cell_id(self) -> str:
@@ -143,6 +158,11 @@ class AttackView:
     def at_linf(self, eps: float) -> bool:
         """Whether the block is an L-inf attack at budget ``eps``."""
         return self.norm == "linf" and abs(self.eps - eps) < 1e-9
+
+    def outcomes(self) -> np.ndarray | None:
+        """(n,) bool: image still classified correctly under this attack (multi-label: every
+        label right); None for a schema-1 file."""
+        return read_outcomes(self.raw.get("outcomes"), self.n)
 
 
 @dataclass(frozen=True)
@@ -248,6 +268,17 @@ class RunView:
         """Images evaluated."""
         return self.doc["data"]["n"]
 
+    @property
+    def indices(self) -> np.ndarray | None:
+        """Split indices of the images scored, in the order of the outcomes (None: schema 1)."""
+        return read_indices(self.doc["data"].get("indices"))
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """Labels of the images scored: int64 (n,) class ids, or (n, L) 0/1 for a multi-label
+        task (None: schema 1)."""
+        return read_labels(self.doc["data"].get("labels"), self.n)
+
     # -- clean scores -----------------------------------------------------------------------
     @property
     def clean(self) -> dict[str, Any]:
@@ -271,6 +302,11 @@ class RunView:
     def clean_balanced_accuracy(self) -> float | None:
         return (self.clean.get("per_class_accuracy") or {}).get("balanced_accuracy")
 
+    def clean_outcomes(self) -> np.ndarray | None:
+        """(n,) bool: image classified correctly clean (by the defended pipeline for a
+        defended run); None for a schema-1 file."""
+        return read_outcomes(self.clean.get("outcomes"), self.n)
+
     @property
     def clean_votes(self) -> dict[str, Any] | None:
         """MedRDF's vote report on clean images (None for other defenses)."""
@@ -280,7 +316,8 @@ class RunView:
     @cached_property
     def attacks(self) -> tuple[AttackView, ...]:
         """Every attack block, in the document's order (sanity-only ones included)."""
-        return tuple(AttackView(a) for a in self.doc.get("attacks", []))
+        n = self.n
+        return tuple(AttackView(a, n) for a in self.doc.get("attacks", []))
 
     def attack_cells(self) -> list[AttackView]:
         """The attack blocks that count (sanity-only ones left out)."""
@@ -318,6 +355,61 @@ class RunView:
         if threat_model is None:
             threat_model = ANY if ANY in by else self.strongest_threat_model()
         return [WorstCaseView(w) for w in by.get(str(threat_model), [])]
+
+    def _default_threat_model(self) -> str | None:
+        """The threat model :meth:`worst_cases` reports by default (None undefended)."""
+        by = self.doc.get("worst_case_by_threat_model")
+        if not by:
+            return None
+        return ANY if ANY in by else self.strongest_threat_model().value
+
+    def worst_case_members(
+        self, norm: str, eps: float, threat_model: ThreatModel | str | None = None
+    ) -> list[AttackView]:
+        """The attack blocks of a worst case, chosen as the evaluation chose them: the bounded
+        ``norm`` attacks at ``eps`` or below, sanity-only blocks left out, of one threat model
+        group (a block counts toward the groups of :attr:`ThreatModel.summary_groups` that the
+        run evaluated; ``any``: every block). The default threat model is :meth:`worst_cases`'.
+        """
+        if threat_model is None:
+            threat_model = self._default_threat_model()
+        cells = [
+            a for a in self.attack_cells() if a.bounded and a.norm == norm and a.eps <= eps + 1e-12
+        ]
+        if threat_model is None or str(threat_model) == ANY:
+            return cells
+        try:
+            group = ThreatModel(str(threat_model))
+        except ValueError:
+            raise ResultsError(f"unknown threat model {str(threat_model)!r}") from None
+        evaluated = set(self.doc.get("worst_case_by_threat_model") or {})
+        return [
+            a
+            for a in cells
+            if group in a.threat_model.summary_groups
+            and (group is a.threat_model or group.value in evaluated)
+        ]
+
+    def worst_case_outcomes(
+        self, norm: str, eps: float, threat_model: ThreatModel | str | None = None
+    ) -> np.ndarray | None:
+        """(n,) bool: image classified correctly clean and under every member attack of the
+        worst case at (``norm``, ``eps``) (:meth:`worst_case_members`); None for a schema-1
+        file. Its mean is the stored worst case's robust accuracy, its per-class mean averaged
+        over classes the stored balanced one.
+
+        Raises:
+            ResultsError: no attack of the run has that norm and budget.
+        """
+        members = self.worst_case_members(norm, eps, threat_model)
+        if not members:
+            raise ResultsError(f"{self.path or self.run_id}: no {norm} attack at eps <= {eps}")
+        robust = self.clean_outcomes()
+        if robust is None:
+            return None
+        for a in members:
+            robust = robust & a.outcomes()  # type: ignore[operator]
+        return robust
 
     # -- everything else --------------------------------------------------------------------
     @property

@@ -16,6 +16,7 @@ from benchmark.results import (
     validate_result,
     write_result,
 )
+from benchmark.results.outcomes import labels_block, outcomes_block
 
 
 def _valid() -> dict:
@@ -59,9 +60,17 @@ def _valid() -> dict:
             "n": 10,
             "sha256": "a" * 64,
             "source": "breastmnist.npz",
+            "indices": {"start": 0, "stop": 10},
+            "labels": labels_block([0, 1] * 5),
         },
         "model": {"model_id": "m", "arch": "tiny_cnn", "checkpoint_sha256": "b" * 64, "card": {}},
-        "metrics": {"clean": {"accuracy": scalar, "auc": scalar}},
+        "metrics": {
+            "clean": {
+                "accuracy": scalar,
+                "auc": scalar,
+                "outcomes": outcomes_block([True, False] * 5),
+            }
+        },
         "timing": {"seconds": 1.0},
     }
 
@@ -72,13 +81,87 @@ def test_valid_document_round_trips(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_unknown_major_version_is_rejected():
+def test_unknown_major_version_is_rejected_in_one_line():
     doc = _valid()
-    doc["schema_version"] = "2.0.0"
-    with pytest.raises(ResultsError, match=r"unknown schema_version '2.0.0'"):
+    doc["schema_version"] = "3.0.0"
+    with pytest.raises(ResultsError, match=r"unknown schema_version '3.0.0'") as err:
         validate_result(doc)
-    doc["schema_version"] = "1.7.3"  # a newer minor of a known major is read
+    assert "\n" not in str(err.value) and "[1, 2]" in str(err.value)
+    doc["schema_version"] = "2.7.3"  # a newer minor of a known major is read
     validate_result(doc)
+
+
+def _v1() -> dict:
+    doc = _valid()
+    doc["schema_version"] = "1.0.0"
+    del doc["data"]["indices"], doc["data"]["labels"], doc["metrics"]["clean"]["outcomes"]
+    return doc
+
+
+def test_version_1_documents_without_outcomes_still_validate():
+    validate_result(_v1())
+    doc = _v1()
+    doc["schema_version"] = "2.0.0"  # the same document claiming version 2 lacks its outcomes
+    with pytest.raises(ResultsError, match="'indices' is a required property"):
+        validate_result(doc)
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (("metrics", "clean", "outcomes"), "metrics/clean: 'outcomes' is a required property"),
+        (("data", "labels"), "data: 'labels' is a required property"),
+        (("data", "indices"), "data: 'indices' is a required property"),
+        (("metrics", "clean", "outcomes", "encoding"), "'encoding' is a required property"),
+    ],
+)
+def test_version_2_documents_without_outcomes_are_refused(path, message):
+    doc = _valid()
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    del target[path[-1]]
+    with pytest.raises(ResultsError, match=message):
+        validate_result(doc)
+
+
+def test_an_attack_block_without_outcomes_is_refused():
+    doc = _valid()
+    scalar = doc["metrics"]["clean"]["accuracy"]
+    block = {
+        "cell_id": "fgsm_eps8",
+        "attack": "fgsm",
+        "eps": 8 / 255,
+        "norm": "linf",
+        "bounded": True,
+        "knowledge": "white-box",
+        "config": {"name": "fgsm", "eps": 8 / 255, "seed": 0, "params": {}, "implementation": ""},
+        "metrics": {"robust_accuracy": scalar, "fooling_ratio": scalar},
+        "outcomes": outcomes_block([False] * 10),
+        "perturbation": {"linf_median": 0.0, "linf_max": 0.0, "l2_median": 0.0, "l2_max": 0.0},
+        "timing": {"seconds": 0.0, "cached": False},
+    }
+    doc["attacks"] = [block]
+    validate_result(doc)
+    del block["outcomes"]
+    with pytest.raises(ResultsError, match="attacks/0: 'outcomes' is a required property"):
+        validate_result(doc)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["metrics"]["clean"].update(outcomes=outcomes_block([True] * 17)), "bytes"),
+        (lambda d: d["data"].update(labels=labels_block([0] * 9)), "data/labels"),
+        (lambda d: d["data"].update(indices=[0, 1, 2]), "data/indices: 3 indices"),
+        (lambda d: d["metrics"]["clean"]["outcomes"].update(correct="@@@@"), "correct"),
+    ],
+)
+def test_packed_fields_must_hold_data_n_images(edit, message):
+    doc = _valid()
+    edit(doc)
+    with pytest.raises(ResultsError, match=message):
+        validate_result(doc)
 
 
 @pytest.mark.parametrize(
