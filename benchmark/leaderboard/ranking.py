@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmark.leaderboard.runs import Entry, Run, entry_facts
+from benchmark.results.blocks import AttackView
 from benchmark.results.naming import ThreatModel, eps_label
-from benchmark.results.view import AttackView
 
 
 @dataclass

@@ -21,7 +21,8 @@ from benchmark.reports.base import (
     table_head,
     table_row,
 )
-from benchmark.results.view import AttackView, RunView
+from benchmark.results.blocks import AttackView
+from benchmark.results.view import RunView
 
 
 def render_attack_tables(doc: dict[str, Any], source: str) -> str:

@@ -21,8 +21,9 @@ from benchmark.reports.base import (
     table_head,
     table_row,
 )
+from benchmark.results.blocks import AttackView, WorstCaseView
 from benchmark.results.naming import ThreatModel, cell_label, defense_label
-from benchmark.results.view import ANY, AttackView, RunView, WorstCaseView
+from benchmark.results.view import ANY, RunView
 
 _OBL, _ADA = ThreatModel.OBLIVIOUS, ThreatModel.ADAPTIVE
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from benchmark.results.blocks import AttackView, Metric, WorstCaseView
 from benchmark.results.io import atomic_write_bytes, atomic_write_json
 from benchmark.results.schema import (
     SCHEMA_VERSION,
@@ -16,7 +17,7 @@ from benchmark.results.schema import (
     validate_result,
     write_result,
 )
-from benchmark.results.view import AttackView, Metric, RunView, WorstCaseView
+from benchmark.results.view import RunView
 
 if TYPE_CHECKING:
     from benchmark.results.dataframe import frame

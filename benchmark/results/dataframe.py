@@ -24,9 +24,10 @@ from typing import Any
 import pandas as pd
 
 from benchmark.errors import BenchmarkError
+from benchmark.results.blocks import AttackView, Metric
 from benchmark.results.naming import defense_params_text
 from benchmark.results.schema import read_result
-from benchmark.results.view import AttackView, Metric, RunView
+from benchmark.results.view import RunView
 
 logger = logging.getLogger(__name__)
 
