@@ -12,8 +12,8 @@ import pytest
 from benchmark.attacks.presets import AttackCell
 from benchmark.evaluation import EvaluationConfig, evaluate
 from benchmark.evaluation.cache import AdversarialCache
+from benchmark.metrics.balanced import balanced_accuracy
 from benchmark.metrics.base import wilson_interval
-from benchmark.metrics.paired import balanced_accuracy
 from benchmark.results import RunView, read_result
 from benchmark.results.outcomes import (
     indices_block,

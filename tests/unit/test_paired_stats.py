@@ -7,19 +7,19 @@ import pytest
 from scipy import stats
 
 from benchmark.errors import ConfigError, ResultsError
-from benchmark.metrics.paired import (
+from benchmark.metrics.balanced import (
     balanced_accuracy,
-    holm,
-    mcnemar_exact,
-    pack_outcomes,
-    paired_bootstrap_balanced,
-    rank_board,
-    shared_ranks,
-    sign_flip_balanced,
     stratified_bootstrap_balanced,
     stratified_bootstrap_samples,
-    unpack_outcomes,
 )
+from benchmark.metrics.paired import (
+    holm,
+    mcnemar_exact,
+    paired_bootstrap_balanced,
+    sign_flip_balanced,
+)
+from benchmark.metrics.ranks import rank_board, shared_ranks
+from benchmark.results.outcomes import pack_outcomes, unpack_outcomes
 
 
 def _pair(both: int, only_a: int, only_b: int, neither: int) -> tuple[np.ndarray, np.ndarray]:
