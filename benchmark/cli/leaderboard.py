@@ -1,4 +1,4 @@
-"""``bench leaderboard``: publish results files and build the static site."""
+"""``bench leaderboard``: publish results files, show a board and build the static site."""
 
 from __future__ import annotations
 
@@ -51,3 +51,20 @@ def leaderboard_build_cmd(
     )
     for bad in report.invalid:
         typer.echo(f"left out {bad.path}: {bad.reason}", err=True)
+
+
+@leaderboard_app.command("show")
+def leaderboard_show_cmd(
+    dataset: str = typer.Argument(..., help="Dataset id, e.g. pneumoniamnist."),
+    board: str = typer.Argument(..., help="Board id: linf-2-255, linf-8-255 or corruptions."),
+    root: Path = typer.Option(Path("leaderboard/results"), help="The published results folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the board as JSON."),
+) -> None:
+    """Print one board: per row its rank, key value, 95 % interval, n, protocol, status and
+    reason."""
+    import json
+
+    from benchmark.leaderboard import board_text, show_board
+
+    shown = show_board(root, dataset, board)
+    typer.echo(json.dumps(shown, indent=2, sort_keys=True) if as_json else board_text(shown))

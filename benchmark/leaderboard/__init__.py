@@ -5,8 +5,10 @@ Loading this package imports no torch: it reads results files only.
 """
 
 from benchmark.leaderboard.build import BuildReport, build_site
-from benchmark.leaderboard.ranking import Board, Row, boards
+from benchmark.leaderboard.ranking import boards
+from benchmark.leaderboard.rows import Board, Row
 from benchmark.leaderboard.runs import Entry, Invalid, Run, group_entries, load_runs
+from benchmark.leaderboard.show import board_text, show_board
 
 __all__ = [
     "Board",
@@ -15,8 +17,10 @@ __all__ = [
     "Invalid",
     "Row",
     "Run",
+    "board_text",
     "boards",
     "build_site",
     "group_entries",
     "load_runs",
+    "show_board",
 ]

@@ -30,9 +30,11 @@ from markupsafe import Markup, escape
 
 from benchmark.errors import ResultsError
 from benchmark.leaderboard import svg
-from benchmark.leaderboard.ranking import Board, boards
+from benchmark.leaderboard.ranking import boards
+from benchmark.leaderboard.rows import Board
 from benchmark.leaderboard.runs import Entry, Invalid, Run, flags, group_entries, load_runs
 from benchmark.results.naming import ThreatModel, eps_label
+from benchmark.results.protocols import MRB_LINF_V1
 
 logger = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
@@ -63,8 +65,14 @@ def _environment() -> Environment:
     env.filters["pct"] = lambda v: "-" if v is None else f"{100 * v:.1f}"
     env.filters["num"] = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
     env.filters["eps"] = lambda v: eps_label(v)
+    env.filters["interval"] = _interval
     env.filters["paper_link"] = paper_link
     return env
+
+
+def _interval(ci: tuple[float, float] | None) -> str:
+    """A 95 % interval in percent: ``[40.1, 50.3]`` (``-`` when unknown)."""
+    return "-" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
 _URL = re.compile(r"https?://[^\s,;)]+")
@@ -213,6 +221,8 @@ def build_site(
         cards=cards,
         invalid=invalid,
         n_entries=len(entries),
+        protocol=MRB_LINF_V1,
+        protocol_ranked=sum(b.n_ranked for b in all_boards if b.protocol is not None),
     )
     for board in all_boards:
         write(f"board-{board.slug}.html", "board.html", board=board, flags=flags)
@@ -230,7 +240,11 @@ def build_site(
             entry=entry,
             charts=_entry_charts(entry),
             flags=flags(entry),
-            boards=[b for b in all_boards if any(r.entry is entry for r in b.rows)],
+            boards=[
+                (b, next(r for r in b.rows if r.entry is entry))
+                for b in all_boards
+                if any(r.entry is entry for r in b.rows)
+            ],
             papers=paper_tables(entry),
             json_dumps=lambda v: json.dumps(v, sort_keys=True),
         )

@@ -1,66 +1,47 @@
-"""The leaderboards: entries ranked per dataset and threat model.
+"""The leaderboards: entries listed per dataset and board, each row with a status.
 
-A **leaderboard** is a dataset and a threat model: L-inf at one eps (ranked by the best known
-balanced worst-case robust accuracy: the lowest over the entry's runs, under the strongest
-threat model each run has, with plain worst-case accuracy beside it), or corruptions (ranked
-by mean flip probability, lower first). A defended run evaluated only obliviously is listed
-but not ranked: it makes no claim against an attacker who knows the defense.
+A **board** is a dataset and a threat model: L-inf at one eps, or corruptions.
+
+* The L-inf boards of a protocol (:data:`~benchmark.results.protocols.MRB_LINF_V1`: 2/255 and
+  8/255) rank only the rows whose status is ``ranked`` (:mod:`benchmark.leaderboard.statuses`):
+  conformant protocol runs, all on the same images, ranked by their balanced worst-case
+  accuracy with paired tests and shared ranks
+  (:func:`~benchmark.metrics.paired.rank_board`, ``metric="balanced"``), recomputed from the
+  per-image outcomes of the results files. Every other row is listed without a rank, with
+  its status and the reason; an exploratory row shows the older screening figures (the lowest
+  balanced worst case over the entry's runs, under the strongest threat model each run has).
+* Other L-inf budgets (4/255) are screening boards: every row exploratory.
+* The corruption boards rank by the mean corruption balanced accuracy (the mean corruption
+  accuracy where a run predates the balanced figure), mean flip probability beside it; a
+  collapsed model (clean balanced interval containing 1/K, or one class for nearly every
+  image) is listed, unranked. No protocol covers corruptions yet: these ranks are plain
+  orders, not paired tests.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from benchmark.leaderboard.rows import Board, Row, row_order
 from benchmark.leaderboard.runs import Entry, Run, entry_facts
+from benchmark.leaderboard.statuses import (
+    COLLAPSED,
+    EXPLORATORY,
+    RANKED,
+    UNRELIABLE,
+    adaptive_track_reason,
+    collapse_reason,
+    protocol_run,
+    unreliable_reason,
+)
+from benchmark.metrics.balanced import balanced_accuracy, stratified_bootstrap_balanced
+from benchmark.metrics.base import wilson_interval
+from benchmark.metrics.ranks import rank_board
 from benchmark.results.blocks import AttackView
 from benchmark.results.naming import ThreatModel, eps_label
-
-
-@dataclass
-class Row:
-    """One entry's line in one leaderboard."""
-
-    entry: Entry
-    key_value: float | None
-    ranked: bool
-    rank: int | None = None
-    cells: dict[str, float] = field(default_factory=dict)
-    threat_model: str = ""
-    source: Run | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Board:
-    """A leaderboard: one dataset and one threat model."""
-
-    dataset: str
-    kind: str  # "linf" or "corruptions"
-    eps: float | None
-    rows: list[Row]
-    columns: list[str]
-    chance: float | None = None
-    """L-inf boards: the balanced score of a constant answer (1/K for K classes in the test
-    subset), which is robust to every attack."""
-
-    @property
-    def slug(self) -> str:
-        if self.kind == "corruptions":
-            return f"{self.dataset}--corruptions"
-        return f"{self.dataset}--linf-{eps_label(self.eps or 0).replace('/', '-')}"
-
-    @property
-    def title(self) -> str:
-        if self.kind == "corruptions":
-            return "corruptions"
-        return f"L-inf {eps_label(self.eps or 0)}"
-
-    @property
-    def latest(self) -> str:
-        dates = [r.source.created_at for r in self.rows if r.source is not None]
-        return max(dates) if dates else ""
-
+from benchmark.results.protocols import MRB_LINF_V1, Protocol
 
 LINF_BOARDS = (2 / 255, 4 / 255, 8 / 255)
 """The L-inf budgets that get a leaderboard (other budgets show on the entry pages)."""
@@ -104,17 +85,19 @@ def _use(entry: Entry) -> list[Run]:
     ]
 
 
-def _linf_row(entry: Entry, eps: float) -> Row | None:
-    """The entry's row on the L-inf ``eps`` board (None without a worst case at ``eps``)."""
+def _screening_row(entry: Entry, eps: float) -> Row | None:
+    """The entry's screening figures at ``eps`` (None without a worst case at ``eps``), as an
+    exploratory row: the key is the lowest balanced worst case over the entry's runs (each
+    under its strongest threat model), the plain worst case of the same block beside it."""
     use = _use(entry)
-    # Per run at this eps: (balanced or None, plain, run, threat model).
-    found: list[tuple[float | None, float, Run, ThreatModel]] = []
+    # Per run at this eps: (balanced or None, plain, run, threat model, worst case).
+    found: list[tuple[float | None, float, Run, ThreatModel, Any]] = []
     cells: dict[str, float] = {}
     for run in use:
         tm = run.strongest_threat_model()
         for w in run.worst_cases():
             if w.at_linf(eps):
-                found.append((w.robust_balanced_accuracy, w.robust_accuracy.value, run, tm))
+                found.append((w.robust_balanced_accuracy, w.robust_accuracy.value, run, tm, w))
         for a in _counted_blocks(run, eps):
             if a.bounded:  # lowest accuracy of a cell over the runs
                 acc = a.robust_accuracy.value
@@ -124,53 +107,167 @@ def _linf_row(entry: Entry, eps: float) -> Row | None:
     missing = [f for f in found if f[0] is None]
     if missing:
         # A run without the balanced figure might hold the lowest one: no key; the lowest
-        # plain worst case is shown and the row names the run to re-run.
+        # plain worst case is shown.
         key = None
-        run, tm = missing[0][2], missing[0][3]
+        _, plain, run, tm, w = min(missing, key=lambda f: f[1])
         plain = min(f[1] for f in found)
     else:
         # The key and the plain figure beside it come from the same run's block.
-        key, plain, run, tm = min(found, key=lambda f: (f[0], f[1]))
+        key, plain, run, tm, w = min(found, key=lambda f: (f[0], f[1]))
     fooling = [a.fooling_ratio.value for r in use for a in _counted_blocks(r, eps)]
     details = {
         **entry_facts(entry),
         "fooling_ratio": max(fooling) if fooling else None,
         "accuracy": plain,
-        "unranked_reason": None,
+        "screening_note": None,
     }
+    # What already kept the row out of the older screening ranks (shown beside the status).
     if tm is ThreatModel.OBLIVIOUS:
-        details["unranked_reason"] = "evaluated only obliviously"
+        details["screening_note"] = "evaluated only obliviously"
     elif missing:
-        details["unranked_reason"] = (
-            f"the {run.suite} run predates the balanced worst case: re-run it"
-        )
-    ranked = details["unranked_reason"] is None
-    return Row(entry, key, ranked, cells=cells, threat_model=tm.value, source=run, details=details)
+        details["screening_note"] = f"the {run.suite} run predates the balanced worst case"
+    metric = w.robust_accuracy
+    return Row(
+        entry,
+        key,
+        n=metric.n,
+        accuracy=plain,
+        accuracy_ci95=metric.ci95 if metric.value == plain else None,
+        cells=cells,
+        threat_model=tm.value,
+        source=run,
+        details=details,
+    )
 
 
-def linf_board(dataset: str, eps: float, entries: list[Entry]) -> Board:
-    """The L-inf ``eps`` leaderboard of ``dataset``. An entry's key is its best known balanced
-    worst case: the lowest, over its runs (each under its strongest threat model), of the
-    worst-case robust accuracy at ``eps`` averaged per class. The plain worst-case accuracy of
-    the same run is shown beside it and breaks ties.
+def _protocol_row(entry: Entry, run: Run, eps: float, protocol: Protocol) -> Row | None:
+    """The row of a conformant protocol run at ``eps``, its figures recomputed from the
+    per-image outcomes, with its status (None: the run has no single-label outcomes)."""
+    labels = run.labels
+    # The protocol's own budget: the board's eps is rounded, and the worst case takes the
+    # attacks at that budget or below.
+    budget = next(b for b in protocol.budgets if abs(b - eps) < 1e-9)
+    robust = run.worst_case_outcomes(protocol.norm, budget)
+    if robust is None or labels is None or labels.ndim != 1:
+        return None
+    k, n = int(robust.sum()), int(robust.size)
+    blocks = [a for a in run.attack_cells() if a.at_linf(eps) and a.bounded]
+    details = {
+        **entry_facts(entry),
+        "clean": run.clean_accuracy.value,
+        "fooling_ratio": max((a.fooling_ratio.value for a in blocks), default=None),
+        "accuracy": k / n,
+    }
+    row = Row(
+        entry,
+        balanced_accuracy(robust, labels),
+        ci95=stratified_bootstrap_balanced(robust, labels),
+        n=n,
+        accuracy=k / n,
+        accuracy_ci95=wilson_interval(k, n),
+        protocol=f"{protocol.id} {protocol.version}",
+        cells={a.name: a.robust_accuracy.value for a in blocks},
+        threat_model=run.strongest_threat_model().value,
+        source=run,
+        details=details,
+        outcomes=robust,
+    )
+    collapsed = collapse_reason(run)
+    unreliable = None if collapsed else unreliable_reason(run)
+    if collapsed:
+        row.status, row.reason = COLLAPSED, collapsed
+    elif unreliable:
+        row.status, row.reason = UNRELIABLE, unreliable
+    else:
+        row.status = RANKED
+    return row
+
+
+def _linf_row(entry: Entry, eps: float, protocol: Protocol | None) -> Row | None:
+    """The entry's row on the L-inf ``eps`` board of ``protocol`` (None: a screening board)."""
+    screening = _screening_row(entry, eps)
+    if protocol is None:
+        if screening is not None:
+            screening.reason = (
+                f"L-inf {eps_label(eps)} is a screening board: no protocol ranks this budget"
+            )
+        return screening
+    reason = adaptive_track_reason(entry.defense_block())
+    run = None
+    if reason is None:
+        run, reason = protocol_run(entry.runs, protocol)
+    if run is not None:
+        row = _protocol_row(entry, run, eps, protocol)
+        if row is not None:
+            return row
+        reason = "the protocol run has no single-label per-image outcomes"
+    if screening is not None:
+        screening.reason = reason
+    return screening
+
+
+def _other_images(reference: Run, run: Run) -> str | None:
+    """Why ``run`` was not scored on the images of ``reference`` (None: the same images)."""
+    if reference.doc["data"].get("sha256") != run.doc["data"].get("sha256"):
+        return f"scored on other data than {reference.path} (data sha256 differs)"
+    if not np.array_equal(reference.indices, run.indices) or not np.array_equal(
+        reference.labels, run.labels
+    ):
+        return f"scored on other images than {reference.path} (indices differ)"
+    return None
+
+
+def _rank_protocol_rows(rows: list[Row]) -> None:
+    """Rank the ``ranked`` rows with paired tests, after checking they share their images
+    (the first protocol run by date is the reference; a later one on other images is made
+    exploratory)."""
+    candidates = sorted(
+        (r for r in rows if r.ranked), key=lambda r: (r.source.created_at, r.source.path)
+    )
+    if not candidates:
+        return
+    reference = candidates[0].source
+    same = []
+    for r in candidates:
+        why = _other_images(reference, r.source)
+        if why:
+            r.status, r.reason = EXPLORATORY, why
+        else:
+            same.append(r)
+    by = {r.entry.key: r for r in same}
+    for b in rank_board(
+        {k: r.outcomes for k, r in by.items()}, reference.labels, metric="balanced"
+    ):
+        row = by[b.name]
+        row.rank, row.key_value, row.ci95, row.n = b.display, b.value, b.ci95, b.n
+        row.details["rank_range"] = (b.rank_low, b.rank_high)
+
+
+def linf_board(
+    dataset: str, eps: float, entries: list[Entry], protocol: Protocol | None = MRB_LINF_V1
+) -> Board:
+    """The L-inf ``eps`` board of ``dataset``: every entry with a figure at ``eps`` (or a
+    protocol run), with its status; when ``eps`` is a budget of ``protocol``, its ranked rows
+    are ranked with paired tests (see the module docstring), else every row is exploratory.
 
     Balanced, because the test sets are unbalanced (62.5 % pneumonia in PneumoniaMNIST): a
-    defended model that answers the majority class for every attacked image keeps a high plain
-    accuracy but scores 1/K balanced. An entry with a run at ``eps`` that predates the
-    balanced figure is listed without a rank (that run might hold the lowest one), as is a
-    defense evaluated only obliviously."""
+    model that answers the majority class for every attacked image keeps a high plain
+    accuracy but scores 1/K balanced."""
+    if protocol is not None and not any(abs(eps - b) < 1e-9 for b in protocol.budgets):
+        protocol = None
     rows: list[Row] = []
     columns: list[str] = []
     for e in entries:
-        row = _linf_row(e, eps) if e.dataset == dataset else None
+        row = _linf_row(e, eps, protocol) if e.dataset == dataset else None
         if row is None:
             continue
         columns += [name for name in row.cells if name not in columns]
         rows.append(row)
-    _rank(rows, descending=True, tie="accuracy")
+    _rank_protocol_rows(rows)
+    rows.sort(key=row_order)
     present = {_classes_present(r.source) for r in rows if r.source is not None} - {0}
     chance = 1.0 / max(present) if present else None
-    return Board(dataset, "linf", eps, rows, columns, chance)
+    return Board(dataset, "linf", eps, rows, columns, chance, protocol)
 
 
 def _classes_present(run: Run) -> int:
@@ -179,61 +276,80 @@ def _classes_present(run: Run) -> int:
     return sum(1 for c in per_class.values() if c.get("n", 0) > 0)
 
 
+def corruption_balanced_accuracy(severity: dict[str, Any] | None) -> float | None:
+    """Mean over the severity corruptions of their balanced accuracy averaged over the
+    severities (None when a corruption lacks it: a multi-label task, or an older run)."""
+    rows = (severity or {}).get("corruptions") or []
+    means = []
+    for c in rows:
+        values = c.get("balanced_accuracy") or []
+        if not values or any(v is None for v in values):
+            return None
+        means.append(float(np.mean(values)))
+    return float(np.mean(means)) if means else None
+
+
 def corruption_board(dataset: str, entries: list[Entry]) -> Board | None:
-    """The corruption leaderboard of ``dataset``, ranked by mFP (lower first)."""
-    rows: list[Row] = []
-    for e in entries:
-        if e.dataset != dataset:
-            continue
-        for run in e.runs:
-            seq, sev = run.sequences, run.severity
-            if not seq and not sev:
-                continue
-            details = {
-                "mfp": seq["mfp"] if seq else None,
-                "relative_mfp": seq.get("relative_mfp") if seq else None,
-                "corruption_accuracy": sev["mean_corruption_accuracy"] if sev else None,
-                "suite": run.config.get("corruption_suite"),
-            }
-            key = details["mfp"]
-            details = {**entry_facts(e), **details}
-            rows.append(Row(e, key, key is not None, source=run, details=details))
-    if not rows:
+    """The corruption board of ``dataset``: one row per run with corruptions, ranked by the
+    mean corruption balanced accuracy when every run has it (else the mean corruption
+    accuracy), higher first, ties broken by mFP (lower first); collapsed models unranked."""
+    found = [
+        (e, run)
+        for e in entries
+        if e.dataset == dataset
+        for run in e.runs
+        if run.sequences or run.severity
+    ]
+    if not found:
         return None
-    _rank(rows, descending=False)
-    return Board(dataset, "corruptions", None, rows, [])
-
-
-def _rank(rows: list[Row], *, descending: bool, tie: str | None = None) -> None:
-    """Sort ranked rows by key, then by ``details[tie]`` (rows equal on both share a rank),
-    then the unranked ones the same way."""
-
-    def value(v: float | None) -> float:
-        v = v if v is not None else (-1.0 if descending else 2.0)
-        return -v if descending else v
-
-    def order(r: Row) -> tuple:
-        second = value(r.details.get(tie)) if tie else 0.0
-        return (not r.ranked, value(r.key_value), second, r.entry.key)
-
-    rows.sort(key=order)
-    rank, previous = 0, None
-    for i, r in enumerate(rows):
-        if not r.ranked:
-            continue
-        current = (r.key_value, r.details.get(tie) if tie else None)
+    with_severity = [run.severity for _, run in found if run.severity]
+    balanced = bool(with_severity) and all(
+        corruption_balanced_accuracy(s) is not None for s in with_severity
+    )
+    rows: list[Row] = []
+    for e, run in found:
+        seq, sev = run.sequences, run.severity
+        details = {
+            **entry_facts(e),
+            "mfp": seq["mfp"] if seq else None,
+            "relative_mfp": seq.get("relative_mfp") if seq else None,
+            "corruption_accuracy": sev["mean_corruption_accuracy"] if sev else None,
+            "corruption_balanced": corruption_balanced_accuracy(sev),
+            "suite": run.config.get("corruption_suite"),
+        }
+        key = details["corruption_balanced" if balanced else "corruption_accuracy"]
+        row = Row(e, key, n=run.n, source=run, details=details)
+        collapsed = collapse_reason(run)
+        if collapsed:
+            row.status, row.reason = COLLAPSED, collapsed
+        elif key is None:
+            row.reason = "no severity corruptions in this run: nothing to rank by"
+        else:
+            row.status = RANKED
+        rows.append(row)
+    ranked = sorted(
+        (r for r in rows if r.ranked),
+        key=lambda r: (-r.key_value, r.details["mfp"] if r.details["mfp"] is not None else 2.0),
+    )
+    previous, rank = None, 0
+    for i, r in enumerate(ranked):
+        current = (r.key_value, r.details["mfp"])
         if current != previous:
             rank, previous = i + 1, current
-        r.rank = rank
+        r.rank = str(rank)
+        r.details["rank_range"] = (rank, rank)
+    rows.sort(key=row_order)
+    name = "mean corruption balanced accuracy" if balanced else "mean corruption accuracy"
+    return Board(dataset, "corruptions", None, rows, [], key_name=name)
 
 
-def boards(entries: list[Entry]) -> list[Board]:
-    """Every leaderboard: per dataset, one per L-inf budget and one for corruptions."""
+def boards(entries: list[Entry], protocol: Protocol | None = MRB_LINF_V1) -> list[Board]:
+    """Every board: per dataset, one per L-inf budget with figures and one for corruptions."""
     out: list[Board] = []
     budgets = _linf_budgets(entries)
     for dataset in sorted({e.dataset for e in entries}):
         for eps in sorted(budgets.get(dataset, ())):
-            out.append(linf_board(dataset, eps, entries))
+            out.append(linf_board(dataset, eps, entries, protocol))
         cb = corruption_board(dataset, entries)
         if cb is not None:
             out.append(cb)

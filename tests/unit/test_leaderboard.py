@@ -78,15 +78,21 @@ def test_entries_group_suites_and_boards_rank_by_worst_case(published):
     assert set(labels) == {"none", "median_filter", "gaussian_smoothing"}
     assert {r.suite for r in labels["none"].runs} == {"defense", "medrdf", "quick", "standard"}
     eight = next(b for b in boards(entries) if b.kind == "linf" and b.title == "L-inf 8/255")
+    assert eight.protocol is not None and eight.board_id == "linf-8-255"
     by = {r.entry.label: r for r in eight.rows}
-    # A defense evaluated obliviously only is listed, not ranked; one with an adaptive run is.
-    assert not by["median_filter"].ranked and by["median_filter"].rank is None
-    assert by["median_filter"].details["unranked_reason"] == "evaluated only obliviously"
+    # Every published run predates the protocol: every row is exploratory, none ranked, and
+    # the reason says why (the preprocessing defenses belong to the adaptive track).
+    assert eight.n_ranked == 0
+    assert all(r.status == "exploratory" and r.rank is None for r in eight.rows)
+    assert by["none"].reason == "no protocol: the run was not made with bench evaluate --protocol"
+    for d in ("median_filter", "gaussian_smoothing"):
+        assert by[d].reason.startswith("a preprocessing defense belongs to the adaptive track")
+    # The screening note keeps what already kept a row out of the older screening ranks.
+    assert by["median_filter"].details["screening_note"] == "evaluated only obliviously"
     gs = by["gaussian_smoothing"]
-    assert gs.ranked and gs.rank is not None and gs.details["unranked_reason"] is None
-    # The undefended model's key is the lowest balanced worst case over its runs (medrdf,
-    # quick and defense all reach 8/255), with the plain figure of the same block beside it;
-    # while one of its runs lacks the balanced figure, it is listed unranked and says so.
+    assert gs.details["screening_note"] is None
+    # The undefended model's screening key is the lowest balanced worst case over its runs
+    # (medrdf, quick and defense all reach 8/255), with the plain figure of the same block.
     blocks = [
         (w.robust_balanced_accuracy, w.robust_accuracy.value, run.suite)
         for run in labels["none"].runs
@@ -97,20 +103,21 @@ def test_entries_group_suites_and_boards_rank_by_worst_case(published):
     none = by["none"]
     lacking = [suite for bal, _, suite in blocks if bal is None]
     if lacking:
-        assert not none.ranked and none.key_value is None
+        assert none.key_value is None
         assert none.details["accuracy"] == min(plain for _, plain, _ in blocks)
-        assert none.details["unranked_reason"].startswith(f"the {lacking[0]} run predates")
+        assert none.details["screening_note"].startswith(f"the {lacking[0]} run predates")
     else:
-        assert none.ranked and none.rank == 2  # below the adaptive Gaussian smoothing run
-        assert gs.rank == 1 and gs.key_value > none.key_value
         assert (none.key_value, none.details["accuracy"]) == min((b, p) for b, p, _ in blocks)
+        assert [r.entry.label for r in eight.rows].index("gaussian_smoothing") < [
+            r.entry.label for r in eight.rows
+        ].index("none")  # listed by the screening key, highest first
     corr = next(b for b in boards(entries) if b.kind == "corruptions")
     assert [r.entry.label for r in corr.rows] == ["none"] and corr.rows[0].key_value > 0
 
 
 def test_boards_rank_by_the_balanced_worst_case(tmp_path):
-    """A defense that keeps plain accuracy by answering the majority class ranks below one with
-    a higher balanced worst case; a run without the balanced figure is listed unranked."""
+    """A defense that keeps plain accuracy by answering the majority class is listed below one
+    with a higher balanced worst case; a run without the balanced figure is listed last."""
     root = tmp_path / "results"
     picks = {
         d: f"pneumoniamnist/defense/resnet18_pneumoniamnist_28px_s0__{d}"
@@ -139,13 +146,16 @@ def test_boards_rank_by_the_balanced_worst_case(tmp_path):
     eight = next(
         b for b in boards(group_entries(runs)) if b.kind == "linf" and b.title == "L-inf 8/255"
     )
-    order = [(r.entry.label, r.rank) for r in eight.rows]
-    assert order == [("median_filter", 1), ("gaussian_smoothing", 2), ("jpeg", None)]
+    # Listed by the screening key (none is ranked: the runs predate the protocol).
+    order = [(r.entry.label, r.rank, r.status) for r in eight.rows]
+    assert order == [
+        ("median_filter", None, "exploratory"),
+        ("gaussian_smoothing", None, "exploratory"),
+        ("jpeg", None, "exploratory"),
+    ]
     jpeg = eight.rows[2]
-    assert (
-        jpeg.details["unranked_reason"]
-        == "the defense run predates the balanced worst case: re-run it"
-    )
+    assert jpeg.key_value is None
+    assert jpeg.details["screening_note"] == "the defense run predates the balanced worst case"
     assert eight.rows[1].details["accuracy"] == gs["robust_accuracy"]["value"]
     assert eight.chance == 0.5  # two classes: a constant answer scores 50 % balanced
 

@@ -1,0 +1,152 @@
+"""A board and its rows: what a leaderboard page and ``bench leaderboard show`` display.
+
+The boards themselves are built in :mod:`benchmark.leaderboard.ranking`; the statuses are
+defined in :mod:`benchmark.leaderboard.statuses`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from benchmark.leaderboard.runs import Entry, Run
+from benchmark.leaderboard.statuses import EXPLORATORY, RANKED, STATUSES
+from benchmark.results.naming import eps_label
+from benchmark.results.protocols import Protocol, board_id
+
+#: What the L-inf boards of a protocol are ranked by, in one sentence (docs/protocol.md).
+RANK_TEST = (
+    "Two entries are compared on the same images, image by image, with a stratified sign-flip "
+    "test on the discordant images of each class (exactly McNemar when the classes have equal "
+    "sizes); the p-values of all pairs are corrected together with Holm's step-down procedure "
+    "at alpha = 0.05. An entry's rank is a range: from 1 + the number of entries significantly "
+    'better to the number of entries minus those significantly worse ("2-4"); entries the '
+    "data cannot separate share a range."
+)
+
+
+@dataclass
+class Row:
+    """One entry's line in one board.
+
+    Attributes:
+        entry: the entry.
+        key_value: what the board ranks by (balanced worst-case accuracy; corruptions: mean
+            corruption balanced accuracy or accuracy); None when unknown.
+        status: ``ranked``, ``collapsed``, ``unreliable`` or ``exploratory``.
+        reason: why the row is not ranked (None when ranked).
+        rank: shared rank range (``"2-4"``), None unless ranked.
+        ci95: 95 % interval of ``key_value`` (None when it cannot be computed).
+        n: images the key is computed on.
+        accuracy: plain worst-case accuracy (L-inf boards).
+        accuracy_ci95: its Wilson interval.
+        protocol: ``"mrb_linf_v1 1.0"`` for a row from a protocol run.
+        cells: attack name -> robust accuracy at this eps.
+        threat_model: the threat model of ``source``'s figures.
+        source: the run the figures come from.
+        details: clean accuracy, mFP and the other facts shown beside the key.
+    """
+
+    entry: Entry
+    key_value: float | None
+    status: str = EXPLORATORY
+    reason: str | None = None
+    rank: str | None = None
+    ci95: tuple[float, float] | None = None
+    n: int | None = None
+    accuracy: float | None = None
+    accuracy_ci95: tuple[float, float] | None = None
+    protocol: str | None = None
+    cells: dict[str, float] = field(default_factory=dict)
+    threat_model: str = ""
+    source: Run | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    outcomes: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def ranked(self) -> bool:
+        return self.status == RANKED
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``bench leaderboard show --json``."""
+        return {
+            "entry": self.entry.key,
+            "rank": self.rank,
+            "status": self.status,
+            "reason": self.reason,
+            "value": self.key_value,
+            "ci95": list(self.ci95) if self.ci95 else None,
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "accuracy_ci95": list(self.accuracy_ci95) if self.accuracy_ci95 else None,
+            "protocol": self.protocol,
+            "source": self.source.path if self.source is not None else None,
+        }
+
+
+@dataclass
+class Board:
+    """A leaderboard: one dataset and one threat model."""
+
+    dataset: str
+    kind: str  # "linf" or "corruptions"
+    eps: float | None
+    rows: list[Row]
+    columns: list[str]
+    chance: float | None = None
+    """L-inf boards: the balanced score of a constant answer (1/K for K classes in the test
+    subset), which is robust to every attack."""
+    protocol: Protocol | None = None
+    """The protocol whose board this is (None: a screening or corruption board)."""
+    key_name: str = "balanced worst case"
+    """What ``Row.key_value`` is."""
+
+    @property
+    def board_id(self) -> str:
+        """``linf-8-255`` or ``corruptions`` (``bench leaderboard show``)."""
+        return "corruptions" if self.kind == "corruptions" else board_id("linf", self.eps or 0)
+
+    @property
+    def slug(self) -> str:
+        return f"{self.dataset}--{self.board_id}"
+
+    @property
+    def title(self) -> str:
+        if self.kind == "corruptions":
+            return "corruptions"
+        return f"L-inf {eps_label(self.eps or 0)}"
+
+    @property
+    def latest(self) -> str:
+        dates = [r.source.created_at for r in self.rows if r.source is not None]
+        return max(dates) if dates else ""
+
+    @property
+    def n_ranked(self) -> int:
+        return sum(r.ranked for r in self.rows)
+
+    @property
+    def test(self) -> str | None:
+        """How the ranked rows are compared (None: no paired test on this board)."""
+        return RANK_TEST if self.protocol is not None else None
+
+
+def row_order(r: Row) -> tuple:
+    """Sort key of a board's rows: by status (ranked first), rank range, key, plain accuracy
+    (both descending) and entry."""
+
+    def down(v: float | None) -> float:
+        return -(v if v is not None else -1.0)
+
+    return (
+        STATUSES.index(r.status),
+        r.details.get("rank_range", (0, 0)),
+        down(r.key_value),
+        down(r.accuracy),
+        r.entry.key,
+    )
+
+
+__all__ = ["RANK_TEST", "Board", "Row", "row_order"]

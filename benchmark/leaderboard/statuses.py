@@ -1,0 +1,152 @@
+"""What keeps an entry off a ranked board (docs/protocol.md, "Statuses").
+
+Every row of a protocol board has one status, checked in this order:
+
+* ``exploratory``: the entry has no conformant run of the board's protocol
+  (:func:`~benchmark.results.protocols.protocol_problems`; the reason is the first problem), or
+  its defense belongs to the adaptive track (preprocessing, wrapper: anything but a
+  training-time defense). Exploratory rows show the older screening figures, unranked.
+* ``collapsed``: the protocol run's clean balanced accuracy has a 95 % interval (stratified
+  bootstrap, :func:`~benchmark.metrics.paired.stratified_bootstrap_balanced`) that contains
+  1/K (K classes present), or one class gets at least :data:`CONSTANT_SHARE` of the clean
+  predictions (column sums of the clean confusion matrix). A constant answer is robust to
+  every attack by construction, so it must not win a robustness board.
+* ``unreliable``: a failed sanity check (a check with a flag, or any run flag), or no
+  convergence evidence (a ``convergence`` block with ``"reliable": true``).
+* ``ranked``: everything else.
+
+Pure Python and numpy (no torch).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from benchmark.metrics.balanced import balanced_accuracy, stratified_bootstrap_balanced
+from benchmark.results.protocols import Protocol, protocol_problems
+from benchmark.results.view import RunView
+
+RANKED = "ranked"
+COLLAPSED = "collapsed"
+UNRELIABLE = "unreliable"
+EXPLORATORY = "exploratory"
+#: Statuses in the order a board lists its rows.
+STATUSES = (RANKED, COLLAPSED, UNRELIABLE, EXPLORATORY)
+#: Share of the clean predictions one class may get before the model counts as collapsed.
+CONSTANT_SHARE = 0.95
+
+
+def adaptive_track_reason(defense_block: dict[str, Any]) -> str | None:
+    """Why a defense is off the deterministic track (None: undefended or training-time)."""
+    kind = defense_block.get("kind") if defense_block else None
+    if kind is None or kind == "training":
+        return None
+    return f"a {kind} defense belongs to the adaptive track, whose protocol is not defined yet"
+
+
+def run_problems(run: RunView, protocol: Protocol) -> list[str]:
+    """Why ``run`` is not a conformant run of ``protocol`` (empty: it is)."""
+    problems = protocol_problems(run.doc)
+    record = run.doc.get("protocol") or {}
+    if not problems and (record.get("id"), record.get("version")) != (
+        protocol.id,
+        protocol.version,
+    ):
+        problems = [f"a run of {record.get('id')} {record.get('version')}, not {protocol.id}"]
+    return problems
+
+
+def protocol_run(runs: list[Any], protocol: Protocol) -> tuple[Any | None, str | None]:
+    """The newest conformant run of ``protocol`` among ``runs``, or None and the first problem
+    of the most relevant other run (the newest that records a protocol, else the newest)."""
+    ok = [r for r in runs if not run_problems(r, protocol)]
+    if ok:
+        return max(ok, key=lambda r: (r.created_at, r.path)), None
+    if not runs:
+        return None, "no run"
+    recording = [r for r in runs if r.doc.get("protocol")]
+    pick = max(recording or runs, key=lambda r: (r.created_at, r.path))
+    return None, run_problems(pick, protocol)[0]
+
+
+def clean_balanced(run: RunView) -> tuple[float, tuple[float, float], int] | None:
+    """The clean balanced accuracy, its 95 % stratified bootstrap interval and the number of
+    classes present; None when neither outcomes nor per-class accuracies are recorded (or the
+    task is multi-label).
+
+    A schema-1 file has no per-image outcomes, but the bootstrap depends only on each class's
+    size and correct count, which its per-class accuracies give."""
+    outcomes, labels = run.clean_outcomes(), run.labels
+    if outcomes is None or labels is None:
+        per_class = (run.clean.get("per_class_accuracy") or {}).get("per_class") or {}
+        counts = [
+            (int(c["n"]), round(c["value"] * c["n"]))
+            for c in per_class.values()
+            if c.get("n") and c.get("value") is not None
+        ]
+        if not counts:
+            return None
+        labels = np.concatenate([np.full(n, i) for i, (n, _) in enumerate(counts)])
+        outcomes = np.concatenate([np.arange(n) < k for n, k in counts])
+    if labels.ndim != 1 or labels.size == 0:
+        return None
+    value = balanced_accuracy(outcomes, labels)
+    ci = stratified_bootstrap_balanced(outcomes, labels)
+    return value, ci, int(np.unique(labels).size)
+
+
+def collapse_reason(run: RunView) -> str | None:
+    """Why the run's model counts as collapsed (None: it does not)."""
+    bal = clean_balanced(run)
+    if bal is not None:
+        value, (low, high), k = bal
+        if k > 1 and low <= 1 / k <= high:
+            return (
+                f"clean balanced accuracy {100 * value:.1f} % [{100 * low:.1f}, "
+                f"{100 * high:.1f}] contains chance (1/{k} = {100 / k:.1f} %)"
+            )
+    cm = run.clean.get("confusion_matrix")
+    if isinstance(cm, dict) and cm.get("matrix"):
+        predicted = np.asarray(cm["matrix"], dtype=np.int64).sum(axis=0)
+        total = int(predicted.sum())
+        if total and predicted.max() >= CONSTANT_SHARE * total:
+            top = int(predicted.argmax())
+            names = cm.get("labels") or list(range(predicted.size))
+            return (
+                f"predicts class {names[top]} for {100 * predicted[top] / total:.1f} % of the "
+                f"clean images (at least {100 * CONSTANT_SHARE:.0f} %)"
+            )
+    return None
+
+
+def unreliable_reason(run: RunView) -> str | None:
+    """Why the run's robust figures are not reliable (None: they are)."""
+    failed = [c for c in run.sanity_checks if c.get("flag")]
+    if failed:
+        return f"sanity check {failed[0].get('name')} failed: {failed[0]['flag']}"
+    if run.flags:
+        return f"flagged: {', '.join(run.flags)}"
+    convergence = run.doc.get("convergence")
+    if not isinstance(convergence, dict):
+        return "convergence evidence not recorded"
+    if convergence.get("reliable") is not True:
+        return "convergence not shown (more iterations or restarts changed the result)"
+    return None
+
+
+__all__ = [
+    "COLLAPSED",
+    "CONSTANT_SHARE",
+    "EXPLORATORY",
+    "RANKED",
+    "STATUSES",
+    "UNRELIABLE",
+    "adaptive_track_reason",
+    "clean_balanced",
+    "collapse_reason",
+    "protocol_run",
+    "run_problems",
+    "unreliable_reason",
+]
