@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,11 +95,12 @@ def set_apgd_iterations(apgd: APGDAttack, n_iter: int) -> None:
 class SubattackRecord:
     """What one call did: per image, the sub-attack that broke it first ("clean" when the
     clean image is already misclassified, None when it stayed robust), robust counts after
-    each sub-attack, and the reference's warnings."""
+    each sub-attack, the reference's warnings and each sub-attack's wall time."""
 
     broken_by: list[str | None]
     robust_after: dict[str, int]
     flags: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 class _WarningCollector(logging.Handler):
@@ -201,7 +203,7 @@ class ReferenceAutoAttack(Attack):
         # it from the batch's forked RNG so the runner's per-batch seeds reach it.
         seed = int(torch.randint(0, 2**31 - 1, ()).item())
         aa = self.build(device=x.device, seed=seed)
-        calls = _record_calls(aa)
+        calls, seconds = _record_calls(aa)
         collector = _WarningCollector()
         REFERENCE_LOGGER.addHandler(collector)
         trace = sys.gettrace()  # the reference's dynamic-defense check clears the tracer
@@ -213,11 +215,16 @@ class ReferenceAutoAttack(Attack):
             REFERENCE_LOGGER.removeHandler(collector)
         # The reference's class-count warning is about DLR, which the substitutions replace.
         flags = [m for m in collector.messages if not m.startswith("with only")]
-        self.records.append(self._record(x, y, calls, flags))
+        self.records.append(self._record(x, y, calls, flags, seconds))
         return x_adv
 
     def _record(
-        self, x: Tensor, y: Tensor, calls: list[tuple[str, Tensor]], flags: list[str]
+        self,
+        x: Tensor,
+        y: Tensor,
+        calls: list[tuple[str, Tensor]],
+        flags: list[str],
+        seconds: dict[str, float],
     ) -> SubattackRecord:
         with torch.no_grad():
             robust = (self.model(x).argmax(1) == y).cpu()
@@ -231,7 +238,8 @@ class ReferenceAutoAttack(Attack):
                 broken[i] = name
             robust[idx[fooled]] = False
             after[name] = int(robust.sum())
-        return SubattackRecord(broken_by=broken, robust_after=after, flags=list(flags))
+        times = {k: round(v, 3) for k, v in seconds.items()}
+        return SubattackRecord(broken, after, list(flags), times)
 
     def config(self) -> dict[str, Any]:
         cfg = super().config()
@@ -305,18 +313,25 @@ class ReferenceAutoAttack(Attack):
         return f"pyautoattack.AutoAttack {pyautoattack.__version__} (fra31/auto-attack)"
 
 
-def _record_calls(aa: AutoAttack) -> list[tuple[str, Tensor]]:
-    """Record, per sub-attack call, its name and which of its inputs it fooled, read from the
-    driver's own decision forward (the ``get_logits`` call that follows every ``perturb``)."""
+def _record_calls(aa: AutoAttack) -> tuple[list[tuple[str, Tensor]], dict[str, float]]:
+    """Record, per sub-attack call, its name, which of its inputs it fooled (read from the
+    driver's own decision forward, the ``get_logits`` call that follows every ``perturb``) and
+    its wall time."""
     calls: list[tuple[str, Tensor]] = []
+    seconds: dict[str, float] = {}
     pending: list[tuple[str, Tensor]] = []
 
     def wrap(obj: Any, name_of: Any) -> None:
         inner = obj.perturb
 
         def perturb(x: Tensor, y: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-            pending.append((name_of(), y))
-            return inner(x, y, *args, **kwargs)
+            name = name_of()
+            pending.append((name, y))
+            start = time.perf_counter()
+            try:
+                return inner(x, y, *args, **kwargs)
+            finally:
+                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
 
         obj.perturb = perturb
 
@@ -334,4 +349,4 @@ def _record_calls(aa: AutoAttack) -> list[tuple[str, Tensor]]:
         return out
 
     aa.get_logits = logits
-    return calls
+    return calls, seconds
