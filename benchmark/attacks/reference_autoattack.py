@@ -127,7 +127,9 @@ class ReferenceAutoAttack(Attack):
     Parameters: ``steps`` (APGD and FAB iterations, 100), ``n_queries`` (Square, 5000),
     ``version`` ("standard" or "rand") and ``eot_iter`` (rand only, 20). The sub-attacks and
     their resolved budgets are in ``config()["reference"]``; see the module docstring for the
-    class-count substitutions.
+    class-count substitutions. The reference's seed (which it gives every sub-attack) is drawn
+    per call from the RNG the base class seeds with the batch seed, so a run is reproducible
+    and the runner's per-batch seeds take effect.
     """
 
     defaults = {"steps": 100, "n_queries": 5000, "version": "standard", "eot_iter": 20}
