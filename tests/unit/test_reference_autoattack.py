@@ -116,3 +116,18 @@ def test_at_least_as_strong_as_fgsm_and_records_agree(dataset, tiny_models, imag
     assert [b is None for b in record.broken_by] == correct.tolist()
     assert list(record.robust_after.values())[-1] == int(correct.sum())
     assert set(record.broken_by) <= {None, "clean", *attack.config()["reference"]["attacks_to_run"]}
+
+
+def test_adaptive_pass_runs_the_rand_version_on_randomized_defenses():
+    from types import SimpleNamespace
+
+    from benchmark.attacks.presets import AttackCell
+    from benchmark.evaluation.passes import adaptive_overrides
+
+    cell = AttackCell.make("autoattack_ref", "2/255")
+    randomized = SimpleNamespace(meta=SimpleNamespace(randomized=True))
+    averaging = SimpleNamespace(averages=True)
+    overrides = adaptive_overrides("adaptive", cell, randomized, averaging)
+    assert overrides == {"version": "rand", "eot_iter": 1}
+    attack = build_attack("autoattack_ref", _model(5), eps=2 / 255, **overrides)
+    assert attack.config()["reference"]["version"] == "rand"
