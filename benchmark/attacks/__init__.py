@@ -6,6 +6,7 @@ from benchmark.attacks import (  # noqa: F401  (importing a family registers its
     gap,
     gradient,
     rays,
+    reference_autoattack,
     score_based,
     transfer,
 )

@@ -86,8 +86,10 @@ def adaptive_overrides(
     """Attack parameters that change on the adaptive pass: AutoAttack's ``rand`` version
     (APGD-CE/DLR with EOT, Croce & Hein 2020 Sec. 5) against a randomized defense. APGD
     draws once per step when the attacked model already averages draws (``--eot-samples`` >
-    1, or a voting defense's smoothed classifier), else the paper's 20 times."""
-    if label == ThreatModel.ADAPTIVE and cell.attack == "autoattack" and defense.meta.randomized:
+    1, or a voting defense's smoothed classifier), else the paper's 20 times. Both AutoAttacks
+    (``autoattack``, ``autoattack_ref``) take the same two parameters."""
+    autoattack = cell.attack in ("autoattack", "autoattack_ref")
+    if label == ThreatModel.ADAPTIVE and autoattack and defense.meta.randomized:
         return {"version": "rand", "eot_iter": 1 if adaptive_model.averages else 20}
     return {}
 

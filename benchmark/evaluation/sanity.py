@@ -11,7 +11,18 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-ITERATIVE = {"bim", "pgd", "mifgsm", "difgsm", "apgd_ce", "apgd_dlr", "autoattack", "binm", "pgdnm"}
+ITERATIVE = {
+    "bim",
+    "pgd",
+    "mifgsm",
+    "difgsm",
+    "apgd_ce",
+    "apgd_dlr",
+    "autoattack",
+    "autoattack_ref",
+    "binm",
+    "pgdnm",
+}
 SINGLE_STEP = {"fgsm", "fgnm"}
 LARGE_EPS = 64 / 255
 LARGE_EPS_MAX_ACCURACY = 0.05
