@@ -192,13 +192,4 @@ def train_model(
     return entry
 
 
-__all__ = [
-    "PARTIAL_DIR",
-    "SELECTION_VERSION",
-    "TrainConfig",
-    "defense_seed",
-    "defense_tag",
-    "partial_path",
-    "selection_key",
-    "train_model",
-]
+__all__ = ["train_model"]
