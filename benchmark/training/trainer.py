@@ -32,10 +32,9 @@ from benchmark.models.zoo import ModelZoo, ZooEntry, model_id
 from benchmark.results.provenance import git_commit
 from benchmark.training.card import build_card, defense_record, recipe
 from benchmark.training.config import TrainConfig
-from benchmark.training.defense import defense_seed, defense_tag, load_training_defense
+from benchmark.training.defense import defense_tag, load_training_defense
 from benchmark.training.loop import TrainingRun, progress_bar
 from benchmark.training.resume import (
-    PARTIAL_DIR,
     RunState,
     load_partial,
     partial_path,
@@ -43,7 +42,7 @@ from benchmark.training.resume import (
     run_fingerprint,
     save_partial,
 )
-from benchmark.training.selection import SELECTION_VERSION, BestEpoch, epoch_record, selection_key
+from benchmark.training.selection import BestEpoch, epoch_record
 
 logger = logging.getLogger(__name__)
 
