@@ -48,6 +48,13 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.1f}"
 
 
+def unranked_summary(has_protocol_runs: bool) -> str:
+    """Why a protocol board ranks nothing: no protocol run yet, or none that qualifies."""
+    if not has_protocol_runs:
+        return "no protocol run yet: nothing on this board is ranked"
+    return "no ranked row: every protocol run here is collapsed, unreliable or off the images"
+
+
 def board_text(shown: dict[str, Any]) -> str:
     """``show_board``'s result as a plain text table."""
     head = f"{shown['dataset']} {shown['title']}: {shown['n_ranked']} of {shown['n_rows']} rows"
@@ -56,7 +63,7 @@ def board_text(shown: dict[str, Any]) -> str:
         head += f"; protocol {shown['protocol']}"
     lines = [head]
     if shown["protocol"] and not shown["n_ranked"]:
-        lines.append("no protocol run yet: nothing on this board is ranked")
+        lines.append(unranked_summary(any(r["protocol"] for r in shown["rows"])))
     table = [("rank", "key %", "95 % interval", "n", "status", "entry", "protocol", "reason")]
     for r in shown["rows"]:
         ci = r["ci95"]

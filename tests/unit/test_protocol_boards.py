@@ -402,3 +402,30 @@ def test_a_constant_answer_does_not_win_the_corruption_board(tmp_path):
     for r in ranked:
         per_corruption = [np.mean(c["balanced_accuracy"]) for c in r.source.severity["corruptions"]]
         assert r.key_value == pytest.approx(np.mean(per_corruption))
+
+
+def test_an_unranked_board_says_why():
+    from benchmark.leaderboard.show import board_text
+
+    row = {
+        "rank": None,
+        "value": 0.357,
+        "ci95": [0.273, 0.44],
+        "n": 156,
+        "status": "collapsed",
+        "entry": "breastmnist/tiny",
+        "protocol": "mrb_linf_v1 1.0",
+        "reason": "clean balanced accuracy contains chance",
+    }
+    shown = {
+        "dataset": "breastmnist",
+        "title": "L-inf 8/255",
+        "n_ranked": 0,
+        "n_rows": 1,
+        "key": "balanced worst case",
+        "protocol": "mrb_linf_v1 1.0",
+        "rows": [row],
+    }
+    assert "every protocol run here is collapsed" in board_text(shown)
+    shown["rows"] = [{**row, "status": "exploratory", "protocol": None}]
+    assert "no protocol run yet" in board_text(shown)
