@@ -108,6 +108,22 @@ class EvaluationPlan:
         """Whether the defense is a training-time one (its robust model is the scorer)."""
         return self.submission is not None and self.submission.meta.kind == "training"
 
+    def cell_arguments(self, p: AttackPass) -> dict[str, Any]:
+        """The arguments :func:`~benchmark.evaluation.adversarial.craft_cell` and ``run_cell``
+        take for pass ``p`` of this plan, which define its examples and their cache key."""
+        return {
+            "model": p.target,
+            "split": self.split,
+            "cell": p.cell,
+            "attack": p.attack,
+            "indices": self.indices,
+            "model_sha256": self.model_sha,
+            "seed": self.config.seed,
+            "batch_size": self.config.batch_size,
+            "context": p.context,
+            "key_extra": p.key_extra,
+        }
+
 
 def select_subset(n: int, n_examples: int | None, seed: int) -> torch.Tensor:
     """Sorted indices of a seeded random subset of ``n_examples`` out of ``n`` (all if None)."""
@@ -381,20 +397,7 @@ def craft_pass(
     plan = build_plan(config, data_dir=data_dir, zoo=zoo, cache=cache, progress=False)
     p = plan.passes[index]
     seed_everything(config.seed)
-    _, cached = craft_cell(
-        p.target,
-        plan.split,
-        p.cell,
-        p.attack,
-        indices=plan.indices,
-        model_sha256=plan.model_sha,
-        seed=config.seed,
-        batch_size=config.batch_size,
-        cache=cache,
-        context=p.context,
-        progress=False,
-        key_extra=p.key_extra,
-    )
+    _, cached = craft_cell(**plan.cell_arguments(p), cache=cache, progress=False)
     return cached
 
 

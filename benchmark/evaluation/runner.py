@@ -178,19 +178,7 @@ def _attack_passes(
             if g is tm or g.value in config.pass_threat_models
         ]
         run = run_cell(
-            p.target,
-            plan.split,
-            p.cell,
-            p.attack,
-            indices=plan.indices,
-            model_sha256=plan.model_sha,
-            seed=config.seed,
-            batch_size=config.batch_size,
-            cache=cache,
-            context=p.context,
-            progress=progress,
-            score_model=plan.scorer,
-            key_extra=p.key_extra,
+            **plan.cell_arguments(p), cache=cache, progress=progress, score_model=plan.scorer
         )
         block = cell_block(run, clean)
         if plan.defense is not None:
