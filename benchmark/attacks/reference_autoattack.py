@@ -27,6 +27,14 @@ What runs, by class count K (Croce & Hein 2020, Sec. 4 and the authors' ``flags_
 ``version="rand"`` is the reference's version for randomized defenses: APGD-CE and APGD-DLR
 (APGD-margin for K = 2) with ``eot_iter`` gradient draws per step, one restart.
 
+``version="convergence"`` is the protocol's convergence check (docs/protocol.md), not an
+AutoAttack version: only the white-box APGD sub-attacks of the standard run, APGD-CE and
+APGD-margin (K = 2), APGD-DLR (K = 3) or APGD-T (K >= 4), with ``steps`` iterations and
+``restarts`` restarts for the untargeted ones (APGD-T keeps the reference's one restart per
+target class: its ``min(K - 1, 9)`` targets are its restarts). The evaluation runs it with
+twice the protocol's iterations on the images still robust
+(:mod:`benchmark.evaluation.convergence`).
+
 Per call, :attr:`ReferenceAutoAttack.records` gains which sub-attack broke each image and the
 reference's warnings (randomness, zero gradients, Square beating the gradient attacks), the
 evidence the protocol's convergence checks read.
@@ -53,7 +61,7 @@ logger = logging.getLogger(__name__)
 #: The reference logs (progress at DEBUG, its checks at WARNING) go here, not to 'auto-attack'.
 REFERENCE_LOGGER = logging.getLogger(f"{__name__}.pyautoattack")
 
-VERSIONS = ("standard", "rand")
+VERSIONS = ("standard", "rand", "convergence")
 
 
 def margin_loss(logits: Tensor, y: Tensor) -> Tensor:
@@ -125,21 +133,28 @@ class ReferenceAutoAttack(Attack):
     """AutoAttack run by the authors' code (``pyautoattack``), standard version by default.
 
     Parameters: ``steps`` (APGD and FAB iterations, 100), ``n_queries`` (Square, 5000),
-    ``version`` ("standard" or "rand") and ``eot_iter`` (rand only, 20). The sub-attacks and
+    ``version`` ("standard", "rand" or "convergence"), ``eot_iter`` (rand only, 20) and
+    ``restarts`` (convergence only: restarts of the untargeted APGD runs, 3). The sub-attacks and
     their resolved budgets are in ``config()["reference"]``; see the module docstring for the
     class-count substitutions. The reference's seed (which it gives every sub-attack) is drawn
     per call from the RNG the base class seeds with the batch seed, so a run is reproducible
     and the runner's per-batch seeds take effect.
     """
 
-    defaults = {"steps": 100, "n_queries": 5000, "version": "standard", "eot_iter": 20}
+    defaults = {
+        "steps": 100,
+        "n_queries": 5000,
+        "version": "standard",
+        "eot_iter": 20,
+        "restarts": 3,
+    }
 
     def setup(self) -> None:
         if self.params["version"] not in VERSIONS:
             raise ConfigError(
                 f"autoattack_ref version must be one of {VERSIONS}, got '{self.params['version']}'"
             )
-        for name in ("steps", "n_queries", "eot_iter"):
+        for name in ("steps", "n_queries", "eot_iter", "restarts"):
             if int(self.params[name]) < 1:
                 raise ConfigError(f"autoattack_ref {name} must be >= 1")
         self.records: list[SubattackRecord] = []
@@ -154,6 +169,8 @@ class ReferenceAutoAttack(Attack):
         k = self.num_classes
         if self.params["version"] == "rand":
             return ["apgd-ce", "apgd-dlr"]
+        if self.params["version"] == "convergence":
+            return ["apgd-ce", "apgd-t" if k >= 4 else "apgd-dlr"]
         if k >= 4:
             return ["apgd-ce", "apgd-t", "fab-t", "square"]
         if k == 3:
@@ -166,13 +183,15 @@ class ReferenceAutoAttack(Attack):
         steps, n_target = int(self.params["steps"]), min(self.num_classes - 1, 9)
         seed = self.seed if seed is None else seed
         common = {"eps": self.eps, "norm": "Linf", "seed": seed, "device": device}
-        if version == "rand" or k >= 4:
+        if version == "rand" or (version == "standard" and k >= 4):
             aa = AutoAttack(self.model, version=version, **common)
         else:
             aa = AutoAttack(self.model, version="custom", attacks=self.attacks_to_run(), **common)
             # 'custom' keeps the constructor's 5 restarts; the standard budget is 1.
             aa.apgd.n_restarts = 1
             aa.fab.n_restarts = 1
+            if version == "convergence":
+                aa.apgd.n_restarts = int(self.params["restarts"])
         if k == 2:  # same settings, the CW margin in the 'dlr' slot
             old = aa.apgd
             aa.apgd = MarginAPGDAttack(
@@ -245,8 +264,10 @@ class ReferenceAutoAttack(Attack):
 
     def config(self) -> dict[str, Any]:
         cfg = super().config()
-        if self.params["version"] == "standard":  # eot_iter is unused
+        if self.params["version"] != "rand":  # eot_iter is unused
             cfg["params"].pop("eot_iter")
+        if self.params["version"] != "convergence":  # restarts is unused
+            cfg["params"].pop("restarts")
         cfg["reference"] = self.reference_config()
         return cfg
 
@@ -297,6 +318,13 @@ class ReferenceAutoAttack(Attack):
             base = "reference rand version (APGD-CE, APGD-DLR with EOT)"
             if k == 2:
                 return base + "; K=2: DLR undefined, APGD on the CW margin loss z_other - z_y"
+            return base
+        if self.params["version"] == "convergence":
+            base = "convergence check: the standard version's APGD sub-attacks only"
+            if k == 2:
+                return base + "; K=2: APGD on the CW margin loss z_other - z_y"
+            if k == 3:
+                return base + "; K=3: untargeted APGD-DLR"
             return base
         if k == 2:
             return (

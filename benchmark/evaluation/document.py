@@ -7,12 +7,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import benchmark
 from benchmark import paths
 from benchmark.datasets.base import DATASETS
 from benchmark.evaluation.adversarial import CellRun
 from benchmark.evaluation.plan import EvaluationPlan
-from benchmark.metrics.adversarial import worst_case_accuracy, worst_case_balanced_accuracy
+from benchmark.metrics.adversarial import (
+    correct_mask,
+    worst_case_accuracy,
+    worst_case_balanced_accuracy,
+)
 from benchmark.metrics.base import Predictions
 from benchmark.results.naming import ThreatModel, eps_label, result_path, run_suite
 from benchmark.results.outcomes import indices_block, labels_block
@@ -78,6 +84,8 @@ class Scores:
         defense: the ``defense`` block (None undefended).
         corruptions: the ``corruptions`` block (None without corruptions).
         seconds: wall time of the scoring.
+        convergence: the ``convergence`` block of a protocol run (None otherwise; see
+            :mod:`benchmark.evaluation.convergence`).
     """
 
     clean: Predictions
@@ -88,6 +96,24 @@ class Scores:
     defense: dict[str, Any] | None
     corruptions: dict[str, Any] | None
     seconds: float
+    convergence: dict[str, Any] | None = None
+
+
+def budget_members(runs: list[CellRun], norm: str, eps: float) -> list[CellRun]:
+    """The bounded runs a budget's worst case counts: every attack of ``norm`` at ``eps`` or
+    below (an example inside a smaller ball is inside the larger one too)."""
+    return [
+        r for r in runs if r.attack.bounded and r.attack.norm == norm and r.cell.eps <= eps + 1e-12
+    ]
+
+
+def still_robust(clean: Predictions, runs: list[CellRun], norm: str, eps: float) -> np.ndarray:
+    """Per image, whether it counts as robust in the worst case at budget (norm, eps):
+    correct clean and under every run of :func:`budget_members`."""
+    robust = correct_mask(clean)
+    for r in budget_members(runs, norm, eps):
+        robust = robust & correct_mask(r.pred)
+    return robust
 
 
 def worst_cases(clean: Predictions, runs: list[CellRun]) -> list[dict[str, Any]]:
@@ -99,7 +125,7 @@ def worst_cases(clean: Predictions, runs: list[CellRun]) -> list[dict[str, Any]]
     bounded = [r for r in runs if r.attack.bounded]
     out = []
     for norm, eps in sorted({(r.attack.norm, r.cell.eps) for r in bounded}):
-        members = [r for r in bounded if r.attack.norm == norm and r.cell.eps <= eps + 1e-12]
+        members = budget_members(bounded, norm, eps)
         preds = [m.pred for m in members]
         out.append(
             {
@@ -197,6 +223,8 @@ def build_document(
         doc["corruptions"] = scores.corruptions
     if config.protocol is not None:  # id, version and the sha256 of what it resolves to
         doc["protocol"] = PROTOCOLS.get(config.protocol).record()
+    if scores.convergence is not None:
+        doc["convergence"] = scores.convergence
     return doc
 
 
@@ -242,9 +270,11 @@ __all__ = [
     "AttackScores",
     "Scores",
     "ThreatModelScores",
+    "budget_members",
     "build_document",
     "data_block",
     "model_block",
+    "still_robust",
     "worst_cases",
     "write_document",
 ]

@@ -24,6 +24,7 @@ from benchmark.errors import ConfigError
 from benchmark.evaluation.adversarial import cell_block, random_noise_predictions, run_cell
 from benchmark.evaluation.cache import AdversarialCache
 from benchmark.evaluation.config import EvaluationConfig
+from benchmark.evaluation.convergence import plan_convergence
 from benchmark.evaluation.corruption import CorruptionRunner
 from benchmark.evaluation.defended import apply_votes, defense_block, inference_cost
 from benchmark.evaluation.document import (
@@ -121,6 +122,8 @@ def evaluate(
     attacks = _attack_passes(plan, clean, cache, progress)
     noise = _random_noise(plan, attacks)
     sanity = _sanity_checks(plan, attacks, noise)
+    # A protocol run's convergence evidence; it does not change the worst case.
+    convergence = plan_convergence(plan, clean, attacks.primary_scores.runs)
     defense = _defense_section(plan, attacks)
     corruptions = _corruptions(plan, clean, reference, cache, progress)
     scores = Scores(
@@ -132,6 +135,7 @@ def evaluate(
         defense=defense,
         corruptions=corruptions,
         seconds=time.perf_counter() - start,
+        convergence=convergence,
     )
     doc = build_document(plan, scores, git=git, cache_hits=cache.hits, cache_misses=cache.misses)
     path = write_document(doc, out_dir)

@@ -12,7 +12,8 @@ Every row of a protocol board has one status, checked in this order:
   predictions (column sums of the clean confusion matrix). A constant answer is robust to
   every attack by construction, so it must not win a robustness board.
 * ``unreliable``: a failed sanity check (a check with a flag, or any run flag), or no
-  convergence evidence (a ``convergence`` block with ``"reliable": true``).
+  convergence evidence (a ``convergence`` block with ``"reliable": true``; the reason names
+  the first budget where the stronger APGD broke more than one still-robust image).
 * ``ranked``: everything else.
 
 Pure Python and numpy (no torch).
@@ -34,6 +35,9 @@ UNRELIABLE = "unreliable"
 EXPLORATORY = "exploratory"
 #: Statuses in the order a board lists its rows.
 STATUSES = (RANKED, COLLAPSED, UNRELIABLE, EXPLORATORY)
+#: Images the convergence check's stronger attack may break (docs/protocol.md); the evaluation's
+#: copy is :data:`benchmark.evaluation.convergence.MAX_CHANGED` (this module loads no torch).
+MAX_CHANGED = 1
 #: Share of the clean predictions one class may get before the model counts as collapsed.
 CONSTANT_SHARE = 0.95
 
@@ -132,6 +136,16 @@ def unreliable_reason(run: RunView) -> str | None:
     if not isinstance(convergence, dict):
         return "convergence evidence not recorded"
     if convergence.get("reliable") is not True:
+        changed = [
+            b for b in convergence.get("budgets") or [] if int(b.get("broken") or 0) > MAX_CHANGED
+        ]
+        if changed:
+            b = changed[0]
+            return (
+                f"convergence not shown: at {b.get('eps_label')} the stronger APGD broke "
+                f"{b.get('broken')} of {b.get('robust_before')} images still robust "
+                f"(at most {MAX_CHANGED} may change)"
+            )
         return "convergence not shown (more iterations or restarts changed the result)"
     return None
 

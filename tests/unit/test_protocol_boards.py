@@ -119,7 +119,11 @@ def _protocol_doc(
     doc["run_id"], doc["created_at"] = run_id, "2026-11-29T12:00:00Z"
     if protocol:
         doc["protocol"] = MRB_LINF_V1.record()
-        doc["convergence"] = {"reliable": True, "changed": 0}
+        doc["convergence"] = {
+            "rule": "at most 1 image of those still robust may change",
+            "reliable": True,
+            "budgets": [],
+        }
     data = doc["data"]
     data.pop("subset", None)
     data.update(n=n, n_split=n, split="test")
