@@ -145,10 +145,22 @@ def craft_cell(
     chunks = []
     device = model.device
     n_batches = (len(split) + batch_size - 1) // batch_size
+    resumed = 0
     with tqdm(total=n_batches, disable=not show, desc=cell.cell_id, unit="batch") as bar:
         for b, (x, y) in enumerate(split.batches(batch_size, device=device)):
-            chunks.append(attack(x, y, seed=batch_seed(seed, b * batch_size)).cpu())
+            # Each batch has its own seed, so a batch finished before an interruption is the
+            # batch a complete run computes: it is kept and the cell resumes after it.
+            done = cache.load_batch(key, b, tuple(x.shape))
+            if done is None:
+                done = attack(x, y, seed=batch_seed(seed, b * batch_size)).cpu()
+                if n_batches > 1:
+                    cache.save_batch(key, b, done)
+            else:
+                resumed += 1
+            chunks.append(done)
             bar.update(1)
+    if resumed:
+        logger.info("%s: resumed after %d of %d finished batches", cell.cell_id, resumed, n_batches)
     x_adv = torch.cat(chunks)
     cache.save(
         key,

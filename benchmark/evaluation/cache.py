@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,38 @@ class AdversarialCache:
         self.hits += 1
         return tensor
 
+    def batch_path(self, key: str, batch: int) -> Path:
+        """File of batch ``batch`` of the cell ``key`` while the cell is being crafted."""
+        return self.root / key[:2] / f"{key}.partial" / f"{batch:06d}.pt"
+
+    def load_batch(self, key: str, batch: int, shape: tuple[int, ...]) -> torch.Tensor | None:
+        """A finished batch of an interrupted cell, if present, readable and of ``shape``."""
+        if not self.enabled:
+            return None
+        p = self.batch_path(key, batch)
+        if not p.is_file():
+            return None
+        try:
+            blob = torch.load(p, map_location="cpu", weights_only=True)
+            tensor = blob["x_adv"]
+            if blob.get("key") != key or blob.get("batch") != batch:
+                raise ValueError("key or batch mismatch")
+            if tuple(tensor.shape) != tuple(shape):
+                raise ValueError("shape mismatch")
+        except Exception as exc:  # corrupt or foreign: recompute the batch
+            logger.warning("ignoring unusable partial batch %s (%s)", p, exc)
+            return None
+        return tensor
+
+    def save_batch(self, key: str, batch: int, tensor: torch.Tensor) -> None:
+        """Store one finished batch of a cell (atomically), so that an interrupted cell resumes
+        at its next batch; :meth:`save` of the whole cell removes them."""
+        if not self.enabled:
+            return
+        buf = io.BytesIO()
+        torch.save({"key": key, "batch": batch, "x_adv": tensor.detach().cpu().contiguous()}, buf)
+        atomic_write_bytes(self.batch_path(key, batch), buf.getvalue())
+
     def save(self, key: str, tensor: torch.Tensor, description: dict[str, Any]) -> None:
         """Store ``tensor`` under ``key`` atomically, with a JSON description of the cell."""
         if not self.enabled:
@@ -100,3 +133,6 @@ class AdversarialCache:
             buf,
         )
         atomic_write_bytes(self.path(key), buf.getvalue())
+        partial = self.path(key).with_suffix(".partial")
+        if partial.is_dir():  # the whole cell is stored: its batches are no longer needed
+            shutil.rmtree(partial, ignore_errors=True)

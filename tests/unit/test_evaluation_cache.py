@@ -85,3 +85,64 @@ def test_interrupted_run_resumes_from_finished_cells(
     doc, path = evaluate(_config(), data_dir=shared_data, zoo=tiny_models["zoo"], cache=cache)
     assert [a["timing"]["cached"] for a in doc["attacks"]] == [True, True, False]
     assert path.is_file()
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _CountingAttack:
+    """The real attack behind a counter that can interrupt the n-th batch (fault injection)."""
+
+    def __init__(self, attack, fail_at: int | None = None) -> None:
+        self.attack, self.fail_at, self.batches = attack, fail_at, 0
+
+    def __getattr__(self, name):
+        return getattr(self.attack, name)
+
+    def __call__(self, x, y, **kw):
+        self.batches += 1
+        if self.batches == self.fail_at:
+            raise _Interrupted
+        return self.attack(x, y, **kw)
+
+
+def test_an_interrupted_cell_resumes_at_its_next_batch(tiny_models, shared_data, tmp_path):
+    """Batches finished before an interruption are kept; the resumed cell computes only the
+    rest and equals an uninterrupted one (each batch has its own seed)."""
+    import torch
+
+    from benchmark.attacks import ATTACKS
+    from benchmark.datasets.base import load_split
+    from benchmark.evaluation.adversarial import craft_cell
+
+    model = tiny_models["breastmnist"]
+    split = load_split("breastmnist", "test", data_dir=shared_data)
+    cell = AttackCell.make("pgd", "4/255", steps=3)
+
+    def craft(cache, attack):
+        return craft_cell(
+            model,
+            split,
+            cell,
+            attack,
+            indices=torch.arange(len(split)),
+            model_sha256="m",
+            seed=0,
+            batch_size=32,
+            cache=cache,
+        )
+
+    def attack(fail_at=None):
+        real = ATTACKS.get("pgd")(model, eps=cell.eps, seed=0, **cell.param_dict)
+        return _CountingAttack(real, fail_at)
+
+    whole, _ = craft(AdversarialCache(tmp_path / "whole"), attack())
+    with pytest.raises(_Interrupted):  # 156 images in 5 batches; the fourth is interrupted
+        craft(AdversarialCache(tmp_path / "cache"), attack(fail_at=4))
+    assert len(list((tmp_path / "cache").rglob("*.partial/*.pt"))) == 3
+    again = attack()
+    resumed, cached = craft(AdversarialCache(tmp_path / "cache"), again)
+    assert not cached and again.batches == 2  # only the two unfinished batches
+    assert torch.equal(resumed, whole)
+    assert not list((tmp_path / "cache").rglob("*.partial"))  # gone once the cell is stored
