@@ -34,6 +34,7 @@ from benchmark.evaluation.document import (
     build_document,
     write_document,
 )
+from benchmark.evaluation.estimate import log_protocol_estimate
 from benchmark.evaluation.passes import scorer_key
 from benchmark.evaluation.plan import (
     EvaluationPlan,
@@ -107,6 +108,7 @@ def evaluate(
         progress=progress,
     )
     plan = plan_batch_size(plan, cache)
+    log_protocol_estimate(plan)  # a protocol run says how long it will take, first
     reference = load_reference(plan, zoo)
     if executor is not None and plan.passes:  # crafts every pass elsewhere, into the cache
         executor.craft(

@@ -97,3 +97,42 @@ def test_evaluate_with_a_protocol_takes_its_cells_and_refuses_what_it_fixes():
             )
     with pytest.raises(UnknownNameError, match="unknown protocol 'mrb'"):
         EvaluationConfig.from_options(dataset="breastmnist", arch="tiny_cnn", protocol="mrb")
+
+
+def test_protocol_time_bounds_follow_the_budget():
+    from benchmark.evaluation.estimate import gradient_runs, protocol_time_bounds
+
+    assert gradient_runs(2) == (3, 12)  # APGD-CE, APGD-margin, FAB; 2 x (3 + 3) restarts
+    assert gradient_runs(3) == (4, 12)  # APGD-CE, APGD-DLR, FAB-T with 2 targets
+    assert gradient_runs(5) == (9, 14)  # APGD-CE, APGD-T and FAB-T with 4 targets each
+    # 156 binary images, 1 ms forward, 3 ms forward+backward per image.
+    b = protocol_time_bounds(MRB_LINF_V1, 156, 2, 1e-3, 3e-3)
+    # lower: APGD-CE (100 steps) on every image at both budgets
+    assert b.low == pytest.approx(2 * 156 * 100 * 3e-3)
+    # upper: 3 gradient sub-attacks + 12 convergence runs of 100 steps, Square 5000 queries
+    assert b.high == pytest.approx(2 * 156 * ((3 + 12) * 100 * 3e-3 + 5000 * 1e-3))
+    assert b.text() == "between 94 s and 49 min"
+
+
+def test_a_protocol_run_logs_its_time_range_before_any_attack(tiny_models, shared_data, caplog):
+    import logging
+
+    from benchmark.evaluation import EvaluationConfig
+    from benchmark.evaluation.cache import AdversarialCache
+    from benchmark.evaluation.estimate import log_protocol_estimate
+    from benchmark.evaluation.plan import build_plan
+
+    config = EvaluationConfig.from_options(
+        dataset="breastmnist", arch="tiny_cnn", protocol="mrb_linf_v1"
+    )
+    plan = build_plan(
+        config,
+        data_dir=shared_data,
+        zoo=tiny_models["zoo"],
+        cache=AdversarialCache(enabled=False),
+        progress=False,
+    )
+    with caplog.at_level(logging.INFO, logger="benchmark.evaluation.estimate"):
+        bounds = log_protocol_estimate(plan)
+    assert bounds is not None and 0 < bounds.low < bounds.high
+    assert "protocol mrb_linf_v1 on 156 images: the attacks will take between" in caplog.text
