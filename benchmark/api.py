@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmark.datasets.base import ImageSplit, load_split
+from benchmark.datasets.base import ImageSplit, load_split, resolve_size
 from benchmark.device import pick_device
 from benchmark.models.base import ImageClassifier
 from benchmark.models.zoo import ModelZoo, model_id
@@ -74,9 +74,7 @@ def load_model(
         CheckpointError: the model is not in the zoo (the message says how to train it), or
             its checkpoint does not match its card.
     """
-    from benchmark.datasets.base import DATASETS
-
-    size = size or DATASETS.get(dataset).meta.default_size
+    size = resolve_size(dataset, size)
     tag = None
     expect: dict[str, Any] = {"dataset": dataset, "arch": arch, "image_size": size, "seed": seed}
     if defense is not None:

@@ -33,7 +33,7 @@ def corruptions_preview_cmd(
     """Render a PNG strip: one row per type, frames (or severities) across, on a real image."""
     from benchmark.corruptions import CORRUPTIONS, SequenceType
     from benchmark.corruptions.preview import png_bytes, sequence_sheet, severity_sheet
-    from benchmark.datasets.base import DATASETS, load_split
+    from benchmark.datasets.base import load_split
     from benchmark.results.io import atomic_write_bytes
 
     if kind not in ("sequence", "severity"):
@@ -48,7 +48,7 @@ def corruptions_preview_cmd(
     full = load_split(
         dataset,
         split,
-        size=size or DATASETS.get(dataset).meta.default_size,
+        size=size,
         data_dir=data_dir,
         download=download,
     )

@@ -160,6 +160,11 @@ class DatasetSource(Protocol):
 DATASETS: Registry[DatasetSource] = Registry("dataset", meta_type=DatasetMeta)
 
 
+def resolve_size(name: str, size: int | None = None) -> int:
+    """The image size a run of dataset ``name`` uses: ``size``, else the dataset's default."""
+    return size or DATASETS.get(name).meta.default_size
+
+
 def load_split(
     name: str,
     split: str,
@@ -183,7 +188,7 @@ def load_split(
     if split not in SPLITS:
         raise ConfigError(f"unknown split '{split}'; use one of {', '.join(SPLITS)}")
     source = DATASETS.get(name)
-    size = size or source.meta.default_size
+    size = resolve_size(name, size)
     if size not in source.meta.sizes:
         raise ConfigError(
             f"dataset '{name}' has no size {size}; available sizes: "

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmark.attacks.presets import AttackCell, resolve_attack_cells
 from benchmark.corruptions.presets import CorruptionPlan, resolve_corruptions
-from benchmark.datasets.base import DATASETS
+from benchmark.datasets.base import DATASETS, resolve_size
 from benchmark.errors import ConfigError
 from benchmark.models.base import MODELS
 from benchmark.params import parse_params
@@ -244,7 +244,7 @@ class EvaluationConfig:
     @property
     def resolved_size(self) -> int:
         """The image size: :attr:`size`, else the dataset's default."""
-        return self.size or DATASETS.get(self.dataset).meta.default_size
+        return resolve_size(self.dataset, self.size)
 
     @property
     def bpda_always(self) -> bool:

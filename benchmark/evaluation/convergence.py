@@ -30,14 +30,15 @@ from benchmark.evaluation.adversarial import CellRun, batch_seed
 from benchmark.evaluation.document import still_robust
 from benchmark.metrics.base import Predictions
 from benchmark.results.naming import eps_label
-from benchmark.results.protocols import PROTOCOLS, Protocol
+from benchmark.results.protocols import (
+    CONVERGENCE_MAX_CHANGED,
+    CONVERGENCE_RULE,
+    PROTOCOLS,
+    Protocol,
+)
 
 logger = logging.getLogger(__name__)
 
-#: The protocol's rule, as the block records it.
-RULE = "at most 1 image of those still robust may change"
-#: Images the stronger attack may break before the run is unreliable.
-MAX_CHANGED = 1
 #: Restarts of the stronger attack's untargeted APGD runs (the standard version runs 1).
 RESTARTS = 3
 #: The attack the stronger run uses (its ``version="convergence"``).
@@ -114,10 +115,10 @@ def budget_check(
 
 def convergence_block(budgets: list[dict[str, Any]]) -> dict[str, Any]:
     """The ``convergence`` block: reliable when every budget's stronger attack broke at most
-    :data:`MAX_CHANGED` images."""
+    :data:`~benchmark.results.protocols.CONVERGENCE_MAX_CHANGED` images."""
     return {
-        "rule": RULE,
-        "reliable": all(b["broken"] <= MAX_CHANGED for b in budgets),
+        "rule": CONVERGENCE_RULE,
+        "reliable": all(b["broken"] <= CONVERGENCE_MAX_CHANGED for b in budgets),
         "budgets": budgets,
     }
 
@@ -192,9 +193,7 @@ def plan_convergence(plan: Any, clean: Predictions, runs: list[CellRun]) -> dict
 
 
 __all__ = [
-    "MAX_CHANGED",
     "RESTARTS",
-    "RULE",
     "budget_check",
     "convergence_block",
     "plan_convergence",

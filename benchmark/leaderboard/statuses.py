@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.metrics.balanced import balanced_accuracy, stratified_bootstrap_balanced
-from benchmark.results.protocols import Protocol, protocol_problems
+from benchmark.results.protocols import CONVERGENCE_MAX_CHANGED, Protocol, protocol_problems
 from benchmark.results.view import RunView
 
 RANKED = "ranked"
@@ -35,9 +35,6 @@ UNRELIABLE = "unreliable"
 EXPLORATORY = "exploratory"
 #: Statuses in the order a board lists its rows.
 STATUSES = (RANKED, COLLAPSED, UNRELIABLE, EXPLORATORY)
-#: Images the convergence check's stronger attack may break (docs/protocol.md); the evaluation's
-#: copy is :data:`benchmark.evaluation.convergence.MAX_CHANGED` (this module loads no torch).
-MAX_CHANGED = 1
 #: Share of the clean predictions one class may get before the model counts as collapsed.
 CONSTANT_SHARE = 0.95
 
@@ -137,14 +134,16 @@ def unreliable_reason(run: RunView) -> str | None:
         return "convergence evidence not recorded"
     if convergence.get("reliable") is not True:
         changed = [
-            b for b in convergence.get("budgets") or [] if int(b.get("broken") or 0) > MAX_CHANGED
+            b
+            for b in convergence.get("budgets") or []
+            if int(b.get("broken") or 0) > CONVERGENCE_MAX_CHANGED
         ]
         if changed:
             b = changed[0]
             return (
                 f"convergence not shown: at {b.get('eps_label')} the stronger APGD broke "
                 f"{b.get('broken')} of {b.get('robust_before')} images still robust "
-                f"(at most {MAX_CHANGED} may change)"
+                f"(at most {CONVERGENCE_MAX_CHANGED} may change)"
             )
         return "convergence not shown (more iterations or restarts changed the result)"
     return None

@@ -24,6 +24,10 @@ from benchmark.results.naming import eps_label
 #: The protocol tracks: undefended models and training-time defenses (deterministic), and
 #: randomized / preprocessing defenses (adaptive; its protocol comes with the adaptive track).
 TRACKS = ("deterministic", "adaptive")
+#: Convergence rule of every protocol: of the images still robust, a stronger APGD (twice the
+#: iterations, more restarts) may break at most this many before the run is unreliable.
+CONVERGENCE_MAX_CHANGED = 1
+CONVERGENCE_RULE = f"at most {CONVERGENCE_MAX_CHANGED} image of those still robust may change"
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,8 @@ def _block_matches(block: dict[str, Any], attack: str, eps: float, params: dict)
 
 
 __all__ = [
+    "CONVERGENCE_MAX_CHANGED",
+    "CONVERGENCE_RULE",
     "MRB_LINF_V1",
     "PROTOCOLS",
     "TRACKS",

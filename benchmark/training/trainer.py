@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from benchmark.datasets.base import DATASETS, DatasetMeta, ImageSplit, load_split
+from benchmark.datasets.base import DATASETS, DatasetMeta, ImageSplit, load_split, resolve_size
 from benchmark.device import pick_device, seed_everything
 from benchmark.errors import ConfigError
 from benchmark.models.base import ImageClassifier, build_model
@@ -140,7 +140,7 @@ def train_model(
     git = git_commit()  # the code that runs is the code checked out now
     zoo = zoo or ModelZoo()
     meta = DATASETS.get(config.dataset).meta
-    size = config.size or meta.default_size
+    size = resolve_size(config.dataset, config.size)
     device = pick_device(config.device)
     seed_everything(config.seed)
     if splits is None:

@@ -22,7 +22,6 @@ from benchmark.attacks.reference_autoattack import ReferenceAutoAttack
 from benchmark.datasets import load_split
 from benchmark.evaluation.adversarial import CellRun
 from benchmark.evaluation.convergence import (
-    RULE,
     budget_check,
     convergence_block,
     protocol_convergence,
@@ -32,7 +31,7 @@ from benchmark.evaluation.document import still_robust, worst_cases
 from benchmark.leaderboard.statuses import unreliable_reason
 from benchmark.metrics.base import Predictions
 from benchmark.models import build_model
-from benchmark.results.protocols import MRB_LINF_V1, Protocol, ProtocolAttack
+from benchmark.results.protocols import CONVERGENCE_RULE, MRB_LINF_V1, Protocol, ProtocolAttack
 from benchmark.results.schema import load_schema
 
 EPS = 8 / 255
@@ -146,7 +145,7 @@ def test_reliable_follows_the_at_most_one_rule():
     assert convergence_block([b(0), b(1)])["reliable"] is True
     assert convergence_block([b(1), b(2)])["reliable"] is False
     assert convergence_block([])["reliable"] is True
-    assert convergence_block([b(0)])["rule"] == RULE
+    assert convergence_block([b(0)])["rule"] == CONVERGENCE_RULE
 
 
 def test_protocol_convergence_uses_the_worst_case_and_validates(tiny_models, breast):
@@ -192,9 +191,9 @@ def test_unreliable_rule_reads_the_block():
 
     entry = {"eps": 8 / 255, "eps_label": "8/255", "robust_before": 30, "broken": 3,
              "attack": {}, "seconds": 1.0}  # fmt: skip
-    ok = {"rule": RULE, "reliable": True, "budgets": [{**entry, "broken": 1}]}
+    ok = {"rule": CONVERGENCE_RULE, "reliable": True, "budgets": [{**entry, "broken": 1}]}
     assert unreliable_reason(run(ok)) is None
     assert unreliable_reason(run(None)) == "convergence evidence not recorded"
-    bad = {"rule": RULE, "reliable": False, "budgets": [{**entry, "broken": 0}, entry]}
+    bad = {"rule": CONVERGENCE_RULE, "reliable": False, "budgets": [{**entry, "broken": 0}, entry]}
     reason = unreliable_reason(run(bad))
     assert "8/255" in reason and "broke 3 of 30" in reason
