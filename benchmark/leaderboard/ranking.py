@@ -6,7 +6,7 @@ A **board** is a dataset and a threat model: L-inf at one eps, or corruptions.
   8/255) rank only the rows whose status is ``ranked`` (:mod:`benchmark.leaderboard.statuses`):
   conformant protocol runs, all on the same images, ranked by their balanced worst-case
   accuracy with paired tests and shared ranks
-  (:func:`~benchmark.metrics.paired.rank_board`, ``metric="balanced"``), recomputed from the
+  (:func:`~benchmark.metrics.ranks.rank_board`, ``metric="balanced"``), recomputed from the
   per-image outcomes of the results files. Every other row is listed without a rank, with
   its status and the reason; an exploratory row shows the older screening figures (the lowest
   balanced worst case over the entry's runs, under the strongest threat model each run has).

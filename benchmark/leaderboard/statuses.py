@@ -7,7 +7,7 @@ Every row of a protocol board has one status, checked in this order:
   its defense belongs to the adaptive track (preprocessing, wrapper: anything but a
   training-time defense). Exploratory rows show the older screening figures, unranked.
 * ``collapsed``: the protocol run's clean balanced accuracy has a 95 % interval (stratified
-  bootstrap, :func:`~benchmark.metrics.paired.stratified_bootstrap_balanced`) that contains
+  bootstrap, :func:`~benchmark.metrics.balanced.stratified_bootstrap_balanced`) that contains
   1/K (K classes present), or one class gets at least :data:`CONSTANT_SHARE` of the clean
   predictions (column sums of the clean confusion matrix). A constant answer is robust to
   every attack by construction, so it must not win a robustness board.
