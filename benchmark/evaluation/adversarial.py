@@ -32,6 +32,7 @@ from benchmark.metrics.adversarial import compute_adversarial_metrics, correct_m
 from benchmark.metrics.base import Predictions
 from benchmark.models.base import ImageClassifier
 from benchmark.models.inference import predict_images
+from benchmark.models.pass_timer import PassTimer, PassTimes
 from benchmark.results.naming import eps_label
 from benchmark.results.outcomes import outcomes_block
 
@@ -49,6 +50,7 @@ class CellRun:
     seconds: float
     cached: bool
     votes: dict[str, Any] | None = None
+    passes: PassTimes | None = None
 
     def summary(self) -> dict[str, Any]:
         """The fields the sanity checks need."""
@@ -195,20 +197,21 @@ def run_cell(
     and score it with ``score_model`` (default ``model``): the defended pipeline when a
     defense is evaluated."""
     start_time = time.perf_counter()
-    x_adv, cached = craft_cell(
-        model,
-        split,
-        cell,
-        attack,
-        indices=indices,
-        model_sha256=model_sha256,
-        seed=seed,
-        batch_size=batch_size,
-        cache=cache,
-        context=context,
-        progress=progress,
-        key_extra=key_extra,
-    )
+    with PassTimer(model) as timer:
+        x_adv, cached = craft_cell(
+            model,
+            split,
+            cell,
+            attack,
+            indices=indices,
+            model_sha256=model_sha256,
+            seed=seed,
+            batch_size=batch_size,
+            cache=cache,
+            context=context,
+            progress=progress,
+            key_extra=key_extra,
+        )
     seconds = time.perf_counter() - start_time
     clean_x = split.images.float().div(255.0)
     norms = {k: v.numpy() for k, v in perturbation_norms(clean_x, x_adv).items()}
@@ -228,7 +231,7 @@ def run_cell(
         "cached" if cached else "computed",
         seconds,
     )
-    return CellRun(cell, attack, pred, norms, seconds, cached, votes)
+    return CellRun(cell, attack, pred, norms, seconds, cached, votes, timer.times)
 
 
 def cell_block(run: CellRun, clean: Predictions) -> dict[str, Any]:
@@ -255,7 +258,11 @@ def cell_block(run: CellRun, clean: Predictions) -> dict[str, Any]:
         "metrics": metrics,
         "outcomes": outcomes_block(correct_mask(run.pred)),
         "perturbation": norms,
-        "timing": {"seconds": run.seconds, "cached": run.cached},
+        "timing": {
+            "seconds": run.seconds,
+            "cached": run.cached,
+            **(run.passes.record() if run.passes is not None and not run.cached else {}),
+        },
         **({"votes": run.votes} if run.votes is not None else {}),
     }
 

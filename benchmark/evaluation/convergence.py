@@ -29,6 +29,7 @@ from benchmark.attacks.base import build_attack
 from benchmark.evaluation.adversarial import CellRun, batch_seed
 from benchmark.evaluation.document import still_robust
 from benchmark.metrics.base import Predictions
+from benchmark.models.pass_timer import PassTimer
 from benchmark.results.naming import eps_label
 from benchmark.results.protocols import (
     CONVERGENCE_MAX_CHANGED,
@@ -83,18 +84,19 @@ def budget_check(
     broken = np.zeros(len(robust), dtype=bool)
     start = time.perf_counter()
     device = next(model.parameters()).device
-    for b in range(0, len(idx), batch_size):
-        part = torch.as_tensor(idx[b : b + batch_size])
-        xb, yb = x[part].to(device), y[part].to(device)
-        x_adv = attack(xb, yb, seed=batch_seed(seed, b))
-        was_training = scorer.training
-        scorer.eval()
-        try:
-            with torch.no_grad():
-                wrong = scorer(x_adv).argmax(1) != yb
-        finally:
-            scorer.train(was_training)
-        broken[idx[b : b + batch_size]] = wrong.cpu().numpy()
+    with PassTimer(model) as timer:
+        for b in range(0, len(idx), batch_size):
+            part = torch.as_tensor(idx[b : b + batch_size])
+            xb, yb = x[part].to(device), y[part].to(device)
+            x_adv = attack(xb, yb, seed=batch_seed(seed, b))
+            was_training = scorer.training
+            scorer.eval()
+            try:
+                with torch.no_grad():
+                    wrong = scorer(x_adv).argmax(1) != yb
+            finally:
+                scorer.train(was_training)
+            broken[idx[b : b + batch_size]] = wrong.cpu().numpy()
     entry = {
         "eps": float(eps),
         "eps_label": eps_label(eps),
@@ -102,6 +104,7 @@ def budget_check(
         "broken": int(broken.sum()),
         "attack": attack.config(),
         "seconds": round(time.perf_counter() - start, 3),
+        **timer.times.record(),
     }
     logger.info(
         "convergence at %s: %d of %d still-robust images broken by %d-step APGD",
