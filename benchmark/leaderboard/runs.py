@@ -2,8 +2,10 @@
 
 * A **run** is one results file; a run folder (``<dataset>/<suite>/<model>[__<defense>]/``)
   keeps every version, the newest is current and the older ones stay reachable.
-* An **entry** is one model under one defense configuration on one dataset: the current runs
-  of every suite evaluated for it (e.g. the ``defense`` screen and the ``medrdf`` protocol).
+* An **entry** is one checkpoint under one defense configuration on one dataset: the current
+  runs of every suite evaluated for it (e.g. the ``defense`` screen and the ``medrdf``
+  protocol). A model id retrained to another checkpoint is another entry, so no row mixes
+  numbers of two checkpoints; its label names the checkpoint where the id alone is ambiguous.
 
 Files that do not validate against the results schema are reported by name with the reason
 and left out; everything else is built. The leaderboards themselves are ranked in
@@ -38,7 +40,7 @@ class Run(RunView):
 
 @dataclass
 class Entry:
-    """A model under one defense configuration on one dataset, with its current runs."""
+    """A checkpoint under one defense configuration on one dataset, with its current runs."""
 
     key: str
     dataset: str
@@ -47,10 +49,14 @@ class Entry:
     defense: str | None
     defense_params: dict[str, Any]
     runs: list[Run]
+    checkpoint: str = ""
+    #: Another entry has the same model id and defense with another checkpoint.
+    ambiguous: bool = False
 
     @property
     def label(self) -> str:
-        return defense_label({"defense": self.defense, "defense_params": self.defense_params})
+        label = defense_label({"defense": self.defense, "defense_params": self.defense_params})
+        return f"{label} (checkpoint {self.checkpoint[:8]})" if self.ambiguous else label
 
     @property
     def slug(self) -> str:
@@ -103,22 +109,41 @@ def load_runs(root: Path) -> tuple[list[Run], list[Invalid]]:
 
 
 def group_entries(runs: list[Run]) -> list[Entry]:
-    """Entries: runs of the same dataset, model and defense configuration."""
+    """Entries: runs of the same dataset, checkpoint and defense configuration (the key is
+    ``dataset/model_id[@sha256 prefix][/defense,params]``)."""
     groups: dict[str, Entry] = {}
     for run in runs:
         params = run.defense_params
         key = f"{run.dataset}/{run.model_id}"
+        if run.checkpoint_sha256:
+            key += "@" + run.checkpoint_sha256[:12]
         if run.defense:
             key += "/" + run.defense + "".join(f",{k}={v}" for k, v in sorted(params.items()))
         entry = groups.get(key)
         if entry is None:
             entry = groups[key] = Entry(
-                key, run.dataset, run.model_id, run.config["arch"], run.defense, params, []
+                key,
+                run.dataset,
+                run.model_id,
+                run.config["arch"],
+                run.defense,
+                params,
+                [],
+                run.checkpoint_sha256,
             )
         entry.runs.append(run)
+    checkpoints: dict[tuple[str, str, str], set[str]] = {}
     for entry in groups.values():
         entry.runs.sort(key=lambda r: (r.suite, r.path))
+        checkpoints.setdefault(_same_name(entry), set()).add(entry.checkpoint)
+    for entry in groups.values():
+        entry.ambiguous = len(checkpoints[_same_name(entry)]) > 1
     return [groups[k] for k in sorted(groups)]
+
+
+def _same_name(entry: Entry) -> tuple[str, str, str]:
+    """What a reader sees as one entry: dataset, model id and defense label."""
+    return entry.dataset, entry.model_id, entry.key.split("/", 2)[2] if entry.defense else ""
 
 
 def entry_facts(entry: Entry) -> dict[str, Any]:

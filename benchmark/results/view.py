@@ -68,6 +68,11 @@ class RunView:
         return self.config.get("arch", "")
 
     @property
+    def checkpoint_sha256(self) -> str:
+        """The sha256 of the evaluated checkpoint ('' where the file does not record one)."""
+        return (self.doc.get("model") or {}).get("checkpoint_sha256") or ""
+
+    @property
     def defense(self) -> str | None:
         return self.config.get("defense") or None
 

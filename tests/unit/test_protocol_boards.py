@@ -433,3 +433,28 @@ def test_an_unranked_board_says_why():
     assert "every protocol run here is collapsed" in board_text(shown)
     shown["rows"] = [{**row, "status": "exploratory", "protocol": None}]
     assert "no protocol run yet" in board_text(shown)
+
+
+def test_a_retrained_checkpoint_is_its_own_entry(tmp_path):
+    """The same model id retrained to another checkpoint: its protocol run ranks as its own
+    entry, the old checkpoint's runs stay apart (no row mixes two checkpoints), and the labels
+    name the checkpoints because the id alone no longer tells them apart."""
+    old = _protocol_doc("none", robust={E2: (30, 90), E8: (12, 60)}, protocol=False)
+    old["config"]["suite"] = "xu2021_table5"
+    new = _protocol_doc("none", robust={E2: (20, 80), E8: (10, 50)})
+    new["model"]["checkpoint_sha256"] = "ab" * 32
+    new["run_id"], new["created_at"] = "mrb_linf_v1_20261129t130000z", "2026-11-29T13:00:00Z"
+    root = _publish(tmp_path, {"old": old, "new": new}, exploratory={"old"})
+    runs, _ = load_runs(root)
+    entries = group_entries(runs)
+    assert len(entries) == 2
+    assert {e.checkpoint[:8] for e in entries} == {
+        "abababab",
+        old["model"]["checkpoint_sha256"][:8],
+    }
+    for entry in entries:
+        assert entry.ambiguous and f"(checkpoint {entry.checkpoint[:8]})" in entry.label
+        assert {r.doc["model"]["checkpoint_sha256"] for r in entry.runs} == {entry.checkpoint}
+    rows = {r.entry.checkpoint[:8]: r for r in _board(root, "linf-8-255").rows}
+    assert rows["abababab"].ranked and rows["abababab"].source.run_id == new["run_id"]
+    assert not rows[old["model"]["checkpoint_sha256"][:8]].ranked
