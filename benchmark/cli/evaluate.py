@@ -39,6 +39,11 @@ def evaluate_cmd(
     eot_samples: int = typer.Option(
         20, help="Draws per step of adaptive attacks on randomized defenses (EOT)."
     ),
+    draws: int = typer.Option(
+        1,
+        help="Answers of a randomized defense per scored image; an image is correct only if "
+        "every answer is (worst-of-draws scoring).",
+    ),
     adaptive_gradient: str = typer.Option(
         "exact",
         help="Adaptive pass through a differentiable purifier: exact (autograd) or bpda "
@@ -107,6 +112,7 @@ def evaluate_cmd(
         defense_params=defense_param,
         threat_models=threat_model,
         eot_samples=eot_samples,
+        draws=draws,
         adaptive_gradient=adaptive_gradient,
         corruptions=corruptions,
         corruption_reference=corruption_reference,

@@ -27,7 +27,8 @@ from benchmark.attacks.base import (
 from benchmark.attacks.presets import AttackCell
 from benchmark.datasets.base import ImageSplit
 from benchmark.evaluation.cache import AdversarialCache, cache_key, indices_digest
-from benchmark.evaluation.defended import apply_votes, voting_module
+from benchmark.evaluation.defended import voting_module
+from benchmark.evaluation.draws import effective_draws, score_draws
 from benchmark.metrics.adversarial import compute_adversarial_metrics, correct_mask
 from benchmark.metrics.base import Predictions
 from benchmark.models.base import ImageClassifier
@@ -51,6 +52,7 @@ class CellRun:
     cached: bool
     votes: dict[str, Any] | None = None
     passes: PassTimes | None = None
+    draws: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The fields the sanity checks need."""
@@ -192,10 +194,12 @@ def run_cell(
     progress: bool | None = None,
     score_model: torch.nn.Module | None = None,
     key_extra: dict[str, Any] | None = None,
+    draws: int = 1,
 ) -> CellRun:
     """Attack every sample of ``split`` (or load the cached result, see :func:`craft_cell`)
     and score it with ``score_model`` (default ``model``): the defended pipeline when a
-    defense is evaluated."""
+    defense is evaluated. A randomized defense answers each image ``draws`` times and the
+    image counts as robust only if every answer is right (:mod:`benchmark.evaluation.draws`)."""
     start_time = time.perf_counter()
     with PassTimer(model) as timer:
         x_adv, cached = craft_cell(
@@ -222,8 +226,9 @@ def run_cell(
     voting = voting_module(scorer)
     if voting is not None:
         voting.take_votes()  # drop votes of earlier forwards (e.g. a cached attack's checks)
-    pred = predict_images(scorer, x_adv, split, seed=seed)
-    pred, votes = apply_votes(scorer, pred, split.labels)
+    pred, votes, draw_record = score_draws(
+        scorer, x_adv, split, seed=seed, draws=effective_draws(scorer, draws)
+    )
     logger.info(
         "%s: robust accuracy %.4f (%s, %.1f s)",
         cell.cell_id,
@@ -231,7 +236,7 @@ def run_cell(
         "cached" if cached else "computed",
         seconds,
     )
-    return CellRun(cell, attack, pred, norms, seconds, cached, votes, timer.times)
+    return CellRun(cell, attack, pred, norms, seconds, cached, votes, timer.times, draw_record)
 
 
 def cell_block(run: CellRun, clean: Predictions) -> dict[str, Any]:
@@ -264,6 +269,7 @@ def cell_block(run: CellRun, clean: Predictions) -> dict[str, Any]:
             **(run.passes.record() if run.passes is not None and not run.cached else {}),
         },
         **({"votes": run.votes} if run.votes is not None else {}),
+        **({"draws": run.draws} if run.draws is not None else {}),
     }
 
 

@@ -72,6 +72,9 @@ class EvaluationConfig:
         corruption_reference: zoo model id of the reference model for RFP and CE (optional).
         protocol: id of the versioned protocol the attacks come from (``--protocol``; see
             ``docs/protocol.md``); recorded with its version and sha256 in the results.
+        draws: how many times a randomized defense answers each scored image (``--draws``,
+            worst-of-draws scoring: an image is correct only if every answer is; see
+            :mod:`benchmark.evaluation.draws`); 1 for deterministic pipelines whatever is set.
     """
 
     dataset: str
@@ -94,6 +97,7 @@ class EvaluationConfig:
     corruption_suite: str | None = None
     corruption_reference: str | None = None
     protocol: str | None = None
+    draws: int = 1
 
     @classmethod
     def from_options(
@@ -121,6 +125,7 @@ class EvaluationConfig:
         executor: str = "local",
         use_cache: bool = True,
         protocol: str | None = None,
+        draws: int = 1,
     ) -> EvaluationConfig:
         """A validated configuration from the command line's raw options.
 
@@ -149,6 +154,7 @@ class EvaluationConfig:
             protocol: ``--protocol``: a registered protocol id; it fixes the attacks, their
                 budgets and the images (the whole split), so it excludes ``attacks``, ``eps``,
                 ``attack_params``, ``n_examples`` and a split other than its own.
+            draws: ``--draws``.
 
         Returns:
             The configuration, checked by :meth:`validate`.
@@ -192,6 +198,7 @@ class EvaluationConfig:
             eot_samples=eot_samples,
             adaptive_gradient=adaptive_gradient,
             protocol=protocol,
+            draws=draws,
         )
         check_executor(executor, use_cache)
         config.validate()
@@ -222,6 +229,8 @@ class EvaluationConfig:
                     "transfer and black_box come from the attacks (transfer, square, spsa, rays)"
                 )
         self._validate_adaptive_gradient()
+        if isinstance(self.draws, bool) or not isinstance(self.draws, int) or self.draws < 1:
+            raise ConfigError(f"--draws must be a positive integer, got {self.draws!r}")
         if self.n_examples is not None and self.n_examples < 1:
             raise ConfigError(f"--n-examples must be >= 1, got {self.n_examples}")
         if self.corruption_reference and self.corruptions is None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import paths
+from benchmark.datasets.base import to_float
 from benchmark.device import seed_everything
 from benchmark.errors import ConfigError
 from benchmark.evaluation.adversarial import cell_block, random_noise_predictions, run_cell
@@ -26,7 +27,7 @@ from benchmark.evaluation.cache import AdversarialCache
 from benchmark.evaluation.config import EvaluationConfig
 from benchmark.evaluation.convergence import plan_convergence
 from benchmark.evaluation.corruption import CorruptionRunner
-from benchmark.evaluation.defended import apply_votes, defense_block, inference_cost
+from benchmark.evaluation.defended import defense_block, inference_cost
 from benchmark.evaluation.document import (
     AttackScores,
     Scores,
@@ -34,6 +35,7 @@ from benchmark.evaluation.document import (
     build_document,
     write_document,
 )
+from benchmark.evaluation.draws import effective_draws, score_draws
 from benchmark.evaluation.estimate import log_protocol_estimate
 from benchmark.evaluation.passes import scorer_key
 from benchmark.evaluation.plan import (
@@ -149,11 +151,18 @@ def _score_clean(plan: EvaluationPlan) -> tuple[Predictions, dict[str, Any]]:
     """Clean predictions of the scorer and the ``metrics`` block's clean entries (with a
     defense, the undefended model's too)."""
     config, split = plan.config, plan.split
-    if plan.defense is not None:
-        plan.defense.reseed(config.seed)
-    clean = predict(plan.scorer, split, batch_size=config.batch_size, seed=config.seed)
-    clean, clean_votes = apply_votes(plan.scorer, clean, split.labels)
+    images = to_float(split.images)
+    clean, clean_votes, draws = score_draws(
+        plan.scorer,
+        images,
+        split,
+        seed=config.seed,
+        draws=effective_draws(plan.scorer, config.draws),
+        batch_size=config.batch_size,
+    )
     metrics: dict[str, Any] = {"clean": _clean_block(clean)}
+    if draws is not None:
+        metrics["clean"]["draws"] = draws
     if clean_votes is not None:
         metrics["clean_votes"] = clean_votes
     if plan.defense is not None:
@@ -184,7 +193,11 @@ def _attack_passes(
             if g is tm or g.value in config.pass_threat_models
         ]
         run = run_cell(
-            **plan.cell_arguments(p), cache=cache, progress=progress, score_model=plan.scorer
+            **plan.cell_arguments(p),
+            cache=cache,
+            progress=progress,
+            score_model=plan.scorer,
+            draws=config.draws,
         )
         block = cell_block(run, clean)
         if plan.defense is not None:
@@ -252,6 +265,7 @@ def _defense_section(plan: EvaluationPlan, attacks: AttackScores) -> dict[str, A
         config.eot_samples,
         config.bpda_always,
     )
+    block["draws"] = effective_draws(plan.scorer, config.draws)
     block["cost"] = inference_cost(
         plan.model, plan.defended, plan.split, config.batch_size, config.seed
     )

@@ -179,6 +179,7 @@ def test_record_is_the_resolved_config_block():
         "sanity_attack",
         "corruption_suite",
         "corruption_reference",
+        "draws",
         "image_size",
         "model_id",
         "threat_model",

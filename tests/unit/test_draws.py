@@ -1,0 +1,105 @@
+"""Worst-of-draws scoring: a randomized defense answers each image R times and the image is
+correct only if every answer is; the single-draw figure is the first draw's, which is what a
+one-draw run reports."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from benchmark.datasets.base import load_split, to_float
+from benchmark.defenses.base import DefendedModel, Defense, DefenseMeta
+from benchmark.evaluation.draws import draw_seed, effective_draws, score_draws, worst_of
+from benchmark.metrics.adversarial import correct_mask
+from benchmark.metrics.base import Predictions
+from benchmark.models.inference import predict_images
+from benchmark.results.outcomes import unpack_outcomes
+
+
+class Noise(Defense):
+    """Adds strong Gaussian noise: the answers near the boundary change from draw to draw."""
+
+    meta = DefenseMeta(kind="preprocessing", randomized=True, differentiable=True)
+    defaults: ClassVar[dict[str, float]] = {"sigma": 0.5}
+
+    def purify(self, x: torch.Tensor) -> torch.Tensor:
+        gen = self.generator(x.device)
+        noise = torch.randn(x.shape, generator=gen, device=x.device)
+        return (x + float(self.params["sigma"]) * noise).clamp(0, 1)
+
+
+class Fixed(Noise):
+    meta = DefenseMeta(kind="preprocessing", randomized=False, differentiable=True)
+
+    def purify(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class MeanThreshold(torch.nn.Module):
+    """Class 1 when the image's mean grey level is above ``t``: images near ``t`` change
+    answer under noise."""
+
+    multi_label = False
+    num_classes = 2
+    device = torch.device("cpu")
+
+    def __init__(self, t: float) -> None:
+        super().__init__()
+        self.t = t
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = 50 * (x.mean(dim=(1, 2, 3)) - self.t)
+        return torch.stack([-m, m], dim=1)
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self(x), dim=1)
+
+
+def _pipeline(defense: Defense, t: float = 0.5) -> DefendedModel:
+    return DefendedModel(MeanThreshold(t), defense).eval()
+
+
+def test_worst_of_takes_the_first_wrong_answer():
+    labels = np.array([0, 1, 0])
+    names = ("a", "b")
+    right = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    wrong_last = np.array([[0.9, 0.1], [0.3, 0.7], [0.4, 0.6]])
+    a, b = Predictions(right, labels, names), Predictions(wrong_last, labels, names)
+    combined = worst_of([a, b])
+    assert correct_mask(combined).tolist() == [True, True, False]
+    assert np.array_equal(combined.probs[2], wrong_last[2])
+    assert np.array_equal(combined.probs[:2], right[:2])
+
+
+def test_score_draws_is_the_and_of_independent_draws(shared_data):
+    split = load_split("breastmnist", "test", size=28, data_dir=shared_data)
+    split = split.subset(torch.arange(64))
+    images = to_float(split.images)
+    # the threshold at the median mean grey level: half the images sit close to it
+    pipeline = _pipeline(Noise(sigma=0.3), float(images.mean(dim=(1, 2, 3)).median()))
+    pred, _, record = score_draws(pipeline, images, split, seed=3, draws=5)
+    by_hand = []
+    for r in range(5):
+        pipeline.defense.reseed(draw_seed(3, r))
+        by_hand.append(correct_mask(predict_images(pipeline, images, split, seed=3)))
+    all_right = np.logical_and.reduce(by_hand)
+    assert np.array_equal(correct_mask(pred), all_right)
+    # the noise flips some answers between draws: worst-of-5 is strictly below one draw
+    assert all_right.sum() < by_hand[0].sum()
+    assert record["R"] == 5
+    assert record["single_draw_accuracy"]["value"] == by_hand[0].mean()
+    assert np.array_equal(
+        unpack_outcomes(record["single_draw_outcomes"]["correct"], 64), by_hand[0]
+    )
+    assert record["accuracy_per_draw"] == [float(c.mean()) for c in by_hand]
+    # draw 0 is the run seed: the single-draw figure is a one-draw run's
+    one, _, none = score_draws(pipeline, images, split, seed=3, draws=1)
+    assert none is None and np.array_equal(correct_mask(one), by_hand[0])
+
+
+def test_deterministic_pipelines_are_scored_once():
+    assert effective_draws(_pipeline(Noise()), 5) == 5
+    assert effective_draws(_pipeline(Fixed()), 5) == 1
+    assert effective_draws(MeanThreshold(0.5), 5) == 1
