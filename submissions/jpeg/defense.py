@@ -109,7 +109,7 @@ class JPEGCompression(Defense):
 
     Backward (``purify_approx``, used by BPDA under the adaptive threat model): a
     differentiable JPEG in torch after Shin and Song, "JPEG-resistant adversarial images",
-    NIPS 2017 MLSec workshop, Sec. 3: RGB -> YCbCr (colour images), 4:2:0 chroma subsampling
+    NIPS 2017 MLSec workshop: RGB -> YCbCr (colour images), 4:2:0 chroma subsampling
     (implemented: 2 x 2 average, libjpeg's bilinear upsampling), 8 x 8 block DCT, division by
     the IJG luminance and chrominance tables scaled for ``quality``, the rounding
     ``round(x) + (x - round(x))**3``, and the inverse of each step. Its value is close to the
@@ -127,7 +127,7 @@ class JPEGCompression(Defense):
         randomized=False,
         differentiable=False,  # attacked with BPDA through purify_approx
         reference="https://arxiv.org/abs/1711.00117 Sec. 3 (JPEG compression); BPDA approximation "
-        "after Shin and Song 2017, JPEG-resistant adversarial images, Sec. 3",
+        "after Shin and Song 2017, JPEG-resistant adversarial images (NIPS MLSec workshop)",
         version="1.1",
         license="MIT",
         authors=("MedRobustBench",),
