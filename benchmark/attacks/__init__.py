@@ -7,6 +7,7 @@ from benchmark.attacks import (  # noqa: F401  (importing a family registers its
     gradient,
     rays,
     reference_autoattack,
+    reference_square,
     score_based,
     transfer,
 )

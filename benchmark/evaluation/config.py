@@ -172,6 +172,13 @@ class EvaluationConfig:
                 split=split,
                 sanity_attack=sanity_attack,
             )
+            threat_models, eot_samples, draws = protocol_defense_options(
+                protocol,
+                defense=defense,
+                threat_models=threat_models,
+                eot_samples=eot_samples,
+                draws=draws,
+            )
         else:
             suite, cells = resolve_attack_cells(attacks, eps, attack_params)
         corruption_suite, plan = resolve_corruptions(corruptions) if corruptions else (None, None)
@@ -362,6 +369,50 @@ def protocol_cells(
         )
     cells = [AttackCell.make(a, e, **params) for a, e, params in protocol.cells()]
     return protocol.id, cells, protocol.sanity_attack
+
+
+def protocol_defense_options(
+    protocol_id: str,
+    *,
+    defense: str | None,
+    threat_models: Sequence[str],
+    eot_samples: int,
+    draws: int,
+) -> tuple[Sequence[str], int, int]:
+    """The threat models, EOT draws and scoring draws of a protocol run: an adaptive-track
+    protocol fixes them (and needs a defense); the deterministic track leaves the options as
+    given. A value that contradicts the protocol is refused, not overridden."""
+    protocol = PROTOCOLS.get(protocol_id)
+    given = [t for item in threat_models for t in item.split(",") if t]
+    if not protocol.adaptive:
+        if defense is None:
+            return threat_models, eot_samples, draws
+        # A training-time defense is its robust model: the protocol attacks that model
+        # white-box (the 'adaptive' pass), never the standard model's transferred examples.
+        if given not in ([ThreatModel.OBLIVIOUS.value], [ThreatModel.ADAPTIVE.value]):
+            raise ConfigError(
+                f"--protocol {protocol.id} attacks a training-time defense's robust model "
+                "white-box (--threat-model adaptive): drop --threat-model"
+            )
+        return [ThreatModel.ADAPTIVE.value], eot_samples, draws
+    if defense is None:
+        raise ConfigError(
+            f"--protocol {protocol.id} evaluates a defense: pass --defense ID (an undefended "
+            "model runs mrb_linf_v1)"
+        )
+    clashes = []
+    if given not in ([ThreatModel.OBLIVIOUS.value], list(protocol.threat_models)):
+        clashes.append("--threat-model")
+    if eot_samples not in (20, protocol.eot_samples):
+        clashes.append("--eot-samples")
+    if draws not in (1, protocol.draws):
+        clashes.append("--draws")
+    if clashes:
+        raise ConfigError(
+            f"--protocol {protocol.id} fixes the threat models, EOT draws and scoring draws: "
+            f"drop {', '.join(clashes)} (or leave out --protocol for an exploratory run)"
+        )
+    return list(protocol.threat_models), int(protocol.eot_samples or eot_samples), protocol.draws
 
 
 def parse_batch_size(text: str | int) -> int | str:

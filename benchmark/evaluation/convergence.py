@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -27,7 +29,10 @@ import torch
 
 from benchmark.attacks.base import build_attack
 from benchmark.evaluation.adversarial import CellRun, batch_seed
+from benchmark.evaluation.defended import EOTModel
 from benchmark.evaluation.document import still_robust
+from benchmark.evaluation.draws import effective_draws, score_draws
+from benchmark.metrics.adversarial import correct_mask
 from benchmark.metrics.base import Predictions
 from benchmark.models.pass_timer import PassTimer
 from benchmark.results.naming import eps_label
@@ -44,6 +49,9 @@ logger = logging.getLogger(__name__)
 RESTARTS = 3
 #: The attack the stronger run uses (its ``version="convergence"``).
 ATTACK = "autoattack_ref"
+#: ``judge(indices, x_adv) -> wrong``: which attacked images (their indices in the scored
+#: split, their adversarial versions on the CPU) are misclassified.
+Judge = Callable[[np.ndarray, torch.Tensor], np.ndarray]
 
 
 def budget_check(
@@ -58,6 +66,8 @@ def budget_check(
     restarts: int = RESTARTS,
     seed: int = 0,
     batch_size: int = 128,
+    attack_params: dict[str, Any] | None = None,
+    judge: Judge | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Attack the images ``robust`` marks, and only those, with the stronger APGD at ``eps``.
 
@@ -72,14 +82,19 @@ def budget_check(
         restarts: restarts of its untargeted APGD runs.
         seed: run seed (batch seeds derive from it and the batch's first robust image).
         batch_size: images per attack batch.
+        attack_params: the stronger attack's parameters besides ``steps`` (default: the
+            ``convergence`` version with ``restarts``; the adaptive track's sweeps pass the
+            ``rand`` version).
+        judge: decides which attacked images are misclassified, from their indices in ``x``
+            and their adversarial versions (default: one forward of ``scorer``; the adaptive
+            track judges with the run's worst-of-draws scoring).
 
     Returns:
         The budget's entry of the ``convergence`` block and, per image (N,), whether the
         stronger attack broke it (False wherever it did not run).
     """
-    attack = build_attack(
-        ATTACK, model, eps=eps, seed=seed, version="convergence", steps=steps, restarts=restarts
-    )
+    params = attack_params or {"version": "convergence", "restarts": restarts}
+    attack = build_attack(ATTACK, model, eps=eps, seed=seed, steps=steps, **params)
     idx = np.flatnonzero(robust)
     broken = np.zeros(len(robust), dtype=bool)
     start = time.perf_counter()
@@ -89,14 +104,11 @@ def budget_check(
             part = torch.as_tensor(idx[b : b + batch_size])
             xb, yb = x[part].to(device), y[part].to(device)
             x_adv = attack(xb, yb, seed=batch_seed(seed, b))
-            was_training = scorer.training
-            scorer.eval()
-            try:
-                with torch.no_grad():
-                    wrong = scorer(x_adv).argmax(1) != yb
-            finally:
-                scorer.train(was_training)
-            broken[idx[b : b + batch_size]] = wrong.cpu().numpy()
+            if judge is not None:
+                wrong = judge(idx[b : b + batch_size], x_adv.cpu())
+            else:
+                wrong = _one_forward(scorer, x_adv, yb)
+            broken[idx[b : b + batch_size]] = wrong
     entry = {
         "eps": float(eps),
         "eps_label": eps_label(eps),
@@ -114,6 +126,17 @@ def budget_check(
         steps,
     )
     return entry, broken
+
+
+def _one_forward(scorer: torch.nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """Which of ``x_adv`` one eval-mode forward of ``scorer`` misclassifies."""
+    was_training = scorer.training
+    scorer.eval()
+    try:
+        with torch.no_grad():
+            return (scorer(x_adv).argmax(1) != y).cpu().numpy()
+    finally:
+        scorer.train(was_training)
 
 
 def convergence_block(budgets: list[dict[str, Any]]) -> dict[str, Any]:
@@ -179,6 +202,8 @@ def plan_convergence(plan: Any, clean: Predictions, runs: list[CellRun]) -> dict
     if config.protocol is None:
         return None
     protocol = PROTOCOLS.get(config.protocol)
+    if protocol.adaptive:
+        return adaptive_convergence(plan, clean, runs, protocol)
     target = next((r.attack.model for r in runs if r.cell.attack == ATTACK), plan.scorer)
     if plan.defense is not None:
         plan.defense.reseed(config.seed)
@@ -195,8 +220,144 @@ def plan_convergence(plan: Any, clean: Predictions, runs: list[CellRun]) -> dict
     )
 
 
+def adaptive_convergence(
+    plan: Any,
+    clean: Predictions,
+    runs: list[CellRun],
+    protocol: Protocol,
+    *,
+    steps: int | None = None,
+) -> dict[str, Any]:
+    """The ``convergence`` block of an adaptive-track run: per budget, the images still robust
+    after every attack of both passes, attacked again on the defended pipeline by the sweeps'
+    last steps, and judged by the run's worst-of-draws scoring.
+
+    * ``iterations``: the adaptive APGD with ``sweep_factor`` x the protocol's iterations
+      (AutoAttack's ``rand`` version on a randomized defense, the ``convergence`` version's
+      APGD with restarts on a deterministic one);
+    * ``eot`` (randomized defenses): the same APGD at the protocol's iterations with
+      ``sweep_factor`` x the EOT draws (a voting defense: ``sweep_factor`` x its smoothing
+      copies, ``attack_copies``).
+
+    ``broken`` is the number of images either sweep broke (the rule allows
+    :data:`~benchmark.results.protocols.CONVERGENCE_MAX_CHANGED`); each sweep's own count is
+    in ``sweeps``. ``steps`` overrides the protocol's iterations (tests)."""
+    config, defense = plan.config, plan.defense
+    base_steps = protocol_steps(protocol) // 2 if steps is None else steps
+    factor = protocol.sweep_factor
+    adaptive = plan.adaptive_model
+    randomized = bool(defense.meta.randomized)
+    x = plan.split.images.float().div(255.0)
+    y = plan.split.labels
+    everything = _all_runs(runs)
+    judge = _draws_judge(plan)
+
+    def rand_params(model: Any) -> dict[str, Any]:
+        return {"version": "rand", "eot_iter": 1 if model.averages else 20}
+
+    sweeps: list[tuple[str, int, Any, dict[str, Any], Any]] = []
+    if randomized:
+        sweeps.append(
+            ("iterations", factor * base_steps, adaptive, rand_params(adaptive), nullcontext())
+        )
+        copies = defense.params.get("attack_copies") if adaptive.samples == 1 else None
+        if copies is not None:  # a voting defense smooths over its own copies
+            more = adaptive
+            scope = _param_scaled(defense, "attack_copies", factor)
+            draws = factor * int(copies)
+        else:
+            more = EOTModel(adaptive.defended, factor * adaptive.samples)
+            scope = nullcontext()
+            draws = more.samples
+        sweeps.append(("eot", base_steps, more, {**rand_params(more), "draws": draws}, scope))
+    else:
+        params = {"version": "convergence", "restarts": RESTARTS}
+        sweeps.append(("iterations", factor * base_steps, adaptive, params, nullcontext()))
+    budgets = []
+    for eps in protocol.budgets:
+        robust = still_robust(clean, everything, protocol.norm, eps)
+        broken = np.zeros(robust.size, dtype=bool)
+        records, first = [], None
+        for name, n_steps, model, params, scope in sweeps:
+            params = dict(params)
+            draws = params.pop("draws", getattr(model, "samples", 1))
+            if defense is not None:
+                defense.reseed(config.seed)
+            with scope:
+                entry, hit = budget_check(
+                    model,
+                    plan.scorer,
+                    x,
+                    y,
+                    robust,
+                    eps=eps,
+                    steps=n_steps,
+                    seed=config.seed,
+                    batch_size=config.batch_size,
+                    attack_params=params,
+                    judge=judge,
+                )
+            broken |= hit
+            first = first or entry
+            records.append(
+                {
+                    "sweep": name,
+                    "steps": n_steps,
+                    "eot_draws": draws,
+                    "broken": entry["broken"],
+                    "seconds": entry["seconds"],
+                }
+            )
+        assert first is not None
+        budgets.append({**first, "broken": int(broken.sum()), "sweeps": records})
+    return convergence_block(budgets)
+
+
+@contextmanager
+def _param_scaled(defense: Any, name: str, factor: int) -> Iterator[None]:
+    """``defense.params[name]`` multiplied by ``factor`` for the duration."""
+    old = defense.params[name]
+    defense.params[name] = int(old) * factor
+    try:
+        yield
+    finally:
+        defense.params[name] = old
+
+
+def _all_runs(runs: list[CellRun]) -> list[CellRun]:
+    """``runs`` without repeats (a cell can sit in two summary groups)."""
+    seen: set[int] = set()
+    out = []
+    for r in runs:
+        if id(r) not in seen:
+            seen.add(id(r))
+            out.append(r)
+    return out
+
+
+def _draws_judge(plan: Any) -> Judge:
+    """The run's own scoring as a judge: the deployed pipeline, worst of the run's draws,
+    abstentions of a voting defense counted as errors."""
+    config = plan.config
+
+    def judge(idx: np.ndarray, x_adv: torch.Tensor) -> np.ndarray:
+        sub = plan.split.subset(torch.as_tensor(idx))
+        pred, _, _ = score_draws(
+            plan.scorer,
+            x_adv,
+            sub,
+            seed=config.seed,
+            draws=effective_draws(plan.scorer, config.draws),
+            batch_size=config.batch_size,
+        )
+        return ~correct_mask(pred)
+
+    return judge
+
+
 __all__ = [
     "RESTARTS",
+    "adaptive_convergence",
     "budget_check",
     "convergence_block",
     "plan_convergence",

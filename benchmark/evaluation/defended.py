@@ -105,6 +105,7 @@ def defense_block(
         "threat_models": threat_models,
         "eot_samples": eot if defense.meta.randomized else 1,
         "bpda": preprocessing and (bpda_always or not defense.meta.differentiable),
+        "voting": isinstance(defense, VotingDefense),
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -146,6 +147,7 @@ def build_passes(
     robust_sha: str | None = None,
     bpda_always: bool = False,
     sanity_cell: AttackCell | None = None,
+    keep: Callable[[str, AttackCell], bool] | None = None,
 ) -> list[AttackPass]:
     """Every attack pass of a run, built (a bad parameter fails here, before any work) and
     validated against ``context`` (e.g. a missing transfer surrogate).
@@ -162,6 +164,8 @@ def build_passes(
         robust_sha: checkpoint sha256 of a training-time defense's robust model.
         bpda_always: the adaptive pass uses BPDA through a differentiable purifier too.
         sanity_cell: the large-eps sanity cell (the very object in ``cells``), if any.
+        keep: which (pass, cell) pairs run (a protocol's pass and defense conditions; None:
+            every cell in every pass).
 
     Returns:
         The passes, threat model by threat model, cell by cell.
@@ -170,6 +174,8 @@ def build_passes(
     oblivious = ThreatModel.OBLIVIOUS.value in threat_models
     for tm in threat_models:
         for cell in cells:
+            if keep is not None and not keep(tm, cell):
+                continue
             label, target = pass_target(tm, cell, model, defended, adaptive_model, oblivious)
             if label is None:
                 continue

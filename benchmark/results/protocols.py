@@ -22,8 +22,11 @@ from benchmark.registry import Registry
 from benchmark.results.naming import eps_label
 
 #: The protocol tracks: undefended models and training-time defenses (deterministic), and
-#: randomized / preprocessing defenses (adaptive; its protocol comes with the adaptive track).
+#: randomized / preprocessing / wrapper defenses (adaptive: attacks on the whole pipeline).
 TRACKS = ("deterministic", "adaptive")
+#: When a protocol attack applies: to every entry, to randomized defenses only, or to voting
+#: defenses only (an attack aimed at the vote and its abstention).
+CONDITIONS = ("always", "randomized", "voting")
 #: Convergence rule of every protocol: of the images still robust, a stronger APGD (twice the
 #: iterations, more restarts) may break at most this many before the run is unreliable.
 CONVERGENCE_MAX_CHANGED = 1
@@ -37,10 +40,38 @@ class ProtocolAttack:
     Attributes:
         attack: registered attack id.
         params: parameter values the run must use (the attack's published budget).
+        passes: the threat-model passes it runs in (empty: every pass of the run), e.g.
+            ``("adaptive",)`` for a black-box attack that must query the deployed pipeline.
+        when: ``always``, or only for ``randomized`` or ``voting`` defenses
+            (:data:`CONDITIONS`).
     """
 
     attack: str
     params: tuple[tuple[str, Any], ...] = ()
+    passes: tuple[str, ...] = ()
+    when: str = "always"
+
+    def __post_init__(self) -> None:
+        if self.when not in CONDITIONS:
+            raise ConfigError(f"protocol attack condition must be one of {', '.join(CONDITIONS)}")
+
+    def applies(self, *, randomized: bool, voting: bool) -> bool:
+        """Whether the attack runs against a defense with these properties."""
+        return (
+            self.when == "always"
+            or (self.when == "randomized" and randomized)
+            or (self.when == "voting" and voting)
+        )
+
+    def resolved(self) -> dict[str, Any]:
+        """Its JSON form (``passes`` and ``when`` only where they are not the defaults, so a
+        protocol without them keeps its sha256)."""
+        out: dict[str, Any] = {"attack": self.attack, "params": self.param_dict}
+        if self.passes:
+            out["passes"] = list(self.passes)
+        if self.when != "always":
+            out["when"] = self.when
+        return out
 
     @property
     def param_dict(self) -> dict[str, Any]:
@@ -75,6 +106,13 @@ class Protocol:
         reference: where its attacks and budgets come from.
         notes: what the protocol substitutes and why (e.g. for binary tasks).
         sanity_attack: whether the PGD-10 at 64/255 sanity attack runs too.
+        threat_models: the passes a run must make with its defense (adaptive track:
+            oblivious and adaptive); empty for the deterministic track.
+        eot_samples: EOT draws per forward pass of the adaptive attacks (adaptive track).
+        draws: answers of a randomized defense per scored image (worst-of-draws scoring).
+        sweep_factor: the convergence sweeps' last step, as a multiple of the protocol's APGD
+            iterations and EOT draws (adaptive track; the deterministic track's stronger
+            APGD is fixed in :mod:`benchmark.evaluation.convergence`).
     """
 
     id: str
@@ -88,10 +126,19 @@ class Protocol:
     reference: str = ""
     notes: str = ""
     sanity_attack: bool = True
+    threat_models: tuple[str, ...] = ()
+    eot_samples: int | None = None
+    draws: int = 1
+    sweep_factor: int = 2
 
     def __post_init__(self) -> None:
         if self.track not in TRACKS:
             raise ConfigError(f"protocol track must be one of {', '.join(TRACKS)}")
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether this is an adaptive-track protocol (a defended pipeline is attacked)."""
+        return self.track == "adaptive"
 
     @property
     def meta(self) -> ProtocolMeta:
@@ -99,8 +146,13 @@ class Protocol:
         return ProtocolMeta(self.description, self.version, self.track, self.reference, self.notes)
 
     def cells(self) -> list[tuple[str, float, dict[str, Any]]]:
-        """``(attack, eps, params)`` of every attack cell the protocol runs."""
+        """``(attack, eps, params)`` of every attack cell the protocol may run (a conditional
+        attack runs only where it applies, see :meth:`ProtocolAttack.applies`)."""
         return [(a.attack, eps, a.param_dict) for eps in self.budgets for a in self.attacks]
+
+    def attack_rule(self, attack: str) -> ProtocolAttack | None:
+        """The protocol's entry for a registered attack id (None: not a protocol attack)."""
+        return next((a for a in self.attacks if a.attack == attack), None)
 
     def board_ids(self) -> list[str]:
         """Board ids of the protocol, as the site names them (``linf-8-255``)."""
@@ -108,7 +160,7 @@ class Protocol:
 
     def resolved(self) -> dict[str, Any]:
         """The whole protocol as JSON data (what its sha256 covers)."""
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "version": self.version,
             "track": self.track,
@@ -117,8 +169,16 @@ class Protocol:
             "split": self.split,
             "images": "all",
             "sanity_attack": self.sanity_attack,
-            "attacks": [{"attack": a.attack, "params": a.param_dict} for a in self.attacks],
+            "attacks": [a.resolved() for a in self.attacks],
         }
+        if self.adaptive:  # the deterministic track's resolved form (and sha256) is unchanged
+            out.update(
+                threat_models=list(self.threat_models),
+                eot_samples=self.eot_samples,
+                draws=self.draws,
+                sweep_factor=self.sweep_factor,
+            )
+        return out
 
     @property
     def sha256(self) -> str:
@@ -166,6 +226,43 @@ MRB_LINF_V1 = _register(
 )
 
 
+MRB_LINF_ADAPTIVE_V1 = _register(
+    Protocol(
+        id="mrb_linf_adaptive_v1",
+        version="1.0",
+        track="adaptive",
+        norm="linf",
+        budgets=(2 / 255, 8 / 255),
+        attacks=(
+            ProtocolAttack("autoattack_ref", (("n_queries", 5000), ("steps", 100))),
+            ProtocolAttack(
+                "square_ref", (("n_queries", 5000),), passes=("adaptive",), when="randomized"
+            ),
+        ),
+        threat_models=("oblivious", "adaptive"),
+        eot_samples=20,
+        draws=5,
+        sweep_factor=2,
+        description="L-inf 2/255 and 8/255 on the full test split for preprocessing, wrapper "
+        "and randomized defenses: AutoAttack on the whole defended pipeline (BPDA, EOT-20), "
+        "Square-5000 on the deployed pipeline, worst of 5 draws, convergence sweeps",
+        reference="Athalye et al. 2018 (BPDA, EOT), Croce & Hein 2020 (AutoAttack, rand "
+        "version), Tramer et al. 2020 (adaptive attacks); docs/protocol.md",
+        notes="Every attack runs twice: on the undefended model, its examples scored through "
+        "the defense (oblivious), and on the whole defended pipeline (adaptive): exact "
+        "gradients where the defense is differentiable, BPDA through its purify_approx or the "
+        "identity where it is not, EOT over 20 draws per step of a randomized defense "
+        "(AutoAttack's rand version: APGD-CE and APGD-DLR, APGD-margin for K = 2, 100 "
+        "iterations); a deterministic pipeline gets the standard version (with Square-5000). "
+        "A randomized defense also faces Square-5000 querying the deployed pipeline (one "
+        "draw per query) and answers every scored image 5 times: an image counts only if all "
+        "5 answers are right. The worst case per image is over every attack of both passes. "
+        "Convergence: on the images still robust, APGD with twice the iterations and (for a "
+        "randomized defense) twice the EOT draws may break at most one image.",
+    )
+)
+
+
 def protocol_problems(doc: dict[str, Any], protocol: Protocol | None = None) -> list[str]:
     """Why a results document is not a conformant run of ``protocol`` (the one it records,
     by default); empty when it is.
@@ -192,29 +289,89 @@ def protocol_problems(doc: dict[str, Any], protocol: Protocol | None = None) -> 
             f"images: {data.get('n')} of the {data.get('n_split')} {data.get('split')} images, "
             f"not the whole {protocol.split} split"
         )
-    blocks = doc.get("attacks") or []
-    for attack, eps, params in protocol.cells():
-        if not any(_block_matches(b, attack, eps, params) for b in blocks):
-            problems.append(f"missing {attack} at {eps_label(eps)} with {params}")
     defense = doc.get("defense") or {}
-    if protocol.track == "deterministic" and defense and defense.get("kind") != "training":
-        problems.append(
-            f"a {defense.get('kind')} defense belongs to the adaptive track, not {protocol.id}"
-        )
+    if protocol.adaptive:
+        problems += _adaptive_problems(doc, protocol)
+        if problems:
+            return problems
+    blocks = doc.get("attacks") or []
+    randomized = bool((defense.get("config") or {}).get("randomized"))
+    voting = bool(defense.get("voting") or (doc.get("metrics") or {}).get("clean_votes"))
+    for rule in protocol.attacks:
+        if not rule.applies(randomized=randomized, voting=voting):
+            continue
+        passes = rule.passes or protocol.threat_models or ("",)
+        for eps in protocol.budgets:
+            for tm in passes:
+                if not any(
+                    _block_matches(b, rule.attack, eps, rule.param_dict, tm) for b in blocks
+                ):
+                    where = f" ({tm} pass)" if tm else ""
+                    problems.append(
+                        f"missing {rule.attack} at {eps_label(eps)} with {rule.param_dict}{where}"
+                    )
+    if protocol.track == "deterministic" and defense:
+        if defense.get("kind") != "training":
+            problems.append(
+                f"a {defense.get('kind')} defense belongs to the adaptive track, not {protocol.id}"
+            )
+        elif "adaptive" not in ((doc.get("config") or {}).get("threat_models") or []):
+            problems.append(
+                "the robust model was not attacked white-box (threat model adaptive): "
+                "transferred examples of the standard model do not rank it"
+            )
     return problems
 
 
-def _block_matches(block: dict[str, Any], attack: str, eps: float, params: dict) -> bool:
+#: The threat-model labels of the blocks each pass writes (an adaptive pass labels its query
+#: attacks black_box; an oblivious pass its transfer attacks transfer).
+PASS_LABELS = {"oblivious": ("oblivious", "transfer"), "adaptive": ("adaptive", "black_box")}
+
+
+def _adaptive_problems(doc: dict[str, Any], protocol: Protocol) -> list[str]:
+    """What an adaptive-track run must have besides its attack blocks: a preprocessing or
+    wrapper defense, both passes, the EOT draws and the worst-of-draws scoring."""
+    defense = doc.get("defense") or {}
+    if not defense:
+        return [f"{protocol.id} evaluates a defense: the run has none (use mrb_linf_v1)"]
+    if defense.get("kind") == "training":
+        return [f"a training-time defense belongs to the deterministic track, not {protocol.id}"]
+    problems = []
+    config = doc.get("config") or {}
+    missing = [t for t in protocol.threat_models if t not in (config.get("threat_models") or [])]
+    if missing:
+        problems.append(f"threat models {', '.join(missing)} not evaluated")
+    if (defense.get("config") or {}).get("randomized"):
+        if int(defense.get("eot_samples") or 1) < int(protocol.eot_samples or 1):
+            problems.append(
+                f"EOT over {defense.get('eot_samples')} draws, not {protocol.eot_samples}"
+            )
+        if int(defense.get("draws") or 1) < protocol.draws:
+            problems.append(
+                f"scored with {defense.get('draws') or 1} draw(s) per image, not the worst of "
+                f"{protocol.draws}"
+            )
+    return problems
+
+
+def _block_matches(
+    block: dict[str, Any], attack: str, eps: float, params: dict, tm: str = ""
+) -> bool:
     if block.get("attack") != attack or abs(float(block.get("eps", -1)) - eps) > 1e-9:
+        return False
+    if tm and block.get("threat_model") not in PASS_LABELS.get(tm, (tm,)):
         return False
     ran = (block.get("config") or {}).get("params") or {}
     return all(ran.get(k) == v for k, v in params.items())
 
 
 __all__ = [
+    "CONDITIONS",
     "CONVERGENCE_MAX_CHANGED",
     "CONVERGENCE_RULE",
+    "MRB_LINF_ADAPTIVE_V1",
     "MRB_LINF_V1",
+    "PASS_LABELS",
     "PROTOCOLS",
     "TRACKS",
     "Protocol",

@@ -136,3 +136,115 @@ def test_a_protocol_run_logs_its_time_range_before_any_attack(tiny_models, share
         bounds = log_protocol_estimate(plan)
     assert bounds is not None and 0 < bounds.low < bounds.high
     assert "protocol mrb_linf_v1 on 156 images: the attacks will take between" in caplog.text
+
+
+def test_a_training_time_defense_is_attacked_white_box_on_its_robust_model():
+    from benchmark.errors import ConfigError
+    from benchmark.evaluation import EvaluationConfig
+
+    config = EvaluationConfig.from_options(
+        dataset="breastmnist", arch="tiny_cnn", protocol="mrb_linf_v1", defense="pgd_at"
+    )
+    assert config.threat_models == ["adaptive"]
+    with pytest.raises(ConfigError, match="white-box"):
+        EvaluationConfig.from_options(
+            dataset="breastmnist",
+            arch="tiny_cnn",
+            protocol="mrb_linf_v1",
+            defense="pgd_at",
+            threat_models=["oblivious,adaptive"],
+        )
+    doc = _conformant()
+    doc["defense"] = {"kind": "training"}
+    doc["config"] = {"threat_models": ["oblivious"]}
+    (problem,) = protocol_problems(doc)
+    assert "not attacked white-box" in problem
+    doc["config"]["threat_models"] = ["adaptive"]
+    assert protocol_problems(doc) == []
+
+
+def _adaptive_doc(randomized: bool) -> dict:
+    """A minimal conformant mrb_linf_adaptive_v1 run: autoattack_ref in both passes, Square
+    on the deployed pipeline of a randomized defense, EOT-20 and worst of 5 draws."""
+    from benchmark.results.protocols import MRB_LINF_ADAPTIVE_V1 as P
+
+    blocks = []
+    for eps in P.budgets:
+        for tm in ("oblivious", "adaptive"):
+            blocks.append(
+                {
+                    "attack": "autoattack_ref",
+                    "eps": eps,
+                    "threat_model": tm,
+                    "config": {"params": {"n_queries": 5000, "steps": 100}},
+                }
+            )
+        if randomized:
+            blocks.append(
+                {
+                    "attack": "square_ref",
+                    "eps": eps,
+                    "threat_model": "black_box",
+                    "config": {"params": {"n_queries": 5000}},
+                }
+            )
+    return {
+        "protocol": P.record(),
+        "data": {"split": "test", "n": 156, "n_split": 156},
+        "attacks": blocks,
+        "config": {"threat_models": ["oblivious", "adaptive"]},
+        "defense": {
+            "kind": "preprocessing",
+            "config": {"randomized": randomized},
+            "eot_samples": 20 if randomized else 1,
+            "draws": 5 if randomized else 1,
+        },
+    }
+
+
+def test_the_adaptive_protocol_fixes_passes_draws_and_names_each_gap():
+    from benchmark.errors import ConfigError
+    from benchmark.evaluation import EvaluationConfig
+    from benchmark.results.protocols import MRB_LINF_ADAPTIVE_V1
+
+    assert MRB_LINF_V1.sha256.startswith("ea18217f8648")  # unchanged by the adaptive fields
+    config = EvaluationConfig.from_options(
+        dataset="breastmnist", arch="tiny_cnn", protocol=MRB_LINF_ADAPTIVE_V1.id, defense="jpeg"
+    )
+    assert (config.threat_models, config.eot_samples, config.draws) == (
+        ["oblivious", "adaptive"],
+        20,
+        5,
+    )
+    for extra in ({"draws": 2}, {"eot_samples": 4}, {"threat_models": ["adaptive"]}):
+        with pytest.raises(ConfigError, match="fixes the threat models"):
+            EvaluationConfig.from_options(
+                dataset="breastmnist",
+                arch="tiny_cnn",
+                protocol=MRB_LINF_ADAPTIVE_V1.id,
+                defense="jpeg",
+                **extra,
+            )
+    with pytest.raises(ConfigError, match="evaluates a defense"):
+        EvaluationConfig.from_options(
+            dataset="breastmnist", arch="tiny_cnn", protocol=MRB_LINF_ADAPTIVE_V1.id
+        )
+    for randomized in (False, True):
+        assert protocol_problems(_adaptive_doc(randomized)) == []
+    one_draw = _adaptive_doc(True)
+    one_draw["defense"]["draws"] = 1
+    assert protocol_problems(one_draw) == ["scored with 1 draw(s) per image, not the worst of 5"]
+    no_square = _adaptive_doc(True)
+    no_square["attacks"] = [b for b in no_square["attacks"] if b["attack"] != "square_ref"]
+    assert [p.split(" with")[0] for p in protocol_problems(no_square)] == [
+        "missing square_ref at 2/255",
+        "missing square_ref at 8/255",
+    ]
+    oblivious_only = _adaptive_doc(False)
+    oblivious_only["attacks"] = [
+        b for b in oblivious_only["attacks"] if b["threat_model"] != "adaptive"
+    ]
+    assert all("(adaptive pass)" in p for p in protocol_problems(oblivious_only))
+    trained = _adaptive_doc(False)
+    trained["defense"]["kind"] = "training"
+    assert "deterministic track" in protocol_problems(trained)[0]

@@ -131,3 +131,21 @@ def test_adaptive_pass_runs_the_rand_version_on_randomized_defenses():
     assert overrides == {"version": "rand", "eot_iter": 1}
     attack = build_attack("autoattack_ref", _model(5), eps=2 / 255, **overrides)
     assert attack.config()["reference"]["version"] == "rand"
+
+
+def test_reference_square_is_the_standard_versions_square_as_a_black_box_attack():
+    """``square_ref`` runs the reference Square with AutoAttack's standard settings, queries
+    only (the evaluation runs it on the deployed pipeline), inside the eps-ball, seeded."""
+    from benchmark.attacks import ATTACKS
+
+    model = _model(2)
+    assert ATTACKS.get("square_ref").meta.knowledge == "score-based"
+    attack = build_attack("square_ref", model, eps=8 / 255, n_queries=50)
+    ref = attack.build()
+    assert (ref.p_init, ref.loss, ref.rescale_schedule, ref.n_restarts) == (0.8, "margin", False, 1)
+    torch.manual_seed(0)
+    x, y = torch.rand(8, 1, 28, 28), torch.tensor([0, 1] * 4)
+    a, b = attack(x, y, seed=1), attack(x, y, seed=1)
+    assert torch.equal(a, b)
+    assert float((a - x).abs().max()) <= 8 / 255 + 1e-6
+    assert attack.config()["params"]["n_queries"] == 50
