@@ -4,7 +4,11 @@ A **board** is a dataset and a threat model: L-inf at one eps, or corruptions.
 
 * The L-inf boards of a protocol (:data:`~benchmark.results.protocols.MRB_LINF_V1`: 2/255 and
   8/255) rank only the rows whose status is ``ranked`` (:mod:`benchmark.leaderboard.statuses`):
-  conformant protocol runs, all on the same images, ranked by their balanced worst-case
+  conformant protocol runs (undefended models and training-time defenses under
+  ``mrb_linf_v1``, preprocessing, wrapper and randomized defenses under its adaptive-track
+  partner ``mrb_linf_adaptive_v1``, see
+  :func:`~benchmark.results.protocols.track_protocol`), all on the same images, ranked by their
+  balanced worst-case
   accuracy with paired tests and shared ranks
   (:func:`~benchmark.metrics.ranks.rank_board`, ``metric="balanced"``), recomputed from the
   per-image outcomes of the results files. Every other row is listed without a rank, with
@@ -31,7 +35,7 @@ from benchmark.leaderboard.statuses import (
     EXPLORATORY,
     RANKED,
     UNRELIABLE,
-    adaptive_track_reason,
+    adaptive_weaker_reason,
     collapse_reason,
     protocol_run,
     unreliable_reason,
@@ -41,7 +45,7 @@ from benchmark.metrics.base import wilson_interval
 from benchmark.metrics.ranks import rank_board
 from benchmark.results.blocks import AttackView
 from benchmark.results.naming import ThreatModel, eps_label
-from benchmark.results.protocols import MRB_LINF_V1, Protocol
+from benchmark.results.protocols import MRB_LINF_V1, Protocol, track_protocol
 
 LINF_BOARDS = (2 / 255, 4 / 255, 8 / 255)
 """The L-inf budgets that get a leaderboard (other budgets show on the entry pages)."""
@@ -173,7 +177,11 @@ def _protocol_row(entry: Entry, run: Run, eps: float, protocol: Protocol) -> Row
         outcomes=robust,
     )
     collapsed = collapse_reason(run)
-    unreliable = None if collapsed else unreliable_reason(run)
+    unreliable = None
+    if not collapsed:
+        unreliable = unreliable_reason(run) or (
+            adaptive_weaker_reason(run, protocol.norm, budget) if protocol.adaptive else None
+        )
     if collapsed:
         row.status, row.reason = COLLAPSED, collapsed
     elif unreliable:
@@ -192,10 +200,8 @@ def _linf_row(entry: Entry, eps: float, protocol: Protocol | None) -> Row | None
                 f"L-inf {eps_label(eps)} is a screening board: no protocol ranks this budget"
             )
         return screening
-    reason = adaptive_track_reason(entry.defense_block())
-    run = None
-    if reason is None:
-        run, reason = protocol_run(entry.runs, protocol)
+    protocol = track_protocol(protocol, entry.defense_block().get("kind"))
+    run, reason = protocol_run(entry.runs, protocol)
     if run is not None:
         row = _protocol_row(entry, run, eps, protocol)
         if row is not None:

@@ -2,18 +2,22 @@
 
 Every row of a protocol board has one status, checked in this order:
 
-* ``exploratory``: the entry has no conformant run of the board's protocol
-  (:func:`~benchmark.results.protocols.protocol_problems`; the reason is the first problem), or
-  its defense belongs to the adaptive track (preprocessing, wrapper: anything but a
-  training-time defense). Exploratory rows show the older screening figures, unranked.
+* ``exploratory``: the entry has no conformant run of the protocol of its track
+  (:func:`~benchmark.results.protocols.track_protocol`: ``mrb_linf_v1`` for undefended models
+  and training-time defenses, ``mrb_linf_adaptive_v1`` for the others;
+  :func:`~benchmark.results.protocols.protocol_problems` gives the reason, its first
+  problem). Exploratory rows show the older screening figures, unranked.
 * ``collapsed``: the protocol run's clean balanced accuracy has a 95 % interval (stratified
   bootstrap, :func:`~benchmark.metrics.balanced.stratified_bootstrap_balanced`) that contains
   1/K (K classes present), or one class gets at least :data:`CONSTANT_SHARE` of the clean
   predictions (column sums of the clean confusion matrix). A constant answer is robust to
   every attack by construction, so it must not win a robustness board.
-* ``unreliable``: a failed sanity check (a check with a flag, or any run flag), or no
+* ``unreliable``: a failed sanity check (a check with a flag, or any run flag; on the adaptive
+  track not the oblivious-vs-adaptive gap, which its worst case over both passes answers), no
   convergence evidence (a ``convergence`` block with ``"reliable": true``; the reason names
-  the first budget where the stronger APGD broke more than one still-robust image).
+  the first budget where the stronger APGD broke more than one still-robust image), or, on
+  the adaptive track, adaptive attacks that left more images robust than the oblivious ones
+  (:func:`adaptive_weaker_reason`).
 * ``ranked``: everything else.
 
 Pure Python and numpy (no torch).
@@ -25,8 +29,15 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.errors import ResultsError
 from benchmark.metrics.balanced import balanced_accuracy, stratified_bootstrap_balanced
-from benchmark.results.protocols import CONVERGENCE_MAX_CHANGED, Protocol, protocol_problems
+from benchmark.results.naming import eps_label
+from benchmark.results.protocols import (
+    CONVERGENCE_MAX_CHANGED,
+    PROTOCOLS,
+    Protocol,
+    protocol_problems,
+)
 from benchmark.results.view import RunView
 
 RANKED = "ranked"
@@ -37,14 +48,6 @@ EXPLORATORY = "exploratory"
 STATUSES = (RANKED, COLLAPSED, UNRELIABLE, EXPLORATORY)
 #: Share of the clean predictions one class may get before the model counts as collapsed.
 CONSTANT_SHARE = 0.95
-
-
-def adaptive_track_reason(defense_block: dict[str, Any]) -> str | None:
-    """Why a defense is off the deterministic track (None: undefended or training-time)."""
-    kind = defense_block.get("kind") if defense_block else None
-    if kind is None or kind == "training":
-        return None
-    return f"a {kind} defense belongs to the adaptive track, whose protocol is not defined yet"
 
 
 def run_problems(run: RunView, protocol: Protocol) -> list[str]:
@@ -122,13 +125,26 @@ def collapse_reason(run: RunView) -> str | None:
     return None
 
 
+#: A sanity check whose failure the adaptive track answers instead of being undermined by: an
+#: adaptive attack far stronger than the oblivious one shows robustness from obfuscation,
+#: and the adaptive protocol's worst case (over both passes) already counts the stronger one.
+ANSWERED_BY_ADAPTIVE = "oblivious_vs_adaptive"
+
+
 def unreliable_reason(run: RunView) -> str | None:
     """Why the run's robust figures are not reliable (None: they are)."""
-    failed = [c for c in run.sanity_checks if c.get("flag")]
+    adaptive = _is_adaptive_run(run)
+    failed = [
+        c
+        for c in run.sanity_checks
+        if c.get("flag") and not (adaptive and c.get("name") == ANSWERED_BY_ADAPTIVE)
+    ]
     if failed:
         return f"sanity check {failed[0].get('name')} failed: {failed[0]['flag']}"
-    if run.flags:
-        return f"flagged: {', '.join(run.flags)}"
+    answered = {c.get("flag") for c in run.sanity_checks if c.get("name") == ANSWERED_BY_ADAPTIVE}
+    flags = [f for f in run.flags if not (adaptive and f in answered)]
+    if flags:
+        return f"flagged: {', '.join(flags)}"
     convergence = run.doc.get("convergence")
     if not isinstance(convergence, dict):
         return "convergence evidence not recorded"
@@ -149,6 +165,35 @@ def unreliable_reason(run: RunView) -> str | None:
     return None
 
 
+def _is_adaptive_run(run: RunView) -> bool:
+    record = run.doc.get("protocol") or {}
+    return record.get("id") in PROTOCOLS and PROTOCOLS.get(record["id"]).adaptive
+
+
+def adaptive_weaker_reason(run: RunView, norm: str, eps: float) -> str | None:
+    """Why an adaptive-track run's adaptive attacks failed (None: they did not): at ``eps``,
+    the attacks on the whole pipeline (adaptive and black-box) left more than
+    :data:`~benchmark.results.protocols.CONVERGENCE_MAX_CHANGED` images robust that the
+    oblivious attacks (the undefended model's examples) broke. Seeing the defense can only
+    help an attacker; an adaptive worst case above the oblivious one means the adaptive
+    attack did not work (e.g. masked gradients), so the run is not ranked."""
+    try:
+        oblivious = run.worst_case_outcomes(norm, eps, "oblivious")
+        adaptive = run.worst_case_outcomes(norm, eps, "adaptive")
+    except ResultsError:  # a run without one of the passes: the conformance check says so
+        return None
+    if oblivious is None or adaptive is None:
+        return None
+    gap = int(adaptive.sum()) - int(oblivious.sum())
+    if gap > CONVERGENCE_MAX_CHANGED:
+        return (
+            f"adaptive attacks weaker than oblivious at {eps_label(eps)}: "
+            f"{int(adaptive.sum())} images robust against those on the whole pipeline, "
+            f"{int(oblivious.sum())} against the undefended model's examples"
+        )
+    return None
+
+
 __all__ = [
     "COLLAPSED",
     "CONSTANT_SHARE",
@@ -156,7 +201,7 @@ __all__ = [
     "RANKED",
     "STATUSES",
     "UNRELIABLE",
-    "adaptive_track_reason",
+    "adaptive_weaker_reason",
     "clean_balanced",
     "collapse_reason",
     "protocol_run",

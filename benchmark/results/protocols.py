@@ -263,6 +263,24 @@ MRB_LINF_ADAPTIVE_V1 = _register(
 )
 
 
+def track_protocol(protocol: Protocol, defense_kind: str | None) -> Protocol:
+    """The protocol that ranks an entry on ``protocol``'s boards: ``protocol`` itself for an
+    undefended model or a training-time defense, else the adaptive-track protocol with the
+    same norm and budgets (``protocol`` when none is registered)."""
+    adaptive_kind = defense_kind is not None and defense_kind != "training"
+    if adaptive_kind == protocol.adaptive:
+        return protocol
+    for pid in PROTOCOLS.list():
+        other = PROTOCOLS.get(pid)
+        if (other.adaptive, other.norm, other.budgets) == (
+            adaptive_kind,
+            protocol.norm,
+            protocol.budgets,
+        ):
+            return other
+    return protocol
+
+
 def protocol_problems(doc: dict[str, Any], protocol: Protocol | None = None) -> list[str]:
     """Why a results document is not a conformant run of ``protocol`` (the one it records,
     by default); empty when it is.
@@ -379,4 +397,5 @@ __all__ = [
     "ProtocolMeta",
     "board_id",
     "protocol_problems",
+    "track_protocol",
 ]

@@ -458,3 +458,88 @@ def test_a_retrained_checkpoint_is_its_own_entry(tmp_path):
     rows = {r.entry.checkpoint[:8]: r for r in _board(root, "linf-8-255").rows}
     assert rows["abababab"].ranked and rows["abababab"].source.run_id == new["run_id"]
     assert not rows[old["model"]["checkpoint_sha256"][:8]].ranked
+
+
+def _adaptive_run(
+    name: str, oblivious: dict, adaptive: dict, *, obfuscation_flag: bool = False
+) -> dict:
+    """A conformant mrb_linf_adaptive_v1 run of a deterministic preprocessing defense on the
+    undefended checkpoint: AutoAttack blocks in the oblivious and the adaptive pass with the
+    chosen per-class robust counts."""
+    from benchmark.results.protocols import MRB_LINF_ADAPTIVE_V1
+
+    doc = _protocol_doc("none", robust=oblivious)
+    doc["protocol"] = MRB_LINF_ADAPTIVE_V1.record()
+    doc["config"].update(defense=name, defense_params={}, threat_models=["oblivious", "adaptive"])
+    doc["defense"] = {
+        "id": name,
+        "kind": "preprocessing",
+        "randomized": False,
+        "differentiable": False,
+        "version": "1.0",
+        "config": {"randomized": False, "params": {}},
+        "eot_samples": 1,
+        "draws": 1,
+        "threat_models": ["oblivious", "adaptive"],
+        "cost": {
+            "images": 128,
+            "base_ms_per_image": 1.0,
+            "defended_ms_per_image": 2.0,
+            "overhead": 2.0,
+        },
+        "sha256": "0" * 64,
+    }
+    template = doc["attacks"][0]
+    clean = unpack_outcomes(doc["metrics"]["clean"]["outcomes"]["correct"], LABELS.size)
+    blocks = []
+    for tm, counts in (("oblivious", oblivious), ("adaptive", adaptive)):
+        for eps in sorted(counts):
+            block = _attack(template, eps, _vec(LABELS, counts[eps]), clean)
+            block["threat_model"] = tm
+            blocks.append(block)
+    doc["attacks"] = blocks
+    doc["worst_case_by_threat_model"] = {
+        tm: doc["worst_case"] for tm in ("oblivious", "adaptive", "any")
+    }
+    if obfuscation_flag:
+        flag = "robustness from obfuscation"
+        doc["sanity_checks"] = [
+            {
+                "name": "oblivious_vs_adaptive",
+                "description": "adaptive within 10% of oblivious",
+                "status": "fail",
+                "details": {},
+                "flag": flag,
+            }
+        ]
+        doc["flags"] = [flag]
+    return doc
+
+
+def test_the_adaptive_track_ranks_on_the_same_boards(tmp_path):
+    """A preprocessing defense's adaptive-protocol run ranks beside the deterministic track's
+    runs, by its worst case over both passes; the oblivious-vs-adaptive gap does not make it
+    unreliable (the worst case counts the stronger adaptive attack), but adaptive attacks
+    weaker than the oblivious ones do."""
+    docs = {"none": _protocol_doc("none", robust=ROBUST["none"])}
+    # median: the adaptive attack is much stronger (obfuscation), the worst case is its.
+    docs["median"] = _adaptive_run(
+        "median_filter",
+        {E2: (35, 100), E8: (20, 80)},
+        {E2: (5, 20), E8: (1, 5)},
+        obfuscation_flag=True,
+    )
+    # jpeg: the adaptive attacks leave 20 more images robust at 8/255 than the oblivious ones.
+    docs["jpeg"] = _adaptive_run("jpeg", {E2: (20, 60), E8: (5, 20)}, {E2: (20, 60), E8: (10, 35)})
+    docs["jpeg"]["run_id"] = "mrb_linf_adaptive_v1_20261129t120001z"
+    root = _publish(tmp_path, docs)
+    rows = {r.entry.label: r for r in _board(root, "linf-8-255").rows}
+    assert rows["none"].ranked and rows["median_filter"].ranked
+    assert rows["median_filter"].protocol.startswith("mrb_linf_adaptive_v1")
+    expected = balanced_accuracy(_vec(LABELS, (1, 5)), LABELS)
+    assert rows["median_filter"].key_value == pytest.approx(expected)
+    assert rows["median_filter"].rank == "2" and rows["none"].rank == "1"
+    jpeg = rows["jpeg"]
+    assert jpeg.status == "unreliable" and "adaptive attacks weaker than oblivious" in jpeg.reason
+    # At 2/255 the two passes agree: ranked.
+    assert {r.entry.label: r for r in _board(root, "linf-2-255").rows}["jpeg"].ranked
