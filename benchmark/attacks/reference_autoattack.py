@@ -224,7 +224,7 @@ class ReferenceAutoAttack(Attack):
         # it from the batch's forked RNG so the runner's per-batch seeds reach it.
         seed = int(torch.randint(0, 2**31 - 1, ()).item())
         aa = self.build(device=x.device, seed=seed)
-        calls, seconds = _record_calls(aa)
+        calls, seconds, clean = _record_calls(aa)
         collector = _WarningCollector()
         REFERENCE_LOGGER.addHandler(collector)
         trace = sys.gettrace()  # the reference's dynamic-defense check clears the tracer
@@ -236,7 +236,7 @@ class ReferenceAutoAttack(Attack):
             REFERENCE_LOGGER.removeHandler(collector)
         # The reference's class-count warning is about DLR, which the substitutions replace.
         flags = [m for m in collector.messages if not m.startswith("with only")]
-        self.records.append(self._record(x, y, calls, flags, seconds))
+        self.records.append(self._record(x, y, calls, flags, seconds, clean))
         return x_adv
 
     def _record(
@@ -246,9 +246,13 @@ class ReferenceAutoAttack(Attack):
         calls: list[tuple[str, Tensor]],
         flags: list[str],
         seconds: dict[str, float],
+        clean: list[Tensor] | None = None,
     ) -> SubattackRecord:
-        with torch.no_grad():
-            robust = (self.model(x).argmax(1) == y).cpu()
+        if clean:  # the driver's own clean check (a randomized model answers differently)
+            robust = torch.cat(clean) == y.cpu()
+        else:
+            with torch.no_grad():
+                robust = (self.model(x).argmax(1) == y).cpu()
         broken: list[str | None] = [None if r else "clean" for r in robust.tolist()]
         after: dict[str, int] = {"clean": int(robust.sum())}
         # One batch per sub-attack (batch_size = len(x)): call i saw the still-robust images
@@ -343,19 +347,25 @@ class ReferenceAutoAttack(Attack):
         return f"pyautoattack.AutoAttack {pyautoattack.__version__} (fra31/auto-attack)"
 
 
-def _record_calls(aa: AutoAttack) -> tuple[list[tuple[str, Tensor]], dict[str, float]]:
+def _record_calls(
+    aa: AutoAttack,
+) -> tuple[list[tuple[str, Tensor]], dict[str, float], list[Tensor]]:
     """Record, per sub-attack call, its name, which of its inputs it fooled (read from the
     driver's own decision forward, the ``get_logits`` call that follows every ``perturb``) and
-    its wall time."""
+    its wall time; and the driver's clean predictions (its last forward before the first
+    sub-attack, after its own checks: with one batch, the clean check), the set it attacks."""
     calls: list[tuple[str, Tensor]] = []
     seconds: dict[str, float] = {}
     pending: list[tuple[str, Tensor]] = []
+    clean: list[Tensor] = []
+    started: list[bool] = []
 
     def wrap(obj: Any, name_of: Any) -> None:
         inner = obj.perturb
 
         def perturb(x: Tensor, y: Tensor, *args: Any, **kwargs: Any) -> Tensor:
             name = name_of()
+            started.append(True)
             pending.append((name, y))
             start = time.perf_counter()
             try:
@@ -376,7 +386,9 @@ def _record_calls(aa: AutoAttack) -> tuple[list[tuple[str, Tensor]], dict[str, f
         if pending:
             name, y = pending.pop()
             calls.append((name, (out.argmax(1) != y).cpu()))
+        elif not started:  # the checks' forwards, then the clean check (one batch): keep the last
+            clean[:] = [out.argmax(1).cpu()]
         return out
 
     aa.get_logits = logits
-    return calls, seconds
+    return calls, seconds, clean

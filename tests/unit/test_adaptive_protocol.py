@@ -1,0 +1,91 @@
+"""The adaptive-track protocol end to end on a tiny CNN trained on real BreastMNIST, behind a
+randomized defense (random resize-and-pad): both passes, Square on the deployed pipeline in
+the adaptive pass only, worst-of-draws scoring, the convergence sweeps, and a results file that
+the protocol check accepts. The budgets are shrunk through a test protocol of the same shape
+as ``mrb_linf_adaptive_v1``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmark.evaluation import EvaluationConfig, evaluate
+from benchmark.evaluation.cache import AdversarialCache
+from benchmark.results.outcomes import unpack_outcomes
+from benchmark.results.protocols import PROTOCOLS, Protocol, ProtocolAttack, protocol_problems
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TINY = Protocol(
+    id="tiny_adaptive",
+    version="0",
+    track="adaptive",
+    norm="linf",
+    budgets=(2 / 255, 8 / 255),
+    attacks=(
+        ProtocolAttack("autoattack_ref", (("n_queries", 10), ("steps", 2))),
+        ProtocolAttack("square_ref", (("n_queries", 10),), passes=("adaptive",), when="randomized"),
+    ),
+    threat_models=("oblivious", "adaptive"),
+    eot_samples=2,
+    draws=3,
+    sweep_factor=2,
+)
+
+
+@pytest.fixture
+def tiny_protocol(monkeypatch):
+    monkeypatch.setitem(PROTOCOLS._entries, TINY.id, TINY)
+    return TINY
+
+
+def test_an_adaptive_protocol_run_of_a_randomized_defense(
+    tiny_models, shared_data, tmp_path, tiny_protocol
+):
+    config = EvaluationConfig.from_options(
+        dataset="breastmnist",
+        arch="tiny_cnn",
+        protocol=TINY.id,
+        defense=str(ROOT / "submissions" / "random_resize_pad"),
+        eot_samples=2,
+        draws=3,
+    )
+    doc, _ = evaluate(
+        config,
+        data_dir=shared_data,
+        zoo=tiny_models["zoo"],
+        out_dir=tmp_path / "results",
+        cache=AdversarialCache(tmp_path / "cache"),
+        progress=False,
+    )
+    assert protocol_problems(doc) == []
+    n = doc["data"]["n"]
+    assert n == doc["data"]["n_split"] == 156
+    assert doc["defense"]["draws"] == 3 and doc["defense"]["eot_samples"] == 2
+    blocks = [b for b in doc["attacks"] if not b.get("sanity_only")]
+    where = sorted((b["attack"], b["threat_model"], b["eps_label"]) for b in blocks)
+    assert where == sorted(
+        [("autoattack_ref", tm, e) for tm in ("oblivious", "adaptive") for e in ("2/255", "8/255")]
+        + [("square_ref", "black_box", e) for e in ("2/255", "8/255")]
+    )
+    for b in blocks:
+        if b["threat_model"] == "adaptive":  # AutoAttack's rand version on the pipeline
+            assert b["config"]["reference"]["version"] == "rand"
+        # worst of 3 draws: never above the first draw, per image
+        draws = b["draws"]
+        assert draws["R"] == 3
+        worst = unpack_outcomes(b["outcomes"]["correct"], n)
+        single = unpack_outcomes(draws["single_draw_outcomes"]["correct"], n)
+        assert not np.any(worst & ~single)
+        assert min(draws["accuracy_per_draw"]) >= worst.mean()
+    assert doc["metrics"]["clean"]["draws"]["R"] == 3
+    convergence = doc["convergence"]
+    assert convergence["reliable"] is all(b["broken"] <= 1 for b in convergence["budgets"])
+    for budget in convergence["budgets"]:
+        sweeps = {s["sweep"]: s for s in budget["sweeps"]}
+        assert sweeps["iterations"]["steps"] == 4 and sweeps["iterations"]["eot_draws"] == 2
+        assert sweeps["eot"]["steps"] == 2 and sweeps["eot"]["eot_draws"] == 4
+        assert budget["broken"] >= max(s["broken"] for s in sweeps.values())
+        assert budget["broken"] <= budget["robust_before"]
