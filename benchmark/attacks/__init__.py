@@ -9,6 +9,7 @@ from benchmark.attacks import (  # noqa: F401  (importing a family registers its
     reference_autoattack,
     score_based,
     transfer,
+    voting,
 )
 from benchmark.attacks.base import (
     ATTACKS,
