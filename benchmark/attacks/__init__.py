@@ -10,6 +10,7 @@ from benchmark.attacks import (  # noqa: F401  (importing a family registers its
     reference_square,
     score_based,
     transfer,
+    voting,
 )
 from benchmark.attacks.base import (
     ATTACKS,

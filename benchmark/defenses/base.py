@@ -24,7 +24,9 @@ paper, licence, the threat models it claims) and how it behaves. A submission's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -187,17 +189,28 @@ class VotingClassifier(nn.Module):
     """The module a :class:`VotingDefense` wraps a base model in: a vote over randomized
     copies of each input, with a smoothed differentiable path for the adaptive attack.
 
-    A subclass implements two hooks; :meth:`forward` and :meth:`take_votes` are provided:
+    A subclass implements :meth:`votes` and either :meth:`copy_logits` (from which
+    :meth:`soft`, :meth:`soft_votes` and :meth:`log_soft_votes` follow) or its own :meth:`soft`;
+    :meth:`forward` and :meth:`take_votes` are provided:
 
-    * :meth:`soft` ``(x) -> (N, K)``: log class probabilities of the smoothed classifier
-      (e.g. the log of the mean softmax over noisy copies), differentiable in ``x``. It is
-      what gradient attacks see, so the evaluation does not average it again under EOT.
+    * :meth:`copy_logits` ``(x) -> (N, m, K)``: the base model's logits on ``m`` randomized
+      copies of each image (MedRDF: its ``attack_copies`` noisy, denoised copies),
+      differentiable in ``x``. The smoothed paths below share it.
+    * :meth:`soft` ``(x) -> (N, K)``: log class probabilities of the smoothed classifier (by
+      default the log of the mean softmax over the copies), differentiable in ``x``. It is what
+      gradient attacks see, so the evaluation does not average it again under EOT.
     * :meth:`votes` ``(x) -> (N, K)``: integer vote counts per class over the copies (no
-      gradient), every row summing to the number of copies.
+      gradient), every row summing to :attr:`n_votes`.
+    * :meth:`soft_votes` ``(x, temperature) -> (N, K)``: a differentiable surrogate of the vote
+      shares, the mean over the copies of ``softmax(logits / temperature)``; as the
+      temperature goes to 0 each copy's softmax becomes its one-hot vote, so the surrogate
+      approaches the hard vote share over the copies. The attack on the abstention threshold
+      (``apgd_vote``, :mod:`benchmark.attacks.voting`) ascends it.
 
     Without gradient, :meth:`forward` votes, records the counts for the evaluation
     (:meth:`take_votes`) and returns the log vote shares; under gradient it returns
-    :meth:`soft`. Attributes ``base`` (the base model) and ``defense`` are expected.
+    :meth:`soft`, or :meth:`log_soft_votes` while :meth:`tempered_votes` is open. Attributes
+    ``base`` (the base model) and ``defense`` are expected.
     """
 
     def __init__(self, defense: VotingDefense, model: nn.Module) -> None:
@@ -205,17 +218,63 @@ class VotingClassifier(nn.Module):
         self.defense = defense
         self.base = model
         self.recorded: list[Tensor] = []
+        #: While set (:meth:`tempered_votes`), the gradient path returns the tempered vote.
+        self.vote_temperature: float | None = None
+
+    @property
+    def n_votes(self) -> int:
+        """Votes per image of :meth:`votes` (every row's sum), the ``n`` at which
+        :meth:`VotingDefense.abstention_share` applies."""
+        raise NotImplementedError(f"{type(self).__name__} must define n_votes")
+
+    def copy_logits(self, x: Tensor) -> Tensor:
+        """(N, m, K) base-model logits of ``m`` randomized copies of each image,
+        differentiable in ``x`` (the copies :meth:`soft` and :meth:`soft_votes` share)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement soft(x) or copy_logits(x)")
 
     def soft(self, x: Tensor) -> Tensor:
-        """Smoothed log class probabilities (N, K), differentiable in ``x``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement soft(x)")
+        """Smoothed log class probabilities (N, K), differentiable in ``x``: by default the log
+        of the mean softmax over :meth:`copy_logits`."""
+        logits = self.copy_logits(x)
+        return torch.softmax(logits, dim=2).mean(dim=1).clamp_min(1e-12).log()
+
+    def log_soft_votes(self, x: Tensor, temperature: float) -> Tensor:
+        """The log of :meth:`soft_votes`, computed in log space (log-sum-exp over the
+        copies): finite, with a gradient, where the shares themselves underflow (a rival
+        class whose every copy is ``temperature * 100`` logits behind)."""
+        if not temperature > 0:
+            raise ValueError(f"the vote temperature must be > 0, got {temperature}")
+        logits = self.copy_logits(x)
+        log_p = torch.log_softmax(logits / temperature, dim=2)
+        return torch.logsumexp(log_p, dim=1) - math.log(logits.shape[1])
+
+    def soft_votes(self, x: Tensor, temperature: float = 0.1) -> Tensor:
+        """(N, K) smoothed vote shares: the mean over the copies of
+        ``softmax(logits / temperature)``, differentiable in ``x``. Each row sums to 1; as
+        ``temperature`` goes to 0 it approaches the share of the copies voting for each class."""
+        return self.log_soft_votes(x, temperature).exp()
+
+    @contextlib.contextmanager
+    def tempered_votes(self, temperature: float) -> Iterator[None]:
+        """While open, the gradient path of :meth:`forward` returns
+        :meth:`log_soft_votes` at ``temperature`` instead of :meth:`soft`, so an attack on the
+        vote goes through the attacked model's own forward (and the hooks timing it)."""
+        if not temperature > 0:
+            raise ValueError(f"the vote temperature must be > 0, got {temperature}")
+        previous, self.vote_temperature = self.vote_temperature, float(temperature)
+        try:
+            yield
+        finally:
+            self.vote_temperature = previous
 
     def votes(self, x: Tensor) -> Tensor:
-        """(N, K) vote counts per class; each row sums to the number of copies."""
+        """(N, K) vote counts per class; each row sums to :attr:`n_votes`."""
         raise NotImplementedError(f"{type(self).__name__} must implement votes(x)")
 
     def forward(self, x: Tensor) -> Tensor:
         if torch.is_grad_enabled() and x.requires_grad:
+            if self.vote_temperature is not None:
+                return self.log_soft_votes(x, self.vote_temperature)
             return self.soft(x)
         with torch.no_grad():
             counts = self.votes(x)
@@ -261,6 +320,16 @@ class VotingDefense(Defense):
             "abstain_rate": 0.0,
             "accuracy_of_votes": float((pred == labels.cpu()).sum()) / n,
         }
+
+    def abstention_share(self, n: int) -> float:
+        """The smallest share of the top class in the two-class view, ``n_A / (n_A + n_B)``
+        against the runner-up, with which a vote of ``n = n_A + n_B`` votes passes the
+        abstention rule of :meth:`vote_report`. A larger share passes too; the true class is
+        broken when its share of the top two is below it (the vote is lost or abstains, an
+        error either way), which is what an attack on the vote aims at. This default is 0.5:
+        no abstention, the vote only has to be won. A value above 1 means that no vote of
+        ``n`` passes (every vote abstains)."""
+        return 0.5
 
 
 class _BPDA(torch.autograd.Function):

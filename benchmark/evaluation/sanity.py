@@ -18,6 +18,7 @@ ITERATIVE = {
     "difgsm",
     "apgd_ce",
     "apgd_dlr",
+    "apgd_vote",
     "autoattack",
     "autoattack_ref",
     "binm",

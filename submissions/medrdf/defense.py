@@ -19,10 +19,18 @@ Choices the paper leaves open (recorded in every result through the parameters):
 Under gradient the wrapper returns the smoothed soft classifier, the log of the mean softmax
 over ``attack_copies`` noisy copies (the adaptive attack on a voting defense); without gradient
 it votes with ``n`` copies and returns the log vote shares, and it records the vote counts so
-that the evaluation can apply the abstain rule and report RM.
+that the evaluation can apply the abstain rule and report RM. Both smoothed paths share the
+copies' logits (``copy_logits``): ``soft`` is the log of their mean softmax, ``soft_votes`` the
+mean of their softmax at a small temperature, the surrogate of the vote that ``apgd_vote``
+(:mod:`benchmark.attacks.voting`) pushes below ``abstention_share(n)``, eq. 5's boundary as a
+share of the top two votes: an abstention is an error, so an image whose vote is merely unclear
+is broken.
 """
 
 from __future__ import annotations
+
+import functools
+import math
 
 import torch
 import torch.nn.functional as F
@@ -75,6 +83,27 @@ def abstains(counts: Tensor, alpha: float) -> Tensor:
     return torch.tensor(out, dtype=torch.bool)
 
 
+@functools.lru_cache(maxsize=256)
+def binomial_boundary(n: int, alpha: float) -> float:
+    """The smallest share ``n_A / n`` of ``n = n_A + n_B`` two-class votes that eq. 5 lets
+    through (two-sided ``binomtest(n_A, n, 1/2).pvalue <= alpha``, as :func:`abstains`), or
+    math.inf when even a unanimous vote abstains. The p-value falls as ``n_A`` grows above
+    n/2, so the boundary is found by bisection (cached: the attack asks once per batch)."""
+    if n < 1:
+        return math.inf
+
+    def passes(n_a: int) -> bool:
+        return binomtest(n_a, n, 0.5).pvalue <= alpha
+
+    if not passes(n):
+        return math.inf
+    lo, hi = n // 2, n  # passes(hi); a vote of n // 2 or fewer is not won
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if passes(mid) else (mid, hi)
+    return hi / n
+
+
 def robust_metric(counts: Tensor) -> Tensor:
     """Eq. 9: RM = K (n_A - n_B) / n for (N, K) vote counts."""
     n = counts.sum(dim=1).clamp_min(1)
@@ -95,12 +124,17 @@ class MedRDFClassifier(VotingClassifier):
         noisy = add_noise(x.repeat_interleave(m, dim=0), p["noise"], float(p["sigma"]), gen)
         return denoise(noisy, p["denoiser"], float(p["gs_sigma"]))
 
-    def soft(self, x: Tensor) -> Tensor:
-        """Log mean softmax over ``attack_copies`` noisy copies (differentiable)."""
+    @property
+    def n_votes(self) -> int:
+        """The ``n`` copies of the vote."""
+        return int(self.defense.params["n"])
+
+    def copy_logits(self, x: Tensor) -> Tensor:
+        """(N, attack_copies, K) base logits of ``attack_copies`` noisy, denoised copies
+        (differentiable): ``soft`` is the log of their mean softmax, ``soft_votes`` the mean
+        of their tempered softmax (the vote surrogate of the abstention-aimed attack)."""
         m = int(self.defense.params["attack_copies"])
-        logits = self.base(self._copies(x, m))
-        probs = torch.softmax(logits, dim=1).view(x.shape[0], m, -1).mean(dim=1)
-        return probs.clamp_min(1e-12).log()
+        return self.base(self._copies(x, m)).view(x.shape[0], m, -1)
 
     @torch.no_grad()
     def votes(self, x: Tensor) -> Tensor:
@@ -163,6 +197,12 @@ class MedRDF(VotingDefense):
 
     def wrap(self, model: nn.Module) -> MedRDFClassifier:
         return MedRDFClassifier(self, model)
+
+    def abstention_share(self, n: int) -> float:
+        """Eq. 5's boundary as a vote share: the smallest ``n_A / n`` with which ``n_A`` of
+        ``n = n_A + n_B`` votes passes the binomial test at ``alpha`` (math.inf if none does).
+        """
+        return binomial_boundary(int(n), float(self.params["alpha"]))
 
     def vote_report(self, counts: Tensor, labels: Tensor) -> dict:
         """Abstain rate, accuracy with abstentions as errors, RM, and Table IX's breakdown
