@@ -238,6 +238,7 @@ MRB_LINF_ADAPTIVE_V1 = _register(
             ProtocolAttack(
                 "square_ref", (("n_queries", 5000),), passes=("adaptive",), when="randomized"
             ),
+            ProtocolAttack("apgd_vote", (("steps", 100),), passes=("adaptive",), when="voting"),
         ),
         threat_models=("oblivious", "adaptive"),
         eot_samples=20,
@@ -256,7 +257,9 @@ MRB_LINF_ADAPTIVE_V1 = _register(
         "iterations); a deterministic pipeline gets the standard version (with Square-5000). "
         "A randomized defense also faces Square-5000 querying the deployed pipeline (one "
         "draw per query) and answers every scored image 5 times: an image counts only if all "
-        "5 answers are right. The worst case per image is over every attack of both passes. "
+        "5 answers are right. A voting defense with abstention (MedRDF) also faces APGD on "
+        "its smoothed vote aimed at the abstention threshold (apgd_vote, 100 iterations): an "
+        "abstention is an error. The worst case per image is over every attack of both passes. "
         "Convergence: on the images still robust, APGD with twice the iterations and (for a "
         "randomized defense) twice the EOT draws may break at most one image.",
     )

@@ -248,3 +248,23 @@ def test_the_adaptive_protocol_fixes_passes_draws_and_names_each_gap():
     trained = _adaptive_doc(False)
     trained["defense"]["kind"] = "training"
     assert "deterministic track" in protocol_problems(trained)[0]
+
+
+def test_a_voting_defense_must_face_the_vote_aimed_attack():
+    doc = _adaptive_doc(True)
+    doc["defense"]["voting"] = True
+    missing = protocol_problems(doc)
+    assert [p.split(" with")[0] for p in missing] == [
+        "missing apgd_vote at 2/255",
+        "missing apgd_vote at 8/255",
+    ]
+    for eps in (2 / 255, 8 / 255):
+        doc["attacks"].append(
+            {
+                "attack": "apgd_vote",
+                "eps": eps,
+                "threat_model": "adaptive",
+                "config": {"params": {"steps": 100}},
+            }
+        )
+    assert protocol_problems(doc) == []
