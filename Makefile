@@ -17,7 +17,7 @@ DEMO_ARGS ?= --dataset pneumoniamnist --model resnet18 --train-if-missing --down
 	--attacks quick
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: setup browser demo test test-slow lint zoo-docs docs site site-shots
+.PHONY: setup browser demo test test-slow lint zoo-docs docs site site-shots device-prep
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,3 +66,22 @@ site: setup
 
 site-shots: site
 	$(BIN)/python docs/screenshots.py leaderboard/site docs/images
+
+# What a lent GPU machine needs and does not have (benchmarks/README.md, "On a lent GPU"): the
+# packages missing from its image, unpacked for Python 3.12 into .devprep/site (pyautoattack
+# without its 45 MB of example checkpoints), and the three MedMNIST files, in a folder git
+# ignores; a device call carries .devprep and sets PYTHONPATH=.devprep/site:.
+DEVICE_WHEELS := medmnist==3.0.2 torchattacks==3.5.1 pyautoattack==0.2.0 jsonschema==4.26.0 \
+	jsonschema-specifications==2025.9.1 referencing==0.37.0 rpds-py==2026.9.1 \
+	imagecorruptions-imaug==1.1.5 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
+device-prep: setup
+	mkdir -p .git/info && (grep -qxF '/.devprep/' .git/info/exclude 2>/dev/null || echo '/.devprep/' >> .git/info/exclude)
+	rm -rf .devprep && mkdir -p .devprep/whl .devprep/site .devprep/data/medmnist
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d .devprep/whl $(DEVICE_WHEELS)
+	for w in .devprep/whl/*.whl; do $(BIN)/python -m zipfile -e $$w .devprep/site; done
+	rm -rf .devprep/whl .devprep/site/pyautoattack/examples
+	cp ../shared/data/medmnist/breastmnist.npz ../shared/data/medmnist/pneumoniamnist.npz \
+		../shared/data/medmnist/retinamnist.npz .devprep/data/medmnist/
+	du -sh .devprep

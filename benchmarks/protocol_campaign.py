@@ -1,0 +1,228 @@
+"""The protocol campaign: every entry of the L-inf boards, trained if missing and evaluated under
+the protocol of its track, in one process, in priority order, within a time budget.
+
+It exists for a lent GPU (one prepared script per call, ``docs/protocol.md``): checkpoints are
+too large to come back, so the zoo is rebuilt there with the published recipes
+(``docs/model_zoo.md``) and only the results files return, packed into one archive. It is
+resumable: a job whose results file is already under ``--out`` is skipped, a trained model is
+found in ``--zoo``, and the adversarial cache keeps finished batches. Each job's wall time, the
+device and the outcome go into ``campaign.json`` beside the archive (the protocol cost figure,
+``benchmarks/protocol_cost.py``, reads the results themselves).
+
+Usage::
+
+    python benchmarks/protocol_campaign.py --out OUT [--zoo Z] [--cache C] [--data-dir D]
+        [--datasets breastmnist,pneumoniamnist,retinamnist] [--tracks deterministic,adaptive]
+        [--budget-min 9] [--plan]
+
+``--plan`` prints the jobs in order and exits (nothing runs). On the device machine the data
+and the missing packages travel with the working tree (``make device-prep``, see
+``benchmarks/README.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tarfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Base-model epochs and robust fine-tune epochs per dataset (the published recipes).
+RECIPES = {"breastmnist": (30, 10), "pneumoniamnist": (10, 2), "retinamnist": (20, 5)}
+#: Training-time defenses on the boards: (id, parameters), per dataset where they differ.
+ROBUST: list[tuple[str, dict[str, Any]]] = [
+    ("pgd_at", {"steps": 3}),
+    ("trades", {"steps": 3}),
+    ("mart", {"steps": 3}),
+    ("mpadvt", {}),
+    ("maadvt", {"steps": 3}),
+]
+EXTRA_ROBUST = {"pneumoniamnist": [("trades", {"beta": 1, "steps": 3})]}
+#: Adaptive-track defenses on the boards, cheapest first; MedRDF's votes at n = 1000.
+ADAPTIVE: list[tuple[str, dict[str, Any]]] = [
+    ("bit_depth_reduction", {}),
+    ("median_filter", {}),
+    ("gaussian_smoothing", {}),
+    ("jpeg", {}),
+    ("random_resize_pad", {}),
+    ("mdda", {}),
+    ("medrdf", {"n": 1000}),
+]
+ADAPTIVE_DATASETS = ("pneumoniamnist", "retinamnist")
+
+
+@dataclass
+class Job:
+    """One evaluation (and the training it needs)."""
+
+    dataset: str
+    protocol: str
+    defense: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    arch: str = "resnet18"
+
+    @property
+    def name(self) -> str:
+        tail = self.defense or "undefended"
+        if self.params:
+            tail += "_" + "_".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.dataset}__{tail}"
+
+
+def jobs(datasets: list[str], tracks: list[str], arch: str = "resnet18") -> list[Job]:
+    """The campaign's jobs in priority order: per dataset the deterministic track (undefended
+    first), then the adaptive track of the datasets that have its entries."""
+    out: list[Job] = []
+    if "deterministic" in tracks:
+        for ds in datasets:
+            out.append(Job(ds, "mrb_linf_v1", arch=arch))
+            for d, p in ROBUST + EXTRA_ROBUST.get(ds, []):
+                out.append(Job(ds, "mrb_linf_v1", d, p, arch))
+    if "adaptive" in tracks:
+        for d, p in ADAPTIVE:
+            for ds in datasets:
+                if ds in ADAPTIVE_DATASETS:
+                    out.append(Job(ds, "mrb_linf_adaptive_v1", d, p, arch))
+    return out
+
+
+def _ensure_models(job: Job, zoo: Any, data_dir: Path, log: list[dict[str, Any]]) -> None:
+    """Train the job's base model and, for a training-time defense, its robust model."""
+    from benchmark.defenses import load_submission
+    from benchmark.models.zoo import model_id
+    from benchmark.training import TrainConfig, train_model
+    from benchmark.training.defense import defense_tag
+
+    base_epochs, robust_epochs = RECIPES[job.dataset]
+    base = model_id(job.arch, job.dataset, 28, 0)
+    if not zoo.exists(base):
+        start = time.perf_counter()
+        train_model(
+            TrainConfig(dataset=job.dataset, arch=job.arch, size=28, epochs=base_epochs),
+            data_dir=data_dir,
+            zoo=zoo,
+            progress=False,
+        )
+        log.append({"train": base, "seconds": round(time.perf_counter() - start, 1)})
+    if job.defense is None or load_submission(job.defense).meta.kind != "training":
+        return
+    robust = model_id(job.arch, job.dataset, 28, 0, defense_tag(job.defense, job.params))
+    if zoo.exists(robust):
+        return
+    start = time.perf_counter()
+    train_model(
+        TrainConfig(
+            dataset=job.dataset,
+            arch=job.arch,
+            size=28,
+            epochs=robust_epochs,
+            lr=1e-4,
+            defense=job.defense,
+            defense_params=dict(job.params),
+            selection="robust",
+            init_from=base,
+        ),
+        data_dir=data_dir,
+        zoo=zoo,
+        progress=False,
+    )
+    log.append({"train": robust, "seconds": round(time.perf_counter() - start, 1)})
+
+
+def run_job(job: Job, *, out: Path, zoo: Any, cache: Any, data_dir: Path) -> dict[str, Any]:
+    """Train what the job needs and evaluate it under its protocol; its log record."""
+    from benchmark.evaluation import EvaluationConfig, evaluate
+
+    record: dict[str, Any] = {"job": job.name, **asdict(job), "trained": []}
+    start = time.perf_counter()
+    try:
+        _ensure_models(job, zoo, data_dir, record["trained"])
+        config = EvaluationConfig.from_options(
+            dataset=job.dataset,
+            arch=job.arch,
+            protocol=job.protocol,
+            defense=job.defense,
+            defense_params=[f"{k}={v}" for k, v in sorted(job.params.items())],
+            batch_size="auto",
+        )
+        doc, path = evaluate(
+            config, data_dir=data_dir, zoo=zoo, out_dir=out, cache=cache, progress=False
+        )
+        record.update(status="done", result=str(path.relative_to(out)))
+        record["device"] = doc["environment"].get("device_name", doc["environment"]["device"])
+    except Exception as exc:  # one failed job must not stop the campaign; it is logged
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        record["traceback"] = traceback.format_exc(limit=8)
+    record["seconds"] = round(time.perf_counter() - start, 1)
+    return record
+
+
+def _done(out: Path) -> set[str]:
+    """Names of the jobs whose results file is already under ``out`` (from campaign.json)."""
+    log = out / "campaign.json"
+    if not log.is_file():
+        return set()
+    records = json.loads(log.read_text()).get("jobs", [])
+    return {
+        r["job"] for r in records if r.get("status") == "done" and (out / r["result"]).is_file()
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="results folder (and archive)")
+    parser.add_argument("--zoo", type=Path, default=None, help="model zoo (else the default)")
+    parser.add_argument("--cache", type=Path, default=None, help="adversarial cache")
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--datasets", default="breastmnist,pneumoniamnist,retinamnist")
+    parser.add_argument("--tracks", default="deterministic,adaptive")
+    parser.add_argument("--budget-min", type=float, default=9.0, help="start no job after this")
+    parser.add_argument("--arch", default="resnet18", help="architecture (smoke runs: tiny_cnn)")
+    parser.add_argument("--only", default="", help="comma list of job names to run (else all)")
+    parser.add_argument("--plan", action="store_true", help="print the jobs and exit")
+    args = parser.parse_args(argv)
+    datasets = [d for d in args.datasets.split(",") if d]
+    unknown = sorted(set(datasets) - set(RECIPES))
+    if unknown:
+        parser.error(f"no recipe for {', '.join(unknown)}; known: {', '.join(RECIPES)}")
+    todo = jobs(datasets, [t for t in args.tracks.split(",") if t], args.arch)
+    if args.only:
+        todo = [j for j in todo if j.name in args.only.split(",")]
+    done = _done(args.out)
+    if args.plan:
+        for i, job in enumerate(todo, 1):
+            print(f"{i:3d} {job.protocol:22s} {job.name}{'  (done)' if job.name in done else ''}")
+        return
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from benchmark.evaluation.cache import AdversarialCache
+    from benchmark.models.zoo import ModelZoo
+
+    zoo = ModelZoo(args.zoo) if args.zoo else ModelZoo()
+    cache = AdversarialCache(args.cache) if args.cache else AdversarialCache()
+    args.out.mkdir(parents=True, exist_ok=True)
+    log_path = args.out / "campaign.json"
+    records = json.loads(log_path.read_text())["jobs"] if log_path.is_file() else []
+    start = time.perf_counter()
+    for job in todo:
+        if job.name in done:
+            continue
+        if time.perf_counter() - start > 60 * args.budget_min:
+            print(f"budget of {args.budget_min} min spent: stopped before {job.name}")
+            break
+        record = run_job(job, out=args.out, zoo=zoo, cache=cache, data_dir=args.data_dir)
+        print(f"{record['status']:6s} {job.name} {record['seconds']} s")
+        records.append(record)
+        log_path.write_text(json.dumps({"jobs": records}, indent=1) + "\n")
+    with tarfile.open(args.out / "results.tar.gz", "w:gz") as tar:
+        for path in sorted(args.out.rglob("*.json")):
+            if path.name != "campaign.json":
+                tar.add(path, arcname=path.relative_to(args.out).as_posix())
+
+
+if __name__ == "__main__":
+    main()
