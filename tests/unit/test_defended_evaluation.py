@@ -234,3 +234,63 @@ def test_autoattack_rand_version_on_randomized_defenses():
     assert [n for n, _ in attack.subattacks()] == ["apgd_ce", "apgd_dlr"]
     with pytest.raises(Exception, match="version must be standard or rand"):
         build_attack("autoattack", model, eps=2 / 255, version="plus")
+
+
+class _Logit1(torch.nn.Module):
+    """Two logits, (0, sum(w * f(u))): the gradient of the second one is known in closed form."""
+
+    multi_label = False
+    num_classes = 2
+
+    def __init__(self, w: torch.Tensor, square: bool = False) -> None:
+        super().__init__()
+        self.w, self.square = w, square
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        v = u * u if self.square else u
+        z = (self.w * v).flatten(1).sum(1)
+        return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+def test_eot_and_bpda_gradients_match_a_hand_computation():
+    from typing import ClassVar
+
+    from benchmark.defenses.base import Defense, DefenseMeta
+
+    class Shift(Defense):
+        meta = DefenseMeta(kind="preprocessing", randomized=True, differentiable=True)
+        defaults: ClassVar[dict] = {}
+
+        def purify(self, x):
+            return x + 0.3 * torch.randn(x.shape, generator=self.generator(x.device))
+
+    class Quantise(Defense):
+        meta = DefenseMeta(kind="preprocessing", randomized=False, differentiable=False)
+        defaults: ClassVar[dict] = {}
+
+        def purify(self, x):
+            return torch.round(4 * x) / 4
+
+    torch.manual_seed(0)
+    w = torch.randn(1, 1, 3, 3)
+    x = torch.rand(2, 1, 3, 3)
+    # EOT: the log of the mean class-1 probability over 5 draws; by hand, with the same draws,
+    # d/dx log(mean_i s_i) = mean_i s_i (1 - s_i) w / mean_i s_i, s_i = sigmoid(w . (x + n_i)).
+    shift = Shift(seed=7)
+    eot = EOTModel(DefendedModel(_Logit1(w), shift, adaptive=True), samples=5)
+    xg = x.clone().requires_grad_(True)
+    shift.reseed(7)
+    eot(xg)[:, 1].sum().backward()
+    gen = torch.Generator().manual_seed(7)
+    noise = [0.3 * torch.randn(x.shape, generator=gen) for _ in range(5)]
+    s = torch.stack([torch.sigmoid((w * (x + n)).flatten(1).sum(1)) for n in noise])  # (5, N)
+    hand = ((s * (1 - s)).mean(0) / s.mean(0)).view(-1, 1, 1, 1) * w
+    assert torch.allclose(xg.grad, hand, atol=1e-6)
+    # BPDA with the identity: the gradient of the base at the purified point, 2 w u, u = q(x)
+    # (not 2 w x, the gradient a pipeline without the quantiser would give).
+    pipe = DefendedModel(_Logit1(w, square=True), Quantise(), adaptive=True)
+    xg = x.clone().requires_grad_(True)
+    pipe(xg)[:, 1].sum().backward()
+    u = torch.round(4 * x) / 4
+    assert torch.allclose(xg.grad, 2 * w * u, atol=1e-6)
+    assert not torch.allclose(xg.grad, 2 * w * x, atol=1e-3)
