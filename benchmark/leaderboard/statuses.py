@@ -156,6 +156,18 @@ def unreliable_reason(run: RunView) -> str | None:
         ]
         if changed:
             b = changed[0]
+            sweeps = b.get("sweeps") or []
+            if sweeps:  # the adaptive track: name what each sweep's last step changed
+                steps = ", ".join(
+                    f"{w.get('sweep')} ({w.get('steps')} iterations, {w.get('eot_draws')} EOT "
+                    f"draws): {w.get('broken')}"
+                    for w in sweeps
+                )
+                return (
+                    f"convergence not shown: at {b.get('eps_label')} the sweeps broke "
+                    f"{b.get('broken')} of {b.get('robust_before')} images still robust "
+                    f"(at most {CONVERGENCE_MAX_CHANGED} may change; {steps})"
+                )
             return (
                 f"convergence not shown: at {b.get('eps_label')} the stronger APGD broke "
                 f"{b.get('broken')} of {b.get('robust_before')} images still robust "

@@ -197,3 +197,25 @@ def test_unreliable_rule_reads_the_block():
     bad = {"rule": CONVERGENCE_RULE, "reliable": False, "budgets": [{**entry, "broken": 0}, entry]}
     reason = unreliable_reason(run(bad))
     assert "8/255" in reason and "broke 3 of 30" in reason
+
+
+def test_a_sweep_that_does_not_level_off_is_unreliable_and_named():
+    from types import SimpleNamespace
+
+    sweeps = [
+        {"sweep": "iterations", "steps": 200, "eot_draws": 20, "broken": 1, "seconds": 1.0},
+        {"sweep": "eot", "steps": 100, "eot_draws": 40, "broken": 4, "seconds": 1.0},
+    ]
+    budget = {"eps": 8 / 255, "eps_label": "8/255", "robust_before": 30, "broken": 5,
+              "attack": {}, "seconds": 2.0, "sweeps": sweeps}  # fmt: skip
+    block = convergence_block([budget])
+    assert block["reliable"] is False
+    run = SimpleNamespace(sanity_checks=[], flags=[], doc={"convergence": block})
+    reason = unreliable_reason(run)
+    assert "the sweeps broke 5 of 30" in reason
+    assert "eot (100 iterations, 40 EOT draws): 4" in reason
+    level = convergence_block([{**budget, "broken": 1, "sweeps": [{**sweeps[0], "broken": 1}]}])
+    assert (
+        unreliable_reason(SimpleNamespace(sanity_checks=[], flags=[], doc={"convergence": level}))
+        is None
+    )
