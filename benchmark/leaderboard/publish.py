@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmark.errors import ResultsError
 from benchmark.hashing import file_digest
 from benchmark.results.naming import result_path
-from benchmark.results.protocols import MRB_LINF_V1, protocol_problems
+from benchmark.results.protocols import MRB_LINF_V1, protocol_problems, track_protocol
 from benchmark.results.schema import read_result
 
 REQUIRED_VERSIONS = ("medrobustbench", "torch", "torchattacks")
@@ -54,11 +54,12 @@ def add_result(path: Path, root: Path, *, exploratory: bool = False) -> tuple[Pa
             "re-run the evaluation from a clean checkout"
         )
     off_protocol = protocol_problems(doc)
+    kind = (doc.get("defense") or {}).get("kind")
     if off_protocol and not exploratory:
         raise ResultsError(
             f"{path} is not a protocol run ({'; '.join(off_protocol)}); run `bench evaluate "
-            f"--protocol {MRB_LINF_V1.id}` for a ranked entry, or pass --exploratory to "
-            "publish it unranked"
+            f"--protocol {track_protocol(MRB_LINF_V1, kind).id}` for a ranked entry, or pass "
+            "--exploratory to publish it unranked"
         )
     target = result_path(root, doc)  # refuses path components that are not plain names
     if not target.resolve().is_relative_to(root.resolve()):
