@@ -31,7 +31,6 @@ from benchmark.attacks.base import build_attack
 from benchmark.evaluation.adversarial import CellRun, batch_seed
 from benchmark.evaluation.defended import EOTModel
 from benchmark.evaluation.document import still_robust
-from benchmark.evaluation.draws import effective_draws, score_draws
 from benchmark.metrics.adversarial import correct_mask
 from benchmark.metrics.base import Predictions
 from benchmark.models.pass_timer import PassTimer
@@ -338,18 +337,9 @@ def _all_runs(runs: list[CellRun]) -> list[CellRun]:
 def _draws_judge(plan: Any) -> Judge:
     """The run's own scoring as a judge: the deployed pipeline, worst of the run's draws,
     abstentions of a voting defense counted as errors."""
-    config = plan.config
 
     def judge(idx: np.ndarray, x_adv: torch.Tensor) -> np.ndarray:
-        sub = plan.split.subset(torch.as_tensor(idx))
-        pred, _, _ = score_draws(
-            plan.scorer,
-            x_adv,
-            sub,
-            seed=config.seed,
-            draws=effective_draws(plan.scorer, config.draws),
-            batch_size=config.batch_size,
-        )
+        pred, _, _ = plan.score(x_adv, plan.split.subset(torch.as_tensor(idx)))
         return ~correct_mask(pred)
 
     return judge

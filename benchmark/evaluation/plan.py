@@ -29,6 +29,7 @@ from benchmark.evaluation.adversarial import craft_cell, craft_key
 from benchmark.evaluation.cache import AdversarialCache
 from benchmark.evaluation.config import BPDA_NEEDS_PREPROCESSING, EvaluationConfig
 from benchmark.evaluation.defended import EOTModel
+from benchmark.evaluation.draws import effective_draws, score_draws
 from benchmark.evaluation.memory import (
     AUTO_BATCHES,
     COMPACT,
@@ -41,6 +42,7 @@ from benchmark.evaluation.memory import (
 )
 from benchmark.evaluation.passes import AttackPass, build_passes
 from benchmark.evaluation.sanity import LARGE_EPS
+from benchmark.metrics.base import Predictions
 from benchmark.models.zoo import ModelZoo, model_id
 from benchmark.results.naming import ThreatModel
 from benchmark.results.protocols import MRB_LINF_ADAPTIVE_V1, MRB_LINF_V1, PROTOCOLS
@@ -110,6 +112,21 @@ class EvaluationPlan:
     def training_defense(self) -> bool:
         """Whether the defense is a training-time one (its robust model is the scorer)."""
         return self.submission is not None and self.submission.meta.kind == "training"
+
+    def score(
+        self, images: torch.Tensor, split: ImageSplit | None = None
+    ) -> tuple[Predictions, dict[str, Any] | None, dict[str, Any] | None]:
+        """Score ``images`` (standing for ``split``'s samples, default the plan's) as the run
+        scores: through the deployed pipeline, worst of the run's draws for a randomized
+        defense (:func:`~benchmark.evaluation.draws.score_draws`)."""
+        return score_draws(
+            self.scorer,
+            images,
+            self.split if split is None else split,
+            seed=self.config.seed,
+            draws=effective_draws(self.scorer, self.config.draws),
+            batch_size=self.config.batch_size,
+        )
 
     def cell_arguments(self, p: AttackPass) -> dict[str, Any]:
         """The arguments :func:`~benchmark.evaluation.adversarial.craft_cell` and ``run_cell``

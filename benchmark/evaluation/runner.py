@@ -35,7 +35,7 @@ from benchmark.evaluation.document import (
     build_document,
     write_document,
 )
-from benchmark.evaluation.draws import effective_draws, score_draws
+from benchmark.evaluation.draws import effective_draws
 from benchmark.evaluation.estimate import log_protocol_estimate
 from benchmark.evaluation.passes import scorer_key
 from benchmark.evaluation.plan import (
@@ -151,15 +151,7 @@ def _score_clean(plan: EvaluationPlan) -> tuple[Predictions, dict[str, Any]]:
     """Clean predictions of the scorer and the ``metrics`` block's clean entries (with a
     defense, the undefended model's too)."""
     config, split = plan.config, plan.split
-    images = to_float(split.images)
-    clean, clean_votes, draws = score_draws(
-        plan.scorer,
-        images,
-        split,
-        seed=config.seed,
-        draws=effective_draws(plan.scorer, config.draws),
-        batch_size=config.batch_size,
-    )
+    clean, clean_votes, draws = plan.score(to_float(split.images))
     metrics: dict[str, Any] = {"clean": _clean_block(clean)}
     if draws is not None:
         metrics["clean"]["draws"] = draws
