@@ -72,7 +72,6 @@ from benchmark.attacks.base import (
     frozen_parameters,
     register_attack,
 )
-from benchmark.defenses.base import VotingClassifier, VotingDefense
 from benchmark.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -82,11 +81,14 @@ logger = logging.getLogger(__name__)
 MAX_SHARE = 1 - 1e-9
 
 
-def voting_classifier(model: nn.Module) -> VotingClassifier | None:
-    """The first :class:`VotingClassifier` of a :class:`VotingDefense` among ``model``'s
-    modules (the model itself, a defended pipeline's ``inner``, an EOT model's pipeline's)."""
+def voting_classifier(model: nn.Module) -> Any:
+    """The first :class:`~benchmark.defenses.base.VotingClassifier` of a voting defense among
+    ``model``'s modules (the model itself, a defended pipeline's ``inner``, an EOT model's
+    pipeline's), or None. Found by its ``is_vote`` marker and its defense's
+    ``abstention_share``: attacks sit below the defenses layer and do not import it."""
     for module in model.modules():
-        if isinstance(module, VotingClassifier) and isinstance(module.defense, VotingDefense):
+        defense = getattr(module, "defense", None)
+        if getattr(module, "is_vote", False) and hasattr(defense, "abstention_share"):
             return module
     return None
 
@@ -148,14 +150,10 @@ class APGDVoteAttack(Attack):
         self.voter = voting_classifier(self.model)
         self.share = 0.5
         if self.voter is not None:
-            kind = type(self.voter)
-            if (
-                kind.copy_logits is VotingClassifier.copy_logits
-                and kind.log_soft_votes is VotingClassifier.log_soft_votes
-            ):
+            if not self.voter.has_smoothed_vote():
                 raise AttackError(
-                    f"apgd_vote needs the smoothed vote: {kind.__name__} must implement "
-                    "copy_logits(x) (or log_soft_votes(x, temperature))"
+                    f"apgd_vote needs the smoothed vote: {type(self.voter).__name__} must "
+                    "implement copy_logits(x) (or log_soft_votes(x, temperature))"
                 )
             try:
                 n = self.voter.n_votes

@@ -213,6 +213,19 @@ class VotingClassifier(nn.Module):
     ``base`` (the base model) and ``defense`` are expected.
     """
 
+    #: Marks a vote for the attacks that aim at it (``apgd_vote``), which find it among a
+    #: pipeline's modules without importing this layer.
+    is_vote: ClassVar[bool] = True
+
+    def has_smoothed_vote(self) -> bool:
+        """Whether the subclass gives the differentiable vote (``copy_logits`` or
+        ``log_soft_votes``) that a vote-aimed attack needs."""
+        kind = type(self)
+        return (
+            kind.copy_logits is not VotingClassifier.copy_logits
+            or kind.log_soft_votes is not VotingClassifier.log_soft_votes
+        )
+
     def __init__(self, defense: VotingDefense, model: nn.Module) -> None:
         super().__init__()
         self.defense = defense
