@@ -1,8 +1,9 @@
 """Error types of the benchmark.
 
 Every error a user can cause (unknown name, missing or corrupt data, bad checkpoint, invalid
-option) is a :class:`BenchmarkError` whose message is one line naming the problem and the fix.
-The CLI turns it into exit code 1 and that line on stderr.
+option) is a :class:`BenchmarkError` whose message is one line naming the problem and the fix
+(one line per problem where a check finds several). The CLI turns it into exit code 1 and those
+lines on stderr.
 """
 
 
@@ -35,3 +36,15 @@ class ConfigError(BenchmarkError):
 
 class ResultsError(BenchmarkError):
     """A results file does not validate against the schema or has an unknown version."""
+
+
+class LedgerError(ResultsError):
+    """The published results do not match their ledger (a file changed, went missing or was
+    never published, or the ledger itself was edited).
+
+    It carries every problem found, one line each (``problems``); ``str(err)`` is those lines.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)

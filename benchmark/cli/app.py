@@ -1,7 +1,8 @@
 """The ``bench`` command group: error handling and logging shared by every command.
 
 A :class:`~benchmark.errors.BenchmarkError` or a usage error (unknown option, bad value)
-becomes exit code 1 and one line on stderr; ``--verbose`` adds the traceback.
+becomes exit code 1 and one line on stderr (one per problem when a check reports several, each
+prefixed ``error:``); ``--verbose`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class BenchGroup(TyperGroup):
         except BenchmarkError as exc:
             if verbose:
                 traceback.print_exc()
-            typer.echo(f"error: {exc}", err=True)
+            for line in str(exc).splitlines() or [""]:  # a check may report several problems
+                typer.echo(f"error: {line}", err=True)
             code = 1
         except typer.Abort:
             typer.echo("error: aborted", err=True)

@@ -1,4 +1,5 @@
-"""``bench leaderboard``: publish results files, show a board and build the static site."""
+"""``bench leaderboard``: publish results files, check their ledger, show a board and build the
+static site."""
 
 from __future__ import annotations
 
@@ -39,18 +40,55 @@ def leaderboard_build_cmd(
     data_cards: Path = typer.Option(Path("data_cards"), help="Folder of the data cards."),
     readme: Path = typer.Option(Path("README.md"), help="README with the submission guide."),
 ) -> None:
-    """Render the static leaderboard site (self-contained, opens from the file system)."""
+    """Render the static leaderboard site (self-contained, opens from the file system); refused
+    when a published file differs from the results ledger."""
     from benchmark.leaderboard import build_site
+    from benchmark.leaderboard.ledger import ledger_path
 
     if not root.is_dir():
         raise ResultsError(f"results folder {root} does not exist; pass --root")
     report = build_site(root, out, data_cards=data_cards, readme=readme)
+    if not ledger_path(root).is_file():
+        typer.echo(
+            f"warning: {root} has no ledger: the site is not tamper-evident "
+            f"(`bench leaderboard ledger --init --root {root}` writes one)",
+            err=True,
+        )
     typer.echo(
         f"built {report.pages} pages ({report.entries} entries, {report.boards} leaderboards) "
         f"into {report.out}"
     )
     for bad in report.invalid:
         typer.echo(f"left out {bad.path}: {bad.reason}", err=True)
+
+
+@leaderboard_app.command("ledger")
+def leaderboard_ledger_cmd(
+    root: Path = typer.Option(Path("leaderboard/results"), help="The published results folder."),
+    init: bool = typer.Option(
+        False, "--init", help="Write the first ledger of a folder published before it existed."
+    ),
+) -> None:
+    """Check the results ledger (every published file's sha256 in a hash-chained log), or
+    write it once with --init."""
+    from benchmark.errors import LedgerError
+    from benchmark.leaderboard.ledger import (
+        head,
+        init_ledger,
+        ledger_path,
+        read_ledger,
+        verify_ledger,
+    )
+
+    if init:
+        lines = init_ledger(root)
+        typer.echo(f"wrote {ledger_path(root)}: {len(lines)} files, head {head(lines)}")
+        return
+    problems = verify_ledger(root)
+    if problems:
+        raise LedgerError(problems)
+    lines = read_ledger(root)
+    typer.echo(f"{ledger_path(root)}: {len(lines)} files as published, head {head(lines)}")
 
 
 @leaderboard_app.command("show")

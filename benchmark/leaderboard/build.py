@@ -9,8 +9,12 @@ disabled. Two builds from the same files are byte-identical: nothing depends on 
 file system order or the machine.
 
 Beside the pages, ``raw/`` holds a copy of every published results file (the entry pages link
-to them) and ``raw/results.csv``, the current run of every run folder as one tidy table
-(:func:`benchmark.results.frame`: a row per run for its clean scores, a row per attack block).
+to them and show their sha256), ``raw/results.csv``, the current run of every run folder as one
+tidy table (:func:`benchmark.results.frame`: a row per run for its clean scores, a row per
+attack block), and ``raw/LEDGER.jsonl``, the results folder's ledger
+(:mod:`benchmark.leaderboard.ledger`). Where the folder has a ledger the build checks it first
+and refuses, writing nothing, when any file differs from it; a folder without one (a scratch
+folder of one's own runs) is built with a note that its files are not tamper-evident.
 """
 
 from __future__ import annotations
@@ -28,8 +32,16 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
-from benchmark.errors import ResultsError
+from benchmark.errors import LedgerError, ResultsError
 from benchmark.leaderboard import svg
+from benchmark.leaderboard.ledger import (
+    LEDGER,
+    file_sha256,
+    head,
+    ledger_path,
+    read_ledger,
+    verify_ledger,
+)
 from benchmark.leaderboard.ranking import boards
 from benchmark.leaderboard.rows import Board
 from benchmark.leaderboard.runs import Entry, Invalid, Run, flags, group_entries, load_runs
@@ -41,6 +53,18 @@ TEMPLATES = Path(__file__).parent / "templates"
 STATIC = ("style.css", "table.js")
 CSV = Path("raw") / "results.csv"
 """Where the site keeps the table of its runs, relative to the site's root."""
+RAW_LEDGER = Path("raw") / LEDGER
+"""Where the site keeps the results folder's ledger, relative to the site's root."""
+
+
+@dataclass(frozen=True)
+class LedgerSummary:
+    """What the pages show of a verified ledger: its head hash, its length, and the line that
+    published each file."""
+
+    head: str
+    lines: int
+    line_of: dict[str, int]
 
 
 @dataclass
@@ -186,7 +210,16 @@ def build_site(
 
     ``out`` is emptied first (only the files this build writes remain). Invalid results files
     are reported in the returned :class:`BuildReport` and on the index page, and left out.
+    Raises :class:`~benchmark.errors.LedgerError` (every problem, one line each) and writes
+    nothing when the folder has a ledger and a file differs from it.
     """
+    ledger = None
+    if ledger_path(results_root).is_file():
+        problems = verify_ledger(results_root)
+        if problems:
+            raise LedgerError(problems)
+        lines = read_ledger(results_root)
+        ledger = LedgerSummary(head(lines), len(lines), {ln.path: ln.seq for ln in lines})
     runs, invalid = load_runs(results_root)
     entries = group_entries(runs)
     all_boards = boards(entries)
@@ -220,6 +253,8 @@ def build_site(
         grid={(b.dataset, _column(b)): b for b in all_boards},
         cards=cards,
         invalid=invalid,
+        ledger=ledger,
+        raw_ledger=RAW_LEDGER.as_posix(),
         n_entries=len(entries),
         protocol=MRB_LINF_V1,
         protocol_ranked=sum(b.n_ranked for b in all_boards if b.protocol is not None),
@@ -227,13 +262,13 @@ def build_site(
     for board in all_boards:
         write(f"board-{board.slug}.html", "board.html", board=board, flags=flags)
     for entry in entries:
-        raw = []
+        sha256 = {}
         for run in entry.runs:
             for rel in [run.path, *run.older]:
                 target = out / "raw" / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(results_root / rel, target)
-                raw.append(rel)
+                sha256[rel] = file_sha256(target)
         write(
             f"entry-{entry.slug}.html",
             "entry.html",
@@ -247,6 +282,9 @@ def build_site(
             ],
             papers=paper_tables(entry),
             json_dumps=lambda v: json.dumps(v, sort_keys=True),
+            sha256=sha256,
+            ledger=ledger,
+            raw_ledger=RAW_LEDGER.as_posix(),
         )
     for ds, (meta, body) in cards.items():
         write(f"dataset-{ds}.html", "dataset.html", dataset=ds, meta=meta, body=_markdown(body))
@@ -259,6 +297,8 @@ def build_site(
     for name in STATIC:
         shutil.copyfile(TEMPLATES / name, out / name)
     _write_csv(runs, out / CSV)
+    if ledger is not None:
+        shutil.copyfile(ledger_path(results_root), out / RAW_LEDGER)
     logger.info("built %d pages into %s (%d left out)", pages, out, len(invalid))
     return BuildReport(out, pages, len(entries), len(all_boards), invalid)
 

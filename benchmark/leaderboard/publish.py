@@ -1,7 +1,9 @@
 """Add a results file to the published set (``bench leaderboard add``).
 
 Published files are immutable: a re-evaluation is a new run id, written beside the older
-versions of its run folder, and nothing is ever overwritten. A file is accepted only if it
+versions of its run folder, and nothing is ever overwritten. Every publication appends the
+file's sha256 to the folder's ledger (:mod:`benchmark.leaderboard.ledger`), which the build
+checks. A file is accepted only if it
 validates against the results schema and its provenance is complete: versions of the
 package, torch and torchattacks, the data's and the checkpoint's sha256, and the git commit of
 a clean checkout.
@@ -12,8 +14,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from benchmark.errors import ResultsError
-from benchmark.hashing import file_digest
+from benchmark.errors import LedgerError, ResultsError
+from benchmark.leaderboard.ledger import (
+    changed_after_publication,
+    file_sha256,
+    ledger_for_append,
+    missing_after_publication,
+    record_publication,
+)
 from benchmark.results.naming import result_path
 from benchmark.results.protocols import MRB_LINF_V1, protocol_problems, track_protocol
 from benchmark.results.schema import read_result
@@ -39,8 +47,13 @@ def provenance_problems(doc: dict) -> list[str]:
 
 
 def add_result(path: Path, root: Path, *, exploratory: bool = False) -> tuple[Path, bool]:
-    """Copy ``path`` into the published set under ``root``; returns the target and whether it
-    was newly added (False: the identical file is already published).
+    """Copy ``path`` into the published set under ``root`` and record it in the ledger;
+    returns the target and whether it was newly added (False: the identical file is already
+    published, and nothing changes).
+
+    A file already at its place under ``root`` but not in the ledger (``bench evaluate --out``
+    wrote it there) is published in place. The ledger must be intact, and a folder with
+    published files must have one (``bench leaderboard ledger --init``).
 
     A run that is not a conformant run of a registered protocol (full test split, the
     protocol's attacks and budgets, its recorded id, version and sha256) could only ever be
@@ -64,15 +77,27 @@ def add_result(path: Path, root: Path, *, exploratory: bool = False) -> tuple[Pa
     target = result_path(root, doc)  # refuses path components that are not plain names
     if not target.resolve().is_relative_to(root.resolve()):
         raise ResultsError(f"{path} would be published outside {root}; the file is malformed")
+    rel = target.relative_to(root).as_posix()
+    lines = ledger_for_append(root)
+    listed = {line.path: line for line in lines}.get(rel)
+    digest = file_sha256(path)
     if target.exists():
-        if file_digest(target) == file_digest(path):
+        if file_sha256(target) != digest:
+            raise ResultsError(
+                f"{target} is already published with different content; published files are "
+                "immutable: re-run the evaluation to get a new run id"
+            )
+        if listed is not None and listed.sha256 != digest:
+            raise LedgerError([changed_after_publication(target, listed.sha256, digest)])
+        if listed is not None:
             return target, False
-        raise ResultsError(
-            f"{target} is already published with different content; published files are "
-            "immutable: re-run the evaluation to get a new run id"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".json.tmp")
-    shutil.copyfile(path, tmp)
-    tmp.replace(target)
+        # Written into the results folder by `bench evaluate --out`: published in place.
+    elif listed is not None:
+        raise LedgerError([missing_after_publication(target, listed.seq)])
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".json.tmp")
+        shutil.copyfile(path, tmp)
+        tmp.replace(target)
+    record_publication(root, lines, rel, digest, doc.get("created_at"))
     return target, True

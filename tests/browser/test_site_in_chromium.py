@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.leaderboard import build_site
+from benchmark.leaderboard.ledger import LEDGER, init_ledger
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "leaderboard" / "results"
@@ -36,13 +37,15 @@ EVIL = "<script>window.__pwned = 1</script>evil"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    """The site built from the real published results, one defense renamed to EVIL."""
+    """The site built from the real published results, one defense renamed to EVIL (a copy
+    with a ledger of its own: the renamed files differ from the published ledger)."""
     root = tmp_path_factory.mktemp("results")
-    shutil.copytree(RESULTS, root, dirs_exist_ok=True)
+    shutil.copytree(RESULTS, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns(LEDGER))
     for target in root.glob("pneumoniamnist/*/*__median_filter/*.json"):
         doc = json.loads(target.read_text())
         doc["defense"]["name"] = EVIL
         target.write_text(json.dumps(doc))
+    init_ledger(root)
     out = tmp_path_factory.mktemp("site")
     build_site(root, out, data_cards=ROOT / "data_cards", readme=ROOT / "README.md")
     return out
