@@ -67,6 +67,7 @@ def run_cost(doc: dict[str, Any]) -> dict[str, Any]:
         + (f"/{doc['config']['defense']}" if doc["config"].get("defense") else ""),
         "protocol": f"{doc['protocol']['id']} v{doc['protocol']['version']}",
         "device": device,
+        "run_commit": (doc.get("git") or {}).get("commit", "?")[:7],
         "images": doc["data"]["n"],
         "attack_seconds": round(wall, 1),
         "run_seconds": round(doc.get("timing", {}).get("seconds", 0.0), 1),
