@@ -381,6 +381,10 @@ def test_the_board_page_shows_ranks_intervals_statuses_and_the_test(board_root, 
     assert f"[{100 * none.ci95[0]:.1f}, {100 * none.ci95[1]:.1f}]" in html
     index = (tmp_path / "a" / "index.html").read_text()
     assert "8 entries, 4 ranked" in index
+    # An entry page names the protocol and its convergence evidence.
+    page = next((tmp_path / "a").glob("entry-breastmnist--*pgd_at,steps=3-*.html")).read_text()
+    assert "mrb_linf_v1 1.0 (sha256 <code>" in page
+    assert "<th>convergence</th><td>shown (at most 1 image" in page
 
 
 def test_a_constant_answer_does_not_win_the_corruption_board(tmp_path):
@@ -532,6 +536,20 @@ def test_the_adaptive_track_ranks_on_the_same_boards(tmp_path):
     # jpeg: the adaptive attacks leave 20 more images robust at 8/255 than the oblivious ones.
     docs["jpeg"] = _adaptive_run("jpeg", {E2: (20, 60), E8: (5, 20)}, {E2: (20, 60), E8: (10, 35)})
     docs["jpeg"]["run_id"] = "mrb_linf_adaptive_v1_20261129t120001z"
+    sweeps = [
+        {"sweep": "iterations", "steps": 200, "eot_draws": 1, "broken": 0, "seconds": 1.0},
+    ]
+    docs["median"]["convergence"]["budgets"] = [
+        {
+            "eps": E8,
+            "eps_label": "8/255",
+            "robust_before": 6,
+            "broken": 0,
+            "attack": {},
+            "seconds": 1.0,
+            "sweeps": sweeps,
+        }
+    ]
     root = _publish(tmp_path, docs)
     rows = {r.entry.label: r for r in _board(root, "linf-8-255").rows}
     assert rows["none"].ranked and rows["median_filter"].ranked
@@ -543,3 +561,7 @@ def test_the_adaptive_track_ranks_on_the_same_boards(tmp_path):
     assert jpeg.status == "unreliable" and "adaptive attacks weaker than oblivious" in jpeg.reason
     # At 2/255 the two passes agree: ranked.
     assert {r.entry.label: r for r in _board(root, "linf-2-255").rows}["jpeg"].ranked
+    build_site(root, tmp_path / "site")
+    page = next((tmp_path / "site").glob("entry-*median_filter*.html")).read_text()
+    assert "mrb_linf_adaptive_v1 1.0" in page
+    assert "8/255: 0 of 6 still-robust images broken (iterations sweep, 200 iterations" in page
