@@ -33,8 +33,12 @@ class EOTModel(nn.Module):
 
     Args:
         defended: the pipeline, built with ``adaptive=True`` (BPDA where needed).
-        samples: draws averaged per forward pass for a randomized defense (1 otherwise).
+        samples: draws averaged per forward pass for a randomized defense (1 otherwise), sent
+            through the pipeline as one batch.
     """
+
+    #: How the draws are sent through the pipeline (part of an adaptive cell's cache key).
+    layout = "batched"
 
     def __init__(self, defended: DefendedModel, samples: int) -> None:
         super().__init__()
@@ -50,12 +54,13 @@ class EOTModel(nn.Module):
         if self.samples == 1:
             return self.defended(x)
         multi = bool(self.defended.base.multi_label)
-        probs = torch.stack(
-            [
-                torch.sigmoid(o) if multi else torch.softmax(o, dim=1)
-                for o in (self.defended(x) for _ in range(self.samples))
-            ]
-        ).mean(0)
+        # The draws go through the pipeline as one batch of samples x N copies (one forward
+        # and one backward of the base model instead of ``samples``; the defense draws each
+        # copy's randomness independently, in copy-major order).
+        n = x.shape[0]
+        out = self.defended(x.repeat(self.samples, *([1] * (x.dim() - 1))))
+        out = out.view(self.samples, n, *out.shape[1:])
+        probs = (torch.sigmoid(out) if multi else torch.softmax(out, dim=-1)).mean(0)
         probs = probs.clamp_min(1e-12)
         return torch.logit(probs.clamp_max(1 - 1e-6)) if multi else probs.log()
 

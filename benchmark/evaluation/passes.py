@@ -111,6 +111,8 @@ def key_extra(
     extra: dict[str, Any] = {"defense": defense.config()}
     if tm is ThreatModel.ADAPTIVE:
         extra["eot"] = getattr(adaptive_model, "samples", 1)
+        if extra["eot"] > 1:  # batched draws are other draws than one-by-one ones
+            extra["eot_layout"] = getattr(adaptive_model, "layout", "sequential")
         if bpda_always:
             extra["gradient"] = "bpda"
     if robust_sha is not None:

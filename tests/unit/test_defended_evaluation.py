@@ -281,8 +281,8 @@ def test_eot_and_bpda_gradients_match_a_hand_computation():
     xg = x.clone().requires_grad_(True)
     shift.reseed(7)
     eot(xg)[:, 1].sum().backward()
-    gen = torch.Generator().manual_seed(7)
-    noise = [0.3 * torch.randn(x.shape, generator=gen) for _ in range(5)]
+    gen = torch.Generator().manual_seed(7)  # the 5 draws go through as one batch of 5 x N
+    noise = 0.3 * torch.randn((5 * len(x), *x.shape[1:]), generator=gen).view(5, *x.shape)
     s = torch.stack([torch.sigmoid((w * (x + n)).flatten(1).sum(1)) for n in noise])  # (5, N)
     hand = ((s * (1 - s)).mean(0) / s.mean(0)).view(-1, 1, 1, 1) * w
     assert torch.allclose(xg.grad, hand, atol=1e-6)
