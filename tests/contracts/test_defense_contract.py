@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -10,7 +13,8 @@ import torch
 
 from benchmark.defenses import DefendedModel, SubmissionError, bpda, load_submission
 from benchmark.defenses.conformance import validate_submission
-from benchmark.defenses.submissions import list_submissions, read_submission
+from benchmark.defenses.submissions import list_submissions, read_submission, submission_files
+from benchmark.hashing import files_digest
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted(p.parent.name for p in (ROOT / "submissions").glob("*/submission.toml"))
@@ -315,3 +319,61 @@ def test_broken_voting_hooks_are_refused(tmp_path, sid, edit, message):
     with pytest.raises(SubmissionError, match=f"submission '{sid}'") as err:
         validate_submission(sub, n=20)
     assert message in str(err.value)
+
+
+def test_the_sha256_covers_every_file_of_the_folder_but_python_caches(tmp_path):
+    folder = tmp_path / "median_filter"
+    shutil.copytree(
+        ROOT / "submissions" / "median_filter", folder, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    first = read_submission(folder)
+    assert [f.path for f in first.files] == ["README.md", "defense.py", "submission.toml"]
+    assert first.sha256 == files_digest(submission_files(folder), folder)
+    assert (
+        first.record()["files"][1]["sha256"]
+        == hashlib.sha256((folder / "defense.py").read_bytes()).hexdigest()
+    )
+    (folder / "__pycache__").mkdir(exist_ok=True)
+    (folder / "__pycache__" / "defense.cpython-311.pyc").write_bytes(b"cache")
+    (folder / "stale.pyc").write_bytes(b"cache")
+    assert read_submission(folder).sha256 == first.sha256
+    (folder / "README.md").write_text("# Median filter\n\nEdited.\n")
+    edited = read_submission(folder)
+    assert edited.sha256 != first.sha256
+    (folder / "data").mkdir()
+    (folder / "data" / "table.csv").write_text("k,3\n")
+    grown = read_submission(folder)
+    assert "data/table.csv" in [f.path for f in grown.files]
+    assert grown.sha256 not in (first.sha256, edited.sha256)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_the_record_says_which_files_git_tracks_and_which_were_edited(tmp_path):
+    repo = tmp_path / "repo"
+    folder = repo / "submissions" / "median_filter"
+    shutil.copytree(
+        ROOT / "submissions" / "median_filter", folder, ignore=shutil.ignore_patterns("__pycache__")
+    )
+
+    def git(*args: str) -> None:
+        identity = [
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.org",
+            "-c",
+            "commit.gpgsign=false",
+        ]
+        subprocess.run(["git", "-C", str(repo), *identity, *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", "submissions/median_filter/defense.py", "submissions/median_filter/submission.toml")
+    git("commit", "-q", "-m", "submission")
+    with (folder / "defense.py").open("a") as fh:
+        fh.write("# edited after the commit\n")
+    files = read_submission(folder).record()["files"]
+    assert {f["path"]: (f["tracked"], f["modified"]) for f in files} == {
+        "README.md": (False, False),
+        "defense.py": (True, True),
+        "submission.toml": (True, False),
+    }
