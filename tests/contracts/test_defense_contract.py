@@ -254,11 +254,43 @@ def test_shared_filters():
     assert torch.allclose(gaussian_blur(flat, 2.0), flat) and torch.equal(median_filter(flat), flat)
 
 
+def _readme_template(name: str) -> str:
+    """The code block after ``<!-- {name}-template -->`` in submissions/README.md."""
+    text = (ROOT / "submissions" / "README.md").read_text()
+    block = text.split(f"<!-- {name}-template -->", 1)[1]
+    return block.split("```python\n", 1)[1].split("```", 1)[0]
+
+
 def _voting_template() -> str:
     """The noise-averaging wrapper template of submissions/README.md."""
-    text = (ROOT / "submissions" / "README.md").read_text()
-    block = text.split("<!-- voting-template -->", 1)[1]
-    return block.split("```python\n", 1)[1].split("```", 1)[0]
+    return _readme_template("voting")
+
+
+@pytest.mark.parametrize(
+    ("name", "sid", "kind"),
+    [
+        ("voting", "noise_vote", "voting"),
+        ("wrapper", "mirror_average", "wrapper"),
+    ],
+)
+def test_the_documented_templates_are_what_new_submission_writes(name, sid, kind):
+    from benchmark.defenses.templates import render_submission
+
+    assert _readme_template(name) == render_submission(sid, kind)["defense.py"]
+
+
+def test_the_voting_template_can_be_attacked_at_its_vote():
+    from benchmark.defenses.templates import render_submission
+
+    namespace: dict = {}
+    exec(render_submission("noise_vote", "voting")["defense.py"], namespace)
+    defense = namespace["NoiseVote"](n=12)
+    base = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    base.num_classes = 3
+    voter = defense.wrap(base)
+    assert voter.has_smoothed_vote() and voter.n_votes == 12
+    assert defense.abstention_share(12) == 0.5
+    assert voter.soft_votes(torch.rand(2, 1, 2, 2)).shape == (2, 3)
 
 
 def _write_voting(tmp_path: Path, sid: str, code: str) -> Path:
@@ -293,8 +325,10 @@ BROKEN_VOTING = [
     (
         "soft_logits",
         (
-            "return probs.view(len(x), m, -1).mean(dim=1).clamp_min(1e-12).log()",
-            "return 3 * probs.view(len(x), m, -1).mean(dim=1)",
+            "    def votes(self, x: Tensor) -> Tensor:",
+            "    def soft(self, x: Tensor) -> Tensor:\n"
+            "        return 3 * super().soft(x).exp()\n\n"
+            "    def votes(self, x: Tensor) -> Tensor:",
         ),
         "soft(x) must return log probabilities",
     ),
