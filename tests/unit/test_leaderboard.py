@@ -209,6 +209,17 @@ def test_publishing_validates_and_never_overwrites(published, tmp_path):
     assert provenance_problems(doc) == ["git.dirty (the run used uncommitted code)"]
     with pytest.raises(ResultsError, match="incomplete provenance"):
         add_result(dirty, tmp_path / "pub2")
+    doc["git"]["dirty"] = False  # git status ignores untracked files; the file list does not
+    doc["defense"] = {
+        "files": [
+            {"path": "README.md", "sha256": "a" * 64, "tracked": True, "modified": False},
+            {"path": "defense.py", "sha256": "b" * 64, "tracked": True, "modified": True},
+            {"path": "submission.toml", "sha256": "c" * 64, "tracked": False},
+        ]
+    }
+    assert provenance_problems(doc) == [
+        "defense.files (the submission's defense.py, submission.toml not committed)"
+    ]
 
 
 def test_paper_links_are_escaped_and_only_http():
