@@ -1,9 +1,11 @@
-"""``bench validate``: the defense conformance suite on a submission."""
+"""Submission commands: ``bench new-submission`` (a working skeleton of each kind) and
+``bench validate`` (the defense conformance suite on a submission)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import typer
 
@@ -34,3 +36,25 @@ def validate_cmd(
     typer.echo(f"{sub.id} ({sub.name}, {sub.meta.kind}): {len(passed)} checks passed")
     for c in passed:
         typer.echo(f"  ok  {c.name:<24} {c.detail}")
+
+
+@app.command("new-submission")
+def new_submission_cmd(
+    submission_id: str = typer.Argument(..., metavar="ID", help="The new submission's id."),
+    kind: str = typer.Option(
+        ..., "--kind", help="preprocessing | wrapper | voting | training (the skeleton)."
+    ),
+    directory: Path | None = typer.Option(
+        None,
+        "--dir",
+        help="Folder of the submissions (default: $BENCH_SUBMISSIONS_DIR or ./submissions).",
+    ),
+) -> None:
+    """Write submissions/ID/: submission.toml, a defense.py that passes `bench validate`, and
+    a README skeleton with the commands that evaluate it on its track."""
+    from benchmark.defenses import submissions_dir
+    from benchmark.defenses.templates import track, write_submission
+
+    folder = write_submission(submission_id, kind, directory or submissions_dir())
+    typer.echo(f"wrote {folder}/: submission.toml, defense.py, README.md ({kind})")
+    typer.echo(f"next: edit them, then `bench validate {folder}`; its track is {track(kind)}")

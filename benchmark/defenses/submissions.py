@@ -12,15 +12,20 @@ that still repeats one of them is refused, naming the key and where it goes. Ins
 packages can instead register a :class:`Defense` subclass in ``DEFENSES`` through the
 ``medrobustbench.defenses`` entry point. Every problem is a one-line :class:`SubmissionError`
 naming the submission and the fix, raised before any work.
+
+Provenance: a submission's ``sha256`` covers every file of its folder (each file's relative
+path and sha256, in sorted path order, as :func:`benchmark.hashing.files_digest`; caches,
+``__pycache__/`` and ``*.pyc``, are left out), whether git tracks the file or not, and its
+record lists the files with their sha256 and whether git tracks them and they differ from the
+checked-out commit, so that a run of an untracked or edited submission says so.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +38,9 @@ from benchmark.defenses.base import (
     SubmissionError,
     VotingDefense,
 )
+from benchmark.hashing import file_digest, files_digest
 from benchmark.registry import unknown_name_message
+from benchmark.results.provenance import git_tracked_files
 
 SUBMISSIONS_ENV = "BENCH_SUBMISSIONS_DIR"
 REQUIRED = ("id", "entry")
@@ -52,6 +59,55 @@ META_REQUIRED = ("name", "authors", "paper", "reference", "version", "license", 
 """:class:`DefenseMeta` fields a submission must fill in."""
 
 
+def submission_files(folder: str | Path) -> list[Path]:
+    """Every file of a submission folder, sorted by relative path, without Python's caches
+    (``__pycache__/``, ``*.pyc``): what the submission's sha256 covers."""
+    folder = Path(folder)
+    files = [
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix != ".pyc" and "__pycache__" not in p.relative_to(folder).parts
+    ]
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+
+
+@dataclass(frozen=True)
+class SubmissionFile:
+    """One file of a submission folder, as the results record it.
+
+    Attributes:
+        path: relative POSIX path inside the folder.
+        sha256: digest of its bytes.
+        tracked: whether git tracks it (False outside a git work tree too).
+        modified: whether it differs from the checked-out commit (tracked files only).
+    """
+
+    path: str
+    sha256: str
+    tracked: bool
+    modified: bool = False
+
+    def record(self) -> dict[str, Any]:
+        """Its JSON form."""
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "tracked": self.tracked,
+            "modified": self.modified,
+        }
+
+
+def _describe_files(folder: Path) -> tuple[str, tuple[SubmissionFile, ...]]:
+    """The folder's digest and its files' descriptions."""
+    paths = submission_files(folder)
+    git = git_tracked_files(folder)
+    files = []
+    for p in paths:
+        rel = p.relative_to(folder).as_posix()
+        files.append(SubmissionFile(rel, file_digest(p), rel in git, git.get(rel, False)))
+    return files_digest(paths, folder), tuple(files)
+
+
 def submissions_dir() -> Path:
     """``$BENCH_SUBMISSIONS_DIR``, else ``./submissions``."""
     return Path(os.environ.get(SUBMISSIONS_ENV) or "submissions").expanduser()
@@ -67,13 +123,15 @@ class Submission:
         id: snake_case id (the folder name).
         defense_cls: the :class:`Defense` subclass.
         path: the folder (None for an entry-point defense).
-        sha256: digest of ``submission.toml`` and the module (provenance).
+        sha256: digest of every file of the folder (provenance; see the module docstring).
+        files: the folder's files with their sha256 and git state.
     """
 
     id: str
     defense_cls: type[Defense]
     path: Path | None = None
     sha256: str = ""
+    files: tuple[SubmissionFile, ...] = field(default=())
 
     @property
     def meta(self) -> DefenseMeta:
@@ -139,6 +197,7 @@ class Submission:
             "version": m.version,
             "claimed_threat_models": list(m.threat_models),
             "sha256": self.sha256,
+            "files": [f.record() for f in self.files],
         }
 
 
@@ -182,7 +241,7 @@ def read_submission(folder: str | Path) -> Submission:
         raise _fail(
             sid, f"entry '{spec['entry']}' must be '<file stem>:<class>' of a .py file here"
         )
-    digest = hashlib.sha256(toml_path.read_bytes() + module_path.read_bytes()).hexdigest()
+    digest, files = _describe_files(folder)
     unique = f"medrobustbench_submission_{sid}_{digest[:12]}"
     try:
         mod_spec = importlib.util.spec_from_file_location(unique, module_path)
@@ -198,7 +257,7 @@ def read_submission(folder: str | Path) -> Submission:
     if not (isinstance(cls, type) and issubclass(cls, Defense)):
         raise _fail(sid, f"{module_path.name} has no Defense subclass '{class_name}'")
     _check_meta(sid, cls)
-    return Submission(id=sid, defense_cls=cls, path=folder, sha256=digest)
+    return Submission(id=sid, defense_cls=cls, path=folder, sha256=digest, files=files)
 
 
 def _check_meta(sid: str, cls: type[Defense]) -> None:

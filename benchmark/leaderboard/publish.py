@@ -6,7 +6,7 @@ file's sha256 to the folder's ledger (:mod:`benchmark.leaderboard.ledger`), whic
 checks. A file is accepted only if it
 validates against the results schema and its provenance is complete: versions of the
 package, torch and torchattacks, the data's and the checkpoint's sha256, and the git commit of
-a clean checkout.
+a clean checkout, in which git tracks every file of the evaluated submission, unedited.
 """
 
 from __future__ import annotations
@@ -43,6 +43,12 @@ def provenance_problems(doc: dict) -> list[str]:
         problems.append("git.commit")
     elif git.get("dirty"):
         problems.append("git.dirty (the run used uncommitted code)")
+    # `git.dirty` looks at tracked files only: a submission folder git does not track (or an
+    # edited one) shows in the defense's file list, recorded since that list exists.
+    files = (doc.get("defense") or {}).get("files") or []
+    uncommitted = [f["path"] for f in files if not f.get("tracked") or f.get("modified")]
+    if uncommitted:
+        problems.append(f"defense.files (the submission's {', '.join(uncommitted)} not committed)")
     return problems
 
 

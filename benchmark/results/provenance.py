@@ -76,6 +76,37 @@ def git_commit() -> dict[str, object]:
         return {"commit": "unknown", "dirty": False}
 
 
+def _git_lines(folder: Path, *args: str) -> list[str] | None:
+    """The NUL-separated output of ``git -C folder args`` (None when git or the repository is
+    not there)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(folder), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [line for line in out.split("\0") if line]
+
+
+def git_tracked_files(folder: str | Path) -> dict[str, bool]:
+    """The files under ``folder`` that git tracks, each with whether it differs from the
+    checked-out commit (an edit, staged or not): relative POSIX path -> modified.
+
+    Files git does not track (untracked or ignored) are absent; so is everything when
+    ``folder`` is not inside a git work tree or git is not installed.
+    """
+    folder = Path(folder)
+    tracked = _git_lines(folder, "ls-files", "-z", "--", ".")
+    if tracked is None:
+        return {}
+    modified = set(_git_lines(folder, "diff", "--name-only", "--relative", "-z", "HEAD") or [])
+    return {path: path in modified for path in tracked}
+
+
 def environment(device: torch.device | str | None = None) -> dict[str, object]:
     """Python, platform, torch build, device and thread count of this run."""
     import torch  # here, not at the top: reading results must not load torch

@@ -423,6 +423,58 @@ def test_validate_a_submission_and_a_broken_one(isolated_dirs, monkeypatch):
     assert "unknown defense 'nope'" in line
 
 
+@pytest.mark.parametrize("kind", ["preprocessing", "wrapper", "voting", "training"])
+def test_new_submission_writes_a_skeleton_that_passes_validate(tmp_path, monkeypatch, kind):
+    sid = f"my_{kind}"
+    out = bench("new-submission", sid, "--kind", kind, "--dir", tmp_path)
+    assert out.exit_code == 0, out.output
+    folder = tmp_path / sid
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "defense.py",
+        "submission.toml",
+    ]
+    track = "mrb_linf_v1" if kind == "training" else "mrb_linf_adaptive_v1"
+    assert f"its track is {track}" in out.stdout
+    readme = (folder / "README.md").read_text()
+    for section in ("**Method.**", "**Paper.**", "**Parameters.**", "**Threat models claimed.**"):
+        assert section in readme
+    assert f"bench validate {sid}\n" in readme
+    assert f"--protocol {track} --defense {sid}\n" in readme
+    assert (f"bench train -d pneumoniamnist -m resnet18 --defense {sid}" in readme) == (
+        kind == "training"
+    )
+    monkeypatch.setenv("BENCH_SUBMISSIONS_DIR", str(tmp_path))
+    out = bench("validate", sid, "--json")
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["submission"]["kind"] == ("wrapper" if kind == "voting" else kind)
+    if kind == "voting":
+        assert {"voting soft", "voting votes", "voting abstention"} <= {
+            c["name"] for c in doc["passed"]
+        }
+    assert {f["path"]: f["tracked"] for f in doc["submission"]["files"]} == {
+        "README.md": False,
+        "defense.py": False,
+        "submission.toml": False,
+    }
+
+
+def test_new_submission_refuses_an_existing_folder_and_a_bad_id(tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    line = one_error_line(bench("new-submission", "taken", "--kind", "wrapper", "--dir", tmp_path))
+    assert "taken already exists" in line
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["notes.txt"]
+    line = one_error_line(
+        bench("new-submission", "My-Defense", "--kind", "wrapper", "--dir", tmp_path)
+    )
+    assert "invalid submission id 'My-Defense'" in line
+    line = one_error_line(bench("new-submission", "ok_id", "--kind", "magic", "--dir", tmp_path))
+    assert "unknown submission kind 'magic'" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
 def test_evaluate_a_defense_from_the_cli(trained, shared_data, isolated_dirs):
     root = Path(__file__).resolve().parents[2] / "submissions"
     args = ["evaluate", "-d", "breastmnist", "-m", "tiny_cnn", "--data-dir", shared_data]

@@ -1,11 +1,15 @@
-"""The generated tables of the docs match the committed results files."""
+"""The generated tables of the docs match the committed results files; the top-level LICENSE,
+CITATION.cff and CONTRIBUTING.md agree with the package."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import tomllib
+import yaml
 
+import benchmark
 from benchmark.reports import update_generated_blocks
 from benchmark.results import read_result
 
@@ -22,3 +26,56 @@ def test_generated_blocks_are_up_to_date(page):
     new, n = update_generated_blocks(text, ROOT / "leaderboard" / "results", read_result)
     assert n >= 1, f"{page} has no bench:results block"
     assert new == text, f"{page} is out of date with leaderboard/results: run make docs"
+
+
+#: The top-level keys of Citation File Format 1.2.0 (its schema.json).
+CFF_KEYS = {
+    "abstract",
+    "authors",
+    "cff-version",
+    "commit",
+    "contact",
+    "date-released",
+    "doi",
+    "identifiers",
+    "keywords",
+    "license",
+    "license-url",
+    "message",
+    "preferred-citation",
+    "references",
+    "repository",
+    "repository-artifact",
+    "repository-code",
+    "title",
+    "type",
+    "url",
+    "version",
+}
+
+
+def test_licence_citation_and_contributing_agree_with_the_package():
+    licence = (ROOT / "LICENSE").read_text()
+    assert "Apache License\n                           Version 2.0, January 2004" in licence
+    assert "END OF TERMS AND CONDITIONS" in licence
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"] == (
+        "Apache-2.0"
+    )
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert {"cff-version", "message", "title", "authors"} <= set(cff) <= CFF_KEYS
+    assert cff["cff-version"] == "1.2.0" and cff["type"] == "software"
+    assert cff["version"] == benchmark.__version__ and cff["license"] == "Apache-2.0"
+    assert cff["authors"] == [{"name": "MedRobustBench developers"}]
+    contributing = (ROOT / "CONTRIBUTING.md").read_text()
+    for step in (
+        "bench new-submission",
+        "bench validate",
+        "--protocol mrb_linf_adaptive_v1",
+        "--protocol mrb_linf_v1",
+        "bench leaderboard add",
+        "--exploratory",
+        "pull request",
+        "maintainers",
+        "ruff",
+    ):
+        assert step in contributing, step

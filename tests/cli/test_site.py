@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -33,3 +35,43 @@ def test_committed_site_is_up_to_date(tmp_path):
     ]
     assert not stale, f"leaderboard/site is out of date ({stale[:3]}): run make site"
     assert report.invalid == [], report.invalid
+
+
+_LINK = re.compile(r'(?:href|src)="([^"]*)"')
+_EXTERNAL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:|^//")
+
+
+def test_every_relative_link_of_the_site_resolves_inside_it():
+    """The site is self-contained: every relative href and src of every page names a file of
+    the site (and an id on that page when it has a fragment), never one of the repository."""
+    pages = sorted(SITE.rglob("*.html"))
+    assert pages, "leaderboard/site is missing: run make site"
+    broken = []
+    for page in pages:
+        for link in _LINK.findall(page.read_text(encoding="utf-8")):
+            if not link or _EXTERNAL.match(link):
+                continue
+            path, _, fragment = link.partition("#")
+            target = (page.parent / unquote(path.split("?")[0])).resolve() if path else page
+            if not target.is_file() or not target.is_relative_to(SITE.resolve()):
+                broken.append(f"{page.relative_to(SITE)}: {link}")
+            elif (
+                fragment
+                and target.suffix == ".html"
+                and f'id="{fragment}"' not in target.read_text(encoding="utf-8")
+            ):
+                broken.append(f"{page.relative_to(SITE)}: {link} (no id {fragment!r})")
+    assert not broken, "links that leave the site or miss: " + ", ".join(broken[:10])
+
+
+def test_the_submit_page_says_how_to_send_and_who_reviews():
+    page = (SITE / "submit.html").read_text(encoding="utf-8")
+    for text in (
+        "bench new-submission",
+        "pull request",
+        "maintainers",
+        "--exploratory",
+        'id="guide"',
+        'id="contributing"',
+    ):
+        assert text in page, text

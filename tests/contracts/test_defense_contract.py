@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -10,7 +13,8 @@ import torch
 
 from benchmark.defenses import DefendedModel, SubmissionError, bpda, load_submission
 from benchmark.defenses.conformance import validate_submission
-from benchmark.defenses.submissions import list_submissions, read_submission
+from benchmark.defenses.submissions import list_submissions, read_submission, submission_files
+from benchmark.hashing import files_digest
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted(p.parent.name for p in (ROOT / "submissions").glob("*/submission.toml"))
@@ -250,11 +254,43 @@ def test_shared_filters():
     assert torch.allclose(gaussian_blur(flat, 2.0), flat) and torch.equal(median_filter(flat), flat)
 
 
+def _readme_template(name: str) -> str:
+    """The code block after ``<!-- {name}-template -->`` in submissions/README.md."""
+    text = (ROOT / "submissions" / "README.md").read_text()
+    block = text.split(f"<!-- {name}-template -->", 1)[1]
+    return block.split("```python\n", 1)[1].split("```", 1)[0]
+
+
 def _voting_template() -> str:
     """The noise-averaging wrapper template of submissions/README.md."""
-    text = (ROOT / "submissions" / "README.md").read_text()
-    block = text.split("<!-- voting-template -->", 1)[1]
-    return block.split("```python\n", 1)[1].split("```", 1)[0]
+    return _readme_template("voting")
+
+
+@pytest.mark.parametrize(
+    ("name", "sid", "kind"),
+    [
+        ("voting", "noise_vote", "voting"),
+        ("wrapper", "mirror_average", "wrapper"),
+    ],
+)
+def test_the_documented_templates_are_what_new_submission_writes(name, sid, kind):
+    from benchmark.defenses.templates import render_submission
+
+    assert _readme_template(name) == render_submission(sid, kind)["defense.py"]
+
+
+def test_the_voting_template_can_be_attacked_at_its_vote():
+    from benchmark.defenses.templates import render_submission
+
+    namespace: dict = {}
+    exec(render_submission("noise_vote", "voting")["defense.py"], namespace)
+    defense = namespace["NoiseVote"](n=12)
+    base = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    base.num_classes = 3
+    voter = defense.wrap(base)
+    assert voter.has_smoothed_vote() and voter.n_votes == 12
+    assert defense.abstention_share(12) == 0.5
+    assert voter.soft_votes(torch.rand(2, 1, 2, 2)).shape == (2, 3)
 
 
 def _write_voting(tmp_path: Path, sid: str, code: str) -> Path:
@@ -289,8 +325,10 @@ BROKEN_VOTING = [
     (
         "soft_logits",
         (
-            "return probs.view(len(x), m, -1).mean(dim=1).clamp_min(1e-12).log()",
-            "return 3 * probs.view(len(x), m, -1).mean(dim=1)",
+            "    def votes(self, x: Tensor) -> Tensor:",
+            "    def soft(self, x: Tensor) -> Tensor:\n"
+            "        return 3 * super().soft(x).exp()\n\n"
+            "    def votes(self, x: Tensor) -> Tensor:",
         ),
         "soft(x) must return log probabilities",
     ),
@@ -315,3 +353,61 @@ def test_broken_voting_hooks_are_refused(tmp_path, sid, edit, message):
     with pytest.raises(SubmissionError, match=f"submission '{sid}'") as err:
         validate_submission(sub, n=20)
     assert message in str(err.value)
+
+
+def test_the_sha256_covers_every_file_of_the_folder_but_python_caches(tmp_path):
+    folder = tmp_path / "median_filter"
+    shutil.copytree(
+        ROOT / "submissions" / "median_filter", folder, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    first = read_submission(folder)
+    assert [f.path for f in first.files] == ["README.md", "defense.py", "submission.toml"]
+    assert first.sha256 == files_digest(submission_files(folder), folder)
+    assert (
+        first.record()["files"][1]["sha256"]
+        == hashlib.sha256((folder / "defense.py").read_bytes()).hexdigest()
+    )
+    (folder / "__pycache__").mkdir(exist_ok=True)
+    (folder / "__pycache__" / "defense.cpython-311.pyc").write_bytes(b"cache")
+    (folder / "stale.pyc").write_bytes(b"cache")
+    assert read_submission(folder).sha256 == first.sha256
+    (folder / "README.md").write_text("# Median filter\n\nEdited.\n")
+    edited = read_submission(folder)
+    assert edited.sha256 != first.sha256
+    (folder / "data").mkdir()
+    (folder / "data" / "table.csv").write_text("k,3\n")
+    grown = read_submission(folder)
+    assert "data/table.csv" in [f.path for f in grown.files]
+    assert grown.sha256 not in (first.sha256, edited.sha256)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_the_record_says_which_files_git_tracks_and_which_were_edited(tmp_path):
+    repo = tmp_path / "repo"
+    folder = repo / "submissions" / "median_filter"
+    shutil.copytree(
+        ROOT / "submissions" / "median_filter", folder, ignore=shutil.ignore_patterns("__pycache__")
+    )
+
+    def git(*args: str) -> None:
+        identity = [
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.org",
+            "-c",
+            "commit.gpgsign=false",
+        ]
+        subprocess.run(["git", "-C", str(repo), *identity, *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", "submissions/median_filter/defense.py", "submissions/median_filter/submission.toml")
+    git("commit", "-q", "-m", "submission")
+    with (folder / "defense.py").open("a") as fh:
+        fh.write("# edited after the commit\n")
+    files = read_submission(folder).record()["files"]
+    assert {f["path"]: (f["tracked"], f["modified"]) for f in files} == {
+        "README.md": (False, False),
+        "defense.py": (True, True),
+        "submission.toml": (True, False),
+    }

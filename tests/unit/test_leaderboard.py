@@ -189,6 +189,50 @@ def test_site_escapes_untrusted_text_and_builds_byte_identically(published, tmp_
     assert "submission.toml" in (tmp_path / "a" / "submit.html").read_text()
 
 
+def test_the_sites_markdown_links_stay_inside_the_site(published, tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "submissions").mkdir(parents=True)
+    (repo / "docs").mkdir()
+    (repo / "data_cards").mkdir()
+    (repo / "README.md").write_text(
+        "# Repo\n\n## Defenses and submissions\n\nSee [the guide](submissions/README.md), "
+        "[how to send it](CONTRIBUTING.md), [notes](docs/notes.md), "
+        "[a paper](https://example.org/p) and ![frames](docs/frames.png "
+        "'frames').\n\n## Next\n"
+    )
+    (repo / "submissions" / "README.md").write_text("# Submissions\n\n## Folder\n\nText.\n")
+    (repo / "CONTRIBUTING.md").write_text("# Contributing\n\nOpen a pull request.\n")
+    (repo / "docs" / "notes.md").write_text("notes")
+    (repo / "docs" / "frames.png").write_bytes(b"\x89PNG fake")
+    (tmp_path / "outside.png").write_bytes(b"\x89PNG outside")
+    (repo / "data_cards" / "pneumoniamnist.md").write_text(
+        "---\ntitle: P\n---\n[Submit](../submissions/README.md#folder), "
+        "![outside](../../outside.png), [the card](pneumoniamnist.md).\n"
+    )
+    mf = _newest(published / PICK[4])
+    doc = json.loads(mf.read_text())
+    doc["defense"]["files"] = [
+        {"path": "defense.py", "sha256": "e" * 64, "tracked": False, "modified": False}
+    ]
+    mf.write_text(json.dumps(doc))
+    site = tmp_path / "site"
+    build_site(published, site, data_cards=repo / "data_cards", readme=repo / "README.md")
+    submit = (site / "submit.html").read_text()
+    assert 'href="submit.html#guide"' in submit and 'href="submit.html#contributing"' in submit
+    assert 'href="https://example.org/p"' in submit
+    assert "notes" in submit and "docs/notes.md" not in submit  # not on the site: unlinked
+    assert 'src="files/docs/frames.png"' in submit
+    assert (site / "files" / "docs" / "frames.png").read_bytes() == b"\x89PNG fake"
+    assert "<h1>Submissions</h1>" not in submit and "<h3>Folder</h3>" in submit
+    assert "Open a pull request." in submit
+    card = (site / "dataset-pneumoniamnist.html").read_text()
+    assert 'href="submit.html#guide"' in card and 'href="dataset-pneumoniamnist.html"' in card
+    assert "outside.png" not in card and ">outside<" not in card and "outside" in card
+    assert not (site / "files" / "outside.png").exists()
+    entry = next(site.glob("entry-*median_filter*.html")).read_text()
+    assert "<code>defense.py</code> sha256 <code>eeeeeeeeeeee</code> (untracked by git)" in entry
+
+
 def test_publishing_validates_and_never_overwrites(published, tmp_path):
     src = _newest(published / PICK[0])
     with pytest.raises(ResultsError, match=r"not a protocol run \(no protocol"):
@@ -209,6 +253,17 @@ def test_publishing_validates_and_never_overwrites(published, tmp_path):
     assert provenance_problems(doc) == ["git.dirty (the run used uncommitted code)"]
     with pytest.raises(ResultsError, match="incomplete provenance"):
         add_result(dirty, tmp_path / "pub2")
+    doc["git"]["dirty"] = False  # git status ignores untracked files; the file list does not
+    doc["defense"] = {
+        "files": [
+            {"path": "README.md", "sha256": "a" * 64, "tracked": True, "modified": False},
+            {"path": "defense.py", "sha256": "b" * 64, "tracked": True, "modified": True},
+            {"path": "submission.toml", "sha256": "c" * 64, "tracked": False},
+        ]
+    }
+    assert provenance_problems(doc) == [
+        "defense.files (the submission's defense.py, submission.toml not committed)"
+    ]
 
 
 def test_paper_links_are_escaped_and_only_http():

@@ -183,6 +183,30 @@ def test_schema_violations_name_the_path(path, value, message):
         validate_result(doc)
 
 
+def test_a_defense_block_may_list_the_submission_files():
+    doc = _valid()
+    doc["config"]["defense"] = "my_blur"
+    doc["defense"] = {
+        "id": "my_blur",
+        "kind": "preprocessing",
+        "randomized": False,
+        "differentiable": True,
+        "version": "1.0",
+        "config": {},
+        "threat_models": ["oblivious"],
+        "cost": {"base_ms_per_image": 1.0, "defended_ms_per_image": 2.0, "overhead": 2.0},
+        "sha256": "c" * 64,
+    }
+    validate_result(doc)  # runs recorded before the file list still validate
+    doc["defense"]["files"] = [
+        {"path": "defense.py", "sha256": "d" * 64, "tracked": False, "modified": False}
+    ]
+    validate_result(doc)
+    doc["defense"]["files"][0]["sha256"] = "xyz"
+    with pytest.raises(ResultsError, match="defense/files/0/sha256"):
+        validate_result(doc)
+
+
 def test_missing_provenance_is_rejected():
     doc = _valid()
     del doc["versions"]["torchattacks"]
