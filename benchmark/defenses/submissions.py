@@ -22,6 +22,7 @@ checked-out commit, so that a run of an untracked or edited submission says so.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import sys
@@ -242,7 +243,11 @@ def read_submission(folder: str | Path) -> Submission:
             sid, f"entry '{spec['entry']}' must be '<file stem>:<class>' of a .py file here"
         )
     digest, files = _describe_files(folder)
-    unique = f"medrobustbench_submission_{sid}_{digest[:12]}"
+    # The module's name follows the entry file's own content, not the folder digest: a README
+    # edit must not rename an unchanged module (numba's on-disk cache of a jitted function
+    # records its module's name and would look for the old one).
+    code = hashlib.sha256(module_path.read_bytes()).hexdigest()
+    unique = f"medrobustbench_submission_{sid}_{code[:12]}"
     try:
         mod_spec = importlib.util.spec_from_file_location(unique, module_path)
         module = importlib.util.module_from_spec(mod_spec)  # type: ignore[arg-type]

@@ -411,3 +411,16 @@ def test_the_record_says_which_files_git_tracks_and_which_were_edited(tmp_path):
         "defense.py": (True, True),
         "submission.toml": (True, False),
     }
+
+
+def test_a_readme_edit_changes_the_digest_but_not_the_module_name(tmp_path):
+    """The digest covers every file; the module's import name follows the entry file only, so
+    an edited README does not rename an unchanged module (a jitted function's on-disk cache
+    records its module's name)."""
+    src = tmp_path / "median_filter"
+    shutil.copytree(ROOT / "submissions" / "median_filter", src)
+    before = read_submission(src)
+    (src / "README.md").write_text((src / "README.md").read_text() + "\nA typo fixed.\n")
+    after = read_submission(src)
+    assert before.sha256 != after.sha256
+    assert before.defense_cls.__module__ == after.defense_cls.__module__
