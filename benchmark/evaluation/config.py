@@ -18,10 +18,10 @@ from benchmark.attacks.presets import AttackCell, resolve_attack_cells
 from benchmark.corruptions.presets import CorruptionPlan, resolve_corruptions
 from benchmark.datasets.base import DATASETS, resolve_size
 from benchmark.errors import ConfigError
+from benchmark.evaluation.protocol_run import protocol_cells, protocol_defense_options
 from benchmark.models.base import MODELS
 from benchmark.params import parse_params
 from benchmark.results.naming import DEFENDED_PASSES, ThreatModel
-from benchmark.results.protocols import PROTOCOLS
 
 if TYPE_CHECKING:
     import torch
@@ -338,81 +338,6 @@ BPDA_NEEDS_PREPROCESSING = (
     "--adaptive-gradient bpda applies to a preprocessing defense (--defense ID): "
     "wrappers and trained models have no purifier to approximate"
 )
-
-
-def protocol_cells(
-    protocol_id: str,
-    *,
-    attacks: str | None,
-    eps: Sequence[str],
-    attack_params: Sequence[str],
-    n_examples: int | None,
-    split: str,
-    sanity_attack: bool,
-) -> tuple[str, list[AttackCell], bool]:
-    """The suite name, attack cells and sanity flag of a protocol run; options that the
-    protocol fixes are refused, one line each, rather than silently overridden."""
-    protocol = PROTOCOLS.get(protocol_id)
-    fixed = {
-        "--attacks": attacks is not None,
-        "--eps": bool(eps),
-        "--attack-param": bool(attack_params),
-        "--n-examples": n_examples is not None,
-        f"--split {split}": split != protocol.split,
-        "--no-sanity-attack": sanity_attack != protocol.sanity_attack,
-    }
-    clashes = [name for name, given in fixed.items() if given]
-    if clashes:
-        raise ConfigError(
-            f"--protocol {protocol.id} fixes the attacks, budgets and images: drop "
-            f"{', '.join(clashes)} (or leave out --protocol for an exploratory run)"
-        )
-    cells = [AttackCell.make(a, e, **params) for a, e, params in protocol.cells()]
-    return protocol.id, cells, protocol.sanity_attack
-
-
-def protocol_defense_options(
-    protocol_id: str,
-    *,
-    defense: str | None,
-    threat_models: Sequence[str],
-    eot_samples: int,
-    draws: int,
-) -> tuple[Sequence[str], int, int]:
-    """The threat models, EOT draws and scoring draws of a protocol run: an adaptive-track
-    protocol fixes them (and needs a defense); the deterministic track leaves the options as
-    given. A value that contradicts the protocol is refused, not overridden."""
-    protocol = PROTOCOLS.get(protocol_id)
-    given = [t for item in threat_models for t in item.split(",") if t]
-    if not protocol.adaptive:
-        if defense is None:
-            return threat_models, eot_samples, draws
-        # A training-time defense is its robust model: the protocol attacks that model
-        # white-box (the 'adaptive' pass), never the standard model's transferred examples.
-        if given not in ([ThreatModel.OBLIVIOUS.value], [ThreatModel.ADAPTIVE.value]):
-            raise ConfigError(
-                f"--protocol {protocol.id} attacks a training-time defense's robust model "
-                "white-box (--threat-model adaptive): drop --threat-model"
-            )
-        return [ThreatModel.ADAPTIVE.value], eot_samples, draws
-    if defense is None:
-        raise ConfigError(
-            f"--protocol {protocol.id} evaluates a defense: pass --defense ID (an undefended "
-            "model runs mrb_linf_v1)"
-        )
-    clashes = []
-    if given not in ([ThreatModel.OBLIVIOUS.value], list(protocol.threat_models)):
-        clashes.append("--threat-model")
-    if eot_samples not in (20, protocol.eot_samples):
-        clashes.append("--eot-samples")
-    if draws not in (1, protocol.draws):
-        clashes.append("--draws")
-    if clashes:
-        raise ConfigError(
-            f"--protocol {protocol.id} fixes the threat models, EOT draws and scoring draws: "
-            f"drop {', '.join(clashes)} (or leave out --protocol for an exploratory run)"
-        )
-    return list(protocol.threat_models), int(protocol.eot_samples or eot_samples), protocol.draws
 
 
 def parse_batch_size(text: str | int) -> int | str:

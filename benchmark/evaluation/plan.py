@@ -11,7 +11,6 @@ configuration and crafts one of its passes: the unit of work an executor sends t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,7 +20,6 @@ from benchmark.attacks.base import AttackContext
 from benchmark.attacks.presets import AttackCell
 from benchmark.datasets.base import ImageSplit, load_split
 from benchmark.defenses import DefendedModel, load_submission
-from benchmark.defenses.base import VotingDefense
 from benchmark.defenses.conformance import validate_submission
 from benchmark.device import pick_device, seed_everything
 from benchmark.errors import CheckpointError, ConfigError
@@ -41,11 +39,11 @@ from benchmark.evaluation.memory import (
     graph_bytes_per_image,
 )
 from benchmark.evaluation.passes import AttackPass, build_passes
+from benchmark.evaluation.protocol_run import check_protocol_track, protocol_filter
 from benchmark.evaluation.sanity import LARGE_EPS
 from benchmark.metrics.base import Predictions
 from benchmark.models.zoo import ModelZoo, model_id
 from benchmark.results.naming import ThreatModel
-from benchmark.results.protocols import MRB_LINF_ADAPTIVE_V1, MRB_LINF_V1, PROTOCOLS
 from benchmark.training import TrainConfig, train_model
 
 logger = logging.getLogger(__name__)
@@ -251,54 +249,8 @@ def _build_passes(plan: EvaluationPlan, context: AttackContext) -> list[AttackPa
         robust_sha=plan.robust_sha,
         bpda_always=config.bpda_always,
         sanity_cell=sanity,
-        keep=_protocol_filter(plan),
+        keep=protocol_filter(config.protocol, plan.defense),
     )
-
-
-def _protocol_filter(plan: EvaluationPlan) -> Callable[[str, AttackCell], bool] | None:
-    """Which (pass, cell) pairs a protocol run makes: a protocol attack restricted to some
-    passes or to some defenses (Square on the deployed pipeline of a randomized defense) runs
-    only there. None without a protocol (every cell in every pass)."""
-    if plan.config.protocol is None:
-        return None
-    protocol = PROTOCOLS.get(plan.config.protocol)
-    defense = plan.defense
-    randomized = bool(defense is not None and defense.meta.randomized)
-    voting = isinstance(defense, VotingDefense)
-
-    def keep(tm: str, cell: AttackCell) -> bool:
-        rule = protocol.attack_rule(cell.attack)
-        if rule is None:  # the sanity cell
-            return True
-        return rule.applies(randomized=randomized, voting=voting) and (
-            not rule.passes or tm in rule.passes
-        )
-
-    return keep
-
-
-def check_protocol_track(protocol_id: str | None, kind: str | None) -> None:
-    """Refuse, before any work, a protocol run on the wrong track: the deterministic protocol
-    evaluates undefended models and training-time defenses, the adaptive one the others.
-
-    Raises:
-        ConfigError: one line naming the protocol to use instead.
-    """
-    if protocol_id is None:
-        return
-    protocol = PROTOCOLS.get(protocol_id)
-    adaptive_kind = kind is not None and kind != "training"
-    if adaptive_kind and not protocol.adaptive:
-        raise ConfigError(
-            f"a {kind} defense is evaluated under the adaptive track: use --protocol "
-            f"{MRB_LINF_ADAPTIVE_V1.id}, not {protocol.id}"
-        )
-    if protocol.adaptive and not adaptive_kind:
-        what = "an undefended model" if kind is None else "a training-time defense"
-        raise ConfigError(
-            f"{what} is evaluated under the deterministic track: use --protocol "
-            f"{MRB_LINF_V1.id}, not {protocol.id}"
-        )
 
 
 def _expect(config: EvaluationConfig) -> dict[str, Any]:
