@@ -205,9 +205,9 @@ def log_run_estimate(
         return None
     bounds, todo, cached = found
     logger.info(
-        "%d attack pass(es) to craft on %d images (%d found in the cache): about %s here. "
-        "Assumes every attack spends its full budget on every image (steps x forward+backward "
-        "%.2f ms, queries x forward %.2f ms per image, measured on the base model now; "
+        "%d attack pass(es) to craft on %d images (%d found in the cache): %s here. "
+        "Assumes every attack spends its full budget on every image (queries x forward "
+        "%.2f ms, steps x forward+backward %.2f ms per image, measured on the base model now; "
         "adaptive cells on a randomized defense x EOT draws); the upper bound adds the "
         "defense's own cost to each pass crafted on it. Early-stopping attacks take less, "
         "other work on the cores more",
