@@ -53,6 +53,7 @@ class CellRun:
     votes: dict[str, Any] | None = None
     passes: PassTimes | None = None
     draws: dict[str, Any] | None = None
+    undefended: Predictions | None = None
 
     def summary(self) -> dict[str, Any]:
         """The fields the sanity checks need."""
@@ -195,11 +196,14 @@ def run_cell(
     score_model: torch.nn.Module | None = None,
     key_extra: dict[str, Any] | None = None,
     draws: int = 1,
+    undefended_model: torch.nn.Module | None = None,
 ) -> CellRun:
     """Attack every sample of ``split`` (or load the cached result, see :func:`craft_cell`)
     and score it with ``score_model`` (default ``model``): the defended pipeline when a
     defense is evaluated. A randomized defense answers each image ``draws`` times and the
-    image counts as robust only if every answer is right (:mod:`benchmark.evaluation.draws`)."""
+    image counts as robust only if every answer is right (:mod:`benchmark.evaluation.draws`).
+    ``undefended_model`` (the base model behind a defense) also scores the same examples, so
+    the defense's gain is read off one run (``CellRun.undefended``)."""
     start_time = time.perf_counter()
     with PassTimer(model) as timer:
         x_adv, cached = craft_cell(
@@ -229,6 +233,11 @@ def run_cell(
     pred, votes, draw_record = score_draws(
         scorer, x_adv, split, seed=seed, draws=effective_draws(scorer, draws)
     )
+    undefended = None
+    if undefended_model is not None:
+        undefended = predict_images(
+            undefended_model, x_adv, split, batch_size=batch_size, seed=seed
+        )
     logger.info(
         "%s: robust accuracy %.4f (%s, %.1f s)",
         cell.cell_id,
@@ -236,7 +245,9 @@ def run_cell(
         "cached" if cached else "computed",
         seconds,
     )
-    return CellRun(cell, attack, pred, norms, seconds, cached, votes, timer.times, draw_record)
+    return CellRun(
+        cell, attack, pred, norms, seconds, cached, votes, timer.times, draw_record, undefended
+    )
 
 
 def cell_block(run: CellRun, clean: Predictions) -> dict[str, Any]:

@@ -1,4 +1,14 @@
-"""The time a protocol run will take, bounded before any attack work, from measured passes.
+"""The time a run's attacks will take, bounded before any attack work, from measured passes.
+
+Every run with attacks logs an estimate first (:func:`log_run_estimate`): per attack cell not
+already in the cache, its full budget (steps x one forward-and-backward pass, or queries x one
+forward pass for a score- or decision-based attack) times the images, times the EOT draws of an
+adaptive cell on a randomized defense. The per-image times are those of the base model on a
+probe batch here; the lower bound leaves the defense's own cost out, the upper bound adds it
+to every forward pass of a cell crafted on the defended pipeline. Attacks that stop early on
+broken images take less.
+
+A protocol run's estimate (:func:`log_protocol_estimate`) is more precise:
 
 AutoAttack's cost depends on how many images each sub-attack still has to attack, which is
 only known as it runs; so the estimate is a range. The lower bound runs APGD-CE on every image
@@ -18,9 +28,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from benchmark.evaluation.adversarial import craft_key
+from benchmark.evaluation.cache import AdversarialCache
+from benchmark.evaluation.passes import QUERY_KNOWLEDGE
+from benchmark.results.naming import ThreatModel
 from benchmark.results.protocols import PROTOCOLS, Protocol
 
 if TYPE_CHECKING:
+    from benchmark.evaluation.passes import AttackPass
     from benchmark.evaluation.plan import EvaluationPlan
 
 logger = logging.getLogger(__name__)
@@ -50,11 +65,15 @@ class TimeBounds:
     backward_ms: float
 
     def text(self) -> str:
-        """``between 12 min and 3.1 h`` for a log line."""
+        """``between 12 min and 3.1 h`` for a log line (one figure when both agree)."""
+        if _duration(self.low) == _duration(self.high):
+            return _duration(self.low)
         return f"between {_duration(self.low)} and {_duration(self.high)}"
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "under 1 s"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
@@ -102,6 +121,104 @@ def protocol_time_bounds(
         gradient_steps = (attack_runs + convergence_runs) * steps
         high += budgets * n_images * (gradient_steps * backward_s + queries * forward_s)
     return TimeBounds(low, high, 1000 * forward_s, 1000 * backward_s)
+
+
+def pass_budget(p: AttackPass, randomized: bool) -> tuple[int, int]:
+    """(forward-and-backward passes, forward passes) per image of attack pass ``p`` at its
+    full budget: ``steps`` x restarts (x EOT draws on a randomized defense's adaptive pass),
+    or ``n_queries`` for an attack that only queries the model."""
+    params = p.attack.params
+    if p.attack.meta.knowledge in QUERY_KNOWLEDGE:
+        return 0, int(params.get("n_queries", params.get("queries", 1000)))
+    steps = int(params.get("steps", 1)) * int(params.get("n_restarts", params.get("restarts", 1)))
+    if p.threat_model is ThreatModel.ADAPTIVE and randomized:
+        steps *= max(int(getattr(p.target, "samples", 1)), int(params.get("eot_iter", 1)))
+    return steps, 0
+
+
+def run_time_bounds(
+    plan: EvaluationPlan, cache: AdversarialCache | None = None
+) -> tuple[TimeBounds, int, int] | None:
+    """Bounds on the attack time of every pass of ``plan`` not found in ``cache``, the number
+    of passes they cover and the number already cached (None without attack passes)."""
+    if not plan.passes:
+        return None
+    todo = [
+        p
+        for p in plan.passes
+        if cache is None or not cache.enabled or not cache.has(_craft_key(plan, p))
+    ]
+    n = len(plan.split)
+    x, _ = next(iter(plan.split.batches(min(32, n), device=plan.device)))
+    forward_s, backward_s = per_image_seconds(plan.model, x)
+    overhead = 1.0
+    on_defense = [p for p in todo if p.threat_model.on_defense]
+    if on_defense and plan.defended is not None:
+        defended_s = _forward_seconds(plan.defended, x)
+        overhead = max(1.0, defended_s / max(forward_s, 1e-12))
+    randomized = plan.defense is not None and bool(plan.defense.meta.randomized)
+    low = high = 0.0
+    for p in todo:
+        grads, queries = pass_budget(p, randomized)
+        seconds = n * (grads * backward_s + queries * forward_s)
+        low += seconds
+        if p.threat_model.on_defense:  # the defense runs in every forward of these passes
+            seconds += n * (grads + queries) * forward_s * (overhead - 1)
+        high += seconds
+    return (
+        TimeBounds(low, high, 1000 * forward_s, 1000 * backward_s),
+        len(todo),
+        len(plan.passes) - len(todo),
+    )
+
+
+def _craft_key(plan: EvaluationPlan, p: AttackPass) -> str:
+    """The cache key :func:`~benchmark.evaluation.adversarial.craft_cell` gives pass ``p``."""
+    a = plan.cell_arguments(p)
+    return craft_key(
+        a["model_sha256"], a["split"], a["indices"], a["attack"], a["batch_size"], a["key_extra"]
+    )
+
+
+def _forward_seconds(model: torch.nn.Module, x: torch.Tensor) -> float:
+    """Seconds per image of a no-grad forward pass of ``model`` (best of three)."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        with torch.no_grad():
+            model(x)
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        best = min(best, time.perf_counter() - start)
+    return best / len(x)
+
+
+def log_run_estimate(
+    plan: EvaluationPlan, cache: AdversarialCache | None = None
+) -> TimeBounds | None:
+    """Log, before any attack work, how long a run's attacks will take (a protocol run's
+    precise range, else :func:`run_time_bounds`'); None without attacks."""
+    if plan.config.protocol is not None:
+        return log_protocol_estimate(plan)
+    found = run_time_bounds(plan, cache)
+    if found is None:
+        return None
+    bounds, todo, cached = found
+    logger.info(
+        "%d attack pass(es) to craft on %d images (%d found in the cache): %s here. "
+        "Assumes every attack spends its full budget on every image (queries x forward "
+        "%.2f ms, steps x forward+backward %.2f ms per image, measured on the base model now; "
+        "adaptive cells on a randomized defense x EOT draws); the upper bound adds the "
+        "defense's own cost to each pass crafted on it. Early-stopping attacks take less, "
+        "other work on the cores more",
+        todo,
+        len(plan.split),
+        cached,
+        bounds.text(),
+        bounds.forward_ms,
+        bounds.backward_ms,
+    )
+    return bounds
 
 
 def log_protocol_estimate(plan: EvaluationPlan) -> TimeBounds | None:

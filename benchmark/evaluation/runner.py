@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmark import paths
 from benchmark.datasets.base import to_float
 from benchmark.device import seed_everything
@@ -36,7 +38,7 @@ from benchmark.evaluation.document import (
     write_document,
 )
 from benchmark.evaluation.draws import effective_draws
-from benchmark.evaluation.estimate import log_protocol_estimate
+from benchmark.evaluation.estimate import log_run_estimate
 from benchmark.evaluation.passes import scorer_key
 from benchmark.evaluation.plan import (
     EvaluationPlan,
@@ -47,7 +49,8 @@ from benchmark.evaluation.plan import (
 )
 from benchmark.evaluation.sanity import oblivious_vs_adaptive, run_checks
 from benchmark.metrics.adversarial import correct_mask
-from benchmark.metrics.base import Predictions
+from benchmark.metrics.balanced import balanced_accuracy, stratified_bootstrap_balanced
+from benchmark.metrics.base import Predictions, scalar, wilson_interval
 from benchmark.metrics.classification import compute_clean_metrics
 from benchmark.models.inference import predict
 from benchmark.models.zoo import ModelZoo
@@ -110,7 +113,7 @@ def evaluate(
         progress=progress,
     )
     plan = plan_batch_size(plan, cache)
-    log_protocol_estimate(plan)  # a protocol run says how long it will take, first
+    log_run_estimate(plan, cache)  # a run with attacks says how long they will take, first
     reference = load_reference(plan, zoo)
     if executor is not None and plan.passes:  # crafts every pass elsewhere, into the cache
         executor.craft(
@@ -173,6 +176,7 @@ def _attack_passes(
 ) -> AttackScores:
     """Run every attack pass (crafted, or found in the cache) and score it."""
     config = plan.config
+    defended = plan.defense is not None
     scores = AttackScores()
     for p in plan.passes:
         tm = p.threat_model
@@ -190,10 +194,15 @@ def _attack_passes(
             progress=progress,
             score_model=plan.scorer,
             draws=config.draws,
+            # Examples crafted on the base model (oblivious, transfer) are scored by it too:
+            # the undefended robust accuracy beside the defended one, from the same examples.
+            undefended_model=plan.model if defended and not tm.on_defense else None,
         )
         block = cell_block(run, clean)
-        if plan.defense is not None:
+        if defended:
             block["threat_model"] = tm.value
+        if run.undefended is not None:
+            block["undefended"] = undefended_block(run.undefended, config.seed)
         acc = block["metrics"]["robust_accuracy"]["value"]
         for group in groups:
             if p.sanity:
@@ -204,6 +213,27 @@ def _attack_passes(
                 group.summaries.append({**run.summary(), "accuracy": acc, "threat_model": tm.value})
         scores.blocks.append(block)
     return scores
+
+
+def undefended_block(pred: Predictions, seed: int) -> dict[str, Any]:
+    """An oblivious attack block's ``undefended`` sub-block: the base model's robust accuracy
+    on the block's examples (Wilson interval), its balanced accuracy (stratified bootstrap
+    interval; single-label tasks only) and the per-image outcomes both are computed from."""
+    correct = correct_mask(pred)
+    n, k = len(correct), int(correct.sum())
+    block: dict[str, Any] = {
+        "robust_accuracy": scalar(k / max(n, 1), n, wilson_interval(k, n), "wilson"),
+        "outcomes": outcomes_block(correct),
+    }
+    if not pred.multi_label:
+        labels = pred.labels.astype(np.int64)
+        block["robust_balanced_accuracy"] = scalar(
+            balanced_accuracy(correct, labels),
+            n,
+            stratified_bootstrap_balanced(correct, labels, seed=seed),
+            "bootstrap",
+        )
+    return block
 
 
 def _random_noise(plan: EvaluationPlan, attacks: AttackScores) -> dict[float, float]:

@@ -9,6 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from benchmark.errors import ResultsError
+from benchmark.metrics.balanced import balanced_accuracy, stratified_bootstrap_balanced
+from benchmark.metrics.base import wilson_interval
+from benchmark.results.blocks import AttackView
+from benchmark.results.naming import ThreatModel
+from benchmark.results.outcomes import read_outcomes
+from benchmark.results.view import ANY, RunView
+
+#: How the reports name a norm.
+NORM_NAMES = {"linf": "L-inf", "l2": "L2", "l1": "L1"}
+
 if TYPE_CHECKING:  # the zoo loads torch; these renderers only read the cards
     from benchmark.models.zoo import ZooEntry
 
@@ -49,15 +62,95 @@ def _clean_lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: Per sanity check (:mod:`benchmark.evaluation.sanity`): what its failure means and what to
+#: run next. Printed under every failed check.
+SANITY_ADVICE: dict[str, tuple[str, str]] = {
+    "eps_monotonicity": (
+        "accuracy rose with a larger budget: the attack is not converging (or masked gradients "
+        "mislead it), so the figures at the larger eps understate it",
+        "rerun the attack with more steps and restarts (e.g. --attacks pgd,apgd_ce)",
+    ),
+    "iterative_vs_single_step": (
+        "a one-step attack beat an iterative one at the same eps: the iterative attack is stuck "
+        "(too few steps, a bad step size or masked gradients)",
+        "add apgd_ce (step-size free) and raise the steps of the iterative attack",
+    ),
+    "large_eps_pgd": (
+        "an unbounded-looking budget (64/255) leaves images classified correctly: gradients do "
+        "not lead the attack anywhere, the signature of gradient masking",
+        "run an adaptive evaluation (--threat-model adaptive: BPDA/EOT) and a query attack "
+        "(--attacks square)",
+    ),
+    "whitebox_vs_blackbox": (
+        "a query attack that sees no gradient did better than the gradient attacks: the "
+        "gradients are masked or obfuscated",
+        "rerun with an adaptive threat model (BPDA for non-differentiable steps, EOT for "
+        "randomness) before trusting the robust accuracy",
+    ),
+    "noise_vs_attack": (
+        "random noise of the same size hurt the model at least as much as the attack: the "
+        "attack is not finding adversarial directions",
+        "check the attack's step size and steps, then add apgd_ce and square",
+    ),
+    "oblivious_vs_adaptive": (
+        "the defense holds only against an attacker who ignores it: the adaptive attack breaks "
+        "far more images, so the oblivious figure overstates robustness",
+        "report the adaptive (or 'any') worst case; rerun adaptive with more EOT samples "
+        "(--eot-samples) if the defense is randomized",
+    ),
+}
+
+
+def _interval(metric: dict[str, Any] | None) -> str:
+    """``0.5312 [0.4500, 0.6100]`` (``n/a`` when absent)."""
+    if not metric or metric.get("value") is None:
+        return "n/a"
+    lo, hi = metric["ci95"]
+    return f"{metric['value']:.4f} [{lo:.4f}, {hi:.4f}]"
+
+
+def _balanced(correct: np.ndarray | None, labels: np.ndarray | None, seed: int) -> str:
+    """Balanced accuracy with its stratified bootstrap interval from per-image outcomes (``n/a``
+    for a multi-label task or a schema-1 file)."""
+    if correct is None or labels is None or labels.ndim != 1 or not len(correct):
+        return "n/a"
+    value = balanced_accuracy(correct, labels)
+    lo, hi = stratified_bootstrap_balanced(correct, labels, seed=seed)
+    return f"{value:.4f} [{lo:.4f}, {hi:.4f}]"
+
+
+def _accuracy(correct: np.ndarray) -> str:
+    """Accuracy of per-image outcomes with its Wilson interval."""
+    k, n = int(correct.sum()), len(correct)
+    lo, hi = wilson_interval(k, n)
+    return f"{k / max(n, 1):.4f} [{lo:.4f}, {hi:.4f}]"
+
+
+def _figures(correct: np.ndarray | None, labels: np.ndarray | None, seed: int) -> str:
+    """``balanced 0.50 [..], accuracy 0.53 [..]`` of per-image outcomes."""
+    if correct is None:
+        return "n/a"
+    return f"balanced {_balanced(correct, labels, seed)}, accuracy {_accuracy(correct)}"
+
+
+def _budget(norm: str, eps_label: str) -> str:
+    return f"{NORM_NAMES.get(norm, norm)} {eps_label}"
+
+
 def _attack_lines(doc: dict[str, Any]) -> list[str]:
-    """A line per attack block, the worst cases and the sanity checks (none without attacks)."""
+    """A line per attack block (with a defense: the defended and undefended figures of the
+    same examples), the worst case per threat model (balanced beside plain, undefended beside
+    defended) and the sanity checks with what a failure means (none without attacks)."""
     if not doc.get("attacks"):
         return []
+    run = RunView(doc)
+    seed = int(doc["config"].get("seed", 0))
+    labels = run.labels if run.labels is not None and run.labels.ndim == 1 else None
     lines = [
         "  attack                                   robust acc  fooling  "
         "median Linf*255  median L2   time"
     ]
-    for a in doc["attacks"]:
+    for a, view in zip(doc["attacks"], run.attacks, strict=True):
         m, p = a["metrics"], a["perturbation"]
         tag = " (sanity)" if a.get("sanity_only") else ""
         if a.get("threat_model"):
@@ -68,14 +161,80 @@ def _attack_lines(doc: dict[str, Any]) -> list[str]:
             f"{p['l2_median']:9.4f} {a['timing']['seconds']:6.1f}s"
             f"{' cached' if a['timing']['cached'] else ''}"
         )
-    for w in doc["worst_case"]:
-        lines.append(
-            f"  worst case {w['norm']} eps {w['eps_label']}: {format_metric(w['robust_accuracy'])}"
-        )
+        if run.defended and not a.get("sanity_only"):
+            lines.append(
+                f"      defended   {_figures(view.outcomes(), labels, seed)}"
+                + (f"  n={m['robust_accuracy']['n']}")
+            )
+            und = a.get("undefended")
+            if und is not None:
+                bal = und.get("robust_balanced_accuracy")
+                lines.append(
+                    f"      undefended balanced {_interval(bal)}, accuracy "
+                    f"{_interval(und['robust_accuracy'])}  (same examples, no defense)"
+                )
+    lines += _worst_case_lines(doc, run, labels, seed)
     for c in doc["sanity_checks"]:
         lines.append(
             f"  sanity {c['name']:<26} {c['status']}{'  -> ' + c['flag'] if c['flag'] else ''}"
         )
+        if c["status"] == "fail":
+            meaning, step = SANITY_ADVICE.get(
+                c["name"], (c.get("description", ""), "rerun with stronger attacks")
+            )
+            lines.append(f"      means: {meaning}")
+            lines.append(f"      next:  {step}")
+    return lines
+
+
+def _undefended_outcomes(run: RunView, members: list[AttackView]) -> np.ndarray | None:
+    """Per image, robust on the bare model: correct clean without the defense and under every
+    member's examples (their ``undefended`` outcomes); None when a member lacks them."""
+    bare = run.bare_clean.get("outcomes")
+    if bare is None or not members:
+        return None
+    robust = read_outcomes(bare, run.n)
+    for a in members:
+        und = a.raw.get("undefended")
+        if und is None or robust is None:
+            return None
+        robust = robust & read_outcomes(und["outcomes"], run.n)
+    return robust
+
+
+def _worst_case_lines(
+    doc: dict[str, Any], run: RunView, labels: np.ndarray | None, seed: int
+) -> list[str]:
+    """``worst case, oblivious, L-inf 2/255: balanced ..., accuracy ...`` per threat model and
+    budget; with a defense the bare model's worst case under the same budget's oblivious
+    attacks beside it (what the defense gains)."""
+    by = doc.get("worst_case_by_threat_model")
+    groups = by if by else {"white-box": doc["worst_case"]}
+    lines = []
+    for tm, cases in groups.items():
+        name = "any threat model" if tm == ANY else tm
+        for w in cases:
+            try:
+                correct = run.worst_case_outcomes(w["norm"], w["eps"], tm if by else None)
+            except ResultsError:
+                correct = None
+            figures = (
+                _figures(correct, labels, seed)
+                if correct is not None
+                else f"accuracy {_interval(w['robust_accuracy'])}"
+            )
+            lines.append(
+                f"  worst case, {name}, {_budget(w['norm'], w['eps_label'])}: {figures}"
+                f"  n={w['robust_accuracy']['n']}"
+            )
+            if by:
+                members = run.worst_case_members(w["norm"], w["eps"], ThreatModel.OBLIVIOUS)
+                bare = _undefended_outcomes(run, members)
+                if bare is not None:
+                    lines.append(
+                        f"    undefended (same oblivious attacks, no defense): "
+                        f"{_figures(bare, labels, seed)}"
+                    )
     return lines
 
 

@@ -210,6 +210,9 @@ def check_outcomes(doc: dict[str, Any]) -> None:
             fields.append((f"metrics/{key}/outcomes", block["outcomes"], read_outcomes))
     for i, block in enumerate(doc.get("attacks") or []):
         fields.append((f"attacks/{i}/outcomes", block.get("outcomes"), read_outcomes))
+        if "undefended" in block:
+            where = f"attacks/{i}/undefended/outcomes"
+            fields.append((where, block["undefended"].get("outcomes"), read_outcomes))
     for where, block, read in fields:
         try:
             read(block, n)

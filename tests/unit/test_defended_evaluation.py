@@ -294,3 +294,66 @@ def test_eot_and_bpda_gradients_match_a_hand_computation():
     u = torch.round(4 * x) / 4
     assert torch.allclose(xg.grad, 2 * w * u, atol=1e-6)
     assert not torch.allclose(xg.grad, 2 * w * x, atol=1e-3)
+
+
+def test_oblivious_blocks_carry_the_undefended_figures_and_the_report_sets_them_side_by_side(
+    tiny_models, shared_data, tmp_path, caplog
+):
+    """The oblivious block's ``undefended`` sub-block is the base model scored on the same
+    (cached) examples, i.e. the undefended run's figures; the estimate is logged first; the
+    report puts defended beside undefended, names the threat model, shows the balanced figure
+    and explains a failed check with a next step."""
+    import copy
+    import logging
+
+    import numpy as np
+
+    from benchmark.metrics.balanced import balanced_accuracy
+    from benchmark.reports.terminal import SANITY_ADVICE, render_evaluation
+    from benchmark.results.outcomes import read_labels, read_outcomes
+    from benchmark.results.schema import validate_result
+
+    undefended, _ = _run(tiny_models, shared_data, tmp_path / "c")
+    with caplog.at_level(logging.INFO, logger="benchmark.evaluation.estimate"):
+        doc, path = _run(
+            tiny_models,
+            shared_data,
+            tmp_path / "c",
+            defense=str(ROOT / "submissions" / "bit_depth_reduction"),
+            defense_params={"bits": 2},
+            threat_models=["oblivious", "adaptive"],
+        )
+    estimate = [r.getMessage() for r in caplog.records if "attack pass(es) to craft" in r.message]
+    assert len(estimate) == 1 and "1 found in the cache" in estimate[0]
+    assert "Assumes every attack spends its full budget" in estimate[0]
+
+    validate_result(doc)
+    n = doc["data"]["n"]
+    obl, ada = doc["attacks"]
+    assert "undefended" not in ada  # crafted on the pipeline: no bare-model counterpart
+    und, bare = obl["undefended"], undefended["attacks"][0]
+    assert und["robust_accuracy"] == bare["metrics"]["robust_accuracy"]
+    assert und["outcomes"] == bare["outcomes"]
+    labels = read_labels(doc["data"]["labels"], n)
+    correct = read_outcomes(und["outcomes"], n)
+    bal = und["robust_balanced_accuracy"]
+    assert bal["value"] == pytest.approx(balanced_accuracy(correct, labels))
+    assert bal["ci95"][0] <= bal["value"] <= bal["ci95"][1] and bal["n"] == n
+
+    text = render_evaluation(doc, path)
+    assert "      undefended balanced " in text and "      defended   balanced " in text
+    defended_line = next(ln for ln in text.splitlines() if ln.startswith("      defended"))
+    assert f"accuracy {obl['metrics']['robust_accuracy']['value']:.4f} [" in defended_line
+    assert f"accuracy {und['robust_accuracy']['value']:.4f} [" in text
+    assert "worst case, oblivious, L-inf 8/255: balanced " in text
+    assert "worst case, adaptive, L-inf 8/255: balanced " in text
+    bare_wc = np.mean(read_outcomes(doc["metrics"]["undefended_clean"]["outcomes"], n) & correct)
+    assert "undefended (same oblivious attacks, no defense): balanced " in text
+    assert f"accuracy {bare_wc:.4f} [" in text
+
+    failed = copy.deepcopy(doc)
+    check = next(c for c in failed["sanity_checks"] if c["name"] == "oblivious_vs_adaptive")
+    check.update(status="fail", flag="defense relies on obscurity")
+    text = render_evaluation(failed, path)
+    meaning, step = SANITY_ADVICE["oblivious_vs_adaptive"]
+    assert f"      means: {meaning}" in text and f"      next:  {step}" in text

@@ -288,3 +288,17 @@ def test_terminal_report_of_a_real_evaluation():
     assert len(rows) == sum(a["threat_model"] == "oblivious" for a in doc["attacks"])
     assert any(line.startswith("  defense median_filter (preprocessing") for line in lines)
     assert corruption_lines(None) == []
+
+
+def test_every_sanity_check_has_a_meaning_and_a_next_step():
+    import re
+
+    from benchmark.evaluation import sanity
+    from benchmark.reports.terminal import SANITY_ADVICE
+
+    source = Path(sanity.__file__).read_text()
+    names = set(re.findall(r'_check\(\s*"([a-z_]+)"', source))
+    names |= set(re.findall(r'return _check\("([a-z_]+)"', source))
+    assert {"eps_monotonicity", "noise_vs_attack"} <= names
+    assert names | {"large_eps_pgd", "oblivious_vs_adaptive"} <= set(SANITY_ADVICE)
+    assert all(meaning and step for meaning, step in SANITY_ADVICE.values())
