@@ -9,6 +9,7 @@ from benchmark.cli import (  # noqa: F401  (each module registers its commands o
     evaluate,
     leaderboard,
     report,
+    submit,
     train,
     validate,
     zoo,

@@ -1,0 +1,86 @@
+"""Submission bundles: made from a submission and its protocol run, checked member by member,
+re-run by a maintainer to the same per-image outcomes; tampering and foreign results refused.
+
+The protocol run is a tiny-budget adaptive-track run of a copy of the median filter in front of
+a tiny CNN trained on real BreastMNIST (the budgets shrunk through a test protocol)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from benchmark.errors import ResultsError
+from benchmark.evaluation import EvaluationConfig, evaluate
+from benchmark.evaluation.bundle import MANIFEST, make_bundle, rerun_bundle
+from benchmark.evaluation.cache import AdversarialCache
+from benchmark.results.protocols import PROTOCOLS, Protocol, ProtocolAttack
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = Protocol(
+    id="tiny_bundle",
+    version="0",
+    track="adaptive",
+    norm="linf",
+    budgets=(8 / 255,),
+    attacks=(ProtocolAttack("autoattack_ref", (("n_queries", 5), ("steps", 2))),),
+    threat_models=("oblivious", "adaptive"),
+    eot_samples=2,
+    draws=2,
+)
+
+
+def test_a_bundle_reruns_to_the_same_outcomes_and_refuses_tampering(
+    tiny_models, shared_data, tmp_path, monkeypatch
+):
+    monkeypatch.setitem(PROTOCOLS._entries, TINY.id, TINY)
+    folder = tmp_path / "subs" / "median_filter"
+    shutil.copytree(ROOT / "submissions" / "median_filter", folder)
+    config = EvaluationConfig.from_options(
+        dataset="breastmnist",
+        arch="tiny_cnn",
+        protocol=TINY.id,
+        defense=str(folder),
+        eot_samples=2,
+        draws=2,
+    )
+    zoo = tiny_models["zoo"]
+    _, result = evaluate(
+        config,
+        data_dir=shared_data,
+        zoo=zoo,
+        out_dir=tmp_path / "results",
+        cache=AdversarialCache(tmp_path / "cache"),
+        progress=False,
+    )
+    bundle = make_bundle(folder, [result], tmp_path / "bundles")
+    with tarfile.open(bundle) as tar:
+        names = set(tar.getnames())
+    assert {MANIFEST, "submission/median_filter/defense.py", f"results/{result.name}"} <= names
+    (comparison,) = rerun_bundle(
+        bundle, data_dir=shared_data, zoo=zoo, cache_dir=tmp_path / "fresh_cache"
+    )
+    assert comparison.identical and comparison.moved  # every block compared, none moved
+    assert (tmp_path / "fresh_cache").exists()  # the re-run crafted its attacks again
+
+    # A member edited after bundling no longer matches the manifest.
+    forged = tmp_path / "forged.bundle.tar.gz"
+    with tarfile.open(bundle) as src, tarfile.open(forged, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()
+            if member.name == "submission/median_filter/defense.py":
+                data += b"\n# changed\n"
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data))
+    with pytest.raises(ResultsError, match="does not match its sha256"):
+        rerun_bundle(forged, data_dir=shared_data, zoo=zoo)
+
+    # A results file of other files of the submission is refused when bundling.
+    (folder / "README.md").write_text("edited after the run\n")
+    with pytest.raises(ResultsError, match="was not made with these files"):
+        make_bundle(folder, [result], tmp_path / "bundles")
+    with pytest.raises(ResultsError, match="needs the submission's protocol results"):
+        make_bundle(folder, [], tmp_path / "bundles")
