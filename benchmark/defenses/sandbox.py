@@ -56,6 +56,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,8 @@ MAX_HEADER = 1 << 20
 MAX_PAYLOAD = 1 << 31
 """Largest tensor payload accepted from the sandbox (bytes)."""
 NOBODY = 65534
+STARTUP_SECONDS = 120.0
+"""Deadline of the worker's start (the interpreter, torch and the package imported)."""
 INSTALL_HINT = "apt-get install bubblewrap, or pass --no-sandbox to run it unsandboxed"
 
 
@@ -297,7 +300,12 @@ class SandboxSession:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        self.meta: dict[str, Any] = {}
+        # Startup (torch's import) is not a request: it has its own, longer deadline.
+        deadline = time.monotonic() + max(STARTUP_SECONDS, self.limits.wall_seconds)
+        try:
+            _read_msg(self._proc.stdout.fileno(), deadline, self._timed_out)  # type: ignore[union-attr]
+        except (EOFError, ValueError, struct.error):
+            raise self._died() from None
 
     def request(self, header: dict[str, Any], payload: bytes = b"") -> tuple[dict[str, Any], bytes]:
         """Send one request; its answer, or a one-line :class:`SandboxError`."""
@@ -384,14 +392,41 @@ def validate_in_sandbox(
         answer, _ = session.request(
             {"op": "validate", "target": session.target, "overrides": overrides}
         )
-    record = answer.get("submission")
-    passed = answer.get("passed")
-    if not isinstance(record, dict) or not isinstance(passed, list):
-        raise SandboxError(f"submission '{session.id}': the sandbox sent a malformed verdict")
+        record = answer.get("submission")
+        passed = answer.get("passed")
+        if not isinstance(record, dict) or not isinstance(passed, list):
+            raise SandboxError(f"submission '{session.id}': the sandbox sent a malformed verdict")
+        if record.get("kind") == "preprocessing":
+            passed.append(_recheck_outside(session, overrides))
     if folder is not None:
         digest, files = describe_folder(folder)
         record.update(sha256=digest, files=[f.record() for f in files])
     return {"submission": record, "passed": passed}
+
+
+def _recheck_outside(session: SandboxSession, overrides: dict[str, Any]) -> dict[str, str]:
+    """The suite's output checks again, run here on tensors from the sandbox: the submission
+    can patch the sandbox's copy of the suite, not this one."""
+    from benchmark.defenses import conformance
+
+    class _Remote:
+        id = session.id
+
+        def build(self, seed: int = 0, **params: Any) -> SandboxedDefense:
+            return SandboxedDefense(session.id, seed=seed, session=session, **params)
+
+    remote = _Remote()
+    remote.meta = remote.build(**overrides).meta  # type: ignore[attr-defined]
+
+    def fail(check: str, problem: str) -> SubmissionError:
+        return SubmissionError(f"submission '{session.id}' fails '{check}' (outside): {problem}")
+
+    for shape in conformance.SHAPES:
+        conformance._check_on_shape(remote, shape, fail, overrides)  # type: ignore[arg-type]
+    return {
+        "name": "checked outside",
+        "detail": "shape, dtype, range, determinism, flags on tensors from the sandbox",
+    }
 
 
 class SandboxedDefense:
@@ -411,20 +446,25 @@ class SandboxedDefense:
         submission: str | Path,
         seed: int = 0,
         limits: SandboxLimits | None = None,
+        session: SandboxSession | None = None,
         **params: Any,
     ) -> None:
-        self.session = SandboxSession(submission, limits)
+        self._owned = session is None
+        self.session = session or SandboxSession(submission, limits)
         answer, _ = self.session.request(
             {"op": "load", "target": self.session.target, "seed": seed, "params": params}
         )
-        self.meta = answer.get("meta", {})
+        meta = answer.get("meta")
         self.id = self.session.id
-        if self.meta.get("kind") != "preprocessing":
+        kind = meta.get("kind") if isinstance(meta, dict) else None
+        if kind != "preprocessing":
             self.close()
             raise SandboxError(
                 f"submission '{self.id}': only preprocessing defenses run behind the sandboxed "
-                f"tensor interface yet, not '{self.meta.get('kind')}'"
+                f"tensor interface yet, not '{kind}'"
             )
+        # The flags the evaluation reads; gradients do not cross the pipe (BPDA instead).
+        self.meta = SimpleNamespace(**{**meta, "differentiable": False})
 
     def reseed(self, seed: int) -> None:
         """Reseed the defense in the sandbox."""
@@ -455,8 +495,9 @@ class SandboxedDefense:
     __call__ = purify
 
     def close(self) -> None:
-        """End the sandbox."""
-        self.session.close()
+        """End the sandbox (unless the session was lent by the caller)."""
+        if self._owned:
+            self.session.close()
 
     def __enter__(self) -> SandboxedDefense:
         return self
@@ -490,6 +531,7 @@ def serve(memory_mib: int, processes: int) -> None:
     os.dup2(devnull, 0)
     me = os.getpid()
     state: dict[str, Any] = {}
+    _write_msg(out_fd, {"ok": True, "ready": True})
     while True:
         try:
             header, payload = _read_msg(in_fd)
