@@ -17,7 +17,7 @@ DEMO_ARGS ?= --dataset pneumoniamnist --model resnet18 --train-if-missing --down
 	--attacks quick
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: setup browser demo test test-slow lint zoo-docs docs site site-shots device-prep
+.PHONY: setup browser sandbox demo test test-slow lint zoo-docs docs site site-shots device-prep
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,7 +46,22 @@ browser:
 	  fi; \
 	fi
 
-test: setup browser
+# The sandbox tests (tests/unit/test_sandbox.py) run submissions under Debian's bubblewrap:
+# installed here when it is missing and we may; otherwise they are skipped.
+sandbox:
+	@if ! command -v bwrap >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing bubblewrap for the sandbox tests (apt-get install bubblewrap)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q bubblewrap >/dev/null 2>&1 \
+	      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q bubblewrap >/dev/null 2>&1; } \
+	      || echo "could not install bubblewrap: the sandbox tests will be skipped"; \
+	  else \
+	    echo "bubblewrap is missing: the sandbox tests will be skipped; 'sudo apt-get install bubblewrap' includes them"; \
+	  fi; \
+	fi
+
+test: setup browser sandbox
 	$(OFFLINE) $(BIN)/python -m pytest
 
 test-slow: setup

@@ -16,6 +16,7 @@ FIGURES = [
     "corruption_fps",
     "end_to_end",
     "levers",
+    "sandbox_overhead",
 ]
 
 

@@ -18,24 +18,36 @@ def validate_cmd(
     submission: str = typer.Argument(..., help="Submission id (submissions/<id>) or folder."),
     param: list[str] = typer.Option([], help="Override a parameter: name=value (JSON value)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    sandbox: bool = typer.Option(
+        False,
+        "--sandbox/--no-sandbox",
+        help="Import and check the submission under bubblewrap (no network, read-only files, "
+        "memory, process and time limits); --no-sandbox runs it in this process.",
+    ),
 ) -> None:
     """Run the defense conformance suite on a submission before any evaluation."""
-    from benchmark.defenses import load_submission
-    from benchmark.defenses.conformance import validate_submission
+    if sandbox:
+        from benchmark.defenses.sandbox import validate_in_sandbox
 
-    sub = load_submission(submission)
-    passed = validate_submission(sub, **parse_params(param))
+        verdict = validate_in_sandbox(submission, **parse_params(param))
+    else:
+        from benchmark.defenses import load_submission
+        from benchmark.defenses.conformance import validate_submission
+
+        sub = load_submission(submission)
+        passed = validate_submission(sub, **parse_params(param))
+        verdict = {"submission": sub.record(), "passed": [dataclasses.asdict(c) for c in passed]}
     if as_json:
-        typer.echo(
-            json.dumps(
-                {"submission": sub.record(), "passed": [dataclasses.asdict(c) for c in passed]},
-                indent=2,
-            )
-        )
+        typer.echo(json.dumps(verdict, indent=2))
         return
-    typer.echo(f"{sub.id} ({sub.name}, {sub.meta.kind}): {len(passed)} checks passed")
-    for c in passed:
-        typer.echo(f"  ok  {c.name:<24} {c.detail}")
+    record, passed_checks = verdict["submission"], verdict["passed"]
+    where = ", in the sandbox" if sandbox else ""
+    typer.echo(
+        f"{record['id']} ({record['name']}, {record['kind']}): {len(passed_checks)} checks "
+        f"passed{where}"
+    )
+    for c in passed_checks:
+        typer.echo(f"  ok  {c['name']:<24} {c['detail']}")
 
 
 @app.command("new-submission")

@@ -109,6 +109,12 @@ def _describe_files(folder: Path) -> tuple[str, tuple[SubmissionFile, ...]]:
     return files_digest(paths, folder), tuple(files)
 
 
+def describe_folder(folder: str | Path) -> tuple[str, tuple[SubmissionFile, ...]]:
+    """A submission folder's sha256 and its files' descriptions, without importing it (what
+    the sandboxed validation records from outside the sandbox)."""
+    return _describe_files(Path(folder))
+
+
 def submissions_dir() -> Path:
     """``$BENCH_SUBMISSIONS_DIR``, else ``./submissions``."""
     return Path(os.environ.get(SUBMISSIONS_ENV) or "submissions").expanduser()

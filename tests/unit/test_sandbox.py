@@ -1,0 +1,184 @@
+"""The bubblewrap sandbox against hostile submissions, and its parity with in-process runs.
+
+Each hostile fixture is a small ``defense.py`` written into ``tmp_path``; every one must be
+stopped or refused with one line, write nothing outside the sandbox's private scratch, and
+leave the evaluator's own process unchanged.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from benchmark.cli import app
+from benchmark.defenses import SubmissionError, conformance, filters, load_submission
+from benchmark.defenses.sandbox import (
+    SandboxedDefense,
+    SandboxError,
+    SandboxLimits,
+    validate_in_sandbox,
+)
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("bwrap") is None, reason="bubblewrap missing: `make sandbox` installs it"
+)
+ROOT = Path(__file__).resolve().parents[2]
+LIMITS = SandboxLimits(memory_mib=512, processes=32, cpu_seconds=20, wall_seconds=4)
+
+DEFENSE = '''
+import os, socket, time
+import torch
+from benchmark.defenses import Defense, DefenseMeta
+
+{module}
+
+class Evil(Defense):
+    """A hostile test fixture."""
+    meta = DefenseMeta(kind="preprocessing", randomized=False, differentiable=False,
+                       reference="test", version="1", license="MIT", authors=("t",), name="evil",
+                       paper="none", threat_models=("oblivious",))
+
+    def purify(self, x):
+{purify}
+'''
+
+
+def write(tmp_path: Path, module: str = "", purify: str = "return x.clone()") -> Path:
+    folder = tmp_path / "subs" / "evil"
+    folder.mkdir(parents=True)
+    (folder / "submission.toml").write_text('id = "evil"\nentry = "defense:Evil"\n')
+    body = "\n".join("        " + line for line in purify.splitlines())
+    (folder / "defense.py").write_text(DEFENSE.format(module=module, purify=body))
+    return folder
+
+
+def snapshot(tmp_path: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+
+def refused(folder: Path, limits: SandboxLimits = LIMITS) -> str:
+    before = snapshot(folder.parents[1])
+    with pytest.raises(SubmissionError) as err:  # SandboxError, or the check outside
+        validate_in_sandbox(folder, limits)
+    assert snapshot(folder.parents[1]) == before  # nothing written on the host
+    line = str(err.value)
+    assert "\n" not in line
+    return line
+
+
+def test_a_file_outside_is_not_visible(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("patient 17")
+    for path in ("/etc/hostname", str(secret), str(Path.home() / ".bashrc")):
+        folder = write(tmp_path / path.replace("/", "_"), f"open({path!r}).read()")
+        line = refused(folder)
+        assert "importing defense.py failed (FileNotFoundError: [Errno 2] No such file or " in line
+
+
+def test_writes_outside_the_scratch_fail(tmp_path):
+    folder = write(tmp_path, "open(__file__ + '.pwned', 'w').write('x')")
+    line = refused(folder)
+    assert "(OSError: [Errno 30] Read-only file system" in line
+    assert not list(folder.glob("*.pwned"))
+    outside = tmp_path / "outside.txt"
+    folder = write(tmp_path / "b", f"open({str(outside)!r}, 'w').write('x')")
+    assert "FileNotFoundError" in refused(folder)
+    assert not outside.exists()
+
+
+def test_no_network(tmp_path):
+    folder = write(tmp_path, "socket.create_connection(('127.0.0.1', 22), timeout=1)")
+    assert "Network is unreachable" in refused(folder) or "refused" in refused(folder)
+    folder = write(tmp_path / "b", "socket.getaddrinfo('pypi.org', 443)")
+    assert "gaierror" in refused(folder)
+
+
+def test_memory_exhaustion_is_stopped(tmp_path):
+    folder = write(tmp_path, "hoard = bytearray(8 << 30)")
+    assert (
+        refused(folder)
+        == "submission 'evil': stopped by the sandbox: out of memory (limit 512 MiB)"
+    )
+
+
+def test_a_fork_bomb_is_stopped(tmp_path):
+    bomb = "for _ in range(500):\n    if os.fork() == 0:\n        time.sleep(30); os._exit(0)"
+    folder = write(tmp_path, bomb)
+    assert (
+        refused(folder)
+        == "submission 'evil': stopped by the sandbox: too many processes (limit 32)"
+    )
+
+
+def test_sleeping_past_the_wall_limit_is_killed(tmp_path):
+    folder = write(tmp_path, purify="time.sleep(60)\nreturn x")
+    assert refused(folder) == (
+        "submission 'evil': stopped by the sandbox: no answer within the wall-time limit of 4 s"
+    )
+
+
+def test_monkeypatching_the_evaluator_stays_inside(tmp_path):
+    patch = (
+        "import benchmark.defenses.conformance as c, benchmark.defenses.filters as f\n"
+        "c._check_output = lambda *a, **k: None\n"
+        "f.median_filter = lambda x, k: x * 0"
+    )
+    check, median = conformance._check_output, filters.median_filter
+    # The patched sandbox's own suite passes the wrong shape; the check outside does not.
+    folder = write(tmp_path, patch, purify="return x[:, :, :4]")
+    line = refused(folder)
+    assert "fails 'runs' (outside)" in line and "purify returned float32 of shape" in line
+    assert conformance._check_output is check and filters.median_filter is median
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(median(x, 3), load_submission("median_filter").build().purify(x))
+
+
+@pytest.mark.parametrize(
+    ("purify", "expected"),
+    [
+        ("return x[:, :, :4]", "purify returned float32 of shape [2, 1, 4, 28]"),
+        ("return x.double()", "purify returned float64 of shape [2, 1, 28, 28]"),
+        ("return x + 2", "purify returned values outside [0, 1] or not finite; refused"),
+    ],
+)
+def test_the_proxy_refuses_wrong_tensors(tmp_path, purify, expected):
+    folder = write(tmp_path, purify=purify)
+    with SandboxedDefense(folder, limits=LIMITS) as defense, pytest.raises(SandboxError) as err:
+        defense.purify(torch.rand(2, 1, 28, 28))
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_builtin_validates_alike_and_purifies_bit_for_bit(shared_data):
+    from benchmark.datasets.base import load_split
+
+    folder = ROOT / "submissions" / "median_filter"
+    inside = validate_in_sandbox(folder)
+    sub = load_submission(folder)
+    outside = [c.name for c in conformance.validate_submission(sub)]
+    assert [c["name"] for c in inside["passed"]] == [*outside, "checked outside"]
+    assert inside["submission"] == sub.record()
+    x = load_split("breastmnist", "test", size=28, data_dir=shared_data).images[:16]
+    x = x.float().div(255.0)
+    with SandboxedDefense(folder, kernel_size=5) as defense:
+        assert torch.equal(defense.purify(x), sub.build(kernel_size=5).purify(x))
+
+
+def test_bench_validate_sandbox(monkeypatch):
+    monkeypatch.setenv("BENCH_SUBMISSIONS_DIR", str(ROOT / "submissions"))
+    out = CliRunner().invoke(app, ["validate", "median_filter", "--sandbox"])
+    assert out.exit_code == 0, out.output
+    assert "checks passed, in the sandbox" in out.stdout and "ok  checked outside" in out.stdout
+
+
+def test_refusal_when_bubblewrap_is_missing(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(SandboxError) as err:
+        validate_in_sandbox(ROOT / "submissions" / "median_filter")
+    assert str(err.value) == (
+        "the sandbox cannot start: bubblewrap (bwrap) is not installed; apt-get install "
+        "bubblewrap, or pass --no-sandbox to run it unsandboxed"
+    )
