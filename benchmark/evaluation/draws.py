@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from benchmark.datasets.base import ImageSplit
-from benchmark.evaluation.defended import apply_votes
+from benchmark.evaluation.defended import apply_votes, voting_module
 from benchmark.metrics.adversarial import correct_mask
 from benchmark.metrics.base import Predictions, scalar, wilson_interval
 from benchmark.models.inference import predict_images
@@ -74,11 +74,14 @@ def score_draws(
         accuracy and per-image outcomes, and the accuracy of every draw.
     """
     defense = getattr(scorer, "defense", None)
+    voting = voting_module(scorer)
     preds: list[Predictions] = []
     report = None
     for r in range(draws):
         if defense is not None:
             defense.reseed(draw_seed(seed, r))
+        if voting is not None:
+            voting.take_votes()  # drop the votes of earlier forwards (probes, other draws)
         pred = predict_images(scorer, images, split, batch_size=batch_size, seed=seed)
         pred, votes = apply_votes(scorer, pred, split.labels)
         if r == 0:

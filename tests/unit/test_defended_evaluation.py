@@ -315,6 +315,7 @@ def test_oblivious_blocks_carry_the_undefended_figures_and_the_report_sets_them_
 
     undefended, _ = _run(tiny_models, shared_data, tmp_path / "c")
     with caplog.at_level(logging.INFO, logger="benchmark.evaluation.estimate"):
+        caplog.clear()  # only this run's lines (another test may have left INFO enabled)
         doc, path = _run(
             tiny_models,
             shared_data,
