@@ -45,9 +45,7 @@ one line naming the fix: ``apt-get install bubblewrap``, or ``--no-sandbox`` to 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import select
 import shutil
 import signal
 import struct
@@ -64,14 +62,11 @@ import torch
 from torch import Tensor
 
 from benchmark.defenses.base import SubmissionError
+from benchmark.defenses.sandbox_wire import read_msg, tensor_message, write_msg
 from benchmark.defenses.submissions import submissions_dir
 
 PKG_MOUNT = "/sandbox/pkg"
 SUB_MOUNT = "/sandbox/submission"
-MAX_HEADER = 1 << 20
-"""Largest JSON header accepted from the sandbox (bytes)."""
-MAX_PAYLOAD = 1 << 31
-"""Largest tensor payload accepted from the sandbox (bytes)."""
 NOBODY = 65534
 STARTUP_SECONDS = 120.0
 """Deadline of the worker's start (the interpreter, torch and the package imported)."""
@@ -176,7 +171,7 @@ for lim, value in ((resource.RLIMIT_AS, base + {limits.memory_mib << 20}),
                    (resource.RLIMIT_NPROC, {nproc}), (resource.RLIMIT_CPU, {limits.cpu_seconds}),
                    (resource.RLIMIT_CORE, 0)):
     resource.setrlimit(lim, (value, value))
-from benchmark.defenses.sandbox import serve
+from benchmark.defenses.sandbox_worker import serve
 serve({limits.memory_mib}, {limits.processes})
 """
 
@@ -191,47 +186,6 @@ def _user_processes(uid: int) -> int:
         except OSError:
             continue
     return n
-
-
-def _write_msg(fd: int, header: dict[str, Any], payload: bytes = b"") -> None:
-    head = json.dumps({**header, "nbytes": len(payload)}).encode()
-    data = struct.pack(">I", len(head)) + head + payload
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _read_exact(fd: int, n: int, deadline: float | None, on_timeout: Any) -> bytes:
-    chunks, left = [], n
-    while left:
-        if deadline is not None:
-            wait = deadline - time.monotonic()
-            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
-                raise on_timeout()
-        chunk = os.read(fd, min(left, 1 << 20))
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def _read_msg(fd: int, deadline: float | None = None, on_timeout: Any = None):
-    (size,) = struct.unpack(">I", _read_exact(fd, 4, deadline, on_timeout))
-    if size > MAX_HEADER:
-        raise ValueError(f"a {size}-byte header")
-    header = json.loads(_read_exact(fd, size, deadline, on_timeout))
-    if not isinstance(header, dict) or not isinstance(header.get("nbytes"), int):
-        raise ValueError("a header that is not a JSON object with nbytes")
-    if not 0 <= header["nbytes"] <= MAX_PAYLOAD:
-        raise ValueError(f"a {header['nbytes']}-byte payload")
-    return header, _read_exact(fd, header["nbytes"], deadline, on_timeout)
-
-
-def tensor_message(x: Tensor) -> tuple[dict[str, Any], bytes]:
-    """A CPU tensor's header (shape, dtype) and bytes."""
-    a = x.detach().cpu().contiguous().numpy()
-    return {"shape": list(a.shape), "dtype": str(a.dtype)}, a.tobytes()
 
 
 def _resolve(spec: str | Path) -> tuple[Path | None, str]:
@@ -303,7 +257,7 @@ class SandboxSession:
         # Startup (torch's import) is not a request: it has its own, longer deadline.
         deadline = time.monotonic() + max(STARTUP_SECONDS, self.limits.wall_seconds)
         try:
-            _read_msg(self._proc.stdout.fileno(), deadline, self._timed_out)  # type: ignore[union-attr]
+            read_msg(self._proc.stdout.fileno(), deadline, self._timed_out)  # type: ignore[union-attr]
         except (EOFError, ValueError, struct.error):
             raise self._died() from None
 
@@ -314,8 +268,8 @@ class SandboxSession:
             raise self._died()
         deadline = time.monotonic() + self.limits.wall_seconds
         try:
-            _write_msg(proc.stdin.fileno(), header, payload)  # type: ignore[union-attr]
-            answer, data = _read_msg(proc.stdout.fileno(), deadline, self._timed_out)  # type: ignore[union-attr]
+            write_msg(proc.stdin.fileno(), header, payload)  # type: ignore[union-attr]
+            answer, data = read_msg(proc.stdout.fileno(), deadline, self._timed_out)  # type: ignore[union-attr]
         except SandboxError:
             raise
         except (EOFError, BrokenPipeError):
@@ -504,95 +458,3 @@ class SandboxedDefense:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-# The worker side: runs inside the sandbox, after the bootstrap has set the limits.
-
-
-def _stopped(exc: BaseException, memory_mib: int, processes: int) -> str | None:
-    """The sandbox limit an exception (or its causes) ran into, in words."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        text = str(seen)
-        if isinstance(seen, MemoryError) or "can't allocate memory" in text:
-            return f"out of memory (limit {memory_mib} MiB)"
-        if isinstance(seen, BlockingIOError) or "Resource temporarily unavailable" in text:
-            return f"too many processes (limit {processes})"
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def serve(memory_mib: int, processes: int) -> None:
-    """The sandboxed worker's loop: read a request, answer it, until the pipe closes."""
-    out_fd, in_fd = os.dup(1), os.dup(0)
-    # The submission's prints go to stderr; fds 0 and 1 are no longer the protocol's.
-    os.dup2(2, 1)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    me = os.getpid()
-    state: dict[str, Any] = {}
-    _write_msg(out_fd, {"ok": True, "ready": True})
-    while True:
-        try:
-            header, payload = _read_msg(in_fd)
-        except EOFError:
-            return
-        try:
-            answer, data = _handle(header, payload, state)
-        except BaseException as exc:  # every failure, the limits' included, becomes one line
-            if os.getpid() != me:  # a forked child of the submission must not answer
-                os._exit(1)
-            sid = state.get("id", header.get("target", "?"))
-            limit = _stopped(exc, memory_mib, processes)
-            if limit:
-                line = f"submission '{Path(str(sid)).name}': stopped by the sandbox: {limit}"
-            elif isinstance(exc, SubmissionError):
-                line = str(exc)
-            else:
-                line = f"submission '{Path(str(sid)).name}': {type(exc).__name__}: {exc}"
-            answer, data = {"ok": False, "error": " ".join(line.split())}, b""
-        if os.getpid() != me:
-            os._exit(1)
-        _write_msg(out_fd, answer, data)
-
-
-def _handle(header: dict[str, Any], payload: bytes, state: dict[str, Any]):
-    import dataclasses
-
-    from benchmark.defenses.submissions import load_submission
-
-    op = header.get("op")
-    if op == "validate":
-        from benchmark.defenses.conformance import validate_submission
-
-        sub = load_submission(header["target"])
-        state["id"] = sub.id
-        passed = validate_submission(sub, **header.get("overrides", {}))
-        record = sub.record()
-        return {
-            "ok": True,
-            "submission": record,
-            "passed": [dataclasses.asdict(c) for c in passed],
-        }, b""
-    if op == "load":
-        sub = load_submission(header["target"])
-        state["id"] = sub.id
-        state["defense"] = sub.build(seed=int(header.get("seed", 0)), **header.get("params", {}))
-        return {"ok": True, "meta": dataclasses.asdict(sub.meta)}, b""
-    defense = state.get("defense")
-    if defense is None:
-        raise SubmissionError("no defense loaded in the sandbox")
-    if op == "reseed":
-        defense.reseed(int(header["seed"]))
-        return {"ok": True}, b""
-    if op == "purify":
-        if header.get("dtype") != "float32":
-            raise SubmissionError("purify takes float32")
-        x = np.frombuffer(payload, dtype=np.float32).reshape(header["shape"]).copy()
-        with torch.no_grad():
-            out = defense.purify(torch.from_numpy(x))
-        if not isinstance(out, Tensor):
-            raise SubmissionError(f"purify returned a {type(out).__name__}, not a tensor")
-        h, data = tensor_message(out)
-        return {"ok": True, **h}, data
-    raise SubmissionError(f"unknown request {op!r}")
