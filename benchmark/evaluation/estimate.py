@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -87,23 +88,28 @@ def per_image_seconds(model: torch.nn.Module, x: torch.Tensor) -> tuple[float, f
     x = x.detach()
     y = torch.zeros(len(x), dtype=torch.long, device=x.device)
 
-    def timed(grad: bool) -> float:
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter()
-            if grad:
-                xg = x.clone().requires_grad_(True)
-                loss = torch.nn.functional.cross_entropy(model(xg), y)
-                loss.backward()
-            else:
-                with torch.no_grad():
-                    model(x)
-            if x.device.type == "cuda":
-                torch.cuda.synchronize(x.device)
-            best = min(best, time.perf_counter() - start)
-        return best / len(x)
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
 
-    return timed(False), timed(True)
+    def forward_backward() -> None:
+        xg = x.clone().requires_grad_(True)
+        torch.nn.functional.cross_entropy(model(xg), y).backward()
+
+    return _best_per_image(forward, x), _best_per_image(forward_backward, x)
+
+
+def _best_per_image(run: Callable[[], None], x: torch.Tensor) -> float:
+    """Seconds per image of ``run()`` on the batch ``x``, the best of three (synchronised on
+    CUDA)."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        run()
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        best = min(best, time.perf_counter() - start)
+    return best / len(x)
 
 
 def protocol_time_bounds(
@@ -182,15 +188,12 @@ def _craft_key(plan: EvaluationPlan, p: AttackPass) -> str:
 
 def _forward_seconds(model: torch.nn.Module, x: torch.Tensor) -> float:
     """Seconds per image of a no-grad forward pass of ``model`` (best of three)."""
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
+
+    def forward() -> None:
         with torch.no_grad():
             model(x)
-        if x.device.type == "cuda":
-            torch.cuda.synchronize(x.device)
-        best = min(best, time.perf_counter() - start)
-    return best / len(x)
+
+    return _best_per_image(forward, x)
 
 
 def log_run_estimate(
