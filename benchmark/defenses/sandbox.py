@@ -65,6 +65,8 @@ from benchmark.defenses.base import SubmissionError
 from benchmark.defenses.sandbox_wire import read_msg, tensor_message, write_msg
 from benchmark.defenses.submissions import submissions_dir
 
+#: The sandbox's private writable scratch (a tmpfs inside it; not the host's /tmp).
+SCRATCH = "/tmp"
 PKG_MOUNT = "/sandbox/pkg"
 SUB_MOUNT = "/sandbox/submission"
 NOBODY = 65534
@@ -143,7 +145,7 @@ def _ro_binds(mounts: list[tuple[Path, str]]) -> list[str]:
         if any(dst == d or dst.startswith(d.rstrip("/") + "/") for _, d in chosen):
             continue
         chosen.append((src, dst))
-    made = {"/", "/usr", "/tmp", "/proc", "/dev"}
+    made = {"/", "/usr", SCRATCH, "/proc", "/dev"}
     args: list[str] = []
     for src, dst in chosen:
         parts = Path(dst).parts
@@ -232,20 +234,20 @@ class SandboxSession:
             mounts.append((folder, self.target))
         threads = os.environ.get("OMP_NUM_THREADS") or str(torch.get_num_threads())
         env = {
-            "HOME": "/tmp",
-            "TMPDIR": "/tmp",
+            "HOME": SCRATCH,
+            "TMPDIR": SCRATCH,
             "PATH": "/usr/bin:/bin",
             "LANG": "C.UTF-8",
             "OMP_NUM_THREADS": threads,
-            "NUMBA_CACHE_DIR": "/tmp/numba",
+            "NUMBA_CACHE_DIR": f"{SCRATCH}/numba",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
         cmd = [bwrap, *_namespace_flags(), "--die-with-parent", "--new-session", "--clearenv"]
         for k, v in env.items():
             cmd += ["--setenv", k, v]
         cmd += ["--ro-bind", "/usr", "/usr", *_host_links(), "--proc", "/proc", "--dev", "/dev"]
-        cmd += ["--perms", "1777", "--size", str(self.limits.scratch_mib << 20), "--tmpfs", "/tmp"]
-        cmd += [*_ro_binds(mounts), "--chdir", "/tmp"]
+        cmd += ["--perms", "1777", "--size", str(self.limits.scratch_mib << 20), "--tmpfs", SCRATCH]
+        cmd += [*_ro_binds(mounts), "--chdir", SCRATCH]
         cmd += [sys.executable, "-I", "-c", _bootstrap(self.limits, nproc)]
         self._proc = subprocess.Popen(
             cmd,
