@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from benchmark.evaluation.adversarial import craft_key
 from benchmark.evaluation.cache import AdversarialCache
 from benchmark.evaluation.passes import QUERY_KNOWLEDGE
 from benchmark.results.naming import ThreatModel
@@ -152,8 +151,10 @@ def run_time_bounds(
     todo = [
         p
         for p in plan.passes
-        if cache is None or not cache.enabled or not cache.has(_craft_key(plan, p))
+        if cache is None or not cache.enabled or not cache.has(plan.pass_key(p))
     ]
+    if not todo:  # every pass is in the cache: nothing to measure
+        return TimeBounds(0.0, 0.0, 0.0, 0.0), 0, len(plan.passes)
     n = len(plan.split)
     x, _ = next(iter(plan.split.batches(min(32, n), device=plan.device)))
     forward_s, backward_s = per_image_seconds(plan.model, x)
@@ -178,14 +179,6 @@ def run_time_bounds(
     )
 
 
-def _craft_key(plan: EvaluationPlan, p: AttackPass) -> str:
-    """The cache key :func:`~benchmark.evaluation.adversarial.craft_cell` gives pass ``p``."""
-    a = plan.cell_arguments(p)
-    return craft_key(
-        a["model_sha256"], a["split"], a["indices"], a["attack"], a["batch_size"], a["key_extra"]
-    )
-
-
 def _forward_seconds(model: torch.nn.Module, x: torch.Tensor) -> float:
     """Seconds per image of a no-grad forward pass of ``model`` (best of three)."""
 
@@ -207,6 +200,9 @@ def log_run_estimate(
     if found is None:
         return None
     bounds, todo, cached = found
+    if not todo:
+        logger.info("every attack pass (%d) is in the cache: no attack work to do", cached)
+        return bounds
     logger.info(
         "%d attack pass(es) to craft on %d images (%d found in the cache): %s here. "
         "Assumes every attack spends its full budget on every image (queries x forward "

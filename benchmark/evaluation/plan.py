@@ -126,6 +126,12 @@ class EvaluationPlan:
             batch_size=self.config.batch_size,
         )
 
+    def pass_key(self, p: AttackPass) -> str:
+        """The cache key of pass ``p``'s examples (what :func:`craft_cell` stores them under)."""
+        return craft_key(
+            self.model_sha, self.split, self.indices, p.attack, self.config.batch_size, p.key_extra
+        )
+
     def cell_arguments(self, p: AttackPass) -> dict[str, Any]:
         """The arguments :func:`~benchmark.evaluation.adversarial.craft_cell` and ``run_cell``
         take for pass ``p`` of this plan, which define its examples and their cache key."""
@@ -368,12 +374,8 @@ def plan_batch_size(plan: EvaluationPlan, cache: AdversarialCache) -> Evaluation
     free = available_bytes(plan.device)
     modules: dict[int, torch.nn.Module] = {}
     for p in plan.passes:
-        if not auto:
-            key = craft_key(
-                plan.model_sha, plan.split, plan.indices, p.attack, config.batch_size, p.key_extra
-            )
-            if cache.has(key):
-                continue
+        if not auto and cache.has(plan.pass_key(p)):
+            continue
         modules.setdefault(id(p.target), p.target)
     if not modules or free is None:
         return _with_batch_size(plan, AUTO_BATCHES[0]) if auto else plan
