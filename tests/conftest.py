@@ -4,6 +4,8 @@
 * ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` are set so ``datasets`` never retries the hub.
 * Every test gets its own ``BENCH_ZOO_DIR``, ``BENCH_RESULTS_DIR`` and ``BENCH_CACHE_DIR``;
   after the test, every results JSON written there is validated against the schema.
+* ``BENCH_ISOLATION=builtin``: the pinned built-in submissions run in process, others in the
+  sandbox.
 * ``shared_data`` is ``../shared/data`` next to the project (override: ``BENCH_TEST_DATA``).
 """
 
@@ -65,6 +67,9 @@ def isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("BENCH_RESULTS_DIR", str(base / "results"))
     monkeypatch.setenv("BENCH_CACHE_DIR", str(base / "adv_cache"))
     monkeypatch.delenv("BENCH_DATA_DIR", raising=False)
+    # The pinned built-ins run in process (fast); every other submission still runs in the
+    # sandbox. tests/unit/test_sandbox.py and test_isolation.py choose their mode explicitly.
+    monkeypatch.setenv("BENCH_ISOLATION", "builtin")
     yield base
     from benchmark.results import read_result
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from benchmark.cli.app import app
-from benchmark.cli.options import DATA_DIR_HELP, ZOO_HELP
+from benchmark.cli.options import DATA_DIR_HELP, ISOLATION_HELP, SANDBOX_LIMIT_HELP, ZOO_HELP
 from benchmark.reports.terminal import render_evaluation
 
 
@@ -33,6 +33,8 @@ def evaluate_cmd(
         None, help="Defense to evaluate: a submission id (submissions/<id>) or its folder."
     ),
     defense_param: list[str] = typer.Option([], help="Override a defense parameter: name=value."),
+    isolation: str | None = typer.Option(None, help=ISOLATION_HELP),
+    sandbox_limit: list[str] = typer.Option([], help=SANDBOX_LIMIT_HELP),
     threat_model: list[str] = typer.Option(
         ["oblivious"], help="With --defense: oblivious and/or adaptive (repeat the option)."
     ),
@@ -98,6 +100,7 @@ def evaluate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the result document as JSON."),
 ) -> None:
     """Evaluate a zoo model clean, under attack and under corruptions; write one results JSON."""
+    from benchmark.defenses.sandbox import SandboxLimits
     from benchmark.evaluation import EvaluationConfig, evaluate
     from benchmark.evaluation.cache import AdversarialCache
     from benchmark.models.zoo import ModelZoo
@@ -142,6 +145,8 @@ def evaluate_cmd(
         train_config=config.train_config(epochs),
         cache=AdversarialCache(cache_dir, enabled=not no_cache),
         executor=runner,
+        isolation=isolation,
+        sandbox_limits=SandboxLimits.parse(sandbox_limit),
     )
     if as_json:
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))

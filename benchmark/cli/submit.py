@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from benchmark.cli.app import app
-from benchmark.cli.options import DATA_DIR_HELP, ZOO_HELP
+from benchmark.cli.options import DATA_DIR_HELP, ISOLATION_HELP, SANDBOX_LIMIT_HELP, ZOO_HELP
 from benchmark.errors import ResultsError
 
 
@@ -24,18 +24,25 @@ def submit_cmd(
     ),
     data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
     zoo: Path | None = typer.Option(None, help=ZOO_HELP),
+    isolation: str | None = typer.Option(None, help=ISOLATION_HELP),
+    sandbox_limit: list[str] = typer.Option([], help=SANDBOX_LIMIT_HELP),
 ) -> None:
     """Bundle a submission with its protocol results (validated, hashed), or re-run a bundle."""
+    from benchmark.defenses.sandbox import SandboxLimits
     from benchmark.evaluation.bundle import make_bundle, rerun_bundle
     from benchmark.models.zoo import ModelZoo
+
+    limits = SandboxLimits.parse(sandbox_limit)
 
     if not submission:
         raise ResultsError("bench submit needs a submission (or, with --rerun, a bundle)")
     if not rerun:
-        path = make_bundle(submission, list(results or []), out)
+        path = make_bundle(submission, list(results or []), out, isolation, limits)
         typer.echo(f"wrote {path}; a maintainer re-runs it with `bench submit --rerun {path}`")
         return
-    comparisons = rerun_bundle(Path(submission), data_dir=data_dir, zoo=ModelZoo(zoo))
+    comparisons = rerun_bundle(
+        Path(submission), data_dir=data_dir, zoo=ModelZoo(zoo), isolation=isolation, limits=limits
+    )
     moved_any = False
     for c in comparisons:
         typer.echo(f"{c.result}: re-run written to {c.rerun_path}")

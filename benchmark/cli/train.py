@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from benchmark.cli.app import app
-from benchmark.cli.options import DATA_DIR_HELP, ZOO_HELP
+from benchmark.cli.options import DATA_DIR_HELP, ISOLATION_HELP, SANDBOX_LIMIT_HELP, ZOO_HELP
 from benchmark.params import parse_params
 from benchmark.reports.terminal import render_train_card
 
@@ -43,6 +43,10 @@ def train_cmd(
     fresh: bool = typer.Option(
         False, "--fresh", help="Start afresh instead of resuming an interrupted run."
     ),
+    isolation: str | None = typer.Option(None, help=ISOLATION_HELP),
+    sandbox_limit: list[str] = typer.Option(
+        [], help=SANDBOX_LIMIT_HELP + " A sandboxed training run's wall time defaults to 7 days."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the model card as JSON."),
 ) -> None:
     """Train a model (MedMNIST v2 recipe, or a training-time defense) into the model zoo.
@@ -50,8 +54,10 @@ def train_cmd(
     An interrupted run resumes at its last finished epoch when started again with the same
     options (its state is kept in the zoo's .partial/ folder); --fresh starts over."""
     from benchmark.attacks.presets import parse_eps
+    from benchmark.defenses.sandbox import SandboxLimits
     from benchmark.models.zoo import ModelZoo
-    from benchmark.training import TrainConfig, train_model
+    from benchmark.training import TrainConfig
+    from benchmark.training.sandboxed import train_isolated
 
     config = TrainConfig(
         dataset=dataset,
@@ -69,8 +75,15 @@ def train_cmd(
         select_steps=select_steps,
         init_from=init_from,
     )
-    entry = train_model(
-        config, data_dir=data_dir, download=download, zoo=ModelZoo(zoo), resume=not fresh
+    limits = SandboxLimits.parse([f"wall_seconds={7 * 24 * 3600}", *sandbox_limit])
+    entry = train_isolated(
+        config,
+        isolation=isolation,
+        limits=limits,
+        data_dir=data_dir,
+        download=download,
+        zoo=ModelZoo(zoo),
+        resume=not fresh,
     )
     card = entry.card
     if as_json:

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from benchmark.cli.app import app
+from benchmark.cli.options import ISOLATION_HELP, SANDBOX_LIMIT_HELP
 from benchmark.params import parse_params
 
 
@@ -18,30 +19,27 @@ def validate_cmd(
     submission: str = typer.Argument(..., help="Submission id (submissions/<id>) or folder."),
     param: list[str] = typer.Option([], help="Override a parameter: name=value (JSON value)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-    sandbox: bool = typer.Option(
-        False,
-        "--sandbox/--no-sandbox",
-        help="Import and check the submission under bubblewrap (no network, read-only files, "
-        "memory, process and time limits); --no-sandbox runs it in this process.",
-    ),
+    isolation: str | None = typer.Option(None, help=ISOLATION_HELP),
+    sandbox_limit: list[str] = typer.Option([], help=SANDBOX_LIMIT_HELP),
 ) -> None:
-    """Run the defense conformance suite on a submission before any evaluation."""
-    if sandbox:
-        from benchmark.defenses.sandbox import validate_in_sandbox
+    """Run the defense conformance suite on a submission before any evaluation (in the
+    sandbox unless --isolation says otherwise)."""
+    from benchmark.defenses.isolation import close_submission, open_submission, validate
+    from benchmark.defenses.sandbox import SandboxLimits
+    from benchmark.defenses.sandbox_proxy import SandboxedSubmission
 
-        verdict = validate_in_sandbox(submission, **parse_params(param))
-    else:
-        from benchmark.defenses import load_submission
-        from benchmark.defenses.conformance import validate_submission
-
-        sub = load_submission(submission)
-        passed = validate_submission(sub, **parse_params(param))
+    sub = open_submission(submission, isolation, SandboxLimits.parse(sandbox_limit))
+    sandbox = isinstance(sub, SandboxedSubmission)
+    try:
+        passed = validate(sub, **parse_params(param))
         verdict = {"submission": sub.record(), "passed": [dataclasses.asdict(c) for c in passed]}
+    finally:
+        close_submission(sub)
     if as_json:
         typer.echo(json.dumps(verdict, indent=2))
         return
     record, passed_checks = verdict["submission"], verdict["passed"]
-    where = ", in the sandbox" if sandbox else ""
+    where = ", in the sandbox" if sandbox else ", in this process"
     typer.echo(
         f"{record['id']} ({record['name']}, {record['kind']}): {len(passed_checks)} checks "
         f"passed{where}"

@@ -46,6 +46,11 @@ class SubmissionError(BenchmarkError):
     """A defense submission is malformed or fails the conformance suite."""
 
 
+class IsolationError(SubmissionError):
+    """The sandbox stopped or refused what a submission did (a limit, a wrong tensor): its one
+    line passes through the conformance suite and the evaluation unchanged."""
+
+
 @dataclass(frozen=True)
 class DefenseMeta:
     """Static description of a defense: what it is and how it behaves (the one place that

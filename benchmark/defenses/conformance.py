@@ -34,7 +34,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from benchmark.defenses.base import Defense, SubmissionError, VotingClassifier, VotingDefense
+from benchmark.defenses.base import (
+    Defense,
+    IsolationError,
+    SubmissionError,
+    VotingClassifier,
+    VotingDefense,
+)
 from benchmark.defenses.submissions import Submission
 
 SHAPES = ((2, 1, 28, 28), (3, 3, 32, 32))
@@ -62,7 +68,7 @@ class _ToyClassifier(nn.Module):
         super().__init__()
         gen = torch.Generator().manual_seed(0)
         self.weight = nn.Parameter(torch.randn(classes, channels * size * size, generator=gen))
-        self.num_classes = classes
+        self.channels, self.size, self.num_classes = channels, size, classes
 
     def forward(self, x: Tensor) -> Tensor:
         return x.flatten(1) @ self.weight.t() / x[0].numel() ** 0.5
@@ -143,6 +149,8 @@ def _check_on_shape(sub: Submission, shape: tuple[int, ...], fail: Fail, overrid
     try:
         with torch.no_grad():
             out = _run(defense, x.clone(), model)
+    except IsolationError:
+        raise
     except Exception as exc:
         raise fail("runs", f"{type(exc).__name__}: {exc} on input {tuple(shape)}") from exc
     expected = tuple(shape) if meta.kind == "preprocessing" else (n, model.num_classes)  # type: ignore[union-attr]
@@ -204,6 +212,8 @@ def _check_gradient(defense: Any, x: Tensor, model: Any, fail: Fail) -> None:
     defense.reseed(7)
     try:
         _run(defense, xg, model).sum().backward()
+    except IsolationError:
+        raise
     except Exception as exc:
         raise fail(
             "declared differentiable=True", f"backward failed ({exc}); declare False"
@@ -309,6 +319,8 @@ def _validate_training(sub: Submission, fail: Any, overrides: dict[str, Any]) ->
         try:
             defense.reseed(7)
             loss = defense.train(model, x_in, y)
+        except IsolationError:
+            raise
         except Exception as exc:
             raise fail("runs", f"{type(exc).__name__}: {exc} on input {tuple(shape)}") from exc
         if not torch.equal(x_in, x):

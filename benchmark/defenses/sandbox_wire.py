@@ -1,23 +1,34 @@
 """The sandbox's pipe protocol (:mod:`benchmark.defenses.sandbox`): both ways, a 4-byte
-big-endian length, a JSON header of that length, then the header's ``nbytes`` of raw payload;
-a tensor travels as its C-contiguous bytes with ``shape`` and ``dtype`` in the header. Used by
-the evaluator's side and by the sandboxed worker alike."""
+big-endian length, a JSON header of that length, then the header's ``nbytes`` of raw payload.
+Tensors travel as their C-contiguous bytes, one after the other, described in the header's
+``tensors`` list (``shape`` and ``dtype`` each). Used by the evaluator's side and by the
+sandboxed worker alike."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import select
 import struct
 import time
 from typing import Any
 
+import numpy as np
+import torch
 from torch import Tensor
 
 MAX_HEADER = 1 << 20
 """Largest JSON header accepted from the sandbox (bytes)."""
 MAX_PAYLOAD = 1 << 31
 """Largest tensor payload accepted from the sandbox (bytes)."""
+_NAMES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+DTYPES = {name: np.dtype(name) for name in _NAMES}
+"""The dtypes that cross the pipe (the receiver decides which it accepts where)."""
+
+
+class WireError(ValueError):
+    """A message that does not follow the protocol (its text says how)."""
 
 
 def write_msg(fd: int, header: dict[str, Any], payload: bytes = b"") -> None:
@@ -46,16 +57,51 @@ def read_exact(fd: int, n: int, deadline: float | None, on_timeout: Any) -> byte
 def read_msg(fd: int, deadline: float | None = None, on_timeout: Any = None):
     (size,) = struct.unpack(">I", read_exact(fd, 4, deadline, on_timeout))
     if size > MAX_HEADER:
-        raise ValueError(f"a {size}-byte header")
+        raise WireError(f"a {size}-byte header")
     header = json.loads(read_exact(fd, size, deadline, on_timeout))
     if not isinstance(header, dict) or not isinstance(header.get("nbytes"), int):
-        raise ValueError("a header that is not a JSON object with nbytes")
+        raise WireError("a header that is not a JSON object with nbytes")
     if not 0 <= header["nbytes"] <= MAX_PAYLOAD:
-        raise ValueError(f"a {header['nbytes']}-byte payload")
+        raise WireError(f"a {header['nbytes']}-byte payload")
     return header, read_exact(fd, header["nbytes"], deadline, on_timeout)
 
 
-def tensor_message(x: Tensor) -> tuple[dict[str, Any], bytes]:
-    """A CPU tensor's header (shape, dtype) and bytes."""
-    a = x.detach().cpu().contiguous().numpy()
-    return {"shape": list(a.shape), "dtype": str(a.dtype)}, a.tobytes()
+def pack(*tensors: Tensor) -> tuple[dict[str, Any], bytes]:
+    """CPU copies of ``tensors``: the header's ``tensors`` list and the payload."""
+    specs, parts = [], []
+    for x in tensors:
+        try:
+            a = x.detach().cpu().contiguous().numpy()
+        except TypeError:
+            raise WireError(f"a {x.dtype} tensor cannot cross the pipe") from None
+        if str(a.dtype) not in DTYPES:
+            raise WireError(f"a {a.dtype} tensor cannot cross the pipe (only {', '.join(DTYPES)})")
+        specs.append({"shape": list(a.shape), "dtype": str(a.dtype)})
+        parts.append(a.tobytes())
+    return {"tensors": specs}, b"".join(parts)
+
+
+def unpack(header: dict[str, Any], payload: bytes) -> list[Tensor]:
+    """The tensors of a message, every spec checked against the payload's length."""
+    specs = header.get("tensors", [])
+    if not isinstance(specs, list):
+        raise WireError("'tensors' is not a list")
+    out, offset = [], 0
+    for spec in specs:
+        shape = spec.get("shape") if isinstance(spec, dict) else None
+        dtype = DTYPES.get(spec.get("dtype")) if isinstance(spec, dict) else None
+        if (
+            dtype is None
+            or not isinstance(shape, list)
+            or not all(isinstance(s, int) and s >= 0 for s in shape)
+        ):
+            raise WireError(f"a tensor spec {spec!r}")
+        size = math.prod(shape) * np.dtype(dtype).itemsize
+        if offset + size > len(payload):
+            raise WireError("a payload shorter than its tensors")
+        a = np.frombuffer(payload, dtype=dtype, count=math.prod(shape), offset=offset)
+        out.append(torch.from_numpy(a.reshape(shape).copy()))
+        offset += size
+    if offset != len(payload):
+        raise WireError("a payload longer than its tensors")
+    return out

@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.defenses.conformance import validate_submission
-from benchmark.defenses.submissions import load_submission, read_submission, submission_files
+from benchmark.defenses.isolation import close_submission, open_submission, validate
+from benchmark.defenses.sandbox import SandboxLimits
+from benchmark.defenses.submissions import describe_folder, submission_files
 from benchmark.errors import ResultsError
 from benchmark.results.outcomes import read_outcomes
 from benchmark.results.protocols import protocol_problems
@@ -54,17 +55,26 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def make_bundle(submission: str | Path, results: list[Path], out_dir: Path) -> Path:
-    """Check ``submission`` and its protocol ``results`` and write their bundle into
-    ``out_dir``; returns the bundle's path.
+def make_bundle(
+    submission: str | Path,
+    results: list[Path],
+    out_dir: Path,
+    isolation: str | None = None,
+    limits: SandboxLimits | None = None,
+) -> Path:
+    """Check ``submission`` (in the sandbox unless ``isolation`` says otherwise) and its
+    protocol ``results`` and write their bundle into ``out_dir``; returns the bundle's path.
 
     Raises:
         SubmissionError: the submission does not load or fails the conformance suite.
         ResultsError: no results, a results file of another submission or other files, or
             one that is not a conformant protocol run.
     """
-    sub = load_submission(submission)
-    validate_submission(sub)
+    sub = open_submission(submission, isolation, limits)
+    try:
+        validate(sub)
+    finally:
+        close_submission(sub)
     if sub.path is None:
         raise ResultsError(f"submission '{sub.id}' has no folder to bundle")
     if not results:
@@ -183,9 +193,12 @@ def rerun_bundle(
     zoo: Any = None,
     out_dir: Path | None = None,
     cache_dir: Path | None = None,
+    isolation: str | None = None,
+    limits: SandboxLimits | None = None,
 ) -> list[Comparison]:
     """Check ``bundle``, evaluate each of its results' configurations again with the bundled
-    submission, and compare image by image (see the module docstring)."""
+    submission (in the sandbox unless ``isolation`` says otherwise: a bundle is a stranger's
+    code), and compare image by image (see the module docstring)."""
     from benchmark.evaluation.cache import AdversarialCache
     from benchmark.evaluation.config import EvaluationConfig
     from benchmark.evaluation.runner import evaluate
@@ -194,8 +207,7 @@ def rerun_bundle(
     manifest = _extract(bundle, work)
     sid = manifest["submission"]["id"]
     folder = work / "submission" / sid
-    sub = read_submission(folder)
-    if sub.sha256 != manifest["submission"]["sha256"]:
+    if describe_folder(folder)[0] != manifest["submission"]["sha256"]:
         raise ResultsError(f"{bundle}: the bundled submission's digest is not the manifest's")
     comparisons = []
     for result in sorted((work / "results").glob("*.json")):
@@ -218,6 +230,8 @@ def rerun_bundle(
             out_dir=out_dir or work / "rerun",
             cache=AdversarialCache(cache_dir or work / "cache"),
             progress=False,
+            isolation=isolation,
+            sandbox_limits=limits,
         )
         comparisons.append(compare_runs(result.name, old, new, path))
     return comparisons

@@ -19,8 +19,15 @@ import torch
 from benchmark.attacks.base import AttackContext
 from benchmark.attacks.presets import AttackCell
 from benchmark.datasets.base import ImageSplit, load_split
-from benchmark.defenses import DefendedModel, load_submission
-from benchmark.defenses.conformance import validate_submission
+from benchmark.defenses import DefendedModel
+from benchmark.defenses.isolation import (
+    close_submission,
+    default_isolation,
+    isolation_record,
+    open_submission,
+    validate,
+)
+from benchmark.defenses.sandbox import SandboxLimits
 from benchmark.device import pick_device, seed_everything
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.evaluation.adversarial import craft_cell, craft_key
@@ -72,6 +79,7 @@ class EvaluationPlan:
         defended: the deployed defended pipeline.
         adaptive_model: the EOT/BPDA pipeline adaptive attacks differentiate.
         robust_sha: checkpoint sha256 of a training-time defense's robust model.
+        isolation: where the submission's code runs (:func:`isolation_record`).
     """
 
     config: EvaluationConfig
@@ -90,6 +98,11 @@ class EvaluationPlan:
     defended: torch.nn.Module | None = None
     adaptive_model: torch.nn.Module | None = None
     robust_sha: str | None = None
+    isolation: dict[str, Any] | None = None
+
+    def close(self) -> None:
+        """End the submission's sandbox, if it has one."""
+        close_submission(self.submission)
 
     @property
     def model_sha(self) -> str:
@@ -169,6 +182,8 @@ def build_plan(
     train_if_missing: bool = False,
     train_config: TrainConfig | None = None,
     progress: bool | None = None,
+    isolation: str | None = None,
+    sandbox_limits: SandboxLimits | None = None,
 ) -> EvaluationPlan:
     """Validate ``config``, load the defense, the data and the model(s), build every pass.
 
@@ -181,6 +196,11 @@ def build_plan(
         train_if_missing: train the model if the zoo lacks it.
         train_config: the recipe then (default: :meth:`EvaluationConfig.train_config`).
         progress: show progress bars (default: only on a terminal).
+        isolation: where the defense's code runs: ``sandbox``, ``builtin`` or ``none``
+            (:mod:`benchmark.defenses.isolation`; default ``$BENCH_ISOLATION``, else
+            ``sandbox``). It changes no number; the plan's sandbox ends with
+            :meth:`EvaluationPlan.close`.
+        sandbox_limits: the sandbox's resource limits (default :class:`SandboxLimits`).
 
     Returns:
         The plan.
@@ -190,12 +210,47 @@ def build_plan(
         CheckpointError: a model missing from the zoo.
     """
     config.validate()
+    mode = default_isolation(isolation)
     submission = None
     if config.defense is not None:  # load and validate the plugin before any work
-        submission = load_submission(config.defense)
-        validate_submission(submission, **config.defense_params)
-        if config.bpda_always and submission.meta.kind != "preprocessing":
-            raise ConfigError(BPDA_NEEDS_PREPROCESSING)
+        submission = open_submission(config.defense, mode, sandbox_limits)
+        try:
+            validate(submission, **config.defense_params)
+            if config.bpda_always and submission.meta.kind != "preprocessing":
+                raise ConfigError(BPDA_NEEDS_PREPROCESSING)
+            return _build_plan(
+                config,
+                submission,
+                mode,
+                data_dir,
+                zoo,
+                cache,
+                download,
+                train_if_missing,
+                train_config,
+                progress,
+            )
+        except BaseException:
+            close_submission(submission)
+            raise
+    return _build_plan(
+        config, None, mode, data_dir, zoo, cache, download, train_if_missing, train_config, progress
+    )
+
+
+def _build_plan(
+    config: EvaluationConfig,
+    submission: Any,
+    mode: str,
+    data_dir: Any,
+    zoo: ModelZoo,
+    cache: AdversarialCache,
+    download: bool,
+    train_if_missing: bool,
+    train_config: TrainConfig | None,
+    progress: bool | None,
+) -> EvaluationPlan:
+    """:func:`build_plan` once the submission (if any) is open and has passed the suite."""
     size, device = config.resolved_size, pick_device(config.device)
     # Data first: a missing or corrupt file is reported before any training or attack.
     full = load_split(config.dataset, config.split, size=size, data_dir=data_dir, download=download)
@@ -215,6 +270,7 @@ def build_plan(
         deployed=entry,  # the model that answers queries: the base model or a robust one
         scorer=model,
         passes=[],
+        isolation=isolation_record(submission, mode) if submission is not None else None,
     )
     if submission is not None:
         _add_defense(plan, submission, zoo)
@@ -419,9 +475,12 @@ def craft_pass(
     """
     zoo, cache = ModelZoo(zoo_root), AdversarialCache(cache_root)
     plan = build_plan(config, data_dir=data_dir, zoo=zoo, cache=cache, progress=False)
-    p = plan.passes[index]
-    seed_everything(config.seed)
-    _, cached = craft_cell(**plan.cell_arguments(p), cache=cache, progress=False)
+    try:
+        p = plan.passes[index]
+        seed_everything(config.seed)
+        _, cached = craft_cell(**plan.cell_arguments(p), cache=cache, progress=False)
+    finally:
+        plan.close()
     return cached
 
 

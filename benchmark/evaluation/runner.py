@@ -22,6 +22,7 @@ import numpy as np
 
 from benchmark import paths
 from benchmark.datasets.base import to_float
+from benchmark.defenses.sandbox import SandboxLimits
 from benchmark.device import seed_everything
 from benchmark.errors import ConfigError
 from benchmark.evaluation.adversarial import cell_block, random_noise_predictions, run_cell
@@ -74,6 +75,8 @@ def evaluate(
     cache: AdversarialCache | None = None,
     progress: bool | None = None,
     executor: Any = None,
+    isolation: str | None = None,
+    sandbox_limits: SandboxLimits | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Evaluate a zoo model (behind ``config.defense`` if set) clean, under
     ``config.attacks`` and under ``config.corruptions``; write its results file.
@@ -93,6 +96,9 @@ def evaluate(
         executor: where attack passes are crafted (None: here, one after the other; a
             :class:`~benchmark.evaluation.executors.RayExecutor` fans them out to a Ray
             cluster first, and this process then finds them in the shared cache).
+        isolation: where the defense's code runs (``sandbox``, ``builtin``, ``none``; see
+            :mod:`benchmark.defenses.isolation`); recorded, it changes no number.
+        sandbox_limits: the sandbox's resource limits.
 
     Returns:
         The result document and the path it was written to.
@@ -111,7 +117,26 @@ def evaluate(
         train_if_missing=train_if_missing,
         train_config=train_config,
         progress=progress,
+        isolation=isolation,
+        sandbox_limits=sandbox_limits,
     )
+    try:
+        return _run(plan, zoo, cache, data_dir, executor, progress, out_dir, git)
+    finally:
+        plan.close()
+
+
+def _run(
+    plan: EvaluationPlan,
+    zoo: ModelZoo,
+    cache: AdversarialCache,
+    data_dir: Any,
+    executor: Any,
+    progress: bool | None,
+    out_dir: Any,
+    git: Any,
+) -> tuple[dict[str, Any], Path]:
+    """:func:`evaluate` once its plan is built."""
     plan = plan_batch_size(plan, cache)
     log_run_estimate(plan, cache)  # a run with attacks says how long they will take, first
     reference = load_reference(plan, zoo)
@@ -292,6 +317,8 @@ def _defense_section(plan: EvaluationPlan, attacks: AttackScores) -> dict[str, A
         plan.model, plan.defended, plan.split, config.batch_size, config.seed
     )
     block["sanity_checks_threat_model"] = attacks.primary
+    if plan.isolation is not None:
+        block["isolation"] = plan.isolation
     return block
 
 

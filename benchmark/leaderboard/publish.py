@@ -6,7 +6,8 @@ file's sha256 to the folder's ledger (:mod:`benchmark.leaderboard.ledger`), whic
 checks. A file is accepted only if it
 validates against the results schema and its provenance is complete: versions of the
 package, torch and torchattacks, the data's and the checkpoint's sha256, and the git commit of
-a clean checkout, in which git tracks every file of the evaluated submission, unedited.
+a clean checkout, in which git tracks every file of the evaluated submission, unedited, and,
+unless the submission is a pinned built-in, a run whose defense ran in the sandbox.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from benchmark.defenses.isolation import BUILTIN_SHA256
 from benchmark.errors import LedgerError, ResultsError
 from benchmark.leaderboard.ledger import (
     changed_after_publication,
@@ -49,7 +51,23 @@ def provenance_problems(doc: dict) -> list[str]:
     uncommitted = [f["path"] for f in files if not f.get("tracked") or f.get("modified")]
     if uncommitted:
         problems.append(f"defense.files (the submission's {', '.join(uncommitted)} not committed)")
+    problems += isolation_problems(doc)
     return problems
+
+
+def isolation_problems(doc: dict) -> list[str]:
+    """A submission that is not a pinned built-in must have run in the sandbox (results
+    written before the record existed say nothing and are not judged here)."""
+    defense = doc.get("defense") or {}
+    isolation = defense.get("isolation")
+    if not isolation or isolation.get("mode") == "sandbox":
+        return []
+    if BUILTIN_SHA256.get(str(defense.get("id"))) == defense.get("sha256"):
+        return []
+    return [
+        "defense.isolation (a submission that is not a pinned built-in ran unsandboxed; "
+        "evaluate it with --isolation sandbox)"
+    ]
 
 
 def add_result(path: Path, root: Path, *, exploratory: bool = False) -> tuple[Path, bool]:

@@ -16,13 +16,9 @@ from typer.testing import CliRunner
 
 from benchmark.cli import app
 from benchmark.defenses import SubmissionError, conformance, filters, load_submission
-from benchmark.defenses.sandbox import (
-    SandboxedDefense,
-    SandboxError,
-    SandboxLimits,
-    check_sandbox,
-    validate_in_sandbox,
-)
+from benchmark.defenses.isolation import validate_in_sandbox
+from benchmark.defenses.sandbox import SandboxError, SandboxLimits, check_sandbox
+from benchmark.defenses.sandbox_proxy import SandboxedSubmission
 
 
 def _sandbox_problem() -> str | None:
@@ -144,7 +140,10 @@ def test_monkeypatching_the_evaluator_stays_inside(tmp_path):
     # The patched sandbox's own suite passes the wrong shape; the check outside does not.
     folder = write(tmp_path, patch, purify="return x[:, :, :4]")
     line = refused(folder)
-    assert "fails 'runs' (outside)" in line and "purify returned float32 of shape" in line
+    assert line == (
+        "submission 'evil': purify returned float32 of shape [2, 1, 4, 28] for float32 of "
+        "shape [2, 1, 28, 28]; refused"
+    )
     assert conformance._check_output is check and filters.median_filter is median
     x = torch.rand(2, 1, 28, 28)
     assert torch.equal(median(x, 3), load_submission("median_filter").build().purify(x))
@@ -160,8 +159,8 @@ def test_monkeypatching_the_evaluator_stays_inside(tmp_path):
 )
 def test_the_proxy_refuses_wrong_tensors(tmp_path, purify, expected):
     folder = write(tmp_path, purify=purify)
-    with SandboxedDefense(folder, limits=LIMITS) as defense, pytest.raises(SandboxError) as err:
-        defense.purify(torch.rand(2, 1, 28, 28))
+    with SandboxedSubmission(folder, LIMITS) as sub, pytest.raises(SandboxError) as err:
+        sub.build().purify(torch.rand(2, 1, 28, 28))
     assert expected in str(err.value) and "\n" not in str(err.value)
 
 
@@ -172,19 +171,24 @@ def test_a_builtin_validates_alike_and_purifies_bit_for_bit(shared_data):
     inside = validate_in_sandbox(folder)
     sub = load_submission(folder)
     outside = [c.name for c in conformance.validate_submission(sub)]
-    assert [c["name"] for c in inside["passed"]] == [*outside, "checked outside"]
+    assert [c["name"] for c in inside["passed"]] == outside
     assert inside["submission"] == sub.record()
     x = load_split("breastmnist", "test", size=28, data_dir=shared_data).images[:16]
     x = x.float().div(255.0)
-    with SandboxedDefense(folder, kernel_size=5) as defense:
+    with SandboxedSubmission(folder) as remote:
+        defense = remote.build(kernel_size=5)
         assert torch.equal(defense.purify(x), sub.build(kernel_size=5).purify(x))
+        assert defense.config() == sub.build(kernel_size=5).config()
 
 
 def test_bench_validate_sandbox(monkeypatch):
     monkeypatch.setenv("BENCH_SUBMISSIONS_DIR", str(ROOT / "submissions"))
-    out = CliRunner().invoke(app, ["validate", "median_filter", "--sandbox"])
+    out = CliRunner().invoke(app, ["validate", "median_filter", "--isolation", "sandbox"])
     assert out.exit_code == 0, out.output
-    assert "checks passed, in the sandbox" in out.stdout and "ok  checked outside" in out.stdout
+    assert "checks passed, in the sandbox" in out.stdout
+    out = CliRunner().invoke(app, ["validate", "median_filter", "--isolation", "builtin"])
+    assert out.exit_code == 0, out.output
+    assert "checks passed, in this process" in out.stdout
 
 
 def test_refusal_when_bubblewrap_is_missing(monkeypatch):
@@ -193,5 +197,5 @@ def test_refusal_when_bubblewrap_is_missing(monkeypatch):
         validate_in_sandbox(ROOT / "submissions" / "median_filter")
     assert str(err.value) == (
         "the sandbox cannot start: bubblewrap (bwrap) is not installed; apt-get install "
-        "bubblewrap, or pass --no-sandbox to run it unsandboxed"
+        "bubblewrap, or pass --isolation none to run it unsandboxed"
     )
