@@ -46,8 +46,9 @@ browser:
 	  fi; \
 	fi
 
-# The sandbox tests (tests/unit/test_sandbox.py) run submissions under Debian's bubblewrap:
-# installed here when it is missing and we may; otherwise they are skipped.
+# Submissions run under Debian's bubblewrap (benchmark/defenses/sandbox.py), and so do the
+# sandbox tests (tests/unit/test_sandbox.py, test_isolation.py): installed here when it is
+# missing and we may; otherwise those tests are skipped (CI sets BENCH_REQUIRE_SANDBOX=1).
 sandbox:
 	@if ! command -v bwrap >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -1,4 +1,4 @@
-"""Running submission code in a sandbox: ``bench validate --sandbox`` and :class:`SandboxedDefense`.
+"""Running submission code in a sandbox: the bubblewrap worker process and its limits.
 
 A submission's ``defense.py`` is code from outside the project. Here it runs in a separate
 process under bubblewrap (``bwrap``, Debian/Ubuntu package ``bubblewrap``), and the evaluator
@@ -22,6 +22,10 @@ What the sandbox sees (everything else of the host is absent, not merely read-on
   when the sandbox ends; nothing else, so the run writes nothing on the host;
 * ``--unshare-all``: no network (a fresh network namespace holds only a downed loopback), its
   own pid namespace, ``--die-with-parent`` and ``--new-session``; an empty environment.
+
+The sandbox computes on the CPU (its ``/dev`` holds no GPU, and CUDA's address-space
+reservations would not fit ``RLIMIT_AS``): on a GPU machine a sandboxed wrapper's copy of the
+model runs there on the CPU, and tensors cross the pipe from and to the GPU.
 
 Limits (:class:`SandboxLimits`), set in the sandboxed process before the submission is
 imported: ``memory_mib`` (``RLIMIT_AS``: the address space the submission may add to the
@@ -289,7 +293,6 @@ class SandboxSession:
         for k, v in env.items():
             cmd += ["--setenv", k, v]
         cmd += ["--ro-bind", "/usr", "/usr", *_host_links(), "--proc", "/proc", "--dev", "/dev"]
-        cmd += _gpu_devices()
         cmd += ["--perms", "1777", "--size", str(self.limits.scratch_mib << 20), "--tmpfs", SCRATCH]
         outputs = []
         for w in writable:
@@ -336,6 +339,7 @@ class SandboxSession:
             "version": done.stdout.strip().removeprefix("bubblewrap").strip(),
             "limits": asdict(self.limits),
             "network": False,
+            "device": "cpu",
         }
 
     def request(
@@ -417,16 +421,6 @@ class SandboxSession:
     def __del__(self) -> None:
         if getattr(self, "_proc", None) is not None and self._proc.poll() is None:
             self.close()
-
-
-def _gpu_devices() -> list[str]:
-    """Binds of the NVIDIA device nodes, where the host has them, so that a sandboxed
-    defense can run on the GPU the evaluation uses (the driver's libraries are under /usr)."""
-    args: list[str] = []
-    for node in sorted(Path("/dev").glob("nvidia*")):
-        if not node.is_dir():
-            args += ["--dev-bind-try", str(node), str(node)]
-    return args
 
 
 def _chown_tree(folder: Path, uid: int) -> None:

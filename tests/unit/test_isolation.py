@@ -69,7 +69,8 @@ def hostile(tmp_path: Path, module: str = "", purify: str = "return x.clone()") 
 
 
 def files_under(*roots: Path) -> dict[str, bytes]:
-    return {str(p): p.read_bytes() for r in roots if r.exists() for p in r.rglob("*") if p.is_file()}
+    found = [p for r in roots if r.exists() for p in r.rglob("*") if p.is_file()]
+    return {str(p): p.read_bytes() for p in found}
 
 
 def test_the_isolation_mode_and_the_builtin_pins(monkeypatch, tmp_path):
@@ -88,7 +89,8 @@ def test_the_isolation_mode_and_the_builtin_pins(monkeypatch, tmp_path):
     assert is_builtin(copy)  # the same files are the same trusted code
     (copy / "README.md").write_text((copy / "README.md").read_text() + "\nedited\n")
     assert not is_builtin(copy)  # one changed byte: a stranger's code
-    assert isinstance(open_submission(ROOT / "submissions" / "median_filter", "builtin"), Submission)
+    builtin = open_submission(ROOT / "submissions" / "median_filter", "builtin")
+    assert isinstance(builtin, Submission)
     assert isinstance(open_submission(copy, "none"), Submission)
 
 
@@ -249,3 +251,48 @@ def test_publication_refuses_an_unsandboxed_stranger():
     legacy = {"defense": {"id": "x", "sha256": "0" * 64}}
     assert isolation_problems(builtin) == isolation_problems(sandboxed) == []
     assert isolation_problems(legacy) == isolation_problems({}) == []
+
+
+@needs_sandbox
+def test_robust_training_in_the_sandbox_matches_in_process(tiny_models, shared_data, tmp_path):
+    """``bench train --defense`` of a stranger's training defense runs whole in the sandbox
+    (data read-only, a staging zoo the only writable folder); the weights that come out are
+    those of the same run in process, and the card says where it ran."""
+    from benchmark.models.zoo import ModelZoo
+    from benchmark.training import TrainConfig, train_model
+    from benchmark.training.sandboxed import train_isolated
+
+    copy = tmp_path / "subs" / "pgd_at"
+    shutil.copytree(ROOT / "submissions" / "pgd_at", copy)
+    config = TrainConfig(
+        dataset="breastmnist",
+        arch="tiny_cnn",
+        epochs=1,
+        defense=str(copy),
+        defense_params={"steps": 1},
+        selection="auc",
+    )
+    here = train_model(config, data_dir=shared_data, zoo=ModelZoo(tmp_path / "a"), progress=False)
+    zoo = ModelZoo(tmp_path / "b")
+    before = files_under(copy.parent)
+    entry = train_isolated(config, isolation="sandbox", data_dir=shared_data, zoo=zoo)
+    assert files_under(copy.parent) == before
+    assert entry.model_id == here.model_id == "tiny_cnn_breastmnist_28px_s0_pgd_at_steps=1"
+    assert entry.card["checkpoint"]["sha256"] == here.card["checkpoint"]["sha256"]
+    assert entry.card["trained_in"]["mode"] == "sandbox"
+    assert entry.card["defense"]["sha256"] == here.card["defense"]["sha256"]
+    assert not (zoo.root / ".sandbox").exists() or not any((zoo.root / ".sandbox").iterdir())
+    zoo.load(entry.model_id)  # the sha256-checked, weights-only load
+    # Its evaluation: the robust model attacked here, white-box; the defense's record from
+    # the sandbox.
+    base = tiny_models["zoo"].folder("tiny_cnn_breastmnist_28px_s0")
+    shutil.copytree(base, zoo.folder("tiny_cnn_breastmnist_28px_s0"))
+    doc, _ = evaluate(
+        _config(defense=str(copy), defense_params={"steps": 1}, n_examples=8),
+        data_dir=shared_data,
+        zoo=zoo,
+        cache=AdversarialCache(tmp_path / "cache"),
+        isolation="sandbox",
+    )
+    assert doc["defense"]["isolation"]["mode"] == "sandbox"
+    assert doc["model"]["checkpoint_sha256"] == entry.card["checkpoint"]["sha256"]
