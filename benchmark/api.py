@@ -101,6 +101,7 @@ def evaluate(
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     progress: bool | None = None,
+    isolation: str | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Evaluate a zoo model as ``bench evaluate`` does; returns the results document (also
@@ -116,6 +117,8 @@ def evaluate(
             else ``./results``); cache_dir: adversarial-example cache.
         use_cache: False to neither read nor write the cache.
         progress: progress bars (default: only on a terminal).
+        isolation: where the defense's code runs: ``sandbox`` (default, or
+            ``$BENCH_ISOLATION``), ``builtin`` or ``none`` (:mod:`benchmark.defenses.isolation`).
         **options: any other ``bench evaluate`` option by its Python name, as
             :meth:`EvaluationConfig.from_options` takes them (``n_examples=100``,
             ``threat_models=["oblivious", "adaptive"]``, ``attack_params=["pgd.steps=20"]``,
@@ -145,6 +148,7 @@ def evaluate(
         out_dir=out_dir,
         cache=AdversarialCache(cache_dir, enabled=use_cache),
         progress=progress,
+        isolation=isolation,
     )
     return doc
 

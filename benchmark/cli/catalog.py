@@ -53,16 +53,19 @@ def _meta_dict(obj: Any) -> dict[str, Any]:
 
 def _list_defenses(pattern: str, as_json: bool) -> None:
     """Registered defenses and the submissions under ``$BENCH_SUBMISSIONS_DIR`` (or
-    ``./submissions``); a submission that does not load is listed with the reason."""
+    ``./submissions``); a submission that does not load is listed with the reason. A
+    submission that is not a pinned built-in is read in the sandbox
+    (:func:`~benchmark.defenses.isolation.submission_record`)."""
     from fnmatch import fnmatchcase
 
-    from benchmark.defenses import SubmissionError, list_submissions, load_submission
+    from benchmark.defenses import SubmissionError, list_submissions
+    from benchmark.defenses.isolation import submission_record
 
     ids = sorted(set(list_submissions()) | set(ALL_REGISTRIES["defense"].list()))
     rows: dict[str, dict[str, Any]] = {}
     for sid in (i for i in ids if fnmatchcase(i, pattern)):
         try:
-            rows[sid] = load_submission(sid).record()
+            rows[sid] = submission_record(sid)
         except SubmissionError as exc:
             rows[sid] = {"id": sid, "error": str(exc)}
     if as_json:
@@ -107,12 +110,13 @@ def list_cmd(
 def component_info(name: str) -> dict[str, dict[str, Any]]:
     """Metadata of every component called ``name``, by kind: registered components and, for
     defenses, the submissions folder (a submission that does not load raises its reason)."""
-    from benchmark.defenses import list_submissions, load_submission
+    from benchmark.defenses import list_submissions
+    from benchmark.defenses.isolation import submission_record
 
     _load_components()
     out = {kind: _meta_dict(reg.get(name)) for kind, reg in ALL_REGISTRIES.items() if name in reg}
     if name in list_submissions():  # the submission's record supersedes a bare class meta
-        out["defense"] = load_submission(name).record()
+        out["defense"] = submission_record(name)
     if not out:
         names = sorted({n for reg in ALL_REGISTRIES.values() for n in reg.list()})
         names += list_submissions()

@@ -110,6 +110,18 @@ def open_submission(
     return SandboxedSubmission(spec, limits)
 
 
+def submission_record(spec: str | Path) -> dict[str, Any]:
+    """A submission's record for a listing (``bench list defenses``, ``bench info``): the
+    pinned built-ins read in process, any other submission opened in the sandbox (reading a
+    stranger's meta means importing its code), unless ``$BENCH_ISOLATION`` is ``none``."""
+    mode = "none" if default_isolation() == "none" else "builtin"
+    sub = open_submission(spec, mode)
+    try:
+        return sub.record()
+    finally:
+        close_submission(sub)
+
+
 def close_submission(sub: Any) -> None:
     """End ``sub``'s sandbox, if it has one."""
     if isinstance(sub, SandboxedSubmission):

@@ -14,7 +14,7 @@ Requests (``op``), each answered ``{"ok": true, ...}`` or ``{"ok": false, "error
 * ``call`` (``module``, ``method``, a tensor, ``grad``, ``temperature``): the wrapped module's
   ``forward``, ``votes``, ``soft`` or ``log_soft_votes``;
 * ``vjp`` (``handle``, the output's gradient): the input gradient of a call made with
-  ``grad`` (the last :data:`KEEP_GRAPHS` are kept);
+  ``grad`` (the last :data:`KEEP_GRAPHS` graphs are kept, each for any number of ``vjp``);
 * ``vote_report`` (counts, labels), ``abstention_share`` (``n``): a voting defense's rules;
 * ``validate`` (``target``, ``overrides``): the conformance suite in here (training defenses,
   whose loss and parameter gradients cannot cross the pipe);
@@ -37,8 +37,9 @@ from torch import Tensor
 from benchmark.defenses.base import SubmissionError
 from benchmark.defenses.sandbox_wire import pack, read_msg, unpack, write_msg
 
-KEEP_GRAPHS = 8
-"""Forward passes whose graph the worker keeps for a later ``vjp``."""
+KEEP_GRAPHS = 16
+"""Forward passes whose graph the worker keeps for later ``vjp`` requests (the least recently
+used one is dropped first)."""
 METHODS = ("forward", "votes", "soft", "log_soft_votes")
 
 
@@ -143,10 +144,16 @@ class _Worker:
         if op == "vjp":
             handle = int(header["handle"])
             if handle not in self.graphs:
-                raise SubmissionError("the sandbox no longer holds that forward pass")
-            x, out = self.graphs.pop(handle)
+                raise SubmissionError(
+                    f"submission '{self.sid}': the sandbox no longer holds forward pass {handle} "
+                    f"(it keeps the last {KEEP_GRAPHS}); refused"
+                )
+            self.graphs.move_to_end(handle)
+            x, out = self.graphs[handle]
             (grad,) = unpack(header, payload)
-            (gx,) = torch.autograd.grad(out, x, grad.to(out.dtype))
+            # The graph is kept: an attack may differentiate one output several times (FAB's
+            # per-class Jacobian rows use retain_graph).
+            (gx,) = torch.autograd.grad(out, x, grad.to(out.dtype), retain_graph=True)
             return self._answer(gx)
         d = self.defenses.get(int(header.get("defense", 0)))
         if d is None:

@@ -296,3 +296,38 @@ def test_robust_training_in_the_sandbox_matches_in_process(tiny_models, shared_d
     )
     assert doc["defense"]["isolation"]["mode"] == "sandbox"
     assert doc["model"]["checkpoint_sha256"] == entry.card["checkpoint"]["sha256"]
+
+
+@needs_sandbox
+def test_a_sandboxed_wrapper_is_differentiated_like_the_original(tiny_models, tmp_path):
+    """The VJPs that cross the pipe equal autograd here, for one output differentiated
+    several times (FAB's per-class rows use retain_graph), and a graph the sandbox dropped
+    is refused with one line."""
+    import torch
+
+    from benchmark.defenses.submissions import read_submission
+    from benchmark.defenses.templates import write_submission
+
+    folder = write_submission("mirror", "wrapper", tmp_path)
+    model = tiny_models["breastmnist"]
+    x = torch.rand(4, 1, 28, 28)
+    local = read_submission(folder).build().wrap(model)
+
+    def rows(module):
+        xg = x.clone().requires_grad_(True)
+        out = module(xg)
+        first = torch.autograd.grad(out[:, 0].sum(), xg, retain_graph=True)[0]
+        second = torch.autograd.grad(out[:, 1].sum(), xg, retain_graph=True)[0]
+        again = torch.autograd.grad(out[:, 0].sum(), xg)[0]
+        return out.detach(), first, second, again
+
+    with SandboxedSubmission(folder) as sub:
+        remote = sub.build().wrap(model)
+        for a, b in zip(rows(remote), rows(local), strict=True):
+            assert torch.allclose(a, b, atol=1e-6)
+        xg = x.clone().requires_grad_(True)
+        old = remote(xg)
+        for _ in range(20):  # the sandbox keeps the last 16 graphs
+            remote(x.clone().requires_grad_(True))
+        with pytest.raises(SandboxError, match="no longer holds forward pass"):
+            torch.autograd.grad(old.sum(), xg)
