@@ -34,7 +34,13 @@ libraries), ``processes`` (``RLIMIT_NPROC``: processes and threads, so a fork bo
 EAGAIN), ``cpu_seconds`` (``RLIMIT_CPU``) and no core files; ``wall_seconds`` is enforced by
 the parent, which kills the sandbox's process group when a request takes longer. As root the
 sandbox drops to ``nobody`` before the submission runs (root's ``RLIMIT_NPROC`` is not
-enforced by the kernel), with ``PR_SET_NO_NEW_PRIVS`` set.
+enforced by the kernel), with ``PR_SET_NO_NEW_PRIVS`` set. These are per-process limits: a
+submission that forks may hold up to ``processes`` times ``memory_mib`` and CPU time, and its
+children run between requests (the wall clock runs only during one). Capping the whole
+sandbox needs a cgroup (``systemd-run --scope -p MemoryMax=... -p TasksMax=...``), which an
+unprivileged evaluator does not have everywhere; ``/dev/shm`` is a tmpfs of ``scratch_mib``
+and the rest of ``/dev`` read-only. No seccomp filter is loaded, so the submission reaches the
+kernel's whole system-call surface inside its namespaces.
 
 The pipe protocol (both ways): a 4-byte big-endian length, a JSON header of that length, then
 the header's ``nbytes`` of raw payload. A tensor travels as its C-contiguous bytes with
@@ -70,7 +76,7 @@ from typing import Any
 import torch
 
 from benchmark.defenses.base import IsolationError
-from benchmark.defenses.sandbox_wire import WireError, read_msg, write_msg
+from benchmark.defenses.sandbox_wire import MAX_PAYLOAD, WireError, read_msg, write_msg
 from benchmark.defenses.submissions import submissions_dir
 
 logger = logging.getLogger(__name__)
@@ -199,9 +205,13 @@ def _binds(mounts: list[tuple[Path, str]], writable: tuple[str, ...] = ()) -> li
     return args
 
 
-def _bootstrap(limits: SandboxLimits, nproc: int) -> str:
+def _bootstrap(limits: SandboxLimits, nproc: int, entry: str) -> str:
     """The worker's first lines: trusted imports, then drop privileges and set the limits,
-    and only then import the worker (which imports the submission)."""
+    and only then import the worker ``entry`` (``module:function``; it imports the
+    submission)."""
+    module, _, function = entry.partition(":")
+    if not (module.startswith("benchmark.") and function.isidentifier()):
+        raise ValueError(f"a sandbox entry is 'benchmark.<module>:<function>', not {entry!r}")
     return f"""
 import ctypes, os, resource, sys
 sys.path.insert(0, {PKG_MOUNT!r})
@@ -214,8 +224,8 @@ for lim, value in ((resource.RLIMIT_AS, base + {limits.memory_mib << 20}),
                    (resource.RLIMIT_NPROC, {nproc}), (resource.RLIMIT_CPU, {limits.cpu_seconds}),
                    (resource.RLIMIT_CORE, 0)):
     resource.setrlimit(lim, (value, value))
-from benchmark.defenses.sandbox_worker import serve
-serve({limits.memory_mib}, {limits.processes})
+from {module} import {function}
+{function}({limits.memory_mib}, {limits.processes})
 """
 
 
@@ -251,6 +261,9 @@ class SandboxSession:
         read_only: further host folders the worker may read (data, zoo), at the same paths.
         writable: host folders the worker may write (a training run's staging zoo), at the
             same paths; nothing else of the host is writable.
+        entry: the worker's ``module:function`` (``serve(memory_mib, processes)``); a layer
+            above this one passes its own worker (the trainer's,
+            :mod:`benchmark.training.sandbox_entry`).
     """
 
     def __init__(
@@ -259,6 +272,7 @@ class SandboxSession:
         limits: SandboxLimits | None = None,
         read_only: tuple[Path, ...] = (),
         writable: tuple[Path, ...] = (),
+        entry: str = "benchmark.defenses.sandbox_worker:serve",
     ) -> None:
         self.limits = limits or SandboxLimits()
         folder, self.id = _resolve(submission)
@@ -293,6 +307,10 @@ class SandboxSession:
         for k, v in env.items():
             cmd += ["--setenv", k, v]
         cmd += ["--ro-bind", "/usr", "/usr", *_host_links(), "--proc", "/proc", "--dev", "/dev"]
+        # /dev/shm (torch's shared memory) is a small private tmpfs and the rest of /dev is
+        # read-only: an unprivileged bwrap would leave /dev writable, beyond every limit.
+        cmd += ["--perms", "1777", "--size", str(self.limits.scratch_mib << 20)]
+        cmd += ["--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
         cmd += ["--perms", "1777", "--size", str(self.limits.scratch_mib << 20), "--tmpfs", SCRATCH]
         outputs = []
         for w in writable:
@@ -303,7 +321,8 @@ class SandboxSession:
             mounts.append((w, str(w)))
             outputs.append(str(w))
         cmd += _binds(mounts, tuple(outputs))
-        cmd += ["--chdir", SCRATCH, sys.executable, "-I", "-c", _bootstrap(self.limits, nproc)]
+        bootstrap = _bootstrap(self.limits, nproc, entry)
+        cmd += ["--chdir", SCRATCH, sys.executable, "-I", "-c", bootstrap]
         self._proc = subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE,
@@ -311,6 +330,7 @@ class SandboxSession:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
+        os.set_blocking(self._proc.stdin.fileno(), False)  # type: ignore[union-attr]
         self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self._drain = threading.Thread(target=self._read_stderr, daemon=True)
         self._drain.start()
@@ -326,7 +346,7 @@ class SandboxSession:
         chatty submission never blocks on a full pipe; keep the last lines for errors."""
         stream = self._proc.stderr
         assert stream is not None
-        for raw in iter(stream.readline, b""):
+        for raw in iter(lambda: stream.readline(8192), b""):
             line = raw.decode(errors="replace").rstrip()
             self._tail.append(line)
             logger.debug("[sandbox %s] %s", self.id, line)
@@ -343,14 +363,20 @@ class SandboxSession:
         }
 
     def request(
-        self, header: dict[str, Any], payload: bytes = b"", wall_seconds: float | None = None
+        self,
+        header: dict[str, Any],
+        payload: bytes = b"",
+        wall_seconds: float | None = None,
+        max_payload: int = MAX_PAYLOAD,
     ) -> tuple[dict[str, Any], bytes]:
-        """Send one request; its answer, or a one-line :class:`SandboxError`.
+        """Send one request; its answer, or a one-line :class:`SandboxError` (after which the
+        sandbox is ended, unless it only refused the request).
 
         Args:
             header: the request (``op`` and its fields).
             payload: its tensors' bytes.
             wall_seconds: this request's wall-time limit (default: the limits').
+            max_payload: the largest answer payload accepted (bytes).
         """
         proc = self._proc
         if proc.poll() is not None:
@@ -359,20 +385,26 @@ class SandboxSession:
         self._wall = wall
         deadline = time.monotonic() + wall
         try:
-            write_msg(proc.stdin.fileno(), header, payload)  # type: ignore[union-attr]
-            answer, data = read_msg(proc.stdout.fileno(), deadline, self._timed_out)  # type: ignore[union-attr]
+            write_msg(proc.stdin.fileno(), header, payload, deadline, self._timed_out)  # type: ignore[union-attr]
+            answer, data = read_msg(
+                proc.stdout.fileno(),  # type: ignore[union-attr]
+                deadline,
+                self._timed_out,
+                max_payload,
+            )
         except SandboxError:
             raise
         except (EOFError, BrokenPipeError):
             raise self._died() from None
-        except (WireError, ValueError, UnicodeDecodeError, struct.error) as exc:
+        except Exception as exc:  # anything else the answer provokes ends the sandbox
             self.close()
             raise SandboxError(
                 f"submission '{self.id}': the sandbox broke the protocol ({exc}); it may write "
                 "only framed messages"
             ) from None
-        if not answer.get("ok"):
-            raise SandboxError(str(answer.get("error", "no reason given")).splitlines()[0])
+        if answer.get("ok") is not True:
+            lines = str(answer.get("error") or "no reason given").splitlines() or ["?"]
+            raise SandboxError(lines[0][:2000])
         return answer, data
 
     def _timed_out(self) -> SandboxError:
@@ -428,4 +460,4 @@ def _chown_tree(folder: Path, uid: int) -> None:
     when the evaluator is root)."""
     for p in [folder, *folder.rglob("*")]:
         with contextlib.suppress(OSError):
-            os.chown(p, uid, -1)
+            os.chown(p, uid, -1, follow_symlinks=False)

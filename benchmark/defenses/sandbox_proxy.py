@@ -29,9 +29,9 @@ from benchmark.defenses.base import (
     VotingClassifier,
     VotingDefense,
 )
-from benchmark.defenses.sandbox import SandboxError, SandboxLimits, SandboxSession
+from benchmark.defenses.sandbox import SandboxError, SandboxLimits, SandboxSession, _resolve
 from benchmark.defenses.sandbox_wire import pack, unpack
-from benchmark.defenses.submissions import SubmissionFile, describe_folder
+from benchmark.defenses.submissions import SubmissionFile, describe_folder, entry_module_name
 
 
 def _refuse(sid: str, problem: str) -> SandboxError:
@@ -65,7 +65,10 @@ class _Call:
             raise SandboxError(f"{self.what} takes float32 tensors, not {x.dtype}")
         head, payload = pack(x)
         session = self.defense.session
-        answer, data = session.request({**self.header, **head, "grad": grad}, payload)
+        cap = 8 * max(x.numel(), x.shape[0] * 4096 if x.ndim else 1)
+        answer, data = session.request(
+            {**self.header, **head, "grad": grad}, payload, max_payload=cap
+        )
         out = _one(answer, data, session.id, self.what)
         self.check(out, x)
         return out.to(x.device), answer.get("handle")
@@ -73,10 +76,15 @@ class _Call:
     def vjp(self, handle: int, grad: Tensor, x_shape: list[int], device: torch.device) -> Tensor:
         session = self.defense.session
         head, payload = pack(grad.float())
-        answer, data = session.request({"op": "vjp", "handle": handle, **head}, payload)
+        cap = 8 * max(1, int(torch.Size(x_shape).numel()))
+        answer, data = session.request(
+            {"op": "vjp", "handle": handle, **head}, payload, max_payload=cap
+        )
         g = _one(answer, data, session.id, f"the gradient of {self.what}")
         if _shape(g) != x_shape or g.dtype != torch.float32:
             raise _refuse(session.id, f"the gradient of {self.what} has {g.dtype} {_shape(g)}")
+        if not torch.isfinite(g).all():
+            raise _refuse(session.id, f"the gradient of {self.what} is not finite")
         return g.to(device)
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -216,11 +224,20 @@ class SandboxedDefense:
         self._request({"op": "reseed", "seed": seed})
 
     def config(self) -> dict[str, Any]:
-        """The sandboxed defense's ``config()`` (the same record as in process)."""
-        config = self._request({"op": "config"})[0].get("config")
-        if not isinstance(config, dict):
-            raise _refuse(self.id, "config() is not a JSON object")
-        return config
+        """What defines the defense's behaviour, composed here as :meth:`Defense.config` does
+        in process (the class named from the hashed entry file, the declared meta, the
+        parameters and seed this process set), never taken from the sandbox: it keys the
+        adversarial-example cache."""
+        m = self.meta
+        return {
+            "class": self.submission.class_path,
+            "kind": m.kind,
+            "randomized": m.randomized,
+            "differentiable": m.differentiable,
+            "version": m.version,
+            "params": dict(sorted(self.params.items())),
+            "seed": self.seed,
+        }
 
     def rng_state(self) -> dict[str, Any]:
         """A token of the sandboxed defense's random state (for :meth:`set_rng_state`)."""
@@ -344,6 +361,15 @@ class SandboxedVotingClassifier(VotingClassifier):
         return call(x)
 
 
+def _class_path(folder: Path, sid: str) -> str:
+    """``module.Class`` of a submission's entry, as loading it in process names it."""
+    import tomllib
+
+    spec = tomllib.loads((folder / "submission.toml").read_text())
+    module, _, cls = str(spec.get("entry", "")).partition(":")
+    return f"{entry_module_name(sid, (folder / f'{module}.py').read_bytes())}.{cls}"
+
+
 class SandboxedSubmission:
     """A submission opened in its own sandbox: what :class:`Submission` offers (id, meta,
     params, record, ``build``), with every instance living in the sandbox.
@@ -360,6 +386,8 @@ class SandboxedSubmission:
         limits: SandboxLimits | None = None,
         read_only: tuple[Path, ...] = (),
     ) -> None:
+        folder, _ = _resolve(submission)
+        described = describe_folder(folder) if folder is not None else None  # links refused
         self.session = SandboxSession(submission, limits, read_only=read_only)
         try:
             answer, _ = self.session.request({"op": "open", "target": self.session.target})
@@ -378,9 +406,11 @@ class SandboxedSubmission:
         self._defaults = dict(answer.get("defaults") or {})
         self.defense_cls = SandboxedVotingDefense if self.voting else SandboxedDefense
         self.sha256, self.files = "", ()
-        if self.path is not None:  # computed here, from the folder, never by the sandbox
-            self.sha256, files = describe_folder(self.path)
+        self.class_path = str(answer.get("class_path", ""))
+        if described is not None:  # computed here, from the folder, never by the sandbox
+            self.sha256, files = described
             self.files: tuple[SubmissionFile, ...] = files
+            self.class_path = _class_path(self.path, self.id)
 
     name = property(lambda self: self.meta.name)
     authors = property(lambda self: self.meta.authors)

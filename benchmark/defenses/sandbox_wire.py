@@ -31,12 +31,27 @@ class WireError(ValueError):
     """A message that does not follow the protocol (its text says how)."""
 
 
-def write_msg(fd: int, header: dict[str, Any], payload: bytes = b"") -> None:
+def write_msg(
+    fd: int,
+    header: dict[str, Any],
+    payload: bytes = b"",
+    deadline: float | None = None,
+    on_timeout: Any = None,
+) -> None:
+    """Write one message; with a ``deadline``, on a non-blocking ``fd``, waiting for the
+    reader no longer than that (a reader that stops reading cannot hang the writer)."""
     head = json.dumps({**header, "nbytes": len(payload)}).encode()
     data = struct.pack(">I", len(head)) + head + payload
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        if deadline is not None:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([], [fd], [], wait)[1]:
+                raise on_timeout()
+        try:
+            view = view[os.write(fd, view[: 1 << 16] if deadline is not None else view) :]
+        except BlockingIOError:
+            continue
 
 
 def read_exact(fd: int, n: int, deadline: float | None, on_timeout: Any) -> bytes:
@@ -54,15 +69,24 @@ def read_exact(fd: int, n: int, deadline: float | None, on_timeout: Any) -> byte
     return b"".join(chunks)
 
 
-def read_msg(fd: int, deadline: float | None = None, on_timeout: Any = None):
+def read_msg(
+    fd: int,
+    deadline: float | None = None,
+    on_timeout: Any = None,
+    max_payload: int = MAX_PAYLOAD,
+):
+    """Read one message: its header and payload (``max_payload`` bytes at most)."""
     (size,) = struct.unpack(">I", read_exact(fd, 4, deadline, on_timeout))
     if size > MAX_HEADER:
         raise WireError(f"a {size}-byte header")
-    header = json.loads(read_exact(fd, size, deadline, on_timeout))
+    try:
+        header = json.loads(read_exact(fd, size, deadline, on_timeout))
+    except (ValueError, RecursionError) as exc:
+        raise WireError(f"a header that is not JSON ({type(exc).__name__})") from None
     if not isinstance(header, dict) or not isinstance(header.get("nbytes"), int):
         raise WireError("a header that is not a JSON object with nbytes")
-    if not 0 <= header["nbytes"] <= MAX_PAYLOAD:
-        raise WireError(f"a {header['nbytes']}-byte payload")
+    if not 0 <= header["nbytes"] <= max_payload:
+        raise WireError(f"a {header['nbytes']}-byte payload (at most {max_payload} expected)")
     return header, read_exact(fd, header["nbytes"], deadline, on_timeout)
 
 

@@ -18,8 +18,7 @@ Requests (``op``), each answered ``{"ok": true, ...}`` or ``{"ok": false, "error
 * ``vote_report`` (counts, labels), ``abstention_share`` (``n``): a voting defense's rules;
 * ``validate`` (``target``, ``overrides``): the conformance suite in here (training defenses,
   whose loss and parameter gradients cannot cross the pipe);
-* ``train`` (``config``, ``data_dir``, ``zoo``): ``bench train`` of a training defense into
-  the writable staging zoo bound for it.
+* ``train``: only in the trainer's worker (:mod:`benchmark.training.sandbox_entry`).
 """
 
 from __future__ import annotations
@@ -56,7 +55,7 @@ def _stopped(exc: BaseException, memory_mib: int, processes: int) -> str | None:
     return None
 
 
-def serve(memory_mib: int, processes: int) -> None:
+def serve(memory_mib: int, processes: int, worker: Worker | None = None) -> None:
     """The sandboxed worker's loop: read a request, answer it, until the pipe closes."""
     out_fd, in_fd = os.dup(1), os.dup(0)
     # The submission's prints go to stderr; fds 0 and 1 are no longer the protocol's.
@@ -64,7 +63,7 @@ def serve(memory_mib: int, processes: int) -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     me = os.getpid()
-    worker = _Worker()
+    worker = worker or Worker()
     write_msg(out_fd, {"ok": True, "ready": True})
     while True:
         try:
@@ -112,7 +111,7 @@ def _build_model(spec: dict[str, Any], weights: bytes) -> torch.nn.Module:
     return model.eval()
 
 
-class _Worker:
+class Worker:
     """The sandbox's state: the submission, its defense, its wrapped modules and graphs."""
 
     def __init__(self) -> None:
@@ -137,8 +136,6 @@ class _Worker:
             return self._open(header)
         if op == "validate":
             return self._validate(header)
-        if op == "train":
-            return self._train(header)
         if op == "build":
             return self._build(header)
         if op == "vjp":
@@ -249,6 +246,7 @@ class _Worker:
             "defaults": sub.params,
             "voting": issubclass(cls, VotingDefense),
             "approx": callable(getattr(cls, "purify_approx", None)),
+            "class_path": f"{cls.__module__}.{cls.__qualname__}",
         }, b""
 
     def _build(self, header: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
@@ -266,19 +264,3 @@ class _Worker:
         self.sub = sub = load_submission(header["target"])
         passed = validate_submission(sub, **header.get("overrides", {}))
         return {"ok": True, "passed": [dataclasses.asdict(c) for c in passed]}, b""
-
-    def _train(self, header: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-        from benchmark.models.zoo import ModelZoo
-        from benchmark.training import TrainConfig, train_model
-
-        fields = dict(header["config"])
-        fields["milestones"] = tuple(fields["milestones"])
-        config = TrainConfig(**fields)
-        entry = train_model(
-            config,
-            data_dir=header.get("data_dir"),
-            zoo=ModelZoo(header["zoo"]),
-            progress=False,
-            resume=bool(header.get("resume", True)),
-        )
-        return {"ok": True, "model_id": entry.model_id}, b""

@@ -23,9 +23,9 @@ checked-out commit, so that a run of an untracked or edited submission says so.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,8 +62,20 @@ META_REQUIRED = ("name", "authors", "paper", "reference", "version", "license", 
 
 def submission_files(folder: str | Path) -> list[Path]:
     """Every file of a submission folder, sorted by relative path, without Python's caches
-    (``__pycache__/``, ``*.pyc``): what the submission's sha256 covers."""
+    (``__pycache__/``, ``*.pyc``): what the submission's sha256 covers.
+
+    Raises:
+        SubmissionError: the folder holds a symbolic link (hashing, bundling or mounting it
+            would reach whatever it points at).
+    """
     folder = Path(folder)
+    links = [p for p in folder.rglob("*") if p.is_symlink()]
+    if links:
+        rel = links[0].relative_to(folder).as_posix()
+        raise SubmissionError(
+            f"submission '{folder.name}': {rel} is a symbolic link; put the file itself in the "
+            "folder"
+        )
     files = [
         p
         for p in folder.rglob("*")
@@ -249,16 +261,16 @@ def read_submission(folder: str | Path) -> Submission:
             sid, f"entry '{spec['entry']}' must be '<file stem>:<class>' of a .py file here"
         )
     digest, files = _describe_files(folder)
-    # The module's name follows the entry file's own content, not the folder digest: a README
-    # edit must not rename an unchanged module (numba's on-disk cache of a jitted function
-    # records its module's name and would look for the old one).
-    code = hashlib.sha256(module_path.read_bytes()).hexdigest()
-    unique = f"medrobustbench_submission_{sid}_{code[:12]}"
+    source = module_path.read_bytes()
+    unique = entry_module_name(sid, source)
+    _private_numba_cache()
     try:
-        mod_spec = importlib.util.spec_from_file_location(unique, module_path)
-        module = importlib.util.module_from_spec(mod_spec)  # type: ignore[arg-type]
+        # Compiled from the very bytes that were hashed: never from a cached .pyc, which the
+        # folder's digest leaves out and which Python would otherwise trust.
+        module = types.ModuleType(unique)
+        module.__file__ = str(module_path)
         sys.modules[unique] = module
-        mod_spec.loader.exec_module(module)  # type: ignore[union-attr]
+        exec(compile(source, str(module_path), "exec", dont_inherit=True), module.__dict__)
     except Exception as exc:
         sys.modules.pop(unique, None)
         raise _fail(
@@ -269,6 +281,26 @@ def read_submission(folder: str | Path) -> Submission:
         raise _fail(sid, f"{module_path.name} has no Defense subclass '{class_name}'")
     _check_meta(sid, cls)
     return Submission(id=sid, defense_cls=cls, path=folder, sha256=digest, files=files)
+
+
+def entry_module_name(sid: str, source: bytes) -> str:
+    """The module name of a submission's entry file: from the id and the file's own content
+    (a README edit must not rename an unchanged module: numba's on-disk cache of a jitted
+    function records its module's name and would look for the old one)."""
+    return f"medrobustbench_submission_{sid}_{hashlib.sha256(source).hexdigest()[:12]}"
+
+
+def _private_numba_cache() -> None:
+    """numba's on-disk caches (pickles) go to the user's cache folder, never next to a
+    submission's source, where a folder from elsewhere could bring its own."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    from benchmark.paths import cache_root
+
+    os.environ["NUMBA_CACHE_DIR"] = str(cache_root() / "numba")
+    config = sys.modules.get("numba.core.config")
+    if config is not None:
+        config.reload_config()
 
 
 def _check_meta(sid: str, cls: type[Defense]) -> None:

@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
@@ -205,7 +206,9 @@ def rerun_bundle(
 
     work = Path(tempfile.mkdtemp(prefix="mrb-bundle-"))
     manifest = _extract(bundle, work)
-    sid = manifest["submission"]["id"]
+    sid = str((manifest.get("submission") or {}).get("id", ""))
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", sid):
+        raise ResultsError(f"{bundle}: the manifest's submission id {sid!r} is not a plain id")
     folder = work / "submission" / sid
     if describe_folder(folder)[0] != manifest["submission"]["sha256"]:
         raise ResultsError(f"{bundle}: the bundled submission's digest is not the manifest's")

@@ -56,11 +56,14 @@ def provenance_problems(doc: dict) -> list[str]:
 
 
 def isolation_problems(doc: dict) -> list[str]:
-    """A submission that is not a pinned built-in must have run in the sandbox (results
-    written before the record existed say nothing and are not judged here)."""
+    """A submission that is not a pinned built-in must have run in the sandbox; a run that
+    does not say where it ran (results from before the record existed) is accepted only for a
+    pinned built-in."""
     defense = doc.get("defense") or {}
-    isolation = defense.get("isolation")
-    if not isolation or isolation.get("mode") == "sandbox":
+    if not defense:
+        return []
+    isolation = defense.get("isolation") or {}
+    if isolation.get("mode") == "sandbox":
         return []
     if BUILTIN_SHA256.get(str(defense.get("id"))) == defense.get("sha256"):
         return []

@@ -7,14 +7,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import stat
 from pathlib import Path
 
-from benchmark.datasets.base import resolve_size
+from benchmark.datasets.base import DATASETS, resolve_size
 from benchmark.defenses.sandbox import SandboxError, SandboxLimits, SandboxSession, _resolve
 from benchmark.defenses.submissions import describe_folder
 from benchmark.models.zoo import ModelZoo, ZooEntry, model_id
 from benchmark.training.config import TrainConfig
 from benchmark.training.defense import defense_tag
+from benchmark.training.sandbox_entry import ENTRY
+
+STAGING_CAP = 4 << 30
+"""Largest total size of what a sandboxed training run may leave in its staging zoo."""
 
 
 def train_in_sandbox(
@@ -42,6 +47,7 @@ def train_in_sandbox(
     staging = Path(zoo.root) / ".sandbox" / mid
     if not resume:
         shutil.rmtree(staging, ignore_errors=True)
+    _sanitise(staging)  # what an earlier, failed sandbox left: regular files only
     staging_zoo = ModelZoo(staging)
     if config.init_from:  # the starting weights, copied in (their card and sha256 travel along)
         src = zoo.folder(config.init_from)
@@ -49,7 +55,9 @@ def train_in_sandbox(
         if not dst.is_dir():
             shutil.copytree(src, dst)
     reads = tuple(p for p in (_data_root(data_dir, config.dataset),) if p is not None)
-    with SandboxSession(folder or sid, limits, read_only=reads, writable=(staging,)) as session:
+    with SandboxSession(
+        folder or sid, limits, read_only=reads, writable=(staging,), entry=ENTRY
+    ) as session:
         fields = dataclasses.asdict(config)
         fields["defense"] = session.target
         header = {
@@ -63,7 +71,19 @@ def train_in_sandbox(
         sandbox = session.record()
     if answer.get("model_id") != mid:
         raise SandboxError(f"submission '{sid}': the sandbox trained {answer.get('model_id')!r}")
-    model, entry = staging_zoo.load(mid)
+    _sanitise(staging, refuse=True)
+    meta = DATASETS.get(config.dataset).meta
+    expect = {
+        "model_id": mid,
+        "dataset": config.dataset,
+        "arch": config.arch,
+        "image_size": size,
+        "seed": config.seed,
+        "num_classes": meta.num_classes,
+        "in_channels": meta.n_channels,
+        "multi_label": meta.multi_label,
+    }
+    model, entry = staging_zoo.load(mid, expect=expect)
     card = dict(entry.card)
     card.pop("checkpoint", None)
     defense = dict(card.get("defense") or {})
@@ -81,6 +101,33 @@ def train_in_sandbox(
     saved = zoo.save(model, card)
     shutil.rmtree(staging, ignore_errors=True)
     return saved
+
+
+def _sanitise(staging: Path, refuse: bool = False) -> None:
+    """Only regular files and folders may be in the staging zoo, within a size cap: anything
+    else (a symbolic link to a host file, a device, a fifo) is deleted before the sandbox
+    starts, or refused once it has finished (``refuse``), and never followed."""
+    if not staging.exists():
+        return
+    total = 0
+    for p in sorted(staging.rglob("*")):
+        mode = p.lstat().st_mode
+        if stat.S_ISDIR(mode):
+            continue
+        if stat.S_ISREG(mode):
+            total += p.lstat().st_size
+            continue
+        if refuse:
+            raise SandboxError(
+                f"the sandboxed training left {p.relative_to(staging)} in {staging}, which is "
+                "not a regular file; refused"
+            )
+        p.unlink()
+    if refuse and total > STAGING_CAP:
+        raise SandboxError(
+            f"the sandboxed training left {total >> 20} MiB in {staging} (at most "
+            f"{STAGING_CAP >> 20} MiB); refused"
+        )
 
 
 def _data_root(data_dir: Path | None, dataset: str) -> Path | None:

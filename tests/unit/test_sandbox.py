@@ -8,6 +8,7 @@ leave the evaluator's own process unchanged.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,89 @@ def test_refusal_when_bubblewrap_is_missing(monkeypatch):
         "the sandbox cannot start: bubblewrap (bwrap) is not installed; apt-get install "
         "bubblewrap, or pass --isolation none to run it unsandboxed"
     )
+
+
+def test_a_plugin_that_stops_reading_cannot_hang_the_evaluator(tmp_path):
+    """It forges an answer straight onto the pipe and never reads again: the evaluator's
+    next (large) request meets the wall-time limit instead of blocking forever."""
+    forge = (
+        "from benchmark.defenses.sandbox_wire import pack, write_msg\n"
+        "import sys\n"
+        "f = sys._getframe()\n"
+        "while f.f_code.co_name != 'serve':\n"
+        "    f = f.f_back\n"
+        "head, data = pack(x.clone())\n"
+        "write_msg(f.f_locals['out_fd'], {'ok': True, **head}, data)\n"
+        "time.sleep(10**6)"
+    )
+    folder = write(tmp_path, purify=forge)
+    with SandboxedSubmission(folder, LIMITS) as sub:
+        defense = sub.build()
+        x = torch.rand(2, 3, 128, 128)  # more than a pipe's buffer
+        with pytest.raises(SandboxError) as err:
+            defense.purify(x)
+            defense.purify(x)
+    assert str(err.value) == (
+        "submission 'evil': stopped by the sandbox: no answer within the wall-time limit of 4 s"
+    )
+
+
+def test_dev_shm_is_small_and_dev_read_only(tmp_path):
+    module = (
+        "open('/dev/shm/x', 'wb').write(bytes(64 << 20))  # scratch_mib of LIMITS: 256\n"
+        "open('/dev/shm/y', 'wb').write(bytes(300 << 20))"
+    )
+    assert "No space left on device" in refused(write(tmp_path, module))
+    assert "Read-only file system" in refused(write(tmp_path / "b", "open('/dev/evil', 'w')"))
+
+
+def test_a_cached_pyc_beside_a_builtin_copy_is_never_run(tmp_path):
+    """The folder's digest leaves ``__pycache__`` out, so a copy of a built-in with its own
+    compiled module keeps the built-in's digest; the module is compiled from the hashed
+    source, and the planted one never runs."""
+    import py_compile
+
+    from benchmark.defenses.isolation import is_builtin, open_submission
+
+    copy = tmp_path / "median_filter"
+    shutil.copytree(ROOT / "submissions" / "median_filter", copy, ignore=_no_caches)
+    marker = tmp_path / "ran.txt"
+    planted = tmp_path / "planted.py"
+    planted.write_text(f"open({str(marker)!r}, 'w').write('pwned')\n")
+    cache = copy / "__pycache__"
+    cache.mkdir()
+    for tag in ("cpython-311", "cpython-312", "cpython-313"):
+        py_compile.compile(
+            str(planted),
+            cfile=str(cache / f"defense.{tag}.pyc"),
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+    assert is_builtin(copy)
+    sub = open_submission(copy, "builtin")
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(sub.build().purify(x), filters.median_filter(x, 3))
+    assert not marker.exists()
+
+
+def _no_caches(folder: str, names: list[str]) -> list[str]:
+    return [n for n in names if n == "__pycache__"]
+
+
+def test_a_symbolic_link_in_a_submission_is_refused(tmp_path):
+    folder = write(tmp_path)
+    (folder / "notes.txt").symlink_to("/etc/hostname")
+    with pytest.raises(SubmissionError, match=r"notes\.txt is a symbolic link; put the file"):
+        validate_in_sandbox(folder, LIMITS)
+
+
+def test_the_staging_zoo_keeps_regular_files_only(tmp_path):
+    from benchmark.training.sandboxed import _sanitise
+
+    staging = tmp_path / "staging"
+    (staging / "m").mkdir(parents=True)
+    (staging / "m" / "card.json").write_text("{}")
+    (staging / "m" / "model.pt").symlink_to("/etc/hostname")
+    with pytest.raises(SandboxError, match="not a regular file; refused"):
+        _sanitise(staging, refuse=True)
+    _sanitise(staging)  # before a run: deleted, never followed
+    assert [p.name for p in staging.rglob("*")] == ["m", "card.json"]
