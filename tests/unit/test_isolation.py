@@ -249,11 +249,9 @@ def test_publication_refuses_an_unsandboxed_stranger():
     ]
     builtin = {"defense": {"id": "median_filter", "sha256": pinned, "isolation": in_process}}
     sandboxed = {"defense": {"id": "x", "sha256": "0" * 64, "isolation": {"mode": "sandbox"}}}
-    legacy = {"defense": {"id": "x", "sha256": "0" * 64}}
-    legacy_builtin = {"defense": {"id": "median_filter", "sha256": pinned}}
+    legacy = {"defense": {"id": "x", "sha256": "0" * 64}}  # from before the record existed
     assert isolation_problems(builtin) == isolation_problems(sandboxed) == []
-    assert isolation_problems(legacy_builtin) == isolation_problems({}) == []
-    assert isolation_problems(legacy) == isolation_problems(stranger)
+    assert isolation_problems(legacy) == isolation_problems({}) == []
 
 
 @needs_sandbox
