@@ -1,4 +1,5 @@
-"""``bench zoo``: list the model zoo and write its Markdown report."""
+"""``bench zoo``: list the model zoo, write its Markdown report, and move models between zoos
+(export / import of a verified archive, pull from the Hugging Face Hub)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from benchmark.cli.options import ZOO_HELP
 from benchmark.errors import ConfigError
 from benchmark.reports.terminal import render_zoo_list
 
-zoo_app = command_group("zoo", "Inspect the model zoo.")
+zoo_app = command_group("zoo", "Inspect, export, import and pull the model zoo.")
 
 
 @zoo_app.command("list")
@@ -50,3 +51,72 @@ def zoo_report_cmd(
     cmd = "bench zoo report" + (f" --pattern '{pattern}'" if pattern != "*" else "")
     atomic_write_bytes(out, render_zoo_markdown(entries, command=cmd).encode())
     typer.echo(f"wrote {out} ({len(entries)} models)")
+
+
+def _expected(results: Path | None) -> dict[str, set[str]]:
+    from benchmark.models.distribution import published_checkpoints
+
+    return published_checkpoints(results) if results is not None and results.is_dir() else {}
+
+
+RESULTS_HELP = (
+    "Published results folder: a model they name must have the checkpoint sha256 they record "
+    "(default leaderboard/results; --results '' checks cards only)."
+)
+
+
+@zoo_app.command("export")
+def zoo_export_cmd(
+    ids: list[str] = typer.Argument(..., metavar="ID...", help="Zoo ids to export."),
+    out: Path = typer.Option(..., help="The archive to write (.tar.gz)."),
+    zoo: Path | None = typer.Option(None, help=ZOO_HELP),
+) -> None:
+    """Export zoo entries (card + weights, each verified) as one archive with a manifest of
+    every file's sha256."""
+    from benchmark.models.distribution import export_models
+    from benchmark.models.zoo import ModelZoo
+
+    path = export_models(ModelZoo(zoo), ids, out)
+    typer.echo(f"wrote {path} ({len(set(ids))} models); install it with `bench zoo import {path}`")
+
+
+@zoo_app.command("import")
+def zoo_import_cmd(
+    archive: Path = typer.Argument(..., help="An archive from bench zoo export."),
+    zoo: Path | None = typer.Option(None, help=ZOO_HELP),
+    results: str = typer.Option("leaderboard/results", help=RESULTS_HELP),
+) -> None:
+    """Install the models of an exported archive, after checking every sha256 and loading the
+    weights (weights-only) in a staging folder."""
+    from benchmark.models.distribution import import_models
+    from benchmark.models.zoo import ModelZoo
+
+    entries = import_models(archive, ModelZoo(zoo), _expected(Path(results) if results else None))
+    for e in entries:
+        typer.echo(f"installed {e.model_id}  sha256 {e.card['checkpoint']['sha256']}")
+
+
+@zoo_app.command("pull")
+def zoo_pull_cmd(
+    ids: list[str] = typer.Argument(..., metavar="ID...", help="Zoo ids to pull."),
+    repo: str | None = typer.Option(
+        None, help="Hugging Face Hub model repository (ORG/NAME) holding <id>/ folders."
+    ),
+    revision: str | None = typer.Option(None, help="Hub revision (a commit, branch or tag)."),
+    from_folder: Path | None = typer.Option(
+        None, help="A local folder laid out like the repository, instead of the Hub."
+    ),
+    zoo: Path | None = typer.Option(None, help=ZOO_HELP),
+    results: str = typer.Option("leaderboard/results", help=RESULTS_HELP),
+) -> None:
+    """Download models from a Hugging Face Hub repository (or a local mirror of one) into the
+    zoo, each checked like an import."""
+    from benchmark.models.distribution import folder_fetcher, hub_fetcher, pull_models
+    from benchmark.models.zoo import ModelZoo
+
+    if (repo is None) == (from_folder is None):
+        raise ConfigError("bench zoo pull needs one source: --repo ORG/NAME or --from-folder DIR")
+    fetch = hub_fetcher(repo, revision) if repo else folder_fetcher(from_folder)  # type: ignore[arg-type]
+    entries = pull_models(fetch, ids, ModelZoo(zoo), _expected(Path(results) if results else None))
+    for e in entries:
+        typer.echo(f"installed {e.model_id}  sha256 {e.card['checkpoint']['sha256']}")

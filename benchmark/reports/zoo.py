@@ -6,6 +6,8 @@ number on it comes from a training run and carries the checkpoint's sha256.
 
 from __future__ import annotations
 
+import re
+import statistics
 from typing import TYPE_CHECKING
 
 from benchmark.reports.base import pct as _pct
@@ -75,6 +77,44 @@ def _reproduce(card: dict) -> str:
     )
 
 
+def recipe_of(card: dict) -> str:
+    """The recipe a checkpoint belongs to: its model id without the seed
+    (``resnet18_breastmnist_28px_s1_pgd_at`` -> ``resnet18_breastmnist_28px_pgd_at``)."""
+    return re.sub(r"_s\d+(?=_|$)", "", str(card["model_id"]), count=1)
+
+
+def _mean_sd(values: list[float]) -> str:
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return f"{100 * mean:.1f}"
+    return f"{100 * mean:.1f} ± {100 * statistics.stdev(values):.1f}"
+
+
+def _seed_spread(entries: list[ZooEntry]) -> list[str]:
+    """The table of test scores per recipe over its seeds (mean ± sample sd)."""
+    groups: dict[str, list[dict]] = {}
+    for e in entries:
+        groups.setdefault(recipe_of(e.card), []).append(e.card)
+    lines = [
+        "",
+        "## Seeds: test scores per recipe",
+        "",
+        "Each recipe's checkpoints differ only in their seed (initialisation and data order).",
+        "Mean ± sample standard deviation over the seeds, in percent; a gap between two recipes",
+        "smaller than their spread is training noise, not a difference between them. A recipe",
+        "with one seed has no spread yet.",
+        "",
+        "| recipe | seeds | test ACC | test AUC |",
+        "|---|---|---|---|",
+    ]
+    for recipe, cards in sorted(groups.items()):
+        seeds = ", ".join(str(c["seed"]) for c in sorted(cards, key=lambda c: c["seed"]))
+        acc = [c["metrics"]["test"]["acc"]["value"] for c in cards]
+        auc = [c["metrics"]["test"]["auc"]["value"] for c in cards]
+        lines.append(f"| `{recipe}` | {seeds} | {_mean_sd(acc)} | {_mean_sd(auc)} |")
+    return lines
+
+
 def render_zoo_markdown(entries: list[ZooEntry], *, command: str = "bench zoo report") -> str:
     """A Markdown page listing every model with its recipe, scores and checksum: standard
     models first, then the robust models of training-time defenses with their selected epoch."""
@@ -130,6 +170,7 @@ def render_zoo_markdown(entries: list[ZooEntry], *, command: str = "bench zoo re
                 f"{_pct(m['test']['auc'])} | {c['training_time_hours']:.3f} | {_device(c)} | "
                 f"`{c['checkpoint']['sha256'][:16]}` |"
             )
+    lines += _seed_spread(standard + robust)
     lines += ["", "## Recipes and how to reproduce", ""]
     lines += [_reproduce(e.card) for e in standard + robust]
     return "\n".join(lines) + "\n"

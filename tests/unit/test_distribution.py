@@ -1,0 +1,163 @@
+"""Getting our models: export, import and pull of zoo entries, every one verified before it is
+installed, offline (the Hub is faked by a local folder, and its real client refuses offline)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from benchmark.cli import app
+from benchmark.errors import CheckpointError
+from benchmark.hashing import file_digest
+from benchmark.models import distribution
+from benchmark.models.distribution import (
+    export_models,
+    folder_fetcher,
+    hub_fetcher,
+    import_models,
+    published_checkpoints,
+    pull_models,
+)
+from benchmark.models.zoo import ModelZoo
+
+MID = "tiny_cnn_breastmnist_28px_s0"
+
+
+def _rewrite(src: Path, dst: Path, edit) -> None:
+    """Copy an archive, passing each member's (name, bytes) through ``edit``."""
+    with tarfile.open(src) as a, tarfile.open(dst, "w:gz") as b:
+        for member in a.getmembers():
+            out = edit(member.name, a.extractfile(member).read())
+            if out is None:
+                continue
+            name, data = out
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            b.addfile(info, io.BytesIO(data))
+
+
+def test_export_then_import_installs_the_same_bytes(tiny_models, tmp_path):
+    source = tiny_models["zoo"]
+    archive = export_models(source, [MID], tmp_path / "models.tar.gz")
+    again = export_models(source, [MID], tmp_path / "again.tar.gz")
+    assert file_digest(archive) == file_digest(again)  # deterministic archive
+    zoo = ModelZoo(tmp_path / "zoo")
+    (entry,) = import_models(archive, zoo)
+    assert file_digest(entry.checkpoint) == file_digest(source.entry(MID).checkpoint)
+    assert entry.card == source.entry(MID).card
+    zoo.load(MID)
+    assert import_models(archive, zoo)[0].model_id == MID  # idempotent
+    other = tiny_models["zoo"].entry("tiny_cnn_breastmnist_28px_s1")
+    shutil.copy(other.checkpoint, zoo.folder(MID) / "model.pt")  # same id, other weights
+    card = json.loads((zoo.folder(MID) / "card.json").read_text())
+    card["checkpoint"]["sha256"] = file_digest(other.checkpoint)
+    (zoo.folder(MID) / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match=r"already in .* with other weights"):
+        import_models(archive, zoo)
+
+
+def test_a_tampered_archive_installs_nothing(tiny_models, tmp_path):
+    archive = export_models(tiny_models["zoo"], [MID], tmp_path / "models.tar.gz")
+    zoo = ModelZoo(tmp_path / "zoo")
+
+    def flip(name, data):
+        return (
+            (name, data[:-1] + bytes([data[-1] ^ 1]))
+            if name.endswith("model.pt")
+            else (
+                name,
+                data,
+            )
+        )
+
+    cases = {
+        "does not match its sha256 in the manifest": flip,
+        "is not in the manifest": lambda n, d: (n.replace(MID, "../evil") if "/" in n else n, d),
+        "is in the manifest but not in the archive": lambda n, d: (
+            None if n.endswith("card.json") else (n, d)
+        ),
+    }
+    for message, edit in cases.items():
+        forged = tmp_path / "forged.tar.gz"
+        _rewrite(archive, forged, edit)
+        with pytest.raises(CheckpointError, match=message):
+            import_models(forged, zoo)
+        assert not zoo.root.exists() or not any(zoo.root.iterdir())
+    with pytest.raises(CheckpointError, match="is not a model archive"):
+        import_models(tmp_path / "missing.tar.gz", zoo)
+
+
+def test_weights_that_are_not_the_cards_or_the_published_ones_are_refused(tiny_models, tmp_path):
+    entry = tiny_models["zoo"].entry(MID)
+    files = {"card.json": entry.path.joinpath("card.json").read_bytes()}
+    other = tiny_models["zoo"].entry("tiny_cnn_breastmnist_28px_s1")
+    zoo = ModelZoo(tmp_path / "zoo")
+    with pytest.raises(CheckpointError, match="its card says"):
+        distribution.install_model(zoo, MID, {**files, "model.pt": other.checkpoint.read_bytes()})
+    files["model.pt"] = entry.checkpoint.read_bytes()
+    with pytest.raises(CheckpointError, match="published results were computed with"):
+        distribution.install_model(zoo, MID, files, expected={"0" * 64})
+    assert not zoo.exists(MID)
+    sha = entry.card["checkpoint"]["sha256"]
+    assert distribution.install_model(zoo, MID, files, expected={sha, "0" * 64}).model_id == MID
+
+
+def test_pull_from_a_folder_and_from_the_hub_client(tiny_models, tmp_path, monkeypatch):
+    """A local mirror laid out like the Hub repository; then the Hub client itself, with its
+    download replaced by that folder (no network in tests), and with the real client offline."""
+    mirror = tmp_path / "mirror"
+    shutil.copytree(tiny_models["zoo"].folder(MID), mirror / MID)
+    (entry,) = pull_models(folder_fetcher(mirror), [MID], ModelZoo(tmp_path / "a"))
+    assert (
+        entry.card["checkpoint"]["sha256"]
+        == tiny_models["zoo"].entry(MID).card["checkpoint"]["sha256"]
+    )
+    with pytest.raises(CheckpointError, match="is not in"):
+        pull_models(folder_fetcher(mirror), ["resnet18_breastmnist_28px_s0"], ModelZoo(tmp_path))
+
+    calls = []
+
+    def fake_download(repo_id, filename, revision=None):
+        calls.append((repo_id, filename, revision))
+        return str(mirror / filename)
+
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    zoo = ModelZoo(tmp_path / "b")
+    pull_models(hub_fetcher("medrobustbench/zoo", "v1"), [MID], zoo)
+    assert zoo.exists(MID)
+    assert calls == [
+        ("medrobustbench/zoo", f"{MID}/card.json", "v1"),
+        ("medrobustbench/zoo", f"{MID}/model.pt", "v1"),
+    ]
+    monkeypatch.undo()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match="could not be fetched from the Hub repository"):
+        pull_models(hub_fetcher("medrobustbench/zoo"), [MID], ModelZoo(tmp_path / "c"))
+
+
+def test_published_checkpoints_and_the_cli(tiny_models, tmp_path):
+    results = tmp_path / "results"
+    (results / "x").mkdir(parents=True)
+    sha = tiny_models["zoo"].entry(MID).card["checkpoint"]["sha256"]
+    for i, digest in enumerate((sha, "f" * 64)):  # a retrained id has two
+        doc = {"model": {"model_id": MID, "checkpoint_sha256": digest}}
+        (results / "x" / f"{i}.json").write_text(json.dumps(doc))
+    assert published_checkpoints(results) == {MID: {sha, "f" * 64}}
+    runner = CliRunner()
+    archive = tmp_path / "m.tar.gz"
+    src = str(tiny_models["zoo"].root)
+    out = runner.invoke(app, ["zoo", "export", MID, "--out", str(archive), "--zoo", src])
+    assert out.exit_code == 0, out.output
+    args = ["zoo", "import", str(archive), "--zoo", str(tmp_path / "z"), "--results", str(results)]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0 and f"installed {MID}  sha256 {sha}" in out.stdout, out.output
+    out = runner.invoke(app, ["zoo", "pull", MID, "--zoo", str(tmp_path / "z")])
+    assert out.exit_code == 1 and "needs one source" in out.stderr

@@ -1,0 +1,32 @@
+"""The zoo report's spread of a recipe's test scores over its seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmark.models.zoo import ZooEntry
+from benchmark.reports.zoo import _seed_spread, recipe_of
+
+
+def _card(mid: str, seed: int, acc: float, auc: float) -> ZooEntry:
+    metrics = {"test": {"acc": {"value": acc}, "auc": {"value": auc}}}
+    return ZooEntry(Path(mid), {"model_id": mid, "seed": seed, "metrics": metrics})
+
+
+def test_recipes_and_their_spread_over_seeds():
+    assert recipe_of({"model_id": "resnet18_breastmnist_28px_s1_pgd_at"}) == (
+        "resnet18_breastmnist_28px_pgd_at"
+    )
+    assert recipe_of({"model_id": "resnet18_breastmnist_28px_s12"}) == "resnet18_breastmnist_28px"
+    entries = [
+        _card("resnet18_breastmnist_28px_s0", 0, 0.80, 0.90),
+        _card("resnet18_breastmnist_28px_s1", 1, 0.84, 0.86),
+        _card("resnet18_breastmnist_28px_s2", 2, 0.88, 0.88),
+        _card("resnet18_breastmnist_28px_s0_pgd_at", 0, 0.70, 0.75),
+    ]
+    rows = [line for line in _seed_spread(entries) if line.startswith("| `")]
+    # mean 84.0, sample sd 4.0 (ACC); mean 88.0, sd 2.0 (AUC); one seed: no spread
+    assert rows == [
+        "| `resnet18_breastmnist_28px` | 0, 1, 2 | 84.0 ± 4.0 | 88.0 ± 2.0 |",
+        "| `resnet18_breastmnist_28px_pgd_at` | 0 | 70.0 | 75.0 |",
+    ]
