@@ -21,7 +21,8 @@ def _device(card: dict) -> str:
     env = card["environment"]
     if env["device"] == "cpu":
         n = env["num_threads"]
-        return f"cpu ({n} thread{'' if n == 1 else 's'})"
+        isa = f", {env['cpu_capability']}" if env.get("cpu_capability") else ""
+        return f"cpu ({n} thread{'' if n == 1 else 's'}{isa})"
     return f"{env['device']} ({env.get('device_name', 'GPU')})"
 
 

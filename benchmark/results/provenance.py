@@ -107,6 +107,17 @@ def git_tracked_files(folder: str | Path) -> dict[str, bool]:
     return {path: path in modified for path in tracked}
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def environment(device: torch.device | str | None = None) -> dict[str, object]:
     """Python, platform, torch build, device and thread count of this run."""
     import torch  # here, not at the top: reading results must not load torch
@@ -119,6 +130,10 @@ def environment(device: torch.device | str | None = None) -> dict[str, object]:
         "cuda": torch.version.cuda or "none",
         "device": str(dev),
         "num_threads": torch.get_num_threads(),
+        # The CPU kernels' instruction set (ATen's dispatch: default, avx2, avx512...) and the
+        # CPU: float results on the CPU are bit-identical only between runs that share them.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu": _cpu_model(),
     }
     if dev.type == "cuda" and torch.cuda.is_available():
         env["device_name"] = torch.cuda.get_device_name(dev)
