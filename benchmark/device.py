@@ -31,6 +31,56 @@ def pick_device(requested: str | None = None) -> torch.device:
     return dev
 
 
+CPU_ISAS = ("native", "avx2", "default")
+"""Values of ``bench train --cpu-isa``: ``native`` (the kernels the CPU picks), ``avx2`` or
+``default`` (ATen's portable kernels, oneDNN limited to SSE4.1)."""
+_ISA_ENV = {
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"},
+    "default": {
+        "ATEN_CPU_CAPABILITY": "default",
+        "ONEDNN_MAX_CPU_ISA": "SSE41",
+        "MKL_CBWR": "COMPATIBLE",
+    },
+}
+ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
+"""The environment variables that choose the CPU kernels' instruction set."""
+
+
+def pin_cpu_isa(isa: str) -> dict[str, str]:
+    """Check that this process runs the CPU kernels of instruction set ``isa``, and set the
+    variables that pin oneDNN and MKL to it for what starts later; returns them.
+
+    Float results on the CPU are bit-identical only between runs of the same torch build,
+    thread count and kernels: ATen and oneDNN pick AVX-512, AVX2 or portable kernels from the
+    CPU, and a checkpoint trained with one differs from the first epoch from one trained with
+    another. ATen reads its variable when it starts, so a process that already chose other
+    kernels is refused with the command prefix that pins them.
+
+    Raises:
+        ConfigError: an unknown ``isa``, or kernels already chosen differently.
+    """
+    if isa not in CPU_ISAS:
+        raise ConfigError(f"--cpu-isa '{isa}' is not one of {', '.join(CPU_ISAS)}")
+    if isa == "native":
+        return {}
+    wanted = _ISA_ENV[isa]
+    running = torch.backends.cpu.get_cpu_capability().lower()
+    # ATen's kernels are the pinned ones either because the CPU has nothing better (then
+    # oneDNN has nothing better either) or because the variables were set at the start, all
+    # of them: ATen's alone would leave oneDNN on the CPU's best.
+    partial = "ATEN_CPU_CAPABILITY" in os.environ and any(
+        os.environ.get(k) != v for k, v in wanted.items()
+    )
+    if running != isa or partial:
+        prefix = " ".join(f"{k}={v}" for k, v in wanted.items())
+        raise ConfigError(
+            f"this process does not run the {isa} CPU kernels throughout (ATen's are {running}): "
+            f"start it as `{prefix} bench ...` (the kernels are chosen when it starts)"
+        )
+    os.environ.update(wanted)
+    return dict(wanted)
+
+
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:
     """Seed Python, NumPy and torch; make torch's algorithms deterministic if asked.
 

@@ -43,6 +43,12 @@ def train_cmd(
     fresh: bool = typer.Option(
         False, "--fresh", help="Start afresh instead of resuming an interrupted run."
     ),
+    cpu_isa: str = typer.Option(
+        "native",
+        help="CPU kernels' instruction set: native, avx2 or default. A CPU checkpoint is "
+        "bit-identical only for the same torch build, thread count and kernels; avx2 makes it "
+        "reproducible on any AVX2 x86 machine (recorded in the card).",
+    ),
     isolation: str | None = typer.Option(None, help=ISOLATION_HELP),
     sandbox_limit: list[str] = typer.Option(
         [], help=SANDBOX_LIMIT_HELP + " A sandboxed training run's wall time defaults to 7 days."
@@ -75,6 +81,10 @@ def train_cmd(
         select_steps=select_steps,
         init_from=init_from,
     )
+    from benchmark.device import pick_device, pin_cpu_isa
+
+    if pick_device(device).type == "cpu":
+        pin_cpu_isa(cpu_isa)
     limits = SandboxLimits.parse([f"wall_seconds={7 * 24 * 3600}", *sandbox_limit])
     entry = train_isolated(
         config,

@@ -62,8 +62,17 @@ def _reproduce(card: dict) -> str:
         f"{card['image_size']} --epochs {r['epochs']} --seed {r['seed']}"
         + (_defense_flags(card) if robust else "")
     )
-    if card["environment"]["device"] == "cpu":
-        exact = "bit-identical on CPU with the same torch build and thread count"
+    env = card["environment"]
+    pinned = (env.get("cpu_isa_env") or {}).get("ATEN_CPU_CAPABILITY")
+    if env["device"] == "cpu" and pinned:
+        cmd += f" --cpu-isa {pinned}"
+    if env["device"] == "cpu":
+        kernels = env.get("cpu_capability")
+        exact = (
+            "bit-identical on CPU with the same torch build, thread count "
+            f"({env['num_threads']}) and CPU kernels "
+            + (f"({kernels})" if kernels else "(not recorded by this card)")
+        )
     else:
         exact = (
             f"trained on {_device(card)}: seeded, but CUDA kernels are not bit-deterministic, "

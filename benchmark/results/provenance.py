@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import subprocess
 import sys
@@ -122,6 +123,8 @@ def environment(device: torch.device | str | None = None) -> dict[str, object]:
     """Python, platform, torch build, device and thread count of this run."""
     import torch  # here, not at the top: reading results must not load torch
 
+    from benchmark.device import ISA_VARIABLES
+
     dev = torch.device(device) if device is not None else torch.device("cpu")
     env: dict[str, object] = {
         "python": sys.version.split()[0],
@@ -134,6 +137,7 @@ def environment(device: torch.device | str | None = None) -> dict[str, object]:
         # CPU: float results on the CPU are bit-identical only between runs that share them.
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu": _cpu_model(),
+        "cpu_isa_env": {k: os.environ[k] for k in ISA_VARIABLES if k in os.environ},
     }
     if dev.type == "cuda" and torch.cuda.is_available():
         env["device_name"] = torch.cuda.get_device_name(dev)

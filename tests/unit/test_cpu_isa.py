@@ -1,0 +1,55 @@
+"""Pinning the CPU kernels' instruction set for bit-reproducible training on the CPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from benchmark.device import pin_cpu_isa
+from benchmark.errors import ConfigError
+from benchmark.results.provenance import environment
+
+
+def test_the_running_kernels_are_checked_and_recorded(monkeypatch):
+    for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR"):
+        monkeypatch.delenv(k, raising=False)
+    assert pin_cpu_isa("native") == {}
+    running = torch.backends.cpu.get_cpu_capability().lower()
+    other = "default" if running != "default" else "avx2"
+    with pytest.raises(ConfigError, match=f"does not run the {other} CPU kernels throughout"):
+        pin_cpu_isa(other)
+    with pytest.raises(ConfigError, match="--cpu-isa 'sse' is not one of native, avx2, default"):
+        pin_cpu_isa("sse")
+    env = environment("cpu")
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert env["cpu"] and env["cpu_isa_env"] == {}
+
+
+def test_a_process_started_pinned_runs_and_records_those_kernels():
+    """Started with the variables (as the refusal says), the process runs the portable kernels
+    whatever the CPU, and its provenance says so."""
+    code = (
+        "from benchmark.device import pin_cpu_isa\n"
+        "from benchmark.results.provenance import environment\n"
+        "pin_cpu_isa('default')\n"
+        "e = environment('cpu')\n"
+        "print(e['cpu_capability'], sorted(e['cpu_isa_env'].items()))"
+    )
+    env = {
+        **os.environ,
+        "ATEN_CPU_CAPABILITY": "default",
+        "ONEDNN_MAX_CPU_ISA": "SSE41",
+        "MKL_CBWR": "COMPATIBLE",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split()[0] == "DEFAULT"
+    assert "('ATEN_CPU_CAPABILITY', 'default')" in out.stdout
+    partial = {k: v for k, v in env.items() if k != "ONEDNN_MAX_CPU_ISA"}
+    out = subprocess.run([sys.executable, "-c", code], env=partial, capture_output=True, text=True)
+    assert out.returncode != 0 and "does not run the default CPU kernels throughout" in out.stderr
