@@ -108,6 +108,22 @@ class DefenseMeta:
             raise SubmissionError("DefenseMeta forward_passes must be >= 1")
 
 
+def defense_config(
+    cls: str, meta: DefenseMeta, params: dict[str, Any], seed: int
+) -> dict[str, Any]:
+    """What defines a defense's behaviour: its class, declared meta, parameters and seed (the
+    record :meth:`Defense.config` gives, in process or composed for the sandbox)."""
+    return {
+        "class": cls,
+        "kind": meta.kind,
+        "randomized": meta.randomized,
+        "differentiable": meta.differentiable,
+        "version": meta.version,
+        "params": dict(sorted(params.items())),
+        "seed": seed,
+    }
+
+
 class Defense:
     """Base class of every defense.
 
@@ -178,16 +194,8 @@ class Defense:
 
     def config(self) -> dict[str, Any]:
         """What defines this defense's behaviour (recorded in results and cache keys)."""
-        m = self.meta
-        return {
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
-            "kind": m.kind,
-            "randomized": m.randomized,
-            "differentiable": m.differentiable,
-            "version": m.version,
-            "params": dict(sorted(self.params.items())),
-            "seed": self.seed,
-        }
+        cls = f"{type(self).__module__}.{type(self).__qualname__}"
+        return defense_config(cls, self.meta, self.params, self.seed)
 
 
 class VotingClassifier(nn.Module):

@@ -28,10 +28,16 @@ from benchmark.defenses.base import (
     SubmissionError,
     VotingClassifier,
     VotingDefense,
+    defense_config,
 )
 from benchmark.defenses.sandbox import SandboxError, SandboxLimits, SandboxSession, _resolve
 from benchmark.defenses.sandbox_wire import pack, unpack
-from benchmark.defenses.submissions import SubmissionFile, describe_folder, entry_module_name
+from benchmark.defenses.submissions import (
+    SubmissionFile,
+    describe_folder,
+    entry_module_name,
+    submission_record,
+)
 
 
 def _refuse(sid: str, problem: str) -> SandboxError:
@@ -228,16 +234,7 @@ class SandboxedDefense:
         in process (the class named from the hashed entry file, the declared meta, the
         parameters and seed this process set), never taken from the sandbox: it keys the
         adversarial-example cache."""
-        m = self.meta
-        return {
-            "class": self.submission.class_path,
-            "kind": m.kind,
-            "randomized": m.randomized,
-            "differentiable": m.differentiable,
-            "version": m.version,
-            "params": dict(sorted(self.params.items())),
-            "seed": self.seed,
-        }
+        return defense_config(self.submission.class_path, self.meta, self.params, self.seed)
 
     def rng_state(self) -> dict[str, Any]:
         """A token of the sandboxed defense's random state (for :meth:`set_rng_state`)."""
@@ -429,23 +426,7 @@ class SandboxedSubmission:
 
     def record(self) -> dict[str, Any]:
         """The results JSON's description of the submission (as :meth:`Submission.record`)."""
-        m = self.meta
-        return {
-            "id": self.id,
-            "name": m.name,
-            "authors": list(m.authors),
-            "paper": m.paper,
-            "reference": m.reference,
-            "license": m.license,
-            "kind": m.kind,
-            "randomized": m.randomized,
-            "differentiable": m.differentiable,
-            "forward_passes": m.forward_passes,
-            "version": m.version,
-            "claimed_threat_models": list(m.threat_models),
-            "sha256": self.sha256,
-            "files": [f.record() for f in self.files],
-        }
+        return submission_record(self.id, self.meta, self.sha256, self.files)
 
     def close(self) -> None:
         """End the sandbox."""

@@ -201,23 +201,29 @@ class Submission:
 
     def record(self) -> dict[str, Any]:
         """The results JSON's description of the submission."""
-        m = self.meta
-        return {
-            "id": self.id,
-            "name": m.name,
-            "authors": list(m.authors),
-            "paper": m.paper,
-            "reference": m.reference,
-            "license": m.license,
-            "kind": m.kind,
-            "randomized": m.randomized,
-            "differentiable": m.differentiable,
-            "forward_passes": m.forward_passes,
-            "version": m.version,
-            "claimed_threat_models": list(m.threat_models),
-            "sha256": self.sha256,
-            "files": [f.record() for f in self.files],
-        }
+        return submission_record(self.id, self.meta, self.sha256, self.files)
+
+
+def submission_record(
+    sid: str, meta: DefenseMeta, sha256: str, files: tuple[SubmissionFile, ...]
+) -> dict[str, Any]:
+    """The results JSON's description of a submission, in process or in the sandbox."""
+    return {
+        "id": sid,
+        "name": meta.name,
+        "authors": list(meta.authors),
+        "paper": meta.paper,
+        "reference": meta.reference,
+        "license": meta.license,
+        "kind": meta.kind,
+        "randomized": meta.randomized,
+        "differentiable": meta.differentiable,
+        "forward_passes": meta.forward_passes,
+        "version": meta.version,
+        "claimed_threat_models": list(meta.threat_models),
+        "sha256": sha256,
+        "files": [f.record() for f in files],
+    }
 
 
 def _fail(sid: str, problem: str) -> SubmissionError:

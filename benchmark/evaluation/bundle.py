@@ -25,7 +25,6 @@ again from the record alone.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import re
@@ -41,6 +40,7 @@ from benchmark.defenses.isolation import close_submission, open_submission, vali
 from benchmark.defenses.sandbox import SandboxLimits
 from benchmark.defenses.submissions import describe_folder, submission_files
 from benchmark.errors import ResultsError
+from benchmark.results.io import ARCHIVE_MANIFEST, write_archive
 from benchmark.results.outcomes import read_outcomes
 from benchmark.results.protocols import protocol_problems
 from benchmark.results.provenance import environment, git_commit
@@ -48,7 +48,7 @@ from benchmark.results.schema import read_result
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "MANIFEST.json"
+MANIFEST = ARCHIVE_MANIFEST
 BUNDLE_VERSION = 1
 
 
@@ -107,17 +107,7 @@ def make_bundle(
         "made_at_commit": git_commit(),
         "rerun": "bench submit --rerun BUNDLE --data-dir DATA",
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{sub.id}-{sub.sha256[:12]}.bundle.tar.gz"
-    tmp = target.with_name(target.name + ".tmp")
-    with tarfile.open(tmp, "w:gz") as tar:
-        blob = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-        for name, data in [(MANIFEST, blob), *sorted(members.items())]:
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(data), 0, 0o644
-            tar.addfile(info, io.BytesIO(data))
-    tmp.replace(target)
-    return target
+    return write_archive(out_dir / f"{sub.id}-{sub.sha256[:12]}.bundle.tar.gz", members, manifest)
 
 
 def _extract(bundle: Path, into: Path) -> dict[str, Any]:

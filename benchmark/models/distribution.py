@@ -21,9 +21,7 @@ only its local cache).
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import logging
 import re
@@ -34,11 +32,11 @@ from pathlib import Path
 
 from benchmark.errors import CheckpointError
 from benchmark.models.zoo import CARD, CHECKPOINT, ModelZoo, ZooEntry
-from benchmark.results.io import atomic_write_bytes
+from benchmark.results.io import ARCHIVE_MANIFEST, atomic_write_bytes, write_archive
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "MANIFEST.json"
+MANIFEST = ARCHIVE_MANIFEST
 EXPORT_VERSION = 1
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=,-]*")
 
@@ -72,22 +70,7 @@ def export_models(zoo: ModelZoo, ids: Iterable[str], out: Path) -> Path:
         "models": sorted({name.split("/")[0] for name in members}),
         "members": {name: _sha(data) for name, data in sorted(members.items())},
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    # gzip's header carries a time and a file name: none here, so the same models give the
-    # same archive bytes.
-    with (
-        open(tmp, "wb") as raw,
-        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
-        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
-    ):
-        blob = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-        for name, data in [(MANIFEST, blob), *sorted(members.items())]:
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(data), 0, 0o644
-            tar.addfile(info, io.BytesIO(data))
-    tmp.replace(out)
-    return out
+    return write_archive(out, members, manifest)
 
 
 def _read_archive(archive: Path) -> dict[str, dict[str, bytes]]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,3 +37,24 @@ def dumps_json(obj: Any) -> str:
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as canonical JSON, atomically. NaN/inf are refused (not valid JSON)."""
     return atomic_write_bytes(path, dumps_json(obj).encode("utf-8"))
+
+
+ARCHIVE_MANIFEST = "MANIFEST.json"
+"""The manifest member of an archive from :func:`write_archive`."""
+
+
+def write_archive(path: str | os.PathLike[str], members: dict[str, bytes], manifest: dict) -> Path:
+    """Write a ``.tar.gz`` holding ``MANIFEST.json`` (``manifest`` as JSON) and ``members``
+    (name -> bytes), atomically and deterministically: sorted members, no times, no owners, no
+    file name in the gzip header, so the same contents give the same archive bytes."""
+    buf = io.BytesIO()
+    with (
+        gzip.GzipFile(filename="", fileobj=buf, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        blob = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        for name, data in [(ARCHIVE_MANIFEST, blob), *sorted(members.items())]:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return atomic_write_bytes(path, buf.getvalue())
