@@ -6,6 +6,7 @@
 from benchmark.cli import (  # noqa: F401  (each module registers its commands on the app)
     catalog,
     corruptions,
+    diagnose,
     evaluate,
     leaderboard,
     report,

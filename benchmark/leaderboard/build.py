@@ -38,6 +38,7 @@ from markupsafe import Markup, escape
 
 from benchmark.errors import LedgerError, ResultsError
 from benchmark.leaderboard import svg
+from benchmark.leaderboard.figures import entry_figures
 from benchmark.leaderboard.ledger import (
     LEDGER,
     file_sha256,
@@ -264,6 +265,7 @@ def build_site(
             "entry.html",
             entry=entry,
             charts=_entry_charts(entry),
+            figures=entry_figures(entry, results_root, out),
             flags=flags(entry),
             boards=[
                 (b, next(r for r in b.rows if r.entry is entry))

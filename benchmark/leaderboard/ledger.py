@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
 from benchmark.errors import LedgerError
+from benchmark.results.diagnostics import results_files
 
 LEDGER = "LEDGER.jsonl"
 """The ledger's file name, in the results folder's root."""
@@ -84,9 +85,9 @@ def ledger_path(root: Path) -> Path:
 
 
 def published_files(root: Path) -> list[str]:
-    """The results files under ``root`` (every ``*.json``, what the site is built from), as
-    sorted relative posix paths."""
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.json") if p.is_file())
+    """The results files under ``root`` (every ``*.json`` outside the ``diagnostics/`` figure
+    folders, what the site is built from), as sorted relative posix paths."""
+    return [p.relative_to(root).as_posix() for p in results_files(root)]
 
 
 def head(lines: list[LedgerLine]) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import BenchmarkError
+from benchmark.results.diagnostics import results_files
 from benchmark.results.naming import ThreatModel, defense_label, result_path
 from benchmark.results.schema import read_result
 from benchmark.results.view import RunView
@@ -88,7 +89,7 @@ def load_runs(root: Path) -> tuple[list[Run], list[Invalid]]:
     others listed in ``older``), and the invalid files with their reasons."""
     folders: dict[Path, list[tuple[Path, dict[str, Any]]]] = {}
     invalid: list[Invalid] = []
-    for path in sorted(root.rglob("*.json")):
+    for path in results_files(root):
         rel = path.relative_to(root).as_posix()
         try:
             doc = read_result(path)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from benchmark.errors import CheckpointError
 from benchmark.models.zoo import CARD, CHECKPOINT, ModelZoo, ZooEntry
+from benchmark.results.diagnostics import results_files
 from benchmark.results.io import ARCHIVE_MANIFEST, atomic_write_bytes, write_archive
 
 logger = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ def published_checkpoints(root: Path) -> dict[str, set[str]]:
     """model id -> the checkpoint sha256s that results files under ``root`` (the published
     results) record for it (a retrained model id has several)."""
     seen: dict[str, set[str]] = {}
-    for path in sorted(Path(root).rglob("*.json")):
+    for path in results_files(Path(root)):
         try:
             doc = json.loads(path.read_text())
         except (ValueError, OSError):

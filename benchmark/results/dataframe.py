@@ -25,6 +25,7 @@ import pandas as pd
 
 from benchmark.errors import BenchmarkError
 from benchmark.results.blocks import AttackView, Metric
+from benchmark.results.diagnostics import results_files
 from benchmark.results.naming import defense_params_text
 from benchmark.results.schema import read_result
 from benchmark.results.view import RunView
@@ -151,7 +152,7 @@ def read_runs(root: Path, *, all_versions: bool = False) -> list[RunView]:
     newest version of each run folder (by ``created_at``, then file name), or every version.
     Files that do not validate are left out with a warning."""
     folders: dict[Path, list[RunView]] = {}
-    for path in sorted(root.rglob("*.json")):
+    for path in results_files(root):
         rel = path.relative_to(root).as_posix()
         try:
             folders.setdefault(path.parent, []).append(RunView(read_result(path), rel))

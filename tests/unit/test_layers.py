@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [
     {"defenses"},
     {"training", "testing"},
     {"evaluation", "leaderboard", "reports"},
+    {"diagnostics"},  # draws a run's figures from its re-built evaluation plan
     {"api"},
     {"cli"},
 ]

@@ -1,0 +1,277 @@
+"""``bench diagnose``: the figures of one results file, from its cached adversarial examples.
+
+:func:`diagnose` rebuilds the run's evaluation plan from the results file (the same data
+subset, model checkpoint, defense and attack passes, so the same cache keys), picks a seeded
+handful of test images per class and, per attack family, the run's pass closest to 8/255
+under the threat model the run ranks by. The adversarial examples of those images come from
+the run's cache when it is warm (no attack work); on a cold cache only the images a figure
+shows are crafted again, with the run's attack and seed (such examples may differ from the
+run's, which attacked whole batches: the caption says "recrafted").
+
+Figures (each a PNG sprite with a caption, alt text and per-tile labels in ``index.json``):
+
+- ``gallery``: clean image, adversarial image per family, the perturbation amplified, and the
+  purified image of a preprocessing defense, each with the scoring model's label and
+  confidence (wrong ones marked);
+- ``saliency``: input gradient and Grad-CAM of the base and of the defended model, clean vs
+  adversarial (Xu et al. Comp. 2, MedRDF Fig. 3);
+- ``features``: feature maps at a stated layer, clean vs adversarial (MedRDF Fig. 4);
+- ``embedding``: t-SNE of three layers, training images as the control group, clean and
+  adversarial test images (Xu et al. Comp. 3);
+- ``robust_metric``: for a voting defense (MedRDF), the images with the lowest Robust Metric
+  ``RM = K (n_A - n_B) / n`` (MedRDF eq. 9) that a doctor should re-check (MedRDF Fig. 5).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark.diagnostics import figures
+from benchmark.errors import CheckpointError, ConfigError
+from benchmark.results.diagnostics import (
+    INDEX,
+    INDEX_SCHEMA,
+    diagnostics_folder,
+    sha256_bytes,
+)
+from benchmark.results.io import atomic_write_bytes
+from benchmark.results.schema import read_result
+
+logger = logging.getLogger(__name__)
+
+TARGET_EPS = 8 / 255
+"""The gallery shows each family's pass nearest this budget (the boards' largest L-inf key)."""
+
+
+@dataclass
+class Shown:
+    """What the figures show: images (positions in the run's scored split) and adversarial
+    examples of them per chosen attack pass."""
+
+    positions: torch.Tensor
+    clean: torch.Tensor
+    labels: torch.Tensor
+    adversarial: dict[str, torch.Tensor] = field(default_factory=dict)
+    passes: dict[str, Any] = field(default_factory=dict)
+    recrafted: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class DiagnoseReport:
+    """What :func:`diagnose` wrote: the folder, the figures, and how many images it crafted
+    (0 when the cache was warm)."""
+
+    folder: Path
+    figures: list[str]
+    recrafted: int
+    cached_passes: int
+
+
+def config_from_result(doc: dict[str, Any], device: str = "auto"):
+    """The :class:`EvaluationConfig` that reproduces ``doc``'s passes (and cache keys)."""
+    from benchmark.attacks.base import ATTACKS
+    from benchmark.attacks.presets import AttackCell
+    from benchmark.evaluation.config import EvaluationConfig
+
+    cfg = doc["config"]
+    protocol = (doc.get("protocol") or {}).get("id")
+    config = EvaluationConfig.from_options(
+        dataset=cfg["dataset"],
+        arch=cfg["arch"],
+        protocol=protocol,
+        defense=cfg.get("defense"),
+        defense_params=[
+            f"{k}={json.dumps(v)}" for k, v in (cfg.get("defense_params") or {}).items()
+        ],
+        threat_models=cfg.get("threat_models") or ("oblivious",),
+        eot_samples=int(cfg.get("eot_samples", 20)),
+        adaptive_gradient=cfg.get("adaptive_gradient", "exact"),
+        n_examples=cfg.get("n_examples"),
+        size=cfg.get("image_size"),
+        seed=int(cfg.get("seed", 0)),
+        batch_size=str(cfg.get("batch_size", 256)),
+        device=device,
+        sanity_attack=False,
+        draws=int(cfg.get("draws", 1)),
+    )
+    if protocol is None:  # the run's cells, with their resolved parameters
+        cells = []
+        for block in doc.get("attacks") or []:
+            defaults = ATTACKS.get(block["attack"]).defaults
+            params = {  # the overrides: what the cell id of the run names
+                k: v
+                for k, v in ((block.get("config") or {}).get("params") or {}).items()
+                if k in defaults and defaults[k] != v
+            }
+            cell = AttackCell.make(block["attack"], block["eps"], **params)
+            if cell not in cells:
+                cells.append(cell)
+        config.attacks = cells
+        config.suite = cfg.get("suite")
+    return config
+
+
+def pick_images(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
+    """Sorted positions of ``per_class`` seeded images of each class (fewer where a class has
+    fewer); for multi-label data, ``per_class`` times the label count, seeded."""
+    gen = torch.Generator().manual_seed(seed)
+    if labels.dim() > 1:
+        n = min(len(labels), per_class * labels.shape[1])
+        return torch.randperm(len(labels), generator=gen)[:n].sort().values
+    out = []
+    for k in sorted(set(labels.tolist())):
+        pos = (labels == k).nonzero().flatten()
+        out.append(pos[torch.randperm(len(pos), generator=gen)[:per_class]])
+    return torch.cat(out).sort().values
+
+
+def pick_passes(plan: Any, families: int) -> list[Any]:
+    """One bounded L-inf pass per attack family (nearest :data:`TARGET_EPS`), under the
+    strongest threat model the run has (adaptive, else white-box, else oblivious)."""
+    order = {"adaptive": 0, "white-box": 1, "oblivious": 2}
+    by_family: dict[str, Any] = {}
+    for p in plan.passes:
+        a = p.attack
+        if not a.bounded or a.norm != "linf" or p.cell.eps > 32 / 255:
+            continue
+        rank = (order.get(p.threat_model.value, 3), abs(p.cell.eps - TARGET_EPS))
+        best = by_family.get(p.cell.attack)
+        if best is None or rank < best[0]:
+            by_family[p.cell.attack] = (rank, p)
+    chosen = sorted(by_family.values(), key=lambda v: (v[0], v[1].cell.attack))
+    return [p for _, p in chosen[:families]]
+
+
+def adversarial_of(
+    plan: Any, p: Any, positions: torch.Tensor, cache: Any
+) -> tuple[torch.Tensor, bool]:
+    """Adversarial examples of the scored split's ``positions`` under pass ``p``: rows of the
+    run's cached tensor if it is there, else crafted again on these images only."""
+    from benchmark.evaluation.adversarial import batch_seed
+
+    key = plan.pass_key(p)
+    shape = (len(plan.split), *plan.split.images.shape[1:])
+    cached = cache.load(key, shape)
+    if cached is not None:
+        return cached[positions].float(), True
+    x = plan.split.images[positions].float().div(255.0).to(plan.device)
+    y = plan.split.labels[positions].to(plan.device)
+    if not p.attack.prepared and p.context is not None:
+        p.attack.prepare(p.context)
+        p.attack.prepared = True
+    defense = getattr(p.target, "defense", None)
+    if defense is not None:
+        defense.reseed(plan.config.seed)
+    x_adv = p.attack(x, y, seed=batch_seed(plan.config.seed, 0)).detach().cpu()
+    return x_adv, False
+
+
+def diagnose(
+    result: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    zoo: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    per_class: int = 2,
+    families: int = 3,
+    embed_points: int = 96,
+    isolation: str | None = None,
+) -> DiagnoseReport:
+    """Draw the figures of the results file ``result`` (see the module docstring) into
+    ``out`` (default: :func:`~benchmark.results.diagnostics.diagnostics_folder`).
+
+    Raises:
+        CheckpointError: the zoo's checkpoint is not the one the result evaluated.
+        ConfigError: the result cannot be re-planned (e.g. a clean-only run).
+    """
+    from benchmark.evaluation.cache import AdversarialCache
+    from benchmark.evaluation.plan import build_plan
+    from benchmark.models.zoo import ModelZoo
+
+    result = Path(result)
+    raw = result.read_bytes()
+    doc = read_result(result)
+    if not doc.get("attacks"):
+        raise ConfigError(f"{result.name} has no attack cells: there is nothing to diagnose")
+    config = config_from_result(doc, device)
+    cache = AdversarialCache(cache_dir)
+    plan = build_plan(
+        config, data_dir=data_dir, zoo=ModelZoo(zoo), cache=cache, isolation=isolation
+    )
+    try:
+        recorded = (doc.get("model") or {}).get("checkpoint_sha256")
+        if recorded and recorded != plan.model_sha:
+            raise CheckpointError(
+                f"the zoo's {plan.model_id} is {plan.model_sha[:12]}, the result evaluated "
+                f"{recorded[:12]}: import that checkpoint (bench zoo import/pull) first"
+            )
+        seed = int(config.seed)
+        positions = pick_images(plan.split.labels, per_class, seed)
+        shown = Shown(
+            positions,
+            plan.split.images[positions].float().div(255.0),
+            plan.split.labels[positions],
+        )
+        for p in pick_passes(plan, families):
+            x_adv, hit = adversarial_of(plan, p, positions, cache)
+            shown.adversarial[p.cell.attack] = x_adv
+            shown.passes[p.cell.attack] = p
+            shown.recrafted[p.cell.attack] = 0 if hit else len(positions)
+        if not shown.adversarial:
+            raise ConfigError(f"{result.name} has no bounded L-inf attack to show")
+        drawn = figures.draw_all(
+            plan, shown, doc, cache=cache, embed_points=embed_points, data_dir=data_dir
+        )
+    finally:
+        plan.close()
+    folder = Path(out) if out is not None else diagnostics_folder(result)
+    folder.mkdir(parents=True, exist_ok=True)
+    index_figures = []
+    for fig in drawn.figures:
+        files = {}
+        for name, data in fig.pop("_files", {}).items():
+            atomic_write_bytes(folder / name, data)
+            files[name] = sha256_bytes(data)
+        index_figures.append({**fig, "files": files})
+    recrafted = sum(shown.recrafted.values()) + drawn.recrafted
+    index = {
+        "schema": INDEX_SCHEMA,
+        "result": {"file": result.name, "sha256": sha256_bytes(raw), "run_id": doc["run_id"]},
+        "model": {"id": plan.model_id, "checkpoint_sha256": plan.model_sha},
+        "seed": seed,
+        "images": [int(i) for i in plan.indices[positions].tolist()],
+        "recrafted": recrafted,
+        "figures": index_figures,
+    }
+    text = json.dumps(index, indent=1, sort_keys=True) + "\n"
+    atomic_write_bytes(folder / INDEX, text.encode())
+    logger.info(
+        "%d figures of %s in %s (%d images crafted again)",
+        len(index_figures),
+        result.name,
+        folder,
+        recrafted,
+    )
+    return DiagnoseReport(
+        folder,
+        [f["id"] for f in index_figures],
+        recrafted,
+        sum(1 for v in shown.recrafted.values() if v == 0),
+    )
+
+
+def as_numpy(x: torch.Tensor) -> np.ndarray:
+    """A CPU float64 array of ``x``."""
+    return x.detach().cpu().double().numpy()
+
+
+__all__ = ["DiagnoseReport", "config_from_result", "diagnose", "pick_images", "pick_passes"]

@@ -1,0 +1,238 @@
+"""Visual diagnostics (``bench diagnose``): the maps against hand computations, the embedding's
+determinism, label co-occurrence on a hand-made prediction set, the colour map, the figure
+index's checks, and a real run (tiny CNN on BreastMNIST) diagnosed from a warm and a cold
+cache, then shown on its entry page."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import benchmark as mrb
+from benchmark.attacks.base import Attack
+from benchmark.diagnostics import cooccurrence, cooccurrence_shift, diagnose, grad_cam
+from benchmark.diagnostics.embedding import layer_features, tsne
+from benchmark.diagnostics.images import HEAT, luminance, png_bytes, sprite
+from benchmark.diagnostics.saliency import feature_maps, input_gradient
+from benchmark.leaderboard import build_site
+from benchmark.leaderboard.ledger import published_files
+from benchmark.results.diagnostics import diagnostics_folder, read_diagnostics, results_files
+
+
+class Toy(nn.Module):
+    """x -> 1x1 conv (2 channels, known weights) -> ReLU -> global mean -> linear (known)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 1, bias=False)
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(2, 3, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([1.0, -1.0]).view(2, 1, 1, 1))
+            self.fc.weight.copy_(torch.tensor([[2.0, 1.0], [-1.0, 3.0], [0.5, -2.0]]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.act(self.conv(x)).mean(dim=(2, 3)))
+
+
+def test_grad_cam_matches_a_hand_computation():
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 5, 5) - 0.5  # both channels active somewhere
+    model = Toy()
+    target = torch.tensor([0, 1])
+    cam = grad_cam(model, model.act, x, target)
+    # By hand: A = ReLU(conv(x)); d logit_c / d A_k = W[c, k] / (h w) at every position, so the
+    # channel weights are W[c, k] / 25 and CAM = ReLU(sum_k W[c, k] A_k) / 25, then / its max.
+    a = torch.stack([x[:, 0].clamp(min=0), (-x[:, 0]).clamp(min=0)], 1)
+    w = model.fc.weight.detach()
+    for i, c in enumerate(target.tolist()):
+        hand = (w[c, 0] * a[i, 0] + w[c, 1] * a[i, 1]).clamp(min=0)
+        hand = hand / hand.max()
+        assert torch.allclose(cam[i], hand, atol=1e-6)
+
+
+def test_input_gradient_is_the_absolute_gradient_scaled_per_image():
+    model = Toy()
+    x = torch.rand(1, 1, 5, 5)
+    g = input_gradient(model, x, torch.tensor([2]))
+    assert g.shape == (1, 5, 5) and float(g.min()) >= 0 and float(g.max()) <= 1
+    # Where both channels are off the gradient is 0; the model is positive-only here, so only
+    # channel 0 is active and d logit_2 / d x = 0.5 * 1 / 25 everywhere: a constant map of 1.
+    assert torch.allclose(g, torch.ones_like(g))
+
+
+def test_feature_maps_share_one_scale_for_clean_and_adversarial():
+    model = Toy()
+    clean = torch.full((1, 1, 3, 3), 0.5)
+    adv = torch.full((1, 1, 3, 3), 0.25)
+    fc, fa, channels = feature_maps(model, model.act, clean, adv, channels=1)
+    assert channels == [0]  # the channel active on the clean image (the other is ReLU'd off)
+    assert torch.allclose(fc, torch.ones_like(fc)) and torch.allclose(fa, torch.full_like(fa, 0.5))
+
+
+def test_embedding_is_deterministic_under_its_seed():
+    rng = np.random.default_rng(0)
+    feats = np.concatenate([rng.normal(0, 1, (30, 20)), rng.normal(4, 1, (30, 20))])
+    a, b = tsne(feats, seed=3), tsne(feats, seed=3)
+    assert np.array_equal(a, b) and a.shape == (60, 2)
+    assert a.min() == 0.0 and a.max() == 1.0
+    # Two well-separated clusters stay apart: every point is nearer its own cluster's centre.
+    centre = [a[:30].mean(0), a[30:].mean(0)]
+    own = [
+        np.linalg.norm(p - centre[i // 30]) < np.linalg.norm(p - centre[1 - i // 30])
+        for i, p in enumerate(a)
+    ]
+    assert all(own)
+    model = Toy()
+    f = layer_features(model, model.act, torch.rand(7, 1, 4, 4), batch=3)
+    assert f.shape == (7, 2)
+
+
+def test_cooccurrence_of_a_hand_made_prediction_set():
+    clean = np.array([[1, 0, 1], [1, 1, 0], [0, 0, 1], [1, 0, 1]])
+    adv = np.array([[1, 1, 1], [1, 1, 0], [0, 1, 1], [0, 0, 1]])
+    c = cooccurrence(clean)
+    assert c.tolist() == [[3, 1, 2], [1, 1, 0], [2, 0, 3]]
+    assert cooccurrence_shift(clean, adv).tolist() == [[-1, 1, -1], [1, 2, 2], [-1, 2, 0]]
+    with pytest.raises(ValueError, match="0/1 matrix"):
+        cooccurrence(np.array([0.2, 0.9]))
+
+
+def test_colour_map_reads_in_grey_and_images_are_deterministic():
+    lum = luminance(HEAT.astype(float))
+    assert np.all(np.diff(lum) > 0)  # monotonic: a grey print keeps the order
+    tile = np.arange(12, dtype=np.uint8).reshape(2, 2, 3) * 20
+    data, geom = sprite([[tile, None], [tile, tile]], factor=3)
+    assert geom == {"rows": 2, "cols": 2, "tile_w": 6, "tile_h": 6, "gap": 2}
+    assert data == sprite([[tile, None], [tile, tile]], factor=3)[0]
+    assert png_bytes(tile) == png_bytes(tile.copy())
+
+
+@pytest.fixture
+def tiny_run(tiny_models, shared_data, tmp_path):
+    """A tiny CNN's run on BreastMNIST (FGSM and PGD at 8/255, 16 images), cache warm."""
+    zoo = tiny_models["zoo"].root
+    results, cache = tmp_path / "results", tmp_path / "cache"
+    doc = mrb.evaluate(
+        "breastmnist",
+        "tiny_cnn",
+        attacks="fgsm,pgd",
+        eps=["8/255"],
+        n_examples=16,
+        data_dir=shared_data,
+        zoo=zoo,
+        out_dir=results,
+        cache_dir=cache,
+        sanity_attack=False,
+    )
+    (path,) = list(results.rglob(f"{doc['run_id']}.json"))
+    return {"path": path, "zoo": zoo, "cache": cache, "results": results, "data": shared_data}
+
+
+def _count_attacked(monkeypatch) -> list[int]:
+    attacked: list[int] = []
+    original = Attack.__call__
+
+    def counting(self, x, y, **kw):
+        attacked.append(len(x))
+        return original(self, x, y, **kw)
+
+    monkeypatch.setattr(Attack, "__call__", counting)
+    return attacked
+
+
+def test_diagnose_from_a_warm_cache_does_no_attack_work(tiny_run, monkeypatch):
+    attacked = _count_attacked(monkeypatch)
+    report = diagnose(
+        tiny_run["path"],
+        data_dir=tiny_run["data"],
+        zoo=tiny_run["zoo"],
+        cache_dir=tiny_run["cache"],
+        embed_points=12,
+    )
+    assert attacked == [] and report.recrafted == 0
+    assert report.figures == ["gallery", "saliency", "features", "embedding"]
+    index, problems = read_diagnostics(tiny_run["path"])
+    assert problems == [] and index["recrafted"] == 0
+    gallery = index["figures"][0]
+    assert len(index["images"]) == 4  # 2 per class, 2 classes
+    assert gallery["col_labels"][:3] == ["clean", "fgsm adversarial", "pgd adversarial"]
+    assert all(c["alt"] for row in gallery["cells"] for c in row if c)
+    assert "from its cache" in gallery["caption"]
+    # Drawing again gives the same bytes.
+    before = {p.name: p.read_bytes() for p in report.folder.iterdir()}
+    diagnose(
+        tiny_run["path"],
+        data_dir=tiny_run["data"],
+        zoo=tiny_run["zoo"],
+        cache_dir=tiny_run["cache"],
+        embed_points=12,
+    )
+    assert {p.name: p.read_bytes() for p in report.folder.iterdir()} == before
+
+
+def test_a_cold_cache_recrafts_only_the_images_shown(tiny_run, monkeypatch, tmp_path):
+    attacked = _count_attacked(monkeypatch)
+    report = diagnose(
+        tiny_run["path"],
+        data_dir=tiny_run["data"],
+        zoo=tiny_run["zoo"],
+        cache_dir=tmp_path / "empty",
+        embed_points=12,
+    )
+    index, _ = read_diagnostics(tiny_run["path"])
+    shown = len(index["images"]) * 2 + 12  # the gallery's images per family, the t-SNE's
+    assert sum(attacked) == report.recrafted == shown
+    assert "recrafted" in index["figures"][0]["caption"]
+
+
+def test_the_index_guards_its_figures_and_walkers_skip_it(tiny_run):
+    diagnose(
+        tiny_run["path"],
+        data_dir=tiny_run["data"],
+        zoo=tiny_run["zoo"],
+        cache_dir=tiny_run["cache"],
+        embed_points=12,
+    )
+    root, path = tiny_run["results"], tiny_run["path"]
+    assert results_files(root) == [path]
+    assert published_files(root) == [path.relative_to(root).as_posix()]
+    folder = diagnostics_folder(path)
+    png = folder / "saliency.png"
+    png.write_bytes(png.read_bytes() + b"x")
+    index, problems = read_diagnostics(path)
+    assert [f["id"] for f in index["figures"]] == ["gallery", "features", "embedding"]
+    assert problems == ["figure saliency: saliency.png missing or altered"]
+    doc = json.loads(path.read_text())
+    doc["seed"] = doc["seed"]
+    path.write_text(json.dumps(doc, indent=2) + " ")
+    index, problems = read_diagnostics(path)
+    assert index is None and "another version" in problems[0]
+
+
+def test_entry_page_shows_each_figure_with_alt_text_and_caption(tiny_run, tmp_path):
+    diagnose(
+        tiny_run["path"],
+        data_dir=tiny_run["data"],
+        zoo=tiny_run["zoo"],
+        cache_dir=tiny_run["cache"],
+        embed_points=12,
+    )
+    site = tmp_path / "site"
+    build_site(tiny_run["results"], site)
+    (page,) = list(site.glob("entry-*.html"))
+    html = page.read_text()
+    for fid in ("gallery", "saliency", "features", "embedding"):
+        assert f'-{fid}"' in html
+    assert html.count("<figcaption>") == 4
+    assert 'alt=""' not in html
+    assert list((site / "diag").rglob("gallery.png"))
+    again = tmp_path / "again"
+    build_site(tiny_run["results"], again)
+    assert page.read_bytes() == (again / page.name).read_bytes()
+    shutil.rmtree(again)
