@@ -84,27 +84,57 @@ def line_chart(
         f'<text x="{left + pw / 2:.1f}" y="{height - 4}" text-anchor="middle">'
         f"{escape(x_label)}</text>"
     )
+    n = len(series)
     for i, (name, pts) in enumerate(sorted(series.items())):
         color = PALETTE[i % len(PALETTE)]
+        dash = DASHES[i % len(DASHES)]
+        # Earlier series are drawn wider, so a later one on the same points leaves them
+        # visible around it; each has its own dash pattern and marker (also readable in grey).
+        width = 2 + 2 * (n - 1 - i)
         pts = sorted(pts)
         coords = " ".join(f"{_f(px(x))},{_f(py(y))}" for x, y in pts)
-        parts.append(f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="2"/>')
-        parts += [
-            f'<circle cx="{_f(px(x))}" cy="{_f(py(y))}" r="3" fill="{color}"/>' for x, y in pts
-        ]
+        parts.append(
+            f'<polyline points="{coords}" fill="none" stroke="{color}" '
+            f'stroke-width="{_f(width)}"{dash} stroke-opacity="0.85"/>'
+        )
+        parts += [_marker(i, px(x), py(y), color) for x, y in pts]
         ly = top + 14 + 18 * i
         parts.append(
-            f'<rect x="{left + pw + 12}" y="{ly - 9}" width="10" height="10" fill="{color}"/>'
-            f'<text x="{left + pw + 26}" y="{ly}">{escape(name)}</text>'
+            f'<line x1="{left + pw + 8}" y1="{ly - 4}" x2="{left + pw + 30}" y2="{ly - 4}" '
+            f'stroke="{color}" stroke-width="2"{dash}/>{_marker(i, left + pw + 19, ly - 4, color)}'
+            f'<text x="{left + pw + 34}" y="{ly}">{escape(name)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
 
 
+DASHES = ("", ' stroke-dasharray="7 4"', ' stroke-dasharray="2 3"', ' stroke-dasharray="9 3 2 3"')
+"""Dash patterns of successive line-chart series."""
+
+
+def _marker(i: int, x: float, y: float, color: str) -> str:
+    """Marker ``i`` (circle, square, triangle, diamond) at (x, y)."""
+    shape = i % 4
+    if shape == 0:
+        return f'<circle cx="{_f(x)}" cy="{_f(y)}" r="3.5" fill="{color}"/>'
+    if shape == 1:
+        return f'<rect x="{_f(x - 3.5)}" y="{_f(y - 3.5)}" width="7" height="7" fill="{color}"/>'
+    if shape == 2:
+        return (
+            f'<path d="M{_f(x)},{_f(y - 4.5)}L{_f(x + 4.5)},{_f(y + 3.5)}'
+            f'L{_f(x - 4.5)},{_f(y + 3.5)}Z" fill="{color}"/>'
+        )
+    return (
+        f'<path d="M{_f(x)},{_f(y - 4.5)}L{_f(x + 4.5)},{_f(y)}L{_f(x)},{_f(y + 4.5)}'
+        f'L{_f(x - 4.5)},{_f(y)}Z" fill="{color}"/>'
+    )
+
+
 def confusion_matrix(matrix: list[list[int]], labels: list[str], *, title: str) -> str:
-    """A confusion matrix (rows true, columns predicted) as shaded cells with counts."""
+    """A confusion matrix as shaded cells with counts: rows the true class, columns the
+    predicted class, both axes labelled."""
     n = len(matrix)
-    cell, left, top = 34, 110, 40
+    cell, left, top = 34, 130, 62
     width, height = left + cell * n + 10, top + cell * n + 10
     peak = max((max(r) for r in matrix if r), default=1) or 1
     parts = [
@@ -112,7 +142,16 @@ def confusion_matrix(matrix: list[list[int]], labels: list[str], *, title: str) 
         f'height="{height}" viewBox="0 0 {width} {height}">',
         f"<title>{escape(title)}</title>",
         f'<text x="4" y="16" class="chart-title">{escape(title)}</text>',
+        f'<text x="{left + cell * n / 2:.1f}" y="34" text-anchor="middle">predicted class</text>',
+        f'<text x="12" y="{top + cell * n / 2:.1f}" text-anchor="middle" '
+        f'transform="rotate(-90 12 {top + cell * n / 2:.1f})">true class</text>',
     ]
+    for j in range(n):
+        name = labels[j] if j < len(labels) else str(j)
+        parts.append(
+            f'<text x="{left + cell * j + cell / 2:.1f}" y="{top - 6}" text-anchor="middle">'
+            f"<title>{escape(name)}</title>{escape(name[:4])}</text>"
+        )
     for i, row in enumerate(matrix):
         name = labels[i] if i < len(labels) else str(i)
         parts.append(
