@@ -12,7 +12,18 @@ from benchmark.cli.options import DATA_DIR_HELP, ISOLATION_HELP, ZOO_HELP
 
 @app.command("diagnose")
 def diagnose_cmd(
-    results: list[Path] = typer.Argument(..., help="Results file(s) of runs with attacks."),
+    results: list[Path] = typer.Argument(None, help="Results file(s) of runs with attacks."),
+    published: Path | None = typer.Option(
+        None,
+        help="A results folder: one run per entry of its boards (the richest in attack "
+        "families); entries whose checkpoint the zoo lacks are skipped with a line.",
+    ),
+    dataset: list[str] = typer.Option(
+        [], "--dataset", "-d", help="With --published: only these datasets' boards."
+    ),
+    skip_done: bool = typer.Option(
+        False, help="With --published: skip runs whose figures are current."
+    ),
     data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
     zoo: Path | None = typer.Option(None, help=ZOO_HELP),
     cache_dir: Path | None = typer.Option(
@@ -33,23 +44,40 @@ def diagnose_cmd(
     cache crafts again only the images shown), into diagnostics/<run_id>/ beside it;
     `bench leaderboard build` puts them on the entry pages."""
     from benchmark.diagnostics import diagnose
-    from benchmark.errors import ConfigError
+    from benchmark.errors import CheckpointError, ConfigError
+    from benchmark.results.diagnostics import read_diagnostics
 
-    if out is not None and len(results) > 1:
+    paths = list(results or [])
+    if published is not None:
+        from benchmark.diagnostics.published import runs_to_diagnose
+
+        paths += [p for _, p in runs_to_diagnose(published, dataset or None)]
+    if not paths:
+        raise ConfigError("name results files, or a results folder with --published")
+    if out is not None and len(paths) > 1:
         raise ConfigError("--out takes one results file; leave it out to write beside each")
-    for path in results:
-        report = diagnose(
-            path,
-            data_dir=data_dir,
-            zoo=zoo,
-            cache_dir=cache_dir,
-            out=out,
-            device=device,
-            per_class=per_class,
-            families=families,
-            embed_points=embed_points,
-            isolation=isolation,
-        )
+    for path in paths:
+        if skip_done and read_diagnostics(path)[0] is not None:
+            typer.echo(f"{path}: figures are current, skipped")
+            continue
+        try:
+            report = diagnose(
+                path,
+                data_dir=data_dir,
+                zoo=zoo,
+                cache_dir=cache_dir,
+                out=out,
+                device=device,
+                per_class=per_class,
+                families=families,
+                embed_points=embed_points,
+                isolation=isolation,
+            )
+        except CheckpointError as exc:
+            if published is None:
+                raise
+            typer.echo(f"{path}: skipped: {exc}")
+            continue
         how = (
             "all from the cache"
             if report.recrafted == 0

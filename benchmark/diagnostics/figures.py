@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from benchmark.diagnostics import images, saliency
+from benchmark.diagnostics.cooccurrence import cooccurrence
 from benchmark.diagnostics.embedding import layer_features, tsne
 from benchmark.results.naming import eps_label
 
@@ -572,6 +573,57 @@ def robust_metric_figure(plan: Any, shown: Any, names: list[str]) -> dict[str, A
     )
 
 
+def cooccurrence_figure(
+    clean: np.ndarray, adversarial: np.ndarray, labels: list[str], what: str
+) -> dict[str, Any]:
+    """Xu et al. Comp. 4 (Fig. 8) as heat maps: the label co-occurrence counts of the clean
+    and of the adversarial predictions (0/1, images x labels), and their difference (grey:
+    no change, darker fewer, lighter more co-occurrences under attack)."""
+    c, a = cooccurrence(clean), cooccurrence(adversarial)
+    d = a - c
+    peak = max(int(c.max()), int(a.max()), 1)
+    span = max(int(np.abs(d).max()), 1)
+    tiles = [
+        [
+            (
+                images.heat_tile(c / peak),
+                {"alt": "clean co-occurrence counts", "text": "clean", "wrong": False},
+            ),
+            (
+                images.heat_tile(a / peak),
+                {"alt": "adversarial co-occurrence counts", "text": "adversarial", "wrong": False},
+            ),
+            (
+                images.image_tile(np.repeat((0.5 + d / (2 * span))[None], 1, 0)),
+                {
+                    "alt": "adversarial minus clean",
+                    "text": f"difference (+-{span})",
+                    "wrong": False,
+                },
+            ),
+        ]
+    ]
+    k = len(labels)
+    caption = (
+        f"Label co-occurrence (Xu et al. Comp. 4, Fig. 8): C[i, j] counts the images predicted "
+        f"with labels i and j both on, for {len(clean)} images, clean and under {what}; rows "
+        f"and columns are the {k} labels in order ({', '.join(labels)}). Counts are scaled by "
+        f"{peak} (dark 0, pale yellow {peak}); the difference is grey at 0."
+    )
+    fig = _sprite_figure(
+        "cooccurrence",
+        tiles,
+        k,
+        title="Label co-occurrence",
+        caption=caption,
+        alt="Heat maps of label co-occurrence, clean, adversarial and their difference",
+        col_labels=["clean", "adversarial", "difference"],
+        row_labels=[""],
+    )
+    fig["matrices"] = {"clean": c.tolist(), "adversarial": a.tolist()}
+    return fig
+
+
 def draw_all(
     plan: Any,
     shown: Any,
@@ -592,6 +644,16 @@ def draw_all(
     fig, n = embedding_figure(plan, shown, layers, embed_points, cache, data_dir)
     out.figures.append(fig)
     out.recrafted += n
+    if plan.split.labels.dim() > 1:  # multi-label: Xu et al. Comp. 4
+        fam = next(iter(shown.adversarial))
+        with torch.no_grad():
+            clean = (plan.scorer(shown.clean.to(plan.device)).sigmoid() > 0.5).int().cpu()
+            adv = (plan.scorer(shown.adversarial[fam].to(plan.device)).sigmoid() > 0.5).int()
+        out.figures.append(
+            cooccurrence_figure(
+                clean.numpy(), adv.cpu().numpy(), names, _what(plan, shown.passes[fam])
+            )
+        )
     rm = robust_metric_figure(plan, shown, names)
     if rm is not None:
         out.figures.append(rm)

@@ -119,3 +119,25 @@ def test_untrusted_submission_text_is_shown_as_text(page, site):
     assert EVIL in page.inner_text("main")  # rendered as visible text
     assert page.evaluate("window.__pwned === undefined")
     assert page.errors == []
+
+
+def test_entry_figures_load_with_alt_text_and_captions(page, site):
+    """Every diagnostic figure on the entry pages (``bench diagnose``): each image loaded
+    (natural size > 0) with alt text, and each figure has a caption."""
+    pages = [p for p in sorted(site.glob("entry-*.html")) if 'class="diag"' in p.read_text()]
+    assert pages, "no entry page has diagnostic figures: run bench diagnose on published runs"
+    for entry in pages:
+        page.goto(entry.as_uri())
+        figures = page.locator("figure.diag")
+        assert figures.count() >= 3, entry.name
+        for i in range(figures.count()):
+            fig = figures.nth(i)
+            assert fig.locator("figcaption").inner_text().strip(), entry.name
+            images = fig.locator("img")
+            assert images.count() >= 1
+            sizes = images.evaluate_all(
+                "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight, e.alt])"
+            )
+            for complete, width, height, alt in sizes:
+                assert complete and width > 0 and height > 0 and alt.strip(), (entry.name, alt)
+        assert page.errors == []

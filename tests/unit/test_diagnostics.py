@@ -236,3 +236,25 @@ def test_entry_page_shows_each_figure_with_alt_text_and_caption(tiny_run, tmp_pa
     build_site(tiny_run["results"], again)
     assert page.read_bytes() == (again / page.name).read_bytes()
     shutil.rmtree(again)
+
+
+def test_cooccurrence_figure_on_a_synthetic_multi_label_model():
+    """No multi-label set is on disk: a synthetic one. A linear multi-label model on random
+    images; its 'attack' is an FGSM step on the summed logits of labels 0 and 1, which turns
+    both on together, so their co-occurrence must rise."""
+    from benchmark.diagnostics.figures import cooccurrence_figure
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 4))
+    x = torch.rand(40, 1, 8, 8)
+    x_adv = x.clone().requires_grad_(True)
+    model(x_adv)[:, :2].sum().backward()
+    x_adv = (x + 0.5 * x_adv.grad.sign()).clamp(0, 1)
+    with torch.no_grad():
+        clean = (model(x).sigmoid() > 0.5).int().numpy()
+        adv = (model(x_adv).sigmoid() > 0.5).int().numpy()
+    fig = cooccurrence_figure(clean, adv, ["a", "b", "c", "d"], "a synthetic FGSM step")
+    c, a = np.array(fig["matrices"]["clean"]), np.array(fig["matrices"]["adversarial"])
+    assert (c == cooccurrence(clean)).all() and a[0, 1] > c[0, 1]
+    assert a[0, 1] == int(((adv[:, 0] == 1) & (adv[:, 1] == 1)).sum())
+    assert fig["geometry"]["cols"] == 3 and fig["_files"]["cooccurrence.png"][:4] == b"\x89PNG"
