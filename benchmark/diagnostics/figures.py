@@ -249,7 +249,8 @@ def saliency_figure(
         f"the base model {plan.model_id}"
         + (f" and of {defended_name}" if defended_name else "")
         + f", on clean images and their {_what(plan, shown.passes[fam])} examples. Dark is "
-        "low, pale yellow high (readable in grey)."
+        "low, pale yellow high (readable in grey); an all-dark Grad-CAM means no positive "
+        "evidence for the true class is left at that layer."
         + (
             " The defended IG is missing where the defense is not differentiable; the defended "
             "Grad-CAM is the base model's on the purified image (preprocessing) and is missing "

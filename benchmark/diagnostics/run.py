@@ -153,14 +153,21 @@ def adversarial_of(
     plan: Any, p: Any, positions: torch.Tensor, cache: Any
 ) -> tuple[torch.Tensor, bool]:
     """Adversarial examples of the scored split's ``positions`` under pass ``p``: rows of the
-    run's cached tensor if it is there, else crafted again on these images only."""
+    run's cached tensor if it is there, else crafted again on these images only (and cached
+    under a key of their own, the pass's key and the positions, so drawing again is free;
+    such examples never stand for the run's)."""
     from benchmark.evaluation.adversarial import batch_seed
+    from benchmark.evaluation.cache import cache_key, indices_digest
 
     key = plan.pass_key(p)
     shape = (len(plan.split), *plan.split.images.shape[1:])
     cached = cache.load(key, shape)
     if cached is not None:
         return cached[positions].float(), True
+    own = cache_key(kind="diagnose-recrafted", run=key, positions=indices_digest(positions))
+    again = cache.load(own, (len(positions), *shape[1:]))
+    if again is not None:
+        return again.float(), False
     x = plan.split.images[positions].float().div(255.0).to(plan.device)
     y = plan.split.labels[positions].to(plan.device)
     if not p.attack.prepared and p.context is not None:
@@ -170,6 +177,7 @@ def adversarial_of(
     if defense is not None:
         defense.reseed(plan.config.seed)
     x_adv = p.attack(x, y, seed=batch_seed(plan.config.seed, 0)).detach().cpu()
+    cache.save(own, x_adv, {"recrafted_for": "bench diagnose", "pass": p.cell.cell_id})
     return x_adv, False
 
 

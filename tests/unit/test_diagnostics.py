@@ -189,6 +189,15 @@ def test_a_cold_cache_recrafts_only_the_images_shown(tiny_run, monkeypatch, tmp_
     shown = len(index["images"]) * 2 + 12  # the gallery's images per family, the t-SNE's
     assert sum(attacked) == report.recrafted == shown
     assert "recrafted" in index["figures"][0]["caption"]
+    # The recrafted images are kept (under keys of their own): drawing again crafts nothing.
+    diagnose(
+        tiny_run["path"],
+        data_dir=tiny_run["data"],
+        zoo=tiny_run["zoo"],
+        cache_dir=tmp_path / "empty",
+        embed_points=12,
+    )
+    assert sum(attacked) == shown
 
 
 def test_the_index_guards_its_figures_and_walkers_skip_it(tiny_run):
