@@ -447,7 +447,7 @@ def embedding_figure(
         "alt": "Three t-SNE scatter plots of layer features: training, clean and "
         f"{fam} adversarial images",
     }
-    svg = scatter_svg(panels)
+    svg = scatter_svg(panels, _names(plan))
     fig["sprite"] = "embedding.svg"
     fig["_files"] = {"embedding.svg": svg.encode()}
     return fig, 0 if hit else len(pos)
@@ -456,7 +456,9 @@ def embedding_figure(
 _SHADES = ("#1b1b1b", "#6b3fa0", "#c0392b", "#e67e22", "#d4c200", "#2e86c1", "#7f8c8d")
 
 
-def scatter_svg(panels: list[dict[str, Any]], side: int = 220) -> str:
+def scatter_svg(
+    panels: list[dict[str, Any]], names: list[str] | None = None, side: int = 220
+) -> str:
     """A deterministic SVG of the embedding panels: dots (train), circles (clean), crosses
     (adversarial), coloured by class, a legend below."""
     pad, w = 10, len(panels) * (side + 20) + 20
@@ -505,11 +507,12 @@ def scatter_svg(panels: list[dict[str, Any]], side: int = 220) -> str:
     classes = sorted({p[3] for panel in panels for p in panel["points"]})
     x = 26
     for c in classes:
+        label = names[c] if names and c < len(names) else f"class {c}"
         out.append(
             f'<rect x="{x}" y="{ly + 8}" width="9" height="9" fill="{_SHADES[c % len(_SHADES)]}"/>'
-            f'<text x="{x + 13}" y="{ly + 16}">class {c}</text>'
+            f'<text x="{x + 13}" y="{ly + 16}">{_esc(label)}</text>'
         )
-        x += 62
+        x += 20 + 7 * len(label)
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
