@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from benchmark.diagnostics import figures
+from benchmark.diagnostics.examples import Shown, adversarial_of, pick_images, pick_passes
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.results.diagnostics import (
     INDEX,
@@ -46,21 +44,7 @@ from benchmark.results.schema import read_result
 
 logger = logging.getLogger(__name__)
 
-TARGET_EPS = 8 / 255
 """The gallery shows each family's pass nearest this budget (the boards' largest L-inf key)."""
-
-
-@dataclass
-class Shown:
-    """What the figures show: images (positions in the run's scored split) and adversarial
-    examples of them per chosen attack pass."""
-
-    positions: torch.Tensor
-    clean: torch.Tensor
-    labels: torch.Tensor
-    adversarial: dict[str, torch.Tensor] = field(default_factory=dict)
-    passes: dict[str, Any] = field(default_factory=dict)
-    recrafted: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,69 +100,6 @@ def config_from_result(doc: dict[str, Any], device: str = "auto"):
         config.attacks = cells
         config.suite = cfg.get("suite")
     return config
-
-
-def pick_images(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
-    """Sorted positions of ``per_class`` seeded images of each class (fewer where a class has
-    fewer); for multi-label data, ``per_class`` times the label count, seeded."""
-    gen = torch.Generator().manual_seed(seed)
-    if labels.dim() > 1:
-        n = min(len(labels), per_class * labels.shape[1])
-        return torch.randperm(len(labels), generator=gen)[:n].sort().values
-    out = []
-    for k in sorted(set(labels.tolist())):
-        pos = (labels == k).nonzero().flatten()
-        out.append(pos[torch.randperm(len(pos), generator=gen)[:per_class]])
-    return torch.cat(out).sort().values
-
-
-def pick_passes(plan: Any, families: int) -> list[Any]:
-    """One bounded L-inf pass per attack family (nearest :data:`TARGET_EPS`), under the
-    strongest threat model the run has (adaptive, else white-box, else oblivious)."""
-    order = {"adaptive": 0, "white-box": 1, "oblivious": 2}
-    by_family: dict[str, Any] = {}
-    for p in plan.passes:
-        a = p.attack
-        if not a.bounded or a.norm != "linf" or p.cell.eps > 32 / 255:
-            continue
-        rank = (order.get(p.threat_model.value, 3), abs(p.cell.eps - TARGET_EPS))
-        best = by_family.get(p.cell.attack)
-        if best is None or rank < best[0]:
-            by_family[p.cell.attack] = (rank, p)
-    chosen = sorted(by_family.values(), key=lambda v: (v[0], v[1].cell.attack))
-    return [p for _, p in chosen[:families]]
-
-
-def adversarial_of(
-    plan: Any, p: Any, positions: torch.Tensor, cache: Any
-) -> tuple[torch.Tensor, bool]:
-    """Adversarial examples of the scored split's ``positions`` under pass ``p``: rows of the
-    run's cached tensor if it is there, else crafted again on these images only (and cached
-    under a key of their own, the pass's key and the positions, so drawing again is free;
-    such examples never stand for the run's)."""
-    from benchmark.evaluation.adversarial import batch_seed
-    from benchmark.evaluation.cache import cache_key, indices_digest
-
-    key = plan.pass_key(p)
-    shape = (len(plan.split), *plan.split.images.shape[1:])
-    cached = cache.load(key, shape)
-    if cached is not None:
-        return cached[positions].float(), True
-    own = cache_key(kind="diagnose-recrafted", run=key, positions=indices_digest(positions))
-    again = cache.load(own, (len(positions), *shape[1:]))
-    if again is not None:
-        return again.float(), False
-    x = plan.split.images[positions].float().div(255.0).to(plan.device)
-    y = plan.split.labels[positions].to(plan.device)
-    if not p.attack.prepared and p.context is not None:
-        p.attack.prepare(p.context)
-        p.attack.prepared = True
-    defense = getattr(p.target, "defense", None)
-    if defense is not None:
-        defense.reseed(plan.config.seed)
-    x_adv = p.attack(x, y, seed=batch_seed(plan.config.seed, 0)).detach().cpu()
-    cache.save(own, x_adv, {"recrafted_for": "bench diagnose", "pass": p.cell.cell_id})
-    return x_adv, False
 
 
 def diagnose(
@@ -277,9 +198,4 @@ def diagnose(
     )
 
 
-def as_numpy(x: torch.Tensor) -> np.ndarray:
-    """A CPU float64 array of ``x``."""
-    return x.detach().cpu().double().numpy()
-
-
-__all__ = ["DiagnoseReport", "config_from_result", "diagnose", "pick_images", "pick_passes"]
+__all__ = ["DiagnoseReport", "config_from_result", "diagnose"]

@@ -251,7 +251,7 @@ def test_cooccurrence_figure_on_a_synthetic_multi_label_model():
     """No multi-label set is on disk: a synthetic one. A linear multi-label model on random
     images; its 'attack' is an FGSM step on the summed logits of labels 0 and 1, which turns
     both on together, so their co-occurrence must rise."""
-    from benchmark.diagnostics.figures import cooccurrence_figure
+    from benchmark.diagnostics.cooccurrence import cooccurrence_figure
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 4))
