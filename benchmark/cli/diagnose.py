@@ -81,6 +81,6 @@ def diagnose_cmd(
         how = (
             "all from the cache"
             if report.recrafted == 0
-            else f"{report.recrafted} images crafted again (cache cold)"
+            else f"{report.recrafted} images attacked again for the figures, not the run's own"
         )
         typer.echo(f"{path}: {', '.join(report.figures)} -> {report.folder} ({how})")
