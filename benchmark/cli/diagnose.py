@@ -57,7 +57,8 @@ def diagnose_cmd(
     if out is not None and len(paths) > 1:
         raise ConfigError("--out takes one results file; leave it out to write beside each")
     for path in paths:
-        if skip_done and read_diagnostics(path)[0] is not None:
+        index, problems = read_diagnostics(path) if skip_done else (None, [])
+        if index is not None and not problems:
             typer.echo(f"{path}: figures are current, skipped")
             continue
         try:
@@ -79,8 +80,9 @@ def diagnose_cmd(
             typer.echo(f"{path}: skipped: {exc}")
             continue
         how = (
-            "all from the cache"
+            "all from the run's cache"
             if report.recrafted == 0
-            else f"{report.recrafted} images attacked again for the figures, not the run's own"
+            else f"{report.recrafted} images' examples not the run's own, "
+            f"{report.attacked} attacked now"
         )
         typer.echo(f"{path}: {', '.join(report.figures)} -> {report.folder} ({how})")

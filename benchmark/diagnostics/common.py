@@ -15,10 +15,12 @@ from benchmark.results.naming import eps_label
 
 @dataclass
 class Drawn:
-    """The figures and how many images they crafted again (beyond the gallery's)."""
+    """The figures and, beyond the gallery's, how many images' examples are not the run's own
+    and how many of those were attacked by this call."""
 
     figures: list[dict[str, Any]] = field(default_factory=list)
     recrafted: int = 0
+    attacked: int = 0
 
 
 def class_names(plan: Any) -> list[str]:

@@ -5,8 +5,8 @@ predicted together on clean and on adversarial images: an attack that turns "eff
 also drags the labels that co-occur with it. :func:`cooccurrence` counts, for a 0/1 matrix of
 predictions (images x labels), how many images have labels ``i`` and ``j`` both on (the
 diagonal counts each label); :func:`cooccurrence_shift` is the adversarial minus the clean
-matrix. No multi-label set is on disk here, so the tests and the site use a synthetic
-multi-label model and data (``tests/unit/test_diagnostics.py``).
+matrix. No multi-label set is on disk here, so the tests use a synthetic multi-label
+model and data (``tests/unit/test_diagnostics.py``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def cooccurrence_figure(
                 {"alt": "adversarial co-occurrence counts", "text": "adversarial", "wrong": False},
             ),
             (
-                images.image_tile(np.repeat((0.5 + d / (2 * span))[None], 1, 0)),
+                images.image_tile((0.5 + d / (2 * span))[None]),
                 {
                     "alt": "adversarial minus clean",
                     "text": f"difference (+-{span})",

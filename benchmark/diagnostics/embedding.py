@@ -22,6 +22,7 @@ from benchmark.datasets.base import load_split
 from benchmark.diagnostics.common import class_names, what
 from benchmark.diagnostics.examples import adversarial_of
 from benchmark.diagnostics.saliency import capture
+from benchmark.leaderboard.svg import scatter_svg
 
 
 def layer_features(model: nn.Module, layer: nn.Module, x: Tensor, batch: int = 256) -> np.ndarray:
@@ -86,7 +87,8 @@ def embedding_figure(
     gen = torch.Generator().manual_seed(seed + 1)
     n = len(plan.split)
     pos = torch.randperm(n, generator=gen)[: min(points, n)].sort().values
-    xa, hit = adversarial_of(plan, p, pos, cache)
+    xa, source = adversarial_of(plan, p, pos, cache)
+    hit = source == "run"
     train = load_split(plan.config.dataset, "train", size=plan.size, data_dir=data_dir)
     tpos = torch.randperm(len(train), generator=gen)[:points].sort().values
     xt = train.images[tpos].float().div(255.0)
@@ -136,78 +138,11 @@ def embedding_figure(
         "alt": "Three t-SNE scatter plots of layer features: training, clean and "
         f"{fam} adversarial images",
     }
-    svg = scatter_svg(panels, class_names(plan))
+    fig["classes"] = class_names(plan)
+    svg = scatter_svg(panels, fig["classes"])
     fig["sprite"] = "embedding.svg"
     fig["_files"] = {"embedding.svg": svg.encode()}
-    return fig, 0 if hit else len(pos)
+    return fig, 0 if hit else len(pos), len(pos) if source == "attacked" else 0
 
 
-_SHADES = ("#1b1b1b", "#6b3fa0", "#c0392b", "#e67e22", "#d4c200", "#2e86c1", "#7f8c8d")
-
-
-def scatter_svg(
-    panels: list[dict[str, Any]], names: list[str] | None = None, side: int = 220
-) -> str:
-    """A deterministic SVG of the embedding panels: dots (train), circles (clean), crosses
-    (adversarial), coloured by class, a legend below."""
-    pad, w = 10, len(panels) * (side + 20) + 20
-    h = side + 70
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
-        'font-family="sans-serif" font-size="11">',
-        f'<rect width="{w}" height="{h}" fill="#fff"/>',
-    ]
-    for k, panel in enumerate(panels):
-        ox = 20 + k * (side + 20)
-        out.append(
-            f'<rect x="{ox}" y="20" width="{side}" height="{side}" fill="none" stroke="#999"/>'
-        )
-        out.append(f'<text x="{ox}" y="14">{_esc(panel["layer"])}</text>')
-        for x, y, g, c in panel["points"]:
-            cx, cy = ox + pad + x * (side - 2 * pad), 20 + pad + y * (side - 2 * pad)
-            col = _SHADES[c % len(_SHADES)]
-            if g == "train":
-                out.append(
-                    f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="1.6" fill="{col}" '
-                    'fill-opacity="0.45"/>'
-                )
-            elif g == "clean":
-                out.append(
-                    f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.2" fill="none" stroke="{col}"/>'
-                )
-            else:
-                out.append(
-                    f'<path d="M{cx - 3:.1f},{cy - 3:.1f}l6,6m0,-6l-6,6" stroke="{col}" '
-                    'stroke-width="1.4"/>'
-                )
-    ly = side + 45
-    out.append(
-        f'<circle cx="26" cy="{ly - 4}" r="1.6" fill="#333"/>'
-        f'<text x="34" y="{ly}">training (control)</text>'
-    )
-    out.append(
-        f'<circle cx="156" cy="{ly - 4}" r="3.2" fill="none" stroke="#333"/>'
-        f'<text x="164" y="{ly}">clean test</text>'
-    )
-    out.append(
-        f'<path d="M263,{ly - 7}l6,6m0,-6l-6,6" stroke="#333"/>'
-        f'<text x="276" y="{ly}">adversarial test</text>'
-    )
-    classes = sorted({p[3] for panel in panels for p in panel["points"]})
-    x = 26
-    for c in classes:
-        label = names[c] if names and c < len(names) else f"class {c}"
-        out.append(
-            f'<rect x="{x}" y="{ly + 8}" width="9" height="9" fill="{_SHADES[c % len(_SHADES)]}"/>'
-            f'<text x="{x + 13}" y="{ly + 16}">{_esc(label)}</text>'
-        )
-        x += 20 + 7 * len(label)
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-__all__ = ["embedding_figure", "embedding_pass", "layer_features", "scatter_svg", "tsne"]
+__all__ = ["embedding_figure", "embedding_pass", "layer_features", "tsne"]

@@ -26,6 +26,9 @@ class Shown:
     adversarial: dict[str, torch.Tensor] = field(default_factory=dict)
     passes: dict[str, Any] = field(default_factory=dict)
     recrafted: dict[str, int] = field(default_factory=dict)
+    """Per family, how many shown examples are not the run's own (0: from the run's cache)."""
+    attacked: dict[str, int] = field(default_factory=dict)
+    """Per family, how many images this call attacked (0 when kept from an earlier call)."""
 
 
 def pick_images(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
@@ -61,20 +64,21 @@ def pick_passes(plan: Any, families: int) -> list[Any]:
 
 def adversarial_of(
     plan: Any, p: Any, positions: torch.Tensor, cache: Any
-) -> tuple[torch.Tensor, bool]:
-    """Adversarial examples of the scored split's ``positions`` under pass ``p``: rows of the
-    run's cached tensor if it is there, else crafted again on these images only (and cached
-    under a key of their own, the pass's key and the positions, so drawing again is free;
-    such examples never stand for the run's)."""
+) -> tuple[torch.Tensor, str]:
+    """Adversarial examples of the scored split's ``positions`` under pass ``p`` and where they
+    come from: ``"run"``, rows of the run's cached tensor; ``"kept"``, crafted on these images
+    alone by an earlier call (cached under a key of their own, the pass's key and the
+    positions); ``"attacked"``, crafted on these images alone now. The last two never stand for
+    the run's examples."""
     key = plan.pass_key(p)
     shape = (len(plan.split), *plan.split.images.shape[1:])
     cached = cache.load(key, shape)
     if cached is not None:
-        return cached[positions].float(), True
+        return cached[positions].float(), "run"
     own = cache_key(kind="diagnose-recrafted", run=key, positions=indices_digest(positions))
     again = cache.load(own, (len(positions), *shape[1:]))
     if again is not None:
-        return again.float(), False
+        return again.float(), "kept"
     x = plan.split.images[positions].float().div(255.0).to(plan.device)
     y = plan.split.labels[positions].to(plan.device)
     if not p.attack.prepared and p.context is not None:
@@ -85,7 +89,7 @@ def adversarial_of(
         defense.reseed(plan.config.seed)
     x_adv = p.attack(x, y, seed=batch_seed(plan.config.seed, 0)).detach().cpu()
     cache.save(own, x_adv, {"recrafted_for": "bench diagnose", "pass": p.cell.cell_id})
-    return x_adv, False
+    return x_adv, "attacked"
 
 
 __all__ = ["TARGET_EPS", "Shown", "adversarial_of", "pick_images", "pick_passes"]

@@ -23,18 +23,12 @@ def draw_all(
     embed_points: int,
     data_dir: Any = None,
 ) -> Drawn:
-    """Every figure that applies to the run."""
+    """Every figure that applies to the run. A multi-label run gets the label co-occurrence
+    figure only (Xu et al. Comp. 4): the gallery, the maps and the embedding are drawn per
+    class and are not defined for it here."""
     names = class_names(plan)
-    probe = shown.clean[:1].to(plan.device)
-    layers = saliency.pick_layers(plan.model, probe)
     out = Drawn()
-    out.figures.append(gallery(plan, shown, names))
-    out.figures.append(saliency_figure(plan, shown, names, layers))
-    out.figures.append(feature_figure(plan, shown, names, layers))
-    fig, n = embedding_figure(plan, shown, layers, embed_points, cache, data_dir)
-    out.figures.append(fig)
-    out.recrafted += n
-    if plan.split.labels.dim() > 1:  # multi-label: Xu et al. Comp. 4
+    if plan.split.labels.dim() > 1:
         fam = next(iter(shown.adversarial))
         with torch.no_grad():
             clean = (plan.scorer(shown.clean.to(plan.device)).sigmoid() > 0.5).int().cpu()
@@ -44,6 +38,16 @@ def draw_all(
                 clean.numpy(), adv.cpu().numpy(), names, what(plan, shown.passes[fam])
             )
         )
+        return out
+    probe = shown.clean[:1].to(plan.device)
+    layers = saliency.pick_layers(plan.model, probe)
+    out.figures.append(gallery(plan, shown, names))
+    out.figures.append(saliency_figure(plan, shown, names, layers))
+    out.figures.append(feature_figure(plan, shown, names, layers))
+    fig, n, attacked = embedding_figure(plan, shown, layers, embed_points, cache, data_dir)
+    out.figures.append(fig)
+    out.recrafted += n
+    out.attacked += attacked
     rm = robust_metric_figure(plan, shown, names)
     if rm is not None:
         out.figures.append(rm)

@@ -110,7 +110,7 @@ def robust_metric_figure(plan: Any, shown: Any, names: list[str]) -> dict[str, A
     if voting is None:
         return None
     fam = next(iter(shown.adversarial))
-    tiles, k = [], plan.split.meta.num_classes
+    k = plan.split.meta.num_classes
 
     def counts(x: torch.Tensor) -> torch.Tensor:
         plan.defense.reseed(plan.config.seed)

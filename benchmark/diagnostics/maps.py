@@ -104,7 +104,8 @@ def saliency_figure(
         rows.append(row)
     caption = (
         f"Where the model looks, for the true class: input gradient (IG, |d logit / d x|, max "
-        f"over channels) and Grad-CAM at {layers['cam']} (output {layer_shape(layers, 'cam')}) of "
+        "over channels, divided by its 99th percentile per image) and Grad-CAM at "
+        f"{layers['cam']} (output {layer_shape(layers, 'cam')}) of "
         f"the base model {plan.model_id}"
         + (f" and of {defended_name}" if defended_name else "")
         + f", on {len(sel)} of the gallery's seeded test images (seed {plan.config.seed}) and "

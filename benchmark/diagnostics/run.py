@@ -3,7 +3,7 @@
 :func:`diagnose` rebuilds the run's evaluation plan from the results file (the same data
 subset, model checkpoint, defense and attack passes, so the same cache keys), picks a seeded
 handful of test images per class and, per attack family, the run's pass closest to 8/255
-under the threat model the run ranks by. The adversarial examples of those images come from
+under the strongest threat model the run has. The adversarial examples of those images come from
 the run's cache when it is warm (no attack work); on a cold cache only the images a figure
 shows are crafted again, with the run's attack and seed (such examples may differ from the
 run's, which attacked whole batches: the caption says "recrafted").
@@ -44,18 +44,16 @@ from benchmark.results.schema import read_result
 
 logger = logging.getLogger(__name__)
 
-"""The gallery shows each family's pass nearest this budget (the boards' largest L-inf key)."""
-
 
 @dataclass
 class DiagnoseReport:
-    """What :func:`diagnose` wrote: the folder, the figures, and how many images it crafted
-    (0 when the cache was warm)."""
+    """What :func:`diagnose` wrote: the folder, the figures, how many shown images' examples
+    are not the run's own (0 when its cache was warm) and how many images it attacked."""
 
     folder: Path
     figures: list[str]
     recrafted: int
-    cached_passes: int
+    attacked: int
 
 
 def config_from_result(doc: dict[str, Any], device: str = "auto"):
@@ -137,12 +135,14 @@ def diagnose(
         config, data_dir=data_dir, zoo=ModelZoo(zoo), cache=cache, isolation=isolation
     )
     try:
-        recorded = (doc.get("model") or {}).get("checkpoint_sha256")
-        if recorded and recorded != plan.model_sha:
-            raise CheckpointError(
-                f"the zoo's {plan.model_id} is {plan.model_sha[:12]}, the result evaluated "
-                f"{recorded[:12]}: import that checkpoint (bench zoo import/pull) first"
-            )
+        deployed = plan.deployed.card["checkpoint"]["sha256"]  # robust model or base
+        for block, have in ((doc.get("model"), deployed), (doc.get("base_model"), plan.model_sha)):
+            recorded = (block or {}).get("checkpoint_sha256")
+            if recorded and recorded != have:
+                raise CheckpointError(
+                    f"the zoo's {block.get('model_id')} is {have[:12]}, the result evaluated "
+                    f"{recorded[:12]}: import that checkpoint (bench zoo import/pull) first"
+                )
         seed = int(config.seed)
         positions = pick_images(plan.split.labels, per_class, seed)
         shown = Shown(
@@ -151,10 +151,11 @@ def diagnose(
             plan.split.labels[positions],
         )
         for p in pick_passes(plan, families):
-            x_adv, hit = adversarial_of(plan, p, positions, cache)
+            x_adv, source = adversarial_of(plan, p, positions, cache)
             shown.adversarial[p.cell.attack] = x_adv
             shown.passes[p.cell.attack] = p
-            shown.recrafted[p.cell.attack] = 0 if hit else len(positions)
+            shown.recrafted[p.cell.attack] = 0 if source == "run" else len(positions)
+            shown.attacked[p.cell.attack] = len(positions) if source == "attacked" else 0
         if not shown.adversarial:
             raise ConfigError(f"{result.name} has no bounded L-inf attack to show")
         drawn = figures.draw_all(
@@ -172,10 +173,15 @@ def diagnose(
             files[name] = sha256_bytes(data)
         index_figures.append({**fig, "files": files})
     recrafted = sum(shown.recrafted.values()) + drawn.recrafted
+    attacked = sum(shown.attacked.values()) + drawn.attacked
     index = {
         "schema": INDEX_SCHEMA,
         "result": {"file": result.name, "sha256": sha256_bytes(raw), "run_id": doc["run_id"]},
-        "model": {"id": plan.model_id, "checkpoint_sha256": plan.model_sha},
+        "model": {
+            "id": plan.model_id,
+            "checkpoint_sha256": deployed,
+            "base_checkpoint_sha256": plan.model_sha,
+        },
         "seed": seed,
         "images": [int(i) for i in plan.indices[positions].tolist()],
         "recrafted": recrafted,
@@ -184,18 +190,14 @@ def diagnose(
     text = json.dumps(index, indent=1, sort_keys=True) + "\n"
     atomic_write_bytes(folder / INDEX, text.encode())
     logger.info(
-        "%d figures of %s in %s (%d images crafted again)",
+        "%d figures of %s in %s (%d images' examples not the run's own, %d attacked now)",
         len(index_figures),
         result.name,
         folder,
         recrafted,
+        attacked,
     )
-    return DiagnoseReport(
-        folder,
-        [f["id"] for f in index_figures],
-        recrafted,
-        sum(1 for v in shown.recrafted.values() if v == 0),
-    )
+    return DiagnoseReport(folder, [f["id"] for f in index_figures], recrafted, attacked)
 
 
 __all__ = ["DiagnoseReport", "config_from_result", "diagnose"]

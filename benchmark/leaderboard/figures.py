@@ -5,7 +5,9 @@ For every run of an entry whose figure index belongs to its current results file
 image's sha256), the images are copied into the site under ``diag/<entry>/<run_id>/`` and the
 template gets, per figure, its caption and alt text and, for a sprite, one cell per tile with
 the CSS that cuts it out of the sprite, its alt text and its label. Figures that fail the check
-are left out and the page says why.
+are left out and the page says why. An embedding's SVG is drawn here from the points in the
+index (:func:`benchmark.leaderboard.svg.scatter_svg`, every text escaped), never copied: a file
+from the results folder is not served as active content from the site's origin.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from benchmark.leaderboard import svg
 from benchmark.leaderboard.runs import Entry
 from benchmark.results.diagnostics import diagnostics_folder, read_diagnostics
 
@@ -31,11 +34,14 @@ def entry_figures(entry: Entry, results_root: Path, out: Path) -> list[dict[str,
             rel = Path("diag") / entry.slug / result.stem
             (out / rel).mkdir(parents=True, exist_ok=True)
             for fig in index["figures"]:
-                for name in fig.get("files") or {}:
-                    shutil.copyfile(diagnostics_folder(result) / name, out / rel / name)
+                target = out / rel / fig["sprite"]
+                if fig.get("panels") is not None:  # drawn here from the index: no foreign SVG
+                    target.write_text(
+                        svg.scatter_svg(fig["panels"], fig.get("classes")), encoding="utf-8"
+                    )
+                else:  # a PNG whose sha256 read_diagnostics checked
+                    shutil.copyfile(diagnostics_folder(result) / fig["sprite"], target)
                 group["figures"].append(_figure(fig, (rel / fig["sprite"]).as_posix()))
-            group["recrafted"] = index.get("recrafted", 0)
-            group["images"] = index.get("images", [])
         groups.append(group)
     return groups
 

@@ -7,6 +7,7 @@ trusted. Numbers are formatted with fixed precision so that two builds are ident
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
@@ -168,3 +169,69 @@ def confusion_matrix(matrix: list[list[int]], labels: list[str], *, title: str) 
             )
     parts.append("</svg>")
     return "".join(parts)
+
+
+_SHADES = ("#1b1b1b", "#6b3fa0", "#c0392b", "#e67e22", "#d4c200", "#2e86c1", "#7f8c8d")
+
+
+def scatter_svg(
+    panels: list[dict[str, Any]], names: list[str] | None = None, side: int = 220
+) -> str:
+    """A deterministic SVG of embedding panels (``{"layer", "points": [[x, y, group, class]]}``
+    with x, y in [0, 1] and group ``train``, ``clean`` or ``adversarial``): dots, circles and
+    crosses, coloured by class, a legend below. Every text is escaped; the site renders it
+    from the figure index rather than copying a file."""
+    pad, w = 10, len(panels) * (side + 20) + 20
+    h = side + 70
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+        'font-family="sans-serif" font-size="11">',
+        f'<rect width="{w}" height="{h}" fill="#fff"/>',
+    ]
+    for k, panel in enumerate(panels):
+        ox = 20 + k * (side + 20)
+        out.append(
+            f'<rect x="{ox}" y="20" width="{side}" height="{side}" fill="none" stroke="#999"/>'
+        )
+        out.append(f'<text x="{ox}" y="14">{escape(panel["layer"])}</text>')
+        for x, y, g, c in panel["points"]:
+            cx, cy = ox + pad + x * (side - 2 * pad), 20 + pad + y * (side - 2 * pad)
+            col = _SHADES[c % len(_SHADES)]
+            if g == "train":
+                out.append(
+                    f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="1.6" fill="{col}" '
+                    'fill-opacity="0.45"/>'
+                )
+            elif g == "clean":
+                out.append(
+                    f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.2" fill="none" stroke="{col}"/>'
+                )
+            else:
+                out.append(
+                    f'<path d="M{cx - 3:.1f},{cy - 3:.1f}l6,6m0,-6l-6,6" stroke="{col}" '
+                    'stroke-width="1.4"/>'
+                )
+    ly = side + 45
+    out.append(
+        f'<circle cx="26" cy="{ly - 4}" r="1.6" fill="#333"/>'
+        f'<text x="34" y="{ly}">training (control)</text>'
+    )
+    out.append(
+        f'<circle cx="156" cy="{ly - 4}" r="3.2" fill="none" stroke="#333"/>'
+        f'<text x="164" y="{ly}">clean test</text>'
+    )
+    out.append(
+        f'<path d="M263,{ly - 7}l6,6m0,-6l-6,6" stroke="#333"/>'
+        f'<text x="276" y="{ly}">adversarial test</text>'
+    )
+    classes = sorted({p[3] for panel in panels for p in panel["points"]})
+    x = 26
+    for c in classes:
+        label = names[c] if names and c < len(names) else f"class {c}"
+        out.append(
+            f'<rect x="{x}" y="{ly + 8}" width="9" height="9" fill="{_SHADES[c % len(_SHADES)]}"/>'
+            f'<text x="{x + 13}" y="{ly + 16}">{escape(label)}</text>'
+        )
+        x += 20 + 7 * len(label)
+    out.append("</svg>")
+    return "\n".join(out) + "\n"

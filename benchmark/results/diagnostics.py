@@ -76,9 +76,13 @@ def read_diagnostics(result: Path) -> tuple[dict[str, Any] | None, list[str]]:
         ]
     kept, problems = [], []
     for figure in index.get("figures") or []:
+        files = figure.get("files") or {}
+        if not _plain(str(figure.get("sprite", ""))) or figure.get("sprite") not in files:
+            problems.append(f"figure {figure.get('id')}: its image is not among its checked files")
+            continue
         bad = [
             name
-            for name, digest in (figure.get("files") or {}).items()
+            for name, digest in files.items()
             if not _plain(name)
             or not (folder / name).is_file()
             or sha256_bytes((folder / name).read_bytes()) != digest

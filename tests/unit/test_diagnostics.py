@@ -40,30 +40,64 @@ class Toy(nn.Module):
         return self.fc(self.act(self.conv(x)).mean(dim=(2, 3)))
 
 
+class Spatial(nn.Module):
+    """x -> 1x1 conv (2 channels) -> ReLU -> 2x2 average pool (the Grad-CAM layer, half the
+    input's size) -> flatten -> linear: the head weighs every position differently, so the
+    gradient at the layer varies over positions and the map must be enlarged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 1, bias=False)
+        self.pool = nn.Sequential(nn.ReLU(), nn.AvgPool2d(2))
+        self.fc = nn.Linear(2 * 2 * 2, 2, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([1.0, -1.0]).view(2, 1, 1, 1))
+            self.fc.weight.copy_(torch.arange(16, dtype=torch.float32).view(2, 8).sub(6) / 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.conv(x)).flatten(1))
+
+
 def test_grad_cam_matches_a_hand_computation():
     torch.manual_seed(0)
-    x = torch.rand(2, 1, 5, 5) - 0.5  # both channels active somewhere
-    model = Toy()
-    target = torch.tensor([0, 1])
-    cam = grad_cam(model, model.act, x, target)
-    # By hand: A = ReLU(conv(x)); d logit_c / d A_k = W[c, k] / (h w) at every position, so the
-    # channel weights are W[c, k] / 25 and CAM = ReLU(sum_k W[c, k] A_k) / 25, then / its max.
-    a = torch.stack([x[:, 0].clamp(min=0), (-x[:, 0]).clamp(min=0)], 1)
-    w = model.fc.weight.detach()
+    x = torch.rand(3, 1, 4, 4) - 0.5  # both channels active somewhere
+    model = Spatial()
+    target = torch.tensor([0, 1, 1])
+    cam = grad_cam(model, model.pool, x, target)
+    # By hand (Selvaraju et al. eq. 1-2): A = avgpool(ReLU(conv x)), 2 x 2 x 2; d logit_c / d A
+    # is fc.weight[c] laid out as A, so the channel weights are its mean over the 4 positions;
+    # CAM = ReLU(sum_k w_k A_k), enlarged bilinearly to 4 x 4, divided by its maximum.
+    a = torch.nn.functional.avg_pool2d(torch.cat([x.clamp(min=0), (-x).clamp(min=0)], 1), 2)
+    w = model.fc.weight.detach().view(2, 2, 2, 2)
     for i, c in enumerate(target.tolist()):
-        hand = (w[c, 0] * a[i, 0] + w[c, 1] * a[i, 1]).clamp(min=0)
-        hand = hand / hand.max()
+        alpha = w[c].mean(dim=(1, 2))
+        hand = (alpha[0] * a[i, 0] + alpha[1] * a[i, 1]).clamp(min=0)
+        hand = torch.nn.functional.interpolate(
+            hand[None, None], size=(4, 4), mode="bilinear", align_corners=False
+        )[0, 0]
+        if hand.max() > 0:
+            hand = hand / hand.max()
         assert torch.allclose(cam[i], hand, atol=1e-6)
+    # Weighting each position by its own gradient (grad x activation, not Grad-CAM's channel
+    # means) gives another map here: the test tells the two apart.
+    per_position = (w[target[0]] * a[0]).sum(0).clamp(min=0)
+    per_position = torch.nn.functional.interpolate(
+        per_position[None, None], size=(4, 4), mode="bilinear", align_corners=False
+    )[0, 0]
+    assert not torch.allclose(cam[0], per_position / per_position.max(), atol=1e-3)
 
 
 def test_input_gradient_is_the_absolute_gradient_scaled_per_image():
     model = Toy()
-    x = torch.rand(1, 1, 5, 5)
-    g = input_gradient(model, x, torch.tensor([2]))
-    assert g.shape == (1, 5, 5) and float(g.min()) >= 0 and float(g.max()) <= 1
-    # Where both channels are off the gradient is 0; the model is positive-only here, so only
-    # channel 0 is active and d logit_2 / d x = 0.5 * 1 / 25 everywhere: a constant map of 1.
-    assert torch.allclose(g, torch.ones_like(g))
+    x = torch.tensor([0.3, -0.2] * 8).view(1, 1, 4, 4)  # half the pixels positive, half not
+    g = input_gradient(model, x, torch.tensor([1]))
+    # d logit_1 / d x = (W[1,0] 1[x>0] - W[1,1] 1[x<0]) / 16 = -1/16 or -3/16: absolute values
+    # 1/16 and 3/16, divided by their 99th percentile (3/16): 1/3 and 1.
+    expect = torch.where(x[:, 0] > 0, torch.tensor(1 / 3), torch.tensor(1.0))
+    assert torch.allclose(g, expect, atol=1e-6)
+    # Another class gives another map (class 0: W[0] = [2, 1]: 2/16 and 1/16 -> 1 and 1/2).
+    g0 = input_gradient(model, x, torch.tensor([0]))
+    assert torch.allclose(g0, torch.where(x[:, 0] > 0, torch.tensor(1.0), torch.tensor(0.5)))
 
 
 def test_feature_maps_share_one_scale_for_clean_and_adversarial():
@@ -187,7 +221,7 @@ def test_a_cold_cache_recrafts_only_the_images_shown(tiny_run, monkeypatch, tmp_
     )
     index, _ = read_diagnostics(tiny_run["path"])
     shown = len(index["images"]) * 2 + 12  # the gallery's images per family, the t-SNE's
-    assert sum(attacked) == report.recrafted == shown
+    assert sum(attacked) == report.recrafted == report.attacked == shown
     assert "recrafted" in index["figures"][0]["caption"]
     # The recrafted images are kept (under keys of their own): drawing again crafts nothing.
     diagnose(
@@ -218,8 +252,7 @@ def test_the_index_guards_its_figures_and_walkers_skip_it(tiny_run):
     assert [f["id"] for f in index["figures"]] == ["gallery", "features", "embedding"]
     assert problems == ["figure saliency: saliency.png missing or altered"]
     doc = json.loads(path.read_text())
-    doc["seed"] = doc["seed"]
-    path.write_text(json.dumps(doc, indent=2) + " ")
+    path.write_text(json.dumps(doc, indent=2) + " ")  # the same run, other bytes
     index, problems = read_diagnostics(path)
     assert index is None and "another version" in problems[0]
 
@@ -267,3 +300,53 @@ def test_cooccurrence_figure_on_a_synthetic_multi_label_model():
     assert (c == cooccurrence(clean)).all() and a[0, 1] > c[0, 1]
     assert a[0, 1] == int(((adv[:, 0] == 1) & (adv[:, 1] == 1)).sum())
     assert fig["geometry"]["cols"] == 3 and fig["_files"]["cooccurrence.png"][:4] == b"\x89PNG"
+
+
+def test_a_training_defense_run_is_diagnosed_on_its_robust_model(
+    tiny_models, shared_data, tmp_path
+):
+    """The result records the robust model's checkpoint (``model``) and the base model's
+    (``base_model``): both are checked, and the maps are the robust model's."""
+    from benchmark.training import TrainConfig, train_model
+
+    zoo = tiny_models["zoo"]
+    train_model(
+        TrainConfig(
+            dataset="breastmnist",
+            arch="tiny_cnn",
+            epochs=1,
+            defense="pgd_at",
+            defense_params={"steps": 1},
+            init_from="tiny_cnn_breastmnist_28px_s0",
+        ),
+        data_dir=shared_data,
+        zoo=zoo,
+        progress=False,
+    )
+    doc = mrb.evaluate(
+        "breastmnist",
+        "tiny_cnn",
+        attacks="pgd",
+        eps=["8/255"],
+        n_examples=12,
+        defense="pgd_at",
+        defense_params=["steps=1"],
+        data_dir=shared_data,
+        zoo=zoo.root,
+        out_dir=tmp_path / "results",
+        cache_dir=tmp_path / "cache",
+        sanity_attack=False,
+    )
+    (path,) = list((tmp_path / "results").rglob(f"{doc['run_id']}.json"))
+    report = diagnose(
+        path, data_dir=shared_data, zoo=zoo.root, cache_dir=tmp_path / "cache", embed_points=10
+    )
+    assert report.recrafted == 0
+    index, problems = read_diagnostics(path)
+    assert problems == []
+    assert index["model"]["checkpoint_sha256"] == doc["model"]["checkpoint_sha256"]
+    assert index["model"]["base_checkpoint_sha256"] == doc["base_model"]["checkpoint_sha256"]
+    saliency = next(f for f in index["figures"] if f["id"] == "saliency")
+    assert (
+        "defended CAM clean" in saliency["col_labels"] and "the robust model" in saliency["caption"]
+    )
