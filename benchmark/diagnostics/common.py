@@ -32,10 +32,11 @@ def class_names(plan: Any) -> list[str]:
 
 
 def predict(module: torch.nn.Module, x: torch.Tensor, plan: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted class and its probability for each image (defense draws reseeded)."""
-    defense = getattr(module, "defense", None)
-    if defense is not None:
-        defense.reseed(plan.config.seed)
+    """Predicted class and its probability for each image. The run's defense is reseeded
+    first (the scorer may be a wrapper without a ``defense`` attribute of its own), so the
+    draws do not depend on what ran before in the process."""
+    if plan.defense is not None:
+        plan.defense.reseed(plan.config.seed)
     with torch.no_grad():
         logits = module(x.to(plan.device)).float().cpu()
     prob = logits.softmax(1)

@@ -156,6 +156,8 @@ def diagnose(
             shown.passes[p.cell.attack] = p
             shown.recrafted[p.cell.attack] = 0 if source == "run" else len(positions)
             shown.attacked[p.cell.attack] = len(positions) if source == "attacked" else 0
+        for module in (plan.model, plan.scorer):  # the figures are drawn in eval mode
+            module.eval()
         if not shown.adversarial:
             raise ConfigError(f"{result.name} has no bounded L-inf attack to show")
         drawn = figures.draw_all(

@@ -49,6 +49,7 @@ class EOTModel(nn.Module):
         self.samples = samples if defended.defense.meta.randomized and not smoothed else 1
         #: Whether one forward pass already averages over the defense's randomness.
         self.averages = smoothed or self.samples > 1
+        self.eval()  # an inference pipeline (see DefendedModel): attacks restore this mode
 
     def forward(self, x: Tensor) -> Tensor:
         if self.samples == 1:

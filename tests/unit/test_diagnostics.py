@@ -350,3 +350,38 @@ def test_a_training_defense_run_is_diagnosed_on_its_robust_model(
     assert (
         "defended CAM clean" in saliency["col_labels"] and "the robust model" in saliency["caption"]
     )
+
+
+def test_an_adaptive_attack_leaves_the_base_model_in_eval_mode(tiny_models, shared_data, tmp_path):
+    """The attack restores the mode of the pipeline it attacks; the pipeline is built in eval
+    mode, so the shared base model is not left in training mode (where batch norm and dropout
+    would change every later prediction, e.g. a figure's labels)."""
+    from benchmark.diagnostics.run import config_from_result
+    from benchmark.evaluation.cache import AdversarialCache
+    from benchmark.evaluation.plan import build_plan
+    from benchmark.models.zoo import ModelZoo
+
+    doc = mrb.evaluate(
+        "breastmnist",
+        "tiny_cnn",
+        attacks="fgsm",
+        eps=["8/255"],
+        n_examples=8,
+        defense="median_filter",
+        threat_models=["oblivious", "adaptive"],
+        data_dir=shared_data,
+        zoo=tiny_models["zoo"].root,
+        out_dir=tmp_path / "r",
+        cache_dir=tmp_path / "c",
+        sanity_attack=False,
+    )
+    plan = build_plan(
+        config_from_result(doc),
+        data_dir=shared_data,
+        zoo=ModelZoo(tiny_models["zoo"].root),
+        cache=AdversarialCache(tmp_path / "c"),
+    )
+    adaptive = next(p for p in plan.passes if p.threat_model.value == "adaptive")
+    x = plan.split.images[:4].float().div(255.0)
+    adaptive.attack(x, plan.split.labels[:4], seed=0)
+    assert not plan.model.training and not plan.scorer.training
