@@ -424,10 +424,7 @@ class DefendedModel(nn.Module):
             raise SubmissionError(
                 f"a '{kind}' defense produces a model by training; evaluate that model instead"
             )
-        # An inference pipeline: in eval mode from the start, so an attack that saves and
-        # restores the mode of the module it attacks (Attack.__call__) leaves the base model
-        # in eval mode too, not in nn.Module's default training mode.
-        self.eval()
+        self.eval()  # inference only: an attack restores this mode, not nn.Module's default
 
     def forward(self, x: Tensor) -> Tensor:
         if self.inner is not None:
