@@ -49,7 +49,8 @@ def label(names: list[str], pred: int, conf: float, truth: int) -> dict[str, Any
     return {"text": f"{names[int(pred)]} {100 * conf:.0f}%", "wrong": wrong}
 
 
-def what(plan: Any, p: Any) -> str:
+def what(p: Any) -> str:
+    """An attack pass in words: attack, eps, steps and threat model (for captions)."""
     steps = p.attack.params.get("steps")
     extra = f", {steps} steps" if steps else ""
     return f"{p.cell.attack} at L-inf eps {eps_label(p.cell.eps)}{extra} ({p.threat_model.value})"

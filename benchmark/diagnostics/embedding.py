@@ -121,7 +121,7 @@ def embedding_figure(
     caption = (
         f"t-SNE (exact, seed {seed}, PCA to at most 50 dimensions) of the features of "
         f"{', '.join(layers['embedding'])}: {len(xt)} training images (control, dots), "
-        f"{len(xc)} clean test images (circles) and their {what(plan, p)} examples (crosses); "
+        f"{len(xc)} clean test images (circles) and their {what(p)} examples (crosses); "
         "shade is the true class."
         + (
             ""

@@ -13,6 +13,7 @@ from benchmark.evaluation.adversarial import batch_seed
 from benchmark.evaluation.cache import cache_key, indices_digest
 
 TARGET_EPS = 8 / 255
+"""The gallery shows each family's pass nearest this budget (the boards' largest L-inf key)."""
 
 
 @dataclass

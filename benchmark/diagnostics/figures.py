@@ -34,9 +34,7 @@ def draw_all(
             clean = (plan.scorer(shown.clean.to(plan.device)).sigmoid() > 0.5).int().cpu()
             adv = (plan.scorer(shown.adversarial[fam].to(plan.device)).sigmoid() > 0.5).int()
         out.figures.append(
-            cooccurrence_figure(
-                clean.numpy(), adv.cpu().numpy(), names, what(plan, shown.passes[fam])
-            )
+            cooccurrence_figure(clean.numpy(), adv.cpu().numpy(), names, what(shown.passes[fam]))
         )
         return out
     probe = shown.clean[:1].to(plan.device)

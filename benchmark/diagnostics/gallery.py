@@ -75,7 +75,7 @@ def gallery(plan: Any, shown: Any, names: list[str]) -> dict[str, Any]:
                 )
             )
         rows.append(row)
-    attacks = "; ".join(what(plan, shown.passes[f]) for f in families)
+    attacks = "; ".join(what(shown.passes[f]) for f in families)
     recrafted = [f for f, n in shown.recrafted.items() if n]
     scorer_name = "the defended pipeline" if plan.defense is not None else "the model"
     caption = (
@@ -141,7 +141,7 @@ def robust_metric_figure(plan: Any, shown: Any, names: list[str]) -> dict[str, A
         ]
     ]
     caption = (
-        f"The {len(picked)} of these {2 * len(truth)} clean and {what(plan, shown.passes[fam])} "
+        f"The {len(picked)} of these {2 * len(truth)} clean and {what(shown.passes[fam])} "
         "images with the lowest Robust Metric RM = K (n_A - n_B) / n (MedRDF eq. 9, K classes, "
         "n votes, n_A and n_B the two largest counts): the cases MedRDF flags for a doctor to "
         f"re-check (MedRDF Fig. 5). Votes drawn with seed {plan.config.seed}."

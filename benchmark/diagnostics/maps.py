@@ -109,7 +109,7 @@ def saliency_figure(
         f"the base model {plan.model_id}"
         + (f" and of {defended_name}" if defended_name else "")
         + f", on {len(sel)} of the gallery's seeded test images (seed {plan.config.seed}) and "
-        f"their {what(plan, shown.passes[fam])} examples. Dark is "
+        f"their {what(shown.passes[fam])} examples. Dark is "
         "low, pale yellow high (readable in grey); an all-dark Grad-CAM means no positive "
         "evidence for the true class is left at that layer."
         + (
@@ -186,7 +186,7 @@ def feature_figure(
         f"{'the robust model' if model is not plan.model else plan.model_id}: "
         f"the {len(chans)} channels most active on {len(sel)} of the gallery's seeded test "
         f"images (seed {plan.config.seed}), each scaled by its "
-        f"maximum over clean and adversarial images together; {what(plan, shown.passes[fam])}."
+        f"maximum over clean and adversarial images together; {what(shown.passes[fam])}."
     )
     return sprite_figure(
         "features",
