@@ -12,6 +12,7 @@ from benchmark.cli import (  # noqa: F401  (each module registers its commands o
     report,
     submit,
     train,
+    transfer,
     validate,
     zoo,
 )

@@ -28,11 +28,11 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from benchmark.diagnostics import figures
 from benchmark.diagnostics.examples import Shown, adversarial_of, pick_images, pick_passes
 from benchmark.errors import CheckpointError, ConfigError
+from benchmark.evaluation.replay import config_from_result
 from benchmark.results.diagnostics import (
     INDEX,
     INDEX_SCHEMA,
@@ -54,50 +54,6 @@ class DiagnoseReport:
     figures: list[str]
     recrafted: int
     attacked: int
-
-
-def config_from_result(doc: dict[str, Any], device: str = "auto"):
-    """The :class:`EvaluationConfig` that reproduces ``doc``'s passes (and cache keys)."""
-    from benchmark.attacks.base import ATTACKS
-    from benchmark.attacks.presets import AttackCell
-    from benchmark.evaluation.config import EvaluationConfig
-
-    cfg = doc["config"]
-    protocol = (doc.get("protocol") or {}).get("id")
-    config = EvaluationConfig.from_options(
-        dataset=cfg["dataset"],
-        arch=cfg["arch"],
-        protocol=protocol,
-        defense=cfg.get("defense"),
-        defense_params=[
-            f"{k}={json.dumps(v)}" for k, v in (cfg.get("defense_params") or {}).items()
-        ],
-        threat_models=cfg.get("threat_models") or ("oblivious",),
-        eot_samples=int(cfg.get("eot_samples", 20)),
-        adaptive_gradient=cfg.get("adaptive_gradient", "exact"),
-        n_examples=cfg.get("n_examples"),
-        size=cfg.get("image_size"),
-        seed=int(cfg.get("seed", 0)),
-        batch_size=str(cfg.get("batch_size", 256)),
-        device=device,
-        sanity_attack=False,
-        draws=int(cfg.get("draws", 1)),
-    )
-    if protocol is None:  # the run's cells, with their resolved parameters
-        cells = []
-        for block in doc.get("attacks") or []:
-            defaults = ATTACKS.get(block["attack"]).defaults
-            params = {  # the overrides: what the cell id of the run names
-                k: v
-                for k, v in ((block.get("config") or {}).get("params") or {}).items()
-                if k in defaults and defaults[k] != v
-            }
-            cell = AttackCell.make(block["attack"], block["eps"], **params)
-            if cell not in cells:
-                cells.append(cell)
-        config.attacks = cells
-        config.suite = cfg.get("suite")
-    return config
 
 
 def diagnose(
@@ -202,4 +158,4 @@ def diagnose(
     return DiagnoseReport(folder, [f["id"] for f in index_figures], recrafted, attacked)
 
 
-__all__ = ["DiagnoseReport", "config_from_result", "diagnose"]
+__all__ = ["DiagnoseReport", "diagnose"]

@@ -57,6 +57,7 @@ from benchmark.leaderboard.markdown_pages import (
 from benchmark.leaderboard.ranking import boards
 from benchmark.leaderboard.rows import Board
 from benchmark.leaderboard.runs import Entry, Invalid, Run, flags, group_entries, load_runs
+from benchmark.leaderboard.transfer import attach_transfer, transfer_tables
 from benchmark.results.naming import ThreatModel, eps_label
 from benchmark.results.protocols import MRB_LINF_V1
 
@@ -321,6 +322,8 @@ def build_site(
         pages += 1
 
     datasets = sorted({e.dataset for e in entries})
+    transfers = transfer_tables(results_root, datasets, entries, out)
+    attach_transfer(all_boards, transfers)
     cards: dict[str, tuple[dict[str, Any], str]] = {}
     for ds in datasets:
         path = (data_cards / f"{ds}.md") if data_cards else None
@@ -381,6 +384,7 @@ def build_site(
             dataset=ds,
             meta=meta,
             body=render_markdown(body, links, source),
+            transfers=transfers.get(ds, []),
         )
 
     def rendered(path: Path | None, text: str = "") -> Markup:

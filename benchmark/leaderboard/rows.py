@@ -102,6 +102,10 @@ class Board:
     """The protocol whose board this is (None: a screening or corruption board)."""
     key_name: str = "balanced worst case"
     """What ``Row.key_value`` is."""
+    transfer: Any = None
+    """The transfer matrix at this board's budget, if one was computed
+    (:class:`~benchmark.leaderboard.transfer.TransferTable`); rows then carry
+    ``details["transfer"]``, their entry's worst transfer."""
 
     @property
     def board_id(self) -> str:

@@ -115,11 +115,7 @@ def group_entries(runs: list[Run]) -> list[Entry]:
     groups: dict[str, Entry] = {}
     for run in runs:
         params = run.defense_params
-        key = f"{run.dataset}/{run.model_id}"
-        if run.checkpoint_sha256:
-            key += "@" + run.checkpoint_sha256[:12]
-        if run.defense:
-            key += "/" + run.defense + "".join(f",{k}={v}" for k, v in sorted(params.items()))
+        key = run.entry_key
         entry = groups.get(key)
         if entry is None:
             entry = groups[key] = Entry(

@@ -22,6 +22,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmark.results.naming import SIDE_FOLDERS
+
 DIAGNOSTICS = "diagnostics"
 """The folder, beside a run's results files, that holds their figures."""
 INDEX = "index.json"
@@ -32,11 +34,12 @@ INDEX_SCHEMA = 1
 
 def results_files(root: Path) -> list[Path]:
     """Every ``*.json`` under ``root`` that may be a results file (sorted), skipping the
-    ``diagnostics/`` folders of figure indexes."""
+    ``diagnostics/`` folders of figure indexes and the ``transfer/`` folders of transfer
+    matrices (:data:`SIDE_FOLDERS`)."""
     return sorted(
         p
         for p in Path(root).rglob("*.json")
-        if p.is_file() and DIAGNOSTICS not in p.relative_to(root).parts[:-1]
+        if p.is_file() and not SIDE_FOLDERS.intersection(p.relative_to(root).parts[:-1])
     )
 
 

@@ -120,6 +120,11 @@ def run_suite(cfg: dict[str, Any]) -> str:
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9_.,=+\-]+$")
 
+#: Folders beside the suites that hold files about runs, not results files: figure indexes
+#: (``diagnostics``) and transfer matrices (``transfer``). No suite or model folder may take
+#: these names, and results walkers skip them.
+SIDE_FOLDERS = frozenset({"diagnostics", "transfer"})
+
 
 def result_path(out_dir: Path, doc: dict[str, Any]) -> Path:
     """``<out>/<dataset>/<suite>/<model_id>[__<defense>[__<params>]]/<run_id>.json``.
@@ -137,6 +142,8 @@ def result_path(out_dir: Path, doc: dict[str, Any]) -> Path:
             model_part += "__" + params_slug(cfg["defense_params"])
     parts = [cfg["dataset"], run_suite(cfg), model_part, f"{doc['run_id']}.json"]
     for part in parts:
+        if str(part) in SIDE_FOLDERS:
+            raise ResultsError(f"results path component {part!r} is a reserved folder name")
         if not _SAFE_PART.match(str(part)) or str(part).startswith("."):
             raise ResultsError(
                 f"results path component {str(part)[:80]!r} is not a plain name "
@@ -148,6 +155,7 @@ def result_path(out_dir: Path, doc: dict[str, Any]) -> Path:
 __all__ = [
     "CLAIMABLE_THREAT_MODELS",
     "DEFENDED_PASSES",
+    "SIDE_FOLDERS",
     "ThreatModel",
     "cell_label",
     "defense_label",

@@ -37,6 +37,24 @@ from benchmark.results.outcomes import read_indices, read_labels, read_outcomes
 ANY = "any"
 
 
+def entry_key(
+    dataset: str,
+    model_id: str,
+    checkpoint_sha256: str = "",
+    defense: str | None = None,
+    defense_params: dict[str, Any] | None = None,
+) -> str:
+    """A leaderboard entry's key: ``dataset/model_id[@sha256 prefix][/defense,params]``, one
+    checkpoint under one defense configuration on one dataset."""
+    key = f"{dataset}/{model_id}"
+    if checkpoint_sha256:
+        key += "@" + checkpoint_sha256[:12]
+    if defense:
+        params = defense_params or {}
+        key += "/" + defense + "".join(f",{k}={v}" for k, v in sorted(params.items()))
+    return key
+
+
 @dataclass(frozen=True)
 class RunView:
     """One validated results document and where it was read from.
@@ -87,6 +105,13 @@ class RunView:
     @property
     def defended(self) -> bool:
         return bool(self.config.get("defense"))
+
+    @property
+    def entry_key(self) -> str:
+        """The leaderboard entry the run belongs to (:func:`entry_key`)."""
+        return entry_key(
+            self.dataset, self.model_id, self.checkpoint_sha256, self.defense, self.defense_params
+        )
 
     @property
     def suite(self) -> str:
@@ -294,4 +319,4 @@ class RunView:
         return self.severity["mean_corruption_accuracy"] if self.severity else None
 
 
-__all__ = ["ANY", "RunView"]
+__all__ = ["ANY", "RunView", "entry_key"]

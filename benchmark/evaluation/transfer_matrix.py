@@ -1,0 +1,468 @@
+"""``bench transfer``: a dataset's transfer matrix (the file format is in
+:mod:`benchmark.results.transfer`).
+
+Targets are the dataset's leaderboard entries: for each, its newest results file is turned back
+into its evaluation plan (:func:`~benchmark.evaluation.replay.config_from_result`), so the
+target is the entry's deployed pipeline (checkpoint, checked against the sha256 the result
+records; defense and parameters; worst of its draws for a randomized defense) scored on the
+whole test split, whatever subset its own run scored. Sources are the checkpoints those
+entries deploy (the undefended model, or a training-time defense's robust model) and any other
+zoo model named with ``sources`` (e.g. another architecture); such a model is a target too.
+
+Every transfer attack of the protocol is crafted white-box on each source's bare model, once,
+on the whole split (cached batch by batch: an interrupted run resumes), and every target
+scores every source's examples. A cell is the target's accuracy on them per attack and worst
+over the attacks: an image counts only if the target classifies it right clean and under every
+attack. A cell whose source is the target's own checkpoint (``own``) is not a transfer (it is
+the white-box or, through a defense, the oblivious setting) and is not part of the target's
+worst transfer.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import benchmark
+from benchmark.attacks.base import ATTACKS
+from benchmark.attacks.presets import AttackCell
+from benchmark.errors import CheckpointError, ConfigError
+from benchmark.evaluation.adversarial import craft_cell
+from benchmark.evaluation.cache import AdversarialCache
+from benchmark.evaluation.plan import EvaluationPlan, build_plan
+from benchmark.evaluation.replay import config_from_result
+from benchmark.metrics.adversarial import correct_mask
+from benchmark.metrics.base import scalar, wilson_interval
+from benchmark.models.inference import predict_images
+from benchmark.models.zoo import ModelZoo
+from benchmark.results.diagnostics import results_files, sha256_bytes
+from benchmark.results.io import atomic_write_bytes
+from benchmark.results.naming import defense_label
+from benchmark.results.outcomes import indices_block, labels_block, outcomes_block
+from benchmark.results.provenance import environment, git_commit, package_versions, utc_now
+from benchmark.results.schema import read_result
+from benchmark.results.transfer import MRB_TRANSFER_V1, SCHEMA, TransferProtocol
+from benchmark.results.view import RunView, entry_key
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Source:
+    """A checkpoint the attacks are crafted on."""
+
+    model_id: str
+    sha256: str
+    arch: str
+    model: torch.nn.Module
+    defense: dict[str, Any] | None = None
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "id": self.model_id,
+            "arch": self.arch,
+            "checkpoint_sha256": self.sha256,
+            "defense": self.defense,
+        }
+
+
+@dataclass
+class Target:
+    """A pipeline that scores the examples: a board entry's plan, or a bare zoo model."""
+
+    key: str
+    label: str
+    model_id: str
+    arch: str
+    deployed_sha256: str
+    plan: EvaluationPlan | None = None
+    model: torch.nn.Module | None = None
+    result: dict[str, str] | None = None
+    defense: dict[str, Any] | None = None
+    draws: int = 1
+    clean: np.ndarray | None = field(default=None, repr=False)
+
+    def correct(self, images: torch.Tensor, split: Any, batch_size: int, seed: int) -> np.ndarray:
+        """Per-image correctness of ``images`` (standing for ``split``'s samples)."""
+        if self.plan is not None:
+            pred, _, _ = self.plan.score(images)
+        else:
+            pred = predict_images(self.model, images, split, batch_size=batch_size, seed=seed)
+        return correct_mask(pred)
+
+    def record(self) -> dict[str, Any]:
+        assert self.clean is not None
+        return {
+            "key": self.key,
+            "label": self.label,
+            "model_id": self.model_id,
+            "arch": self.arch,
+            "checkpoint_sha256": self.deployed_sha256,
+            "defense": self.defense,
+            "draws": self.draws,
+            "result": self.result,
+            "clean": _accuracy_block(self.clean),
+        }
+
+
+def board_results(results_root: Path, dataset: str) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """The newest results file with attack cells of every entry of ``dataset`` (by key)."""
+    newest: dict[str, tuple[Path, dict[str, Any]]] = {}
+    folder = Path(results_root) / dataset
+    if not folder.is_dir():
+        return newest
+    for path in results_files(folder):
+        doc = read_result(path)
+        if not doc.get("attacks"):
+            continue  # a clean or corruption-only run: not on an L-inf board
+        key = RunView(doc).entry_key
+        if key not in newest or doc["created_at"] > newest[key][1]["created_at"]:
+            newest[key] = (path, doc)
+    return dict(sorted(newest.items()))
+
+
+def _accuracy_block(correct: np.ndarray) -> dict[str, Any]:
+    k, n = int(correct.sum()), int(correct.size)
+    return {
+        "accuracy": scalar(k / max(n, 1), n, wilson_interval(k, n), "wilson"),
+        "outcomes": outcomes_block(correct),
+    }
+
+
+def _open_target(
+    path: Path,
+    doc: dict[str, Any],
+    root: Path,
+    *,
+    zoo: ModelZoo,
+    data_dir: str | Path | None,
+    cache: AdversarialCache,
+    device: str,
+    isolation: str | None,
+) -> Target:
+    """The entry of ``doc`` as a target: its run's plan on the whole split."""
+    config = config_from_result(doc, device)
+    config = replace(config, n_examples=None)
+    plan = build_plan(config, data_dir=data_dir, zoo=zoo, cache=cache, isolation=isolation)
+    try:
+        deployed = plan.deployed.card["checkpoint"]["sha256"]
+        for block, have in ((doc.get("model"), deployed), (doc.get("base_model"), plan.model_sha)):
+            recorded = (block or {}).get("checkpoint_sha256")
+            if recorded and recorded != have:
+                raise CheckpointError(
+                    f"the zoo's {block.get('model_id')} is {have[:12]}, {path.name} evaluated "
+                    f"{recorded[:12]}: import that checkpoint (bench zoo import/pull) first"
+                )
+    except BaseException:
+        plan.close()
+        raise
+    view = RunView(doc)
+    defense = None
+    if view.defense:
+        defense = {
+            "id": view.defense,
+            "params": view.defense_params,
+            "kind": plan.submission.meta.kind,
+            "randomized": bool(plan.defense is not None and plan.defense.meta.randomized),
+        }
+    for module in (plan.model, plan.scorer):
+        module.eval()
+    return Target(
+        key=view.entry_key,
+        label=defense_label(view.config),
+        model_id=view.model_id,
+        arch=view.arch,
+        deployed_sha256=deployed,
+        plan=plan,
+        result={
+            "file": path.relative_to(root).as_posix(),
+            "sha256": sha256_bytes(path.read_bytes()),
+        },
+        defense=defense,
+        draws=int(config.draws) if defense and defense["randomized"] else 1,
+    )
+
+
+def _source_of(target: Target) -> Source:
+    """The checkpoint a target deploys, as a source (its bare model, no preprocessing)."""
+    plan = target.plan
+    assert plan is not None
+    if plan.training_defense:
+        card = plan.deployed.card
+        return Source(
+            card["model_id"],
+            target.deployed_sha256,
+            target.arch,
+            plan.scorer,
+            {"id": target.defense["id"], "params": target.defense["params"]},
+        )
+    return Source(plan.model_id, plan.model_sha, target.arch, plan.model)
+
+
+def _time_source(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Seconds of one forward and backward pass of ``model`` on ``x`` (after a warm-up)."""
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x = x.clone().requires_grad_(True)
+    for i in range(2):
+        start = time.perf_counter()
+        loss_fn(model(x), y).backward()
+        if i == 1:
+            return time.perf_counter() - start
+    return 0.0
+
+
+def transfer_matrix(
+    dataset: str,
+    *,
+    results_root: str | Path = "leaderboard/results",
+    protocol: TransferProtocol = MRB_TRANSFER_V1,
+    sources: tuple[str, ...] | list[str] = (),
+    targets: tuple[str, ...] | list[str] = (),
+    skip_missing: bool = False,
+    zoo: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int = 128,
+    isolation: str | None = None,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Compute the transfer matrix of ``dataset`` (see the module docstring).
+
+    Args:
+        results_root: the published results (the entries' runs).
+        sources: zoo ids of further source models (also scored as targets, undefended).
+        targets: wildcard patterns of entry keys to score (default: every entry).
+        skip_missing: leave out, with the reason, the entries whose checkpoint is not in the
+            zoo (else that is an error, before any work).
+
+    Returns:
+        The matrix document (:data:`~benchmark.results.transfer.SCHEMA`); write it with
+        :func:`write_transfer`.
+
+    Raises:
+        ConfigError: no entry to score, or images that differ between the entries.
+        CheckpointError: a checkpoint is missing or not the one an entry evaluated.
+    """
+    root = Path(results_root)
+    zoo_ = ModelZoo(zoo)
+    cache = AdversarialCache(cache_dir)
+    found = board_results(root, dataset)
+    if targets:
+        found = {k: v for k, v in found.items() if any(fnmatch.fnmatch(k, p) for p in targets)}
+    if not found and not sources:
+        raise ConfigError(
+            f"no entry of {dataset} under {root} (or none matches --target): evaluate one with "
+            "bench evaluate first"
+        )
+    opened: list[Target] = []
+    left_out: list[dict[str, str]] = []
+    started = time.perf_counter()
+    try:
+        for key, (path, doc) in found.items():
+            try:
+                opened.append(
+                    _open_target(
+                        path,
+                        doc,
+                        root,
+                        zoo=zoo_,
+                        data_dir=data_dir,
+                        cache=cache,
+                        device=device,
+                        isolation=isolation,
+                    )
+                )
+            except CheckpointError as exc:
+                if not skip_missing:
+                    raise
+                left_out.append({"key": key, "reason": str(exc).splitlines()[0]})
+                logger.warning("left out %s: %s", key, exc)
+        return _compute(
+            dataset,
+            opened,
+            left_out,
+            protocol=protocol,
+            extra=list(sources),
+            zoo=zoo_,
+            data_dir=data_dir,
+            cache=cache,
+            device=device,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+            started=started,
+        )
+    finally:
+        for t in opened:
+            if t.plan is not None:
+                t.plan.close()
+
+
+def _compute(
+    dataset: str,
+    opened: list[Target],
+    left_out: list[dict[str, str]],
+    *,
+    protocol: TransferProtocol,
+    extra: list[str],
+    zoo: ModelZoo,
+    data_dir: str | Path | None,
+    cache: AdversarialCache,
+    device: str,
+    batch_size: int,
+    seed: int,
+    progress: bool | None,
+    started: float,
+) -> dict[str, Any]:
+    from benchmark.datasets.base import load_split, resolve_size
+    from benchmark.device import pick_device, seed_everything
+
+    dev = opened[0].plan.device if opened else pick_device(device)
+    if opened:
+        split = opened[0].plan.full
+        size = opened[0].plan.size
+    else:
+        size = resolve_size(dataset, zoo.entry(extra[0]).card.get("image_size"))
+        split = load_split(dataset, protocol.split, size=size, data_dir=data_dir)
+    for t in opened:
+        if t.plan.full.sha256 != split.sha256 or len(t.plan.full) != len(split):
+            raise ConfigError(f"{t.key} scores other images than the other entries")
+    if split.split != protocol.split:
+        raise ConfigError(f"the protocol scores the {protocol.split} split, not {split.split}")
+    # Sources: every checkpoint an entry deploys, then the named zoo models.
+    srcs: dict[str, Source] = {}
+    for t in opened:
+        s = _source_of(t)
+        srcs.setdefault(s.sha256, s)
+    bare: list[Target] = []
+    for mid in extra:
+        model, entry = zoo.load(mid, device=dev, expect={"dataset": dataset, "image_size": size})
+        model.eval()
+        sha = entry.card["checkpoint"]["sha256"]
+        arch = entry.card.get("arch", "")
+        srcs.setdefault(sha, Source(mid, sha, arch, model))
+        key = entry_key(dataset, mid, sha)
+        if all(t.key != key for t in opened):
+            bare.append(Target(key, "none", mid, arch, sha, model=model))
+    everyone = opened + bare
+    sources = list(srcs.values())
+    indices = torch.arange(len(split))
+    # The estimate, before any work: one timed forward/backward batch per source.
+    x, y = next(split.batches(min(batch_size, len(split)), device=dev))
+    n_batches = (len(split) + batch_size - 1) // batch_size
+    steps = sum(int(dict(p).get("steps", 1)) for _, p in protocol.attacks)
+    per_source = {s.model_id: _time_source(s.model, x, y) * n_batches * steps for s in sources}
+    logger.info(
+        "transfer matrix of %s: %d sources x %d targets, %d images; crafting (uncached) "
+        "takes about %.1f min here (%s), then %d scorings",
+        dataset,
+        len(sources),
+        len(everyone),
+        len(split),
+        sum(per_source.values()) / 60,
+        ", ".join(f"{k} {v / 60:.1f} min" for k, v in per_source.items()),
+        len(everyone) * (1 + len(sources) * len(protocol.attacks)),
+    )
+    seed_everything(seed)
+    adversarial: dict[tuple[int, str], torch.Tensor] = {}
+    craft_start = time.perf_counter()
+    for i, s in enumerate(sources):
+        for attack_id, params in protocol.attacks:
+            cell = AttackCell.make(attack_id, protocol.eps, **dict(params))
+            attack = ATTACKS.get(attack_id)(s.model, eps=protocol.eps, seed=seed, **dict(params))
+            x_adv, hit = craft_cell(
+                s.model,
+                split,
+                cell,
+                attack,
+                indices=indices,
+                model_sha256=s.sha256,
+                seed=seed,
+                batch_size=batch_size,
+                cache=cache,
+                progress=progress,
+            )
+            adversarial[(i, attack_id)] = x_adv
+            logger.info("%s on %s: %s", cell.cell_id, s.model_id, "cached" if hit else "crafted")
+    craft_seconds = time.perf_counter() - craft_start
+    score_start = time.perf_counter()
+    clean_images = split.images.float().div(255.0)
+    cells = []
+    for j, t in enumerate(everyone):
+        t.clean = t.correct(clean_images, split, batch_size, seed)
+        for i, s in enumerate(sources):
+            per_attack = {
+                a: t.correct(adversarial[(i, a)], split, batch_size, seed)
+                for a, _ in protocol.attacks
+            }
+            worst = np.logical_and.reduce([t.clean, *per_attack.values()])
+            cells.append(
+                {
+                    "id": f"s{i}-t{j}",
+                    "source": i,
+                    "target": j,
+                    "own": s.sha256 == t.deployed_sha256,
+                    "per_attack": {a: _accuracy_block(c) for a, c in per_attack.items()},
+                    "worst": _accuracy_block(worst),
+                }
+            )
+        logger.info("scored %s: clean %.3f", t.key, float(t.clean.mean()))
+    score_seconds = time.perf_counter() - score_start
+    return {
+        "schema": SCHEMA,
+        "protocol": protocol.record(),
+        "protocol_resolved": protocol.resolved(),
+        "dataset": dataset,
+        "image_size": size,
+        "seed": seed,
+        "created_at": utc_now(),
+        "benchmark_version": benchmark.__version__,
+        "data": {
+            "split": split.split,
+            "n": len(split),
+            "n_split": len(split),
+            "sha256": split.sha256,
+            "source": Path(split.source_path).name,
+            "indices": indices_block(indices.tolist(), len(split)),
+            "labels": labels_block(split.labels.numpy()),
+        },
+        "sources": [s.record() for s in sources],
+        "targets": [t.record() for t in everyone],
+        "left_out": left_out,
+        "cells": cells,
+        "cost": {
+            "device": str(dev),
+            "batch_size": batch_size,
+            "craft_seconds": round(craft_seconds, 1),
+            "score_seconds": round(score_seconds, 1),
+            "total_seconds": round(time.perf_counter() - started, 1),
+        },
+        "environment": environment(dev),
+        "versions": package_versions(),
+        "git": git_commit(),
+    }
+
+
+def write_transfer(doc: dict[str, Any], path: str | Path) -> Path:
+    """Write a matrix document atomically (and check it reads back)."""
+    import json
+
+    from benchmark.results.transfer import read_transfer
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+    read_transfer(path)
+    return path
+
+
+__all__ = ["board_results", "transfer_matrix", "write_transfer"]

@@ -1,0 +1,205 @@
+"""The transfer matrix (``bench transfer``): entries re-planned from their results files and
+scored on the whole split, sources crafted once and cached, per-image outcomes that an
+independent recomputation reproduces, the file's checks, and the site's matrix and column."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import benchmark as mrb
+from benchmark.attacks.base import ATTACKS, Attack
+from benchmark.errors import CheckpointError, ResultsError
+from benchmark.evaluation.transfer_matrix import transfer_matrix, write_transfer
+from benchmark.results.diagnostics import results_files
+from benchmark.results.outcomes import pack_outcomes
+from benchmark.results.transfer import MRB_TRANSFER_V1, read_transfer, transfer_file
+
+S1 = "tiny_cnn_breastmnist_28px_s1"
+
+
+@pytest.fixture(scope="module")
+def entries(tiny_models, shared_data, tmp_path_factory):
+    """Three BreastMNIST entries of the tiny CNN (seed 0), each run on 16 images: undefended,
+    JPEG, and the randomized resize-and-pad scored as the worst of 2 draws."""
+    base = tmp_path_factory.mktemp("transfer")
+    zoo = tiny_models["zoo"].root
+    results, cache = base / "results", base / "cache"
+    for defense, extra in ((None, {}), ("jpeg", {}), ("random_resize_pad", {"draws": 2})):
+        mrb.evaluate(
+            "breastmnist",
+            "tiny_cnn",
+            attacks="fgsm",
+            eps=["8/255"],
+            n_examples=16,
+            defense=defense,
+            data_dir=shared_data,
+            zoo=zoo,
+            out_dir=results,
+            cache_dir=cache,
+            sanity_attack=False,
+            **extra,
+        )
+    return {"zoo": zoo, "results": results, "cache": cache, "data": shared_data, "base": base}
+
+
+@pytest.fixture(scope="module")
+def matrix(entries):
+    doc = transfer_matrix(
+        "breastmnist",
+        results_root=entries["results"],
+        sources=[S1],
+        zoo=entries["zoo"],
+        data_dir=entries["data"],
+        cache_dir=entries["cache"],
+        device="cpu",
+    )
+    path = write_transfer(doc, transfer_file(entries["results"], "breastmnist", MRB_TRANSFER_V1))
+    return doc, path
+
+
+def _cell(doc, source_id, target_key_part):
+    s = next(i for i, s in enumerate(doc["sources"]) if s["id"] == source_id)
+    t = next(i for i, t in enumerate(doc["targets"]) if target_key_part(t))
+    return next(c for c in doc["cells"] if (c["source"], c["target"]) == (s, t))
+
+
+def test_every_entry_is_scored_on_the_whole_split_against_every_source(matrix):
+    doc, path = matrix
+    assert doc["data"]["n"] == doc["data"]["n_split"] == 156  # the runs scored 16
+    assert [s["id"] for s in doc["sources"]] == ["tiny_cnn_breastmnist_28px_s0", S1]
+    labels = sorted(t["label"] for t in doc["targets"])
+    assert labels == ["jpeg", "none", "none", "random_resize_pad"]
+    assert len(doc["cells"]) == 2 * 4
+    randomized = next(t for t in doc["targets"] if t["label"] == "random_resize_pad")
+    assert randomized["draws"] == 2 and randomized["defense"]["randomized"] is True
+    # Own checkpoint: every seed-0 pipeline against the seed-0 source, the bare s1 model
+    # against the s1 source; nothing else.
+    for c in doc["cells"]:
+        source = doc["sources"][c["source"]]["checkpoint_sha256"]
+        assert c["own"] == (source == doc["targets"][c["target"]]["checkpoint_sha256"])
+    assert sum(c["own"] for c in doc["cells"]) == 4
+    m = read_transfer(path)
+    assert m.n == 156 and len(m.cells) == 8
+
+
+def test_a_cell_matches_an_independent_recomputation(matrix, entries, tiny_models):
+    """MI-FGSM has no randomness: crafting it on the s1 model batch by batch and scoring the
+    bare s0 model by hand gives the cell's per-image outcomes."""
+    doc, _ = matrix
+    zoo = tiny_models["zoo"]
+    s1, _ = zoo.load(S1)
+    s0, _ = zoo.load("tiny_cnn_breastmnist_28px_s0")
+    split = mrb.load_dataset("breastmnist", data_dir=entries["data"])
+    attack = ATTACKS.get("mifgsm")(s1, eps=8 / 255, steps=10, decay=1.0)
+    correct = []
+    for x, y in split.batches(128):
+        with torch.no_grad():
+            correct.append(s0(attack(x, y)).argmax(1) == y)
+    hand = torch.cat(correct).numpy()
+    cell = _cell(doc, S1, lambda t: t["label"] == "none" and "_s0@" in t["key"])
+    assert cell["own"] is False
+    assert cell["per_attack"]["mifgsm"]["outcomes"]["correct"] == pack_outcomes(hand)
+    assert cell["per_attack"]["mifgsm"]["accuracy"]["value"] == pytest.approx(hand.mean())
+    m = read_transfer(_path(matrix))
+    worst = m.cell(cell["source"], cell["target"])
+    clean = m.targets[cell["target"]]["clean"]["accuracy"]["value"]
+    assert worst.accuracy <= min(clean, hand.mean())
+
+
+def _path(matrix):
+    return matrix[1]
+
+
+def test_a_second_run_reuses_every_crafted_example(matrix, entries, monkeypatch):
+    calls: list[int] = []
+    original = Attack.__call__
+
+    def counting(self, x, y, **kw):
+        calls.append(len(x))
+        return original(self, x, y, **kw)
+
+    monkeypatch.setattr(Attack, "__call__", counting)
+    again = transfer_matrix(
+        "breastmnist",
+        results_root=entries["results"],
+        sources=[S1],
+        zoo=entries["zoo"],
+        data_dir=entries["data"],
+        cache_dir=entries["cache"],
+        device="cpu",
+    )
+    assert calls == []
+    assert again["cells"] == matrix[0]["cells"]
+
+
+def test_the_file_is_checked_and_walkers_skip_it(matrix, tmp_path, entries):
+    doc, path = matrix
+    assert path not in results_files(entries["results"])
+    bad = json.loads(path.read_text())
+    outcomes = bad["cells"][0]["worst"]["outcomes"]
+    flipped = ~read_transfer(path).cells[0].correct
+    outcomes["correct"] = pack_outcomes(flipped)
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(ResultsError, match="not the mean of its outcomes"):
+        read_transfer(tmp_path / "bad.json")
+    bad = json.loads(path.read_text())
+    bad["protocol"]["sha256"] = "0" * 64
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(ResultsError, match="not a registered transfer protocol"):
+        read_transfer(tmp_path / "bad.json")
+
+
+def test_a_missing_checkpoint_is_refused_or_left_out(entries, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(entries["results"], results)
+    path = next(p for p in results_files(results) if "jpeg" in p.as_posix())
+    doc = json.loads(path.read_text())
+    doc["model"]["checkpoint_sha256"] = "f" * 64
+    path.write_text(json.dumps(doc))
+    kwargs = dict(
+        results_root=results,
+        zoo=entries["zoo"],
+        data_dir=entries["data"],
+        cache_dir=entries["cache"],
+        device="cpu",
+        targets=["*/jpeg*"],
+    )
+    with pytest.raises(CheckpointError, match="import that checkpoint"):
+        transfer_matrix("breastmnist", **kwargs)
+    kwargs["targets"] = ["*"]
+    doc = transfer_matrix("breastmnist", skip_missing=True, **kwargs)
+    assert [x["key"].split("/")[-1] for x in doc["left_out"]] == ["jpeg"]
+    assert len(doc["targets"]) == 2 and np.isfinite(doc["cost"]["total_seconds"])
+
+
+def test_the_site_shows_the_matrix_and_the_board_column(matrix, entries, tmp_path):
+    from benchmark.leaderboard import build_site
+
+    site = build_site(entries["results"], tmp_path / "site", data_cards=_cards(tmp_path))
+    page = (site.out / "dataset-breastmnist.html").read_text()
+    assert 'id="transfer"' in page and "mrb_transfer_v1" in page
+    m = read_transfer(matrix[1])
+    assert page.count("<small>own</small>") == sum(c.own for c in m.cells)
+    raw = site.out / "raw" / "breastmnist" / "transfer" / "mrb_transfer_v1.json"
+    assert raw.read_bytes() == matrix[1].read_bytes()
+    board = (site.out / "board-breastmnist--linf-8-255.html").read_text()
+    assert "transfer: 95 % interval, n, source" in board
+    # The JPEG row's transfer figure is its worst non-own cell: the s1 source's.
+    key = next(t["key"] for t in m.targets if t["label"] == "jpeg")
+    worst, source = m.worst_transfer(key)
+    assert source["id"] == S1 and not worst.own
+    assert f"{100 * worst.accuracy:.1f}</td><td>" in board and f"from {S1} (undefended)" in board
+
+
+def _cards(tmp_path):
+    from pathlib import Path
+
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[2] / "data_cards" / "breastmnist.md", cards)
+    return cards
