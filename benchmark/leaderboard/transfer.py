@@ -83,9 +83,7 @@ def transfer_tables(
     return tables
 
 
-def _table(
-    matrix: TransferMatrix, raw: str, by_key: dict[str, Entry], root: Path
-) -> TransferTable:
+def _table(matrix: TransferMatrix, raw: str, by_key: dict[str, Entry], root: Path) -> TransferTable:
     table = TransferTable(matrix, raw)
     table.sources = [
         {"label": _source_label(s), "arch": s.get("arch", ""), **s} for s in matrix.sources

@@ -356,9 +356,9 @@ def test_an_adaptive_attack_leaves_the_base_model_in_eval_mode(tiny_models, shar
     """The attack restores the mode of the pipeline it attacks; the pipeline is built in eval
     mode, so the shared base model is not left in training mode (where batch norm and dropout
     would change every later prediction, e.g. a figure's labels)."""
-    from benchmark.evaluation.replay import config_from_result
     from benchmark.evaluation.cache import AdversarialCache
     from benchmark.evaluation.plan import build_plan
+    from benchmark.evaluation.replay import config_from_result
     from benchmark.models.zoo import ModelZoo
 
     doc = mrb.evaluate(

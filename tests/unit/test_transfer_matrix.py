@@ -105,14 +105,10 @@ def test_a_cell_matches_an_independent_recomputation(matrix, entries, tiny_model
     assert cell["own"] is False
     assert cell["per_attack"]["mifgsm"]["outcomes"]["correct"] == pack_outcomes(hand)
     assert cell["per_attack"]["mifgsm"]["accuracy"]["value"] == pytest.approx(hand.mean())
-    m = read_transfer(_path(matrix))
+    m = read_transfer(matrix[1])
     worst = m.cell(cell["source"], cell["target"])
     clean = m.targets[cell["target"]]["clean"]["accuracy"]["value"]
     assert worst.accuracy <= min(clean, hand.mean())
-
-
-def _path(matrix):
-    return matrix[1]
 
 
 def test_a_second_run_reuses_every_crafted_example(matrix, entries, monkeypatch):
@@ -138,7 +134,7 @@ def test_a_second_run_reuses_every_crafted_example(matrix, entries, monkeypatch)
 
 
 def test_the_file_is_checked_and_walkers_skip_it(matrix, tmp_path, entries):
-    doc, path = matrix
+    path = matrix[1]
     assert path not in results_files(entries["results"])
     bad = json.loads(path.read_text())
     outcomes = bad["cells"][0]["worst"]["outcomes"]
