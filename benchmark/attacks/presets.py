@@ -182,6 +182,21 @@ _register(
 )
 
 
+_register(
+    "mdda_transfer",
+    [
+        C("transfer", "6/255", surrogate="resnet50", base_attack=a, base_params='{"steps": 100}')
+        for a in ("bim", "pgd", "difgsm", "autoattack")
+    ],
+    description="MDDA Sec. 4.3 cross-architecture setting: BIM, PGD, DI-FGSM and AutoAttack "
+    "(100 steps) at 6/255 crafted on a ResNet-50 of the same dataset, size and seed",
+    reference="mdda_wang2023.md Sec. 4.3, Table 3",
+    notes="Run it on the victim architecture (the paper's MobileNetV2): each cell crafts on the "
+    "zoo's resnet50 surrogate and scores the victim, with and without the defense (MDDA with "
+    "N = 3 blocks at 6/255, Sec. 4.2). Step sizes as in the mdda preset (BIM/DI-FGSM eps/100, "
+    "PGD 2.5 eps/100); AutoAttack is the standard version at its original budget.",
+)
+
 def resolve_attacks(spec: str, eps: list[float] | None = None) -> tuple[str, list[AttackCell]]:
     """Turn ``--attacks`` into cells: a preset name, or a comma list of attack ids.
 

@@ -256,15 +256,21 @@ def transfer_matrix(
     zoo_ = ModelZoo(zoo)
     cache = AdversarialCache(cache_dir)
     found = board_results(root, dataset)
+    left_out: list[dict[str, str]] = []
     if targets:
-        found = {k: v for k, v in found.items() if any(fnmatch.fnmatch(k, p) for p in targets)}
+        chosen = {k: v for k, v in found.items() if any(fnmatch.fnmatch(k, p) for p in targets)}
+        left_out += [
+            {"key": k, "reason": "not selected in this run (--target " + " ".join(targets) + ")"}
+            for k in found
+            if k not in chosen
+        ]
+        found = chosen
     if not found and not sources:
         raise ConfigError(
             f"no entry of {dataset} under {root} (or none matches --target): evaluate one with "
             "bench evaluate first"
         )
     opened: list[Target] = []
-    left_out: list[dict[str, str]] = []
     started = time.perf_counter()
     try:
         for key, (path, doc) in found.items():

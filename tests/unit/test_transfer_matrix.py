@@ -167,6 +167,11 @@ def test_a_missing_checkpoint_is_refused_or_left_out(entries, tmp_path):
     )
     with pytest.raises(CheckpointError, match="import that checkpoint"):
         transfer_matrix("breastmnist", **kwargs)
+    # Entries left out by --target are listed as such.
+    kwargs["targets"] = ["*/random_resize_pad*"]
+    doc = transfer_matrix("breastmnist", skip_missing=True, **kwargs)
+    reasons = sorted(x["reason"].split(" (")[0] for x in doc["left_out"])
+    assert reasons == ["not selected in this run"] * 2 and len(doc["targets"]) == 1
     kwargs["targets"] = ["*"]
     doc = transfer_matrix("breastmnist", skip_missing=True, **kwargs)
     assert [x["key"].split("/")[-1] for x in doc["left_out"]] == ["jpeg"]
