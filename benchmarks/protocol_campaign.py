@@ -12,8 +12,12 @@ device and the outcome go into ``campaign.json`` beside the archive (the protoco
 Usage::
 
     python benchmarks/protocol_campaign.py --out OUT [--zoo Z] [--cache C] [--data-dir D]
-        [--datasets breastmnist,pneumoniamnist,retinamnist] [--tracks deterministic,adaptive]
-        [--budget-min 9] [--plan]
+        [--datasets breastmnist,pneumoniamnist,retinamnist]
+        [--tracks deterministic,adaptive,transfer] [--budget-min 9] [--plan]
+
+The ``transfer`` track comes last: per dataset, the transfer matrix (``mrb_transfer_v1``,
+``bench transfer``) of every entry evaluated so far under ``--out``, written to
+``<out>/<dataset>/transfer/`` (entries whose model could not be trained are left out, listed).
 
 ``--plan`` prints the jobs in order and exits (nothing runs). On the device machine the data
 and the missing packages travel with the working tree (``make device-prep``, see
@@ -54,6 +58,8 @@ ADAPTIVE: list[tuple[str, dict[str, Any]]] = [
     ("medrdf", {"n": 1000}),
 ]
 ADAPTIVE_DATASETS = ("pneumoniamnist", "retinamnist")
+#: The protocol name of a transfer-matrix job (one per dataset, after its entries' runs).
+TRANSFER = "mrb_transfer_v1"
 
 
 @dataclass
@@ -68,6 +74,8 @@ class Job:
 
     @property
     def name(self) -> str:
+        if self.protocol == TRANSFER:
+            return f"{self.dataset}__transfer"
         tail = self.defense or "undefended"
         if self.params:
             tail += "_" + "_".join(f"{k}={v}" for k, v in sorted(self.params.items()))
@@ -88,6 +96,8 @@ def jobs(datasets: list[str], tracks: list[str], arch: str = "resnet18") -> list
             for ds in datasets:
                 if ds in ADAPTIVE_DATASETS:
                     out.append(Job(ds, "mrb_linf_adaptive_v1", d, p, arch))
+    if "transfer" in tracks:
+        out += [Job(ds, TRANSFER, arch=arch) for ds in datasets]
     return out
 
 
@@ -140,6 +150,8 @@ def run_job(job: Job, *, out: Path, zoo: Any, cache: Any, data_dir: Path) -> dic
 
     record: dict[str, Any] = {"job": job.name, **asdict(job), "trained": []}
     start = time.perf_counter()
+    if job.protocol == TRANSFER:
+        return _transfer_job(job, record, out=out, zoo=zoo, cache=cache, data_dir=data_dir)
     try:
         _ensure_models(job, zoo, data_dir, record["trained"])
         config = EvaluationConfig.from_options(
@@ -156,6 +168,33 @@ def run_job(job: Job, *, out: Path, zoo: Any, cache: Any, data_dir: Path) -> dic
         record.update(status="done", result=str(path.relative_to(out)))
         record["device"] = doc["environment"].get("device_name", doc["environment"]["device"])
     except Exception as exc:  # one failed job must not stop the campaign; it is logged
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        record["traceback"] = traceback.format_exc(limit=8)
+    record["seconds"] = round(time.perf_counter() - start, 1)
+    return record
+
+
+def _transfer_job(
+    job: Job, record: dict[str, Any], *, out: Path, zoo: Any, cache: Any, data_dir: Path
+) -> dict[str, Any]:
+    """The transfer matrix of ``job.dataset`` over the entries evaluated under ``out``."""
+    from benchmark.evaluation.transfer_matrix import transfer_matrix, write_transfer
+    from benchmark.results.transfer import MRB_TRANSFER_V1, transfer_file
+
+    start = time.perf_counter()
+    try:
+        doc = transfer_matrix(
+            job.dataset,
+            results_root=out,
+            skip_missing=True,
+            zoo=zoo.root,
+            data_dir=data_dir,
+            cache_dir=cache.root,
+        )
+        path = write_transfer(doc, transfer_file(out, job.dataset, MRB_TRANSFER_V1))
+        record.update(status="done", result=str(path.relative_to(out)))
+        record["device"] = doc["environment"].get("device_name", doc["environment"]["device"])
+    except Exception as exc:  # logged like any other job
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         record["traceback"] = traceback.format_exc(limit=8)
     record["seconds"] = round(time.perf_counter() - start, 1)
@@ -180,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=None, help="adversarial cache")
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     parser.add_argument("--datasets", default="breastmnist,pneumoniamnist,retinamnist")
-    parser.add_argument("--tracks", default="deterministic,adaptive")
+    parser.add_argument("--tracks", default="deterministic,adaptive,transfer")
     parser.add_argument("--budget-min", type=float, default=9.0, help="start no job after this")
     parser.add_argument("--arch", default="resnet18", help="architecture (smoke runs: tiny_cnn)")
     parser.add_argument("--only", default="", help="comma list of job names to run (else all)")
