@@ -54,7 +54,10 @@ def train_in_sandbox(
         dst = staging_zoo.folder(config.init_from)
         if not dst.is_dir():
             shutil.copytree(src, dst)
-    reads = tuple(p for p in (_data_root(data_dir, config.dataset),) if p is not None)
+    # The sandbox's environment is clean: the data folder it reads (--data-dir, else
+    # $BENCH_DATA_DIR, else ~/.medmnist) is resolved here and passed explicitly.
+    data_root = _data_root(data_dir, config.dataset)
+    reads = (data_root,) if data_root is not None else ()
     with SandboxSession(
         folder or sid, limits, read_only=reads, writable=(staging,), entry=ENTRY
     ) as session:
@@ -63,7 +66,7 @@ def train_in_sandbox(
         header = {
             "op": "train",
             "config": fields,
-            "data_dir": str(data_dir.resolve()) if data_dir is not None else None,
+            "data_dir": str(data_root) if data_root is not None else None,
             "zoo": str(staging.resolve()),
             "resume": resume,
         }

@@ -255,7 +255,9 @@ def test_publication_refuses_an_unsandboxed_stranger():
 
 
 @needs_sandbox
-def test_robust_training_in_the_sandbox_matches_in_process(tiny_models, shared_data, tmp_path):
+def test_robust_training_in_the_sandbox_matches_in_process(
+    tiny_models, shared_data, tmp_path, monkeypatch
+):
     """``bench train --defense`` of a stranger's training defense runs whole in the sandbox
     (data read-only, a staging zoo the only writable folder); the weights that come out are
     those of the same run in process, and the card says where it ran."""
@@ -284,6 +286,10 @@ def test_robust_training_in_the_sandbox_matches_in_process(tiny_models, shared_d
     assert entry.card["defense"]["sha256"] == here.card["defense"]["sha256"]
     assert not (zoo.root / ".sandbox").exists() or not any((zoo.root / ".sandbox").iterdir())
     zoo.load(entry.model_id)  # the sha256-checked, weights-only load
+    # The data folder from $BENCH_DATA_DIR reaches the sandbox too (its environment is clean).
+    monkeypatch.setenv("BENCH_DATA_DIR", str(shared_data))
+    again = train_isolated(config, isolation="sandbox", data_dir=None, zoo=ModelZoo(tmp_path / "c"))
+    assert again.card["checkpoint"]["sha256"] == here.card["checkpoint"]["sha256"]
     # Its evaluation: the robust model attacked here, white-box; the defense's record from
     # the sandbox.
     base = tiny_models["zoo"].folder("tiny_cnn_breastmnist_28px_s0")
