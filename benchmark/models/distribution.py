@@ -24,14 +24,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from benchmark.errors import CheckpointError
-from benchmark.models.zoo import CARD, CHECKPOINT, ModelZoo, ZooEntry
+from benchmark.models.zoo import CARD, CHECKPOINT, ModelZoo, ZooEntry, check_model_id
 from benchmark.results.diagnostics import results_files
 from benchmark.results.io import ARCHIVE_MANIFEST, atomic_write_bytes, write_archive
 
@@ -39,17 +38,10 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = ARCHIVE_MANIFEST
 EXPORT_VERSION = 1
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=,-]*")
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _check_id(mid: str) -> str:
-    if not _ID.fullmatch(mid) or ".." in mid:
-        raise CheckpointError(f"'{mid}' is not a model id; refused")
-    return mid
 
 
 def export_models(zoo: ModelZoo, ids: Iterable[str], out: Path) -> Path:
@@ -60,7 +52,7 @@ def export_models(zoo: ModelZoo, ids: Iterable[str], out: Path) -> Path:
     """
     members: dict[str, bytes] = {}
     for mid in sorted(set(ids)):
-        zoo.load(_check_id(mid))  # the sha256 and weights-only checks of every zoo load
+        zoo.load(check_model_id(mid))  # the sha256 and weights-only checks of every zoo load
         folder = zoo.folder(mid)
         for name in (CARD, CHECKPOINT):
             members[f"{mid}/{name}"] = (folder / name).read_bytes()
@@ -96,7 +88,7 @@ def _read_archive(archive: Path) -> dict[str, dict[str, bytes]]:
                 raise CheckpointError(
                     f"{archive}: {member.name} does not match its sha256 in the manifest"
                 )
-            models.setdefault(_check_id(mid), {})[name] = data
+            models.setdefault(check_model_id(mid), {})[name] = data
     missing = sorted(set(expected) - {f"{m}/{n}" for m, files in models.items() for n in files})
     if missing:
         raise CheckpointError(f"{archive}: {missing[0]} is in the manifest but not in the archive")
@@ -120,7 +112,7 @@ def install_model(
             not its card's (or not ``expected``), weights that do not load, or a model already
             in the zoo with other weights.
     """
-    _check_id(mid)
+    check_model_id(mid)
     if set(files) != {CARD, CHECKPOINT}:
         raise CheckpointError(f"model '{mid}' needs {CARD} and {CHECKPOINT}; refused")
     digest = _sha(files[CHECKPOINT])
@@ -208,7 +200,7 @@ def pull_models(
     :func:`install_model`)."""
     out = []
     for mid in sorted(set(ids)):
-        _check_id(mid)
+        check_model_id(mid)
         files = {name: fetch(f"{mid}/{name}").read_bytes() for name in (CARD, CHECKPOINT)}
         out.append(install_model(zoo, mid, files, (expected or {}).get(mid)))
     return out
