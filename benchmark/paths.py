@@ -5,7 +5,8 @@ variable, then a per-user default:
 
 * data: ``--data-dir``, ``$BENCH_DATA_DIR``, else medmnist's ``~/.medmnist``;
 * model zoo: ``--zoo``, ``$BENCH_ZOO_DIR``, else ``~/.cache/medrobustbench/zoo``;
-* results: ``--out``, ``$BENCH_RESULTS_DIR``, else ``./results``.
+* results: ``--out``, ``$BENCH_RESULTS_DIR``, else ``./results``;
+* committed model cards: ``--cards``, else ``./leaderboard/zoo/cards`` when it exists.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 DATA_ENV = "BENCH_DATA_DIR"
 ZOO_ENV = "BENCH_ZOO_DIR"
 RESULTS_ENV = "BENCH_RESULTS_DIR"
+COMMITTED_CARDS = Path("leaderboard/zoo/cards")
+"""The repository's folder of published model cards (relative to the repository root)."""
 
 
 def _from(explicit: str | os.PathLike[str] | None, env: str) -> Path | None:
@@ -44,3 +47,11 @@ def zoo_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
 def results_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The folder results JSON files are written to (``--out``, ``$BENCH_RESULTS_DIR``)."""
     return _from(explicit, RESULTS_ENV) or Path("results")
+
+
+def cards_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The folder of committed model cards to read: ``explicit`` (``""``: none), else
+    :data:`COMMITTED_CARDS` when the working directory has it, else None."""
+    if explicit is not None:
+        return Path(explicit).expanduser() if str(explicit) != "" else None
+    return COMMITTED_CARDS if COMMITTED_CARDS.is_dir() else None

@@ -1,5 +1,6 @@
-"""``bench zoo``: list the model zoo, write its Markdown report, and move models between zoos
-(export / import of a verified archive, pull from the Hugging Face Hub)."""
+"""``bench zoo``: list the model zoo, publish its cards and write its Markdown report from them,
+and move models between zoos (export / import of a verified archive, pull from the Hugging Face
+Hub)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from pathlib import Path
 
 import typer
 
+from benchmark import paths
 from benchmark.cli.app import command_group
 from benchmark.cli.options import ZOO_HELP
-from benchmark.errors import ConfigError
+from benchmark.errors import CheckpointError, ConfigError
 from benchmark.reports.terminal import render_zoo_list
 
-zoo_app = command_group("zoo", "Inspect, export, import and pull the model zoo.")
+zoo_app = command_group(
+    "zoo", "Inspect the model zoo, publish its cards, export, import and pull models."
+)
 
 
 @zoo_app.command("list")
@@ -32,22 +36,66 @@ def zoo_list_cmd(
     typer.echo(render_zoo_list(entries, store.root))
 
 
+@zoo_app.command("cards")
+def zoo_cards_cmd(
+    zoo: Path | None = typer.Option(None, help=ZOO_HELP),
+    out: Path = typer.Option(paths.COMMITTED_CARDS, help="Folder of the committed cards to write."),
+    pattern: str = typer.Option("*", help="Only model ids matching this wildcard."),
+    replace: bool = typer.Option(
+        False,
+        "--replace",
+        help="Overwrite a committed card that records another checkpoint sha256 (a retrain).",
+    ),
+) -> None:
+    """Publish the zoo's model cards to commit (leaderboard/zoo/cards/<id>.json).
+
+    Each checkpoint is verified against its card's sha256 (and loaded weights-only) before its
+    card is written; a committed card that records other weights is refused unless --replace.
+    One line per model: added, unchanged, replaced or refused (why)."""
+    from benchmark.models.cards import publish_cards
+    from benchmark.models.zoo import ModelZoo
+
+    outcomes = publish_cards(ModelZoo(zoo), out, pattern, replace=replace)
+    for o in outcomes:
+        sep = ": " if o.status == "refused" else "  "
+        typer.echo(f"{o.status:<9} {o.model_id}{sep}{o.detail}")
+    refused = sum(o.status == "refused" for o in outcomes)
+    if refused:
+        raise CheckpointError(
+            f"{refused} of {len(outcomes)} cards refused (see above); their committed cards "
+            "are as they were"
+        )
+
+
+CARDS_HELP = (
+    "Folder of committed model cards, reported with the zoo's (default "
+    f"{paths.COMMITTED_CARDS} when it exists; --cards '' reports the zoo alone)."
+)
+
+
 @zoo_app.command("report")
 def zoo_report_cmd(
     zoo: Path | None = typer.Option(None, help=ZOO_HELP),
     out: Path = typer.Option(Path("docs/model_zoo.md"), help="Markdown file to write."),
     pattern: str = typer.Option("*", help="Only model ids matching this wildcard."),
+    cards: str | None = typer.Option(None, metavar="<path>", help=CARDS_HELP),
 ) -> None:
-    """Write the zoo's Markdown table (docs/model_zoo.md) from the model cards."""
-    import fnmatch
-
+    """Write the zoo's Markdown table (docs/model_zoo.md) from the model cards: the committed
+    ones (leaderboard/zoo/cards) and the zoo's. A model whose committed and zoo cards record
+    different checkpoints is an error."""
+    from benchmark.models.cards import merge_cards, read_cards
     from benchmark.models.zoo import ModelZoo
     from benchmark.reports import render_zoo_markdown
     from benchmark.results.io import atomic_write_bytes
 
-    entries = [e for e in ModelZoo(zoo).list() if fnmatch.fnmatchcase(e.model_id, pattern)]
+    folder = paths.cards_dir(cards)
+    committed = read_cards(folder) if folder else []  # every card checked before writing
+    entries = merge_cards(committed, ModelZoo(zoo).list(), pattern)
     if not entries:
-        raise ConfigError(f"no model in the zoo matches '{pattern}'; train one with bench train")
+        raise ConfigError(
+            f"no model card matches '{pattern}'; train one with bench train "
+            "(or point --zoo / --cards at the cards)"
+        )
     cmd = "bench zoo report" + (f" --pattern '{pattern}'" if pattern != "*" else "")
     atomic_write_bytes(out, render_zoo_markdown(entries, command=cmd).encode())
     typer.echo(f"wrote {out} ({len(entries)} models)")

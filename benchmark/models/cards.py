@@ -1,0 +1,312 @@
+"""Committed model cards: the zoo's ``card.json`` of each model, published in git.
+
+Checkpoints stay out of git; their cards are committed, one file per model id:
+``leaderboard/zoo/cards/<model_id>.json`` (:data:`benchmark.paths.COMMITTED_CARDS`) holds the
+zoo's ``card.json`` byte for byte (recipe, metrics, history, the checkpoint's sha256).
+:func:`publish_cards` (``bench zoo cards``) writes a card only after the checkpoint it
+describes passed the zoo's own checks, so a clean clone can regenerate ``docs/model_zoo.md``
+from :func:`read_cards` alone (``bench zoo report``).
+
+A published card is never silently replaced by a retrain with other weights: a committed card
+whose checkpoint sha256 differs from the zoo's is refused unless the caller asks to replace it,
+and :func:`merge_cards` refuses to report the two together. Cards read from the folder are
+untrusted input: each must be JSON, a ``medrobustbench.model_card/1`` card with the fields the
+zoo page reads, in a file named after its own model id.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from benchmark.errors import CheckpointError, ConfigError
+from benchmark.models.zoo import CARD, CARD_SCHEMA, ModelZoo, ZooEntry, check_model_id
+from benchmark.results.io import atomic_write_bytes
+
+logger = logging.getLogger(__name__)
+
+SUFFIX = ".json"
+
+#: Fields every published card must have (dotted: nested; a null value is present): the ones
+#: the zoo page reads.
+REQUIRED_FIELDS = (
+    "schema",
+    "model_id",
+    "dataset",
+    "arch",
+    "image_size",
+    "seed",
+    "epochs",
+    "best_epoch",
+    "created_at",
+    "training_time_seconds",
+    "training_time_hours",
+    "checkpoint.sha256",
+    "defense",
+    "metrics.val.acc.value",
+    "metrics.val.auc.value",
+    "metrics.test.acc.value",
+    "metrics.test.auc.value",
+    "environment.device",
+    "environment.torch",
+    "git.commit",
+    "git.dirty",
+    "recipe.optimizer",
+    "recipe.lr",
+    "recipe.batch_size",
+    "recipe.epochs",
+    "recipe.gamma",
+    "recipe.milestones_epochs",
+    "recipe.loss",
+    "recipe.seed",
+)
+#: Further fields of a robust model's card (``defense`` is not null).
+DEFENSE_FIELDS = ("defense.id", "defense.params")
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+Status = Literal["added", "unchanged", "replaced", "refused"]
+
+
+@dataclass(frozen=True)
+class PublishedCard:
+    """A committed model card: its file and parsed content (checked by :func:`read_card`)."""
+
+    path: Path
+    card: dict[str, Any]
+
+    @property
+    def model_id(self) -> str:
+        """The model's zoo id (also the file's name)."""
+        return str(self.card["model_id"])
+
+    @property
+    def sha256(self) -> str:
+        """The sha256 of the checkpoint the card describes."""
+        return str(self.card["checkpoint"]["sha256"])
+
+
+@dataclass(frozen=True)
+class CardOutcome:
+    """What :func:`publish_cards` did with one zoo model.
+
+    Attributes:
+        model_id: the zoo id.
+        status: ``added``, ``unchanged``, ``replaced`` or ``refused``.
+        detail: why it was refused, else the checkpoint's sha256 (and a note, if any).
+    """
+
+    model_id: str
+    status: Status
+    detail: str
+
+
+def card_path(folder: str | Path, mid: str) -> Path:
+    """The file of model ``mid``'s card in ``folder``.
+
+    Raises:
+        CheckpointError: ``mid`` is not a plain model id (it could name another path).
+    """
+    return Path(folder) / f"{check_model_id(mid)}{SUFFIX}"
+
+
+def _field(card: dict[str, Any], dotted: str) -> tuple[bool, Any]:
+    found: Any = card
+    for part in dotted.split("."):
+        if not isinstance(found, dict) or part not in found:
+            return False, None
+        found = found[part]
+    return True, found
+
+
+def check_card(card: Any, source: str | Path) -> dict[str, Any]:
+    """``card`` itself when it is a complete model card; ``source`` names it in errors.
+
+    Raises:
+        CheckpointError: not a JSON object, another schema, a missing field, or a checkpoint
+            sha256 that is not 64 hex digits.
+    """
+    fix = "restore it from git or rewrite it with `bench zoo cards`"
+    if not isinstance(card, dict):
+        raise CheckpointError(f"{source} is not a model card (not a JSON object); {fix}")
+    if card.get("schema") != CARD_SCHEMA:
+        raise CheckpointError(
+            f"{source} is not a {CARD_SCHEMA} card (schema {card.get('schema')!r}); {fix}"
+        )
+    required = REQUIRED_FIELDS + (DEFENSE_FIELDS if card.get("defense") is not None else ())
+    for dotted in required:
+        present, _ = _field(card, dotted)
+        if not present:
+            raise CheckpointError(f"{source} is not a complete model card: no '{dotted}'; {fix}")
+    sha = card["checkpoint"]["sha256"]
+    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+        raise CheckpointError(f"{source}: checkpoint.sha256 {sha!r} is not a sha256; {fix}")
+    return card
+
+
+def read_card(path: str | Path) -> PublishedCard:
+    """Read and check one committed card (untrusted input).
+
+    Raises:
+        CheckpointError: a file name that is not a model id, a file that is not JSON, an
+            incomplete card (:func:`check_card`) or a card of another model id.
+    """
+    path = Path(path)
+    mid = path.name.removesuffix(SUFFIX)
+    if not path.name.endswith(SUFFIX):
+        raise CheckpointError(f"{path} is not a model card file (<model id>{SUFFIX})")
+    try:
+        check_model_id(mid)
+    except CheckpointError:
+        raise CheckpointError(f"{path}: '{mid}' is not a model id; rename or remove it") from None
+    try:
+        card = json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path} is not readable JSON ({str(exc).splitlines()[0] if str(exc) else exc!r}); "
+            "restore it from git or rewrite it with `bench zoo cards`"
+        ) from None
+    check_card(card, path)
+    if card["model_id"] != mid:
+        raise CheckpointError(
+            f"{path} is the card of {card['model_id']!r}, not of '{mid}' (its file name); "
+            "a card is stored as <model id>.json"
+        )
+    return PublishedCard(path, card)
+
+
+def read_cards(folder: str | Path) -> list[PublishedCard]:
+    """Every committed card in ``folder`` (its ``*.json`` files), each checked, sorted by id.
+
+    Raises:
+        CheckpointError: ``folder`` is not a folder, or the first malformed card (by name).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder} is not a folder of model cards")
+    return [read_card(p) for p in sorted(folder.glob(f"*{SUFFIX}"))]
+
+
+def publish_card(
+    zoo: ModelZoo, mid: str, folder: str | Path, *, replace: bool = False
+) -> CardOutcome:
+    """Verify the zoo model ``mid`` and write its card to ``folder`` (atomically).
+
+    The checkpoint is checked as every zoo load checks it (sha256 against the card, weights
+    only, strict architecture) before anything is written. A committed card of the same id is
+    kept when it records the same checkpoint (even if its text differs: the published card
+    stays the one the page was built from) and refused when it records other weights, unless
+    ``replace``.
+
+    Raises:
+        CheckpointError: a bad id, a checkpoint that fails its checks, an incomplete card, or a
+            committed card with another checkpoint sha256 (or malformed) without ``replace``.
+    """
+    target = card_path(folder, mid)
+    data = (zoo.folder(mid) / CARD).read_bytes()
+    _, entry = zoo.load(mid)  # sha256 against the card, weights-only, strict architecture
+    if json.loads(data) != entry.card:
+        raise CheckpointError(f"the card of '{mid}' in {zoo.root} changed while it was checked")
+    sha = str(check_card(entry.card, zoo.folder(mid) / CARD)["checkpoint"]["sha256"])
+    if not target.exists():
+        atomic_write_bytes(target, data)
+        logger.debug("wrote %s", target)
+        return CardOutcome(mid, "added", f"sha256 {sha}")
+    if target.read_bytes() == data:
+        return CardOutcome(mid, "unchanged", f"sha256 {sha}")
+    if not replace:
+        try:
+            held = read_card(target).sha256
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc} (--replace overwrites it with the zoo's card)") from None
+        if held == sha:
+            return CardOutcome(
+                mid,
+                "unchanged",
+                f"sha256 {sha} (same checkpoint; the committed card's text differs and is kept, "
+                "--replace writes the zoo's)",
+            )
+        raise CheckpointError(
+            f"the committed card {target} records checkpoint {held[:16]}... but the zoo's is "
+            f"{sha[:16]}...: a retrain with other weights does not replace a published card "
+            "(--replace does, when it should)"
+        )
+    atomic_write_bytes(target, data)
+    logger.debug("replaced %s", target)
+    return CardOutcome(mid, "replaced", f"sha256 {sha}")
+
+
+def publish_cards(
+    zoo: ModelZoo, folder: str | Path, pattern: str = "*", *, replace: bool = False
+) -> list[CardOutcome]:
+    """:func:`publish_card` for every zoo model whose id matches ``pattern`` (fnmatch); a
+    refused model is reported (``refused``) and does not stop the others.
+
+    Raises:
+        ConfigError: no zoo model matches ``pattern``.
+    """
+    entries = [e for e in zoo.list() if fnmatch.fnmatchcase(e.model_id, pattern)]
+    if not entries:
+        raise ConfigError(f"no model in zoo {zoo.root} matches '{pattern}'")
+    out = []
+    for e in entries:
+        try:
+            out.append(publish_card(zoo, e.model_id, folder, replace=replace))
+        except CheckpointError as exc:
+            logger.debug("refused %s: %s", e.model_id, exc)
+            out.append(CardOutcome(e.model_id, "refused", str(exc)))
+    return out
+
+
+def merge_cards(
+    committed: Iterable[PublishedCard], zoo: Iterable[ZooEntry], pattern: str = "*"
+) -> list[PublishedCard | ZooEntry]:
+    """The cards of a report: every committed card, plus the zoo's cards of the models that
+    have none, sorted by id, of the model ids that match ``pattern`` (fnmatch). A model in both
+    must have the same checkpoint; its committed card is the one reported, so the page does
+    not depend on the machine's zoo.
+
+    Raises:
+        CheckpointError: one line per model whose committed and zoo cards record different
+            checkpoint sha256s.
+    """
+    published = {c.model_id: c for c in committed if fnmatch.fnmatchcase(c.model_id, pattern)}
+    merged: dict[str, PublishedCard | ZooEntry] = dict(published)
+    conflicts = []
+    for e in zoo:
+        if not fnmatch.fnmatchcase(e.model_id, pattern):
+            continue
+        held = published.get(e.model_id)
+        if held is None:
+            merged[e.model_id] = e
+            continue
+        sha = str(e.card.get("checkpoint", {}).get("sha256"))
+        if held.sha256 != sha:
+            conflicts.append(
+                f"model '{e.model_id}': the committed card {held.path} records checkpoint "
+                f"{held.sha256[:16]}... but the zoo's card ({e.path / CARD}) records "
+                f"{sha[:16]}...; publish the zoo's with `bench zoo cards --pattern "
+                f"'{e.model_id}' --replace`, or point --zoo at the zoo the committed card came from"
+            )
+    if conflicts:
+        raise CheckpointError("\n".join(conflicts))
+    return [merged[mid] for mid in sorted(merged)]
+
+
+__all__ = [
+    "CardOutcome",
+    "PublishedCard",
+    "card_path",
+    "check_card",
+    "merge_cards",
+    "publish_card",
+    "publish_cards",
+    "read_card",
+    "read_cards",
+]
