@@ -210,12 +210,13 @@ def _time_source(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> fl
     """Seconds of one forward and backward pass of ``model`` on ``x`` (after a warm-up)."""
     loss_fn = torch.nn.CrossEntropyLoss()
     x = x.clone().requires_grad_(True)
-    for i in range(2):
+    seconds = 0.0
+    for _ in range(2):
         start = time.perf_counter()
         loss_fn(model(x), y).backward()
-        if i == 1:
-            return time.perf_counter() - start
-    return 0.0
+        seconds = time.perf_counter() - start
+    model.zero_grad(set_to_none=True)  # the timing leaves no gradient behind
+    return seconds
 
 
 def transfer_matrix(
