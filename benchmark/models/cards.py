@@ -116,13 +116,13 @@ def card_path(folder: str | Path, mid: str) -> Path:
     return Path(folder) / f"{check_model_id(mid)}{SUFFIX}"
 
 
-def _field(card: dict[str, Any], dotted: str) -> tuple[bool, Any]:
+def _has(card: dict[str, Any], dotted: str) -> bool:
     found: Any = card
     for part in dotted.split("."):
         if not isinstance(found, dict) or part not in found:
-            return False, None
+            return False
         found = found[part]
-    return True, found
+    return True
 
 
 def check_card(card: Any, source: str | Path) -> dict[str, Any]:
@@ -141,8 +141,7 @@ def check_card(card: Any, source: str | Path) -> dict[str, Any]:
         )
     required = REQUIRED_FIELDS + (DEFENSE_FIELDS if card.get("defense") is not None else ())
     for dotted in required:
-        present, _ = _field(card, dotted)
-        if not present:
+        if not _has(card, dotted):
             raise CheckpointError(f"{source} is not a complete model card: no '{dotted}'; {fix}")
     sha = card["checkpoint"]["sha256"]
     if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
