@@ -197,6 +197,7 @@ _register(
     "PGD 2.5 eps/100); AutoAttack is the standard version at its original budget.",
 )
 
+
 def resolve_attacks(spec: str, eps: list[float] | None = None) -> tuple[str, list[AttackCell]]:
     """Turn ``--attacks`` into cells: a preset name, or a comma list of attack ids.
 
