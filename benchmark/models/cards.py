@@ -19,77 +19,25 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from benchmark.errors import CheckpointError, ConfigError
-from benchmark.models.zoo import CARD, CARD_SCHEMA, ModelZoo, ZooEntry, check_model_id
+from benchmark.models.zoo import CARD, ModelZoo, ZooEntry
+from benchmark.results.cards import (
+    PublishedCard,
+    card_path,
+    check_card,
+    read_card,
+    read_cards,
+)
 from benchmark.results.io import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
-SUFFIX = ".json"
-
-#: Fields every published card must have (dotted: nested; a null value is present): the ones
-#: the zoo page reads.
-REQUIRED_FIELDS = (
-    "schema",
-    "model_id",
-    "dataset",
-    "arch",
-    "image_size",
-    "seed",
-    "epochs",
-    "best_epoch",
-    "created_at",
-    "training_time_seconds",
-    "training_time_hours",
-    "checkpoint.sha256",
-    "defense",
-    "metrics.val.acc.value",
-    "metrics.val.auc.value",
-    "metrics.test.acc.value",
-    "metrics.test.auc.value",
-    "environment.device",
-    "environment.torch",
-    "git.commit",
-    "git.dirty",
-    "recipe.optimizer",
-    "recipe.lr",
-    "recipe.batch_size",
-    "recipe.epochs",
-    "recipe.gamma",
-    "recipe.milestones_epochs",
-    "recipe.loss",
-    "recipe.seed",
-)
-#: Further fields of a robust model's card (``defense`` is not null).
-DEFENSE_FIELDS = ("defense.id", "defense.params")
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
 Status = Literal["added", "unchanged", "replaced", "refused"]
-
-
-@dataclass(frozen=True)
-class PublishedCard:
-    """A committed model card: its file and parsed content (checked by :func:`read_card`)."""
-
-    path: Path
-    card: dict[str, Any]
-
-    @property
-    def model_id(self) -> str:
-        """The model's zoo id (also the file's name)."""
-        return str(self.card["model_id"])
-
-    @property
-    def sha256(self) -> str:
-        """The sha256 of the checkpoint the card describes."""
-        return str(self.card["checkpoint"]["sha256"])
 
 
 @dataclass(frozen=True)
@@ -105,91 +53,6 @@ class CardOutcome:
     model_id: str
     status: Status
     detail: str
-
-
-def card_path(folder: str | Path, mid: str) -> Path:
-    """The file of model ``mid``'s card in ``folder``.
-
-    Raises:
-        CheckpointError: ``mid`` is not a plain model id (it could name another path).
-    """
-    return Path(folder) / f"{check_model_id(mid)}{SUFFIX}"
-
-
-def _has(card: dict[str, Any], dotted: str) -> bool:
-    found: Any = card
-    for part in dotted.split("."):
-        if not isinstance(found, dict) or part not in found:
-            return False
-        found = found[part]
-    return True
-
-
-def check_card(card: Any, source: str | Path) -> dict[str, Any]:
-    """``card`` itself when it is a complete model card; ``source`` names it in errors.
-
-    Raises:
-        CheckpointError: not a JSON object, another schema, a missing field, or a checkpoint
-            sha256 that is not 64 hex digits.
-    """
-    fix = "restore it from git or rewrite it with `bench zoo cards`"
-    if not isinstance(card, dict):
-        raise CheckpointError(f"{source} is not a model card (not a JSON object); {fix}")
-    if card.get("schema") != CARD_SCHEMA:
-        raise CheckpointError(
-            f"{source} is not a {CARD_SCHEMA} card (schema {card.get('schema')!r}); {fix}"
-        )
-    required = REQUIRED_FIELDS + (DEFENSE_FIELDS if card.get("defense") is not None else ())
-    for dotted in required:
-        if not _has(card, dotted):
-            raise CheckpointError(f"{source} is not a complete model card: no '{dotted}'; {fix}")
-    sha = card["checkpoint"]["sha256"]
-    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
-        raise CheckpointError(f"{source}: checkpoint.sha256 {sha!r} is not a sha256; {fix}")
-    return card
-
-
-def read_card(path: str | Path) -> PublishedCard:
-    """Read and check one committed card (untrusted input).
-
-    Raises:
-        CheckpointError: a file name that is not a model id, a file that is not JSON, an
-            incomplete card (:func:`check_card`) or a card of another model id.
-    """
-    path = Path(path)
-    mid = path.name.removesuffix(SUFFIX)
-    if not path.name.endswith(SUFFIX):
-        raise CheckpointError(f"{path} is not a model card file (<model id>{SUFFIX})")
-    try:
-        check_model_id(mid)
-    except CheckpointError:
-        raise CheckpointError(f"{path}: '{mid}' is not a model id; rename or remove it") from None
-    try:
-        card = json.loads(path.read_bytes())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(
-            f"{path} is not readable JSON ({str(exc).splitlines()[0] if str(exc) else exc!r}); "
-            "restore it from git or rewrite it with `bench zoo cards`"
-        ) from None
-    check_card(card, path)
-    if card["model_id"] != mid:
-        raise CheckpointError(
-            f"{path} is the card of {card['model_id']!r}, not of '{mid}' (its file name); "
-            "a card is stored as <model id>.json"
-        )
-    return PublishedCard(path, card)
-
-
-def read_cards(folder: str | Path) -> list[PublishedCard]:
-    """Every committed card in ``folder`` (its ``*.json`` files), each checked, sorted by id.
-
-    Raises:
-        CheckpointError: ``folder`` is not a folder, or the first malformed card (by name).
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CheckpointError(f"{folder} is not a folder of model cards")
-    return [read_card(p) for p in sorted(folder.glob(f"*{SUFFIX}"))]
 
 
 def publish_card(

@@ -30,7 +30,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from benchmark.errors import CheckpointError
-from benchmark.models.zoo import CARD, CHECKPOINT, ModelZoo, ZooEntry, check_model_id
+from benchmark.models.zoo import CARD, CHECKPOINT, ModelZoo, ZooEntry
+from benchmark.results.cards import check_model_id
 from benchmark.results.diagnostics import results_files
 from benchmark.results.io import ARCHIVE_MANIFEST, atomic_write_bytes, write_archive
 

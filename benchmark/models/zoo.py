@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import pickle
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,26 +23,13 @@ from benchmark import paths
 from benchmark.errors import CheckpointError
 from benchmark.hashing import file_digest
 from benchmark.models.base import ImageClassifier, build_model
+from benchmark.results.cards import CARD_SCHEMA
 from benchmark.results.io import atomic_write_bytes, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-CARD_SCHEMA = "medrobustbench.model_card/1"
 CHECKPOINT = "model.pt"
 CARD = "card.json"
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=,-]*")
-
-
-def check_model_id(mid: str) -> str:
-    """``mid`` itself when it is a plain model id, safe as a folder or file name (letters,
-    digits and ``_.=,-``, starting with a letter or digit, no ``..``).
-
-    Raises:
-        CheckpointError: ``mid`` could name a path outside its folder, or a hidden file.
-    """
-    if not _ID.fullmatch(mid) or ".." in mid:
-        raise CheckpointError(f"'{mid}' is not a model id; refused")
-    return mid
 
 
 def model_id(arch: str, dataset: str, size: int, seed: int, defense: str | None = None) -> str:

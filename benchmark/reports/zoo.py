@@ -8,12 +8,12 @@ fields from both, so it does not depend on where a card came from.
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
 from benchmark.reports.base import pct as _pct
+from benchmark.results.cards import recipe_of
 from benchmark.results.naming import eps_label
 
 if TYPE_CHECKING:  # the zoo loads torch; the report only reads the entries' cards
@@ -92,12 +92,6 @@ def _reproduce(card: dict) -> str:
         f"{loss}, seed {r['seed']}, torch {card['environment']['torch']}, "
         f"trained {card['created_at']} at commit {commit}. Reproduce: `{cmd}` ({exact})."
     )
-
-
-def recipe_of(card: dict) -> str:
-    """The recipe a checkpoint belongs to: its model id without the seed
-    (``resnet18_breastmnist_28px_s1_pgd_at`` -> ``resnet18_breastmnist_28px_pgd_at``)."""
-    return re.sub(r"_s\d+(?=_|$)", "", str(card["model_id"]), count=1)
 
 
 def _mean_sd(values: list[float]) -> str:
