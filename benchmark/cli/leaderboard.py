@@ -39,6 +39,11 @@ def leaderboard_build_cmd(
     root: Path = typer.Option(Path("leaderboard/results"), help="The published results folder."),
     data_cards: Path = typer.Option(Path("data_cards"), help="Folder of the data cards."),
     readme: Path = typer.Option(Path("README.md"), help="README with the submission guide."),
+    cards: Path | None = typer.Option(
+        None,
+        help="Committed model cards, for each recipe's seeds (default leaderboard/zoo/cards "
+        "when it exists; '' for none).",
+    ),
 ) -> None:
     """Render the static leaderboard site (self-contained, opens from the file system); refused
     when a published file differs from the results ledger."""
@@ -47,7 +52,9 @@ def leaderboard_build_cmd(
 
     if not root.is_dir():
         raise ResultsError(f"results folder {root} does not exist; pass --root")
-    report = build_site(root, out, data_cards=data_cards, readme=readme)
+    from benchmark.paths import cards_dir
+
+    report = build_site(root, out, data_cards=data_cards, readme=readme, cards=cards_dir(cards))
     if not ledger_path(root).is_file():
         typer.echo(
             f"warning: {root} has no ledger: the site is not tamper-evident "

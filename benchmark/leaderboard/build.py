@@ -57,6 +57,7 @@ from benchmark.leaderboard.markdown_pages import (
 from benchmark.leaderboard.ranking import boards
 from benchmark.leaderboard.rows import Board
 from benchmark.leaderboard.runs import Entry, Invalid, Run, flags, group_entries, load_runs
+from benchmark.leaderboard.seeds import attach_seeds, entry_seeds, recipe_groups
 from benchmark.leaderboard.transfer import attach_transfer, transfer_tables
 from benchmark.results.naming import ThreatModel, eps_label
 from benchmark.results.protocols import MRB_LINF_V1
@@ -287,11 +288,18 @@ def _fp_chart(entry: Entry) -> Markup | None:
 
 
 def build_site(
-    results_root: Path, out: Path, *, data_cards: Path | None = None, readme: Path | None = None
+    results_root: Path,
+    out: Path,
+    *,
+    data_cards: Path | None = None,
+    readme: Path | None = None,
+    cards: Path | None = None,
 ) -> BuildReport:
     """Build the site from every results file under ``results_root`` into ``out``.
 
-    ``out`` is emptied first (only the files this build writes remain). Invalid results files
+    ``cards``: the committed model cards (``leaderboard/zoo/cards``): each entry page and board
+    row then shows the seeds of its checkpoint's recipe. ``out`` is emptied first (only the
+    files this build writes remain). Invalid results files
     are reported in the returned :class:`BuildReport` and on the index page, and left out.
     Raises :class:`~benchmark.errors.LedgerError` (every problem, one line each) and writes
     nothing when the folder has a ledger and a file differs from it.
@@ -324,6 +332,9 @@ def build_site(
     datasets = sorted({e.dataset for e in entries})
     transfers = transfer_tables(results_root, datasets, entries, out)
     attach_transfer(all_boards, transfers)
+    groups = recipe_groups(cards)
+    seeds = {e.key: entry_seeds(e, groups) for e in entries}
+    attach_seeds(all_boards, seeds)
     cards: dict[str, tuple[dict[str, Any], str]] = {}
     for ds in datasets:
         path = (data_cards / f"{ds}.md") if data_cards else None
@@ -363,6 +374,7 @@ def build_site(
                 "sensitivity": mdda_sensitivity(entry, entries),
             },
             figures=entry_figures(entry, results_root, out),
+            seeds=seeds[entry.key],
             flags=flags(entry),
             boards=[
                 (b, next(r for r in b.rows if r.entry is entry))

@@ -102,6 +102,9 @@ class Board:
     """The protocol whose board this is (None: a screening or corruption board)."""
     key_name: str = "balanced worst case"
     """What ``Row.key_value`` is."""
+    has_seeds: bool = False
+    """Whether some row carries ``details["seeds"]`` (its recipe's seeds,
+    :mod:`benchmark.leaderboard.seeds`)."""
     transfer: Any = None
     """The transfer matrix at this board's budget, if one was computed
     (:class:`~benchmark.leaderboard.transfer.TransferTable`); rows then carry
