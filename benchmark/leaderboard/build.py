@@ -57,7 +57,8 @@ from benchmark.leaderboard.markdown_pages import (
 from benchmark.leaderboard.ranking import boards
 from benchmark.leaderboard.rows import Board
 from benchmark.leaderboard.runs import Entry, Invalid, Run, flags, group_entries, load_runs
-from benchmark.leaderboard.seeds import attach_seeds, entry_seeds, recipe_groups
+from benchmark.leaderboard.seeds import attach_seeds, deployed_card, entry_seeds, recipe_groups
+from benchmark.leaderboard.training_curve import training_curve
 from benchmark.leaderboard.transfer import attach_transfer, transfer_tables
 from benchmark.results.naming import ThreatModel, eps_label
 from benchmark.results.protocols import MRB_LINF_V1
@@ -375,6 +376,7 @@ def build_site(
             },
             figures=entry_figures(entry, results_root, out),
             seeds=seeds[entry.key],
+            curve=training_curve(deployed_card(entry, groups)),
             flags=flags(entry),
             boards=[
                 (b, next(r for r in b.rows if r.entry is entry))

@@ -99,6 +99,16 @@ def entry_seeds(entry: Entry, groups: dict[str, list[dict[str, Any]]]) -> Recipe
     )
 
 
+def deployed_card(entry: Entry, groups: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
+    """The committed card of ``entry``'s deployed checkpoint (same id and sha256), if any."""
+    model = entry.newest().doc.get("model") or {}
+    mid, sha = model.get("model_id"), model.get("checkpoint_sha256")
+    for card in groups.get(recipe_of({"model_id": mid}), []) if mid else []:
+        if card["model_id"] == mid and card["checkpoint"]["sha256"] == sha:
+            return card
+    return None
+
+
 def attach_seeds(boards: list[Board], seeds: dict[str, RecipeSeeds | None]) -> None:
     """Give every board row whose entry has seeds ``row.details["seeds"]`` (by entry key)."""
     for board in boards:
@@ -109,4 +119,4 @@ def attach_seeds(boards: list[Board], seeds: dict[str, RecipeSeeds | None]) -> N
                 board.has_seeds = True
 
 
-__all__ = ["RecipeSeeds", "attach_seeds", "entry_seeds", "recipe_groups"]
+__all__ = ["RecipeSeeds", "attach_seeds", "deployed_card", "entry_seeds", "recipe_groups"]

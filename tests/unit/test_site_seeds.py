@@ -38,6 +38,10 @@ def test_entry_page_and_board_show_the_recipes_seeds(tiny_models, shared_data, t
     assert 'id="seeds"' in html and "tiny_cnn_breastmnist_28px_s1" in html
     assert f"accuracy {100 * mean:.1f} &plusmn; {100 * sd:.1f}" in html
     assert html.count("(this entry)") == 1
+    # The validation curve of the entry's checkpoint, from its card (2 epochs, epoch kept).
+    card = zoo.entry("tiny_cnn_breastmnist_28px_s0").card
+    assert 'id="training"' in html
+    assert f"validation per epoch (kept: epoch {card['best_epoch']})" in html
     board = (site.out / "board-breastmnist--linf-8-255.html").read_text()
     assert f"{100 * mean:.1f} &plusmn; {100 * sd:.1f} <small>(2 seeds)</small>" in board
     # Without the cards (or with cards of other models), no seed section and no column.
@@ -47,3 +51,24 @@ def test_entry_page_and_board_show_the_recipes_seeds(tiny_models, shared_data, t
         "over the recipe's seeds"
         not in (plain.out / "board-breastmnist--linf-8-255.html").read_text()
     )
+
+
+def test_training_curve_draws_the_robust_history_and_escapes_the_card():
+    from benchmark.leaderboard.training_curve import training_curve
+
+    history = [
+        {
+            "epoch": e,
+            "val_acc": a,
+            "val_auc": 0.8,
+            "val_balanced_acc": b,
+            "val_robust_balanced_acc": r,
+        }
+        for e, a, b, r in ((1, 0.5, 0.33, 0.18), (2, 0.45, 0.2, 0.2), (3, 0.45, 0.2, 0.2))
+    ]
+    card = {"model_id": "<script>x</script>", "best_epoch": 1, "history": history}
+    svg = str(training_curve(card))
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert svg.count("<polyline") == 4 and "val balanced acc (attacked)" in svg
+    assert ">1*</text>" in svg  # the kept epoch is starred
+    assert training_curve({"history": history[:1]}) is None
