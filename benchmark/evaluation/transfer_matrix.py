@@ -112,20 +112,28 @@ class Target:
         }
 
 
+def _preference(doc: dict[str, Any]) -> tuple[bool, int, str]:
+    """Which run of an entry fixes its pipeline: a protocol run first, then the run that
+    scores with the most draws of a randomized defense, then the newest."""
+    draws = int((doc.get("config") or {}).get("draws") or 1)
+    return bool(doc.get("protocol")), draws, str(doc.get("created_at", ""))
+
+
 def board_results(results_root: Path, dataset: str) -> dict[str, tuple[Path, dict[str, Any]]]:
-    """The newest results file with attack cells of every entry of ``dataset`` (by key)."""
-    newest: dict[str, tuple[Path, dict[str, Any]]] = {}
+    """One results file with attack cells per entry of ``dataset`` (by key): its protocol run
+    if it has one, else its run with the most draws, else its newest (:func:`_preference`)."""
+    chosen: dict[str, tuple[Path, dict[str, Any]]] = {}
     folder = Path(results_root) / dataset
     if not folder.is_dir():
-        return newest
+        return chosen
     for path in results_files(folder):
         doc = read_result(path)
         if not doc.get("attacks"):
             continue  # a clean or corruption-only run: not on an L-inf board
         key = RunView(doc).entry_key
-        if key not in newest or doc["created_at"] > newest[key][1]["created_at"]:
-            newest[key] = (path, doc)
-    return dict(sorted(newest.items()))
+        if key not in chosen or _preference(doc) > _preference(chosen[key][1]):
+            chosen[key] = (path, doc)
+    return dict(sorted(chosen.items()))
 
 
 def _accuracy_block(correct: np.ndarray) -> dict[str, Any]:
@@ -340,9 +348,18 @@ def _compute(
     else:
         size = resolve_size(dataset, zoo.entry(extra[0]).card.get("image_size"))
         split = load_split(dataset, protocol.split, size=size, data_dir=data_dir)
-    for t in opened:
-        if t.plan.full.sha256 != split.sha256 or len(t.plan.full) != len(split):
-            raise ConfigError(f"{t.key} scores other images than the other entries")
+    for t in opened:  # every target scores the very images the sources are attacked on
+        full = t.plan.full
+        if (
+            t.plan.size != size
+            or full.sha256 != split.sha256
+            or not torch.equal(full.images, split.images)
+            or not torch.equal(full.labels, split.labels)
+        ):
+            raise ConfigError(
+                f"{t.key} scores other images than the other entries (size {t.plan.size}, "
+                f"not {size}): give the matrix entries of one image size"
+            )
     if split.split != protocol.split:
         raise ConfigError(f"the protocol scores the {protocol.split} split, not {split.split}")
     # Sources: every checkpoint an entry deploys, then the named zoo models.
@@ -467,8 +484,14 @@ def write_transfer(doc: dict[str, Any], path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
-    read_transfer(path)
+    data = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+    check = path.with_name(f".{path.name}.check")
+    try:  # the document must read back before it replaces anything
+        atomic_write_bytes(check, data)
+        read_transfer(check)
+    finally:
+        check.unlink(missing_ok=True)
+    atomic_write_bytes(path, data)
     return path
 
 

@@ -333,14 +333,14 @@ def build_site(
     datasets = sorted({e.dataset for e in entries})
     transfers = transfer_tables(results_root, datasets, entries, out)
     attach_transfer(all_boards, transfers)
-    groups = recipe_groups(cards)
+    groups = recipe_groups(cards)  # the committed model cards, by recipe
     seeds = {e.key: entry_seeds(e, groups) for e in entries}
     attach_seeds(all_boards, seeds)
-    cards: dict[str, tuple[dict[str, Any], str]] = {}
+    data_docs: dict[str, tuple[dict[str, Any], str]] = {}
     for ds in datasets:
         path = (data_cards / f"{ds}.md") if data_cards else None
         if path is not None and path.is_file():
-            cards[ds] = read_data_card(path)
+            data_docs[ds] = read_data_card(path)
     columns = _index_columns(all_boards)
     write(
         "index.html",
@@ -348,7 +348,7 @@ def build_site(
         datasets=datasets,
         columns=columns,
         grid={(b.dataset, _column(b)): b for b in all_boards},
-        cards=cards,
+        cards=data_docs,
         invalid=invalid,
         ledger=ledger,
         raw_ledger=RAW_LEDGER.as_posix(),
@@ -389,15 +389,16 @@ def build_site(
             ledger=ledger,
             raw_ledger=RAW_LEDGER.as_posix(),
         )
-    links, guide, contributing = site_links(out, readme, data_cards, cards)
-    for ds, (meta, body) in cards.items():
+    links, guide, contributing = site_links(out, readme, data_cards, data_docs)
+    for ds in sorted(set(data_docs) | set(transfers)):  # a matrix gets a page without a card
+        meta, body = data_docs.get(ds, ({}, ""))
         source = data_cards / f"{ds}.md" if data_cards else None
         write(
             f"dataset-{ds}.html",
             "dataset.html",
             dataset=ds,
             meta=meta,
-            body=render_markdown(body, links, source),
+            body=render_markdown(body, links, source) if body else Markup(""),
             transfers=transfers.get(ds, []),
         )
 

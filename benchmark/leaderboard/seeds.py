@@ -79,24 +79,35 @@ def entry_seeds(entry: Entry, groups: dict[str, list[dict[str, Any]]]) -> Recipe
     cards = groups.get(recipe, [])
     if not any(c["model_id"] == mid and c["checkpoint"]["sha256"] == sha for c in cards):
         return None
-    rows = []
-    for c in sorted(cards, key=lambda c: int(c["seed"])):
-        test = c["metrics"]["test"]
-        rows.append(
-            {
-                "seed": int(c["seed"]),
-                "model_id": c["model_id"],
-                "sha256": c["checkpoint"]["sha256"],
-                "acc": test["acc"],
-                "auc": test["auc"],
-                "this": c["model_id"] == mid,
-            }
-        )
-    acc = [float(r["acc"]["value"]) for r in rows]
-    auc = [float(r["auc"]["value"]) for r in rows]
+    try:
+        rows = [_seed_row(c, mid) for c in cards]
+    except (KeyError, TypeError, ValueError) as exc:  # a card with a null or odd metric
+        logger.warning("seeds of %s left off the site: a card is malformed (%r)", recipe, exc)
+        return None
+    rows.sort(key=lambda r: r["seed"])
+    acc = [r["acc"]["value"] for r in rows]
+    auc = [r["auc"]["value"] for r in rows]
     return RecipeSeeds(
         recipe, tuple(rows), statistics.fmean(acc), _sd(acc), statistics.fmean(auc), _sd(auc)
     )
+
+
+def _metric(block: dict[str, Any]) -> dict[str, Any]:
+    """A card metric as numbers (``value``, ``ci95``); raises on anything else."""
+    low, high = (float(v) for v in block["ci95"])
+    return {"value": float(block["value"]), "ci95": (low, high)}
+
+
+def _seed_row(card: dict[str, Any], mid: str) -> dict[str, Any]:
+    test = card["metrics"]["test"]
+    return {
+        "seed": int(card["seed"]),
+        "model_id": str(card["model_id"]),
+        "sha256": str(card["checkpoint"]["sha256"]),
+        "acc": _metric(test["acc"]),
+        "auc": _metric(test["auc"]),
+        "this": card["model_id"] == mid,
+    }
 
 
 def deployed_card(entry: Entry, groups: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from typing import Any
 from benchmark.errors import ResultsError
 from benchmark.leaderboard.rows import Board
 from benchmark.leaderboard.runs import Entry
+from benchmark.results.diagnostics import sha256_bytes
 from benchmark.results.naming import defense_params_text
 from benchmark.results.transfer import TransferMatrix, find_transfer, read_transfer
 
@@ -72,6 +73,9 @@ def transfer_tables(
             rel = path.relative_to(results_root).as_posix()
             try:
                 matrix = read_transfer(path)
+                if matrix.dataset != ds:
+                    raise ResultsError(f"{rel} is a matrix of {matrix.dataset}, not of {ds}")
+                table = _table(matrix, f"raw/{rel}", by_key, results_root)
             except ResultsError as exc:
                 logger.warning("left out %s: %s", rel, exc)
                 continue
@@ -79,7 +83,7 @@ def transfer_tables(
                 target = out / "raw" / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
-            tables.setdefault(ds, []).append(_table(matrix, f"raw/{rel}", by_key, results_root))
+            tables.setdefault(ds, []).append(table)
     return tables
 
 
@@ -98,8 +102,16 @@ def _table(matrix: TransferMatrix, raw: str, by_key: dict[str, Entry], root: Pat
         worst = matrix.worst_transfer(t["key"])
         entry = by_key.get(t["key"])
         result = t.get("result") or {}
-        if result and not (root / result["file"]).is_file():
-            table.notes.append(f"{t['key']}: its results file {result['file']} is not published")
+        if result:
+            published = root / result["file"]
+            if not published.is_file():
+                table.notes.append(f"{t['key']}: its results file {result['file']} is gone")
+            elif sha256_bytes(published.read_bytes()) != result["sha256"]:
+                table.notes.append(
+                    f"{t['key']}: its results file {result['file']} changed after the matrix "
+                    "was computed (the pipeline it names is the same only if its checkpoint, "
+                    "defense and draws are)"
+                )
         table.rows.append(
             {
                 "key": t["key"],

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,67 +185,129 @@ class TransferMatrix:
 
 
 def read_transfer(path: Path) -> TransferMatrix:
-    """Read a transfer-matrix file and check it: schema, a known protocol whose sha256 it
-    records, the whole split, and per-image outcomes whose means are the stored accuracies.
+    """Read a transfer-matrix file and check it (it is untrusted input to the site): schema, a
+    known protocol whose sha256 it records, the whole split, a well-formed record of every
+    field a page shows, exactly one cell per (source, target) pair with the protocol's
+    attacks, ``own`` equal to "the source is the target's checkpoint", and per-image outcomes
+    whose means are the stored accuracies and whose worst case is the target's clean outcomes
+    AND those of every attack.
 
     Raises:
-        ResultsError: unreadable, another schema, or inconsistent numbers.
+        ResultsError: unreadable, another schema, or any inconsistency (one line).
     """
     where = Path(path).name
     try:
         doc = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ResultsError(f"{where}: not a readable transfer matrix ({exc})") from exc
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise ResultsError(f"{where}: not a {SCHEMA} file; recompute it with bench transfer")
-    record = doc.get("protocol") or {}
-    protocol = TRANSFER_PROTOCOLS.get(str(record.get("id")))
+    record = doc.get("protocol")
+    protocol = TRANSFER_PROTOCOLS.get(str(record.get("id"))) if isinstance(record, dict) else None
     if protocol is None or record != protocol.record():
         raise ResultsError(
             f"{where}: protocol {record} is not a registered transfer protocol; recompute it "
             "with bench transfer"
         )
-    data = doc.get("data") or {}
     try:
-        n = int(data["n"])
-        if n != int(data["n_split"]) or data.get("split") != protocol.split:
-            raise ResultsError(f"{where}: {n} of {data['n_split']} images, not the whole split")
-        labels = read_labels(data.get("labels"), n)
-        clean = [_checked(t["clean"], n, f"{where}: target {t['key']}") for t in doc["targets"]]
-        cells = []
-        for c in doc["cells"]:
-            source, target = int(c["source"]), int(c["target"])
-            if not (0 <= source < len(doc["sources"]) and 0 <= target < len(clean)):
-                raise ResultsError(f"{where}: cell {c['id']} names no source or target")
-            per_attack = {
-                attack: _checked(block, n, f"{where}: cell {c['id']} {attack}")
-                for attack, block in c["per_attack"].items()
-            }
-            worst = _checked(c["worst"], n, f"{where}: cell {c['id']}")
-            if not np.array_equal(
-                worst, np.logical_and.reduce([clean[target], *per_attack.values()])
-            ):
-                raise ResultsError(
-                    f"{where}: cell {c['id']}: the worst case is not the target's clean outcomes "
-                    "AND those of every attack"
-                )
-            cells.append(TransferCell(source, target, bool(c["own"]), worst, per_attack))
-    except (KeyError, TypeError, ValueError) as exc:
+        return _read(doc, protocol, where)
+    except ResultsError:
+        raise
+    except Exception as exc:  # any malformed part: one line, never a crash of the reader
         raise ResultsError(f"{where}: malformed transfer matrix ({exc!r})") from exc
+
+
+def _need(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ResultsError(f"{what} is missing or of the wrong type")
+    return value
+
+
+def _read(doc: dict[str, Any], protocol: TransferProtocol, where: str) -> TransferMatrix:
+    data = _need(doc.get("data"), dict, f"{where}: data")
+    n = _need(data.get("n"), int, f"{where}: data.n")
+    if n < 1 or n != data.get("n_split") or data.get("split") != protocol.split:
+        raise ResultsError(f"{where}: {n} of {data.get('n_split')} images, not the whole split")
+    _need(doc.get("dataset"), str, f"{where}: dataset")
+    _need(doc.get("created_at"), str, f"{where}: created_at")
+    cost = _need(doc.get("cost"), dict, f"{where}: cost")
+    for key in ("craft_seconds", "score_seconds"):
+        _need(cost.get(key), (int, float), f"{where}: cost.{key}")
+    _need(cost.get("device"), str, f"{where}: cost.device")
+    _need(doc.get("environment"), dict, f"{where}: environment")
+    _need(doc.get("git"), dict, f"{where}: git")
+    _need(doc.get("left_out"), list, f"{where}: left_out")
+    labels = read_labels(data.get("labels"), n)
     if labels is None:
         raise ResultsError(f"{where}: the labels of the images are missing")
-    return TransferMatrix(doc, tuple(cells), labels)
+    sources = _need(doc.get("sources"), list, f"{where}: sources")
+    for i, src in enumerate(sources):
+        _need(src, dict, f"{where}: source {i}")
+        for key in ("id", "arch", "checkpoint_sha256"):
+            _need(src.get(key), str, f"{where}: source {i} {key}")
+        if src.get("defense") is not None:
+            _need(src["defense"], dict, f"{where}: source {i} defense")
+            _need(src["defense"].get("id"), str, f"{where}: source {i} defense id")
+    targets = _need(doc.get("targets"), list, f"{where}: targets")
+    clean = []
+    for j, t in enumerate(targets):
+        _need(t, dict, f"{where}: target {j}")
+        for key in ("key", "label", "model_id", "checkpoint_sha256"):
+            _need(t.get(key), str, f"{where}: target {j} {key}")
+        _need(t.get("draws"), int, f"{where}: target {j} draws")
+        if t.get("result") is not None:
+            result = _need(t["result"], dict, f"{where}: target {j} result")
+            for key in ("file", "sha256"):
+                _need(result.get(key), str, f"{where}: target {j} result {key}")
+        clean.append(_checked(t.get("clean"), n, f"{where}: target {t['key']}"))
+    attacks = sorted(a for a, _ in protocol.attacks)
+    cells: dict[tuple[int, int], TransferCell] = {}
+    for c in _need(doc.get("cells"), list, f"{where}: cells"):
+        what = f"{where}: cell {c.get('id') if isinstance(c, dict) else c!r}"
+        _need(c, dict, what)
+        source = _need(c.get("source"), int, f"{what} source")
+        target = _need(c.get("target"), int, f"{what} target")
+        if not (0 <= source < len(sources) and 0 <= target < len(targets)):
+            raise ResultsError(f"{what} names no source or target")
+        if (source, target) in cells:
+            raise ResultsError(f"{what}: a second cell for the same source and target")
+        per = _need(c.get("per_attack"), dict, f"{what} per_attack")
+        if sorted(per) != attacks:
+            raise ResultsError(f"{what}: attacks {sorted(per)}, not the protocol's {attacks}")
+        per_attack = {a: _checked(per[a], n, f"{what} {a}") for a in attacks}
+        worst = _checked(c.get("worst"), n, what)
+        if not np.array_equal(worst, np.logical_and.reduce([clean[target], *per_attack.values()])):
+            raise ResultsError(
+                f"{what}: the worst case is not the target's clean outcomes AND those of every "
+                "attack"
+            )
+        own = sources[source]["checkpoint_sha256"] == targets[target]["checkpoint_sha256"]
+        if c.get("own") is not own:
+            raise ResultsError(f"{what}: 'own' is {c.get('own')!r}, the checkpoints say {own}")
+        cells[(source, target)] = TransferCell(source, target, own, worst, per_attack)
+    if len(cells) != len(sources) * len(targets):
+        raise ResultsError(
+            f"{where}: {len(cells)} cells for {len(sources)} sources x {len(targets)} targets"
+        )
+    return TransferMatrix(doc, tuple(cells[k] for k in sorted(cells)), labels)
 
 
-def _checked(block: dict[str, Any], n: int, what: str) -> np.ndarray:
+def _checked(block: Any, n: int, what: str) -> np.ndarray:
     """The outcomes of ``block`` (an accuracy scalar with per-image outcomes), checked to
-    agree with its stored accuracy."""
-    correct = read_outcomes(block.get("outcomes"), n)
+    agree with its stored accuracy and interval."""
+    _need(block, dict, what)
+    acc = _need(block.get("accuracy"), dict, f"{what} accuracy")
+    correct = read_outcomes(_need(block.get("outcomes"), dict, f"{what} outcomes"), n)
     if correct is None:
         raise ResultsError(f"{what}: no per-image outcomes")
-    stored = float(block["accuracy"]["value"])
-    if abs(stored - float(correct.mean())) > 1e-9 or int(block["accuracy"]["n"]) != n:
+    stored = _need(acc.get("value"), (int, float), f"{what} accuracy value")
+    ci = _need(acc.get("ci95"), list, f"{what} accuracy ci95")
+    if len(ci) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in ci):
+        raise ResultsError(f"{what}: accuracy ci95 is not two numbers")
+    if not math.isfinite(stored) or abs(stored - float(correct.mean())) > 1e-9:
         raise ResultsError(f"{what}: accuracy {stored} is not the mean of its outcomes")
+    if acc.get("n") != n:
+        raise ResultsError(f"{what}: accuracy n {acc.get('n')} is not the {n} images")
     return correct
 
 

@@ -24,12 +24,34 @@ S1 = "tiny_cnn_breastmnist_28px_s1"
 
 @pytest.fixture(scope="module")
 def entries(tiny_models, shared_data, tmp_path_factory):
-    """Three BreastMNIST entries of the tiny CNN (seed 0), each run on 16 images: undefended,
-    JPEG, and the randomized resize-and-pad scored as the worst of 2 draws."""
+    """Four BreastMNIST entries of the tiny CNN (seed 0), each run on 16 images: undefended,
+    JPEG, the randomized resize-and-pad scored as the worst of 2 draws, and a PGD-AT robust
+    model fine-tuned from it (a training-time defense: its own checkpoint)."""
+    from benchmark.training import TrainConfig, train_model
+
     base = tmp_path_factory.mktemp("transfer")
     zoo = tiny_models["zoo"].root
     results, cache = base / "results", base / "cache"
-    for defense, extra in ((None, {}), ("jpeg", {}), ("random_resize_pad", {"draws": 2})):
+    train_model(
+        TrainConfig(
+            dataset="breastmnist",
+            arch="tiny_cnn",
+            epochs=1,
+            defense="pgd_at",
+            defense_params={"steps": 1},
+            init_from="tiny_cnn_breastmnist_28px_s0",
+        ),
+        data_dir=shared_data,
+        zoo=tiny_models["zoo"],
+        progress=False,
+    )
+    runs = (
+        (None, {}),
+        ("jpeg", {}),
+        ("random_resize_pad", {"draws": 2}),
+        ("pgd_at", {"defense_params": ["steps=1"]}),
+    )
+    for defense, extra in runs:
         mrb.evaluate(
             "breastmnist",
             "tiny_cnn",
@@ -71,20 +93,38 @@ def _cell(doc, source_id, target_key_part):
 def test_every_entry_is_scored_on_the_whole_split_against_every_source(matrix):
     doc, path = matrix
     assert doc["data"]["n"] == doc["data"]["n_split"] == 156  # the runs scored 16
-    assert [s["id"] for s in doc["sources"]] == ["tiny_cnn_breastmnist_28px_s0", S1]
+    robust = "tiny_cnn_breastmnist_28px_s0_pgd_at_steps=1"
+    assert sorted(s["id"] for s in doc["sources"]) == sorted(
+        ["tiny_cnn_breastmnist_28px_s0", robust, S1]
+    )
+    src = {s["id"]: s for s in doc["sources"]}
+    assert src[robust]["defense"] == {"id": "pgd_at", "params": {"steps": 1}}
     labels = sorted(t["label"] for t in doc["targets"])
-    assert labels == ["jpeg", "none", "none", "random_resize_pad"]
-    assert len(doc["cells"]) == 2 * 4
+    assert labels == ["jpeg", "none", "none", "pgd_at (steps=1)", "random_resize_pad"]
+    assert len(doc["cells"]) == 3 * 5
     randomized = next(t for t in doc["targets"] if t["label"] == "random_resize_pad")
     assert randomized["draws"] == 2 and randomized["defense"]["randomized"] is True
-    # Own checkpoint: every seed-0 pipeline against the seed-0 source, the bare s1 model
-    # against the s1 source; nothing else.
-    for c in doc["cells"]:
-        source = doc["sources"][c["source"]]["checkpoint_sha256"]
-        assert c["own"] == (source == doc["targets"][c["target"]]["checkpoint_sha256"])
-    assert sum(c["own"] for c in doc["cells"]) == 4
+    # Own checkpoint, by hand: the three seed-0 pipelines (undefended, JPEG, resize-and-pad)
+    # against the seed-0 source, the robust entry against the robust source, the bare s1
+    # model against the s1 source. The robust entry against the seed-0 base is a transfer.
+    own = {
+        (doc["sources"][c["source"]]["id"], doc["targets"][c["target"]]["label"])
+        for c in doc["cells"]
+        if c["own"]
+    }
+    s0 = "tiny_cnn_breastmnist_28px_s0"
+    assert own == {
+        (s0, "none"),
+        (s0, "jpeg"),
+        (s0, "random_resize_pad"),
+        (robust, "pgd_at (steps=1)"),
+        (S1, "none"),
+    }
+    assert len([c for c in doc["cells"] if c["own"]]) == 5  # the s1 "none" is its own row
     m = read_transfer(path)
-    assert m.n == 156 and len(m.cells) == 8
+    assert m.n == 156 and len(m.cells) == 15
+    worst, source = m.worst_transfer(next(t["key"] for t in m.targets if "pgd_at" in t["key"]))
+    assert source["id"] in (s0, S1) and not worst.own
 
 
 def test_a_cell_matches_an_independent_recomputation(matrix, entries, tiny_models):
@@ -120,6 +160,19 @@ def test_a_second_run_reuses_every_crafted_example(matrix, entries, monkeypatch)
         return original(self, x, y, **kw)
 
     monkeypatch.setattr(Attack, "__call__", counting)
+    # The randomized entry is scored as the worst of its run's 2 draws: each scoring is two
+    # passes of its pipeline (clean, then every source's two attacks).
+    import benchmark.evaluation.draws as draws
+
+    passes: list[str] = []
+    original_predict = draws.predict_images
+
+    def counting_predict(model, *args, **kw):
+        defense = getattr(model, "defense", None)
+        passes.append(defense.meta.name if defense is not None else "")
+        return original_predict(model, *args, **kw)
+
+    monkeypatch.setattr(draws, "predict_images", counting_predict)
     again = transfer_matrix(
         "breastmnist",
         results_root=entries["results"],
@@ -131,6 +184,8 @@ def test_a_second_run_reuses_every_crafted_example(matrix, entries, monkeypatch)
     )
     assert calls == []
     assert again["cells"] == matrix[0]["cells"]
+    randomized = [p for p in passes if p and "resize" in p.lower()]
+    assert len(randomized) == 2 * (1 + len(again["sources"]) * 2)
 
 
 def test_the_file_is_checked_and_walkers_skip_it(matrix, tmp_path, entries):
@@ -143,11 +198,51 @@ def test_the_file_is_checked_and_walkers_skip_it(matrix, tmp_path, entries):
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(ResultsError, match="not the mean of its outcomes"):
         read_transfer(tmp_path / "bad.json")
+    # Outcomes and accuracy changed together: the worst case no longer follows from the
+    # target's clean outcomes and the attacks'.
     bad = json.loads(path.read_text())
-    bad["protocol"]["sha256"] = "0" * 64
-    (tmp_path / "bad.json").write_text(json.dumps(bad))
-    with pytest.raises(ResultsError, match="not a registered transfer protocol"):
+    cell = next(c for c in bad["cells"] if c["worst"]["accuracy"]["value"] > 0)
+    flipped = read_transfer(path).cell(cell["source"], cell["target"]).correct.copy()
+    flipped[np.argmax(flipped)] = False
+    cell["worst"]["outcomes"]["correct"] = pack_outcomes(flipped)
+    cell["worst"]["accuracy"]["value"] = float(flipped.mean())
+    _refused(tmp_path, bad, "AND those of every attack")
+    hostile = [
+        (lambda d: d.update(protocol="mrb_transfer_v1"), "not a registered transfer protocol"),
+        (lambda d: d["protocol"].update(sha256="0" * 64), "not a registered transfer protocol"),
+        (lambda d: d["cells"][0].update(per_attack={}), "not the protocol's"),
+        (lambda d: d["cells"][0].update(own=not d["cells"][0]["own"]), "the checkpoints say"),
+        (lambda d: d["cells"].pop(), "cells for 3 sources x 5 targets"),
+        (lambda d: d["targets"][0].update(draws="2"), "draws is missing or of the wrong type"),
+        (lambda d: d["sources"][0].pop("id"), "source 0 id"),
+        (lambda d: d["cells"][0].update(source="0"), "source is missing or of the wrong type"),
+        (lambda d: d.pop("cost"), "cost is missing"),
+        (lambda d: d["targets"][1]["clean"]["accuracy"].update(value="1"), "accuracy value"),
+    ]
+    for spoil, message in hostile:
+        bad = json.loads(path.read_text())
+        spoil(bad)
+        _refused(tmp_path, bad, message)
+
+
+def _refused(tmp_path, doc, message):
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    with pytest.raises(ResultsError, match=message):
         read_transfer(tmp_path / "bad.json")
+
+
+def test_the_site_leaves_out_a_malformed_matrix(matrix, entries, tmp_path):
+    from benchmark.leaderboard import build_site
+
+    results = tmp_path / "results"
+    shutil.copytree(entries["results"], results)
+    path = transfer_file(results, "breastmnist", MRB_TRANSFER_V1)
+    bad = json.loads(path.read_text())
+    bad["targets"][0]["label"] = None
+    path.write_text(json.dumps(bad))
+    site = build_site(results, tmp_path / "site", data_cards=_cards(tmp_path))
+    assert 'id="transfer"' not in (site.out / "dataset-breastmnist.html").read_text()
+    assert not (site.out / "raw" / "breastmnist" / "transfer").exists()
 
 
 def test_a_missing_checkpoint_is_refused_or_left_out(entries, tmp_path):
@@ -171,11 +266,11 @@ def test_a_missing_checkpoint_is_refused_or_left_out(entries, tmp_path):
     kwargs["targets"] = ["*/random_resize_pad*"]
     doc = transfer_matrix("breastmnist", skip_missing=True, **kwargs)
     reasons = sorted(x["reason"].split(" (")[0] for x in doc["left_out"])
-    assert reasons == ["not selected in this run"] * 2 and len(doc["targets"]) == 1
+    assert reasons == ["not selected in this run"] * 3 and len(doc["targets"]) == 1
     kwargs["targets"] = ["*"]
     doc = transfer_matrix("breastmnist", skip_missing=True, **kwargs)
     assert [x["key"].split("/")[-1] for x in doc["left_out"]] == ["jpeg"]
-    assert len(doc["targets"]) == 2 and np.isfinite(doc["cost"]["total_seconds"])
+    assert len(doc["targets"]) == 3 and np.isfinite(doc["cost"]["total_seconds"])
 
 
 def test_the_site_shows_the_matrix_and_the_board_column(matrix, entries, tmp_path):
@@ -190,11 +285,16 @@ def test_the_site_shows_the_matrix_and_the_board_column(matrix, entries, tmp_pat
     assert raw.read_bytes() == matrix[1].read_bytes()
     board = (site.out / "board-breastmnist--linf-8-255.html").read_text()
     assert "transfer: 95 % interval, n, source" in board
-    # The JPEG row's transfer figure is its worst non-own cell: the s1 source's.
+    # The JPEG row's transfer figure is the lowest of its non-own cells (the s1 model's and
+    # the robust model's), named with its source.
     key = next(t["key"] for t in m.targets if t["label"] == "jpeg")
+    j = next(i for i, t in enumerate(m.targets) if t["key"] == key)
+    others = [c for c in m.cells if c.target == j and not c.own]
+    assert len(others) == 2
     worst, source = m.worst_transfer(key)
-    assert source["id"] == S1 and not worst.own
-    assert f"{100 * worst.accuracy:.1f}</td><td>" in board and f"from {S1} (undefended)" in board
+    assert worst.accuracy == min(c.accuracy for c in others)
+    label = f"{source['id']} (undefended)" if source["defense"] is None else source["id"]
+    assert f"{100 * worst.accuracy:.1f}</td><td>" in board and f"from {label}" in board
 
 
 def _cards(tmp_path):
