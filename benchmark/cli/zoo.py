@@ -79,6 +79,11 @@ def zoo_report_cmd(
     out: Path = typer.Option(Path("docs/model_zoo.md"), help="Markdown file to write."),
     pattern: str = typer.Option("*", help="Only model ids matching this wildcard."),
     cards: str | None = typer.Option(None, metavar="<path>", help=CARDS_HELP),
+    results: Path | None = typer.Option(
+        Path("leaderboard/results"),
+        help="Published results: checkpoints they evaluated that have no card are listed with "
+        "what the results record ('' for none).",
+    ),
 ) -> None:
     """Write the zoo's Markdown table (docs/model_zoo.md) from the model cards: the committed
     ones (leaderboard/zoo/cards) and the zoo's. A model whose committed and zoo cards record
@@ -96,8 +101,19 @@ def zoo_report_cmd(
             f"no model card matches '{pattern}'; train one with bench train "
             "(or point --zoo / --cards at the cards)"
         )
+    import fnmatch
+
+    from benchmark.results.cards import models_named_by_results
+
+    uncarded = {}
+    if results is not None and str(results) not in ("", ".") and results.is_dir():
+        uncarded = {
+            k: v
+            for k, v in models_named_by_results(results).items()
+            if fnmatch.fnmatchcase(k[0], pattern)
+        }
     cmd = "bench zoo report" + (f" --pattern '{pattern}'" if pattern != "*" else "")
-    atomic_write_bytes(out, render_zoo_markdown(entries, command=cmd).encode())
+    atomic_write_bytes(out, render_zoo_markdown(entries, command=cmd, uncarded=uncarded).encode())
     typer.echo(f"wrote {out} ({len(entries)} models)")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from benchmark.reports.base import pct as _pct
 from benchmark.results.cards import recipe_of
@@ -126,9 +126,47 @@ def _seed_spread(entries: Sequence[Carded]) -> list[str]:
     return lines
 
 
-def render_zoo_markdown(entries: Sequence[Carded], *, command: str = "bench zoo report") -> str:
+def _uncarded(missing: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    """The section of published models whose card is not committed."""
+    lines = [
+        "",
+        "## Published models without a committed card",
+        "",
+        "Results under `leaderboard/results` evaluated these checkpoints, but their full model",
+        "cards were not committed (`bench zoo cards`) before the zoo that held them was gone.",
+        "What the results files record of them is below; their validation and test scores and",
+        "history are not, so they are left out of the tables above and of the seed spread.",
+        "Retraining with the recipe gives a new checkpoint (a new sha256): the published results",
+        "can be rechecked only with these weights.",
+        "",
+        "| model id | dataset | arch | epochs (selected) | device (recipe) | training hours | "
+        "results files | checkpoint sha256 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (mid, sha), info in sorted(missing.items()):
+        card = info["card"]
+        recipe = card.get("recipe") if isinstance(card.get("recipe"), dict) else {}
+        hours = card.get("training_time_hours")
+        lines.append(
+            f"| `{mid}` | {info['dataset']} | {info['arch']} | {card.get('epochs', '-')} "
+            f"({card.get('best_epoch', '-')}) | {recipe.get('device', '-')} | "
+            f"{f'{hours:.3f}' if isinstance(hours, (int, float)) else '-'} | {info['files']} | "
+            f"`{sha[:16]}` |"
+        )
+    return lines
+
+
+def render_zoo_markdown(
+    entries: Sequence[Carded],
+    *,
+    command: str = "bench zoo report",
+    uncarded: dict[tuple[str, str], dict[str, Any]] | None = None,
+) -> str:
     """A Markdown page listing every model with its recipe, scores and checksum: standard
-    models first, then the robust models of training-time defenses with their selected epoch."""
+    models first, then the robust models of training-time defenses with their selected epoch;
+    ``uncarded``: published checkpoints (:func:`~benchmark.results.cards.
+    models_named_by_results`) with no card among ``entries``, listed with what their results
+    record."""
     ordered = sorted(entries, key=lambda x: x.model_id)
     standard = [e for e in ordered if e.card.get("defense") is None]
     robust = [e for e in ordered if e.card.get("defense") is not None]
@@ -182,6 +220,10 @@ def render_zoo_markdown(entries: Sequence[Carded], *, command: str = "bench zoo 
                 f"{_pct(m['test']['auc'])} | {c['training_time_hours']:.3f} | {_device(c)} | "
                 f"`{c['checkpoint']['sha256'][:16]}` |"
             )
+    carded = {(e.model_id, e.card["checkpoint"]["sha256"]) for e in ordered}
+    missing = {k: v for k, v in (uncarded or {}).items() if k not in carded}
+    if missing:
+        lines += _uncarded(missing)
     lines += _seed_spread(standard + robust)
     lines += ["", "## Recipes and how to reproduce", ""]
     lines += [_reproduce(e.card) for e in standard + robust]

@@ -180,6 +180,40 @@ def read_cards(folder: str | Path) -> list[PublishedCard]:
     return [read_card(p) for p in sorted(folder.glob(f"*{SUFFIX}"))]
 
 
+def models_named_by_results(root: str | Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """``(model id, checkpoint sha256)`` -> what the published results under ``root`` record
+    of that checkpoint (``dataset``, ``arch``, the card summary a results file embeds, and the
+    number of ``files``), for a page that lists published models without a committed card."""
+    from benchmark.results.diagnostics import results_files
+
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in results_files(Path(root)):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        model = doc.get("model") if isinstance(doc, dict) else None
+        if not isinstance(model, dict):
+            continue
+        mid, sha = model.get("model_id"), model.get("checkpoint_sha256")
+        if not (isinstance(mid, str) and isinstance(sha, str) and mid and sha):
+            continue
+        config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+        env = doc.get("environment") if isinstance(doc.get("environment"), dict) else {}
+        found = seen.setdefault(
+            (mid, sha),
+            {
+                "dataset": str(config.get("dataset", "")),
+                "arch": str(model.get("arch") or config.get("arch", "")),
+                "card": model.get("card") if isinstance(model.get("card"), dict) else {},
+                "evaluated_on": str(env.get("device_name") or env.get("device") or ""),
+                "files": 0,
+            },
+        )
+        found["files"] += 1
+    return seen
+
+
 def recipe_of(card: dict[str, Any]) -> str:
     """The recipe a checkpoint belongs to: its model id without the seed
     (``resnet18_breastmnist_28px_s1_pgd_at`` -> ``resnet18_breastmnist_28px_pgd_at``)."""
@@ -195,6 +229,7 @@ __all__ = [
     "card_path",
     "check_card",
     "check_model_id",
+    "models_named_by_results",
     "read_card",
     "read_cards",
     "recipe_of",

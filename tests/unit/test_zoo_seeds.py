@@ -30,3 +30,38 @@ def test_recipes_and_their_spread_over_seeds():
         "| `resnet18_breastmnist_28px` | 0, 1, 2 | 84.0 ± 4.0 | 88.0 ± 2.0 |",
         "| `resnet18_breastmnist_28px_pgd_at` | 0 | 70.0 | 75.0 |",
     ]
+
+
+def test_published_checkpoints_without_a_card_are_listed_from_their_results(tmp_path):
+    import json
+
+    from benchmark.reports.zoo import render_zoo_markdown
+    from benchmark.results.cards import models_named_by_results
+
+    folder = tmp_path / "results" / "d" / "suite" / "m"
+    folder.mkdir(parents=True)
+    doc = {
+        "config": {"dataset": "pneumoniamnist", "arch": "resnet18"},
+        "environment": {"device": "cuda"},
+        "model": {
+            "model_id": "resnet18_pneumoniamnist_28px_s0_mart_steps=3",
+            "checkpoint_sha256": "ab" * 32,
+            "card": {
+                "epochs": 2,
+                "best_epoch": 2,
+                "training_time_hours": 0.0012,
+                "recipe": {"device": "cuda"},
+            },
+        },
+    }
+    for i in range(2):
+        (folder / f"r{i}.json").write_text(json.dumps(doc))
+    (folder / "broken.json").write_text("{not json")
+    found = models_named_by_results(tmp_path / "results")
+    assert list(found) == [("resnet18_pneumoniamnist_28px_s0_mart_steps=3", "ab" * 32)]
+    page = render_zoo_markdown([], uncarded=found)
+    row = next(line for line in page.splitlines() if "mart_steps=3" in line)
+    assert row == (
+        "| `resnet18_pneumoniamnist_28px_s0_mart_steps=3` | pneumoniamnist | resnet18 | 2 (2) | "
+        f"cuda | 0.001 | 2 | `{'ab' * 8}` |"
+    )
