@@ -326,3 +326,25 @@ def test_site_publishes_the_runs_as_a_csv(published, tmp_path):
         assert (tmp_path / "site" / "raw" / path).is_file()  # beside the raw JSON it comes from
     assert (table["kind"] == "clean").sum() == len(runs)
     assert (table["kind"] == "attack").sum() == sum(len(r.attacks) for r in runs)
+
+
+def test_paper_numbers_with_a_source_are_in_that_paper(shared_data):
+    """Numbers copied from a paper come from its text, not from memory: every figure of a
+    table that names its source file appears in that paper (as the paper prints it)."""
+    import json
+    import re
+
+    from benchmark.leaderboard.build import PAPER_NUMBERS
+
+    papers = shared_data.parent / "papers"
+    tables = [t for t in json.loads(PAPER_NUMBERS.read_text())["tables"] if t.get("source")]
+    assert tables, "no table names its source"
+    for t in tables:
+        text = (papers / t["source"]).read_text()
+        for name, values in t["rows"].items():
+            # The row as the paper prints it: its name, then its figures in order (71.0 = 71).
+            printed = [f"{float(v):g}" for v in values]
+            pattern = r"\s+".join([re.escape(name), *map(re.escape, printed)])
+            assert re.search(pattern, text), (
+                f"{t['table']}: row {name} {printed} not in {t['source']}"
+            )
