@@ -191,7 +191,9 @@ def _transfer_job(
             data_dir=data_dir,
             cache_dir=cache.root,
         )
-        path = write_transfer(doc, transfer_file(out, job.dataset, MRB_TRANSFER_V1))
+        path = write_transfer(
+            doc, transfer_file(out, job.dataset, MRB_TRANSFER_V1, doc["created_at"])
+        )
         record.update(status="done", result=str(path.relative_to(out)))
         record["device"] = doc["environment"].get("device_name", doc["environment"]["device"])
     except Exception as exc:  # logged like any other job

@@ -26,7 +26,9 @@ def transfer_cmd(
         False, help="Leave out (and list) entries whose checkpoint the zoo lacks."
     ),
     out: Path | None = typer.Option(
-        None, help="File to write (default: <results>/<dataset>/transfer/<protocol>.json)."
+        None,
+        help="File to write (default: <results>/<dataset>/transfer/<protocol>_<time>.json, "
+        "then publish it with bench leaderboard add).",
     ),
     data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
     zoo: Path | None = typer.Option(None, help=ZOO_HELP),
@@ -57,7 +59,9 @@ def transfer_cmd(
         batch_size=batch_size,
         isolation=isolation,
     )
-    path = write_transfer(doc, out or transfer_file(results, dataset, MRB_TRANSFER_V1))
+    path = write_transfer(
+        doc, out or transfer_file(results, dataset, MRB_TRANSFER_V1, doc["created_at"])
+    )
     matrix = read_transfer(path)
     typer.echo(
         f"{dataset}: {len(matrix.sources)} sources x {len(matrix.targets)} targets on "
@@ -73,3 +77,4 @@ def transfer_cmd(
     typer.echo("  (columns: sources in order; * = the target's own checkpoint, not a transfer)")
     for left in matrix.doc["left_out"]:
         typer.echo(f"  left out {left['key']}: {left['reason']}")
+    typer.echo(f"publish it (ledger): bench leaderboard add {path} --root {results}")

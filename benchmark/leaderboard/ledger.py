@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 
 from benchmark.errors import LedgerError
 from benchmark.results.diagnostics import results_files
+from benchmark.results.transfer import transfer_files
 
 LEDGER = "LEDGER.jsonl"
 """The ledger's file name, in the results folder's root."""
@@ -85,9 +86,11 @@ def ledger_path(root: Path) -> Path:
 
 
 def published_files(root: Path) -> list[str]:
-    """The results files under ``root`` (every ``*.json`` outside the ``diagnostics/`` figure
-    folders, what the site is built from), as sorted relative posix paths."""
-    return [p.relative_to(root).as_posix() for p in results_files(root)]
+    """The published files under ``root``, what the site is built from, as sorted relative
+    posix paths: the results files (every ``*.json`` outside the ``diagnostics/`` figure and
+    ``transfer/`` matrix folders) and the transfer matrices (``<dataset>/transfer/*.json``)."""
+    paths = [*results_files(root), *transfer_files(root)]
+    return sorted(p.relative_to(root).as_posix() for p in paths)
 
 
 def head(lines: list[LedgerLine]) -> str:

@@ -12,6 +12,7 @@ unless the submission is a pinned built-in, a run whose defense ran in the sandb
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from benchmark.leaderboard.ledger import (
 from benchmark.results.naming import result_path
 from benchmark.results.protocols import MRB_LINF_V1, protocol_problems, track_protocol
 from benchmark.results.schema import read_result
+from benchmark.results.transfer import SCHEMA as TRANSFER_SCHEMA
+from benchmark.results.transfer import read_transfer, transfer_file
 
 REQUIRED_VERSIONS = ("medrobustbench", "torch", "torchattacks")
 
@@ -85,6 +88,8 @@ def add_result(path: Path, root: Path, *, exploratory: bool = False) -> tuple[Pa
     protocol's attacks and budgets, its recorded id, version and sha256) could only ever be
     listed as exploratory: it is refused unless ``exploratory`` says that is what is meant.
     """
+    if _is_transfer_matrix(path):
+        return add_transfer(path, root)
     doc = read_result(path)
     problems = provenance_problems(doc)
     if problems:
@@ -101,6 +106,34 @@ def add_result(path: Path, root: Path, *, exploratory: bool = False) -> tuple[Pa
             "--exploratory to publish it unranked"
         )
     target = result_path(root, doc)  # refuses path components that are not plain names
+    return _publish(path, root, target, doc.get("created_at"))
+
+
+def _is_transfer_matrix(path: Path) -> bool:
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False  # read_result says what is wrong with it
+    return isinstance(doc, dict) and doc.get("schema") == TRANSFER_SCHEMA
+
+
+def add_transfer(path: Path, root: Path) -> tuple[Path, bool]:
+    """Publish a transfer matrix (``bench transfer``) like a results file: checked
+    (:func:`~benchmark.results.transfer.read_transfer`), computed from committed code, placed
+    at ``<root>/<dataset>/transfer/<protocol>_<time>.json`` and recorded in the ledger."""
+    matrix = read_transfer(path)
+    git = matrix.doc.get("git") or {}
+    if not git.get("commit") or git.get("dirty"):
+        raise ResultsError(
+            f"{path} cannot be published: computed from uncommitted code (git.dirty) or without "
+            "a commit; compute it again from a clean checkout"
+        )
+    target = transfer_file(root, matrix.dataset, matrix.protocol, matrix.doc["created_at"])
+    return _publish(path, root, target, matrix.doc["created_at"])
+
+
+def _publish(path: Path, root: Path, target: Path, created_at: str | None) -> tuple[Path, bool]:
+    """Copy ``path`` to ``target`` under ``root`` (never over other bytes) and record it."""
     if not target.resolve().is_relative_to(root.resolve()):
         raise ResultsError(f"{path} would be published outside {root}; the file is malformed")
     rel = target.relative_to(root).as_posix()
@@ -111,7 +144,7 @@ def add_result(path: Path, root: Path, *, exploratory: bool = False) -> tuple[Pa
         if file_sha256(target) != digest:
             raise ResultsError(
                 f"{target} is already published with different content; published files are "
-                "immutable: re-run the evaluation to get a new run id"
+                "immutable: re-run to get a new file name"
             )
         if listed is not None and listed.sha256 != digest:
             raise LedgerError([changed_after_publication(target, listed.sha256, digest)])
@@ -125,5 +158,5 @@ def add_result(path: Path, root: Path, *, exploratory: bool = False) -> tuple[Pa
         tmp = target.with_suffix(".json.tmp")
         shutil.copyfile(path, tmp)
         tmp.replace(target)
-    record_publication(root, lines, rel, digest, doc.get("created_at"))
+    record_publication(root, lines, rel, digest, created_at)
     return target, True

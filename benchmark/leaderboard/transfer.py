@@ -69,13 +69,17 @@ def transfer_tables(
     by_key = {e.key: e for e in entries}
     tables: dict[str, list[TransferTable]] = {}
     for ds in datasets:
-        for path in find_transfer(results_root, ds):
+        shown: set[str] = set()
+        # Newest first (a file name is <protocol>_<time>): each protocol's newest readable
+        # matrix is shown, the older ones stay published (raw/, ledger) but not on the page.
+        for path in sorted(find_transfer(results_root, ds), reverse=True):
             rel = path.relative_to(results_root).as_posix()
             try:
                 matrix = read_transfer(path)
                 if matrix.dataset != ds:
                     raise ResultsError(f"{rel} is a matrix of {matrix.dataset}, not of {ds}")
-                table = _table(matrix, f"raw/{rel}", by_key, results_root)
+                newest = matrix.protocol.id not in shown
+                table = _table(matrix, f"raw/{rel}", by_key, results_root) if newest else None
             except ResultsError as exc:
                 logger.warning("left out %s: %s", rel, exc)
                 continue
@@ -83,7 +87,9 @@ def transfer_tables(
                 target = out / "raw" / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
-            tables.setdefault(ds, []).append(table)
+            if table is not None:
+                shown.add(matrix.protocol.id)
+                tables.setdefault(ds, []).append(table)
     return tables
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,9 +112,27 @@ MRB_TRANSFER_V1 = TransferProtocol(
 TRANSFER_PROTOCOLS = {MRB_TRANSFER_V1.id: MRB_TRANSFER_V1}
 
 
-def transfer_file(results_root: Path, dataset: str, protocol: TransferProtocol) -> Path:
-    """Where the matrix of ``dataset`` under ``protocol`` is kept."""
-    return Path(results_root) / dataset / TRANSFER / f"{protocol.id}.json"
+def transfer_file(
+    results_root: Path, dataset: str, protocol: TransferProtocol, created_at: str
+) -> Path:
+    """Where the matrix of ``dataset`` under ``protocol`` computed at ``created_at`` is kept:
+    ``<root>/<dataset>/transfer/<protocol id>_<created_at as 20261206t024500z>.json``. Like a
+    results file it is never overwritten: a recomputed matrix is a new file, the site shows
+    the newest of each protocol, and the ledger records each one."""
+    stamp = created_at.replace(":", "").replace("-", "").lower()
+    if not _PLAIN.fullmatch(dataset) or not _PLAIN.fullmatch(stamp):
+        raise ResultsError(f"dataset {dataset!r} or time {created_at!r} is not a plain name")
+    return Path(results_root) / dataset / TRANSFER / f"{protocol.id}_{stamp}.json"
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def transfer_files(results_root: Path) -> list[Path]:
+    """Every transfer-matrix file under ``results_root`` (``<dataset>/transfer/*.json``),
+    sorted: what the ledger records besides the results files."""
+    root = Path(results_root)
+    return sorted(p for p in root.glob(f"*/{TRANSFER}/*.json") if p.is_file())
 
 
 @dataclass(frozen=True)
@@ -312,9 +331,10 @@ def _checked(block: Any, n: int, what: str) -> np.ndarray:
 
 
 def find_transfer(results_root: Path, dataset: str) -> list[Path]:
-    """The transfer-matrix files of ``dataset`` under ``results_root`` (sorted)."""
+    """The transfer-matrix files of ``dataset`` under ``results_root`` (sorted; a file name
+    sorts by protocol, then by time)."""
     folder = Path(results_root) / dataset / TRANSFER
-    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+    return sorted(p for p in folder.glob("*.json") if p.is_file()) if folder.is_dir() else []
 
 
 __all__ = [
@@ -328,4 +348,5 @@ __all__ = [
     "find_transfer",
     "read_transfer",
     "transfer_file",
+    "transfer_files",
 ]

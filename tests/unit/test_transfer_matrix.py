@@ -17,7 +17,12 @@ from benchmark.errors import CheckpointError, ResultsError
 from benchmark.evaluation.transfer_matrix import transfer_matrix, write_transfer
 from benchmark.results.diagnostics import results_files
 from benchmark.results.outcomes import pack_outcomes
-from benchmark.results.transfer import MRB_TRANSFER_V1, read_transfer, transfer_file
+from benchmark.results.transfer import (
+    MRB_TRANSFER_V1,
+    find_transfer,
+    read_transfer,
+    transfer_file,
+)
 
 S1 = "tiny_cnn_breastmnist_28px_s1"
 
@@ -80,7 +85,8 @@ def matrix(entries):
         cache_dir=entries["cache"],
         device="cpu",
     )
-    path = write_transfer(doc, transfer_file(entries["results"], "breastmnist", MRB_TRANSFER_V1))
+    target = transfer_file(entries["results"], "breastmnist", MRB_TRANSFER_V1, doc["created_at"])
+    path = write_transfer(doc, target)
     return doc, path
 
 
@@ -236,7 +242,7 @@ def test_the_site_leaves_out_a_malformed_matrix(matrix, entries, tmp_path):
 
     results = tmp_path / "results"
     shutil.copytree(entries["results"], results)
-    path = transfer_file(results, "breastmnist", MRB_TRANSFER_V1)
+    path = results / matrix[1].relative_to(entries["results"])
     bad = json.loads(path.read_text())
     bad["targets"][0]["label"] = None
     path.write_text(json.dumps(bad))
@@ -281,7 +287,7 @@ def test_the_site_shows_the_matrix_and_the_board_column(matrix, entries, tmp_pat
     assert 'id="transfer"' in page and "mrb_transfer_v1" in page
     m = read_transfer(matrix[1])
     assert page.count("<small>own</small>") == sum(c.own for c in m.cells)
-    raw = site.out / "raw" / "breastmnist" / "transfer" / "mrb_transfer_v1.json"
+    raw = site.out / "raw" / matrix[1].relative_to(entries["results"])
     assert raw.read_bytes() == matrix[1].read_bytes()
     board = (site.out / "board-breastmnist--linf-8-255.html").read_text()
     assert "transfer: 95 % interval, n, source" in board
@@ -304,3 +310,37 @@ def _cards(tmp_path):
     cards.mkdir()
     shutil.copy(Path(__file__).resolve().parents[2] / "data_cards" / "breastmnist.md", cards)
     return cards
+
+
+def test_a_matrix_is_published_in_the_ledger_and_never_overwritten(matrix, entries, tmp_path):
+    from benchmark.errors import LedgerError
+    from benchmark.leaderboard import build_site
+    from benchmark.leaderboard.ledger import init_ledger, published_files, verify_ledger
+    from benchmark.leaderboard.publish import add_result
+
+    results = tmp_path / "results"
+    shutil.copytree(entries["results"], results)
+    init_ledger(results)
+    rel = matrix[1].relative_to(entries["results"]).as_posix()
+    assert rel in published_files(results) and verify_ledger(results) == []
+    # A recomputed matrix is a new file beside the first, published with bench leaderboard add.
+    doc = json.loads(matrix[1].read_text())
+    doc.update(created_at="2030-01-01T00:00:00Z", git={"commit": "a" * 40, "dirty": False})
+    (tmp_path / "new.json").write_text(json.dumps(doc))
+    target, added = add_result(tmp_path / "new.json", results)
+    assert added and target.name == "mrb_transfer_v1_20300101t000000z.json"
+    assert len(find_transfer(results, "breastmnist")) == 2 and verify_ledger(results) == []
+    assert add_result(tmp_path / "new.json", results) == (target, False)
+    # The site shows the newest, and keeps both in raw/.
+    site = build_site(results, tmp_path / "site", data_cards=_cards(tmp_path))
+    assert "Computed 2030-01-01T00:00:00Z" in (site.out / "dataset-breastmnist.html").read_text()
+    assert (site.out / "raw" / rel).is_file()
+    # Uncommitted code is refused; a tampered matrix stops the build.
+    doc["git"]["dirty"] = True
+    (tmp_path / "dirty.json").write_text(json.dumps(doc))
+    with pytest.raises(ResultsError, match="uncommitted code"):
+        add_result(tmp_path / "dirty.json", results)
+    (results / rel).write_text((results / rel).read_text().replace('"n": 156', '"n":  156', 1))
+    assert any("changed after publication" in p for p in verify_ledger(results))
+    with pytest.raises(LedgerError):
+        build_site(results, tmp_path / "site2", data_cards=tmp_path / "cards")
