@@ -281,6 +281,7 @@ def transfer_matrix(
         )
     opened: list[Target] = []
     started = time.perf_counter()
+    git = git_commit()  # the code that runs is the code checked out now
     try:
         for key, (path, doc) in found.items():
             try:
@@ -315,6 +316,7 @@ def transfer_matrix(
             seed=seed,
             progress=progress,
             started=started,
+            git=git,
         )
     finally:
         for t in opened:
@@ -337,6 +339,7 @@ def _compute(
     seed: int,
     progress: bool | None,
     started: float,
+    git: dict[str, Any],
 ) -> dict[str, Any]:
     from benchmark.datasets.base import load_split, resolve_size
     from benchmark.device import pick_device, seed_everything
@@ -472,7 +475,7 @@ def _compute(
         },
         "environment": environment(dev),
         "versions": package_versions(),
-        "git": git_commit(),
+        "git": git,
     }
 
 
