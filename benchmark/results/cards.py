@@ -217,7 +217,9 @@ def models_named_by_results(root: str | Path) -> dict[tuple[str, str], dict[str,
 def recipe_of(card: dict[str, Any]) -> str:
     """The recipe a checkpoint belongs to: its model id without the seed
     (``resnet18_breastmnist_28px_s1_pgd_at`` -> ``resnet18_breastmnist_28px_pgd_at``)."""
-    return re.sub(r"_s\d+(?=_|$)", "", str(card["model_id"]), count=1)
+    # The seed follows the size (``<arch>_<dataset>_<size>px_s<seed>[_<defense tag>]``), so an
+    # architecture or dataset name with an ``_s<digits>`` of its own is left alone.
+    return re.sub(r"(_\d+px)_s\d+(?=_|$)", r"\1", str(card["model_id"]), count=1)
 
 
 __all__ = [

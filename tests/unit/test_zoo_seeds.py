@@ -18,6 +18,9 @@ def test_recipes_and_their_spread_over_seeds():
         "resnet18_breastmnist_28px_pgd_at"
     )
     assert recipe_of({"model_id": "resnet18_breastmnist_28px_s12"}) == "resnet18_breastmnist_28px"
+    assert recipe_of({"model_id": "vit_s16_ham10000_220_128px_s2_pgd_at"}) == (
+        "vit_s16_ham10000_220_128px_pgd_at"
+    )
     entries = [
         _card("resnet18_breastmnist_28px_s0", 0, 0.80, 0.90),
         _card("resnet18_breastmnist_28px_s1", 1, 0.84, 0.86),
