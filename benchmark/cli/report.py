@@ -41,7 +41,7 @@ def report_update_cmd(
     validated results file of every run folder its globs match.
     """
     from benchmark.reports import update_generated_blocks
-    from benchmark.results import read_result
+    from benchmark.reports.blocks import read_any
     from benchmark.results.io import atomic_write_bytes
 
     stale = []
@@ -49,7 +49,7 @@ def report_update_cmd(
         if not page.is_file():
             raise ResultsError(f"page {page} does not exist; pass a Markdown file")
         old = page.read_text()
-        new, n = update_generated_blocks(old, root, read_result)
+        new, n = update_generated_blocks(old, root, read_any)
         if n == 0:
             raise ResultsError(
                 f"{page} has no '<!-- bench:results summary|full GLOB -->' block; add one"

@@ -8,7 +8,9 @@ A page marks each generated table with a pair of comments::
 
 ``KIND`` names a renderer of :data:`~benchmark.reports.base.REPORTS` (``summary``, ``full``,
 ``fp``, ``corruptions``, ``defensematrix``, ``defensebalanced``, ``defenses``,
-``defensefull``, ``table5``; ``bench list reports`` lists them). Hand-written text outside the
+``defensefull``, ``table5``, ``transfer``; ``bench list reports`` lists them). A block of
+kind ``transfer`` names transfer-matrix files (``D/transfer/*.json``), read with
+:func:`read_any`. Hand-written text outside the
 blocks is kept as is.
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 from benchmark.errors import ResultsError
 
 # The families register their block kinds on import.
-from benchmark.reports import attacks, corruptions, defenses, paper_tables  # noqa: F401
+from benchmark.reports import attacks, corruptions, defenses, paper_tables, transfer  # noqa: F401
 from benchmark.reports.base import REPORTS
 
 BLOCK = re.compile(
@@ -81,6 +83,24 @@ def update_generated_blocks(
         return match["open"] + "\n" + body + "\n" + match["close"]
 
     return BLOCK.sub(fill, text), count
+
+
+def read_any(path: Path) -> dict[str, Any]:
+    """A results file (:func:`~benchmark.results.schema.read_result`) or a transfer matrix
+    (:func:`~benchmark.results.transfer.read_transfer`, its checked view under ``_matrix``)."""
+    import json
+
+    from benchmark.results.schema import read_result
+    from benchmark.results.transfer import SCHEMA, read_transfer
+
+    try:
+        schema = json.loads(path.read_bytes()).get("schema")
+    except (OSError, ValueError, AttributeError):
+        schema = None
+    if schema == SCHEMA:
+        matrix = read_transfer(path)
+        return {**matrix.doc, "_matrix": matrix}
+    return read_result(path)
 
 
 def block_kinds(text: str) -> list[str]:

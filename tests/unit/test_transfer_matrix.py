@@ -344,3 +344,20 @@ def test_a_matrix_is_published_in_the_ledger_and_never_overwritten(matrix, entri
     assert any("changed after publication" in p for p in verify_ledger(results))
     with pytest.raises(LedgerError):
         build_site(results, tmp_path / "site2", data_cards=tmp_path / "cards")
+
+
+def test_a_generated_block_renders_the_matrix(matrix, entries):
+    from benchmark.reports.blocks import read_any, update_generated_blocks
+
+    page = (
+        "<!-- bench:results transfer breastmnist/transfer/*.json -->\nold\n<!-- /bench:results -->"
+    )
+    text, n = update_generated_blocks(page, entries["results"], read_any)
+    m = read_transfer(matrix[1])
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert n == 1 and len(rows) == 1 + len(m.targets)  # the head, then one row per target
+    assert sum(line.count("*") for line in rows) == sum(c.own for c in m.cells)
+    key = next(t["key"] for t in m.targets if t["label"] == "jpeg")
+    worst, _ = m.worst_transfer(key)
+    jpeg = next(line for line in rows if line.startswith("| jpeg "))
+    assert jpeg.rstrip(" |").endswith(f"{100 * worst.accuracy:.1f}")
