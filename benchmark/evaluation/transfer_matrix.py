@@ -214,6 +214,25 @@ def _source_of(target: Target) -> Source:
     return Source(plan.model_id, plan.model_sha, target.arch, plan.model)
 
 
+def _zoo_entry(
+    card: dict[str, Any], dataset: str, size: int, sha: str
+) -> tuple[str, str, dict[str, Any] | None]:
+    """The entry key, label and defense a zoo model would have on the boards: an undefended
+    model is its own entry; a training-time defense's robust model is the entry of its base
+    model id under that defense and the parameters it was trained with (what ``bench
+    evaluate --defense`` names), with the robust checkpoint."""
+    from benchmark.models.zoo import model_id
+
+    defense = card.get("defense")
+    if not defense:
+        return entry_key(dataset, card["model_id"], sha), "none", None
+    params = dict((card.get("recipe") or {}).get("defense_params") or {})
+    base = model_id(card["arch"], dataset, size, int(card["seed"]))
+    key = entry_key(dataset, base, sha, defense["id"], params)
+    label = defense_label({"defense": defense["id"], "defense_params": params})
+    return key, label, {"id": defense["id"], "params": params}
+
+
 def _time_source(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Seconds of one forward and backward pass of ``model`` on ``x`` (after a warm-up)."""
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -376,10 +395,13 @@ def _compute(
         model.eval()
         sha = entry.card["checkpoint"]["sha256"]
         arch = entry.card.get("arch", "")
-        srcs.setdefault(sha, Source(mid, sha, arch, model))
-        key = entry_key(dataset, mid, sha)
+        key, label, defense = _zoo_entry(entry.card, dataset, size, sha)
+        srcs.setdefault(sha, Source(mid, sha, arch, model, defense))
         if all(t.key != key for t in opened):
-            bare.append(Target(key, "none", mid, arch, sha, model=model))
+            target_defense = (
+                None if defense is None else {**defense, "kind": "training", "randomized": False}
+            )
+            bare.append(Target(key, label, mid, arch, sha, model=model, defense=target_defense))
     everyone = opened + bare
     sources = list(srcs.values())
     indices = torch.arange(len(split))

@@ -361,3 +361,29 @@ def test_a_generated_block_renders_the_matrix(matrix, entries):
     worst, _ = m.worst_transfer(key)
     jpeg = next(line for line in rows if line.startswith("| jpeg "))
     assert jpeg.rstrip(" |").endswith(f"{100 * worst.accuracy:.1f}")
+
+
+def test_a_robust_zoo_model_named_as_a_source_takes_its_board_entrys_key(matrix, entries):
+    from benchmark.results.view import RunView
+
+    robust = "tiny_cnn_breastmnist_28px_s0_pgd_at_steps=1"
+    doc = transfer_matrix(
+        "breastmnist",
+        results_root=entries["results"],
+        sources=[robust],
+        targets=["*/jpeg*"],
+        zoo=entries["zoo"],
+        data_dir=entries["data"],
+        cache_dir=entries["cache"],
+        device="cpu",
+    )
+    run = next(
+        RunView(json.loads(p.read_text()))
+        for p in results_files(entries["results"])
+        if "pgd_at" in p.as_posix()
+    )
+    bare = next(t for t in doc["targets"] if t["result"] is None)
+    assert bare["key"] == run.entry_key and bare["label"] == "pgd_at (steps=1)"
+    assert bare["defense"]["kind"] == "training"
+    source = next(s for s in doc["sources"] if s["id"] == robust)
+    assert source["defense"] == {"id": "pgd_at", "params": {"steps": 1}}
