@@ -22,6 +22,7 @@ def test_committed_site_is_up_to_date(tmp_path):
         tmp_path / "site",
         data_cards=ROOT / "data_cards",
         readme=ROOT / "README.md",
+        cards=ROOT / "leaderboard" / "zoo" / "cards",  # what `make site` reads by default
     )
     fresh = {
         p.relative_to(tmp_path / "site") for p in (tmp_path / "site").rglob("*") if p.is_file()
