@@ -50,9 +50,11 @@ def _statuses(result) -> dict[str, str]:
 
 @pytest.fixture
 def source(tiny_models, tmp_path) -> ModelZoo:
-    """A copy of the session's tiny zoo (three trained models), free to damage."""
+    """A copy of the session's three tiny models (other tests may add models to the session
+    zoo; only these three are copied), free to damage."""
     zoo = ModelZoo(tmp_path / "source")
-    shutil.copytree(tiny_models["zoo"].root, zoo.root)
+    for mid in IDS:
+        shutil.copytree(tiny_models["zoo"].folder(mid), zoo.folder(mid))
     assert [e.model_id for e in zoo.list()] == IDS
     return zoo
 
