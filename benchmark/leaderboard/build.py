@@ -38,7 +38,7 @@ from markupsafe import Markup, escape
 
 from benchmark.errors import LedgerError, ResultsError
 from benchmark.leaderboard import svg
-from benchmark.leaderboard.figures import entry_figures
+from benchmark.leaderboard.figures import entry_figures, missing_figures_note
 from benchmark.leaderboard.ledger import (
     LEDGER,
     file_sha256,
@@ -359,6 +359,8 @@ def build_site(
     for board in all_boards:
         write(f"board-{board.slug}.html", "board.html", board=board, flags=flags)
     for entry in entries:
+        card = deployed_card(entry, groups)
+        figures = entry_figures(entry, results_root, out)
         sha256 = {}
         for run in entry.runs:
             for rel in [run.path, *run.older]:
@@ -374,9 +376,10 @@ def build_site(
                 **_entry_charts(entry, undefended_entry(entry, entries)),
                 "sensitivity": mdda_sensitivity(entry, entries),
             },
-            figures=entry_figures(entry, results_root, out),
+            figures=figures,
+            no_figures="" if figures else missing_figures_note(entry, card),
             seeds=seeds[entry.key],
-            curve=training_curve(deployed_card(entry, groups)),
+            curve=training_curve(card),
             flags=flags(entry),
             boards=[
                 (b, next(r for r in b.rows if r.entry is entry))

@@ -21,6 +21,8 @@ from benchmark.diagnostics.images import HEAT, luminance, png_bytes, sprite
 from benchmark.diagnostics.saliency import feature_maps, input_gradient
 from benchmark.leaderboard import build_site
 from benchmark.leaderboard.ledger import published_files
+from benchmark.models.cards import publish_cards
+from benchmark.models.zoo import ModelZoo
 from benchmark.results.diagnostics import diagnostics_folder, read_diagnostics, results_files
 
 
@@ -278,6 +280,30 @@ def test_entry_page_shows_each_figure_with_alt_text_and_caption(tiny_run, tmp_pa
     build_site(tiny_run["results"], again)
     assert page.read_bytes() == (again / page.name).read_bytes()
     shutil.rmtree(again)
+
+
+def test_an_entry_page_without_figures_says_why(tiny_run, tmp_path):
+    """No committed card: the weights cannot be loaded by a reader; with one: not drawn yet."""
+    build_site(tiny_run["results"], tmp_path / "bare")
+    (page,) = list((tmp_path / "bare").glob("entry-*.html"))
+    html = page.read_text()
+    assert 'id="diagnostics"' in html and "has no committed model card" in html
+    cards = tmp_path / "cards"
+    publish_cards(ModelZoo(tiny_run["zoo"]), cards, "tiny_cnn_breastmnist_28px_s0")
+    build_site(tiny_run["results"], tmp_path / "carded", cards=cards)
+    html = (tmp_path / "carded" / page.name).read_text()
+    assert "has no committed model card" not in html
+    assert "bench diagnose --published" in html
+    diagnose(
+        tiny_run["path"],
+        data_dir=tiny_run["data"],
+        zoo=tiny_run["zoo"],
+        cache_dir=tiny_run["cache"],
+        embed_points=12,
+    )
+    build_site(tiny_run["results"], tmp_path / "drawn", cards=cards)
+    html = (tmp_path / "drawn" / page.name).read_text()
+    assert "bench diagnose --published" not in html and "<figcaption>" in html
 
 
 def test_cooccurrence_figure_on_a_synthetic_multi_label_model():
