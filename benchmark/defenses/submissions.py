@@ -25,12 +25,11 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import tomllib
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from benchmark.defenses.base import (
     DEFENSES,

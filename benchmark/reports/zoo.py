@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from benchmark.reports.base import pct as _pct
+from benchmark.reports.medmnist_v2 import render_comparison
 from benchmark.results.cards import recipe_of
 from benchmark.results.naming import eps_label
 
@@ -225,6 +226,7 @@ def render_zoo_markdown(
     if missing:
         lines += _uncarded(missing)
     lines += _seed_spread(standard + robust)
+    lines += render_comparison([e.card for e in standard])
     lines += ["", "## Recipes and how to reproduce", ""]
     lines += [_reproduce(e.card) for e in standard + robust]
     return "\n".join(lines) + "\n"

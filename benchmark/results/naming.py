@@ -16,7 +16,7 @@ from typing import Any
 from benchmark.errors import ResultsError
 
 
-class ThreatModel(str, Enum):
+class ThreatModel(str, Enum):  # noqa: UP042 (StrEnum would change str(member))
     """What the attacker knows when an attack block was crafted.
 
     * ``white-box``: gradients of an undefended model;

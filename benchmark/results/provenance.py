@@ -31,7 +31,7 @@ _PACKAGES = (
 
 def utc_now() -> str:
     """Current UTC time as ISO-8601 with a ``Z`` suffix, second precision."""
-    now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    now = _dt.datetime.now(_dt.UTC).replace(microsecond=0)
     return now.isoformat().replace("+00:00", "Z")
 
 

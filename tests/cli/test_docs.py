@@ -3,10 +3,10 @@ CITATION.cff and CONTRIBUTING.md agree with the package."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
 
 import benchmark
