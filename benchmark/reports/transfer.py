@@ -8,6 +8,7 @@ checked by :func:`~benchmark.results.transfer.read_transfer` when it was read).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from benchmark.reports.base import Docs, register_report, table_head, table_row
@@ -15,9 +16,21 @@ from benchmark.results.naming import eps_label
 from benchmark.results.transfer import TransferMatrix
 
 
+def _eps_labels(text: str) -> str:
+    """``eps=0.00784313725490196`` -> ``eps=2/255`` (parameter values as the boards write them)."""
+    return re.sub(r"eps=(\d*\.\d+)", lambda m: f"eps={eps_label(float(m.group(1)))}", text)
+
+
 def _short(source: dict[str, Any], dataset: str) -> str:
-    """A source's model id without the dataset part (``resnet18 s0 pgd_at_steps=3``)."""
-    return str(source["id"]).replace(f"_{dataset}_", " ").replace("_", " ")
+    """A source's model id without the dataset part (``resnet18 28px s0 pgd at steps=3``)."""
+    return _eps_labels(str(source["id"]).replace(f"_{dataset}_", " ").replace("_", " "))
+
+
+def _recipe(model_id: str, dataset: str) -> str:
+    """The checkpoint's base recipe and seed (``resnet18 28px s0``): a robust model's defense
+    is already in the row's label."""
+    m = re.match(r"^(.*?_s\d+)(?:_|$)", model_id)
+    return _short({"id": m.group(1) if m else model_id}, dataset)
 
 
 def render_transfer(docs: Docs) -> str:
@@ -41,7 +54,7 @@ def render_transfer(docs: Docs) -> str:
                 c = matrix.cell(i, j)
                 cells.append("-" if c is None else f"{100 * c.accuracy:.1f}{'*' if c.own else ''}")
             worst = matrix.worst_transfer(t["key"])
-            label = f"{t['label']} ({_short({'id': t['model_id']}, matrix.dataset)})"
+            label = f"{_eps_labels(t['label'])} ({_recipe(t['model_id'], matrix.dataset)})"
             clean = 100 * float(t["clean"]["accuracy"]["value"])
             w = "-" if worst is None else f"{100 * worst[0].accuracy:.1f}"
             lines.append(table_row([label, f"{clean:.1f}", *cells, w]))
