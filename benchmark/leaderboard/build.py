@@ -288,6 +288,10 @@ def _fp_chart(entry: Entry) -> Markup | None:
     return None
 
 
+#: Badge of an entry whose checkpoint has no committed model card (a site built with the cards).
+NOT_DISTRIBUTED = "weights not distributed"
+
+
 def build_site(
     results_root: Path,
     out: Path,
@@ -334,6 +338,15 @@ def build_site(
     transfers = transfer_tables(results_root, datasets, entries, out)
     attach_transfer(all_boards, transfers)
     groups = recipe_groups(cards)  # the committed model cards, by recipe
+    # With the committed cards: an entry whose checkpoint has none cannot be loaded by a reader.
+    undistributed = (
+        {e.key for e in entries if deployed_card(e, groups) is None} if cards is not None else set()
+    )
+
+    def entry_flags(entry: Entry) -> list[str]:
+        badges = flags(entry)
+        return [*badges, NOT_DISTRIBUTED] if entry.key in undistributed else badges
+
     seeds = {e.key: entry_seeds(e, groups) for e in entries}
     attach_seeds(all_boards, seeds)
     data_docs: dict[str, tuple[dict[str, Any], str]] = {}
@@ -357,7 +370,7 @@ def build_site(
         protocol_ranked=sum(b.n_ranked for b in all_boards if b.protocol is not None),
     )
     for board in all_boards:
-        write(f"board-{board.slug}.html", "board.html", board=board, flags=flags)
+        write(f"board-{board.slug}.html", "board.html", board=board, flags=entry_flags)
     for entry in entries:
         card = deployed_card(entry, groups)
         figures = entry_figures(entry, results_root, out)
@@ -380,7 +393,7 @@ def build_site(
             no_figures="" if figures else missing_figures_note(entry, card),
             seeds=seeds[entry.key],
             curve=training_curve(card),
-            flags=flags(entry),
+            flags=entry_flags(entry),
             boards=[
                 (b, next(r for r in b.rows if r.entry is entry))
                 for b in all_boards

@@ -288,12 +288,23 @@ def test_an_entry_page_without_figures_says_why(tiny_run, tmp_path):
     (page,) = list((tmp_path / "bare").glob("entry-*.html"))
     html = page.read_text()
     assert 'id="diagnostics"' in html and "has no committed model card" in html
+    assert "weights not distributed" not in html  # built without the cards: no claim either way
     cards = tmp_path / "cards"
     publish_cards(ModelZoo(tiny_run["zoo"]), cards, "tiny_cnn_breastmnist_28px_s0")
     build_site(tiny_run["results"], tmp_path / "carded", cards=cards)
     html = (tmp_path / "carded" / page.name).read_text()
     assert "has no committed model card" not in html
     assert "bench diagnose --published" in html
+    assert "weights not distributed" not in html
+    other = tmp_path / "other_cards"  # committed cards of another model only
+    publish_cards(ModelZoo(tiny_run["zoo"]), other, "tiny_cnn_retinamnist_28px_s0")
+    build_site(tiny_run["results"], tmp_path / "uncarded", cards=other)
+    badged = [
+        p.name
+        for p in (tmp_path / "uncarded").glob("*.html")
+        if 'class="badge warn">weights not distributed<' in p.read_text()
+    ]
+    assert page.name in badged and any(n.startswith("board-breastmnist--linf") for n in badged)
     diagnose(
         tiny_run["path"],
         data_dir=tiny_run["data"],
