@@ -427,15 +427,23 @@ class DefendedModel(nn.Module):
         self.eval()  # inference only: an attack restores this mode, not nn.Module's default
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.inner is not None:
-            return self.inner(x)
-        d = self.defense
-        exact = d.meta.differentiable and not self.bpda_always
-        if exact or not (self.adaptive and torch.is_grad_enabled()):
-            x = d.purify(x)
-        else:
-            x = bpda(d.purify, x, getattr(d, "purify_approx", None))
-        return self.base(x)
+        threads = torch.get_num_threads()
+        try:
+            if self.inner is not None:
+                return self.inner(x)
+            d = self.defense
+            exact = d.meta.differentiable and not self.bpda_always
+            if exact or not (self.adaptive and torch.is_grad_enabled()):
+                x = d.purify(x)
+            else:
+                x = bpda(d.purify, x, getattr(d, "purify_approx", None))
+            return self.base(x)
+        finally:
+            # A defense's own kernels may reset the process's OpenMP pool (numba's parallel
+            # layer does: MDDA's TV solver left torch at numba's thread count); the run keeps
+            # the thread count it started with, which its results record.
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
 
     def predict_proba(self, x: Tensor) -> Tensor:
         """Class (softmax) or label (sigmoid) probabilities of the defended pipeline."""

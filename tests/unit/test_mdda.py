@@ -106,3 +106,31 @@ def test_default_solver_budget_reaches_the_minimiser(mdda):
     fast = mod.tv_denoise(f, gamma, iterations=iters)
     assert (fast - star).abs().max() < 0.006 and (fast - star).abs().mean() < 5e-4
     assert (mod.tv_denoise(f, gamma, iterations=1) - star).abs().max() > 0.006  # not trivial
+
+
+def test_the_defended_pipeline_keeps_the_runs_thread_count(mdda):
+    """numba's parallel layer resets the OpenMP pool torch shares (MDDA's fused solver left torch
+    at numba's thread count); the pipeline restores the count its run started with."""
+    from benchmark.defenses.base import DefendedModel
+
+    sub, _ = mdda
+    base = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 2))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        defended = DefendedModel(base, sub.build(seed=0, tv_iterations=3))
+        with torch.no_grad():
+            defended(torch.rand(3, 1, 28, 28))
+        assert torch.get_num_threads() == 1
+
+        class Meddling(torch.nn.Module):
+            def forward(self, x):
+                torch.set_num_threads(2)
+                return base(x)
+
+        defended.base = Meddling()  # any step of the pipeline, not only the purifier
+        with torch.no_grad():
+            defended(torch.rand(3, 1, 28, 28))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
