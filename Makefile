@@ -75,7 +75,9 @@ zoo-docs: setup
 	$(BIN)/bench zoo report --out docs/model_zoo.md
 
 docs: setup
-	$(BIN)/bench report update docs/attacks.md docs/corruptions.md docs/defenses.md --root leaderboard/results
+	$(BIN)/bench report update docs/attacks.md docs/corruptions.md docs/defenses.md \
+		data_cards/breastmnist.md data_cards/ham10000_220.md data_cards/pneumoniamnist.md \
+		data_cards/retinamnist.md --root leaderboard/results
 
 site: setup
 	$(BIN)/bench leaderboard build --out leaderboard/site --root leaderboard/results

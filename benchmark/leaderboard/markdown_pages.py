@@ -56,13 +56,18 @@ class SiteLinks:
         return rel.as_posix()
 
 
+#: The comments around a generated block (``bench report update``): markup for the updater,
+#: shown as text by a renderer without raw HTML, so dropped from the page.
+GENERATED_MARKER = re.compile(r"^<!-- /?bench:results[^>]*-->[ \t]*\n?", re.M)
+
+
 def render_markdown(
     text: str, links: SiteLinks | None = None, source: Path | None = None, shift: int = 0
 ) -> Markup:
     """Our Markdown as HTML (raw HTML disabled): relative links resolved by ``links`` against
     ``source``, headings demoted by ``shift`` levels (a page's own title stays its only h1)."""
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
-    tokens = md.parse(text)
+    tokens = md.parse(GENERATED_MARKER.sub("", text))
     for tok in tokens:
         if tok.type in ("heading_open", "heading_close") and shift:
             tok.tag = f"h{min(int(tok.tag[1]) + shift, 6)}"

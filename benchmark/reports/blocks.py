@@ -8,7 +8,8 @@ A page marks each generated table with a pair of comments::
 
 ``KIND`` names a renderer of :data:`~benchmark.reports.base.REPORTS` (``summary``, ``full``,
 ``fp``, ``corruptions``, ``defensematrix``, ``defensebalanced``, ``defenses``,
-``defensefull``, ``table5``, ``transfer``; ``bench list reports`` lists them). A block of
+``defensefull``, ``table5``, ``transfer``, ``precision``; ``bench list reports`` lists
+them). A block of
 kind ``transfer`` names transfer-matrix files (``D/transfer/*.json``), read with
 :func:`read_any`. Hand-written text outside the
 blocks is kept as is.
@@ -24,7 +25,14 @@ from typing import Any
 from benchmark.errors import ResultsError
 
 # The families register their block kinds on import.
-from benchmark.reports import attacks, corruptions, defenses, paper_tables, transfer  # noqa: F401
+from benchmark.reports import (  # noqa: F401
+    attacks,
+    corruptions,
+    defenses,
+    paper_tables,
+    precision,
+    transfer,
+)
 from benchmark.reports.base import REPORTS
 
 BLOCK = re.compile(

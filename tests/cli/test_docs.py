@@ -11,10 +11,18 @@ import yaml
 
 import benchmark
 from benchmark.reports import update_generated_blocks
-from benchmark.results import read_result
+from benchmark.reports.blocks import read_any
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["docs/attacks.md", "docs/corruptions.md", "docs/defenses.md"]
+PAGES = [
+    "docs/attacks.md",
+    "docs/corruptions.md",
+    "docs/defenses.md",
+    *[
+        f"data_cards/{d}.md"
+        for d in ("breastmnist", "ham10000_220", "pneumoniamnist", "retinamnist")
+    ],
+]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -23,7 +31,7 @@ def test_generated_blocks_are_up_to_date(page):
     if not path.is_file():
         pytest.fail(f"{page} is missing; write it and run make docs")
     text = path.read_text()
-    new, n = update_generated_blocks(text, ROOT / "leaderboard" / "results", read_result)
+    new, n = update_generated_blocks(text, ROOT / "leaderboard" / "results", read_any)
     assert n >= 1, f"{page} has no bench:results block"
     assert new == text, f"{page} is out of date with leaderboard/results: run make docs"
 
