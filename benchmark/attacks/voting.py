@@ -46,7 +46,7 @@ margin. Unlike APGD-CE, the attack returns, per image, the iterate of highest lo
 restarts (the loss, not the smoothed classifier's argmax, says what broken means here).
 
 The attacked model is the defended pipeline (the evaluation's EOT model, a
-:class:`~benchmark.defenses.base.DefendedModel` or the voting module itself): the attack finds
+:class:`~benchmark.defenses.pipeline.DefendedModel` or the voting module itself): the attack finds
 the :class:`~benchmark.defenses.base.VotingClassifier` among its modules and runs every pass
 through the model's forward with :meth:`~benchmark.defenses.base.VotingClassifier.tempered_votes`
 open. On a model without one (the base model of the oblivious pass, where the classifier is a

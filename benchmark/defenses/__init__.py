@@ -5,15 +5,14 @@ from benchmark.defenses.base import (
     DEFENSE_KINDS,
     DEFENSES,
     THREAT_MODELS,
-    DefendedModel,
     Defense,
     DefenseMeta,
     SubmissionError,
     VotingClassifier,
     VotingDefense,
-    bpda,
 )
 from benchmark.defenses.conformance import CheckResult, validate_submission
+from benchmark.defenses.pipeline import DefendedModel, bpda, restore_torch_threads
 from benchmark.defenses.submissions import (
     Submission,
     list_submissions,
@@ -38,6 +37,7 @@ __all__ = [
     "list_submissions",
     "load_submission",
     "read_submission",
+    "restore_torch_threads",
     "submissions_dir",
     "validate_submission",
 ]

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from benchmark.defenses.pipeline import restore_torch_threads
 from benchmark.diagnostics import images, saliency
 from benchmark.diagnostics.common import (
     first_per_class,
@@ -43,8 +44,10 @@ def _defended_maps(plan: Any, layer_name: str, x: torch.Tensor, target: torch.Te
     cam = None
     if kind == "preprocessing":
         plan.defense.reseed(plan.config.seed)
+        threads = torch.get_num_threads()
         with torch.no_grad():
             purified = plan.defense.purify(x).float()
+        restore_torch_threads(threads)
         cam = saliency.grad_cam(
             plan.model, plan.model.get_submodule(layer_name), purified, target
         ).cpu()

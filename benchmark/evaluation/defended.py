@@ -23,7 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from benchmark.datasets.base import ImageSplit
-from benchmark.defenses.base import DefendedModel, Defense, VotingClassifier, VotingDefense
+from benchmark.defenses.base import Defense, VotingClassifier, VotingDefense
+from benchmark.defenses.pipeline import DefendedModel
 from benchmark.metrics.base import Predictions
 from benchmark.models.inference import predict
 

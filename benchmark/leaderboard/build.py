@@ -338,9 +338,11 @@ def build_site(
     transfers = transfer_tables(results_root, datasets, entries, out)
     attach_transfer(all_boards, transfers)
     groups = recipe_groups(cards)  # the committed model cards, by recipe
-    # With the committed cards: an entry whose checkpoint has none cannot be loaded by a reader.
+    # With the committed cards read (a folder that gave none says nothing either way): an
+    # entry whose checkpoint has none is not distributed with the benchmark.
+    cards_known = cards is not None and bool(groups)
     undistributed = (
-        {e.key for e in entries if deployed_card(e, groups) is None} if cards is not None else set()
+        {e.key for e in entries if deployed_card(e, groups) is None} if cards_known else set()
     )
 
     def entry_flags(entry: Entry) -> list[str]:
@@ -390,7 +392,7 @@ def build_site(
                 "sensitivity": mdda_sensitivity(entry, entries),
             },
             figures=figures,
-            no_figures="" if figures else missing_figures_note(entry, card),
+            no_figures="" if figures else missing_figures_note(entry, card, cards_known),
             seeds=seeds[entry.key],
             curve=training_curve(card),
             flags=entry_flags(entry),

@@ -46,30 +46,33 @@ def entry_figures(entry: Entry, results_root: Path, out: Path) -> list[dict[str,
     return groups
 
 
-def missing_figures_note(entry: Entry, card: dict[str, Any] | None) -> str:
+def missing_figures_note(entry: Entry, card: dict[str, Any] | None, cards_known: bool) -> str:
     """Why ``entry``'s page has no figures: its weights are not distributed, or not drawn yet.
 
-    ``card`` is the committed model card of the entry's deployed checkpoint (None without one).
-    Empty when no run of the entry has attacks (its figures would have nothing to show).
+    ``card``: the committed model card of the entry's deployed checkpoint (None without one);
+    ``cards_known``: whether the site was built from the committed cards (without them, the
+    note makes no claim about the weights). Empty when no run of the entry has attacks (its
+    figures would have nothing to show).
     """
     if not any(run.doc.get("attacks") for run in entry.runs):
         return ""
-    model = entry.newest().doc.get("model") or {}
-    sha = str(model.get("checkpoint_sha256") or entry.checkpoint or "")
-    if card is None:
+    how = (
+        "bench diagnose --published leaderboard/results draws them from the cached attacks, "
+        "with the checkpoint in the zoo (bench zoo import)."
+    )
+    if card is None and cards_known:
+        model = entry.newest().doc.get("model") or {}
+        sha = str(model.get("checkpoint_sha256") or entry.checkpoint or "")
         recipe = (model.get("card") or {}).get("recipe") or {}
         device = recipe.get("device")
         where = f" (trained on {device})" if device not in (None, "auto") else ""
         return (
             f"Its checkpoint{where}, sha256 {sha[:16]}..., has no committed model card: its "
-            "weights were not kept where this benchmark distributes models, so nobody can load "
-            "them and the figures, which are drawn from the weights, cannot be made. Its numbers "
-            "stand as measured, with their per-image outcomes in the runs below."
+            "weights are not distributed with this benchmark, so its runs cannot be repeated "
+            "from here and the figures, which are drawn from the weights, are missing. Its "
+            "numbers stand as measured, with their per-image outcomes in the runs below."
         )
-    return (
-        "No figures have been drawn for this entry's runs yet: "
-        "bench diagnose --published leaderboard/results draws them from the cached attacks."
-    )
+    return "No figures have been drawn for this entry's runs yet: " + how
 
 
 def _figure(fig: dict[str, Any], src: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from benchmark.results.transfer import TransferMatrix
 
 def _eps_labels(text: str) -> str:
     """``eps=0.00784313725490196`` -> ``eps=2/255`` (parameter values as the boards write them)."""
-    return re.sub(r"eps=(\d*\.\d+)", lambda m: f"eps={eps_label(float(m.group(1)))}", text)
+    return re.sub(r"(?<!\w)eps=(\d*\.\d+)", lambda m: f"eps={eps_label(float(m.group(1)))}", text)
 
 
 def _short(source: dict[str, Any], dataset: str) -> str:

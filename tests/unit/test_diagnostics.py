@@ -284,11 +284,14 @@ def test_entry_page_shows_each_figure_with_alt_text_and_caption(tiny_run, tmp_pa
 
 def test_an_entry_page_without_figures_says_why(tiny_run, tmp_path):
     """No committed card: the weights cannot be loaded by a reader; with one: not drawn yet."""
-    build_site(tiny_run["results"], tmp_path / "bare")
+    build_site(tiny_run["results"], tmp_path / "bare")  # without cards: no claim either way
     (page,) = list((tmp_path / "bare").glob("entry-*.html"))
     html = page.read_text()
-    assert 'id="diagnostics"' in html and "has no committed model card" in html
-    assert "weights not distributed" not in html  # built without the cards: no claim either way
+    assert 'id="diagnostics"' in html and "bench diagnose --published" in html
+    assert "has no committed model card" not in html and "weights not distributed" not in html
+    build_site(tiny_run["results"], tmp_path / "nocards", cards=tmp_path / "missing")
+    html = (tmp_path / "nocards" / page.name).read_text()  # a folder that gave no card either
+    assert "has no committed model card" not in html and "weights not distributed" not in html
     cards = tmp_path / "cards"
     publish_cards(ModelZoo(tiny_run["zoo"]), cards, "tiny_cnn_breastmnist_28px_s0")
     build_site(tiny_run["results"], tmp_path / "carded", cards=cards)
@@ -305,6 +308,7 @@ def test_an_entry_page_without_figures_says_why(tiny_run, tmp_path):
         if 'class="badge warn">weights not distributed<' in p.read_text()
     ]
     assert page.name in badged and any(n.startswith("board-breastmnist--linf") for n in badged)
+    assert "has no committed model card" in (tmp_path / "uncarded" / page.name).read_text()
     diagnose(
         tiny_run["path"],
         data_dir=tiny_run["data"],

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from benchmark.datasets.base import load_split, to_float
-from benchmark.defenses.base import DefendedModel, Defense, DefenseMeta
+from benchmark.defenses.base import Defense, DefenseMeta
+from benchmark.defenses.pipeline import DefendedModel
 from benchmark.evaluation.draws import draw_seed, effective_draws, score_draws, worst_of
 from benchmark.metrics.adversarial import correct_mask
 from benchmark.metrics.base import Predictions

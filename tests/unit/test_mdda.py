@@ -111,22 +111,31 @@ def test_default_solver_budget_reaches_the_minimiser(mdda):
 def test_the_defended_pipeline_keeps_the_runs_thread_count(mdda):
     """numba's parallel layer resets the OpenMP pool torch shares (MDDA's fused solver left torch
     at numba's thread count); the pipeline restores the count its run started with."""
-    from benchmark.defenses.base import DefendedModel
+    from benchmark.defenses.pipeline import DefendedModel
 
     sub, _ = mdda
-    base = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 2))
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 2))
+    seen: list[int] = []
+
+    class Recording(torch.nn.Module):  # the thread count the base model runs at
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return linear(x)
+
+    base = Recording()
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
         defended = DefendedModel(base, sub.build(seed=0, tv_iterations=3))
         with torch.no_grad():
             defended(torch.rand(3, 1, 28, 28))
-        assert torch.get_num_threads() == 1
+            defended(torch.rand(3, 1, 28, 28))
+        assert seen == [1, 1] and torch.get_num_threads() == 1
 
         class Meddling(torch.nn.Module):
             def forward(self, x):
                 torch.set_num_threads(2)
-                return base(x)
+                return linear(x)
 
         defended.base = Meddling()  # any step of the pipeline, not only the purifier
         with torch.no_grad():

@@ -7,7 +7,12 @@ import numpy as np
 
 from benchmark.leaderboard.markdown_pages import render_markdown
 from benchmark.metrics.paired import mcnemar_exact, sign_flip_balanced
-from benchmark.reports.precision import mcnemar_p, render_precision, smallest_split
+from benchmark.reports.precision import (
+    fewest_one_way,
+    mcnemar_p,
+    render_precision,
+    smallest_split,
+)
 
 
 def test_mcnemar_p_is_the_metrics_test():
@@ -27,7 +32,7 @@ def test_smallest_split_by_hand():
 
 
 def test_six_images_of_one_class_are_the_fewest_the_balanced_test_calls():
-    """The block's balanced-accuracy sentence: the boards' stratified sign-flip test, exact."""
+    """For one pair, the boards' stratified sign-flip test agrees with McNemar's 6."""
     labels = np.array([0] * 11 + [1] * 30)
     for k, significant in ((5, False), (6, True)):
         a = np.ones(41, bool)
@@ -45,13 +50,47 @@ def _doc(n: int, counts: list[int]) -> dict:
     }
 
 
+def test_holm_first_step_by_hand():
+    # 2 / 2^d <= 0.05 / m: m = 1 -> d = 6 (0.031); m = 15 -> 0.00333: d = 10 (0.00195; 9 gives
+    # 0.0039); m = 66 -> 0.000758: d = 12 (0.000488); m = 276 -> 0.000181: d = 14 (0.000122)
+    assert [fewest_one_way(0.05 / m) for m in (1, 15, 66, 276)] == [6, 10, 12, 14]
+
+
+def test_the_boards_holm_adjusted_test_needs_that_many():
+    """Six rows whose first entry beats one other by d images all one way: the board's own
+    ranking separates them at d = 10, not at 9 (Holm over 15 pairs)."""
+    from benchmark.metrics.ranks import rank_board
+
+    labels = np.array([0] * 50 + [1] * 50)
+    for d, separated in ((9, False), (10, True)):
+        base = np.ones(100, bool)
+        worse = base.copy()
+        worse[:d] = False
+        rows = {"a": base, "b": worse, **{f"c{i}": base.copy() for i in range(4)}}
+        board = {r.name: r for r in rank_board(rows, labels, metric="balanced")}
+        assert (board["a"].rank_high < board["b"].rank_low) is separated, d
+
+
 def test_rendered_numbers_by_hand():
     text = render_precision([("toy/clean/x.json", _doc(135, [11, 26, 98]))])
     # Wilson for 68/135: centre 0.50361, half-width 0.08317 (z = 1.96)
     assert "| 68/135 (50.4 %) | [42.0, 58.7] | 8.3 |" in text
     assert "| 10 | 9 | 5.9 |" in text  # (9 - 1) / 135
-    # one image of the 11-image class in 3 classes: 100 / 33 = 3.03 points; six: 18.2
-    assert "by 3.03 points" in text and "from 6 images on: 18.2 points" in text
+    # 6 rows: 15 pairs, 10 images: 7.4 accuracy points; in the 11-image class of 3 classes,
+    # 10 / 33 = 30.3 balanced points; 24 rows need 14 > 11 images: more than that class holds
+    assert "| 6 | 15 | 10 | 7.4 | 30.3 |" in text
+    assert "| 24 | 276 | 14 | 10.4 | beyond one class |" in text
+    assert "by 3.03 points in the smallest class" in text
+
+
+def test_edge_cases_do_not_crash_or_claim_too_much():
+    abstained = _doc(20, [5, 5])  # 10 of 20 in the confusion matrix: counts unknown
+    text = render_precision([("a", abstained), ("b", abstained), ("c", _doc(0, []))])
+    assert text.count("n = 20 images") == 1  # the same split once; n = 0 left out
+    assert "Balanced accuracy" not in text and "balanced gap" not in text
+    assert "| 40 |" not in text  # d > n is not listed
+    absent = render_precision([("d", _doc(30, [0, 10, 20]))])
+    assert "2 classes, the smallest with 10" in absent  # an absent class does not count
 
 
 def test_site_drops_the_generated_block_markers():
