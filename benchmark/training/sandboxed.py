@@ -14,6 +14,7 @@ from benchmark.datasets.base import DATASETS, resolve_size
 from benchmark.defenses.sandbox import SandboxError, SandboxLimits, SandboxSession, _resolve
 from benchmark.defenses.submissions import describe_folder
 from benchmark.models.zoo import ModelZoo, ZooEntry, model_id
+from benchmark.results.provenance import git_commit
 from benchmark.training.config import TrainConfig
 from benchmark.training.defense import defense_tag
 from benchmark.training.sandbox_entry import ENTRY
@@ -34,12 +35,14 @@ def train_in_sandbox(
     runs in the sandbox, reading the data (and the ``init_from`` model) and writing only a
     staging zoo under ``<zoo>/.sandbox/`` (where an interrupted run resumes). The checkpoint
     that comes out is loaded here weights-only against its sha256, its card's defense block is
-    rewritten from the folder as hashed here, and it is saved into ``zoo``.
+    rewritten from the folder as hashed here, its git commit is the one checked out here when
+    the run started (the sandbox has no repository), and it is saved into ``zoo``.
 
     Returns:
         The zoo entry of the robust model.
     """
     limits = limits or SandboxLimits(wall_seconds=7 * 24 * 3600.0)
+    git = git_commit()  # here: the sandbox sees the package without its repository
     folder, sid = _resolve(str(config.defense))
     size = resolve_size(config.dataset, config.size)
     tag = defense_tag(sid, config.defense_params)
@@ -95,6 +98,7 @@ def train_in_sandbox(
         defense.update(sha256=digest, files=[f.record() for f in files])
     defense["id"] = sid
     card["defense"] = defense
+    card["git"] = git
     card["trained_in"] = {
         "mode": "sandbox",
         "sandbox": sandbox,

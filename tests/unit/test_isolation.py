@@ -283,6 +283,7 @@ def test_robust_training_in_the_sandbox_matches_in_process(
     assert entry.model_id == here.model_id == "tiny_cnn_breastmnist_28px_s0_pgd_at_steps=1"
     assert entry.card["checkpoint"]["sha256"] == here.card["checkpoint"]["sha256"]
     assert entry.card["trained_in"]["mode"] == "sandbox"
+    assert entry.card["git"] == here.card["git"] and entry.card["git"]["commit"] != "unknown"
     assert entry.card["defense"]["sha256"] == here.card["defense"]["sha256"]
     assert not (zoo.root / ".sandbox").exists() or not any((zoo.root / ".sandbox").iterdir())
     zoo.load(entry.model_id)  # the sha256-checked, weights-only load
