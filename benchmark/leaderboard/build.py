@@ -41,7 +41,6 @@ from benchmark.leaderboard import svg
 from benchmark.leaderboard.figures import entry_figures, missing_figures_note
 from benchmark.leaderboard.ledger import (
     LEDGER,
-    file_sha256,
     head,
     ledger_path,
     read_ledger,
@@ -55,6 +54,7 @@ from benchmark.leaderboard.markdown_pages import (
     strip_title,
 )
 from benchmark.leaderboard.ranking import boards
+from benchmark.leaderboard.raw_files import copy_raw_files
 from benchmark.leaderboard.rows import Board
 from benchmark.leaderboard.runs import Entry, Invalid, Run, flags, group_entries, load_runs
 from benchmark.leaderboard.seeds import attach_seeds, deployed_card, entry_seeds, recipe_groups
@@ -376,13 +376,7 @@ def build_site(
     for entry in entries:
         card = deployed_card(entry, groups)
         figures = entry_figures(entry, results_root, out)
-        sha256 = {}
-        for run in entry.runs:
-            for rel in [run.path, *run.older]:
-                target = out / "raw" / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(results_root / rel, target)
-                sha256[rel] = file_sha256(target)
+        sha256, replaced = copy_raw_files(entry, results_root, out)
         write(
             f"entry-{entry.slug}.html",
             "entry.html",
@@ -404,6 +398,7 @@ def build_site(
             papers=paper_tables(entry),
             json_dumps=lambda v: json.dumps(v, sort_keys=True),
             sha256=sha256,
+            replaced=replaced,
             ledger=ledger,
             raw_ledger=RAW_LEDGER.as_posix(),
         )

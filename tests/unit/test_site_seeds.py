@@ -3,11 +3,16 @@ board's column agree with the cards, and an entry whose checkpoint has no card g
 
 from __future__ import annotations
 
+import json
+import shutil
 import statistics
+from pathlib import Path
 
 import benchmark as mrb
 from benchmark.leaderboard import build_site
 from benchmark.models.cards import publish_cards
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_entry_page_and_board_show_the_recipes_seeds(tiny_models, shared_data, tmp_path):
@@ -72,3 +77,24 @@ def test_training_curve_draws_the_robust_history_and_escapes_the_card():
     assert svg.count("<polyline") == 4 and "val balanced acc (attacked)" in svg
     assert ">1*</text>" in svg  # the kept epoch is starred
     assert training_curve({"history": history[:1]}) is None
+
+
+def test_an_older_version_of_another_checkpoint_is_named_as_replaced(tmp_path):
+    """A retrain published into the same run folder is the entry now; its page names the
+    checkpoint the older version evaluated."""
+    src = sorted((ROOT / "leaderboard/results/breastmnist/clean").rglob("*.json"))[0]
+    folder = tmp_path / "results" / src.relative_to(ROOT / "leaderboard/results").parent
+    folder.mkdir(parents=True)
+    doc = json.loads(src.read_text())
+    new = folder / src.name
+    shutil.copyfile(src, new)
+    doc["model"]["checkpoint_sha256"] = "ab" * 32  # an earlier training of the recipe
+    old = folder / "clean_20000101t000000z.json"
+    old.write_text(json.dumps(doc))
+    build_site(tmp_path / "results", tmp_path / "site")
+    (page,) = list((tmp_path / "site").glob("entry-*.html"))
+    html = page.read_text()
+    assert "abababababab</code>, an earlier training of this recipe that this one replaced" in html
+    shutil.copyfile(src, old)  # the same checkpoint: an older version, nothing replaced
+    build_site(tmp_path / "results", tmp_path / "site2")
+    assert "an earlier training" not in (tmp_path / "site2" / page.name).read_text()
