@@ -130,10 +130,16 @@ def mcnemar_exact(a: Any, b: Any) -> PairedTest:
     a, b = paired_vectors(a, b)
     b01 = int(np.sum(~a & b))
     b10 = int(np.sum(a & ~b))
-    d = b01 + b10
-    p = 1.0 if d == 0 else min(1.0, 2.0 * float(stats.binom.cdf(min(b01, b10), d, 0.5)))
     diff = (b10 - b01) / a.shape[0] if a.size else 0.0
-    return PairedTest(b01, b10, float(diff), p, _better(diff), "exact McNemar")
+    return PairedTest(
+        b01, b10, float(diff), mcnemar_p_value(b01, b10), _better(diff), "exact McNemar"
+    )
+
+
+def mcnemar_p_value(b01: int, b10: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts (1 without any)."""
+    d = b01 + b10
+    return 1.0 if d == 0 else min(1.0, 2.0 * float(stats.binom.cdf(min(b01, b10), d, 0.5)))
 
 
 def sign_flip_balanced(

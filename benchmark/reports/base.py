@@ -13,6 +13,7 @@ people (its path relative to the results root), ``document`` the validated resul
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,15 @@ def sections(render_one: Callable[[dict[str, Any], str], str]) -> BlockRenderer:
 
     render.__doc__ = render_one.__doc__
     return render
+
+
+def mean_sd(values: list[float]) -> str:
+    """``84.6 ± 0.6``: the mean and sample standard deviation of proportions, in percent (the
+    mean alone for one value)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return f"{100 * mean:.1f}"
+    return f"{100 * mean:.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
 def pct(metric: dict[str, Any] | None) -> str:

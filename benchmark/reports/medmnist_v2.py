@@ -11,10 +11,11 @@ The reference numbers are data (``medmnist_v2.json``, with their source), not pr
 from __future__ import annotations
 
 import json
-import statistics
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from benchmark.reports.base import mean_sd
 
 TABLE = Path(__file__).with_name("medmnist_v2.json")
 
@@ -28,13 +29,6 @@ def reference() -> dict[str, Any]:
 def _inside(metric: dict[str, Any], value: float) -> bool:
     low, high = metric["ci95"]
     return low <= value <= high
-
-
-def _stat(values: list[float]) -> str:
-    mean = 100 * statistics.fmean(values)
-    if len(values) < 2:
-        return f"{mean:.1f}"
-    return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
 def comparison_rows(cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -95,8 +89,9 @@ def render_comparison(cards: list[dict[str, Any]]) -> list[str]:
             continue
         n = row["n"]
         lines.append(
-            head + f"{_stat(row['acc_ours'])} | {row['acc_inside']}/{n} | {100 * row['auc']:.1f} | "
-            f"{_stat(row['auc_ours'])} | {row['auc_inside']}/{n} | "
+            head + f"{mean_sd(row['acc_ours'])} | {row['acc_inside']}/{n} | "
+            f"{100 * row['auc']:.1f} | "
+            f"{mean_sd(row['auc_ours'])} | {row['auc_inside']}/{n} | "
             f"{', '.join(map(str, row['epochs']))} vs {ref['epochs']} | {row['budget_bound']}/{n} |"
         )
     return lines

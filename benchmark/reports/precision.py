@@ -11,29 +11,20 @@ rows applies; and how far one image moves a balanced accuracy. All of it is comp
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from benchmark.metrics.base import wilson_interval
+from benchmark.metrics.paired import mcnemar_p_value
 from benchmark.reports.base import Docs, register_report, table_head, table_row
 
 ALPHA = 0.05
-
-
-def mcnemar_p(b01: int, b10: int) -> float:
-    """Two-sided exact McNemar p-value (as :func:`benchmark.metrics.paired.mcnemar_exact`)."""
-    d = b01 + b10
-    if d == 0:
-        return 1.0
-    tail = sum(math.comb(d, k) for k in range(min(b01, b10) + 1)) / 2**d
-    return min(1.0, 2 * tail)
 
 
 def smallest_split(discordant: int, alpha: float = ALPHA) -> int | None:
     """The fewest images that must go one way, of ``discordant`` changed images, for the exact
     McNemar test to reject equal accuracy at ``alpha`` (None: no split of so few can)."""
     for majority in range((discordant + 1) // 2, discordant + 1):
-        if mcnemar_p(discordant - majority, majority) <= alpha:
+        if mcnemar_p_value(discordant - majority, majority) <= alpha:
             return majority
     return None
 
@@ -44,7 +35,7 @@ def fewest_one_way(alpha: float = ALPHA) -> int:
     and the boards' stratified sign-flip test agree here (each changed image is a fair coin
     under the null, whatever its class)."""
     d = 1
-    while mcnemar_p(0, d) > alpha:
+    while mcnemar_p_value(0, d) > alpha:
         d += 1
     return d
 
@@ -165,7 +156,6 @@ register_report(
 __all__ = [
     "class_counts",
     "fewest_one_way",
-    "mcnemar_p",
     "render_precision",
     "smallest_split",
 ]

@@ -8,10 +8,10 @@ fields from both, so it does not depend on where a card came from.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from benchmark.reports.base import mean_sd
 from benchmark.reports.base import pct as _pct
 from benchmark.reports.medmnist_v2 import render_comparison
 from benchmark.results.cards import recipe_of
@@ -95,13 +95,6 @@ def _reproduce(card: dict) -> str:
     )
 
 
-def _mean_sd(values: list[float]) -> str:
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return f"{100 * mean:.1f}"
-    return f"{100 * mean:.1f} ± {100 * statistics.stdev(values):.1f}"
-
-
 def _seed_spread(entries: Sequence[Carded]) -> list[str]:
     """The table of test scores per recipe over its seeds (mean ± sample sd)."""
     groups: dict[str, list[dict]] = {}
@@ -123,7 +116,7 @@ def _seed_spread(entries: Sequence[Carded]) -> list[str]:
         seeds = ", ".join(str(c["seed"]) for c in sorted(cards, key=lambda c: c["seed"]))
         acc = [c["metrics"]["test"]["acc"]["value"] for c in cards]
         auc = [c["metrics"]["test"]["auc"]["value"] for c in cards]
-        lines.append(f"| `{recipe}` | {seeds} | {_mean_sd(acc)} | {_mean_sd(auc)} |")
+        lines.append(f"| `{recipe}` | {seeds} | {mean_sd(acc)} | {mean_sd(auc)} |")
     return lines
 
 

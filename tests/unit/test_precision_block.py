@@ -6,21 +6,23 @@ from __future__ import annotations
 import numpy as np
 
 from benchmark.leaderboard.markdown_pages import render_markdown
-from benchmark.metrics.paired import mcnemar_exact, sign_flip_balanced
+from benchmark.metrics.paired import mcnemar_exact, mcnemar_p_value, sign_flip_balanced
 from benchmark.reports.precision import (
     fewest_one_way,
-    mcnemar_p,
     render_precision,
     smallest_split,
 )
 
 
-def test_mcnemar_p_is_the_metrics_test():
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        a, b = rng.random(60) < 0.6, rng.random(60) < 0.6
-        b01, b10 = int(np.sum(~a & b)), int(np.sum(a & ~b))
-        assert abs(mcnemar_p(b01, b10) - mcnemar_exact(a, b).p_value) < 1e-12
+def test_mcnemar_p_value_by_hand():
+    """The exact two-sided p-value: 2 P[Binomial(d, 1/2) <= min], and the metrics test uses it."""
+    assert abs(mcnemar_p_value(0, 6) - 2 / 64) < 1e-12
+    assert abs(mcnemar_p_value(1, 9) - 2 * 11 / 1024) < 1e-12
+    assert abs(mcnemar_p_value(8, 2) - 2 * 56 / 1024) < 1e-12
+    assert mcnemar_p_value(0, 0) == 1.0 and mcnemar_p_value(5, 5) == 1.0
+    a = np.array([True] * 9 + [False] + [True] * 5)
+    b = np.array([False] * 9 + [True] + [True] * 5)
+    assert mcnemar_exact(a, b).p_value == mcnemar_p_value(1, 9)
 
 
 def test_smallest_split_by_hand():
