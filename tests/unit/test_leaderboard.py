@@ -328,6 +328,43 @@ def test_site_publishes_the_runs_as_a_csv(published, tmp_path):
     assert (table["kind"] == "attack").sum() == sum(len(r.attacks) for r in runs)
 
 
+def test_paper_mean_columns_are_the_mean_of_the_attack_columns():
+    """A column a table calls a mean is the mean of the figures before it in its row (a
+    figure copied wrong, or a row that is not what its columns say, breaks it)."""
+    import json
+
+    from benchmark.leaderboard.build import PAPER_NUMBERS
+
+    tables = [
+        t for t in json.loads(PAPER_NUMBERS.read_text())["tables"] if "(mean)" in t["columns"][-1]
+    ]
+    assert tables, "no table has a mean column"
+    for t in tables:
+        for name, values in t["rows"].items():
+            *cells, mean = (float(v) for v in values)
+            assert len(cells) == len(t["columns"]) - 1
+            # The paper prints one decimal: its mean is within 0.05 of the exact one.
+            assert abs(sum(cells) / len(cells) - mean) <= 0.05 + 1e-9, (t["table"], name)
+
+
+def test_mdda_table3_columns_are_the_presets_attacks():
+    """MDDA Table 3's columns are the four attacks of our ``mdda_transfer`` preset, in its
+    order, then their mean: the entry page sets our cells beside them (the paper's text
+    prints a "Clean" header over the first attack's figures)."""
+    import json
+
+    from benchmark.attacks.presets import PRESETS
+    from benchmark.leaderboard.build import PAPER_NUMBERS
+
+    attacks = [dict(c.params)["base_attack"] for c in PRESETS.get("mdda_transfer").cells]
+    tables = [
+        t for t in json.loads(PAPER_NUMBERS.read_text())["tables"] if t["suite"] == "mdda_transfer"
+    ]
+    assert tables
+    for t in tables:
+        assert [c.lower().replace("-", "") for c in t["columns"]] == [*attacks, "acc (mean)"]
+
+
 def test_paper_numbers_with_a_source_are_in_that_paper(shared_data):
     """Numbers copied from a paper come from its text, not from memory: every figure of a
     table that names its source file appears in that paper (as the paper prints it)."""
