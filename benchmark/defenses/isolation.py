@@ -40,14 +40,14 @@ ISOLATION_ENV = "BENCH_ISOLATION"
 #: folder whose digest differs is not the reviewed built-in and runs in the sandbox.
 BUILTIN_SHA256: dict[str, str] = {
     "bit_depth_reduction": "470ab73aac9f5c3390db0eba867311015f46da5f566fa57258ea808eba3e75de",
-    "gaussian_smoothing": "d14efb35e5658e83a486b803ad5d9753e81932cf53d014e3a5eaf9f0a6e38ff3",
+    "gaussian_smoothing": "dd2a4c4fc661f1cbf52be0f48a812e55d56a157ed6a536da0f4e1100164d9d1a",
     "jpeg": "20f3570c5a5eb4a268012182b758e8266d7805c32b6504f8204428fe37f98028",
     "maadvt": "1b58fcae463ffeee65ad05991cd932e71de4fe118214c1ea3b13636e6b4439dd",
     "mart": "b56987809f2c4f9dd11a71e94fbe955428842795cad9a01dd6e10827951d146e",
     "mdda": "97f6c3a1797947cf64d365caa53f18e851c52e9d6aa2a97644ed3f4727da6184",
-    "median_filter": "661e639bfed93abfa2998009852c89016ab2eb873777ee7e237fcb771e75b6a3",
+    "median_filter": "1c725ddd0ef3c786beee5b92d0a8e0bde17a5dfe762e7b9736e05f75bd0d48ff",
     "medrdf": "bea19425198a926bd2476572399d28dba600c41fd993fb78331030d563712792",
-    "mpadvt": "c40d6494dcb3ca07bc1c18f37405f4c8a462b7a841da7b1175be61c60805910d",
+    "mpadvt": "ca9d728dc5c7c719b9d6c1bac99e7cb8db55cb795f8772c2c5a3a4fb463d755d",
     "pgd_at": "5c94e0e3b2a936da451dde4d2cc7dbf4dcd79c89d24398c0f10b1d366a8b85d3",
     "random_resize_pad": "7930c80ec6110900357594ebda3cb2a7cd2c35035efef85eb080617701e5ec4e",
     "trades": "22ecefbbf5c372870eb98129cc5c3edf9f89d90d9fb1e90e582deec9266b3de9",

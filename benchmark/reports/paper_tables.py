@@ -15,7 +15,8 @@ TABLE5_ROWS = {
     "trades": "TRADES",
     "mart": "MART",
 }
-"""Xu et al. Table 5's row names of the training-time defenses, in the paper's order."""
+"""Row names of the training-time defenses: Xu et al. Table 5's three (Standard, MPAdvT,
+MAAdvT) in the paper's order, then TRADES and MART, which the table does not have."""
 
 _ON_THE_MODEL = (ThreatModel.WHITE_BOX, ThreatModel.ADAPTIVE)
 

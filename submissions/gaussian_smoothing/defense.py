@@ -1,4 +1,4 @@
-"""Gaussian smoothing of the input, the 'GS' denoiser of MedRDF (Xu et al. 2022, Sec. V-B)."""
+"""Gaussian smoothing of the input, the 'GS' denoiser of MedRDF (Xu et al. 2022, Sec. IV-B.2, V-A.1)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ class GaussianSmoothing(Defense):
         kind="preprocessing",
         randomized=False,
         differentiable=True,
-        reference="medrdf_xu2022.md Sec. V-B (GS denoiser)",
+        reference="medrdf_xu2022.md Sec. IV-B.2 and V-A.1 (GS denoiser)",
         version="1.0",
         license="MIT",
         authors=("MedRobustBench",),
         name="Gaussian smoothing",
-        paper="Xu, Zhang and Zhang, MedRDF, IEEE TMI 2022, Sec. V-B (GS)",
+        paper="Xu, Zhang and Zhang, MedRDF, IEEE TMI 2022, Sec. IV-B.2 (GS)",
         threat_models=("oblivious", "adaptive"),
         description="Gaussian smoothing of the input image",
     )

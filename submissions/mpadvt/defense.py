@@ -11,17 +11,18 @@ from benchmark.defenses.adversarial_training import AdversarialTraining, pgd_at_
 
 class MPAdvT(AdversarialTraining):
     """Per minibatch (Algorithm 1, lines 4-6): p ~ U(0, 1), eps ~ U(eps_low, eps_high),
-    T_I ~ U{steps_low, ..., steps_high}; a uniform random start when p >= start_threshold
-    (0.5, lines 8-9);
-    T_I sign-gradient steps of size alpha_I = 2.5 eps / T_I (unstated in the paper; Madry's
-    rule), projected onto the eps-ball (line 11); then CE on the result (line 15)."""
+    T_I ~ U{steps_low, ..., steps_high}. When p >= adv_threshold (0.5, line 8) the batch is
+    attacked: a uniform random start (line 9) and T_I sign-gradient steps of size
+    alpha_I = 2.5 eps / T_I (unstated in the paper; Madry's rule), projected onto the eps-ball
+    (lines 10-12). Otherwise it stays clean (the if closes at line 13, after the inner loop).
+    Then CE on the result (lines 14-15)."""
 
     meta = DefenseMeta(
         kind="training",
         randomized=False,
         differentiable=True,
         reference="xu2021_evaluating_robustness.md Sec. 4.5, Algorithm 1",
-        version="1.0",
+        version="2.0",
         license="MIT",
         authors=("Xu, Liu, Zhang et al. (method)", "MedRobustBench (implementation)"),
         name="MPAdvT: Multi-Perturbations Adversarial Training",
@@ -35,7 +36,7 @@ class MPAdvT(AdversarialTraining):
         "eps_high": 0.04,
         "steps_low": 1,
         "steps_high": 5,
-        "start_threshold": 0.5,
+        "adv_threshold": 0.5,
     }
 
     def setup(self) -> None:
@@ -45,6 +46,8 @@ class MPAdvT(AdversarialTraining):
             raise SubmissionError("need 0 <= eps_low <= eps_high <= 1")
         if not 1 <= int(p["steps_low"]) <= int(p["steps_high"]):
             raise SubmissionError("need 1 <= steps_low <= steps_high")
+        if not 0 <= float(p["adv_threshold"]) <= 1:
+            raise SubmissionError("need 0 <= adv_threshold <= 1 (1: never attacked, 0: always)")
         self.last_budget: tuple[float, int, float, str] | None = None
 
     def budget(self) -> tuple[float, int, float, str]:
@@ -56,8 +59,10 @@ class MPAdvT(AdversarialTraining):
         steps = int(
             torch.randint(int(p["steps_low"]), int(p["steps_high"]) + 1, (1,), generator=gen)
         )
-        start = "uniform" if u[0] >= float(p["start_threshold"]) else "none"
-        self.last_budget = (eps, steps, 2.5 * eps / steps, start)
+        if u[0] < float(p["adv_threshold"]):  # line 8: p < 0.5, the batch trains clean
+            self.last_budget = (eps, 0, 0.0, "none")
+        else:
+            self.last_budget = (eps, steps, 2.5 * eps / steps, "uniform")
         return self.last_budget
 
     multi_label_ok = True

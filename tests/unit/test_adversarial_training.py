@@ -96,17 +96,36 @@ def test_mpadvt_samples_within_the_papers_ranges():
     d = sub.build(seed=3)
     draws = [d.budget() for _ in range(400)]
     eps = [b[0] for b in draws]
-    steps = [b[1] for b in draws]
-    starts = [b[3] for b in draws]
     assert min(eps) >= 0.01 and max(eps) <= 0.04 and max(eps) - min(eps) > 0.025
-    assert set(steps) == {1, 2, 3, 4, 5}
-    assert all(b[2] == pytest.approx(2.5 * b[0] / b[1]) for b in draws)
-    share = starts.count("uniform") / len(starts)
-    assert 0.4 < share < 0.6  # random start when p >= 0.5
+    attacked = [b for b in draws if b[1] > 0]
+    assert 0.4 < len(attacked) / len(draws) < 0.6  # Algorithm 1, line 8: attacked when p >= 0.5
+    assert set(b[1] for b in attacked) == {1, 2, 3, 4, 5}
+    assert all(b[2] == pytest.approx(2.5 * b[0] / b[1]) for b in attacked)
+    assert all(b[3] == "uniform" for b in attacked)  # line 9: the random start
+    assert all(b[1:] == (0, 0.0, "none") for b in draws if b[1] == 0)  # a clean batch
     d.reseed(3)
     assert [d.budget() for _ in range(5)] == draws[:5]
     with pytest.raises(SubmissionError, match="eps_low <= eps_high"):
         sub.build(eps_low=0.05, eps_high=0.01)
+    with pytest.raises(SubmissionError, match="adv_threshold"):
+        sub.build(adv_threshold=1.5)
+
+
+def test_mpadvt_trains_clean_on_a_batch_its_coin_leaves_unattacked():
+    """Algorithm 1's line-8 coin gates the whole inner attack: with the threshold at 1 no
+    batch is attacked (the loss is the clean CE), at 0 every batch is."""
+    sub = read_submission(ROOT / "submissions" / "mpadvt")
+    model = _Toy()
+    x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    never = sub.build(seed=0, adv_threshold=1.0)
+    assert torch.equal(never.adversarial(model, x, y), x)
+    model.train()
+    clean = torch.nn.functional.cross_entropy(model(x), y)
+    assert never.train(model, x, y).item() == pytest.approx(clean.item())
+    always = sub.build(seed=0, adv_threshold=0.0)
+    x_adv = always.adversarial(model, x, y)
+    assert 0 < (x_adv - x).abs().max() <= always.last_budget[0] + 1e-6
 
 
 class _Toy(torch.nn.Module):
