@@ -40,7 +40,7 @@ ISOLATION_ENV = "BENCH_ISOLATION"
 #: folder whose digest differs is not the reviewed built-in and runs in the sandbox.
 BUILTIN_SHA256: dict[str, str] = {
     "bit_depth_reduction": "470ab73aac9f5c3390db0eba867311015f46da5f566fa57258ea808eba3e75de",
-    "gaussian_smoothing": "dd2a4c4fc661f1cbf52be0f48a812e55d56a157ed6a536da0f4e1100164d9d1a",
+    "gaussian_smoothing": "654b37c3da3c611ac3d1152ff94753f044b5676a60e5b52175475078f6581ef5",
     "jpeg": "20f3570c5a5eb4a268012182b758e8266d7805c32b6504f8204428fe37f98028",
     "maadvt": "1b58fcae463ffeee65ad05991cd932e71de4fe118214c1ea3b13636e6b4439dd",
     "mart": "b56987809f2c4f9dd11a71e94fbe955428842795cad9a01dd6e10827951d146e",

@@ -1,4 +1,4 @@
-"""Gaussian smoothing of the input, the 'GS' denoiser of MedRDF (Xu et al. 2022, Sec. IV-B.2, V-A.1)."""
+"""Gaussian smoothing of the input: the 'GS' denoiser of MedRDF (Xu et al. 2022, IV-B.2, V-A.1)."""
 
 from __future__ import annotations
 
