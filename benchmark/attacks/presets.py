@@ -153,14 +153,14 @@ _register(
     "test split.",
 )
 
-_NOSIGN_EPS = ("0.001", "0.002", "0.005", "0.01", "0.02", "0.03")
+_NOSIGN_EPS = ("0.0005", "0.001", "0.002", "0.005", "0.01", "0.02", "0.03")
 _NOSIGN_ITER_EPS = ("0.005", "0.01", "0.02", "0.03")
 _register(
     "nosign",
     [C(a, e) for e in _NOSIGN_EPS for a in ("fgsm", "fgnm")]
     + [C(a, e, steps=10) for e in _NOSIGN_ITER_EPS for a in ("bim", "binm")]
     + [C(a, e, steps=10, alpha=float(e) / 10) for e in _NOSIGN_ITER_EPS for a in ("pgd", "pgdnm")],
-    description="No-sign report: FGSM vs FGNM (eps 0.001-0.03); BIM/PGD vs BINM/PGDNM, T=10",
+    description="No-sign report: FGSM vs FGNM (eps 0.0005-0.03); BIM/PGD vs BINM/PGDNM, T=10",
     reference="nosign_attacks_covid_xray.md Sec. 4.2 and 4'.2 (Tables II-III)",
     notes="The report's iterative axis (0.0005-0.003) is read as the per-step size alpha with "
     "T = 10 (its eps = alpha * T remark), so eps = 10 alpha in 0.005-0.03; unlike the report's "

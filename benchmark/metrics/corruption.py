@@ -3,8 +3,11 @@
 * Flip probability, Xu et al. 2021 Sec. 4.4 eq. 5 (``xu2021_evaluating_robustness.md``):
   ``FP = 1 / (r (n - 1)) * sum_i sum_{j=2..n} I(C(x_j) != C(x_ref(j)))`` over ``r`` sequences of
   ``n`` frames, where the reference frame is the previous one for temporally related types and
-  the clean frame for noise types ("for noise perturbation sequences, which are not temporally
-  related, x_1 is clean"). For multi-label models a flip is any label decision that changes.
+  the clean frame for noise types. Eq. 5 as printed always compares with the previous frame;
+  the clean-frame reference for noise is ImageNet-P's rule (Hendrycks & Dietterich 2019),
+  which the paper's remark "for noise perturbation sequences, which are not temporally
+  related, x_1 is clean" points to. For multi-label models a flip is any label decision that
+  changes.
   mFP is the mean over types; the relative FP is ``FP_model / FP_reference`` (Table 4's RFP).
 * Corruption error, Hendrycks & Dietterich 2019 (ImageNet-C): ``CE_c = sum_s E_{s,c} /
   sum_s E^ref_{s,c}``, mCE the mean over corruptions, relative CE

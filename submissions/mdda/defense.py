@@ -9,9 +9,11 @@ image range (the projection P), and averages every scale with its one-hop neighb
 brought to its size (eq. 15). Finally every scale goes back to the original size (eq. 7) and
 the scales are averaged.
 
-Choices the paper leaves open (documented in the README, recorded in every result):
-* Pixel scale of sigma^2 (``pixel_scale``): on 0-255 the noise (std 0.35 grey levels) would
-  change nothing; on [0, 1] it destroys 28 px images (the model predicts one class); on
+Choices the paper leaves open or that depart from it (documented in the README, recorded in
+every result):
+* Pixel scale of sigma^2 (``pixel_scale``), a departure: the paper's images are on [0, 255]
+  (Sec. 2), where the noise (std 0.35 grey levels) would change nothing; on [0, 1] it
+  destroys 28 px images (the model predicts one class); on
   [-1, 1], the range diffusion models work in (the paper's eq. 9 is a diffusion step), the
   clean-accuracy drop resembles the paper's. The default is [-1, 1]; see the README.
 * The TV weight gamma of eq. 13 (the paper gives none) was picked on the validation split of

@@ -25,7 +25,7 @@ TARGET = 69.1 / 82.0
 
 def main(
     dataset: str,
-    grid: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0, 80.0),
+    grid: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0, 80.0, 120.0, 160.0, 320.0, 640.0),
     scales: tuple[str, ...] = ("symmetric", "unit"),
 ) -> None:
     """Print validation accuracy and the ratio to the bare model for every gamma."""
