@@ -59,6 +59,10 @@ class APGDDLRAttack(APGDCEAttack):
     loss = "dlr"
 
 
+STANDARD_QUERIES = 5000
+"""Square's query budget in AutoAttack's standard version."""
+
+
 @register_attack(
     "autoattack",
     AttackMeta(
@@ -73,7 +77,8 @@ class AutoAttackAttack(TorchAttacksAttack):
     still robust.
 
     Standard: APGD-CE, APGD-T, FAB-T, Square at the original budget: 100 iterations for
-    APGD/FAB, 5000 queries for Square, one restart, ``n_target_classes = min(9, K - 1)``. With
+    APGD/FAB, 5000 queries for Square (its p schedule not rescaled, as in the reference: see
+    :meth:`square_rescaled`), one restart, ``n_target_classes = min(9, K - 1)``. With
     fewer than 4 classes the targeted sub-attacks are undefined and are replaced: 3 classes ->
     APGD-CE, APGD-DLR, FAB, Square; 2 classes -> APGD-CE, FAB, Square.
 
@@ -135,6 +140,7 @@ class AutoAttackAttack(TorchAttacksAttack):
             n_queries=int(self.params["n_queries"]),
             n_restarts=1,
             seed=seed,
+            resc_schedule=self.square_rescaled(),
         )
         if k >= 4:
             n_target = min(9, k - 1)
@@ -190,9 +196,19 @@ class AutoAttackAttack(TorchAttacksAttack):
             robust[idx[fooled]] = False
         return x_adv
 
+    def square_rescaled(self) -> bool:
+        """Whether Square's schedule of the square size p is rescaled to ``n_queries``. At the
+        original 5000 queries it is not, as in the reference standard version
+        (``resc_schedule=False``; torchattacks' default would halve every stage of the
+        schedule); at a reduced budget it is (torchattacks' default), so the schedule still
+        runs to its end within the budget."""
+        return int(self.params["n_queries"]) != STANDARD_QUERIES
+
     def config(self) -> dict[str, Any]:
         cfg = super().config()
         cfg["params"]["subattacks"] = [name for name, _ in self.subattacks()]
+        if not self.square_rescaled():  # examples crafted before this rule had it rescaled
+            cfg["params"]["square_resc_schedule"] = False
         if self.params["version"] == "standard":  # unused: keep standard cache keys unchanged
             cfg["params"].pop("eot_iter")
         return cfg

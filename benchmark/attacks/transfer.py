@@ -10,7 +10,9 @@ as strong; the sanity checks compare the two.
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import torch
 from torch import Tensor
 
 from benchmark.attacks.base import (
@@ -66,10 +68,27 @@ class TransferAttack(Attack):
         )
 
     def validate(self, context: AttackContext) -> None:
-        """Refuse a missing surrogate before any work."""
+        """Refuse a missing surrogate, or one that is the attacked model itself (that would
+        be a white-box attack under a transfer label), before any work; the surrogate's
+        checkpoint sha256 then becomes part of :meth:`config` (and of the cache key)."""
         from benchmark.models.zoo import ModelZoo
 
-        ModelZoo(context.zoo_root).entry(self._surrogate_id(context))
+        mid = self._surrogate_id(context)
+        sha = ModelZoo(context.zoo_root).entry(mid).card["checkpoint"]["sha256"]
+        if context.model_sha256 and sha == context.model_sha256:
+            raise AttackError(
+                f"transfer: the surrogate '{mid}' is the attacked model itself, so the cell "
+                "would be white-box; pick another architecture or seed with --attack-param "
+                "transfer.surrogate=ARCH or transfer.surrogate_seed=N"
+            )
+        self.surrogate_sha256 = sha
+
+    def config(self) -> dict[str, Any]:
+        cfg = super().config()
+        sha = getattr(self, "surrogate_sha256", None)
+        if sha:
+            cfg["params"]["surrogate_sha256"] = sha
+        return cfg
 
     def prepare(self, context: AttackContext) -> None:
         """Load the surrogate from the zoo and build the base attack against it."""
@@ -89,4 +108,6 @@ class TransferAttack(Attack):
     def perturb(self, x: Tensor, y: Tensor) -> Tensor:
         if self.inner is None:
             raise AttackError("transfer needs its surrogate: run it through `bench evaluate`")
-        return self.inner(x, y)
+        # The batch's seed (the outer call seeded torch's generator with it) fixes the inner
+        # attack's randomness too, so batches do not share one random start.
+        return self.inner(x, y, seed=int(torch.randint(0, 2**31 - 1, (1,)).item()))

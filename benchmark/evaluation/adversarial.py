@@ -28,7 +28,7 @@ from benchmark.attacks.presets import AttackCell
 from benchmark.datasets.base import ImageSplit
 from benchmark.evaluation.cache import AdversarialCache, cache_key, indices_digest
 from benchmark.evaluation.defended import voting_module
-from benchmark.evaluation.draws import effective_draws, score_draws
+from benchmark.evaluation.draws import craft_seed, effective_draws, score_draws
 from benchmark.metrics.adversarial import compute_adversarial_metrics, correct_mask
 from benchmark.metrics.base import Predictions
 from benchmark.models.base import ImageClassifier
@@ -133,19 +133,21 @@ def craft_cell(
     what else determines the examples (the defense and threat model of an adaptive attack) to
     the cache key; an oblivious attack leaves it out and shares the undefended run's examples.
     """
+    crafted_on = getattr(model, "defense", None)
+    if crafted_on is not None and crafted_on.meta.randomized:
+        # Each batch draws the defense's randomness from its own crafting seed (craft_seed),
+        # never a scoring draw's; examples crafted before that rule shared draw 0's noise.
+        key_extra = {**(key_extra or {}), "defense_draws": "craft_seed per batch"}
     key = craft_key(model_sha256, split, indices, attack, batch_size, key_extra)
     shape = (len(split), *split.images.shape[1:])
     x_adv = cache.load(key, shape)
     if x_adv is not None:
         return x_adv, True
-    crafted_on = getattr(model, "defense", None)
     if not attack.prepared and context is not None:
         if crafted_on is not None:  # e.g. GAP training through a randomized pipeline
-            crafted_on.reseed(seed)
+            crafted_on.reseed(craft_seed(seed))
         attack.prepare(context)
         attack.prepared = True
-    if crafted_on is not None:  # an attack on a randomized pipeline sees the same draws
-        crafted_on.reseed(seed)  # whatever cells ran before it
     show = sys.stderr.isatty() if progress is None else progress
     chunks = []
     device = model.device
@@ -157,6 +159,8 @@ def craft_cell(
             # batch a complete run computes: it is kept and the cell resumes after it.
             done = cache.load_batch(key, b, tuple(x.shape))
             if done is None:
+                if crafted_on is not None:  # this batch's draws, whatever ran before it
+                    crafted_on.reseed(craft_seed(batch_seed(seed, b * batch_size)))
                 done = attack(x, y, seed=batch_seed(seed, b * batch_size)).cpu()
                 if n_batches > 1:
                     cache.save_batch(key, b, done)

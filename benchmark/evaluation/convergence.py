@@ -31,6 +31,7 @@ from benchmark.attacks.base import build_attack
 from benchmark.evaluation.adversarial import CellRun, batch_seed
 from benchmark.evaluation.defended import EOTModel
 from benchmark.evaluation.document import still_robust
+from benchmark.evaluation.draws import craft_seed
 from benchmark.metrics.adversarial import correct_mask
 from benchmark.metrics.base import Predictions
 from benchmark.models.pass_timer import PassTimer
@@ -94,6 +95,7 @@ def budget_check(
     """
     params = attack_params or {"version": "convergence", "restarts": restarts}
     attack = build_attack(ATTACK, model, eps=eps, seed=seed, steps=steps, **params)
+    defense = getattr(model, "defense", None)
     idx = np.flatnonzero(robust)
     broken = np.zeros(len(robust), dtype=bool)
     start = time.perf_counter()
@@ -102,6 +104,8 @@ def budget_check(
         for b in range(0, len(idx), batch_size):
             part = torch.as_tensor(idx[b : b + batch_size])
             xb, yb = x[part].to(device), y[part].to(device)
+            if defense is not None:  # crafting draws, never a scoring draw's (craft_seed)
+                defense.reseed(craft_seed(batch_seed(seed, b)))
             x_adv = attack(xb, yb, seed=batch_seed(seed, b))
             if judge is not None:
                 wrong = judge(idx[b : b + batch_size], x_adv.cpu())

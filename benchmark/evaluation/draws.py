@@ -32,6 +32,14 @@ def draw_seed(seed: int, r: int) -> int:
     return seed if r == 0 else (seed * 1_000_003 + 7919 * r) % (2**63 - 1)
 
 
+def craft_seed(batch_seed: int) -> int:
+    """Seed of a randomized defense's draws while an attack crafts one batch on it (from the
+    batch's own seed): never a scoring draw's seed (:func:`draw_seed`), so an attack does not
+    see the noise its examples are then scored with, and a batch crafts the same whether the
+    batches before it ran in this process or were resumed from the cache."""
+    return (batch_seed * 1_000_003 + 104_729) % (2**63 - 1)
+
+
 def effective_draws(scorer: torch.nn.Module, draws: int) -> int:
     """``draws`` for a randomized defense's pipeline, 1 for anything deterministic."""
     defense = getattr(scorer, "defense", None)

@@ -101,14 +101,18 @@ def key_extra(
     adaptive_model: Any,
     robust_sha: str | None = None,
     bpda_always: bool = False,
+    submission_sha: str | None = None,
 ) -> dict[str, Any] | None:
-    """What besides the attack determines examples crafted on the defended pipeline (for a
+    """What besides the attack determines examples crafted on the defended pipeline (the
+    submission's folder sha256, which covers every file of it, not only the class's; for a
     training-time defense: its robust model's checkpoint; for a forced-BPDA adaptive pass,
     that gradient). None for a pass crafted on the base model."""
     tm = ThreatModel(tm)
     if not tm.on_defense:
         return None
     extra: dict[str, Any] = {"defense": defense.config()}
+    if submission_sha is not None:
+        extra["submission"] = submission_sha
     if tm is ThreatModel.ADAPTIVE:
         extra["eot"] = getattr(adaptive_model, "samples", 1)
         if extra["eot"] > 1:  # batched draws are other draws than one-by-one ones
@@ -148,6 +152,7 @@ def build_passes(
     defense: Any = None,
     robust_sha: str | None = None,
     bpda_always: bool = False,
+    submission_sha: str | None = None,
     sanity_cell: AttackCell | None = None,
     keep: Callable[[str, AttackCell], bool] | None = None,
 ) -> list[AttackPass]:
@@ -164,6 +169,7 @@ def build_passes(
         adaptive_model: the EOT/BPDA pipeline the adaptive pass differentiates.
         defense: the built defense (None undefended).
         robust_sha: checkpoint sha256 of a training-time defense's robust model.
+        submission_sha: the defense submission's sha256 (part of defended passes' keys).
         bpda_always: the adaptive pass uses BPDA through a differentiable purifier too.
         sanity_cell: the large-eps sanity cell (the very object in ``cells``), if any.
         keep: which (pass, cell) pairs run (a protocol's pass and defense conditions; None:
@@ -183,7 +189,9 @@ def build_passes(
                 continue
             overrides = adaptive_overrides(label, cell, defense, adaptive_model)
             (attack,) = build_cells(target, [cell], seed, **overrides)
-            extra = key_extra(label, defense, adaptive_model, robust_sha, bpda_always)
+            extra = key_extra(
+                label, defense, adaptive_model, robust_sha, bpda_always, submission_sha
+            )
             # What an attack trains or caches in prepare() (GAP's generator) belongs to the
             # model it attacks: the defended pipeline gets its own identity, not the base
             # model's.

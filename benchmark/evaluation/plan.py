@@ -310,6 +310,7 @@ def _build_passes(plan: EvaluationPlan, context: AttackContext) -> list[AttackPa
         defense=plan.defense,
         robust_sha=plan.robust_sha,
         bpda_always=config.bpda_always,
+        submission_sha=None if plan.submission is None else plan.submission.sha256,
         sanity_cell=sanity,
         keep=protocol_filter(config.protocol, plan.defense),
     )

@@ -88,9 +88,12 @@ def iterative_vs_single_step(cells: list[dict], tol: float) -> dict:
     by_eps: dict[float, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for c in cells:
         if c["bounded"] and c["norm"] == "linf":
+            # Only gradient attacks: a black-box or transfer attack (Square, RayS, GAP) has no
+            # steps parameter and would count as one step (a black-box attack beating the
+            # white-box ones is whitebox_vs_blackbox's signal, not this one's).
             kind = (
                 "single"
-                if c["attack"] in SINGLE_STEP or c["steps"] == 1
+                if c["attack"] in SINGLE_STEP or (c["attack"] in ITERATIVE and c["steps"] == 1)
                 else "iterative"
                 if c["attack"] in ITERATIVE
                 else ""

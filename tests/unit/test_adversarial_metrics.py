@@ -133,3 +133,21 @@ def test_sanity_tolerates_one_sample_and_reports_not_applicable():
     assert checks["eps_monotonicity"]["status"] == "pass"
     assert checks["large_eps_pgd"]["status"] == "not_applicable"
     assert checks["whitebox_vs_blackbox"]["status"] == "not_applicable"
+
+
+def test_a_black_box_attack_is_not_counted_as_one_gradient_step():
+    """Square has no steps parameter (recorded as 1); it used to count as a single-step
+    attack, so a strong black-box cell failed "iterative beats one step" with the wrong name.
+    A one-step BIM (I-FGSM-1) is still a single step."""
+    from benchmark.evaluation.sanity import iterative_vs_single_step
+
+    cells = [
+        _cell("fgsm", 0.01, 0.5),
+        _cell("pgd", 0.01, 0.4, steps=10),
+        _cell("square", 0.01, 0.2, knowledge="score-based"),
+    ]
+    check = iterative_vs_single_step(cells, 0.0)
+    assert check["status"] == "pass"
+    assert check["details"][0]["best_single_step_accuracy"] == 0.5
+    one_step = iterative_vs_single_step([*cells, _cell("bim", 0.01, 0.3)], 0.0)
+    assert one_step["status"] == "fail"  # I-FGSM-1 beat PGD-10

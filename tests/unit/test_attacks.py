@@ -107,6 +107,13 @@ def test_autoattack_runs_the_defined_subattacks_at_full_budget(classes, expected
     cfg = build_attack("autoattack", model, eps=8 / 255).config()
     assert cfg["params"]["subattacks"] == expected
     assert cfg["params"]["steps"] == 100 and cfg["params"]["n_queries"] == 5000
+    attack = build_attack("autoattack", model, eps=8 / 255)
+    square = dict(attack.subattacks())["square"]
+    # at 5000 queries Square's p schedule is the reference standard version's (not rescaled)
+    assert square.rescale_schedule is False and cfg["params"]["square_resc_schedule"] is False
+    reduced = build_attack("autoattack", model, eps=8 / 255, n_queries=500)
+    assert dict(reduced.subattacks())["square"].rescale_schedule is True
+    assert "square_resc_schedule" not in reduced.config()["params"]  # earlier cache keys hold
 
 
 def test_multilabel_models_get_bce_sign_attacks():

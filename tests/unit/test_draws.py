@@ -104,3 +104,104 @@ def test_deterministic_pipelines_are_scored_once():
     assert effective_draws(_pipeline(Noise()), 5) == 5
     assert effective_draws(_pipeline(Fixed()), 5) == 1
     assert effective_draws(MeanThreshold(0.5), 5) == 1
+
+
+class _Peek:
+    """An "attack" that returns its input unchanged and records the pipeline's logits on it:
+    the defense draws the attacker sees while crafting."""
+
+    prepared = True
+    name = "peek"
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model, self.seen = model, []
+
+    def config(self) -> dict:
+        return {"name": self.name}
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> torch.Tensor:
+        with torch.no_grad():
+            self.seen.append(self.model(x))
+        return x
+
+
+def test_an_attack_on_a_randomized_pipeline_never_sees_a_scoring_draw(shared_data, tmp_path):
+    """The attack draws the defense's noise from each batch's crafting seed, not from the
+    scoring draws' seeds: crafting used to restart the defense at the run seed, which is draw
+    0's, so the first forward of batch 0 saw exactly the noise its images were scored with.
+    Each batch's draws are also fixed by its own seed, so a resumed cell crafts the same."""
+    from benchmark.attacks.presets import AttackCell
+    from benchmark.evaluation.adversarial import batch_seed, craft_cell
+    from benchmark.evaluation.cache import AdversarialCache
+    from benchmark.evaluation.draws import craft_seed
+
+    split = load_split("breastmnist", "test", size=28, data_dir=shared_data)
+    split = split.subset(torch.arange(40))
+    images = to_float(split.images)
+    pipeline = _pipeline(Noise(sigma=0.3), float(images.mean(dim=(1, 2, 3)).median()))
+
+    def craft(cache_dir, peek):
+        return craft_cell(
+            pipeline,
+            split,
+            AttackCell.make("fgsm", "2/255"),
+            peek,
+            indices=torch.arange(len(split)),
+            model_sha256="m",
+            seed=3,
+            batch_size=16,
+            cache=AdversarialCache(cache_dir),
+            progress=False,
+        )
+
+    peek = _Peek(pipeline)
+    craft(tmp_path / "a", peek)
+    assert len(peek.seen) == 3  # 40 images in batches of 16
+    for r in range(5):  # the scoring draws of the first batch's images
+        pipeline.defense.reseed(draw_seed(3, r))
+        with torch.no_grad():
+            scored = pipeline(images[:16])
+        assert not torch.allclose(peek.seen[0], scored)
+    # what batch 1 saw depends on its own seed only, not on batch 0 having run before it
+    pipeline.defense.reseed(craft_seed(batch_seed(3, 16)))
+    with torch.no_grad():
+        assert torch.equal(peek.seen[1], pipeline(images[16:32]))
+    assert (
+        len(
+            {craft_seed(batch_seed(3, s)) for s in (0, 16, 32)}
+            | {draw_seed(3, r) for r in range(5)}
+        )
+        == 8
+    )
+
+
+def test_examples_crafted_on_a_defense_are_keyed_by_its_whole_submission(tiny_models, shared_data):
+    """A defended pass's cache key holds the submission's folder sha256 (every file, not only
+    the defense class's), so editing a helper module of a submission recrafts its examples;
+    oblivious passes (crafted on the base model) keep the base model's key."""
+    from benchmark.evaluation import EvaluationConfig
+    from benchmark.evaluation.cache import AdversarialCache
+    from benchmark.evaluation.plan import build_plan
+
+    config = EvaluationConfig.from_options(
+        dataset="breastmnist",
+        arch="tiny_cnn",
+        attacks="fgsm",
+        defense="median_filter",
+        threat_models=["oblivious", "adaptive"],
+        n_examples=8,
+    )
+    plan = build_plan(
+        config,
+        data_dir=shared_data,
+        zoo=tiny_models["zoo"],
+        cache=AdversarialCache(enabled=False),
+        progress=False,
+    )
+    try:
+        by_tm = {p.threat_model: p.key_extra for p in plan.passes if p.cell.attack == "fgsm"}
+        assert by_tm["oblivious"] is None
+        assert by_tm["adaptive"]["submission"] == plan.submission.sha256
+        assert len(plan.submission.sha256) == 64
+    finally:
+        plan.close()

@@ -121,3 +121,20 @@ def test_gap_batches_per_epoch_caps_each_epoch(tiny_models, shared_data, monkeyp
     assert [h["epoch"] for h in gap.history] == [1, 2]
     with pytest.raises(AttackError, match="batches_per_epoch must be >= 0"):
         build_attack("gap", tiny_models["breastmnist"], eps=7 / 255, batches_per_epoch=-1)
+
+
+def test_a_surrogate_that_is_the_victim_is_refused(tiny_models):
+    """A transfer cell whose surrogate is the attacked checkpoint would be white-box under a
+    transfer label; the surrogate's sha256 is part of the cell's configuration (cache key)."""
+    zoo = tiny_models["zoo"]
+    victim_sha = zoo.entry("tiny_cnn_breastmnist_28px_s0").card["checkpoint"]["sha256"]
+    ctx = AttackContext(dataset="breastmnist", size=28, zoo_root=zoo.root, model_sha256=victim_sha)
+    same = build_attack("transfer", tiny_models["breastmnist"], eps=4 / 255, surrogate="tiny_cnn")
+    with pytest.raises(AttackError, match="is the attacked model itself"):
+        same.validate(ctx)
+    other = build_attack(
+        "transfer", tiny_models["breastmnist"], eps=4 / 255, surrogate="tiny_cnn", surrogate_seed=1
+    )
+    other.validate(ctx)
+    sha1 = zoo.entry("tiny_cnn_breastmnist_28px_s1").card["checkpoint"]["sha256"]
+    assert other.config()["params"]["surrogate_sha256"] == sha1
