@@ -176,3 +176,41 @@ def test_every_preset_builds_on_a_five_class_model(tiny_models):
     defense = PRESETS.get("defense").cells
     assert {c.attack for c in defense} == {"fgsm", "pgd", "square"}
     assert {eps_label(c.eps) for c in defense} == {"2/255", "8/255"}
+
+
+class _Recording(torch.nn.Module):
+    """A model that records the range of every input it is queried on."""
+
+    multi_label = False
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner, self.low, self.high = inner, 1.0, 0.0
+        self.num_classes = inner.num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.low, self.high = min(self.low, float(x.min())), max(self.high, float(x.max()))
+        return self.inner(x)
+
+
+def test_spsa_queries_valid_images_and_keeps_the_first_fooling_iterate():
+    """SPSA only queries images in [0, 1] (torchattacks' version queried x +- delta v outside
+    it), returns the iterate that first fooled the model (an image fooled mid-run is not lost
+    again), spends 1 + nb_iter (2 nb_sample + 1) queries on an image never fooled and is
+    reproducible under a seed."""
+    torch.manual_seed(0)
+    inner = build_model("tiny_cnn", in_channels=1, num_classes=3, image_size=28).eval()
+    model = _Recording(inner).eval()
+    x = torch.cat([torch.zeros(3, 1, 28, 28), torch.ones(3, 1, 28, 28), torch.rand(6, 1, 28, 28)])
+    y = inner(x).argmax(1)  # every image starts correctly classified
+    attack = build_attack("spsa", model, eps=16 / 255, nb_iter=6, nb_sample=4, seed=1)
+    x_adv = attack(x, y)
+    assert model.low >= 0.0 and model.high <= 1.0  # the saturated images stay in range
+    fooled = inner(x_adv).argmax(1) != y
+    q = attack.last_queries
+    full = 1 + 6 * (2 * 4 + 1)
+    assert torch.all(q[~fooled] == full)
+    assert torch.all(q[fooled] <= full) and torch.all((q[fooled] - 1) % 9 == 0)
+    assert torch.equal(attack(x, y), x_adv)
+    with pytest.raises(ConfigError, match="spsa"):
+        build_attack("spsa", model, eps=8 / 255, nb_iter=0)
