@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from benchmark.results.protocols import SANITY_EPS
+
 ITERATIVE = {
     "bim",
     "pgd",
@@ -25,7 +27,7 @@ ITERATIVE = {
     "pgdnm",
 }
 SINGLE_STEP = {"fgsm", "fgnm"}
-LARGE_EPS = 64 / 255
+LARGE_EPS = SANITY_EPS
 LARGE_EPS_MAX_ACCURACY = 0.05
 
 

@@ -223,16 +223,31 @@ def _other_images(reference: Run, run: Run) -> str | None:
     return None
 
 
+def _images_key(run: Run) -> tuple:
+    """What makes two runs' images the same: data sha256, image indices and labels."""
+    return (
+        run.doc["data"].get("sha256"),
+        np.asarray(run.indices).tobytes(),
+        np.asarray(run.labels).tobytes(),
+    )
+
+
 def _rank_protocol_rows(rows: list[Row]) -> None:
-    """Rank the ``ranked`` rows with paired tests, after checking they share their images
-    (the first protocol run by date is the reference; a later one on other images is made
-    exploratory)."""
+    """Rank the ``ranked`` rows with paired tests, after checking they share their images.
+
+    The reference images are those most of the board's protocol runs were scored on (ties:
+    the group holding the oldest run), so one run on other data cannot push every other entry
+    off the ranks by being first; a run on other images is made exploratory."""
     candidates = sorted(
         (r for r in rows if r.ranked), key=lambda r: (r.source.created_at, r.source.path)
     )
     if not candidates:
         return
-    reference = candidates[0].source
+    groups: dict[tuple, list[Row]] = {}
+    for r in candidates:
+        groups.setdefault(_images_key(r.source), []).append(r)
+    majority = max(groups.values(), key=len)  # max keeps the first (oldest) group on a tie
+    reference = majority[0].source
     same = []
     for r in candidates:
         why = _other_images(reference, r.source)
@@ -282,6 +297,12 @@ def _classes_present(run: Run) -> int:
     return sum(1 for c in per_class.values() if c.get("n", 0) > 0)
 
 
+CORRUPTION_UNRANKED = (
+    "no protocol covers corruptions yet (same images, intervals, paired tests): ordered, not ranked"
+)
+"""Why every corruption-board row is exploratory."""
+
+
 def corruption_balanced_accuracy(severity: dict[str, Any] | None) -> float | None:
     """Mean over the severity corruptions of their balanced accuracy averaged over the
     severities (None when a corruption lacks it: a multi-label task, or an older run)."""
@@ -296,9 +317,11 @@ def corruption_balanced_accuracy(severity: dict[str, Any] | None) -> float | Non
 
 
 def corruption_board(dataset: str, entries: list[Entry]) -> Board | None:
-    """The corruption board of ``dataset``: one row per run with corruptions, ranked by the
+    """The corruption board of ``dataset``: one row per run with corruptions, in order of the
     mean corruption balanced accuracy when every run has it (else the mean corruption
-    accuracy), higher first, ties broken by mFP (lower first); collapsed models unranked."""
+    accuracy), higher first, ties broken by mFP (lower first). Nothing is ranked: no protocol
+    covers corruptions (same images, intervals, paired tests), so every row is exploratory
+    and the order is a sort, not a rank; a collapsed model is marked collapsed."""
     found = [
         (e, run)
         for e in entries
@@ -329,22 +352,18 @@ def corruption_board(dataset: str, entries: list[Entry]) -> Board | None:
         if collapsed:
             row.status, row.reason = COLLAPSED, collapsed
         elif key is None:
-            row.reason = "no severity corruptions in this run: nothing to rank by"
+            row.reason = "no severity corruptions in this run: nothing to order by"
         else:
-            row.status = RANKED
+            row.reason = CORRUPTION_UNRANKED
         rows.append(row)
-    ranked = sorted(
-        (r for r in rows if r.ranked),
-        key=lambda r: (-r.key_value, r.details["mfp"] if r.details["mfp"] is not None else 2.0),
+    rows.sort(
+        key=lambda r: (
+            r.status == COLLAPSED,  # a constant answer last, not above the ordered rows
+            -(r.key_value if r.key_value is not None else -1.0),
+            r.details["mfp"] if r.details["mfp"] is not None else 2.0,
+            r.entry.key,
+        )
     )
-    previous, rank = None, 0
-    for i, r in enumerate(ranked):
-        current = (r.key_value, r.details["mfp"])
-        if current != previous:
-            rank, previous = i + 1, current
-        r.rank = str(rank)
-        r.details["rank_range"] = (rank, rank)
-    rows.sort(key=row_order)
     name = "mean corruption balanced accuracy" if balanced else "mean corruption accuracy"
     return Board(dataset, "corruptions", None, rows, [], key_name=name)
 

@@ -174,6 +174,25 @@ def unreliable_reason(run: RunView) -> str | None:
                 f"(at most {CONVERGENCE_MAX_CHANGED} may change)"
             )
         return "convergence not shown (more iterations or restarts changed the result)"
+    return _convergence_gap(run, convergence)
+
+
+def _convergence_gap(run: RunView, convergence: dict) -> str | None:
+    """A convergence block recorded as reliable is checked, not trusted: it must have a check
+    at every budget of the run's protocol, none of which broke more than
+    :data:`~benchmark.results.protocols.CONVERGENCE_MAX_CHANGED` images."""
+    record = run.doc.get("protocol") or {}
+    budgets = convergence.get("budgets") or []
+    if record.get("id") in PROTOCOLS:
+        for eps in PROTOCOLS.get(record["id"]).budgets:
+            if not any(abs(float(b.get("eps", -1)) - eps) < 1e-9 for b in budgets):
+                return f"convergence not shown: no check at {eps_label(eps)}"
+    for b in budgets:
+        if int(b.get("broken") or 0) > CONVERGENCE_MAX_CHANGED:
+            return (
+                f"convergence not shown: at {b.get('eps_label')} the check broke "
+                f"{b.get('broken')} images although the run says it converged"
+            )
     return None
 
 
@@ -196,12 +215,13 @@ def adaptive_weaker_reason(run: RunView, norm: str, eps: float) -> str | None:
         return None
     if oblivious is None or adaptive is None:
         return None
-    gap = int(adaptive.sum()) - int(oblivious.sum())
+    gap = int((adaptive & ~oblivious).sum())  # per image, not a difference of totals
     if gap > CONVERGENCE_MAX_CHANGED:
         return (
-            f"adaptive attacks weaker than oblivious at {eps_label(eps)}: "
-            f"{int(adaptive.sum())} images robust against those on the whole pipeline, "
-            f"{int(oblivious.sum())} against the undefended model's examples"
+            f"adaptive attacks weaker than oblivious at {eps_label(eps)}: {gap} images "
+            "robust against the attacks on the whole pipeline that the undefended model's "
+            f"examples broke ({int(adaptive.sum())} robust against those, "
+            f"{int(oblivious.sum())} against these)"
         )
     return None
 

@@ -331,6 +331,7 @@ def protocol_problems(doc: dict[str, Any], protocol: Protocol | None = None) -> 
                     problems.append(
                         f"missing {rule.attack} at {eps_label(eps)} with {rule.param_dict}{where}"
                     )
+    problems += _extra_and_sanity_problems(doc, protocol, randomized, voting)
     if protocol.track == "deterministic" and defense:
         if defense.get("kind") != "training":
             problems.append(
@@ -341,6 +342,58 @@ def protocol_problems(doc: dict[str, Any], protocol: Protocol | None = None) -> 
                 "the robust model was not attacked white-box (threat model adaptive): "
                 "transferred examples of the standard model do not rank it"
             )
+    return problems
+
+
+SANITY_ATTACK = "pgd"
+SANITY_EPS = 64 / 255
+SANITY_PARAMS = {"steps": 10}
+"""The large-eps sanity cell every protocol run adds to each pass (PGD-10 at 64/255): its
+blocks are the only ones a protocol run may have beyond the protocol's attacks."""
+
+
+def _is_sanity(block: dict[str, Any]) -> bool:
+    return _block_matches(block, SANITY_ATTACK, SANITY_EPS, SANITY_PARAMS)
+
+
+def _extra_and_sanity_problems(
+    doc: dict[str, Any], protocol: Protocol, randomized: bool, voting: bool
+) -> list[str]:
+    """A conformant run has nothing beyond the protocol: every attack block is one of the
+    protocol's cells in one of its passes, or the sanity cell (an extra attack would change
+    the worst case the board ranks by); a training-time defense is attacked on its robust
+    model only (no oblivious pass); and the sanity attack ran, with its check recorded."""
+    problems = []
+    blocks = doc.get("attacks") or []
+    training = (doc.get("defense") or {}).get("kind") == "training"
+    allowed = [
+        (rule, eps, tm)
+        for rule in protocol.attacks
+        if rule.applies(randomized=randomized, voting=voting)
+        for eps in protocol.budgets
+        for tm in (rule.passes or protocol.threat_models or ("",))
+    ]
+    for b in blocks:
+        if training and b.get("threat_model") in PASS_LABELS["oblivious"]:
+            problems.append(
+                f"extra pass: {b.get('cell_id')} ({b.get('threat_model')}) on a training-time "
+                "defense, whose protocol attacks only its robust model"
+            )
+        elif not _is_sanity(b) and not any(
+            _block_matches(b, rule.attack, eps, rule.param_dict, tm) for rule, eps, tm in allowed
+        ):
+            problems.append(
+                f"extra attack: {b.get('cell_id')} ({b.get('threat_model') or 'white-box'}) "
+                f"is not a cell of {protocol.id}; a conformant run has no others"
+            )
+    checks = {c.get("name"): c.get("status") for c in doc.get("sanity_checks") or []}
+    if not any(_is_sanity(b) for b in blocks) or checks.get("large_eps_pgd") not in (
+        "pass",
+        "fail",
+    ):
+        problems.append(
+            "the sanity attack (PGD-10 at 64/255) did not run or its check is not recorded"
+        )
     return problems
 
 
@@ -394,6 +447,7 @@ __all__ = [
     "MRB_LINF_V1",
     "PASS_LABELS",
     "PROTOCOLS",
+    "SANITY_EPS",
     "TRACKS",
     "Protocol",
     "ProtocolAttack",

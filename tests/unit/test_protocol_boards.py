@@ -122,7 +122,17 @@ def _protocol_doc(
         doc["convergence"] = {
             "rule": "at most 1 image of those still robust may change",
             "reliable": True,
-            "budgets": [],
+            "budgets": [
+                {
+                    "eps": e,
+                    "eps_label": eps_label(e),
+                    "robust_before": 10,
+                    "broken": 0,
+                    "attack": {"name": "autoattack_ref", "params": {"steps": 200}},
+                    "seconds": 1.0,
+                }
+                for e in MRB_LINF_V1.budgets
+            ],
         }
     data = doc["data"]
     data.pop("subset", None)
@@ -163,7 +173,19 @@ def _protocol_doc(
             }
         )
     doc["worst_case"] = worst
-    doc["sanity_checks"], doc["flags"] = [], []
+    # The large-eps sanity cell every protocol run adds (it breaks every image), its check
+    # passed; it is not part of the worst case.
+    sanity = _attack(template, 64 / 255, np.zeros(n, dtype=bool), correct)
+    sanity.update(attack="pgd", cell_id="pgd_eps64-255_steps10")
+    sanity["config"].update(name="pgd", params={"steps": 10}, implementation="torchattacks")
+    doc["attacks"].append(sanity)
+    if (doc.get("defense") or {}).get("kind") == "training":  # attacked on its robust model
+        for block in doc["attacks"]:
+            block["threat_model"] = "adaptive"
+    doc["sanity_checks"] = [
+        {"name": "large_eps_pgd", "description": "", "status": "pass", "details": {}, "flag": ""}
+    ]
+    doc["flags"] = []
     return doc
 
 
@@ -201,7 +223,7 @@ def board_root(tmp_path: Path) -> Path:
     docs["maadvt"] = _protocol_doc("maadvt", robust={E2: (31, 92), E8: (13, 62)})
     docs["maadvt"]["sanity_checks"] = [
         {
-            "name": "large_eps",
+            "name": "large_eps_pgd",
             "description": "64/255 brings accuracy to <= 5 %",
             "status": "fail",
             "details": {"accuracy": 0.4},
@@ -257,7 +279,7 @@ def test_statuses_and_shared_ranks_on_a_protocol_board(board_root):
     assert mp.reason.startswith("clean balanced accuracy 50.0 % [50.0, 50.0] contains chance")
     ma = rows["maadvt (steps=3)"]
     assert ma.status == "unreliable" and ma.rank is None
-    assert ma.reason.startswith("sanity check large_eps failed: robustness at 64/255")
+    assert ma.reason.startswith("sanity check large_eps_pgd failed: robustness at 64/255")
     tb = rows["trades (beta=1, steps=3)"]
     assert tb.status == "exploratory" and tb.rank is None
     assert tb.reason == "no protocol: the run was not made with bench evaluate --protocol"
@@ -390,7 +412,8 @@ def test_the_board_page_shows_ranks_intervals_statuses_and_the_test(board_root, 
 def test_a_constant_answer_does_not_win_the_corruption_board(tmp_path):
     """The published TRADES model of PneumoniaMNIST answers "pneumonia" for every image: the
     lowest mFP of the board (it never changes its answer), 50 % balanced. It is listed as
-    collapsed, unranked; the rest are ranked by mean corruption balanced accuracy."""
+    collapsed; the rest are in order of mean corruption balanced accuracy, exploratory
+    (no protocol covers corruptions, so nothing is ranked)."""
     import shutil
 
     src = ROOT / "leaderboard" / "results" / "pneumoniamnist" / "standard"
@@ -403,11 +426,13 @@ def test_a_constant_answer_does_not_win_the_corruption_board(tmp_path):
     assert trades.status == "collapsed" and trades.rank is None
     assert "contains chance (1/2 = 50.0 %)" in trades.reason
     assert trades.details["mfp"] == min(r.details["mfp"] for r in board.rows)
-    ranked = [r for r in board.rows if r.ranked]
-    assert len(ranked) == len(board.rows) - 1 and ranked[0].rank == "1"
-    keys = [r.key_value for r in ranked]
+    assert not any(r.ranked or r.rank for r in board.rows)
+    ordered = [r for r in board.rows if r.status == "exploratory"]
+    assert len(ordered) == len(board.rows) - 1 and board.rows[-1] is trades
+    assert all("no protocol covers corruptions" in r.reason for r in ordered)
+    keys = [r.key_value for r in ordered]
     assert keys == sorted(keys, reverse=True)
-    for r in ranked:
+    for r in ordered:
         per_corruption = [np.mean(c["balanced_accuracy"]) for c in r.source.severity["corruptions"]]
         assert r.key_value == pytest.approx(np.mean(per_corruption))
 
@@ -501,13 +526,18 @@ def _adaptive_run(
             block = _attack(template, eps, _vec(LABELS, counts[eps]), clean)
             block["threat_model"] = tm
             blocks.append(block)
+    for tm in ("oblivious", "adaptive"):  # the sanity cell of each pass
+        sanity = _attack(template, 64 / 255, np.zeros(LABELS.size, dtype=bool), clean)
+        sanity.update(attack="pgd", cell_id="pgd_eps64-255_steps10", threat_model=tm)
+        sanity["config"].update(name="pgd", params={"steps": 10})
+        blocks.append(sanity)
     doc["attacks"] = blocks
     doc["worst_case_by_threat_model"] = {
         tm: doc["worst_case"] for tm in ("oblivious", "adaptive", "any")
     }
     if obfuscation_flag:
         flag = "robustness from obfuscation"
-        doc["sanity_checks"] = [
+        doc["sanity_checks"] += [
             {
                 "name": "oblivious_vs_adaptive",
                 "description": "adaptive within 10% of oblivious",
@@ -541,14 +571,15 @@ def test_the_adaptive_track_ranks_on_the_same_boards(tmp_path):
     ]
     docs["median"]["convergence"]["budgets"] = [
         {
-            "eps": E8,
-            "eps_label": "8/255",
+            "eps": eps,
+            "eps_label": eps_label(eps),
             "robust_before": 6,
             "broken": 0,
             "attack": {},
             "seconds": 1.0,
             "sweeps": sweeps,
         }
+        for eps in (E2, E8)
     ]
     root = _publish(tmp_path, docs)
     rows = {r.entry.label: r for r in _board(root, "linf-8-255").rows}
@@ -565,3 +596,57 @@ def test_the_adaptive_track_ranks_on_the_same_boards(tmp_path):
     page = next((tmp_path / "site").glob("entry-*median_filter*.html")).read_text()
     assert "mrb_linf_adaptive_v1 1.0" in page
     assert "8/255: 0 of 6 still-robust images broken (iterations sweep, 200 iterations" in page
+
+
+def test_one_early_run_on_other_data_does_not_push_the_board_off_the_ranks(tmp_path):
+    """The reference images are the majority's: a protocol run on other data published
+    before the rest is the one made exploratory, not every run after it."""
+    docs = {name: _protocol_doc(name, robust=ROBUST[name]) for name in ("none", "mart")}
+    docs["odd"] = _protocol_doc("pgd_at", robust={E2: (30, 90), E8: (20, 80)})
+    docs["odd"]["data"]["sha256"] = "0" * 64
+    docs["odd"]["created_at"] = "2026-11-28T12:00:00Z"  # the oldest run of the board
+    docs["odd"]["run_id"] = "mrb_linf_v1_20261128t120000z"
+    board = _board(_publish(tmp_path, docs), "linf-8-255")
+    status = {r.entry.defense or "none": r.status for r in board.rows}
+    assert status == {"none": "ranked", "mart": "ranked", "pgd_at": "exploratory"}
+    odd = next(r for r in board.rows if r.entry.defense == "pgd_at")
+    assert odd.reason.startswith("scored on other data than")
+
+
+def test_a_run_that_says_it_converged_is_checked_not_trusted():
+    """``reliable: true`` is not enough: every budget of the protocol needs a convergence
+    check, and none may have broken more than one still-robust image."""
+    from benchmark.leaderboard.statuses import unreliable_reason
+    from benchmark.results.view import RunView
+
+    doc = _protocol_doc("none", robust=ROBUST["none"])
+    assert unreliable_reason(RunView(doc, "x.json")) is None
+    missing = copy.deepcopy(doc)
+    missing["convergence"]["budgets"] = missing["convergence"]["budgets"][1:]
+    assert unreliable_reason(RunView(missing, "x.json")) == (
+        "convergence not shown: no check at 2/255"
+    )
+    broke = copy.deepcopy(doc)
+    broke["convergence"]["budgets"][1]["broken"] = 2
+    assert "at 8/255 the check broke 2 images although the run says it converged" in (
+        unreliable_reason(RunView(broke, "x.json"))
+    )
+
+
+def test_adaptive_weaker_is_counted_per_image():
+    """Each pass breaking 10 images the other misses is a failed adaptive attack, although
+    both leave the same number robust."""
+    from benchmark.leaderboard.statuses import adaptive_weaker_reason
+
+    oblivious = np.ones(40, dtype=bool)
+    adaptive = np.ones(40, dtype=bool)
+    oblivious[:10], adaptive[10:20] = False, False
+
+    class Stub:
+        def worst_case_outcomes(self, norm, eps, tm):
+            return {"oblivious": oblivious, "adaptive": adaptive}[tm]
+
+    reason = adaptive_weaker_reason(Stub(), "linf", 8 / 255)
+    assert reason is not None and "10 images robust against the attacks on the whole" in reason
+    adaptive[:10] = False  # the adaptive pass now breaks everything the oblivious one did
+    assert adaptive_weaker_reason(Stub(), "linf", 8 / 255) is None

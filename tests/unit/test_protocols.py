@@ -25,10 +25,23 @@ def _conformant() -> dict:
         }
         for attack, eps, params in MRB_LINF_V1.cells()
     ]
+    blocks.append(_sanity_block())
     return {
         "protocol": MRB_LINF_V1.record(),
         "data": {"split": "test", "n": 156, "n_split": 156},
         "attacks": blocks,
+        "sanity_checks": [{"name": "large_eps_pgd", "status": "pass"}],
+    }
+
+
+def _sanity_block(tm: str | None = None) -> dict:
+    """The PGD-10 at 64/255 sanity cell a protocol run adds to each of its passes."""
+    return {
+        "attack": "pgd",
+        "eps": 64 / 255,
+        "cell_id": "pgd_eps64-255_steps10",
+        "threat_model": tm,
+        "config": {"params": {"steps": 10, "alpha": 0.0627, "random_start": True}},
     }
 
 
@@ -55,8 +68,23 @@ def test_a_conformant_run_has_no_problems_and_each_gap_is_named():
     ]
     cheap = copy.deepcopy(doc)
     cheap["attacks"][1]["config"]["params"]["n_queries"] = 500
-    (problem,) = protocol_problems(cheap)
-    assert problem.startswith("missing autoattack_ref at 8/255")
+    cheap["attacks"][1]["cell_id"] = "autoattack_ref_eps8-255_n_queries500"
+    missing, extra = protocol_problems(cheap)
+    assert missing.startswith("missing autoattack_ref at 8/255")
+    assert extra.startswith("extra attack: autoattack_ref_eps8-255_n_queries500")
+    # An attack beyond the protocol's would lower the worst case the board ranks by.
+    more = copy.deepcopy(doc)
+    more["attacks"].append({"attack": "pgd", "eps": 8 / 255, "cell_id": "pgd_eps8-255"})
+    assert protocol_problems(more) == [
+        "extra attack: pgd_eps8-255 (white-box) is not a cell of mrb_linf_v1; a conformant run "
+        "has no others"
+    ]
+    for unchecked in ("not_applicable", None):  # the sanity attack must have run and passed
+        no_sanity = copy.deepcopy(doc)
+        no_sanity["sanity_checks"] = [{"name": "large_eps_pgd", "status": unchecked}]
+        assert protocol_problems(no_sanity) == [
+            "the sanity attack (PGD-10 at 64/255) did not run or its check is not recorded"
+        ]
     other = copy.deepcopy(doc)
     other["protocol"]["sha256"] = "0" * 64
     assert "protocol recorded as" in protocol_problems(other)[0]
@@ -161,6 +189,12 @@ def test_a_training_time_defense_is_attacked_white_box_on_its_robust_model():
     assert "not attacked white-box" in problem
     doc["config"]["threat_models"] = ["adaptive"]
     assert protocol_problems(doc) == []
+    # An extra oblivious pass (transferred examples of the standard model) is not the protocol.
+    doc["attacks"].append({**doc["attacks"][0], "threat_model": "oblivious", "cell_id": "aa"})
+    assert protocol_problems(doc) == [
+        "extra pass: aa (oblivious) on a training-time defense, whose protocol attacks only its "
+        "robust model"
+    ]
 
 
 def _adaptive_doc(randomized: bool) -> dict:
@@ -179,6 +213,7 @@ def _adaptive_doc(randomized: bool) -> dict:
                     "config": {"params": {"n_queries": 5000, "steps": 100}},
                 }
             )
+        blocks += [_sanity_block("oblivious"), _sanity_block("adaptive")]
         if randomized:
             blocks.append(
                 {
@@ -192,6 +227,7 @@ def _adaptive_doc(randomized: bool) -> dict:
         "protocol": P.record(),
         "data": {"split": "test", "n": 156, "n_split": 156},
         "attacks": blocks,
+        "sanity_checks": [{"name": "large_eps_pgd", "status": "pass"}],
         "config": {"threat_models": ["oblivious", "adaptive"]},
         "defense": {
             "kind": "preprocessing",
