@@ -291,7 +291,9 @@ class SandboxSession:
         if folder is not None:
             self.target = f"{SUB_MOUNT}/{folder.name}"
             mounts.append((folder, self.target))
-        threads = os.environ.get("OMP_NUM_THREADS") or str(torch.get_num_threads())
+        # The threads this process computes with now (not $OMP_NUM_THREADS, which a library
+        # call may have overridden since): the sandbox's results must equal in-process ones.
+        threads = str(torch.get_num_threads())
         env = {
             "HOME": SCRATCH,
             "TMPDIR": SCRATCH,

@@ -256,7 +256,7 @@ def test_publication_refuses_an_unsandboxed_stranger():
 
 @needs_sandbox
 def test_robust_training_in_the_sandbox_matches_in_process(
-    tiny_models, shared_data, tmp_path, monkeypatch
+    tiny_models, shared_data, tmp_path, monkeypatch, request
 ):
     """``bench train --defense`` of a stranger's training defense runs whole in the sandbox
     (data read-only, a staging zoo the only writable folder); the weights that come out are
@@ -265,6 +265,14 @@ def test_robust_training_in_the_sandbox_matches_in_process(
     from benchmark.training import TrainConfig, train_model
     from benchmark.training.sandboxed import train_isolated
 
+    import torch
+
+    # The sandbox computes with the threads this process uses now, even where they differ
+    # from $OMP_NUM_THREADS (a library call can change them): else its weights differ.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
     copy = tmp_path / "subs" / "pgd_at"
     shutil.copytree(ROOT / "submissions" / "pgd_at", copy)
     config = TrainConfig(
