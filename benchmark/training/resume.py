@@ -62,9 +62,11 @@ def run_fingerprint(
     splits: dict[str, ImageSplit],
     init: dict[str, Any] | None,
     defense: Defense | None,
+    defense_sha256: str | None = None,
 ) -> str:
     """What a saved state must match to be resumed: the recipe (the device aside), the image
-    size, the data, the starting model, the defense's parameters and the selection rule."""
+    size, the data, the starting model, the defense's parameters and submission sha256 (its
+    code: a changed defense does not resume a run the old one began) and the selection rule."""
     return json.dumps(
         {
             "config": {k: v for k, v in asdict(config).items() if k != "device"},
@@ -72,6 +74,7 @@ def run_fingerprint(
             "data": {s: sp.sha256 for s, sp in splits.items()},
             "init": init,
             "defense": defense.params if defense is not None else None,
+            **({"defense_sha256": defense_sha256} if defense_sha256 else {}),
             "selection_version": SELECTION_VERSION,
         },
         sort_keys=True,

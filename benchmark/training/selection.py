@@ -73,7 +73,11 @@ def val_robust_accuracy(
     was_training = model.training
     model.eval()
     hits, labels = [], []
-    with torch.random.fork_rng(devices=[]):  # the training RNG stream is left untouched
+    # The training RNG streams are left untouched: the CPU's and, on CUDA, the device's too
+    # (torch.manual_seed reseeds every CUDA generator, which fork_rng(devices=[]) would leave
+    # reset, so every epoch's dropout masks would repeat the last one's).
+    cuda = [model.device.index or 0] if model.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         for x, y in split.batches(256, device=model.device):
             x_adv = iterative_linf(

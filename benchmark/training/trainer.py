@@ -155,7 +155,9 @@ def train_model(
     tag = defense_tag(sub.id, config.defense_params) if sub is not None else None
     mid = model_id(config.arch, config.dataset, size, config.seed, tag)
     partial = partial_path(zoo, mid)
-    fingerprint = run_fingerprint(config, size, splits, init, defense)
+    fingerprint = run_fingerprint(
+        config, size, splits, init, defense, sub.sha256 if sub is not None else None
+    )
     state = RunState(BestEpoch(config.selection_rule, meta.num_classes, meta.multi_label))
     saved = load_partial(partial, fingerprint) if resume else None
     if saved is not None:

@@ -261,11 +261,11 @@ def test_robust_training_in_the_sandbox_matches_in_process(
     """``bench train --defense`` of a stranger's training defense runs whole in the sandbox
     (data read-only, a staging zoo the only writable folder); the weights that come out are
     those of the same run in process, and the card says where it ran."""
+    import torch
+
     from benchmark.models.zoo import ModelZoo
     from benchmark.training import TrainConfig, train_model
     from benchmark.training.sandboxed import train_isolated
-
-    import torch
 
     # The sandbox computes with the threads this process uses now, even where they differ
     # from $OMP_NUM_THREADS (a library call can change them): else its weights differ.

@@ -83,6 +83,23 @@ def _check_resume(config, run: dict, tmp_path, monkeypatch) -> None:
     other.lr = 5e-4
     fresh = train_model(other, zoo=zoo, **run)
     assert fresh.card["resumed"] == [] and not partial.exists()
+    # nor one another version of the defense's code began (same parameters, other sha256)
+    import dataclasses
+
+    import benchmark.training.trainer as trainer
+
+    calls["n"] = 0
+    with pytest.raises(KeyboardInterrupt):
+        train_model(config(), zoo=zoo, **run)
+    real_load = trainer.load_training_defense
+
+    def edited(cfg):
+        sub, defense = real_load(cfg)
+        return dataclasses.replace(sub, sha256="0" * 64), defense
+
+    monkeypatch.setattr(trainer, "load_training_defense", edited)
+    assert train_model(config(), zoo=zoo, **run).card["resumed"] == []
+    monkeypatch.setattr(trainer, "load_training_defense", real_load)
     calls["n"] = 0
     with pytest.raises(KeyboardInterrupt):
         train_model(config(), zoo=zoo, **run)
