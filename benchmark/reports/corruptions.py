@@ -18,14 +18,21 @@ from benchmark.results.view import RunView
 
 
 def render_fp_summary(docs: Docs) -> str:
-    """One row per run: flip probability (%) of every sequence type, mFP and relative mFP."""
+    """One row per run (its model and defense): flip probability (%) of every sequence type,
+    mFP and relative mFP."""
     runs = [RunView(d, s) for s, d in docs if d.get("corruptions", {}).get("sequences")]
     columns: dict[tuple[str, int], None] = {}
     for run in runs:
         for t in run.sequences["types"]:  # type: ignore[index]
             columns.setdefault((t["type"], t["severity"]), None)
     multi_sev = len({sev for _, sev in columns}) > 1
-    head = ["dataset", "model", "n", *(f"{t} s{s}" if multi_sev else t for t, s in columns)]
+    head = [
+        "dataset",
+        "model",
+        "defense",
+        "n",
+        *(f"{t} s{s}" if multi_sev else t for t, s in columns),
+    ]
     lines = table_head([*head, "mFP", "reference", "relative mFP"])
     for run in runs:
         seq: dict[str, Any] = run.sequences  # type: ignore[assignment]
@@ -40,6 +47,7 @@ def render_fp_summary(docs: Docs) -> str:
                 [
                     run.dataset,
                     run.model_id,
+                    run.defense_label,
                     str(run.n),
                     *cells,
                     f"{100 * seq['mfp']:.2f}",
