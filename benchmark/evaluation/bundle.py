@@ -40,9 +40,9 @@ from benchmark.defenses.isolation import close_submission, open_submission, vali
 from benchmark.defenses.sandbox import SandboxLimits
 from benchmark.defenses.submissions import describe_folder, submission_files
 from benchmark.errors import ResultsError
+from benchmark.results.conformance import protocol_problems
 from benchmark.results.io import ARCHIVE_MANIFEST, write_archive
 from benchmark.results.outcomes import read_outcomes
-from benchmark.results.protocols import protocol_problems
 from benchmark.results.provenance import environment, git_commit
 from benchmark.results.schema import read_result
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from benchmark.results.protocols import SANITY_EPS
+from benchmark.results.conformance import SANITY_EPS
 
 ITERATIVE = {
     "bim",

@@ -25,8 +25,9 @@ from benchmark.leaderboard.ledger import (
     missing_after_publication,
     record_publication,
 )
+from benchmark.results.conformance import protocol_problems
 from benchmark.results.naming import result_path
-from benchmark.results.protocols import MRB_LINF_V1, protocol_problems, track_protocol
+from benchmark.results.protocols import MRB_LINF_V1, track_protocol
 from benchmark.results.schema import read_result
 from benchmark.results.transfer import SCHEMA as TRANSFER_SCHEMA
 from benchmark.results.transfer import read_transfer, transfer_file

@@ -5,7 +5,7 @@ Every row of a protocol board has one status, checked in this order:
 * ``exploratory``: the entry has no conformant run of the protocol of its track
   (:func:`~benchmark.results.protocols.track_protocol`: ``mrb_linf_v1`` for undefended models
   and training-time defenses, ``mrb_linf_adaptive_v1`` for the others;
-  :func:`~benchmark.results.protocols.protocol_problems` gives the reason, its first
+  :func:`~benchmark.results.conformance.protocol_problems` gives the reason, its first
   problem). Exploratory rows show the older screening figures, unranked.
 * ``collapsed``: the protocol run's clean balanced accuracy has a 95 % interval (stratified
   bootstrap, :func:`~benchmark.metrics.balanced.stratified_bootstrap_balanced`) that contains
@@ -31,12 +31,12 @@ import numpy as np
 
 from benchmark.errors import ResultsError
 from benchmark.metrics.balanced import balanced_accuracy, stratified_bootstrap_balanced
+from benchmark.results.conformance import protocol_problems
 from benchmark.results.naming import eps_label
 from benchmark.results.protocols import (
     CONVERGENCE_MAX_CHANGED,
     PROTOCOLS,
     Protocol,
-    protocol_problems,
 )
 from benchmark.results.view import RunView
 

@@ -13,8 +13,9 @@ import pytest
 
 from benchmark.evaluation import EvaluationConfig, evaluate
 from benchmark.evaluation.cache import AdversarialCache
+from benchmark.results.conformance import protocol_problems
 from benchmark.results.outcomes import unpack_outcomes
-from benchmark.results.protocols import PROTOCOLS, Protocol, ProtocolAttack, protocol_problems
+from benchmark.results.protocols import PROTOCOLS, Protocol, ProtocolAttack
 
 ROOT = Path(__file__).resolve().parents[2]
 

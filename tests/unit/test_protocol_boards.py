@@ -92,6 +92,7 @@ def _attack(template: dict, eps: float, correct: np.ndarray, clean: np.ndarray) 
         },
     )
     block.pop("threat_model", None)
+    block.pop("undefended", None)  # the template run's own figures, on its own images
     return block
 
 

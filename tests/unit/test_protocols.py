@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.results.protocols import MRB_LINF_V1, PROTOCOLS, protocol_problems
+from benchmark.results.conformance import protocol_problems
+from benchmark.results.protocols import MRB_LINF_V1, PROTOCOLS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,174 @@
+"""Conformance of a results document to a protocol: whether a run is one a board may rank.
+
+:func:`protocol_problems` names everything that keeps a run from being a conformant run of its
+protocol (:mod:`benchmark.results.protocols`): the protocol record, the whole split, every
+protocol attack at every budget in every pass with its parameters, nothing beyond them but the
+large-eps sanity cell (whose check must be recorded), and the track's own requirements (the
+adaptive track's passes, EOT draws and worst-of-draws scoring; a training-time defense attacked
+on its robust model only). Pure data, no torch, like the protocols.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmark.results.naming import eps_label
+from benchmark.results.protocols import PROTOCOLS, Protocol
+
+
+def protocol_problems(doc: dict[str, Any], protocol: Protocol | None = None) -> list[str]:
+    """Why a results document is not a conformant run of ``protocol`` (the one it records,
+    by default); empty when it is.
+
+    Checks the recorded id, version and sha256, the full split, every protocol attack at every
+    budget with the protocol's parameters, and the track of its defense.
+    """
+    record = doc.get("protocol") or {}
+    if protocol is None:
+        if not record:
+            return ["no protocol: the run was not made with bench evaluate --protocol"]
+        if record.get("id") not in PROTOCOLS:
+            return [f"unknown protocol '{record.get('id')}'"]
+        protocol = PROTOCOLS.get(record["id"])
+    problems = []
+    if record != protocol.record():
+        problems.append(
+            f"protocol recorded as {record or 'none'}, not {protocol.id} {protocol.version} "
+            f"(sha256 {protocol.sha256[:12]})"
+        )
+    data = doc.get("data") or {}
+    if data.get("split") != protocol.split or data.get("n") != data.get("n_split"):
+        problems.append(
+            f"images: {data.get('n')} of the {data.get('n_split')} {data.get('split')} images, "
+            f"not the whole {protocol.split} split"
+        )
+    defense = doc.get("defense") or {}
+    if protocol.adaptive:
+        problems += _adaptive_problems(doc, protocol)
+        if problems:
+            return problems
+    blocks = doc.get("attacks") or []
+    randomized = bool((defense.get("config") or {}).get("randomized"))
+    voting = bool(defense.get("voting") or (doc.get("metrics") or {}).get("clean_votes"))
+    for rule in protocol.attacks:
+        if not rule.applies(randomized=randomized, voting=voting):
+            continue
+        passes = rule.passes or protocol.threat_models or ("",)
+        for eps in protocol.budgets:
+            for tm in passes:
+                if not any(
+                    _block_matches(b, rule.attack, eps, rule.param_dict, tm) for b in blocks
+                ):
+                    where = f" ({tm} pass)" if tm else ""
+                    problems.append(
+                        f"missing {rule.attack} at {eps_label(eps)} with {rule.param_dict}{where}"
+                    )
+    problems += _extra_and_sanity_problems(doc, protocol, randomized, voting)
+    if protocol.track == "deterministic" and defense:
+        if defense.get("kind") != "training":
+            problems.append(
+                f"a {defense.get('kind')} defense belongs to the adaptive track, not {protocol.id}"
+            )
+        elif "adaptive" not in ((doc.get("config") or {}).get("threat_models") or []):
+            problems.append(
+                "the robust model was not attacked white-box (threat model adaptive): "
+                "transferred examples of the standard model do not rank it"
+            )
+    return problems
+
+
+SANITY_ATTACK = "pgd"
+SANITY_EPS = 64 / 255
+SANITY_PARAMS = {"steps": 10}
+"""The large-eps sanity cell every protocol run adds to each pass (PGD-10 at 64/255): its
+blocks are the only ones a protocol run may have beyond the protocol's attacks."""
+
+
+def _is_sanity(block: dict[str, Any]) -> bool:
+    return _block_matches(block, SANITY_ATTACK, SANITY_EPS, SANITY_PARAMS)
+
+
+def _extra_and_sanity_problems(
+    doc: dict[str, Any], protocol: Protocol, randomized: bool, voting: bool
+) -> list[str]:
+    """A conformant run has nothing beyond the protocol: every attack block is one of the
+    protocol's cells in one of its passes, or the sanity cell (an extra attack would change
+    the worst case the board ranks by); a training-time defense is attacked on its robust
+    model only (no oblivious pass); and the sanity attack ran, with its check recorded."""
+    problems = []
+    blocks = doc.get("attacks") or []
+    training = (doc.get("defense") or {}).get("kind") == "training"
+    allowed = [
+        (rule, eps, tm)
+        for rule in protocol.attacks
+        if rule.applies(randomized=randomized, voting=voting)
+        for eps in protocol.budgets
+        for tm in (rule.passes or protocol.threat_models or ("",))
+    ]
+    for b in blocks:
+        if training and b.get("threat_model") in PASS_LABELS["oblivious"]:
+            problems.append(
+                f"extra pass: {b.get('cell_id')} ({b.get('threat_model')}) on a training-time "
+                "defense, whose protocol attacks only its robust model"
+            )
+        elif not _is_sanity(b) and not any(
+            _block_matches(b, rule.attack, eps, rule.param_dict, tm) for rule, eps, tm in allowed
+        ):
+            problems.append(
+                f"extra attack: {b.get('cell_id')} ({b.get('threat_model') or 'white-box'}) "
+                f"is not a cell of {protocol.id}; a conformant run has no others"
+            )
+    checks = {c.get("name"): c.get("status") for c in doc.get("sanity_checks") or []}
+    if not any(_is_sanity(b) for b in blocks) or checks.get("large_eps_pgd") not in (
+        "pass",
+        "fail",
+    ):
+        problems.append(
+            "the sanity attack (PGD-10 at 64/255) did not run or its check is not recorded"
+        )
+    return problems
+
+
+#: The threat-model labels of the blocks each pass writes (an adaptive pass labels its query
+#: attacks black_box; an oblivious pass its transfer attacks transfer).
+PASS_LABELS = {"oblivious": ("oblivious", "transfer"), "adaptive": ("adaptive", "black_box")}
+
+
+def _adaptive_problems(doc: dict[str, Any], protocol: Protocol) -> list[str]:
+    """What an adaptive-track run must have besides its attack blocks: a preprocessing or
+    wrapper defense, both passes, the EOT draws and the worst-of-draws scoring."""
+    defense = doc.get("defense") or {}
+    if not defense:
+        return [f"{protocol.id} evaluates a defense: the run has none (use mrb_linf_v1)"]
+    if defense.get("kind") == "training":
+        return [f"a training-time defense belongs to the deterministic track, not {protocol.id}"]
+    problems = []
+    config = doc.get("config") or {}
+    missing = [t for t in protocol.threat_models if t not in (config.get("threat_models") or [])]
+    if missing:
+        problems.append(f"threat models {', '.join(missing)} not evaluated")
+    if (defense.get("config") or {}).get("randomized"):
+        if int(defense.get("eot_samples") or 1) < int(protocol.eot_samples or 1):
+            problems.append(
+                f"EOT over {defense.get('eot_samples')} draws, not {protocol.eot_samples}"
+            )
+        if int(defense.get("draws") or 1) < protocol.draws:
+            problems.append(
+                f"scored with {defense.get('draws') or 1} draw(s) per image, not the worst of "
+                f"{protocol.draws}"
+            )
+    return problems
+
+
+def _block_matches(
+    block: dict[str, Any], attack: str, eps: float, params: dict, tm: str = ""
+) -> bool:
+    if block.get("attack") != attack or abs(float(block.get("eps", -1)) - eps) > 1e-9:
+        return False
+    if tm and block.get("threat_model") not in PASS_LABELS.get(tm, (tm,)):
+        return False
+    ran = (block.get("config") or {}).get("params") or {}
+    return all(ran.get(k) == v for k, v in params.items())
+
+
+__all__ = ["PASS_LABELS", "SANITY_EPS", "protocol_problems"]
