@@ -25,6 +25,20 @@ from benchmark.attacks.base import (
 )
 
 
+def base_params(value: Any) -> dict[str, Any]:
+    """A transfer cell's ``base_params``: a JSON object as text (the presets) or already
+    decoded (``--attack-param transfer.base_params={...}`` decodes JSON values)."""
+    if isinstance(value, dict):
+        return dict(value)
+    try:
+        decoded = json.loads(value or "{}")
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise AttackError(f"transfer: base_params must be a JSON object ({exc})") from exc
+    if not isinstance(decoded, dict):
+        raise AttackError(f"transfer: base_params must be a JSON object, got {value!r}")
+    return decoded
+
+
 @register_attack(
     "transfer",
     AttackMeta(
@@ -49,10 +63,7 @@ class TransferAttack(Attack):
         if base == "transfer":
             raise AttackError("transfer: base_attack cannot be 'transfer'")
         meta = ATTACKS.get(base).meta
-        try:
-            self.base_params = json.loads(self.params["base_params"] or "{}")
-        except json.JSONDecodeError as exc:
-            raise AttackError(f"transfer: base_params must be a JSON object ({exc})") from exc
+        self.base_params = base_params(self.params["base_params"])
         self.norm, self.bounded = meta.norm, meta.bounded
         self.inner: Attack | None = None
 

@@ -132,8 +132,15 @@ def pass_budget(p: AttackPass, randomized: bool) -> tuple[int, int]:
     """(forward-and-backward passes, forward passes) per image of attack pass ``p`` at its
     full budget: ``steps`` x restarts (x EOT draws on a randomized defense's adaptive pass),
     or ``n_queries`` for an attack that only queries the model."""
-    params = p.attack.params
-    if p.attack.meta.knowledge in QUERY_KNOWLEDGE:
+    params, knowledge = p.attack.params, p.attack.meta.knowledge
+    if p.attack.name == "transfer":  # the base attack's budget, spent on the surrogate
+        from benchmark.attacks.base import ATTACKS
+        from benchmark.attacks.transfer import base_params
+
+        base = ATTACKS.get(params["base_attack"])
+        params = {**base.defaults, **base_params(params.get("base_params"))}
+        knowledge = base.meta.knowledge
+    if knowledge in QUERY_KNOWLEDGE:
         return 0, int(params.get("n_queries", params.get("queries", 1000)))
     steps = int(params.get("steps", 1)) * int(params.get("n_restarts", params.get("restarts", 1)))
     if p.threat_model is ThreatModel.ADAPTIVE and randomized:
@@ -164,10 +171,14 @@ def run_time_bounds(
         defended_s = _forward_seconds(plan.defended, x)
         overhead = max(1.0, defended_s / max(forward_s, 1e-12))
     randomized = plan.defense is not None and bool(plan.defense.meta.randomized)
+    surrogates: dict[str, tuple[float, float]] = {}
     low = high = 0.0
     for p in todo:
         grads, queries = pass_budget(p, randomized)
-        seconds = n * (grads * backward_s + queries * forward_s)
+        fwd, bwd = forward_s, backward_s
+        if p.attack.name == "transfer":  # crafted on the surrogate: time that model
+            fwd, bwd = _surrogate_seconds(p, plan, x, surrogates)
+        seconds = n * (grads * bwd + queries * fwd)
         low += seconds
         if p.threat_model.on_defense:  # the defense runs in every forward of these passes
             seconds += n * (grads + queries) * forward_s * (overhead - 1)
@@ -177,6 +188,20 @@ def run_time_bounds(
         len(todo),
         len(plan.passes) - len(todo),
     )
+
+
+def _surrogate_seconds(
+    p: AttackPass, plan: EvaluationPlan, x: torch.Tensor, seen: dict[str, tuple[float, float]]
+) -> tuple[float, float]:
+    """Per-image (forward, forward+backward) seconds of a transfer pass's surrogate, which
+    is where its steps are spent (a ResNet-50 surrogate costs several times a small victim)."""
+    from benchmark.models.zoo import ModelZoo
+
+    mid = p.attack._surrogate_id(p.context)
+    if mid not in seen:
+        surrogate, _ = ModelZoo(p.context.zoo_root).load(mid, device=plan.device)
+        seen[mid] = per_image_seconds(surrogate, x)
+    return seen[mid]
 
 
 def _forward_seconds(model: torch.nn.Module, x: torch.Tensor) -> float:
@@ -206,7 +231,8 @@ def log_run_estimate(
     logger.info(
         "%d attack pass(es) to craft on %d images (%d found in the cache): %s here. "
         "Assumes every attack spends its full budget on every image (queries x forward "
-        "%.2f ms, steps x forward+backward %.2f ms per image, measured on the base model now; "
+        "%.2f ms, steps x forward+backward %.2f ms per image, measured on the base model now "
+        "(transfer cells: on their surrogate); "
         "adaptive cells on a randomized defense x EOT draws); the upper bound adds the "
         "defense's own cost to each pass crafted on it. Early-stopping attacks take less, "
         "other work on the cores more",

@@ -138,3 +138,40 @@ def test_a_surrogate_that_is_the_victim_is_refused(tiny_models):
     other.validate(ctx)
     sha1 = zoo.entry("tiny_cnn_breastmnist_28px_s1").card["checkpoint"]["sha256"]
     assert other.config()["params"]["surrogate_sha256"] == sha1
+
+
+def test_a_transfer_cells_estimate_counts_its_base_attack_on_the_surrogate(
+    tiny_models, shared_data
+):
+    """The run estimate of a transfer cell counts the base attack's steps (not the transfer
+    wrapper's, which has none) and times the surrogate, where they are spent."""
+    from benchmark.evaluation.estimate import pass_budget, run_time_bounds
+    from benchmark.evaluation.plan import build_plan
+
+    config = EvaluationConfig.from_options(
+        dataset="breastmnist",
+        arch="tiny_cnn",
+        attacks="transfer",
+        attack_params=[
+            "transfer.surrogate=tiny_cnn",
+            "transfer.surrogate_seed=1",
+            "transfer.base_attack=bim",
+            'transfer.base_params={"steps": 7}',
+        ],
+        n_examples=8,
+        sanity_attack=False,
+    )
+    plan = build_plan(
+        config,
+        data_dir=shared_data,
+        zoo=tiny_models["zoo"],
+        cache=AdversarialCache(enabled=False),
+        progress=False,
+    )
+    try:
+        (p,) = plan.passes
+        assert pass_budget(p, randomized=False) == (7, 0)
+        bounds, todo, cached = run_time_bounds(plan)
+        assert (todo, cached) == (1, 0) and bounds.low > 0
+    finally:
+        plan.close()
