@@ -106,13 +106,13 @@ class SPSAAttack(Attack):
             if len(idx) == 0:
                 break
             base, yi = (x + dx.detach())[idx], y[idx]
-            v = torch.randint(0, 2, (n_s, *base.shape), device=x.device, dtype=x.dtype) * 2 - 1
-            plus = (base[None] + delta * v).clamp(0, 1).flatten(0, 1)
-            minus = (base[None] - delta * v).clamp(0, 1).flatten(0, 1)
-            ys = yi.repeat(n_s)
-            diff = (self._margin(plus, ys) - self._margin(minus, ys)).view(n_s, -1)
-            shape = (n_s, len(idx), *([1] * (x.dim() - 1)))
-            grad = (diff.view(shape) / (2 * delta) * v).mean(0)
+            grad = torch.zeros_like(base)
+            for _ in range(n_s):  # one direction per image at a time: memory of one batch
+                v = torch.randint(0, 2, base.shape, device=x.device, dtype=x.dtype) * 2 - 1
+                plus, minus = (base + delta * v).clamp(0, 1), (base - delta * v).clamp(0, 1)
+                diff = self._margin(plus, yi) - self._margin(minus, yi)
+                grad += (diff / (2 * delta)).view(-1, *([1] * (x.dim() - 1))) * v
+            grad /= n_s
             queries[idx.cpu()] += 2 * n_s
             opt.zero_grad()
             g = torch.zeros_like(x)

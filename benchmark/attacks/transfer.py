@@ -64,6 +64,8 @@ class TransferAttack(Attack):
             raise AttackError("transfer: base_attack cannot be 'transfer'")
         meta = ATTACKS.get(base).meta
         self.base_params = base_params(self.params["base_params"])
+        # one spelling in config() (and the cache key) whether given as text or an object
+        self.params["base_params"] = json.dumps(self.base_params, sort_keys=True)
         self.norm, self.bounded = meta.norm, meta.bounded
         self.inner: Attack | None = None
 

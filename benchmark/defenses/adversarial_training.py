@@ -123,8 +123,8 @@ class AdversarialTraining(Defense):
 
     # -- what subclasses choose --------------------------------------------------------------
     def budget(self) -> tuple[float, int, float, str]:
-        """(eps, steps, alpha, start) of the inner attack for the next minibatch; 0 steps:
-        the minibatch trains clean (MPAdvT's coin)."""
+        """(eps, steps, alpha, start) of the inner attack for the next minibatch (0 steps and
+        no start: the minibatch trains clean, MPAdvT's coin)."""
         p = self.params
         eps, steps = float(p["eps"]), int(p["steps"])
         alpha = float(p["alpha"]) if p["alpha"] is not None else 2.5 * eps / steps
@@ -148,8 +148,6 @@ class AdversarialTraining(Defense):
     def adversarial(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         """The inner maximisation for one minibatch (model in eval mode, parameters frozen)."""
         eps, steps, alpha, start = self.budget()
-        if steps == 0:
-            return x
         gen = self.generator(x.device)
         if start == "uniform":
             noise = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype)

@@ -11,6 +11,7 @@ import torch
 
 from benchmark.evaluation.adversarial import batch_seed
 from benchmark.evaluation.cache import cache_key, indices_digest
+from benchmark.evaluation.draws import craft_seed
 
 TARGET_EPS = 8 / 255
 """The gallery shows each family's pass nearest this budget (the boards' largest L-inf key)."""
@@ -86,8 +87,8 @@ def adversarial_of(
         p.attack.prepare(p.context)
         p.attack.prepared = True
     defense = getattr(p.target, "defense", None)
-    if defense is not None:
-        defense.reseed(plan.config.seed)
+    if defense is not None:  # a crafting seed, never a scoring draw's (as craft_cell)
+        defense.reseed(craft_seed(batch_seed(plan.config.seed, 0)))
     x_adv = p.attack(x, y, seed=batch_seed(plan.config.seed, 0)).detach().cpu()
     cache.save(own, x_adv, {"recrafted_for": "bench diagnose", "pass": p.cell.cell_id})
     return x_adv, "attacked"

@@ -133,11 +133,7 @@ def craft_cell(
     what else determines the examples (the defense and threat model of an adaptive attack) to
     the cache key; an oblivious attack leaves it out and shares the undefended run's examples.
     """
-    crafted_on = getattr(model, "defense", None)
-    if crafted_on is not None and crafted_on.meta.randomized:
-        # Each batch draws the defense's randomness from its own crafting seed (craft_seed),
-        # never a scoring draw's; examples crafted before that rule shared draw 0's noise.
-        key_extra = {**(key_extra or {}), "defense_draws": "craft_seed per batch"}
+    crafted_on = getattr(model, "defense", None)  # each batch reseeds it (craft_seed)
     key = craft_key(model_sha256, split, indices, attack, batch_size, key_extra)
     shape = (len(split), *split.images.shape[1:])
     x_adv = cache.load(key, shape)

@@ -208,8 +208,6 @@ def plan_convergence(plan: Any, clean: Predictions, runs: list[CellRun]) -> dict
     if protocol.adaptive:
         return adaptive_convergence(plan, clean, runs, protocol)
     target = next((r.attack.model for r in runs if r.cell.attack == ATTACK), plan.scorer)
-    if plan.defense is not None:
-        plan.defense.reseed(config.seed)
     return protocol_convergence(
         model=target,
         scorer=plan.scorer,
@@ -284,8 +282,6 @@ def adaptive_convergence(
         for name, n_steps, model, params, scope in sweeps:
             params = dict(params)
             draws = params.pop("draws", getattr(model, "samples", 1))
-            if defense is not None:
-                defense.reseed(config.seed)
             with scope:
                 entry, hit = budget_check(
                     model,

@@ -113,6 +113,10 @@ def key_extra(
     extra: dict[str, Any] = {"defense": defense.config()}
     if submission_sha is not None:
         extra["submission"] = submission_sha
+    if defense.meta.randomized:
+        # Each batch draws the defense's randomness from its own crafting seed (craft_seed),
+        # never a scoring draw's; examples crafted before that rule shared draw 0's noise.
+        extra["defense_draws"] = "craft_seed per batch"
     if tm is ThreatModel.ADAPTIVE:
         extra["eot"] = getattr(adaptive_model, "samples", 1)
         if extra["eot"] > 1:  # batched draws are other draws than one-by-one ones

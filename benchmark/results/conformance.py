@@ -119,6 +119,8 @@ def _extra_and_sanity_problems(
                 f"is not a cell of {protocol.id}; a conformant run has no others"
             )
     checks = {c.get("name"): c.get("status") for c in doc.get("sanity_checks") or []}
+    if not protocol.sanity_attack:
+        return problems
     if not any(_is_sanity(b) for b in blocks) or checks.get("large_eps_pgd") not in (
         "pass",
         "fail",

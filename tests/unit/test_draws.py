@@ -175,11 +175,15 @@ def test_an_attack_on_a_randomized_pipeline_never_sees_a_scoring_draw(shared_dat
     )
 
 
-def test_examples_crafted_on_a_defense_are_keyed_by_its_whole_submission(tiny_models, shared_data):
+def test_examples_crafted_on_a_defense_are_keyed_by_its_whole_submission(
+    tiny_models, shared_data, tmp_path
+):
     """A defended pass's cache key holds the submission's folder sha256 (every file, not only
-    the defense class's), so editing a helper module of a submission recrafts its examples;
-    oblivious passes (crafted on the base model) keep the base model's key."""
+    the defense class's) and, for a randomized defense, the crafting-seed rule; it is the key
+    craft_cell stores the examples under (the estimate, the memory plan and the figures look
+    them up by it); oblivious passes (crafted on the base model) keep the base model's key."""
     from benchmark.evaluation import EvaluationConfig
+    from benchmark.evaluation.adversarial import craft_cell
     from benchmark.evaluation.cache import AdversarialCache
     from benchmark.evaluation.plan import build_plan
 
@@ -187,21 +191,24 @@ def test_examples_crafted_on_a_defense_are_keyed_by_its_whole_submission(tiny_mo
         dataset="breastmnist",
         arch="tiny_cnn",
         attacks="fgsm",
-        defense="median_filter",
+        defense="random_resize_pad",
         threat_models=["oblivious", "adaptive"],
         n_examples=8,
+        eot_samples=2,
+        sanity_attack=False,
     )
+    cache = AdversarialCache(tmp_path / "cache")
     plan = build_plan(
-        config,
-        data_dir=shared_data,
-        zoo=tiny_models["zoo"],
-        cache=AdversarialCache(enabled=False),
-        progress=False,
+        config, data_dir=shared_data, zoo=tiny_models["zoo"], cache=cache, progress=False
     )
     try:
-        by_tm = {p.threat_model: p.key_extra for p in plan.passes if p.cell.attack == "fgsm"}
-        assert by_tm["oblivious"] is None
-        assert by_tm["adaptive"]["submission"] == plan.submission.sha256
-        assert len(plan.submission.sha256) == 64
+        by_tm = {p.threat_model.value: p for p in plan.passes}
+        assert by_tm["oblivious"].key_extra is None
+        adaptive = by_tm["adaptive"]
+        assert adaptive.key_extra["submission"] == plan.submission.sha256
+        assert adaptive.key_extra["defense_draws"] == "craft_seed per batch"
+        assert not cache.has(plan.pass_key(adaptive))
+        craft_cell(**plan.cell_arguments(adaptive), cache=cache, progress=False)
+        assert cache.has(plan.pass_key(adaptive))  # found where it was stored
     finally:
         plan.close()
