@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -79,6 +81,18 @@ def pin_cpu_isa(isa: str) -> dict[str, str]:
         )
     os.environ.update(wanted)
     return dict(wanted)
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Run the block with torch's generators seeded by ``seed`` and put them back afterwards:
+    the CPU's and, on CUDA, ``device``'s (``torch.manual_seed`` reseeds every CUDA generator,
+    so forking only the CPU's would leave the device's reset for whatever runs next)."""
+    device = torch.device(device)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from benchmark.device import seeded
 from benchmark.errors import BenchmarkError, ConfigError
 from benchmark.registry import Registry
 
@@ -165,13 +166,9 @@ class Attack:
         model = self.model
         was_training = model.training
         model.eval()
-        device = x.device
-        devices = [device.index or 0] if device.type == "cuda" else []
         try:
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(self.seed if seed is None else seed)
-                with torch.enable_grad():
-                    x_adv = self.perturb(x.detach(), y.detach()).detach()
+            with seeded(self.seed if seed is None else seed, x.device), torch.enable_grad():
+                x_adv = self.perturb(x.detach(), y.detach()).detach()
         finally:
             model.train(was_training)
         check_adversarial(

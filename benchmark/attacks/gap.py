@@ -43,6 +43,7 @@ from benchmark.attacks.base import (
     frozen_parameters,
     register_attack,
 )
+from benchmark.device import seeded
 from benchmark.results.io import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -175,8 +176,7 @@ class GAPAttack(Attack):
             ).encode()
         ).hexdigest()
         path = Path(context.cache_root) / "gap" / f"{key}.pt" if context.cache_root else None
-        with torch.random.fork_rng(devices=[]):  # initial weights from the seed alone
-            torch.manual_seed(self.seed)
+        with seeded(self.seed):  # initial weights from the seed alone (built on the CPU)
             generator = self._build(train.images.shape[1], context.size)
         generator = generator.to(_device(self.model))
         if path is not None and path.is_file():

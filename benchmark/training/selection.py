@@ -16,6 +16,7 @@ import torch
 
 from benchmark.attacks.gradient import iterative_linf
 from benchmark.datasets.base import ImageSplit
+from benchmark.device import seeded
 from benchmark.metrics.classification import _auc, per_class_accuracy
 from benchmark.metrics.classification import accuracy as accuracy_metric
 from benchmark.models.base import ImageClassifier
@@ -73,12 +74,9 @@ def val_robust_accuracy(
     was_training = model.training
     model.eval()
     hits, labels = [], []
-    # The training RNG streams are left untouched: the CPU's and, on CUDA, the device's too
-    # (torch.manual_seed reseeds every CUDA generator, which fork_rng(devices=[]) would leave
-    # reset, so every epoch's dropout masks would repeat the last one's).
-    cuda = [model.device.index or 0] if model.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
+    # The training RNG streams are left untouched, the device's too (else every epoch's
+    # dropout masks on CUDA would start from the same state).
+    with seeded(seed, model.device):
         for x, y in split.batches(256, device=model.device):
             x_adv = iterative_linf(
                 model,

@@ -214,3 +214,18 @@ def test_spsa_queries_valid_images_and_keeps_the_first_fooling_iterate():
     assert torch.equal(attack(x, y), x_adv)
     with pytest.raises(ConfigError, match="spsa"):
         build_attack("spsa", model, eps=8 / 255, nb_iter=0)
+
+
+def test_seeded_puts_the_generators_back():
+    """``seeded`` runs a block from a seed and leaves the caller's random stream as it was
+    (the CPU's here; on CUDA the device's too, which fork_rng(devices=[]) did not)."""
+    from benchmark.device import seeded
+
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    with seeded(11):
+        inside = torch.rand(3)
+    assert torch.equal(torch.rand(3), expected)  # the outer stream is untouched
+    with seeded(11):
+        assert torch.equal(torch.rand(3), inside)
