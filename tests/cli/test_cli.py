@@ -377,7 +377,7 @@ def test_evaluate_with_corruptions_prints_fp_and_writes_the_block(
     assert out.exit_code == 0, out.output
     text = page.read_text()
     fp = doc["corruptions"]["sequences"]["types"][0]["flip_probability"]["value"]
-    assert f"| breastmnist | tiny_cnn_breastmnist_28px_s0 | 16 | {100 * fp:.2f} |" in text
+    assert f"| breastmnist | tiny_cnn_breastmnist_28px_s0 | none | 16 | {100 * fp:.2f} |" in text
     acc = doc["corruptions"]["severity"]["corruptions"][0]["accuracy"][0]["value"]
     assert f"| contrast_down | digital | {100 * acc:.1f} |" in text
     assert bench("report", "update", page, "--root", isolated_dirs, "--check").exit_code == 0
