@@ -8,6 +8,7 @@ import torchattacks
 from torch import Tensor
 
 from benchmark.attacks.base import Attack, AttackError, AttackMeta, register_attack
+from benchmark.attacks.reference_autoattack import margin_loss
 from benchmark.attacks.torchattacks_base import TA, TorchAttacksAttack
 from benchmark.errors import ConfigError
 
@@ -77,16 +78,14 @@ class SPSAAttack(Attack):
 
     def _margin(self, x: Tensor, y: Tensor) -> Tensor:
         """``z_y - max_{j != y} z_j`` per image (negative: misclassified), in chunks."""
-        out = []
         step = int(self.params["max_batch_size"])
         with torch.no_grad():
-            for i in range(0, len(x), step):
-                z = self.model(x[i : i + step])
-                yi = y[i : i + step]
-                true = z.gather(1, yi[:, None]).squeeze(1)
-                other = z.scatter(1, yi[:, None], float("-inf")).amax(1)
-                out.append(true - other)
-        return torch.cat(out)
+            return torch.cat(
+                [
+                    -margin_loss(self.model(x[i : i + step]), y[i : i + step])
+                    for i in range(0, len(x), step)
+                ]
+            )
 
     def perturb(self, x: Tensor, y: Tensor) -> Tensor:
         if getattr(self.model, "multi_label", False):

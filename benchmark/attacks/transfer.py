@@ -69,7 +69,7 @@ class TransferAttack(Attack):
         self.norm, self.bounded = meta.norm, meta.bounded
         self.inner: Attack | None = None
 
-    def _surrogate_id(self, context: AttackContext) -> str:
+    def surrogate_id(self, context: AttackContext) -> str:
         from benchmark.models.zoo import model_id
 
         seed = self.params["surrogate_seed"]
@@ -86,7 +86,7 @@ class TransferAttack(Attack):
         checkpoint sha256 then becomes part of :meth:`config` (and of the cache key)."""
         from benchmark.models.zoo import ModelZoo
 
-        mid = self._surrogate_id(context)
+        mid = self.surrogate_id(context)
         sha = ModelZoo(context.zoo_root).entry(mid).card["checkpoint"]["sha256"]
         if context.model_sha256 and sha == context.model_sha256:
             raise AttackError(
@@ -107,7 +107,7 @@ class TransferAttack(Attack):
         """Load the surrogate from the zoo and build the base attack against it."""
         from benchmark.models.zoo import ModelZoo
 
-        mid = self._surrogate_id(context)
+        mid = self.surrogate_id(context)
         surrogate, _ = ModelZoo(context.zoo_root).load(
             mid,
             device=next(self.model.parameters()).device,

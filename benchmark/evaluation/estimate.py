@@ -197,7 +197,7 @@ def _surrogate_seconds(
     is where its steps are spent (a ResNet-50 surrogate costs several times a small victim)."""
     from benchmark.models.zoo import ModelZoo
 
-    mid = p.attack._surrogate_id(p.context)
+    mid = p.attack.surrogate_id(p.context)
     if mid not in seen:
         surrogate, _ = ModelZoo(p.context.zoo_root).load(mid, device=plan.device)
         seen[mid] = per_image_seconds(surrogate, x)

@@ -47,9 +47,9 @@ from benchmark.evaluation.memory import (
 )
 from benchmark.evaluation.passes import AttackPass, build_passes
 from benchmark.evaluation.protocol_run import check_protocol_track, protocol_filter
-from benchmark.evaluation.sanity import LARGE_EPS
 from benchmark.metrics.base import Predictions
 from benchmark.models.zoo import ModelZoo, model_id
+from benchmark.results.conformance import SANITY_ATTACK, SANITY_EPS, SANITY_PARAMS
 from benchmark.results.naming import ThreatModel
 from benchmark.training import TrainConfig, train_model
 
@@ -296,7 +296,11 @@ def _build_passes(plan: EvaluationPlan, context: AttackContext) -> list[AttackPa
     """The plan's attack passes over its cells and, after them, the large-eps sanity cell."""
     config = plan.config
     cells = list(config.attacks)
-    sanity = AttackCell.make("pgd", LARGE_EPS, steps=10) if cells and config.sanity_attack else None
+    sanity = (
+        AttackCell.make(SANITY_ATTACK, SANITY_EPS, **SANITY_PARAMS)
+        if cells and config.sanity_attack
+        else None
+    )
     if sanity is not None:
         cells.append(sanity)
     return build_passes(

@@ -15,11 +15,11 @@ A **board** is a dataset and a threat model: L-inf at one eps, or corruptions.
   its status and the reason; an exploratory row shows the older screening figures (the lowest
   balanced worst case over the entry's runs, under the strongest threat model each run has).
 * Other L-inf budgets (4/255) are screening boards: every row exploratory.
-* The corruption boards rank by the mean corruption balanced accuracy (the mean corruption
+* The corruption boards rank nothing: no protocol covers corruptions yet, so every row is
+  exploratory, in order of the mean corruption balanced accuracy (the mean corruption
   accuracy where a run predates the balanced figure), mean flip probability beside it; a
   collapsed model (clean balanced interval containing 1/K, or one class for nearly every
-  image) is listed, unranked. No protocol covers corruptions yet: these ranks are plain
-  orders, not paired tests.
+  image) is marked collapsed and listed last.
 """
 
 from __future__ import annotations

@@ -173,4 +173,4 @@ def _block_matches(
     return all(ran.get(k) == v for k, v in params.items())
 
 
-__all__ = ["PASS_LABELS", "SANITY_EPS", "protocol_problems"]
+__all__ = ["PASS_LABELS", "SANITY_ATTACK", "SANITY_EPS", "SANITY_PARAMS", "protocol_problems"]
