@@ -62,6 +62,11 @@ def evaluate_cmd(
     n_examples: int | None = typer.Option(
         None, help="Evaluate a seeded random subset of this many test images."
     ),
+    subset_seed: int | None = typer.Option(
+        None,
+        help="Seed of the --n-examples subset (default: --seed); the same value for every "
+        "seed of a recipe scores them on the same images.",
+    ),
     size: int | None = typer.Option(None, help="Image size (default: the dataset's)."),
     split: str = typer.Option("test", help="Split to score: test | val | train."),
     seed: int = typer.Option(0, help="Seed of the model, the subset, the attacks and the CIs."),
@@ -120,6 +125,7 @@ def evaluate_cmd(
         corruptions=corruptions,
         corruption_reference=corruption_reference,
         n_examples=n_examples,
+        subset_seed=subset_seed,
         size=size,
         split=split,
         seed=seed,

@@ -46,7 +46,8 @@ class EvaluationConfig:
         arch: registered model id.
         size: image size (default: the dataset's default size, see :attr:`resolved_size`).
         split: the split scored (``test`` for reported numbers).
-        seed: seed of the model to load, the subset, the attacks and the bootstrap CIs.
+        seed: seed of the model to load, the subset (unless ``subset_seed``), the attacks and
+            the bootstrap CIs.
         batch_size: inference and attack batch size, or "auto": the largest of 256, 128, ...
             whose attack passes fit in the free memory (measured on a probe batch before any
             work; the resolved number is recorded). A number that would not fit is refused
@@ -66,6 +67,9 @@ class EvaluationConfig:
         attacks: the attack cells to run (empty: clean evaluation only).
         suite: name of the preset the cells come from ("custom" for a list).
         n_examples: evaluate a seeded random subset of this size (None: the whole split).
+        subset_seed: seed of that subset (None: ``seed``). Giving every seed of a recipe the
+            same subset seed scores their checkpoints on the same images, so their robust
+            figures can be compared image by image (``--subset-seed``).
         sanity_attack: also run PGD-10 at eps 64/255 for the large-eps sanity check.
         corruptions: the corruption plan to run (None: no corruption evaluation).
         corruption_suite: name of the corruption preset ("custom" for a list).
@@ -92,6 +96,7 @@ class EvaluationConfig:
     attacks: list[AttackCell] = field(default_factory=list)
     suite: str | None = None
     n_examples: int | None = None
+    subset_seed: int | None = None
     sanity_attack: bool = True
     corruptions: CorruptionPlan | None = None
     corruption_suite: str | None = None
@@ -116,6 +121,7 @@ class EvaluationConfig:
         corruptions: str | None = None,
         corruption_reference: str | None = None,
         n_examples: int | None = None,
+        subset_seed: int | None = None,
         size: int | None = None,
         split: str = "test",
         seed: int = 0,
@@ -143,6 +149,7 @@ class EvaluationConfig:
             corruptions: ``--corruptions``: a corruption preset or a comma list.
             corruption_reference: ``--corruption-reference``.
             n_examples: ``--n-examples``.
+            subset_seed: ``--subset-seed``.
             size: ``--size``.
             split: ``--split``.
             seed: ``--seed``.
@@ -195,6 +202,7 @@ class EvaluationConfig:
             attacks=cells,
             suite=suite,
             n_examples=n_examples,
+            subset_seed=subset_seed,
             sanity_attack=sanity_attack,
             corruptions=plan,
             corruption_suite=corruption_suite,
@@ -240,6 +248,10 @@ class EvaluationConfig:
             raise ConfigError(f"--draws must be a positive integer, got {self.draws!r}")
         if self.n_examples is not None and self.n_examples < 1:
             raise ConfigError(f"--n-examples must be >= 1, got {self.n_examples}")
+        if self.subset_seed is not None and self.n_examples is None:
+            raise ConfigError(
+                "--subset-seed needs --n-examples (the whole split has no subset to seed)"
+            )
         if self.corruption_reference and self.corruptions is None:
             raise ConfigError("--corruption-reference needs --corruptions")
 
@@ -261,6 +273,11 @@ class EvaluationConfig:
     def resolved_size(self) -> int:
         """The image size: :attr:`size`, else the dataset's default."""
         return resolve_size(self.dataset, self.size)
+
+    @property
+    def images_seed(self) -> int:
+        """The seed of the ``--n-examples`` subset: :attr:`subset_seed`, else :attr:`seed`."""
+        return self.seed if self.subset_seed is None else self.subset_seed
 
     @property
     def bpda_always(self) -> bool:

@@ -158,7 +158,7 @@ def data_block(plan: EvaluationPlan) -> dict[str, Any]:
     if len(indices) < len(full):
         data["subset"] = {
             "n_examples": len(indices),
-            "seed": config.seed,
+            "seed": config.images_seed,
             "indices": indices.tolist(),
         }
     return data

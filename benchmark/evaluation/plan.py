@@ -254,7 +254,7 @@ def _build_plan(
     size, device = config.resolved_size, pick_device(config.device)
     # Data first: a missing or corrupt file is reported before any training or attack.
     full = load_split(config.dataset, config.split, size=size, data_dir=data_dir, download=download)
-    indices = select_subset(len(full), config.n_examples, config.seed)
+    indices = select_subset(len(full), config.n_examples, config.images_seed)
     split = full.subset(indices) if len(indices) < len(full) else full
     mid = _ensure_model(config, zoo, data_dir, download, train_if_missing, train_config)
     model, entry = zoo.load(mid, device=device, expect=_expect(config))

@@ -34,6 +34,7 @@ def config_from_result(doc: dict[str, Any], device: str = "auto"):
         eot_samples=int(cfg.get("eot_samples", 20)),
         adaptive_gradient=cfg.get("adaptive_gradient", "exact"),
         n_examples=cfg.get("n_examples"),
+        subset_seed=cfg.get("subset_seed"),
         size=cfg.get("image_size"),
         seed=int(cfg.get("seed", 0)),
         batch_size=str(cfg.get("batch_size", 256)),

@@ -129,7 +129,7 @@ def open_target(
 ) -> Target:
     """The entry of ``doc`` as a target: its run's plan on the whole split."""
     config = config_from_result(doc, device)
-    config = replace(config, n_examples=None)
+    config = replace(config, n_examples=None, subset_seed=None)
     plan = build_plan(config, data_dir=data_dir, zoo=zoo, cache=cache, isolation=isolation)
     try:
         deployed = plan.deployed.card["checkpoint"]["sha256"]

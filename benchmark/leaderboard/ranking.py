@@ -212,24 +212,21 @@ def _linf_row(entry: Entry, eps: float, protocol: Protocol | None) -> Row | None
     return screening
 
 
-def _other_images(reference: Run, run: Run) -> str | None:
-    """Why ``run`` was not scored on the images of ``reference`` (None: the same images)."""
-    if reference.doc["data"].get("sha256") != run.doc["data"].get("sha256"):
-        return f"scored on other data than {reference.path} (data sha256 differs)"
-    if not np.array_equal(reference.indices, run.indices) or not np.array_equal(
-        reference.labels, run.labels
-    ):
-        return f"scored on other images than {reference.path} (indices differ)"
-    return None
-
-
 def _images_key(run: Run) -> tuple:
     """What makes two runs' images the same: data sha256, image indices and labels."""
-    return (
-        run.doc["data"].get("sha256"),
-        np.asarray(run.indices).tobytes(),
-        np.asarray(run.labels).tobytes(),
-    )
+    indices = np.asarray(run.indices, dtype=np.int64)
+    labels = np.asarray(run.labels, dtype=np.int64)
+    return (run.doc["data"].get("sha256"), indices.tobytes(), labels.shape, labels.tobytes())
+
+
+def _other_images(reference: Run, run: Run) -> str | None:
+    """Why ``run`` was not scored on the images of ``reference`` (None: the same images, by
+    :func:`_images_key`)."""
+    if _images_key(reference) == _images_key(run):
+        return None
+    if reference.doc["data"].get("sha256") != run.doc["data"].get("sha256"):
+        return f"scored on other data than {reference.path} (data sha256 differs)"
+    return f"scored on other images than {reference.path} (indices or labels differ)"
 
 
 def _rank_protocol_rows(rows: list[Row]) -> None:

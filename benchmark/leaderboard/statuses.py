@@ -148,51 +148,51 @@ def unreliable_reason(run: RunView) -> str | None:
     convergence = run.doc.get("convergence")
     if not isinstance(convergence, dict):
         return "convergence evidence not recorded"
-    if convergence.get("reliable") is not True:
-        changed = [
-            b
-            for b in convergence.get("budgets") or []
-            if int(b.get("broken") or 0) > CONVERGENCE_MAX_CHANGED
-        ]
-        if changed:
-            b = changed[0]
-            sweeps = b.get("sweeps") or []
-            if sweeps:  # the adaptive track: name what each sweep's last step changed
-                steps = ", ".join(
-                    f"{w.get('sweep')} ({w.get('steps')} iterations, {w.get('eot_draws')} EOT "
-                    f"draws): {w.get('broken')}"
-                    for w in sweeps
-                )
-                return (
-                    f"convergence not shown: at {b.get('eps_label')} the sweeps broke "
-                    f"{b.get('broken')} of {b.get('robust_before')} images still robust "
-                    f"(at most {CONVERGENCE_MAX_CHANGED} may change; {steps})"
-                )
-            return (
-                f"convergence not shown: at {b.get('eps_label')} the stronger APGD broke "
-                f"{b.get('broken')} of {b.get('robust_before')} images still robust "
-                f"(at most {CONVERGENCE_MAX_CHANGED} may change)"
-            )
-        return "convergence not shown (more iterations or restarts changed the result)"
-    return _convergence_gap(run, convergence)
-
-
-def _convergence_gap(run: RunView, convergence: dict) -> str | None:
-    """A convergence block recorded as reliable is checked, not trusted: it must have a check
-    at every budget of the run's protocol, none of which broke more than
-    :data:`~benchmark.results.protocols.CONVERGENCE_MAX_CHANGED` images."""
-    record = run.doc.get("protocol") or {}
     budgets = convergence.get("budgets") or []
+    changed = [b for b in budgets if int(b.get("broken") or 0) > CONVERGENCE_MAX_CHANGED]
+    if changed:
+        return _changed_reason(changed[0], claimed=convergence.get("reliable") is True)
+    if convergence.get("reliable") is not True:
+        return "convergence not shown (more iterations or restarts changed the result)"
+    return _missing_budget(run, budgets)
+
+
+def _changed_reason(b: dict[str, Any], *, claimed: bool) -> str:
+    """The reason for a budget whose convergence check broke more than
+    :data:`~benchmark.results.protocols.CONVERGENCE_MAX_CHANGED` images; ``claimed``: the run
+    recorded itself as reliable all the same (checked, not trusted)."""
+    if claimed:
+        return (
+            f"convergence not shown: at {b.get('eps_label')} the check broke "
+            f"{b.get('broken')} images although the run says it converged"
+        )
+    sweeps = b.get("sweeps") or []
+    if sweeps:  # the adaptive track: name what each sweep's last step changed
+        steps = ", ".join(
+            f"{w.get('sweep')} ({w.get('steps')} iterations, {w.get('eot_draws')} EOT "
+            f"draws): {w.get('broken')}"
+            for w in sweeps
+        )
+        return (
+            f"convergence not shown: at {b.get('eps_label')} the sweeps broke "
+            f"{b.get('broken')} of {b.get('robust_before')} images still robust "
+            f"(at most {CONVERGENCE_MAX_CHANGED} may change; {steps})"
+        )
+    return (
+        f"convergence not shown: at {b.get('eps_label')} the stronger APGD broke "
+        f"{b.get('broken')} of {b.get('robust_before')} images still robust "
+        f"(at most {CONVERGENCE_MAX_CHANGED} may change)"
+    )
+
+
+def _missing_budget(run: RunView, budgets: list[dict[str, Any]]) -> str | None:
+    """A convergence block recorded as reliable must have a check at every budget of the
+    run's protocol (None: it has)."""
+    record = run.doc.get("protocol") or {}
     if record.get("id") in PROTOCOLS:
         for eps in PROTOCOLS.get(record["id"]).budgets:
             if not any(abs(float(b.get("eps", -1)) - eps) < 1e-9 for b in budgets):
                 return f"convergence not shown: no check at {eps_label(eps)}"
-    for b in budgets:
-        if int(b.get("broken") or 0) > CONVERGENCE_MAX_CHANGED:
-            return (
-                f"convergence not shown: at {b.get('eps_label')} the check broke "
-                f"{b.get('broken')} images although the run says it converged"
-            )
     return None
 
 

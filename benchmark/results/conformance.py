@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmark.results.naming import eps_label
-from benchmark.results.protocols import PROTOCOLS, Protocol
+from benchmark.results.protocols import PROTOCOLS, Protocol, ProtocolAttack
 
 
 def protocol_problems(doc: dict[str, Any], protocol: Protocol | None = None) -> list[str]:
@@ -50,19 +50,12 @@ def protocol_problems(doc: dict[str, Any], protocol: Protocol | None = None) -> 
     blocks = doc.get("attacks") or []
     randomized = bool((defense.get("config") or {}).get("randomized"))
     voting = bool(defense.get("voting") or (doc.get("metrics") or {}).get("clean_votes"))
-    for rule in protocol.attacks:
-        if not rule.applies(randomized=randomized, voting=voting):
-            continue
-        passes = rule.passes or protocol.threat_models or ("",)
-        for eps in protocol.budgets:
-            for tm in passes:
-                if not any(
-                    _block_matches(b, rule.attack, eps, rule.param_dict, tm) for b in blocks
-                ):
-                    where = f" ({tm} pass)" if tm else ""
-                    problems.append(
-                        f"missing {rule.attack} at {eps_label(eps)} with {rule.param_dict}{where}"
-                    )
+    for rule, eps, tm in _required_cells(protocol, randomized, voting):
+        if not any(_block_matches(b, rule.attack, eps, rule.param_dict, tm) for b in blocks):
+            where = f" ({tm} pass)" if tm else ""
+            problems.append(
+                f"missing {rule.attack} at {eps_label(eps)} with {rule.param_dict}{where}"
+            )
     problems += _extra_and_sanity_problems(doc, protocol, randomized, voting)
     if protocol.track == "deterministic" and defense:
         if defense.get("kind") != "training":
@@ -75,6 +68,20 @@ def protocol_problems(doc: dict[str, Any], protocol: Protocol | None = None) -> 
                 "transferred examples of the standard model do not rank it"
             )
     return problems
+
+
+def _required_cells(
+    protocol: Protocol, randomized: bool, voting: bool
+) -> list[tuple[ProtocolAttack, float, str]]:
+    """Every (attack rule, budget, pass) a run of ``protocol`` must have, and the only ones it
+    may have besides the sanity cell; the pass is "" for a run without defended passes."""
+    return [
+        (rule, eps, tm)
+        for rule in protocol.attacks
+        if rule.applies(randomized=randomized, voting=voting)
+        for eps in protocol.budgets
+        for tm in (rule.passes or protocol.threat_models or ("",))
+    ]
 
 
 SANITY_ATTACK = "pgd"
@@ -98,13 +105,7 @@ def _extra_and_sanity_problems(
     problems = []
     blocks = doc.get("attacks") or []
     training = (doc.get("defense") or {}).get("kind") == "training"
-    allowed = [
-        (rule, eps, tm)
-        for rule in protocol.attacks
-        if rule.applies(randomized=randomized, voting=voting)
-        for eps in protocol.budgets
-        for tm in (rule.passes or protocol.threat_models or ("",))
-    ]
+    allowed = _required_cells(protocol, randomized, voting)
     for b in blocks:
         if training and b.get("threat_model") in PASS_LABELS["oblivious"]:
             problems.append(

@@ -57,6 +57,30 @@ def test_changed_config_misses_and_corrupt_file_is_recomputed(tiny_models, share
     assert other.hits == 0  # another subset is another key
 
 
+def test_subset_seed_picks_the_images_and_is_recorded(tiny_models, shared_data, tmp_path):
+    """``--subset-seed`` decouples the images from ``--seed``: the same subset seed gives the
+    same images (and cache keys) whatever the run's seed, another gives other images."""
+    from benchmark.evaluation.plan import select_subset
+
+    cache = AdversarialCache(tmp_path / "cache")
+    base, _ = evaluate(_config(), data_dir=shared_data, zoo=tiny_models["zoo"], cache=cache)
+    same = AdversarialCache(tmp_path / "cache")
+    doc, _ = evaluate(
+        _config(subset_seed=0), data_dir=shared_data, zoo=tiny_models["zoo"], cache=same
+    )
+    assert doc["data"]["subset"]["indices"] == base["data"]["subset"]["indices"]
+    assert same.hits == 3 and doc["config"]["subset_seed"] == 0
+    other = AdversarialCache(tmp_path / "cache")
+    doc7, _ = evaluate(
+        _config(subset_seed=7), data_dir=shared_data, zoo=tiny_models["zoo"], cache=other
+    )
+    n = doc7["data"]["n_split"]
+    assert doc7["data"]["subset"]["seed"] == 7 and doc7["config"]["seed"] == 0
+    assert doc7["data"]["subset"]["indices"] == select_subset(n, 40, 7).tolist()
+    assert doc7["data"]["subset"]["indices"] != base["data"]["subset"]["indices"]
+    assert other.hits == 0
+
+
 def test_interrupted_run_resumes_from_finished_cells(
     tiny_models, shared_data, tmp_path, monkeypatch, isolated_dirs
 ):

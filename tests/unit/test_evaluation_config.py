@@ -49,6 +49,7 @@ def _options(**kw) -> EvaluationConfig:
             "--adaptive-gradient bpda needs --threat-model adaptive",
         ),
         ({"n_examples": 0}, "--n-examples must be >= 1, got 0"),
+        ({"subset_seed": 1}, "--subset-seed needs --n-examples"),
         ({"corruption_reference": "m"}, "--corruption-reference needs --corruptions"),
     ],
 )
@@ -176,6 +177,7 @@ def test_record_is_the_resolved_config_block():
         "attacks",
         "suite",
         "n_examples",
+        "subset_seed",
         "sanity_attack",
         "corruption_suite",
         "corruption_reference",

@@ -141,10 +141,13 @@ def test_a_surrogate_that_is_the_victim_is_refused(tiny_models):
 
 
 def test_a_transfer_cells_estimate_counts_its_base_attack_on_the_surrogate(
-    tiny_models, shared_data
+    tiny_models, shared_data, monkeypatch
 ):
     """The run estimate of a transfer cell counts the base attack's steps (not the transfer
-    wrapper's, which has none) and times the surrogate, where they are spent."""
+    wrapper's, which has none) and times the surrogate, where they are spent. Both models are
+    tiny CNNs here, so the timer is replaced by one that tells them apart: the victim costs
+    1 ms per image and step, the surrogate 1 s."""
+    import benchmark.evaluation.estimate as estimate
     from benchmark.evaluation.estimate import pass_budget, run_time_bounds
     from benchmark.evaluation.plan import build_plan
 
@@ -168,10 +171,19 @@ def test_a_transfer_cells_estimate_counts_its_base_attack_on_the_surrogate(
         cache=AdversarialCache(enabled=False),
         progress=False,
     )
+    timed = []
+
+    def fake_seconds(model, x):
+        timed.append(model)
+        return (0.001, 0.001) if model is plan.model else (1.0, 1.0)
+
+    monkeypatch.setattr(estimate, "per_image_seconds", fake_seconds)
     try:
         (p,) = plan.passes
         assert pass_budget(p, randomized=False) == (7, 0)
         bounds, todo, cached = run_time_bounds(plan)
-        assert (todo, cached) == (1, 0) and bounds.low > 0
+        assert (todo, cached) == (1, 0)
+        assert bounds.low == pytest.approx(8 * 7 * 1.0)  # 8 images x 7 steps on the surrogate
+        assert len(timed) == 2 and timed[1] is not plan.model
     finally:
         plan.close()
