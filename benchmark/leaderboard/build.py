@@ -57,7 +57,13 @@ from benchmark.leaderboard.ranking import boards
 from benchmark.leaderboard.raw_files import copy_raw_files
 from benchmark.leaderboard.rows import Board
 from benchmark.leaderboard.runs import Entry, Invalid, Run, flags, group_entries, load_runs
-from benchmark.leaderboard.seeds import attach_seeds, deployed_card, entry_seeds, recipe_groups
+from benchmark.leaderboard.seeds import (
+    attach_seeds,
+    deployed_card,
+    entry_seeds,
+    recipe_groups,
+    seed_runs,
+)
 from benchmark.leaderboard.training_curve import training_curve
 from benchmark.leaderboard.transfer import attach_transfer, transfer_tables
 from benchmark.results.naming import eps_label
@@ -239,6 +245,7 @@ def build_site(
             figures=figures,
             no_figures="" if figures else missing_figures_note(entry, card, cards_known),
             seeds=seeds[entry.key],
+            seed_suites=seed_runs(entry, entries),
             curve=training_curve(card),
             flags=entry_flags(entry),
             boards=[

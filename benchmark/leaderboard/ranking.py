@@ -212,17 +212,10 @@ def _linf_row(entry: Entry, eps: float, protocol: Protocol | None) -> Row | None
     return screening
 
 
-def _images_key(run: Run) -> tuple:
-    """What makes two runs' images the same: data sha256, image indices and labels."""
-    indices = np.asarray(run.indices, dtype=np.int64)
-    labels = np.asarray(run.labels, dtype=np.int64)
-    return (run.doc["data"].get("sha256"), indices.tobytes(), labels.shape, labels.tobytes())
-
-
 def _other_images(reference: Run, run: Run) -> str | None:
     """Why ``run`` was not scored on the images of ``reference`` (None: the same images, by
-    :func:`_images_key`)."""
-    if _images_key(reference) == _images_key(run):
+    :attr:`~benchmark.results.view.RunView.images_key`)."""
+    if reference.images_key == run.images_key:
         return None
     if reference.doc["data"].get("sha256") != run.doc["data"].get("sha256"):
         return f"scored on other data than {reference.path} (data sha256 differs)"
@@ -242,7 +235,7 @@ def _rank_protocol_rows(rows: list[Row]) -> None:
         return
     groups: dict[tuple, list[Row]] = {}
     for r in candidates:
-        groups.setdefault(_images_key(r.source), []).append(r)
+        groups.setdefault(r.source.images_key, []).append(r)
     majority = max(groups.values(), key=len)  # max keeps the first (oldest) group on a tie
     reference = majority[0].source
     same = []

@@ -5,13 +5,17 @@ Every leaderboard row is one checkpoint. The committed model cards
 recipe (the same model id up to its ``_s<seed>`` part) with its test scores on the whole test
 split, so an entry page shows the seeds of the recipe its checkpoint belongs to and the board
 shows the clean test accuracy over those seeds (mean and sample standard deviation) beside
-the row. The robust figures of the other seeds are not shown: they exist only where a seed was
-evaluated, and a board ranks checkpoints, not recipes.
+the row. A board ranks checkpoints, not recipes, so it shows no robust figure of the other
+seeds; the entry page does where they exist (:func:`seed_runs`): the runs of the recipe's other
+seeds under the same defense, suite and images (``bench evaluate --subset-seed`` screens every
+seed on the same subset), with each attack cell's robust accuracy per seed and its mean and
+sample standard deviation over them.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +23,7 @@ from typing import Any
 
 from benchmark.errors import CheckpointError
 from benchmark.leaderboard.rows import Board
-from benchmark.leaderboard.runs import Entry
+from benchmark.leaderboard.runs import Entry, Run
 from benchmark.results.cards import read_cards, recipe_of
 
 logger = logging.getLogger(__name__)
@@ -120,6 +124,103 @@ def deployed_card(entry: Entry, groups: dict[str, list[dict[str, Any]]]) -> dict
     return None
 
 
+@dataclass(frozen=True)
+class SeedSuite:
+    """One suite that two or more seeds of a recipe ran under the same defense on the same
+    images (:func:`seed_runs`).
+
+    Attributes:
+        suite: the run folder's suite.
+        n: images scored (the same for every seed).
+        columns: ``clean`` and every attack cell the seeds' runs share, labelled with its
+            threat model (sanity-only cells left out).
+        rows: per seed (ascending): ``seed``, ``model_id``, ``path`` (the results file),
+            ``values`` (accuracy per column, in [0, 1]) and ``this`` (the entry's own run).
+        mean, sd: per column over the seeds (sample standard deviation).
+    """
+
+    suite: str
+    n: int
+    columns: tuple[str, ...]
+    rows: tuple[dict[str, Any], ...]
+    mean: tuple[float, ...]
+    sd: tuple[float, ...]
+
+
+def _seed_of(model_id: str) -> int | None:
+    found = re.search(r"_\d+px_s(\d+)(?=_|$)", model_id)
+    return int(found.group(1)) if found else None
+
+
+def _cells(run: Run) -> dict[str, float]:
+    """Accuracy per column of a run: ``clean`` and each attack cell under its threat model."""
+    out = {"clean": float(run.clean_accuracy.value)}
+    for a in run.attacks:
+        if not a.sanity_only:
+            out[f"{a.label} ({a.threat_model.value})"] = float(a.robust_accuracy.value)
+    return out
+
+
+def seed_runs(entry: Entry, entries: list[Entry]) -> list[SeedSuite]:
+    """The robust figures of ``entry``'s recipe over its seeds, per suite: for each run of the
+    entry, the newest run of the same suite of every other seed of its recipe (same dataset,
+    defense and parameters) scored on the same images (data, indices and labels). Suites that
+    only the entry ran are left out; columns are the cells every seed's run has."""
+    mine = entry.newest().doc.get("model") or {}
+    if not mine.get("model_id") or _seed_of(mine["model_id"]) is None:
+        return []
+    recipe = recipe_of({"model_id": mine["model_id"]})
+    siblings = [
+        e
+        for e in entries
+        if e.dataset == entry.dataset
+        and e.defense == entry.defense
+        and e.defense_params == entry.defense_params
+        and recipe_of({"model_id": (e.newest().doc.get("model") or {}).get("model_id", "")})
+        == recipe
+    ]
+    out = []
+    for run in sorted(entry.runs, key=lambda r: r.suite):
+        if run.indices is None:  # schema 1: no images to compare
+            continue
+        found: dict[int, tuple[Entry, Run]] = {}
+        for sib in siblings:
+            same = [
+                r
+                for r in sib.runs
+                if r.suite == run.suite and r.indices is not None and r.images_key == run.images_key
+            ]
+            seed = _seed_of(str((sib.newest().doc.get("model") or {}).get("model_id")))
+            if same and seed is not None and (sib is entry or seed not in found):
+                found[seed] = (sib, run if sib is entry else max(same, key=lambda r: r.created_at))
+        if len(found) < 2:
+            continue
+        cells = {seed: _cells(r) for seed, (_, r) in found.items()}
+        columns = [c for c in cells[min(cells)] if all(c in v for v in cells.values())]
+        rows = tuple(
+            {
+                "seed": seed,
+                "model_id": (r.doc.get("model") or {}).get("model_id"),
+                "path": r.path,
+                "values": tuple(cells[seed][c] for c in columns),
+                "this": sib is entry,
+            }
+            for seed, (sib, r) in sorted(found.items())
+        )
+        per_col = [[row["values"][i] for row in rows] for i in range(len(columns))]
+        out.append(
+            SeedSuite(
+                suite=run.suite,
+                n=run.n,
+                columns=tuple(columns),
+                rows=rows,
+                mean=tuple(statistics.fmean(v) for v in per_col),
+                sd=tuple(statistics.stdev(v) for v in per_col),
+            )
+        )
+    return out
+
+
 def attach_seeds(boards: list[Board], seeds: dict[str, RecipeSeeds | None]) -> None:
     """Give every board row whose entry has seeds ``row.details["seeds"]`` (by entry key)."""
     for board in boards:
@@ -130,4 +231,12 @@ def attach_seeds(boards: list[Board], seeds: dict[str, RecipeSeeds | None]) -> N
                 board.has_seeds = True
 
 
-__all__ = ["RecipeSeeds", "attach_seeds", "deployed_card", "entry_seeds", "recipe_groups"]
+__all__ = [
+    "RecipeSeeds",
+    "SeedSuite",
+    "attach_seeds",
+    "deployed_card",
+    "entry_seeds",
+    "recipe_groups",
+    "seed_runs",
+]

@@ -142,6 +142,15 @@ class RunView:
         task (None: schema 1)."""
         return read_labels(self.doc["data"].get("labels"), self.n)
 
+    @property
+    def images_key(self) -> tuple:
+        """What makes two runs' images the same: data sha256, image indices and labels (two
+        runs with equal keys scored the same images in the same order, so their outcomes can
+        be paired image by image)."""
+        indices = np.asarray(self.indices, dtype=np.int64)
+        labels = np.asarray(self.labels, dtype=np.int64)
+        return (self.doc["data"].get("sha256"), indices.tobytes(), labels.shape, labels.tobytes())
+
     # -- clean scores -----------------------------------------------------------------------
     @property
     def clean(self) -> dict[str, Any]:

@@ -98,3 +98,43 @@ def test_an_older_version_of_another_checkpoint_is_named_as_replaced(tmp_path):
     shutil.copyfile(src, old)  # the same checkpoint: an older version, nothing replaced
     build_site(tmp_path / "results", tmp_path / "site2")
     assert "an earlier training" not in (tmp_path / "site2" / page.name).read_text()
+
+
+def test_entry_page_shows_robust_accuracy_over_seeds_scored_on_the_same_images(
+    tiny_models, shared_data, tmp_path
+):
+    """Seeds 0 and 1 screened on one subset (``subset_seed=0``) give each entry page a table of
+    both seeds' robust accuracy with its mean and sd; a seed-1 run on its own subset (other
+    images) is not paired with them."""
+    zoo = tiny_models["zoo"]
+    results = tmp_path / "results"
+    common = dict(
+        attacks="fgsm",
+        eps=["8/255"],
+        n_examples=16,
+        data_dir=shared_data,
+        zoo=zoo.root,
+        cache_dir=tmp_path / "cache",
+        sanity_attack=False,
+    )
+    docs = {
+        seed: mrb.evaluate(
+            "breastmnist", "tiny_cnn", seed=seed, subset_seed=0, out_dir=results, **common
+        )
+        for seed in (0, 1)
+    }
+    site = build_site(results, tmp_path / "site", cards=None)
+    pages = {p.name: p.read_text() for p in site.out.glob("entry-*.html")}
+    assert len(pages) == 2
+    robust = [docs[s]["attacks"][0]["metrics"]["robust_accuracy"]["value"] for s in (0, 1)]
+    mean, sd = statistics.fmean(robust), statistics.stdev(robust)
+    for html in pages.values():
+        assert 'id="seed-runs"' in html and "(16 images, 2 seeds)" in html
+        assert f"{100 * mean:.1f} &plusmn; {100 * sd:.1f}" in html
+        assert html.count("(this entry)") == 1
+    # Seed 1 on its own subset: other images, so no seed table on the lone seed-0 page.
+    alone = tmp_path / "alone"
+    mrb.evaluate("breastmnist", "tiny_cnn", seed=0, out_dir=alone, **common)
+    mrb.evaluate("breastmnist", "tiny_cnn", seed=1, out_dir=alone, **common)
+    site2 = build_site(alone, tmp_path / "site2", cards=None)
+    assert all('id="seed-runs"' not in p.read_text() for p in site2.out.glob("entry-*.html"))
