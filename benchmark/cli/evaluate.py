@@ -69,7 +69,9 @@ def evaluate_cmd(
     ),
     size: int | None = typer.Option(None, help="Image size (default: the dataset's)."),
     split: str = typer.Option("test", help="Split to score: test | val | train."),
-    seed: int = typer.Option(0, help="Seed of the model, the subset, the attacks and the CIs."),
+    seed: int = typer.Option(
+        0, help="Seed of the model, the subset (unless --subset-seed), the attacks and the CIs."
+    ),
     batch_size: str = typer.Option(
         "256",
         help="Inference and attack batch size, or auto: the largest that fits the free memory "

@@ -178,6 +178,7 @@ class EvaluationConfig:
                 n_examples=n_examples,
                 split=split,
                 sanity_attack=sanity_attack,
+                subset_seed=subset_seed,
             )
             threat_models, eot_samples, draws = protocol_defense_options(
                 protocol,

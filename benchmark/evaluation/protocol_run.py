@@ -27,6 +27,7 @@ def protocol_cells(
     n_examples: int | None,
     split: str,
     sanity_attack: bool,
+    subset_seed: int | None = None,
 ) -> tuple[str, list[AttackCell], bool]:
     """The suite name, attack cells and sanity flag of a protocol run; options that the
     protocol fixes are refused, one line each, rather than silently overridden."""
@@ -36,6 +37,7 @@ def protocol_cells(
         "--eps": bool(eps),
         "--attack-param": bool(attack_params),
         "--n-examples": n_examples is not None,
+        "--subset-seed": subset_seed is not None,
         f"--split {split}": split != protocol.split,
         "--no-sanity-attack": sanity_attack != protocol.sanity_attack,
     }

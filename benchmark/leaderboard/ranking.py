@@ -219,7 +219,7 @@ def _other_images(reference: Run, run: Run) -> str | None:
         return None
     if reference.doc["data"].get("sha256") != run.doc["data"].get("sha256"):
         return f"scored on other data than {reference.path} (data sha256 differs)"
-    return f"scored on other images than {reference.path} (indices or labels differ)"
+    return f"scored on other images than {reference.path} (split or indices differ)"
 
 
 def _rank_protocol_rows(rows: list[Row]) -> None:

@@ -152,20 +152,44 @@ def _seed_of(model_id: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def _cells(run: Run) -> dict[str, float]:
-    """Accuracy per column of a run: ``clean`` and each attack cell under its threat model."""
-    out = {"clean": float(run.clean_accuracy.value)}
+#: Config fields two seeds' runs must share besides their suite, so that their attacks are
+#: equally strong (the suite's folder name says nothing of EOT draws, scoring draws, passes).
+_SAME_SETTING = ("eot_samples", "draws", "threat_models", "adaptive_gradient")
+
+
+def _setting(run: Run) -> tuple:
+    config = run.config
+    protocol = (run.doc.get("protocol") or {}).get("sha256")
+    return (*(repr(config.get(k)) for k in _SAME_SETTING), protocol)
+
+
+def _cells(run: Run) -> dict[tuple[str, str], tuple[str, float]]:
+    """Accuracy per column of a run, keyed by cell id and threat model (two cells with the
+    same label but other parameters stay apart): ``clean`` and each attack cell, with its
+    heading."""
+    out = {("clean", ""): ("clean", float(run.clean_accuracy.value))}
     for a in run.attacks:
         if not a.sanity_only:
-            out[f"{a.label} ({a.threat_model.value})"] = float(a.robust_accuracy.value)
+            tm = a.threat_model.value
+            out[(a.cell_id, tm)] = (f"{a.label} ({tm})", float(a.robust_accuracy.value))
     return out
+
+
+def _headings(columns: list[tuple[str, str]], cells: dict) -> tuple[str, ...]:
+    """Column headings: the cell label, with its cell id where two columns share a label."""
+    labels = [cells[c][0] for c in columns]
+    return tuple(
+        f"{label} [{c[0]}]" if labels.count(label) > 1 else label
+        for label, c in zip(labels, columns, strict=True)
+    )
 
 
 def seed_runs(entry: Entry, entries: list[Entry]) -> list[SeedSuite]:
     """The robust figures of ``entry``'s recipe over its seeds, per suite: for each run of the
     entry, the newest run of the same suite of every other seed of its recipe (same dataset,
-    defense and parameters) scored on the same images (data, indices and labels). Suites that
-    only the entry ran are left out; columns are the cells every seed's run has."""
+    defense and parameters) scored on the same images (:attr:`RunView.images_key`) with the
+    same passes and draws. Suites that only the entry ran, or whose shared columns hold no
+    attack, are left out; columns are the cells every seed's run has."""
     mine = entry.newest().doc.get("model") or {}
     if not mine.get("model_id") or _seed_of(mine["model_id"]) is None:
         return []
@@ -181,14 +205,15 @@ def seed_runs(entry: Entry, entries: list[Entry]) -> list[SeedSuite]:
     ]
     out = []
     for run in sorted(entry.runs, key=lambda r: r.suite):
-        if run.indices is None:  # schema 1: no images to compare
+        images = run.images_key
+        if images is None:
             continue
         found: dict[int, tuple[Entry, Run]] = {}
         for sib in siblings:
             same = [
                 r
                 for r in sib.runs
-                if r.suite == run.suite and r.indices is not None and r.images_key == run.images_key
+                if r.suite == run.suite and r.images_key == images and _setting(r) == _setting(run)
             ]
             seed = _seed_of(str((sib.newest().doc.get("model") or {}).get("model_id")))
             if same and seed is not None and (sib is entry or seed not in found):
@@ -196,13 +221,16 @@ def seed_runs(entry: Entry, entries: list[Entry]) -> list[SeedSuite]:
         if len(found) < 2:
             continue
         cells = {seed: _cells(r) for seed, (_, r) in found.items()}
-        columns = [c for c in cells[min(cells)] if all(c in v for v in cells.values())]
+        first = cells[min(cells)]
+        columns = [c for c in first if all(c in v for v in cells.values())]
+        if len(columns) < 2:  # clean only: the model cards' seed table says that already
+            continue
         rows = tuple(
             {
                 "seed": seed,
                 "model_id": (r.doc.get("model") or {}).get("model_id"),
                 "path": r.path,
-                "values": tuple(cells[seed][c] for c in columns),
+                "values": tuple(cells[seed][c][1] for c in columns),
                 "this": sib is entry,
             }
             for seed, (sib, r) in sorted(found.items())
@@ -212,7 +240,7 @@ def seed_runs(entry: Entry, entries: list[Entry]) -> list[SeedSuite]:
             SeedSuite(
                 suite=run.suite,
                 n=run.n,
-                columns=tuple(columns),
+                columns=_headings(columns, first),
                 rows=rows,
                 mean=tuple(statistics.fmean(v) for v in per_col),
                 sd=tuple(statistics.stdev(v) for v in per_col),

@@ -149,12 +149,16 @@ def unreliable_reason(run: RunView) -> str | None:
     if not isinstance(convergence, dict):
         return "convergence evidence not recorded"
     budgets = convergence.get("budgets") or []
+    claimed = convergence.get("reliable") is True
+    missing = _missing_budget(run, budgets) if claimed else None
+    if missing:  # a claim of convergence without a check at every budget comes first
+        return missing
     changed = [b for b in budgets if int(b.get("broken") or 0) > CONVERGENCE_MAX_CHANGED]
     if changed:
-        return _changed_reason(changed[0], claimed=convergence.get("reliable") is True)
-    if convergence.get("reliable") is not True:
+        return _changed_reason(changed[0], claimed=claimed)
+    if not claimed:
         return "convergence not shown (more iterations or restarts changed the result)"
-    return _missing_budget(run, budgets)
+    return None
 
 
 def _changed_reason(b: dict[str, Any], *, claimed: bool) -> str:

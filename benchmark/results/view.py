@@ -143,13 +143,24 @@ class RunView:
         return read_labels(self.doc["data"].get("labels"), self.n)
 
     @property
-    def images_key(self) -> tuple:
-        """What makes two runs' images the same: data sha256, image indices and labels (two
-        runs with equal keys scored the same images in the same order, so their outcomes can
-        be paired image by image)."""
-        indices = np.asarray(self.indices, dtype=np.int64)
-        labels = np.asarray(self.labels, dtype=np.int64)
-        return (self.doc["data"].get("sha256"), indices.tobytes(), labels.shape, labels.tobytes())
+    def images_key(self) -> tuple | None:
+        """What makes two runs' images the same: the data file's sha256, the split and the
+        split indices scored, in order (the file and the indices fix the labels too). Two runs
+        with equal keys scored the same images in the same order, so their outcomes pair image
+        by image. A schema-1 file has no ``data.indices``: its subset's indices, or the whole
+        split in order, stand in. None when the indices cannot be known."""
+        data = self.doc["data"]
+        indices = self.indices
+        if indices is None:
+            subset = data.get("subset")
+            if isinstance(subset, dict) and subset.get("indices") is not None:
+                indices = np.asarray(subset["indices"])
+            elif not subset and data.get("n") == data.get("n_split"):
+                indices = np.arange(int(data["n"]))
+            else:
+                return None
+        ordered = np.asarray(indices, dtype=np.int64).tobytes()
+        return (data.get("sha256"), data.get("split"), ordered)
 
     # -- clean scores -----------------------------------------------------------------------
     @property

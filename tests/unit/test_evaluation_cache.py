@@ -79,6 +79,11 @@ def test_subset_seed_picks_the_images_and_is_recorded(tiny_models, shared_data, 
     assert doc7["data"]["subset"]["indices"] == select_subset(n, 40, 7).tolist()
     assert doc7["data"]["subset"]["indices"] != base["data"]["subset"]["indices"]
     assert other.hits == 0
+    # A rebuilt run (bench diagnose, replays) takes the same images from the file.
+    from benchmark.evaluation.replay import config_from_result
+
+    again = config_from_result(doc7, "cpu")
+    assert again.subset_seed == 7 and again.images_seed == 7 and again.seed == 0
 
 
 def test_interrupted_run_resumes_from_finished_cells(

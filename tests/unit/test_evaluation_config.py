@@ -24,6 +24,13 @@ def _options(**kw) -> EvaluationConfig:
     return EvaluationConfig.from_options(**{"dataset": "breastmnist", "arch": "tiny_cnn", **kw})
 
 
+def test_a_protocol_refuses_a_subset_seed_and_names_the_option():
+    with pytest.raises(ConfigError, match=r"drop --subset-seed \(or leave out --protocol"):
+        EvaluationConfig.from_options(
+            dataset="breastmnist", arch="tiny_cnn", protocol="mrb_linf_v1", subset_seed=3
+        )
+
+
 @pytest.mark.parametrize(
     ("kw", "message"),
     [

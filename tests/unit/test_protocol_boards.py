@@ -632,6 +632,9 @@ def test_a_run_that_says_it_converged_is_checked_not_trusted():
     assert "at 8/255 the check broke 2 images although the run says it converged" in (
         unreliable_reason(RunView(broke, "x.json"))
     )
+    both = copy.deepcopy(broke)  # a missing check is named first when both are wrong
+    both["convergence"]["budgets"] = both["convergence"]["budgets"][1:]
+    assert unreliable_reason(RunView(both, "x.json")) == "convergence not shown: no check at 2/255"
 
 
 def test_adaptive_weaker_is_counted_per_image():

@@ -68,6 +68,21 @@ def test_run_view_reads_a_defended_run():
     assert run.flags == doc.get("flags", [])
 
 
+def test_images_key_pairs_a_schema_1_whole_split_run_with_a_schema_2_one():
+    """Two clean BreastMNIST runs on the whole test split, one from before per-image outcomes
+    (schema 1, no data.indices) and one after, scored the same images; a 100-image subset
+    did not."""
+    old = _view("breastmnist/clean/resnet18_breastmnist_28px_s0")
+    new = _view("breastmnist/clean/resnet18_breastmnist_28px_s1")
+    assert old.indices is None and new.indices is not None
+    assert old.images_key == new.images_key
+    subset = _view("breastmnist/xu2021_table5/resnet18_breastmnist_28px_s0")
+    assert subset.n == 100 and subset.images_key not in (None, old.images_key)
+    doc = json.loads(json.dumps(old.doc))
+    doc["data"]["n"] = 10  # a subset whose indices the file does not give
+    assert RunView(doc, "x.json").images_key is None
+
+
 def test_run_view_of_an_undefended_run_is_white_box():
     run = _view(BARE)
     assert not run.defended and run.defense is None and run.defense_label == "none"

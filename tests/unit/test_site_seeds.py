@@ -138,3 +138,51 @@ def test_entry_page_shows_robust_accuracy_over_seeds_scored_on_the_same_images(
     mrb.evaluate("breastmnist", "tiny_cnn", seed=1, out_dir=alone, **common)
     site2 = build_site(alone, tmp_path / "site2", cards=None)
     assert all('id="seed-runs"' not in p.read_text() for p in site2.out.glob("entry-*.html"))
+
+
+def test_seed_runs_keep_same_label_cells_apart_and_pair_only_equal_settings(
+    tiny_models, shared_data, tmp_path
+):
+    """Columns are keyed by cell id (two PGD cells with one label stay two columns, told
+    apart by their ids), and a seed's run with other EOT draws is not paired."""
+    import copy
+
+    from benchmark.leaderboard.runs import Run, group_entries
+    from benchmark.leaderboard.seeds import seed_runs
+
+    zoo = tiny_models["zoo"]
+    docs = [
+        mrb.evaluate(
+            "breastmnist",
+            "tiny_cnn",
+            attacks="fgsm",
+            eps=["8/255"],
+            n_examples=16,
+            seed=seed,
+            subset_seed=0,
+            data_dir=shared_data,
+            zoo=zoo.root,
+            out_dir=tmp_path / "results",
+            cache_dir=tmp_path / "cache",
+            sanity_attack=False,
+        )
+        for seed in (0, 1)
+    ]
+    for doc in docs:  # a second cell with the same label ("fgsm 8/255"), another id
+        twin = copy.deepcopy(doc["attacks"][0])
+        twin["cell_id"] += "_twin"
+        twin["metrics"]["robust_accuracy"]["value"] = 0.5
+        doc["attacks"].append(twin)
+
+    def entries(ds):
+        return group_entries([Run(d, f"{i}.json") for i, d in enumerate(ds)])
+
+    found = entries(docs)
+    (suite,) = seed_runs(found[0], found)
+    assert len(suite.columns) == 3 and suite.columns[0] == "clean"
+    assert suite.columns[1] != suite.columns[2] and "_twin]" in suite.columns[2]
+    assert [r["values"][2] for r in suite.rows] == [0.5, 0.5]
+    other = copy.deepcopy(docs[1])
+    other["config"]["eot_samples"] = 5
+    found = entries([docs[0], other])
+    assert seed_runs(found[0], found) == []
