@@ -96,6 +96,21 @@ def _matrix_worst(run: RunView) -> str:
     return ", ".join(worst) or "-"
 
 
+def _row_labels(runs: list[RunView]) -> list[str]:
+    """The defense column of each run: its defense label, with the model's architecture and
+    seed where another row of the same dataset has the same label on another model (seeds of
+    one recipe, or one defense on two architectures), so no two rows read alike."""
+    models: dict[tuple[str, str], set[str]] = {}
+    for run in runs:
+        models.setdefault((run.dataset, run.defense_label), set()).add(run.model_id)
+    return [
+        f"{run.defense_label} ({run.arch}, seed {run.config.get('seed', 0)})"
+        if len(models[(run.dataset, run.defense_label)]) > 1
+        else run.defense_label
+        for run in runs
+    ]
+
+
 def render_defense_matrix(docs: Docs, *, balanced: bool = False) -> str:
     """Papers' defense tables (MedRDF Table III, MDDA Table 2): one row per run (undefended
     model or defense configuration), one column per attack cell, each entry the oblivious
@@ -111,8 +126,8 @@ def render_defense_matrix(docs: Docs, *, balanced: bool = False) -> str:
     columns = cell_columns(runs)
     head = ["dataset", "defense", "n", "clean", *columns.values()]
     lines = table_head(head if balanced else [*head, "worst case"])
-    for run in runs:
-        row = [run.dataset, run.defense_label, str(run.n)]
+    for run, label in zip(runs, _row_labels(runs), strict=True):
+        row = [run.dataset, label, str(run.n)]
         cells = _matrix_cells(run, columns, balanced)
         if balanced:
             clean = run.clean_balanced_accuracy
@@ -154,14 +169,14 @@ def render_defense_summary(docs: Docs) -> str:
     # (an undefended run's row shows its white-box worst case)
     head += [f"worst case {label} obl. / adapt. / all" for _, label in budgets]
     lines = table_head([*head, "ms/img (x bare)", "flags"])
-    for run in runs:
+    for run, label in zip(runs, _row_labels(runs), strict=True):
         cost = run.cost
         cost_text = (
             f"{cost['defended_ms_per_image']:.1f} (x{cost['overhead']:.1f})"
             if cost.get("overhead")
             else "-"
         )
-        row = [run.dataset, run.defense_label, str(run.n)]
+        row = [run.dataset, label, str(run.n)]
         row += [f"{100 * run.bare_clean['accuracy']['value']:.1f}", _clean_text(run)]
         row += [*_summary_worst(run, budgets), cost_text, ", ".join(run.flags) or "-"]
         lines.append(table_row(row))

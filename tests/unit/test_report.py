@@ -169,6 +169,27 @@ def test_defense_matrix_puts_adaptive_beside_oblivious():
     assert cells[6].startswith("80.0 / 30.0 @8/255")
 
 
+def test_defense_matrix_names_the_seed_where_two_rows_would_read_alike():
+    """Two seeds of one recipe under one defense get the architecture and seed in their
+    defense column; a label with one model keeps its plain form."""
+    import copy
+
+    from benchmark.reports import render_defense_matrix
+
+    s0 = _defended(0.8, 0.3, params={"n": 100})
+    s0["config"].update(seed=0, arch="resnet18", model_id="resnet18_p_28px_s0")
+    s1 = copy.deepcopy(s0)
+    s1["config"].update(seed=1, model_id="resnet18_p_28px_s1")
+    other = _defended(0.7, 0.2, params={"n": 50})
+    table = render_defense_matrix([("a.json", s0), ("b.json", s1), ("c.json", other)])
+    labels = [r.split(" | ")[1] for r in table.strip().splitlines()[2:]]
+    assert labels == [
+        "medrdf (n=100) (resnet18, seed 0)",
+        "medrdf (n=100) (resnet18, seed 1)",
+        "medrdf (n=50)",
+    ]
+
+
 def test_defense_summary_reports_both_threat_models_cost_and_flags():
     from benchmark.reports import render_defense_summary
 
