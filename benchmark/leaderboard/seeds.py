@@ -15,7 +15,6 @@ sample standard deviation over them.
 from __future__ import annotations
 
 import logging
-import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 from benchmark.errors import CheckpointError
 from benchmark.leaderboard.rows import Board
 from benchmark.leaderboard.runs import Entry, Run
-from benchmark.results.cards import read_cards, recipe_of
+from benchmark.results.cards import read_cards, recipe_of, seed_of
 
 logger = logging.getLogger(__name__)
 
@@ -147,11 +146,6 @@ class SeedSuite:
     sd: tuple[float, ...]
 
 
-def _seed_of(model_id: str) -> int | None:
-    found = re.search(r"_\d+px_s(\d+)(?=_|$)", model_id)
-    return int(found.group(1)) if found else None
-
-
 #: Config fields two seeds' runs must share besides their suite, so that their attacks are
 #: equally strong (the suite's folder name says nothing of EOT draws, scoring draws, passes).
 _SAME_SETTING = ("eot_samples", "draws", "threat_models", "adaptive_gradient")
@@ -184,38 +178,41 @@ def _headings(columns: list[tuple[str, str]], cells: dict) -> tuple[str, ...]:
     )
 
 
+def _deployed_id(entry: Entry) -> str:
+    """The model id of the checkpoint ``entry`` deploys ("" when its run names none)."""
+    return str((entry.newest().doc.get("model") or {}).get("model_id") or "")
+
+
 def seed_runs(entry: Entry, entries: list[Entry]) -> list[SeedSuite]:
     """The robust figures of ``entry``'s recipe over its seeds, per suite: for each run of the
     entry, the newest run of the same suite of every other seed of its recipe (same dataset,
     defense and parameters) scored on the same images (:attr:`RunView.images_key`) with the
     same passes and draws. Suites that only the entry ran, or whose shared columns hold no
     attack, are left out; columns are the cells every seed's run has."""
-    mine = entry.newest().doc.get("model") or {}
-    if not mine.get("model_id") or _seed_of(mine["model_id"]) is None:
+    mine = _deployed_id(entry)
+    if seed_of(mine) is None:
         return []
-    recipe = recipe_of({"model_id": mine["model_id"]})
-    siblings = [
-        e
+    recipe = recipe_of({"model_id": mine})
+    siblings = [  # (entry, seed) of every checkpoint of the recipe under the same defense
+        (e, seed_of(_deployed_id(e)))
         for e in entries
         if e.dataset == entry.dataset
         and e.defense == entry.defense
         and e.defense_params == entry.defense_params
-        and recipe_of({"model_id": (e.newest().doc.get("model") or {}).get("model_id", "")})
-        == recipe
+        and recipe_of({"model_id": _deployed_id(e)}) == recipe
     ]
     out = []
     for run in sorted(entry.runs, key=lambda r: r.suite):
-        images = run.images_key
+        images, setting = run.images_key, _setting(run)
         if images is None:
             continue
         found: dict[int, tuple[Entry, Run]] = {}
-        for sib in siblings:
+        for sib, seed in siblings:
             same = [
                 r
                 for r in sib.runs
-                if r.suite == run.suite and r.images_key == images and _setting(r) == _setting(run)
+                if r.suite == run.suite and r.images_key == images and _setting(r) == setting
             ]
-            seed = _seed_of(str((sib.newest().doc.get("model") or {}).get("model_id")))
             if same and seed is not None and (sib is entry or seed not in found):
                 found[seed] = (sib, run if sib is entry else max(same, key=lambda r: r.created_at))
         if len(found) < 2:

@@ -214,12 +214,22 @@ def models_named_by_results(root: str | Path) -> dict[tuple[str, str], dict[str,
     return seen
 
 
+#: The seed part of a model id: it follows the size (``<arch>_<dataset>_<size>px_s<seed>
+#: [_<defense tag>]``), so an architecture or dataset name with an ``_s<digits>`` of its own
+#: is left alone.
+_SEED_PART = re.compile(r"(_\d+px)_s(\d+)(?=_|$)")
+
+
 def recipe_of(card: dict[str, Any]) -> str:
     """The recipe a checkpoint belongs to: its model id without the seed
     (``resnet18_breastmnist_28px_s1_pgd_at`` -> ``resnet18_breastmnist_28px_pgd_at``)."""
-    # The seed follows the size (``<arch>_<dataset>_<size>px_s<seed>[_<defense tag>]``), so an
-    # architecture or dataset name with an ``_s<digits>`` of its own is left alone.
-    return re.sub(r"(_\d+px)_s\d+(?=_|$)", r"\1", str(card["model_id"]), count=1)
+    return _SEED_PART.sub(r"\1", str(card["model_id"]), count=1)
+
+
+def seed_of(model_id: str) -> int | None:
+    """The seed in a model id (``resnet18_breastmnist_28px_s1_pgd_at`` -> 1; None without)."""
+    found = _SEED_PART.search(model_id)
+    return int(found.group(2)) if found else None
 
 
 __all__ = [
@@ -235,4 +245,5 @@ __all__ = [
     "read_card",
     "read_cards",
     "recipe_of",
+    "seed_of",
 ]
