@@ -8,6 +8,7 @@ CLI, the reports and the leaderboard read them back with the same ones.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from enum import Enum
 from pathlib import Path
@@ -86,10 +87,25 @@ def params_slug(params: dict[str, Any]) -> str:
     return slug
 
 
+def _steps_name(attack: str, params: dict[str, Any]) -> str:
+    """``pgd`` with ``{"steps": 20}`` -> ``pgd-20``."""
+    return attack + (f"-{params['steps']}" if "steps" in params else "")
+
+
 def cell_label(block: dict[str, Any]) -> str:
-    """Column heading for one attack block: ``pgd-20 8/255``, ``fgsm 0.01``, ``gap``..."""
+    """Column heading for one attack block: ``pgd-20 8/255``, ``fgsm 0.01``, ``gap``; a transfer
+    cell names the attack it crafts with (``transfer bim-100 6/255``), since cells that differ
+    only in it would otherwise share a heading."""
     params = block["config"]["params"]
-    name = block["attack"] + (f"-{params['steps']}" if "steps" in params else "")
+    name = _steps_name(block["attack"], params)
+    if block["attack"] == "transfer" and params.get("base_attack"):
+        base = params.get("base_params") or {}
+        if isinstance(base, str):
+            try:
+                base = json.loads(base)
+            except json.JSONDecodeError:
+                base = {}
+        name += " " + _steps_name(params["base_attack"], base if isinstance(base, dict) else {})
     return f"{name} {block['eps_label']}" if block["bounded"] else name
 
 

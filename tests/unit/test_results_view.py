@@ -83,6 +83,19 @@ def test_images_key_pairs_a_schema_1_whole_split_run_with_a_schema_2_one():
     assert RunView(doc, "x.json").images_key is None
 
 
+def test_transfer_cells_are_labelled_by_the_attack_they_craft_with():
+    """The MDDA Sec. 4.3 run's four transfer cells differ only in their base attack: each label
+    names it, so no two columns of a table share a heading."""
+    run = _view("breastmnist/mdda_transfer/mobilenet_v2_breastmnist_28px_s0")
+    labels = [a.label for a in run.attack_cells() if a.attack == "transfer"]
+    assert labels == [
+        "transfer bim-100 6/255",
+        "transfer pgd-100 6/255",
+        "transfer difgsm-100 6/255",
+        "transfer autoattack-100 6/255",
+    ]
+
+
 def test_run_view_of_an_undefended_run_is_white_box():
     run = _view(BARE)
     assert not run.defended and run.defense is None and run.defense_label == "none"
