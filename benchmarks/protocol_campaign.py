@@ -36,17 +36,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: Base-model epochs and robust fine-tune epochs per dataset (the published recipes).
-RECIPES = {"breastmnist": (30, 10), "pneumoniamnist": (10, 2), "retinamnist": (20, 5)}
-#: Training-time defenses on the boards: (id, parameters), per dataset where they differ.
-ROBUST: list[tuple[str, dict[str, Any]]] = [
-    ("pgd_at", {"steps": 3}),
-    ("trades", {"steps": 3}),
-    ("mart", {"steps": 3}),
-    ("mpadvt", {}),
-    ("maadvt", {"steps": 3}),
-]
-EXTRA_ROBUST = {"pneumoniamnist": [("trades", {"beta": 1, "steps": 3})]}
+from benchmark.training.recipes import ROBUST_DEFENSES, SEEDS, STANDARD_EPOCHS
+
+#: Training-time defenses on the boards, with their published recipes
+#: (:mod:`benchmark.training.recipes`: PGD-7 at the training eps, 12 fine-tune epochs), and
+#: sensitivity entries whose parameters add to the recipe's, per dataset.
+ROBUST: tuple[str, ...] = ROBUST_DEFENSES
+EXTRA_ROBUST: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "pneumoniamnist": [("trades", {"beta": 1})]
+}
 #: Adaptive-track defenses on the boards, cheapest first; MedRDF's votes at n = 1000.
 ADAPTIVE: list[tuple[str, dict[str, Any]]] = [
     ("bit_depth_reduction", {}),
@@ -71,6 +69,7 @@ class Job:
     defense: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     arch: str = "resnet18"
+    seed: int = 0
 
     @property
     def name(self) -> str:
@@ -79,18 +78,52 @@ class Job:
         tail = self.defense or "undefended"
         if self.params:
             tail += "_" + "_".join(f"{k}={v}" for k, v in sorted(self.params.items()))
-        return f"{self.dataset}__{tail}"
+        return f"{self.dataset}__{tail}" + (f"__s{self.seed}" if self.seed else "")
+
+    def train_configs(self) -> list[Any]:
+        """The recipes of the models this job evaluates, the standard model first (a robust
+        model is fine-tuned from it); none for a transfer job."""
+        from benchmark.defenses import load_submission
+        from benchmark.training.recipes import robust_config, standard_config
+
+        if self.protocol == TRANSFER:
+            return []
+        out = [standard_config(self.dataset, self.arch, self.seed)]
+        if self.defense is not None and load_submission(self.defense).meta.kind == "training":
+            out.append(robust_config(self.dataset, self.defense, self.arch, self.seed, self.params))
+        return out
+
+    def defense_params(self) -> dict[str, Any]:
+        """The parameters the evaluated defense runs with: a training defense's recipe
+        parameters (they name its model), else the job's own."""
+        configs = self.train_configs()
+        return dict(configs[-1].defense_params) if len(configs) == 2 else dict(self.params)
 
 
-def jobs(datasets: list[str], tracks: list[str], arch: str = "resnet18") -> list[Job]:
-    """The campaign's jobs in priority order: per dataset the deterministic track (undefended
-    first), then the adaptive track of the datasets that have its entries."""
-    out: list[Job] = []
-    if "deterministic" in tracks:
+def jobs(
+    datasets: list[str],
+    tracks: list[str],
+    arch: str = "resnet18",
+    seeds: tuple[int, ...] = SEEDS,
+) -> list[Job]:
+    """The campaign's jobs in priority order: per dataset the deterministic track of seed 0
+    (undefended first), then the adaptive track of the datasets that have its entries, the
+    transfer matrices, and last the deterministic track of the other seeds (their spread on
+    the entry pages; the boards rank seed 0's checkpoints)."""
+
+    def deterministic(seed: int) -> list[Job]:
+        out = []
         for ds in datasets:
-            out.append(Job(ds, "mrb_linf_v1", arch=arch))
-            for d, p in ROBUST + EXTRA_ROBUST.get(ds, []):
-                out.append(Job(ds, "mrb_linf_v1", d, p, arch))
+            out.append(Job(ds, "mrb_linf_v1", arch=arch, seed=seed))
+            for d in ROBUST:
+                out.append(Job(ds, "mrb_linf_v1", d, {}, arch, seed))
+            for d, p in EXTRA_ROBUST.get(ds, []):
+                out.append(Job(ds, "mrb_linf_v1", d, dict(p), arch, seed))
+        return out
+
+    out: list[Job] = []
+    if "deterministic" in tracks and 0 in seeds:
+        out += deterministic(0)
     if "adaptive" in tracks:
         for d, p in ADAPTIVE:
             for ds in datasets:
@@ -98,50 +131,33 @@ def jobs(datasets: list[str], tracks: list[str], arch: str = "resnet18") -> list
                     out.append(Job(ds, "mrb_linf_adaptive_v1", d, p, arch))
     if "transfer" in tracks:
         out += [Job(ds, TRANSFER, arch=arch) for ds in datasets]
+    if "deterministic" in tracks:
+        for seed in seeds:
+            if seed != 0:
+                out += deterministic(seed)
     return out
 
 
 def _ensure_models(job: Job, zoo: Any, data_dir: Path, log: list[dict[str, Any]]) -> None:
-    """Train the job's base model and, for a training-time defense, its robust model."""
-    from benchmark.defenses import load_submission
-    from benchmark.models.zoo import model_id
-    from benchmark.training import TrainConfig, train_model
-    from benchmark.training.defense import defense_tag
+    """Train the models the job evaluates with their published recipes where the zoo lacks
+    them; a zoo model of another recipe under the same id is refused, not evaluated."""
+    from benchmark.errors import ConfigError
+    from benchmark.training import train_model
+    from benchmark.training.recipes import recipe_differences, recipe_model_id
 
-    base_epochs, robust_epochs = RECIPES[job.dataset]
-    base = model_id(job.arch, job.dataset, 28, 0)
-    if not zoo.exists(base):
+    for config in job.train_configs():
+        mid = recipe_model_id(config)
+        if zoo.exists(mid):
+            diff = recipe_differences(zoo.entry(mid).card.get("recipe", {}), config)
+            if diff:
+                raise ConfigError(
+                    f"zoo model {mid} was trained with another recipe ({'; '.join(diff)}): "
+                    "remove it or run the campaign with another --zoo"
+                )
+            continue
         start = time.perf_counter()
-        train_model(
-            TrainConfig(dataset=job.dataset, arch=job.arch, size=28, epochs=base_epochs),
-            data_dir=data_dir,
-            zoo=zoo,
-            progress=False,
-        )
-        log.append({"train": base, "seconds": round(time.perf_counter() - start, 1)})
-    if job.defense is None or load_submission(job.defense).meta.kind != "training":
-        return
-    robust = model_id(job.arch, job.dataset, 28, 0, defense_tag(job.defense, job.params))
-    if zoo.exists(robust):
-        return
-    start = time.perf_counter()
-    train_model(
-        TrainConfig(
-            dataset=job.dataset,
-            arch=job.arch,
-            size=28,
-            epochs=robust_epochs,
-            lr=1e-4,
-            defense=job.defense,
-            defense_params=dict(job.params),
-            selection="robust",
-            init_from=base,
-        ),
-        data_dir=data_dir,
-        zoo=zoo,
-        progress=False,
-    )
-    log.append({"train": robust, "seconds": round(time.perf_counter() - start, 1)})
+        train_model(config, data_dir=data_dir, zoo=zoo, progress=False)
+        log.append({"train": mid, "seconds": round(time.perf_counter() - start, 1)})
 
 
 def run_job(job: Job, *, out: Path, zoo: Any, cache: Any, data_dir: Path) -> dict[str, Any]:
@@ -158,8 +174,9 @@ def run_job(job: Job, *, out: Path, zoo: Any, cache: Any, data_dir: Path) -> dic
             dataset=job.dataset,
             arch=job.arch,
             protocol=job.protocol,
+            seed=job.seed,
             defense=job.defense,
-            defense_params=[f"{k}={v}" for k, v in sorted(job.params.items())],
+            defense_params=[f"{k}={v}" for k, v in sorted(job.defense_params().items())],
             batch_size="auto",
         )
         doc, path = evaluate(
@@ -224,20 +241,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tracks", default="deterministic,adaptive,transfer")
     parser.add_argument("--budget-min", type=float, default=9.0, help="start no job after this")
     parser.add_argument("--arch", default="resnet18", help="architecture (smoke runs: tiny_cnn)")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="recipe seeds")
     parser.add_argument("--only", default="", help="comma list of job names to run (else all)")
     parser.add_argument("--plan", action="store_true", help="print the jobs and exit")
     args = parser.parse_args(argv)
     datasets = [d for d in args.datasets.split(",") if d]
-    unknown = sorted(set(datasets) - set(RECIPES))
+    unknown = sorted(set(datasets) - set(STANDARD_EPOCHS))
     if unknown:
-        parser.error(f"no recipe for {', '.join(unknown)}; known: {', '.join(RECIPES)}")
-    todo = jobs(datasets, [t for t in args.tracks.split(",") if t], args.arch)
+        parser.error(f"no recipe for {', '.join(unknown)}; known: {', '.join(STANDARD_EPOCHS)}")
+    seeds = tuple(int(s) for s in args.seeds.split(",") if s)
+    todo = jobs(datasets, [t for t in args.tracks.split(",") if t], args.arch, seeds)
     if args.only:
         todo = [j for j in todo if j.name in args.only.split(",")]
     done = _done(args.out)
     if args.plan:
+        from benchmark.training.recipes import recipe_model_id
+
         for i, job in enumerate(todo, 1):
-            print(f"{i:3d} {job.protocol:22s} {job.name}{'  (done)' if job.name in done else ''}")
+            models = ", ".join(recipe_model_id(c) for c in job.train_configs())
+            mark = "  (done)" if job.name in done else ""
+            print(
+                f"{i:3d} {job.protocol:22s} {job.name}{mark}" + (f"  [{models}]" if models else "")
+            )
         return
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from benchmark.evaluation.cache import AdversarialCache

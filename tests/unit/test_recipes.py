@@ -1,0 +1,121 @@
+"""The published recipes (``benchmark.training.recipes``) against the committed model cards,
+and the protocol campaign that trains and evaluates with them
+(``benchmarks/protocol_campaign.py``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from benchmark.errors import ConfigError
+from benchmark.training.recipes import (
+    SEEDS,
+    recipe_differences,
+    recipe_model_id,
+    robust_config,
+    robust_params,
+    standard_config,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+CARDS = ROOT / "leaderboard" / "zoo" / "cards"
+RETINA_2_255 = "eps=0.00784313725490196,steps=7"
+
+
+def _card(mid: str) -> dict[str, Any]:
+    return json.loads((CARDS / f"{mid}.json").read_text())
+
+
+def _campaign() -> Any:
+    path = ROOT / "benchmarks" / "protocol_campaign.py"
+    spec = importlib.util.spec_from_file_location("protocol_campaign", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["protocol_campaign"] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_every_committed_standard_card_was_trained_with_its_published_recipe():
+    checked = 0
+    for path in sorted(CARDS.glob("*.json")):
+        card = json.loads(path.read_text())
+        r = card["recipe"]
+        if r.get("defense"):
+            continue
+        config = standard_config(r["dataset"], r["arch"], r["seed"])
+        assert recipe_model_id(config) == card["model_id"]
+        assert recipe_differences(r, config) == [], card["model_id"]
+        checked += 1
+    assert checked >= 20
+
+
+@pytest.mark.parametrize(
+    ("mid", "defense", "seed"),
+    [(f"resnet18_retinamnist_28px_s{s}_pgd_at_{RETINA_2_255}", "pgd_at", s) for s in SEEDS]
+    + [(f"resnet18_retinamnist_28px_s0_{d}_{RETINA_2_255}", d, 0) for d in ("trades", "mart")],
+)
+def test_the_retinamnist_2_255_cards_are_the_published_robust_recipe(mid, defense, seed):
+    config = robust_config("retinamnist", defense, seed=seed)
+    assert recipe_model_id(config) == mid
+    assert recipe_differences(_card(mid)["recipe"], config) == []
+
+
+def test_an_older_recipe_is_named_field_by_field():
+    card = _card("resnet18_retinamnist_28px_s0_pgd_at_steps=3")["recipe"]
+    diff = recipe_differences(card, robust_config("retinamnist", "pgd_at"))
+    assert [d.split(":")[0] for d in diff] == ["epochs", "defense_params", "select_eps"]
+    assert "card 5 != recipe 12" in diff[0]
+
+
+def test_robust_params_name_the_model_and_refuse_an_unknown_defense():
+    assert robust_params("breastmnist", "pgd_at") == {"steps": 7}
+    assert robust_params("retinamnist", "trades") == {"steps": 7, "eps": 2 / 255}
+    assert robust_params("pneumoniamnist", "mpadvt") == {}
+    config = robust_config("pneumoniamnist", "trades", seed=2, extra_params={"beta": 1})
+    assert recipe_model_id(config) == "resnet18_pneumoniamnist_28px_s2_trades_beta=1,steps=7"
+    assert config.init_from == "resnet18_pneumoniamnist_28px_s2" and config.epochs == 12
+    assert config.select_eps == pytest.approx(8 / 255)
+    with pytest.raises(ConfigError, match="no robust recipe for defense 'jpeg'"):
+        robust_params("breastmnist", "jpeg")
+    with pytest.raises(ConfigError, match="no published recipe for dataset 'cifar10'"):
+        standard_config("cifar10")
+
+
+def test_the_campaign_runs_seed_0_first_and_the_other_seeds_last():
+    camp = _campaign()
+    todo = camp.jobs(["breastmnist", "retinamnist"], ["deterministic", "adaptive", "transfer"])
+    names = [j.name for j in todo]
+    assert names[:2] == ["breastmnist__undefended", "breastmnist__pgd_at"]
+    first_other = next(i for i, j in enumerate(todo) if j.seed != 0)
+    assert all(j.seed == 0 for j in todo[:first_other])
+    assert {j.seed for j in todo[first_other:]} == {1, 2}
+    assert all(j.protocol == "mrb_linf_v1" for j in todo[first_other:])
+    assert "retinamnist__maadvt__s2" in names and "breastmnist__transfer" in names
+    robust = next(j for j in todo if j.name == "retinamnist__trades__s1")
+    assert [recipe_model_id(c) for c in robust.train_configs()] == [
+        "resnet18_retinamnist_28px_s1",
+        f"resnet18_retinamnist_28px_s1_trades_{RETINA_2_255}",
+    ]
+    assert robust.defense_params() == {"steps": 7, "eps": 2 / 255}
+    jpeg = next(j for j in todo if j.name == "retinamnist__jpeg")
+    assert [recipe_model_id(c) for c in jpeg.train_configs()] == ["resnet18_retinamnist_28px_s0"]
+
+
+def test_the_campaign_refuses_a_zoo_model_of_another_recipe(tmp_path):
+    camp = _campaign()
+    older = _card("resnet18_retinamnist_28px_s0_mpadvt")  # 5 epochs; the recipe is now 12
+    standard = _card("resnet18_retinamnist_28px_s0")
+    cards = {c["model_id"]: c for c in (older, standard)}
+    zoo = SimpleNamespace(
+        exists=lambda mid: mid in cards,
+        entry=lambda mid: SimpleNamespace(card=cards[mid]),
+    )
+    job = camp.Job("retinamnist", "mrb_linf_v1", "mpadvt")
+    with pytest.raises(ConfigError, match=r"mpadvt was trained with another recipe \(epochs"):
+        camp._ensure_models(job, zoo, tmp_path, [])
