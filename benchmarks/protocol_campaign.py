@@ -267,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from benchmark.evaluation.cache import AdversarialCache
     from benchmark.models.zoo import ModelZoo
+    from benchmark.results.io import atomic_write_json
 
     zoo = ModelZoo(args.zoo) if args.zoo else ModelZoo()
     cache = AdversarialCache(args.cache) if args.cache else AdversarialCache()
@@ -283,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
         record = run_job(job, out=args.out, zoo=zoo, cache=cache, data_dir=args.data_dir)
         print(f"{record['status']:6s} {job.name} {record['seconds']} s")
         records.append(record)
-        log_path.write_text(json.dumps({"jobs": records}, indent=1) + "\n")
+        atomic_write_json(log_path, {"jobs": records})  # a killed call keeps the finished jobs
     with tarfile.open(args.out / "results.tar.gz", "w:gz") as tar:
         for path in sorted(args.out.rglob("*.json")):
             if path.name != "campaign.json":
