@@ -3,25 +3,32 @@ the protocol of its track, in one process, in priority order, within a time budg
 
 It exists for a lent GPU (one prepared script per call, ``docs/protocol.md``): checkpoints are
 too large to come back, so the zoo is rebuilt there with the published recipes
-(``docs/model_zoo.md``) and only the results files return, packed into one archive. It is
-resumable: a job whose results file is already under ``--out`` is skipped, a trained model is
-found in ``--zoo``, and the adversarial cache keeps finished batches. Each job's wall time, the
-device and the outcome go into ``campaign.json`` beside the archive (the protocol cost figure,
+(:mod:`benchmark.training.recipes`) and only the results files return, packed into one archive
+that is rewritten after every job. It is resumable: a job whose results file is already under
+``--out``, for the same models (ids and checkpoint sha256s), is skipped; a trained model is
+found in ``--zoo`` (one of another recipe under the same id is refused by name); the
+adversarial cache keeps finished batches. Each job's wall time, models, device and outcome go
+into ``campaign.json`` beside the archive (the protocol cost figure,
 ``benchmarks/protocol_cost.py``, reads the results themselves).
 
 Usage::
 
     python benchmarks/protocol_campaign.py --out OUT [--zoo Z] [--cache C] [--data-dir D]
-        [--datasets breastmnist,pneumoniamnist,retinamnist]
-        [--tracks deterministic,adaptive,transfer] [--budget-min 9] [--plan]
+        [--datasets breastmnist,pneumoniamnist,retinamnist] [--seeds 0,1,2]
+        [--tracks deterministic,adaptive,transfer] [--arch resnet18] [--only JOB,...]
+        [--budget-min 9] [--plan]
 
-The ``transfer`` track comes last: per dataset, the transfer matrix (``mrb_transfer_v1``,
-``bench transfer``) of every entry evaluated so far under ``--out``, written to
-``<out>/<dataset>/transfer/`` (entries whose model could not be trained are left out, listed).
+The order: the deterministic track of seed 0 per dataset (undefended first), the adaptive
+track, the transfer matrices, then the deterministic track of the other seeds. A transfer job
+builds the matrix (``mrb_transfer_v1``, ``bench transfer``) of every entry evaluated under
+``--out`` when it runs, written to ``<out>/<dataset>/transfer/`` (entries whose model could
+not be trained are left out, listed); in this order that is seed 0's entries, but a transfer
+job that runs after the other seeds (a resumed campaign whose transfer job had failed) takes
+their entries too, at about nine times the cells.
 
-``--plan`` prints the jobs in order and exits (nothing runs). On the device machine the data
-and the missing packages travel with the working tree (``make device-prep``, see
-``benchmarks/README.md``).
+``--plan`` prints the jobs in order, with the models each trains, and exits (nothing runs).
+On the device machine the data and the missing packages travel with the working tree
+(``make device-prep``, see ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -165,14 +172,17 @@ def run_job(job: Job, *, out: Path, zoo: Any, cache: Any, data_dir: Path) -> dic
     from benchmark.evaluation import EvaluationConfig, evaluate
 
     record: dict[str, Any] = {"job": job.name, **asdict(job), "trained": []}
+    record["models"] = _models(job)
     start = time.perf_counter()
     if job.protocol == TRANSFER:
         return _transfer_job(job, record, out=out, zoo=zoo, cache=cache, data_dir=data_dir)
     try:
         _ensure_models(job, zoo, data_dir, record["trained"])
+        record["checkpoints"] = {m: _checkpoint(zoo, m) for m in record["models"]}
         config = EvaluationConfig.from_options(
             dataset=job.dataset,
             arch=job.arch,
+            size=job.train_configs()[0].size,
             protocol=job.protocol,
             seed=job.seed,
             defense=job.defense,
@@ -220,15 +230,53 @@ def _transfer_job(
     return record
 
 
-def _done(out: Path) -> set[str]:
-    """Names of the jobs whose results file is already under ``out`` (from campaign.json)."""
+def _models(job: Job) -> list[str]:
+    """The zoo ids of the models ``job`` evaluates (by its recipes)."""
+    from benchmark.training.recipes import recipe_model_id
+
+    return [recipe_model_id(c) for c in job.train_configs()]
+
+
+def _checkpoint(zoo: Any, mid: str) -> str | None:
+    """The checkpoint sha256 the zoo's card of ``mid`` records (None: not in the zoo)."""
+    if not zoo.exists(mid):
+        return None
+    return str(zoo.entry(mid).card["checkpoint"]["sha256"])
+
+
+def _done(out: Path, todo: list[Job], zoo: Any | None = None) -> set[str]:
+    """Names of the jobs of ``todo`` whose results file is already under ``out`` (from
+    campaign.json) for the same models: the record's model ids are the job's, and where
+    ``zoo`` holds them, their checkpoint sha256s are the record's. A record of an older
+    campaign (no model ids) or of other weights is not done: the job runs again."""
     log = out / "campaign.json"
     if not log.is_file():
         return set()
     records = json.loads(log.read_text()).get("jobs", [])
-    return {
-        r["job"] for r in records if r.get("status") == "done" and (out / r["result"]).is_file()
-    }
+    models = {j.name: _models(j) for j in todo}
+    done = set()
+    for r in records:
+        name = r.get("job")
+        if r.get("status") != "done" or not (out / r["result"]).is_file() or name not in models:
+            continue
+        if r.get("models") != models[name]:
+            continue
+        if zoo is not None and any(
+            _checkpoint(zoo, m) not in (None, sha) for m, sha in r.get("checkpoints", {}).items()
+        ):
+            continue
+        done.add(name)
+    return done
+
+
+def _archive(out: Path) -> None:
+    """Pack every results file under ``out`` into ``results.tar.gz`` (atomically)."""
+    tmp = out / "results.tar.gz.tmp"
+    with tarfile.open(tmp, "w:gz") as tar:
+        for path in sorted(out.rglob("*.json")):
+            if path.name != "campaign.json":
+                tar.add(path, arcname=path.relative_to(out).as_posix())
+    tmp.replace(out / "results.tar.gz")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -249,16 +297,17 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(datasets) - set(STANDARD_EPOCHS))
     if unknown:
         parser.error(f"no recipe for {', '.join(unknown)}; known: {', '.join(STANDARD_EPOCHS)}")
-    seeds = tuple(int(s) for s in args.seeds.split(",") if s)
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(",") if s)
+    except ValueError:
+        parser.error(f"--seeds takes comma-separated integers, got {args.seeds!r}")
     todo = jobs(datasets, [t for t in args.tracks.split(",") if t], args.arch, seeds)
     if args.only:
         todo = [j for j in todo if j.name in args.only.split(",")]
-    done = _done(args.out)
     if args.plan:
-        from benchmark.training.recipes import recipe_model_id
-
+        done = _done(args.out, todo)
         for i, job in enumerate(todo, 1):
-            models = ", ".join(recipe_model_id(c) for c in job.train_configs())
+            models = ", ".join(_models(job))
             mark = "  (done)" if job.name in done else ""
             print(
                 f"{i:3d} {job.protocol:22s} {job.name}{mark}" + (f"  [{models}]" if models else "")
@@ -272,6 +321,7 @@ def main(argv: list[str] | None = None) -> None:
     zoo = ModelZoo(args.zoo) if args.zoo else ModelZoo()
     cache = AdversarialCache(args.cache) if args.cache else AdversarialCache()
     args.out.mkdir(parents=True, exist_ok=True)
+    done = _done(args.out, todo, zoo)
     log_path = args.out / "campaign.json"
     records = json.loads(log_path.read_text())["jobs"] if log_path.is_file() else []
     start = time.perf_counter()
@@ -285,10 +335,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{record['status']:6s} {job.name} {record['seconds']} s")
         records.append(record)
         atomic_write_json(log_path, {"jobs": records})  # a killed call keeps the finished jobs
-    with tarfile.open(args.out / "results.tar.gz", "w:gz") as tar:
-        for path in sorted(args.out.rglob("*.json")):
-            if path.name != "campaign.json":
-                tar.add(path, arcname=path.relative_to(args.out).as_posix())
+        _archive(args.out)
+    _archive(args.out)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.results.naming import ThreatModel, cell_label
+from benchmark.results.naming import ThreatModel, cell_label, cell_name
 from benchmark.results.outcomes import read_outcomes
 
 
@@ -63,8 +63,9 @@ class AttackView:
 
     @property
     def name(self) -> str:
-        """The attack and its step count: ``pgd-20``, ``fgsm``."""
-        return self.attack + (f"-{self.steps}" if "steps" in self.params else "")
+        """The attack and its step count: ``pgd-20``, ``fgsm``, ``transfer bim-100`` (see
+        :func:`~benchmark.results.naming.cell_name`)."""
+        return cell_name(self.raw)
 
     @property
     def label(self) -> str:

@@ -92,10 +92,10 @@ def _steps_name(attack: str, params: dict[str, Any]) -> str:
     return attack + (f"-{params['steps']}" if "steps" in params else "")
 
 
-def cell_label(block: dict[str, Any]) -> str:
-    """Column heading for one attack block: ``pgd-20 8/255``, ``fgsm 0.01``, ``gap``; a transfer
-    cell names the attack it crafts with (``transfer bim-100 6/255``), since cells that differ
-    only in it would otherwise share a heading."""
+def cell_name(block: dict[str, Any]) -> str:
+    """An attack block's name without its budget: ``pgd-20``, ``gap``; a transfer cell names
+    the attack it crafts with (``transfer bim-100``), since cells that differ only in it would
+    otherwise share a name."""
     params = block["config"]["params"]
     name = _steps_name(block["attack"], params)
     if block["attack"] == "transfer" and params.get("base_attack"):
@@ -106,6 +106,13 @@ def cell_label(block: dict[str, Any]) -> str:
             except json.JSONDecodeError:
                 base = {}
         name += " " + _steps_name(params["base_attack"], base if isinstance(base, dict) else {})
+    return name
+
+
+def cell_label(block: dict[str, Any]) -> str:
+    """Column heading for one attack block: ``pgd-20 8/255``, ``fgsm 0.01``, ``gap``,
+    ``transfer bim-100 6/255`` (:func:`cell_name` and the budget)."""
+    name = cell_name(block)
     return f"{name} {block['eps_label']}" if block["bounded"] else name
 
 
@@ -174,6 +181,7 @@ __all__ = [
     "SIDE_FOLDERS",
     "ThreatModel",
     "cell_label",
+    "cell_name",
     "defense_label",
     "defense_params_text",
     "eps_label",

@@ -7,28 +7,35 @@ protocol campaign (``benchmarks/protocol_campaign.py``) and checked against the 
   trains 100; ``docs/model_zoo.md`` compares the scores).
 * **Robust** (:func:`robust_config`): adversarial fine-tuning of the standard model of the same
   seed, 12 epochs at lr 1e-4 (x0.1 at epochs 6 and 9), the epoch kept by the best validation
-  balanced accuracy under PGD-4 at the training eps among the epochs whose clean validation
-  balanced accuracy is above chance (:mod:`benchmark.training.selection`). The inner attack
-  is PGD-7 at the training eps for PGD-AT and for its TRADES, MART and MAAdvT variants (Madry
-  et al. 2018, Sec. 5: 7 steps on CIFAR-10); TRADES and MART use 10 steps in their papers,
-  and one inner attack across the variants makes their gaps the loss's, not the inner
-  attack's. MPAdvT samples its own eps and steps per minibatch (Xu et al. 2021, Sec. 4.5,
-  Algorithm 1). The training eps is 8/255 except on RetinaMNIST, where every 8/255 recipe
-  collapsed to chance-level validation balanced accuracy and 2/255 did not
-  (:data:`TRAINING_EPS`; ``docs/defenses.md``).
+  balanced accuracy under PGD-4 at the training eps (4/255 for MPAdvT, which has no single
+  training eps) among the epochs whose clean validation balanced accuracy is above chance
+  (:mod:`benchmark.training.selection`). The inner attack is 7 PGD steps at the training eps
+  for PGD-AT and for its TRADES, MART and MAAdvT variants, with step 2.5 eps / 7 (Madry et
+  al. 2018, Sec. 5, take 7 steps of eps / 4 on CIFAR-10);
+  TRADES and MART use 10 steps in their papers, and one inner attack across the variants
+  makes their gaps the loss's, not the inner attack's. MPAdvT samples its own eps and steps
+  per minibatch (Xu et al. 2021, Sec. 4.5, Algorithm 1). The training eps is 8/255 except on
+  RetinaMNIST, where every 8/255 recipe collapsed to chance-level validation balanced accuracy
+  and 2/255 did not (:data:`TRAINING_EPS`; ``docs/defenses.md``).
 
-Changing a recipe changes the model ids it trains (the defense parameters are in the id), so
-published results keep naming the models they scored.
+A model id names the architecture, dataset, size, seed and defense parameters, not the
+epochs or the selection rule: an older recipe's model may share a new recipe's id (the MPAdvT
+fine-tunes of 2, 5 and 10 epochs are ``..._mpadvt`` like the 12-epoch recipe's). Its card and
+checkpoint sha256 tell them apart: :func:`recipe_differences` names how a card departs from a
+recipe (the campaign refuses such a model), ``bench zoo cards`` refuses to replace a committed
+card with other weights, and every result records the sha256 it scored.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from benchmark.datasets.base import resolve_size
 from benchmark.errors import ConfigError
 from benchmark.models.zoo import model_id
 from benchmark.training.config import TrainConfig
 from benchmark.training.defense import defense_tag
+from benchmark.training.selection import selection_description
 
 #: Epochs of the standard recipe per dataset (MedMNIST v2 trains 100; this CPU's budget).
 STANDARD_EPOCHS: dict[str, int] = {
@@ -57,7 +64,7 @@ TRAINING_EPS: dict[str, float] = {"retinamnist": 2 / 255}
 PGD_BASED = ("pgd_at", "trades", "mart", "maadvt")
 #: Training-time defenses whose own parameters set the inner attack.
 OWN_BUDGET = ("mpadvt",)
-#: The robust recipes' defenses, in the order the boards list them.
+#: The robust recipes' defenses, in the campaign's order.
 ROBUST_DEFENSES = PGD_BASED + OWN_BUDGET
 #: Selection eps of a recipe whose defense sets its own budget (Xu et al. Table 5's 4/255).
 OWN_BUDGET_SELECT_EPS = 4 / 255
@@ -137,7 +144,8 @@ def robust_config(
 def recipe_model_id(config: TrainConfig) -> str:
     """The zoo id a recipe's training writes (the defense id is the submission's name)."""
     tag = defense_tag(config.defense, config.defense_params) if config.defense else None
-    return model_id(config.arch, config.dataset, _size(config.dataset), config.seed, tag)
+    size = resolve_size(config.dataset, config.size)
+    return model_id(config.arch, config.dataset, size, config.seed, tag)
 
 
 #: The card ``recipe`` fields a published recipe fixes.
@@ -160,8 +168,9 @@ _CARD_FIELDS = (
 
 def recipe_differences(card_recipe: dict[str, Any], config: TrainConfig) -> list[str]:
     """How a model card's ``recipe`` departs from ``config`` (empty: it is that recipe), as
-    ``field: card value != recipe value`` lines. Fields a standard recipe leaves at their
-    defaults (selection attack, starting model) are compared too; float fields to 1e-9."""
+    ``field: card value != recipe value`` lines: the training settings, the starting model and
+    the selection rule (its attack's eps and steps only where the rule is the robust one); a
+    top-level float to 1e-9, the defense parameters exactly (the card keeps them as given)."""
     out = []
     want = {f: getattr(config, f) for f in _CARD_FIELDS}
     want["defense_params"] = dict(config.defense_params)
@@ -176,8 +185,12 @@ def recipe_differences(card_recipe: dict[str, Any], config: TrainConfig) -> list
             same = abs(float(got) - value) <= 1e-9
         else:
             same = got == value
-        if not same and not (config.defense is None and name in ("select_eps", "select_steps")):
+        robust_rule = config.selection_rule == "robust"
+        if not same and (robust_rule or name not in ("select_eps", "select_steps")):
             out.append(f"{name}: card {got!r} != recipe {value!r}")
+    rule = selection_description(config)
+    if card_recipe.get("selection") != rule:
+        out.append(f"selection: card {card_recipe.get('selection')!r} != recipe {rule!r}")
     return out
 
 

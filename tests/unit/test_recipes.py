@@ -69,8 +69,20 @@ def test_the_retinamnist_2_255_cards_are_the_published_robust_recipe(mid, defens
 def test_an_older_recipe_is_named_field_by_field():
     card = _card("resnet18_retinamnist_28px_s0_pgd_at_steps=3")["recipe"]
     diff = recipe_differences(card, robust_config("retinamnist", "pgd_at"))
-    assert [d.split(":")[0] for d in diff] == ["epochs", "defense_params", "select_eps"]
+    assert [d.split(":")[0] for d in diff] == [
+        "epochs",
+        "defense_params",
+        "select_eps",
+        "selection",
+    ]
     assert "card 5 != recipe 12" in diff[0]
+
+
+def test_a_card_selected_by_another_rule_is_not_the_recipe():
+    config = robust_config("retinamnist", "pgd_at", seed=1)
+    card = dict(_card(f"resnet18_retinamnist_28px_s1_pgd_at_{RETINA_2_255}")["recipe"])
+    card["selection"] = "best validation AUC (ties: validation ACC)"
+    assert [d.split(":")[0] for d in recipe_differences(card, config)] == ["selection"]
 
 
 def test_robust_params_name_the_model_and_refuse_an_unknown_defense():
@@ -119,3 +131,53 @@ def test_the_campaign_refuses_a_zoo_model_of_another_recipe(tmp_path):
     job = camp.Job("retinamnist", "mrb_linf_v1", "mpadvt")
     with pytest.raises(ConfigError, match=r"mpadvt was trained with another recipe \(epochs"):
         camp._ensure_models(job, zoo, tmp_path, [])
+
+
+def test_a_campaign_resumes_only_jobs_done_for_the_same_models(tmp_path):
+    camp = _campaign()
+    todo = camp.jobs(["breastmnist"], ["deterministic"], seeds=(0,))
+    pgd, mpadvt, undefended = (
+        next(j for j in todo if j.name == f"breastmnist__{n}")
+        for n in ("pgd_at", "mpadvt", "undefended")
+    )
+    (tmp_path / "r.json").write_text("{}")
+    records = [
+        {"job": pgd.name, "status": "done", "result": "r.json", "models": camp._models(pgd)},
+        # an older campaign's record: no model ids (its mpadvt was a shorter fine-tune)
+        {"job": mpadvt.name, "status": "done", "result": "r.json"},
+        {
+            "job": undefended.name,
+            "status": "done",
+            "result": "r.json",
+            "models": ["resnet18_breastmnist_28px_s0"],
+            "checkpoints": {"resnet18_breastmnist_28px_s0": "aa" * 32},
+        },
+    ]
+    (tmp_path / "campaign.json").write_text(json.dumps({"jobs": records}))
+    assert camp._done(tmp_path, todo) == {pgd.name, undefended.name}
+    standard = _card("resnet18_breastmnist_28px_s0")  # other weights than the record's
+    zoo = SimpleNamespace(
+        exists=lambda mid: mid == standard["model_id"],
+        entry=lambda mid: SimpleNamespace(card=standard),
+    )
+    assert camp._done(tmp_path, todo, zoo) == {pgd.name}
+
+
+def test_the_campaign_trains_and_evaluates_ham10000_at_its_recipe_size(monkeypatch):
+    import benchmark.evaluation as evaluation
+
+    camp = _campaign()
+    (job,) = camp.jobs(["ham10000_220"], ["deterministic"], seeds=(1,))[:1]
+    assert camp._models(job) == ["resnet18_ham10000_220_128px_s1"]
+    assert job.train_configs()[0].size == 128
+    seen = {}
+
+    def fake_evaluate(config, **kwargs):
+        seen["size"] = config.resolved_size
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
+    monkeypatch.setattr(camp, "_ensure_models", lambda *a, **k: None)
+    monkeypatch.setattr(camp, "_checkpoint", lambda zoo, mid: None)
+    record = camp.run_job(job, out=Path("."), zoo=None, cache=None, data_dir=Path("."))
+    assert seen == {"size": 128} and record["status"] == "failed"
