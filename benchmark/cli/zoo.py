@@ -113,7 +113,12 @@ def zoo_report_cmd(
             if fnmatch.fnmatchcase(k[0], pattern)
         }
     cmd = "bench zoo report" + (f" --pattern '{pattern}'" if pattern != "*" else "")
-    atomic_write_bytes(out, render_zoo_markdown(entries, command=cmd, uncarded=uncarded).encode())
+    from benchmark.training.recipes import card_recipe_mismatches
+
+    text = render_zoo_markdown(
+        entries, command=cmd, uncarded=uncarded, recipe_check=card_recipe_mismatches
+    )
+    atomic_write_bytes(out, text.encode())
     typer.echo(f"wrote {out} ({len(entries)} models)")
 
 

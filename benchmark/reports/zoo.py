@@ -8,7 +8,7 @@ fields from both, so it does not depend on where a card came from.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from benchmark.reports.base import mean_sd
@@ -150,17 +150,62 @@ def _uncarded(missing: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
     return lines
 
 
+#: How a card departs from its published recipe: (field, card value, recipe value) triples, or
+#: None where no recipe covers it (:func:`benchmark.training.recipes.card_recipe_mismatches`;
+#: passed in, since the recipes load torch and this page reads cards only).
+RecipeCheck: TypeAlias = Callable[[dict[str, Any]], "list[tuple[str, Any, Any]] | None"]
+
+
+def _eps_text(value: Any) -> str:
+    return eps_label(float(value)) if isinstance(value, (int, float)) else str(value)
+
+
+def recipe_text(mismatches: list[tuple[str, Any, Any]] | None) -> str:
+    """The robust table's ``recipe`` cell: ``published``, ``-`` (no recipe covers the card),
+    or what the card's training did instead (``earlier: 5 epochs, PGD-3, selected at 4/255``)."""
+    if mismatches is None:
+        return "-"
+    if not mismatches:
+        return "published"
+    parts = []
+    fields = {name for name, _, _ in mismatches}
+    for name, got, want in mismatches:
+        if name == "epochs":
+            parts.append(f"{got} epochs")
+        elif name == "defense_params":
+            got, want = dict(got or {}), dict(want or {})
+            if got.get("steps") != want.get("steps"):
+                parts.append(f"PGD-{got.get('steps', 'default')}")
+            if got.get("eps") != want.get("eps"):
+                parts.append(f"eps {_eps_text(got['eps']) if 'eps' in got else '8/255'}")
+            extra = sorted(k for k in set(got) | set(want) if k not in ("steps", "eps"))
+            parts += [f"{k}={got.get(k)}" for k in extra if got.get(k) != want.get(k)]
+        elif name == "select_eps":
+            parts.append(f"selected at {_eps_text(got)}")
+        elif name == "select_steps":
+            parts.append(f"selection PGD-{got}")
+        elif name == "lr":
+            parts.append(f"lr {got:g}" if isinstance(got, (int, float)) else f"lr {got}")
+        elif name == "selection" and fields & {"select_eps", "select_steps"}:
+            continue  # the rule's text differs by the attack already named
+        else:
+            parts.append(name.replace("_", " "))
+    return "earlier: " + ", ".join(parts)
+
+
 def render_zoo_markdown(
     entries: Sequence[Carded],
     *,
     command: str = "bench zoo report",
     uncarded: dict[tuple[str, str], dict[str, Any]] | None = None,
+    recipe_check: RecipeCheck | None = None,
 ) -> str:
     """A Markdown page listing every model with its recipe, scores and checksum: standard
     models first, then the robust models of training-time defenses with their selected epoch;
     ``uncarded``: published checkpoints (:func:`~benchmark.results.cards.
     models_named_by_results`) with no card among ``entries``, listed with what their results
-    record."""
+    record; ``recipe_check``: where given, the robust table says of each model whether it was
+    trained with the published robust recipe (:data:`RecipeCheck`)."""
     ordered = sorted(entries, key=lambda x: x.model_id)
     standard = [e for e in ordered if e.card.get("defense") is None]
     robust = [e for e in ordered if e.card.get("defense") is not None]
@@ -196,11 +241,21 @@ def render_zoo_markdown(
             "chosen on the validation split by the rule in each card (`recipe.selection`); its",
             "validation balanced accuracy, clean and under the selection attack, is shown in %.",
             "Training time in hours, as MedRDF Table XI reports it.",
+        ]
+        if recipe_check is not None:
+            lines += [
+                "`recipe`: *published* where the model was trained with the robust recipe",
+                "of `benchmark/training/recipes.py` (PGD-7 at the training eps, 12 epochs from",
+                "the standard model, selected under PGD-4 at that eps; the protocol campaign",
+                "trains it), else how its training differed (an earlier, shorter recipe).",
+            ]
+        recipe_col = " recipe |" if recipe_check is not None else ""
+        lines += [
             "",
             "| model id | defense | parameters | init from | epochs (selected) | "
             "val bal. clean / attacked | test ACC | test AUC | hours | device | "
-            "checkpoint sha256 |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "checkpoint sha256 |" + recipe_col,
+            "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if recipe_col else ""),
         ]
         for e in robust:
             c = e.card
@@ -213,6 +268,7 @@ def render_zoo_markdown(
                 f"{_val_pct(row, 'val_robust_balanced_acc')} | {_pct(m['test']['acc'])} | "
                 f"{_pct(m['test']['auc'])} | {c['training_time_hours']:.3f} | {_device(c)} | "
                 f"`{c['checkpoint']['sha256'][:16]}` |"
+                + (f" {recipe_text(recipe_check(c))} |" if recipe_check is not None else "")
             )
     carded = {(e.model_id, e.card["checkpoint"]["sha256"]) for e in ordered}
     missing = {k: v for k, v in (uncarded or {}).items() if k not in carded}

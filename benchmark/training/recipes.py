@@ -166,15 +166,18 @@ _CARD_FIELDS = (
 )
 
 
-def recipe_differences(card_recipe: dict[str, Any], config: TrainConfig) -> list[str]:
-    """How a model card's ``recipe`` departs from ``config`` (empty: it is that recipe), as
-    ``field: card value != recipe value`` lines: the training settings, the starting model and
+def recipe_mismatches(
+    card_recipe: dict[str, Any], config: TrainConfig
+) -> list[tuple[str, Any, Any]]:
+    """How a model card's ``recipe`` departs from ``config``, as (field, card value, recipe
+    value) triples (empty: it is that recipe): the training settings, the starting model and
     the selection rule (its attack's eps and steps only where the rule is the robust one); a
     top-level float to 1e-9, the defense parameters exactly (the card keeps them as given)."""
-    out = []
+    out: list[tuple[str, Any, Any]] = []
     want = {f: getattr(config, f) for f in _CARD_FIELDS}
     want["defense_params"] = dict(config.defense_params)
     want["milestones"] = list(config.milestones)
+    robust_rule = config.selection_rule == "robust"
     for name, value in want.items():
         got = card_recipe.get(name)
         if name == "defense_params":
@@ -185,13 +188,43 @@ def recipe_differences(card_recipe: dict[str, Any], config: TrainConfig) -> list
             same = abs(float(got) - value) <= 1e-9
         else:
             same = got == value
-        robust_rule = config.selection_rule == "robust"
         if not same and (robust_rule or name not in ("select_eps", "select_steps")):
-            out.append(f"{name}: card {got!r} != recipe {value!r}")
+            out.append((name, got, value))
     rule = selection_description(config)
     if card_recipe.get("selection") != rule:
-        out.append(f"selection: card {card_recipe.get('selection')!r} != recipe {rule!r}")
+        out.append(("selection", card_recipe.get("selection"), rule))
     return out
+
+
+def recipe_differences(card_recipe: dict[str, Any], config: TrainConfig) -> list[str]:
+    """:func:`recipe_mismatches` as ``field: card value != recipe value`` lines."""
+    return [
+        f"{name}: card {got!r} != recipe {want!r}"
+        for name, got, want in recipe_mismatches(card_recipe, config)
+    ]
+
+
+#: Defense parameters a robust recipe sets (the others a card adds are a sensitivity entry's).
+_RECIPE_PARAMS = ("eps", "steps")
+
+
+def card_recipe_mismatches(card: dict[str, Any]) -> list[tuple[str, Any, Any]] | None:
+    """How a model card departs from the published recipe of its kind (standard, or robust
+    with its defense; a card's own extra defense parameters, e.g. TRADES ``beta``, count as
+    that entry's), as :func:`recipe_mismatches` triples; None where no recipe covers it (a
+    dataset or defense without one)."""
+    r = card.get("recipe") or {}
+    try:
+        if r.get("defense"):
+            extra = {
+                k: v for k, v in (r.get("defense_params") or {}).items() if k not in _RECIPE_PARAMS
+            }
+            config = robust_config(r["dataset"], r["defense"], r["arch"], r["seed"], extra)
+        else:
+            config = standard_config(r["dataset"], r["arch"], r["seed"])
+    except (ConfigError, KeyError):
+        return None
+    return recipe_mismatches(r, config)
 
 
 __all__ = [
@@ -201,7 +234,9 @@ __all__ = [
     "SEEDS",
     "STANDARD_EPOCHS",
     "TRAINING_EPS",
+    "card_recipe_mismatches",
     "recipe_differences",
+    "recipe_mismatches",
     "recipe_model_id",
     "robust_config",
     "robust_params",

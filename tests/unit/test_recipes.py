@@ -181,3 +181,24 @@ def test_the_campaign_trains_and_evaluates_ham10000_at_its_recipe_size(monkeypat
     monkeypatch.setattr(camp, "_checkpoint", lambda zoo, mid: None)
     record = camp.run_job(job, out=Path("."), zoo=None, cache=None, data_dir=Path("."))
     assert seen == {"size": 128} and record["status"] == "failed"
+
+
+def test_the_zoo_page_says_which_robust_models_are_the_published_recipe():
+    from benchmark.models.cards import read_cards
+    from benchmark.reports.zoo import recipe_text, render_zoo_markdown
+    from benchmark.training.recipes import card_recipe_mismatches
+
+    ids = [
+        f"resnet18_retinamnist_28px_s0_pgd_at_{RETINA_2_255}",
+        "resnet18_retinamnist_28px_s0_pgd_at_steps=3",
+        "resnet18_pneumoniamnist_28px_s0_trades_beta=1,steps=3",
+    ]
+    cards = [c for c in read_cards(CARDS) if c.model_id in ids]
+    page = render_zoo_markdown(cards, recipe_check=card_recipe_mismatches)
+    rows = {line.split("`")[1]: line for line in page.splitlines() if line.startswith("| `")}
+    assert rows[ids[0]].endswith("| published |")
+    assert rows[ids[1]].endswith("| earlier: 5 epochs, PGD-3, eps 8/255, selected at 4/255 |")
+    assert rows[ids[2]].endswith("| earlier: 2 epochs, PGD-3, selected at 4/255 |")
+    assert recipe_text(None) == "-"
+    assert "| checkpoint sha256 | recipe |" not in render_zoo_markdown(cards)
+    assert "| checkpoint sha256 | recipe |" in page
