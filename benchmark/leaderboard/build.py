@@ -58,6 +58,7 @@ from benchmark.leaderboard.raw_files import copy_raw_files
 from benchmark.leaderboard.rows import Board
 from benchmark.leaderboard.runs import Entry, Invalid, Run, flags, group_entries, load_runs
 from benchmark.leaderboard.seeds import (
+    attach_seed_worst_cases,
     attach_seeds,
     deployed_card,
     entry_seeds,
@@ -208,6 +209,7 @@ def build_site(
 
     seeds = {e.key: entry_seeds(e, groups) for e in entries}
     attach_seeds(all_boards, seeds)
+    attach_seed_worst_cases(all_boards, entries)
     data_docs: dict[str, tuple[dict[str, Any], str]] = {}
     for ds in datasets:
         path = (data_cards / f"{ds}.md") if data_cards else None

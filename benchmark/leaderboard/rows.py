@@ -105,6 +105,9 @@ class Board:
     has_seeds: bool = False
     """Whether some row carries ``details["seeds"]`` (its recipe's seeds,
     :mod:`benchmark.leaderboard.seeds`)."""
+    has_seed_worst: bool = False
+    """Whether some row carries ``details["seed_worst"]`` (its ranking figure over its recipe's
+    seeds, :func:`benchmark.leaderboard.seeds.seed_worst_case`)."""
     transfer: Any = None
     """The transfer matrix at this board's budget, if one was computed
     (:class:`~benchmark.leaderboard.transfer.TransferTable`); rows then carry

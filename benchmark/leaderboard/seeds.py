@@ -5,11 +5,12 @@ Every leaderboard row is one checkpoint. The committed model cards
 recipe (the same model id up to its ``_s<seed>`` part) with its test scores on the whole test
 split, so an entry page shows the seeds of the recipe its checkpoint belongs to and the board
 shows the clean test accuracy over those seeds (mean and sample standard deviation) beside
-the row. A board ranks checkpoints, not recipes, so it shows no robust figure of the other
-seeds; the entry page does where they exist (:func:`seed_runs`): the runs of the recipe's other
-seeds under the same defense, suite and images (``bench evaluate --subset-seed`` screens every
-seed on the same subset), with each attack cell's robust accuracy per seed and its mean and
-sample standard deviation over them.
+the row. Where the recipe's other seeds ran under the same defense, suite and images
+(``bench evaluate --subset-seed`` screens every seed on the same subset), the entry page tables
+each attack cell's robust accuracy per seed with its mean and sample standard deviation
+(:func:`seed_runs`), and the board shows the row's ranking figure, the balanced worst case at
+its eps, over those seeds beside the row (:func:`seed_worst_case`). A board still ranks
+checkpoints, not recipes: the seeds' spread says how much of a gap training noise could make.
 """
 
 from __future__ import annotations
@@ -183,12 +184,11 @@ def _deployed_id(entry: Entry) -> str:
     return str((entry.newest().doc.get("model") or {}).get("model_id") or "")
 
 
-def seed_runs(entry: Entry, entries: list[Entry]) -> list[SeedSuite]:
-    """The robust figures of ``entry``'s recipe over its seeds, per suite: for each run of the
-    entry, the newest run of the same suite of every other seed of its recipe (same dataset,
-    defense and parameters) scored on the same images (:attr:`RunView.images_key`) with the
-    same passes and draws. Suites that only the entry ran, or whose shared columns hold no
-    attack, are left out; columns are the cells every seed's run has."""
+def _seed_groups(entry: Entry, entries: list[Entry]) -> list[tuple[Run, dict[int, Run]]]:
+    """For each run of ``entry`` (by suite), the run per seed of its recipe that matches it:
+    the entry's own run, and the newest run of the same suite of every other seed (same
+    dataset, defense and parameters) scored on the same images (:attr:`RunView.images_key`)
+    with the same passes and draws. Runs that only the entry has are left out."""
     mine = _deployed_id(entry)
     if seed_of(mine) is None:
         return []
@@ -215,9 +215,18 @@ def seed_runs(entry: Entry, entries: list[Entry]) -> list[SeedSuite]:
             ]
             if same and seed is not None and (sib is entry or seed not in found):
                 found[seed] = (sib, run if sib is entry else max(same, key=lambda r: r.created_at))
-        if len(found) < 2:
-            continue
-        cells = {seed: _cells(r) for seed, (_, r) in found.items()}
+        if len(found) >= 2:
+            out.append((run, {seed: r for seed, (_, r) in sorted(found.items())}))
+    return out
+
+
+def seed_runs(entry: Entry, entries: list[Entry]) -> list[SeedSuite]:
+    """The robust figures of ``entry``'s recipe over its seeds, per suite (the runs of
+    :func:`_seed_groups`). Suites whose shared columns hold no attack are left out; columns are
+    the cells every seed's run has."""
+    out = []
+    for run, found in _seed_groups(entry, entries):
+        cells = {seed: _cells(r) for seed, r in found.items()}
         first = cells[min(cells)]
         columns = [c for c in first if all(c in v for v in cells.values())]
         if len(columns) < 2:  # clean only: the model cards' seed table says that already
@@ -228,9 +237,9 @@ def seed_runs(entry: Entry, entries: list[Entry]) -> list[SeedSuite]:
                 "model_id": (r.doc.get("model") or {}).get("model_id"),
                 "path": r.path,
                 "values": tuple(cells[seed][c][1] for c in columns),
-                "this": sib is entry,
+                "this": r is run,
             }
-            for seed, (sib, r) in sorted(found.items())
+            for seed, r in found.items()
         )
         per_col = [[row["values"][i] for row in rows] for i in range(len(columns))]
         out.append(
@@ -246,6 +255,74 @@ def seed_runs(entry: Entry, entries: list[Entry]) -> list[SeedSuite]:
     return out
 
 
+@dataclass(frozen=True)
+class SeedWorstCase:
+    """A board row's ranking figure over its recipe's seeds: the balanced worst case at the
+    board's eps of every seed's run of the row's suite on the same images
+    (:func:`seed_worst_case`).
+
+    Attributes:
+        suite: the suite of the runs.
+        n: images each run scored.
+        values: (seed, balanced worst case in [0, 1]) per seed, ascending.
+        mean, sd: over the seeds (sample standard deviation).
+    """
+
+    suite: str
+    n: int
+    values: tuple[tuple[int, float], ...]
+    mean: float
+    sd: float
+
+    @property
+    def seeds(self) -> int:
+        return len(self.values)
+
+
+def _balanced_worst(run: Run, eps: float) -> float | None:
+    """The run's lowest balanced worst case at L-inf ``eps`` under its default threat model
+    (None: no worst case at ``eps``, or one without the balanced figure)."""
+    found = [w.robust_balanced_accuracy for w in run.worst_cases() if w.at_linf(eps)]
+    if not found or any(v is None for v in found):
+        return None
+    return float(min(found))
+
+
+def seed_worst_case(
+    entry: Entry, entries: list[Entry], eps: float, suite: str
+) -> SeedWorstCase | None:
+    """The balanced worst case at ``eps`` over the seeds of ``entry``'s recipe, from the runs
+    of ``suite`` that :func:`_seed_groups` pairs with the entry's (None: fewer than two seeds
+    ran it on the same images, or one run has no balanced worst case at ``eps``)."""
+    for run, found in _seed_groups(entry, entries):
+        if run.suite != suite:
+            continue
+        values = [(seed, _balanced_worst(r, eps)) for seed, r in found.items()]
+        if any(v is None for _, v in values):
+            return None
+        clean = tuple((seed, float(v)) for seed, v in values)  # type: ignore[arg-type]
+        figures = [v for _, v in clean]
+        return SeedWorstCase(
+            suite, run.n, clean, statistics.fmean(figures), statistics.stdev(figures)
+        )
+    return None
+
+
+def attach_seed_worst_cases(boards: list[Board], entries: list[Entry]) -> None:
+    """Give every L-inf board row whose recipe's other seeds ran the row's suite on the same
+    images ``row.details["seed_worst"]`` (:class:`SeedWorstCase` at the board's eps)."""
+    for board in boards:
+        if board.kind != "linf" or board.eps is None:
+            continue
+        for row in board.rows:
+            if row.source is None:
+                continue
+            found = seed_worst_case(row.entry, entries, board.eps, row.source.suite)
+            if found is not None:
+                row.details["seed_worst"] = found
+                board.has_seed_worst = True
+
+
 def attach_seeds(boards: list[Board], seeds: dict[str, RecipeSeeds | None]) -> None:
     """Give every board row whose entry has seeds ``row.details["seeds"]`` (by entry key)."""
     for board in boards:
@@ -259,9 +336,12 @@ def attach_seeds(boards: list[Board], seeds: dict[str, RecipeSeeds | None]) -> N
 __all__ = [
     "RecipeSeeds",
     "SeedSuite",
+    "SeedWorstCase",
+    "attach_seed_worst_cases",
     "attach_seeds",
     "deployed_card",
     "entry_seeds",
     "recipe_groups",
     "seed_runs",
+    "seed_worst_case",
 ]

@@ -132,12 +132,29 @@ def test_entry_page_shows_robust_accuracy_over_seeds_scored_on_the_same_images(
         assert 'id="seed-runs"' in html and "(16 images, 2 seeds)" in html
         assert f"{100 * mean:.1f} &plusmn; {100 * sd:.1f}" in html
         assert html.count("(this entry)") == 1
+    # The board shows each row's ranking figure (balanced worst case at 8/255) over both seeds.
+    worst = [
+        next(w for w in docs[s]["worst_case"] if abs(w["eps"] - 8 / 255) < 1e-9)[
+            "robust_balanced_accuracy"
+        ]
+        for s in (0, 1)
+    ]
+    wmean, wsd = statistics.fmean(worst), statistics.stdev(worst)
+    board = (site.out / "board-breastmnist--linf-8-255.html").read_text()
+    assert "balanced worst case % over the recipe's seeds</th>" in board
+    cell = (
+        f"{100 * wmean:.1f} &plusmn; {100 * wsd:.1f} <small>(2 seeds, n 16: "
+        f"s0 {100 * worst[0]:.1f}, s1 {100 * worst[1]:.1f})</small>"
+    )
+    assert board.count(cell) == 2
     # Seed 1 on its own subset: other images, so no seed table on the lone seed-0 page.
     alone = tmp_path / "alone"
     mrb.evaluate("breastmnist", "tiny_cnn", seed=0, out_dir=alone, **common)
     mrb.evaluate("breastmnist", "tiny_cnn", seed=1, out_dir=alone, **common)
     site2 = build_site(alone, tmp_path / "site2", cards=None)
     assert all('id="seed-runs"' not in p.read_text() for p in site2.out.glob("entry-*.html"))
+    board2 = (site2.out / "board-breastmnist--linf-8-255.html").read_text()
+    assert "over the recipe's seeds" not in board2
 
 
 def test_seed_runs_keep_same_label_cells_apart_and_pair_only_equal_settings(
