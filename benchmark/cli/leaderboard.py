@@ -53,8 +53,16 @@ def leaderboard_build_cmd(
     if not root.is_dir():
         raise ResultsError(f"results folder {root} does not exist; pass --root")
     from benchmark.paths import cards_dir
+    from benchmark.training.recipes import card_recipe_mismatches
 
-    report = build_site(root, out, data_cards=data_cards, readme=readme, cards=cards_dir(cards))
+    report = build_site(
+        root,
+        out,
+        data_cards=data_cards,
+        readme=readme,
+        cards=cards_dir(cards),
+        recipe_check=card_recipe_mismatches,
+    )
     if not ledger_path(root).is_file():
         typer.echo(
             f"warning: {root} has no ledger: the site is not tamper-evident "

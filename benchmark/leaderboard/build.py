@@ -29,6 +29,7 @@ import json
 import logging
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,9 @@ def paper_tables(entry: Entry) -> list[dict[str, Any]]:
 
 #: Badge of an entry whose checkpoint has no committed model card (a site built with the cards).
 NOT_DISTRIBUTED = "weights not distributed"
+#: The badge of a robust entry whose checkpoint's card departs from the published robust
+#: recipe (:func:`benchmark.training.recipes.card_recipe_mismatches`).
+EARLIER_RECIPE = "earlier training recipe"
 
 
 def build_site(
@@ -157,15 +161,19 @@ def build_site(
     data_cards: Path | None = None,
     readme: Path | None = None,
     cards: Path | None = None,
+    recipe_check: Callable[[dict[str, Any]], list[Any] | None] | None = None,
 ) -> BuildReport:
     """Build the site from every results file under ``results_root`` into ``out``.
 
     ``cards``: the committed model cards (``leaderboard/zoo/cards``): each entry page and board
-    row then shows the seeds of its checkpoint's recipe. ``out`` is emptied first (only the
-    files this build writes remain). Invalid results files
-    are reported in the returned :class:`BuildReport` and on the index page, and left out.
-    Raises :class:`~benchmark.errors.LedgerError` (every problem, one line each) and writes
-    nothing when the folder has a ledger and a file differs from it.
+    row then shows the seeds of its checkpoint's recipe. ``recipe_check``: how a card departs
+    from its published recipe (:func:`benchmark.training.recipes.card_recipe_mismatches`, passed
+    in because the recipes load torch): a training-time defense's entry whose checkpoint's card
+    departs from it gets the badge :data:`EARLIER_RECIPE`. ``out`` is emptied first (only the
+    files this build writes remain). Invalid results files are reported in the returned
+    :class:`BuildReport` and on the index page, and left out. Raises
+    :class:`~benchmark.errors.LedgerError` (every problem, one line each) and writes nothing
+    when the folder has a ledger and a file differs from it.
     """
     ledger = None
     if ledger_path(results_root).is_file():
@@ -203,9 +211,18 @@ def build_site(
         {e.key for e in entries if deployed_card(e, groups) is None} if cards_known else set()
     )
 
+    earlier = set()
+    if recipe_check is not None:
+        for e in entries:
+            card = deployed_card(e, groups)
+            if card is not None and card.get("defense") is not None and recipe_check(card):
+                earlier.add(e.key)
+
     def entry_flags(entry: Entry) -> list[str]:
         badges = flags(entry)
-        return [*badges, NOT_DISTRIBUTED] if entry.key in undistributed else badges
+        if entry.key in undistributed:
+            badges = [*badges, NOT_DISTRIBUTED]
+        return [*badges, EARLIER_RECIPE] if entry.key in earlier else badges
 
     seeds = {e.key: entry_seeds(e, groups) for e in entries}
     attach_seeds(all_boards, seeds)

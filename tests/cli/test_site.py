@@ -9,6 +9,7 @@ from urllib.parse import unquote
 import pytest
 
 from benchmark.leaderboard import build_site
+from benchmark.training.recipes import card_recipe_mismatches
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "leaderboard" / "site"
@@ -23,6 +24,7 @@ def test_committed_site_is_up_to_date(tmp_path):
         data_cards=ROOT / "data_cards",
         readme=ROOT / "README.md",
         cards=ROOT / "leaderboard" / "zoo" / "cards",  # what `make site` reads by default
+        recipe_check=card_recipe_mismatches,  # as `bench leaderboard build` passes it
     )
     fresh = {
         p.relative_to(tmp_path / "site") for p in (tmp_path / "site").rglob("*") if p.is_file()
@@ -36,6 +38,14 @@ def test_committed_site_is_up_to_date(tmp_path):
     ]
     assert not stale, f"leaderboard/site is out of date ({stale[:3]}): run make site"
     assert report.invalid == [], report.invalid
+    # A robust entry of an earlier, shorter recipe carries the badge; the published one not.
+    pages = {p.name: p.read_text() for p in (tmp_path / "site").glob("entry-retinamnist--*")}
+    badge = '<span class="badge warn">earlier training recipe</span>'
+    earlier = [n for n in pages if "--trades,steps=3-" in n]
+    published = [n for n in pages if "--pgd_at,eps=0.00784313725490196,steps=7-" in n]
+    assert earlier and published
+    assert all(badge in pages[n] for n in earlier)
+    assert not any(badge in pages[n] for n in published)
 
 
 _LINK = re.compile(r'(?:href|src)="([^"]*)"')
