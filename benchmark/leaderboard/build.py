@@ -215,7 +215,8 @@ def build_site(
     if recipe_check is not None:
         for e in entries:
             card = deployed_card(e, groups)
-            if card is not None and card.get("defense") is not None and recipe_check(card):
+            training = e.defense_block().get("kind") == "training"
+            if training and card is not None and card.get("defense") and recipe_check(card):
                 earlier.add(e.key)
 
     def entry_flags(entry: Entry) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ from typing import Any
 from benchmark.errors import CheckpointError
 from benchmark.leaderboard.rows import Board
 from benchmark.leaderboard.runs import Entry, Run
-from benchmark.results.cards import read_cards, recipe_of, seed_of
+from benchmark.leaderboard.statuses import collapse_reason, run_problems, unreliable_reason
+from benchmark.results.cards import read_cards, recipe_of, recipe_signature, seed_of
+from benchmark.results.protocols import PROTOCOLS
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +84,12 @@ def entry_seeds(entry: Entry, groups: dict[str, list[dict[str, Any]]]) -> Recipe
         return None
     recipe = recipe_of({"model_id": mid})
     cards = groups.get(recipe, [])
-    if not any(c["model_id"] == mid and c["checkpoint"]["sha256"] == sha for c in cards):
+    own = [c for c in cards if c["model_id"] == mid and c["checkpoint"]["sha256"] == sha]
+    if not own:
         return None
+    # Seeds of this recipe only: a checkpoint of an earlier recipe may share the id pattern.
+    signature = recipe_signature(own[0].get("recipe"))
+    cards = [c for c in cards if recipe_signature(c.get("recipe")) == signature]
     try:
         rows = [_seed_row(c, mid) for c in cards]
     except (KeyError, TypeError, ValueError) as exc:  # a card with a null or odd metric
@@ -184,15 +191,26 @@ def _deployed_id(entry: Entry) -> str:
     return str((entry.newest().doc.get("model") or {}).get("model_id") or "")
 
 
-def _seed_groups(entry: Entry, entries: list[Entry]) -> list[tuple[Run, dict[int, Run]]]:
+def _deployed_signature(entry: Entry) -> str | None:
+    """The recipe signature of the checkpoint ``entry`` deploys, from its run's model card
+    block (None when the run records no recipe)."""
+    card = (entry.newest().doc.get("model") or {}).get("card") or {}
+    return recipe_signature(card.get("recipe"))
+
+
+def _seed_groups(
+    entry: Entry, entries: list[Entry], accept: Callable[[Run], bool] | None = None
+) -> list[tuple[Run, dict[int, Run]]]:
     """For each run of ``entry`` (by suite), the run per seed of its recipe that matches it:
     the entry's own run, and the newest run of the same suite of every other seed (same
-    dataset, defense and parameters) scored on the same images (:attr:`RunView.images_key`)
-    with the same passes and draws. Runs that only the entry has are left out."""
+    dataset, defense and parameters, and the same recipe apart from the seed,
+    :func:`~benchmark.results.cards.recipe_signature`) scored on the same images
+    (:attr:`RunView.images_key`) with the same passes and draws, and passing ``accept``.
+    Runs that only the entry has are left out."""
     mine = _deployed_id(entry)
     if seed_of(mine) is None:
         return []
-    recipe = recipe_of({"model_id": mine})
+    recipe, signature = recipe_of({"model_id": mine}), _deployed_signature(entry)
     siblings = [  # (entry, seed) of every checkpoint of the recipe under the same defense
         (e, seed_of(_deployed_id(e)))
         for e in entries
@@ -200,6 +218,7 @@ def _seed_groups(entry: Entry, entries: list[Entry]) -> list[tuple[Run, dict[int
         and e.defense == entry.defense
         and e.defense_params == entry.defense_params
         and recipe_of({"model_id": _deployed_id(e)}) == recipe
+        and _deployed_signature(e) == signature
     ]
     out = []
     for run in sorted(entry.runs, key=lambda r: r.suite):
@@ -211,7 +230,10 @@ def _seed_groups(entry: Entry, entries: list[Entry]) -> list[tuple[Run, dict[int
             same = [
                 r
                 for r in sib.runs
-                if r.suite == run.suite and r.images_key == images and _setting(r) == setting
+                if r.suite == run.suite
+                and r.images_key == images
+                and _setting(r) == setting
+                and (sib is entry or accept is None or accept(r))
             ]
             if same and seed is not None and (sib is entry or seed not in found):
                 found[seed] = (sib, run if sib is entry else max(same, key=lambda r: r.created_at))
@@ -258,19 +280,20 @@ def seed_runs(entry: Entry, entries: list[Entry]) -> list[SeedSuite]:
 @dataclass(frozen=True)
 class SeedWorstCase:
     """A board row's ranking figure over its recipe's seeds: the balanced worst case at the
-    board's eps of every seed's run of the row's suite on the same images
-    (:func:`seed_worst_case`).
+    board's eps of every seed's run that :func:`seed_worst_case` pairs with the row's.
 
     Attributes:
         suite: the suite of the runs.
         n: images each run scored.
-        values: (seed, balanced worst case in [0, 1]) per seed, ascending.
+        values: (seed, balanced worst case in [0, 1], note) per seed, ascending; the note
+            says why that seed's run would not be ranked (``collapsed``, ``unreliable``), else
+            it is empty.
         mean, sd: over the seeds (sample standard deviation).
     """
 
     suite: str
     n: int
-    values: tuple[tuple[int, float], ...]
+    values: tuple[tuple[int, float, str], ...]
     mean: float
     sd: float
 
@@ -280,30 +303,48 @@ class SeedWorstCase:
 
 
 def _balanced_worst(run: Run, eps: float) -> float | None:
-    """The run's lowest balanced worst case at L-inf ``eps`` under its default threat model
-    (None: no worst case at ``eps``, or one without the balanced figure)."""
+    """The run's lowest balanced worst case at L-inf ``eps`` under its default threat model,
+    the one its board row's key takes (None: no worst case at ``eps``, or one without the
+    balanced figure)."""
     found = [w.robust_balanced_accuracy for w in run.worst_cases() if w.at_linf(eps)]
     if not found or any(v is None for v in found):
         return None
     return float(min(found))
 
 
+def _seed_note(run: Run) -> str:
+    if collapse_reason(run):
+        return "collapsed"
+    return "unreliable" if unreliable_reason(run) else ""
+
+
 def seed_worst_case(
-    entry: Entry, entries: list[Entry], eps: float, suite: str
+    entry: Entry, entries: list[Entry], eps: float, source: Run
 ) -> SeedWorstCase | None:
-    """The balanced worst case at ``eps`` over the seeds of ``entry``'s recipe, from the runs
-    of ``suite`` that :func:`_seed_groups` pairs with the entry's (None: fewer than two seeds
-    ran it on the same images, or one run has no balanced worst case at ``eps``)."""
-    for run, found in _seed_groups(entry, entries):
-        if run.suite != suite:
+    """The balanced worst case at ``eps`` over the seeds of ``entry``'s recipe: ``source`` (the
+    run the entry's board row comes from) and the runs :func:`_seed_groups` pairs with it.
+    For a protocol run the other seeds' runs must be conformant runs of the same protocol.
+    None: fewer than two seeds, or a run without a balanced worst case at ``eps``."""
+    accept = None
+    record = source.doc.get("protocol") or {}
+    if record.get("id") in PROTOCOLS.list():
+        protocol = PROTOCOLS.get(record["id"])
+
+        def accept(run: Run) -> bool:
+            return not run_problems(run, protocol)
+
+    for run, found in _seed_groups(entry, entries, accept):
+        if run is not source:
             continue
-        values = [(seed, _balanced_worst(r, eps)) for seed, r in found.items()]
-        if any(v is None for _, v in values):
-            return None
-        clean = tuple((seed, float(v)) for seed, v in values)  # type: ignore[arg-type]
-        figures = [v for _, v in clean]
+        values = []
+        for seed, r in found.items():
+            value = _balanced_worst(r, eps)
+            if value is None:
+                return None
+            values.append((seed, value, "" if r is source else _seed_note(r)))
+        figures = [v for _, v, _ in values]
         return SeedWorstCase(
-            suite, run.n, clean, statistics.fmean(figures), statistics.stdev(figures)
+            run.suite, run.n, tuple(values), statistics.fmean(figures), statistics.stdev(figures)
         )
     return None
 
@@ -317,7 +358,7 @@ def attach_seed_worst_cases(boards: list[Board], entries: list[Entry]) -> None:
         for row in board.rows:
             if row.source is None:
                 continue
-            found = seed_worst_case(row.entry, entries, board.eps, row.source.suite)
+            found = seed_worst_case(row.entry, entries, board.eps, row.source)
             if found is not None:
                 row.details["seed_worst"] = found
                 board.has_seed_worst = True

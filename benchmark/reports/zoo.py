@@ -169,17 +169,16 @@ def recipe_text(mismatches: list[tuple[str, Any, Any]] | None) -> str:
         return "published"
     parts = []
     fields = {name for name, _, _ in mismatches}
-    for name, got, want in mismatches:
+    for name, got, _want in mismatches:
         if name == "epochs":
             parts.append(f"{got} epochs")
-        elif name == "defense_params":
-            got, want = dict(got or {}), dict(want or {})
-            if got.get("steps") != want.get("steps"):
-                parts.append(f"PGD-{got.get('steps', 'default')}")
-            if got.get("eps") != want.get("eps"):
-                parts.append(f"eps {_eps_text(got['eps']) if 'eps' in got else '8/255'}")
-            extra = sorted(k for k in set(got) | set(want) if k not in ("steps", "eps"))
-            parts += [f"{k}={got.get(k)}" for k in extra if got.get(k) != want.get(k)]
+        elif name == "defense_params":  # the parameters in force that differ, card's values
+            got = dict(got or {})
+            if "steps" in got:
+                parts.append(f"PGD-{got['steps']}")
+            if "eps" in got:
+                parts.append(f"eps {_eps_text(got['eps'])}")
+            parts += [f"{k}={got[k]}" for k in sorted(got) if k not in ("steps", "eps")]
         elif name == "select_eps":
             parts.append(f"selected at {_eps_text(got)}")
         elif name == "select_steps":

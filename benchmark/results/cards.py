@@ -232,6 +232,21 @@ def seed_of(model_id: str) -> int | None:
     return int(found.group(2)) if found else None
 
 
+#: Card ``recipe`` fields that differ between the seeds of one recipe: the seed, the standard
+#: model of that seed a fine-tune starts from, and where and how fast it ran.
+_PER_SEED = frozenset({"seed", "init", "init_from", "device", "channels_last"})
+
+
+def recipe_signature(recipe: dict[str, Any] | None) -> str | None:
+    """What two seeds of one recipe share: the card's ``recipe`` without its per-seed fields,
+    as canonical JSON (None without a recipe). Two checkpoints under one id pattern but of
+    different recipes (an earlier, shorter fine-tune) differ here."""
+    if not recipe:
+        return None
+    shared = {k: v for k, v in recipe.items() if k not in _PER_SEED}
+    return json.dumps(shared, sort_keys=True, default=str)
+
+
 __all__ = [
     "CARD_SCHEMA",
     "DEFENSE_FIELDS",
@@ -245,5 +260,6 @@ __all__ = [
     "read_card",
     "read_cards",
     "recipe_of",
+    "recipe_signature",
     "seed_of",
 ]

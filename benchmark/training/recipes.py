@@ -204,27 +204,52 @@ def recipe_differences(card_recipe: dict[str, Any], config: TrainConfig) -> list
     ]
 
 
-#: Defense parameters a robust recipe sets (the others a card adds are a sensitivity entry's).
-_RECIPE_PARAMS = ("eps", "steps")
+#: Defense parameters a board entry may set beside the recipe's, as a sensitivity entry of its
+#: own (the campaign's TRADES beta = 1 on PneumoniaMNIST); any other departure from the
+#: recipe's parameters in force is a departure from the recipe.
+SENSITIVITY_PARAMS: dict[str, tuple[str, ...]] = {"trades": ("beta",)}
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(float(a) - float(b)) <= 1e-9
+    return a == b
 
 
 def card_recipe_mismatches(card: dict[str, Any]) -> list[tuple[str, Any, Any]] | None:
     """How a model card departs from the published recipe of its kind (standard, or robust
-    with its defense; a card's own extra defense parameters, e.g. TRADES ``beta``, count as
-    that entry's), as :func:`recipe_mismatches` triples; None where no recipe covers it (a
-    dataset or defense without one)."""
+    with its defense), as :func:`recipe_mismatches` triples; None where no recipe covers it (a
+    dataset or defense without one). A robust card's defense parameters are compared as they
+    were in force (the card's ``defense.params``, defaults included) against the recipe's
+    (the submission's defaults with the recipe's overrides): an override equal to a default
+    is no departure, and a changed step size, start or MPAdvT budget is one. Only the
+    parameters of :data:`SENSITIVITY_PARAMS` may differ, as the entry's own."""
+    from benchmark.defenses.base import SubmissionError
+    from benchmark.defenses.submissions import load_submission
+
     r = card.get("recipe") or {}
     try:
-        if r.get("defense"):
-            extra = {
-                k: v for k, v in (r.get("defense_params") or {}).items() if k not in _RECIPE_PARAMS
-            }
-            config = robust_config(r["dataset"], r["defense"], r["arch"], r["seed"], extra)
-        else:
-            config = standard_config(r["dataset"], r["arch"], r["seed"])
-    except (ConfigError, KeyError):
+        if not r.get("defense"):
+            return recipe_mismatches(r, standard_config(r["dataset"], r["arch"], r["seed"]))
+        defense = r["defense"]
+        defaults = load_submission(defense).params
+        in_force = dict((card.get("defense") or {}).get("params") or {})
+        extra = {
+            k: in_force[k]
+            for k in SENSITIVITY_PARAMS.get(defense, ())
+            if k in in_force and not _same_value(in_force[k], defaults.get(k))
+        }
+        config = robust_config(r["dataset"], defense, r["arch"], r["seed"], extra)
+    except (ConfigError, SubmissionError, KeyError):
         return None
-    return recipe_mismatches(r, config)
+    out = [m for m in recipe_mismatches(r, config) if m[0] != "defense_params"]
+    want = {**defaults, **config.defense_params}
+    keys = sorted(set(want) | set(in_force))
+    differ = [k for k in keys if not _same_value(in_force.get(k), want.get(k))]
+    if differ:
+        got = {k: in_force.get(k) for k in differ}
+        out.insert(1, ("defense_params", got, {k: want.get(k) for k in differ}))
+    return out
 
 
 __all__ = [
@@ -232,6 +257,7 @@ __all__ = [
     "ROBUST_DEFENSES",
     "ROBUST_EPOCHS",
     "SEEDS",
+    "SENSITIVITY_PARAMS",
     "STANDARD_EPOCHS",
     "TRAINING_EPS",
     "card_recipe_mismatches",

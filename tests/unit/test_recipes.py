@@ -202,3 +202,27 @@ def test_the_zoo_page_says_which_robust_models_are_the_published_recipe():
     assert recipe_text(None) == "-"
     assert "| checkpoint sha256 | recipe |" not in render_zoo_markdown(cards)
     assert "| checkpoint sha256 | recipe |" in page
+
+
+def test_a_card_is_compared_by_the_defense_parameters_in_force():
+    """A weakened inner attack (step size, start) or MPAdvT budget is a departure even where
+    the id's overrides match; TRADES beta is the one parameter an entry may set as its own."""
+    import copy
+
+    from benchmark.training.recipes import card_recipe_mismatches
+
+    base = _card(f"resnet18_retinamnist_28px_s0_pgd_at_{RETINA_2_255}")
+    assert card_recipe_mismatches(base) == []
+    for change in ({"alpha": 1e-6}, {"start": "none"}):
+        card = copy.deepcopy(base)
+        card["defense"]["params"].update(change)
+        (found,) = [m for m in card_recipe_mismatches(card) if m[0] == "defense_params"]
+        assert found[1] == change
+    mpadvt = copy.deepcopy(_card("resnet18_retinamnist_28px_s0_mpadvt"))
+    mpadvt["recipe"]["epochs"] = 12
+    assert card_recipe_mismatches(mpadvt) == []
+    mpadvt["defense"]["params"]["eps_high"] = 0.001
+    assert [m[0] for m in card_recipe_mismatches(mpadvt)] == ["defense_params"]
+    beta = _card("resnet18_pneumoniamnist_28px_s0_trades_beta=1,steps=3")
+    (found,) = [m for m in card_recipe_mismatches(beta) if m[0] == "defense_params"]
+    assert found[1] == {"steps": 3}  # beta = 1 is the entry's own, not a departure
