@@ -286,8 +286,8 @@ class SeedWorstCase:
         suite: the suite of the runs.
         n: images each run scored.
         values: (seed, balanced worst case in [0, 1], note) per seed, ascending; the note
-            says why that seed's run would not be ranked (``collapsed``, ``unreliable``), else
-            it is empty.
+            says why that seed's run would not be ranked (``collapsed``; ``unreliable`` on a
+            protocol board), else it is empty.
         mean, sd: over the seeds (sample standard deviation).
     """
 
@@ -312,10 +312,12 @@ def _balanced_worst(run: Run, eps: float) -> float | None:
     return float(min(found))
 
 
-def _seed_note(run: Run) -> str:
+def _seed_note(run: Run, protocol: bool) -> str:
+    """Why a seed's run would not be ranked: collapsed; on a protocol board also unreliable
+    (a screening run lacks convergence evidence by design, and its row is exploratory)."""
     if collapse_reason(run):
         return "collapsed"
-    return "unreliable" if unreliable_reason(run) else ""
+    return "unreliable" if protocol and unreliable_reason(run) else ""
 
 
 def seed_worst_case(
@@ -341,7 +343,7 @@ def seed_worst_case(
             value = _balanced_worst(r, eps)
             if value is None:
                 return None
-            values.append((seed, value, "" if r is source else _seed_note(r)))
+            values.append((seed, value, "" if r is source else _seed_note(r, accept is not None)))
         figures = [v for _, v, _ in values]
         return SeedWorstCase(
             run.suite, run.n, tuple(values), statistics.fmean(figures), statistics.stdev(figures)
