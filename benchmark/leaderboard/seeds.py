@@ -320,13 +320,20 @@ def _seed_note(run: Run, protocol: bool) -> str:
     return "unreliable" if protocol and unreliable_reason(run) else ""
 
 
+def _attack_cells(run: Run) -> frozenset[tuple[str, str]]:
+    """The run's attack cells (id and threat model; sanity cells left out): a suite run with
+    another attack list or budget (``--attack-param``) has other ids."""
+    return frozenset((a.cell_id, a.threat_model.value) for a in run.attacks if not a.sanity_only)
+
+
 def seed_worst_case(
     entry: Entry, entries: list[Entry], eps: float, source: Run
 ) -> SeedWorstCase | None:
     """The balanced worst case at ``eps`` over the seeds of ``entry``'s recipe: ``source`` (the
     run the entry's board row comes from) and the runs :func:`_seed_groups` pairs with it.
-    For a protocol run the other seeds' runs must be conformant runs of the same protocol.
-    None: fewer than two seeds, or a run without a balanced worst case at ``eps``."""
+    Every run must hold the same attack cells (ids and threat models), and for a protocol run
+    the other seeds' runs must be conformant runs of the same protocol. None: fewer than two
+    seeds, runs of other attacks, or a run without a balanced worst case at ``eps``."""
     accept = None
     record = source.doc.get("protocol") or {}
     if record.get("id") in PROTOCOLS.list():
@@ -335,9 +342,12 @@ def seed_worst_case(
         def accept(run: Run) -> bool:
             return not run_problems(run, protocol)
 
+    cells = _attack_cells(source)
     for run, found in _seed_groups(entry, entries, accept):
         if run is not source:
             continue
+        if any(_attack_cells(r) != cells for r in found.values()):
+            return None  # a worst case over other attacks (another budget) is not comparable
         values = []
         for seed, r in found.items():
             value = _balanced_worst(r, eps)

@@ -170,7 +170,7 @@ def test_seed_runs_keep_same_label_cells_apart_and_pair_only_equal_settings(
     import copy
 
     from benchmark.leaderboard.runs import Run, group_entries
-    from benchmark.leaderboard.seeds import seed_runs
+    from benchmark.leaderboard.seeds import seed_runs, seed_worst_case
 
     zoo = tiny_models["zoo"]
     docs = [
@@ -201,6 +201,13 @@ def test_seed_runs_keep_same_label_cells_apart_and_pair_only_equal_settings(
 
     found = entries(docs)
     (suite,) = seed_runs(found[0], found)
+    # The board's figure over seeds needs the same attack cells in every seed's run.
+    assert seed_worst_case(found[0], found, 8 / 255, found[0].runs[0]).seeds == 2
+    fewer = copy.deepcopy(docs[1])
+    fewer["attacks"] = fewer["attacks"][:1]  # the twin cell (another budget) missing
+    short = entries([docs[0], fewer])
+    assert seed_worst_case(short[0], short, 8 / 255, short[0].runs[0]) is None
+    assert seed_runs(short[0], short)  # the entry table still shows the cells both share
     assert len(suite.columns) == 3 and suite.columns[0] == "clean"
     assert suite.columns[1] != suite.columns[2] and "_twin]" in suite.columns[2]
     assert [r["values"][2] for r in suite.rows] == [0.5, 0.5]
