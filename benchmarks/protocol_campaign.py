@@ -115,8 +115,9 @@ def jobs(
 ) -> list[Job]:
     """The campaign's jobs in priority order: per dataset the deterministic track of seed 0
     (undefended first), then the adaptive track of the datasets that have its entries, the
-    transfer matrices, and last the deterministic track of the other seeds (their spread on
-    the entry pages; the boards rank seed 0's checkpoints)."""
+    transfer matrices, and last the deterministic track of the other seeds. Every seed's
+    protocol run is a board row of its own, ranked by its checkpoint like any other; the
+    seeds' spread shows beside each row and on the entry pages."""
 
     def deterministic(seed: int) -> list[Job]:
         out = []
@@ -150,12 +151,18 @@ def _ensure_models(job: Job, zoo: Any, data_dir: Path, log: list[dict[str, Any]]
     them; a zoo model of another recipe under the same id is refused, not evaluated."""
     from benchmark.errors import ConfigError
     from benchmark.training import train_model
-    from benchmark.training.recipes import recipe_differences, recipe_model_id
+    from benchmark.training.recipes import (
+        card_recipe_mismatches,
+        format_mismatches,
+        recipe_model_id,
+    )
 
     for config in job.train_configs():
         mid = recipe_model_id(config)
         if zoo.exists(mid):
-            diff = recipe_differences(zoo.entry(mid).card.get("recipe", {}), config)
+            # The same test as the zoo page and the site's badge: the parameters in force.
+            found = card_recipe_mismatches(zoo.entry(mid).card)
+            diff = ["no published recipe covers it"] if found is None else format_mismatches(found)
             if diff:
                 raise ConfigError(
                     f"zoo model {mid} was trained with another recipe ({'; '.join(diff)}): "

@@ -214,10 +214,13 @@ def build_site(
     earlier = set()
     if recipe_check is not None:
         for e in entries:
-            card = deployed_card(e, groups)
+            # The committed card, else the card block the run recorded (weights not distributed).
+            card = deployed_card(e, groups) or (e.newest().doc.get("model") or {}).get("card")
             training = e.defense_block().get("kind") == "training"
-            if training and card is not None and card.get("defense") and recipe_check(card):
+            if training and card and card.get("defense") and recipe_check(card):
                 earlier.add(e.key)
+    for board in all_boards:
+        board.has_earlier_recipe = any(row.entry.key in earlier for row in board.rows)
 
     def entry_flags(entry: Entry) -> list[str]:
         badges = flags(entry)

@@ -108,6 +108,8 @@ class Board:
     has_seed_worst: bool = False
     """Whether some row carries ``details["seed_worst"]`` (its ranking figure over its recipe's
     seeds, :func:`benchmark.leaderboard.seeds.seed_worst_case`)."""
+    has_earlier_recipe: bool = False
+    """Whether some row's entry carries the "earlier training recipe" badge."""
     transfer: Any = None
     """The transfer matrix at this board's budget, if one was computed
     (:class:`~benchmark.leaderboard.transfer.TransferTable`); rows then carry

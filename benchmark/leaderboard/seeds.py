@@ -9,12 +9,14 @@ the row. Where the recipe's other seeds ran under the same defense, suite and im
 (``bench evaluate --subset-seed`` screens every seed on the same subset), the entry page tables
 each attack cell's robust accuracy per seed with its mean and sample standard deviation
 (:func:`seed_runs`), and the board shows the row's ranking figure, the balanced worst case at
-its eps, over those seeds beside the row (:func:`seed_worst_case`). A board still ranks
+its eps, over those seeds beside the row where their runs hold the same attacks
+(:func:`seed_worst_case`). A board still ranks
 checkpoints, not recipes: the seeds' spread says how much of a gap training noise could make.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 from collections.abc import Callable
@@ -27,7 +29,7 @@ from benchmark.leaderboard.rows import Board
 from benchmark.leaderboard.runs import Entry, Run
 from benchmark.leaderboard.statuses import collapse_reason, run_problems, unreliable_reason
 from benchmark.results.cards import read_cards, recipe_of, recipe_signature, seed_of
-from benchmark.results.protocols import PROTOCOLS
+from benchmark.results.protocols import PROTOCOLS, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -320,40 +322,55 @@ def _seed_note(run: Run, protocol: bool) -> str:
     return "unreliable" if protocol and unreliable_reason(run) else ""
 
 
-def _attack_cells(run: Run) -> frozenset[tuple[str, str]]:
-    """The run's attack cells (id and threat model; sanity cells left out): a suite run with
-    another attack list or budget (``--attack-param``) has other ids."""
-    return frozenset((a.cell_id, a.threat_model.value) for a in run.attacks if not a.sanity_only)
+def _attack_cells(run: Run) -> frozenset[tuple[str, ...]]:
+    """The run's attack cells, sanity cells left out: each cell's attack, norm, eps, resolved
+    parameters and threat model (a suite run with another attack list or budget differs)."""
+    return frozenset(
+        (
+            a.attack,
+            a.norm,
+            repr(round(a.eps, 10)) if a.bounded else "",
+            json.dumps(a.params, sort_keys=True, default=str),
+            a.threat_model.value,
+        )
+        for a in run.attacks
+        if not a.sanity_only
+    )
 
 
 def seed_worst_case(
-    entry: Entry, entries: list[Entry], eps: float, source: Run
+    entry: Entry,
+    entries: list[Entry],
+    eps: float,
+    source: Run,
+    protocol: Protocol | None = None,
 ) -> SeedWorstCase | None:
     """The balanced worst case at ``eps`` over the seeds of ``entry``'s recipe: ``source`` (the
-    run the entry's board row comes from) and the runs :func:`_seed_groups` pairs with it.
-    Every run must hold the same attack cells (ids and threat models), and for a protocol run
-    the other seeds' runs must be conformant runs of the same protocol. None: fewer than two
-    seeds, runs of other attacks, or a run without a balanced worst case at ``eps``."""
-    accept = None
-    record = source.doc.get("protocol") or {}
-    if record.get("id") in PROTOCOLS.list():
-        protocol = PROTOCOLS.get(record["id"])
-
-        def accept(run: Run) -> bool:
-            return not run_problems(run, protocol)
-
+    run the entry's board row comes from) and, per other seed, the newest run that
+    :func:`_seed_groups` pairs with it and that holds the same attack cells (attack, budget,
+    parameters, threat model). On a board of ``protocol`` the other seeds' runs must be
+    conformant runs of the protocol their row would be ranked under (the source's). A seed
+    whose run is collapsed is marked, and on a protocol board one that is unreliable. None:
+    fewer than two seeds, or a run without a balanced worst case at ``eps``."""
     cells = _attack_cells(source)
+    record = source.doc.get("protocol") or {}
+    conform = PROTOCOLS.get(record["id"]) if record.get("id") in PROTOCOLS.list() else None
+
+    def accept(run: Run) -> bool:
+        if _attack_cells(run) != cells:
+            return False  # a worst case over other attacks (another budget) is not comparable
+        return conform is None or not run_problems(run, conform)
+
     for run, found in _seed_groups(entry, entries, accept):
         if run is not source:
             continue
-        if any(_attack_cells(r) != cells for r in found.values()):
-            return None  # a worst case over other attacks (another budget) is not comparable
         values = []
         for seed, r in found.items():
             value = _balanced_worst(r, eps)
             if value is None:
                 return None
-            values.append((seed, value, "" if r is source else _seed_note(r, accept is not None)))
+            note = "" if r is source else _seed_note(r, protocol is not None)
+            values.append((seed, value, note))
         figures = [v for _, v, _ in values]
         return SeedWorstCase(
             run.suite, run.n, tuple(values), statistics.fmean(figures), statistics.stdev(figures)
@@ -363,14 +380,15 @@ def seed_worst_case(
 
 def attach_seed_worst_cases(boards: list[Board], entries: list[Entry]) -> None:
     """Give every L-inf board row whose recipe's other seeds ran the row's suite on the same
-    images ``row.details["seed_worst"]`` (:class:`SeedWorstCase` at the board's eps)."""
+    images with the same attacks ``row.details["seed_worst"]`` (:class:`SeedWorstCase` at the
+    board's eps)."""
     for board in boards:
         if board.kind != "linf" or board.eps is None:
             continue
         for row in board.rows:
             if row.source is None:
                 continue
-            found = seed_worst_case(row.entry, entries, board.eps, row.source)
+            found = seed_worst_case(row.entry, entries, board.eps, row.source, board.protocol)
             if found is not None:
                 row.details["seed_worst"] = found
                 board.has_seed_worst = True

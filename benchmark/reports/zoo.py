@@ -178,7 +178,11 @@ def recipe_text(mismatches: list[tuple[str, Any, Any]] | None) -> str:
                 parts.append(f"PGD-{got['steps']}")
             if "eps" in got:
                 parts.append(f"eps {_eps_text(got['eps'])}")
-            parts += [f"{k}={got[k]}" for k in sorted(got) if k not in ("steps", "eps")]
+            parts += [
+                f"{k}={'unset' if got[k] is None else got[k]}"
+                for k in sorted(got)
+                if k not in ("steps", "eps")
+            ]
         elif name == "select_eps":
             parts.append(f"selected at {_eps_text(got)}")
         elif name == "select_steps":
@@ -245,8 +249,8 @@ def render_zoo_markdown(
             lines += [
                 "`recipe`: *published* where the model was trained with the robust recipe",
                 "of `benchmark/training/recipes.py` (PGD-7 at the training eps, 12 epochs from",
-                "the standard model, selected under PGD-4 at that eps; the protocol campaign",
-                "trains it), else how its training differed (an earlier, shorter recipe).",
+                "the standard model, selected under PGD-4 at that eps, at 4/255 for MPAdvT;",
+                "the protocol campaign trains it), else how its training differed.",
             ]
         recipe_col = " recipe |" if recipe_check is not None else ""
         lines += [

@@ -232,24 +232,45 @@ def seed_of(model_id: str) -> int | None:
     return int(found.group(2)) if found else None
 
 
-#: Card ``recipe`` fields that differ between the seeds of one recipe: the seed, the standard
-#: model of that seed a fine-tune starts from, and where and how fast it ran.
-_PER_SEED = frozenset({"seed", "init", "init_from", "device", "channels_last"})
+#: Card ``recipe`` fields a recipe fixes (the seeds of one recipe share them), with the value
+#: a card written before the field existed stands for.
+RECIPE_FIELDS: dict[str, Any] = {
+    "arch": None,
+    "dataset": None,
+    "size": None,
+    "epochs": None,
+    "batch_size": None,
+    "lr": None,
+    "gamma": None,
+    "milestones": None,
+    "optimizer": "adam",
+    "augmentation": "none",
+    "defense": None,
+    "defense_params": {},
+    "select_eps": None,
+    "select_steps": None,
+    "selection": None,
+}
 
 
 def recipe_signature(recipe: dict[str, Any] | None) -> str | None:
-    """What two seeds of one recipe share: the card's ``recipe`` without its per-seed fields,
-    as canonical JSON (None without a recipe). Two checkpoints under one id pattern but of
-    different recipes (an earlier, shorter fine-tune) differ here."""
+    """What the seeds of one recipe share: the card ``recipe``'s :data:`RECIPE_FIELDS` (a field
+    an older card lacks read as its default; the selection attack only for a robust model,
+    whose selection uses it), as canonical JSON; None without a recipe. Two checkpoints under
+    one id pattern but of different recipes (an earlier, shorter fine-tune) differ here."""
     if not recipe:
         return None
-    shared = {k: v for k, v in recipe.items() if k not in _PER_SEED}
+    shared = {k: recipe.get(k, default) for k, default in RECIPE_FIELDS.items()}
+    if not shared["defense"]:
+        shared["select_eps"] = shared["select_steps"] = None
+    shared["defense_params"] = dict(shared["defense_params"] or {})
     return json.dumps(shared, sort_keys=True, default=str)
 
 
 __all__ = [
     "CARD_SCHEMA",
     "DEFENSE_FIELDS",
+    "RECIPE_FIELDS",
     "REQUIRED_FIELDS",
     "SUFFIX",
     "PublishedCard",

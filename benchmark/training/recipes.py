@@ -15,8 +15,8 @@ protocol campaign (``benchmarks/protocol_campaign.py``) and checked against the 
   TRADES and MART use 10 steps in their papers, and one inner attack across the variants
   makes their gaps the loss's, not the inner attack's. MPAdvT samples its own eps and steps
   per minibatch (Xu et al. 2021, Sec. 4.5, Algorithm 1). The training eps is 8/255 except on
-  RetinaMNIST, where every 8/255 recipe collapsed to chance-level validation balanced accuracy
-  and 2/255 did not (:data:`TRAINING_EPS`; ``docs/defenses.md``).
+  RetinaMNIST, where every PGD-based recipe at 8/255 collapsed to chance-level validation
+  balanced accuracy and 2/255 did not (:data:`TRAINING_EPS`; ``docs/defenses.md``).
 
 A model id names the architecture, dataset, size, seed and defense parameters, not the
 epochs or the selection rule: an older recipe's model may share a new recipe's id (the MPAdvT
@@ -166,6 +166,13 @@ _CARD_FIELDS = (
 )
 
 
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal, numbers to 1e-9."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(float(a) - float(b)) <= 1e-9
+    return a == b
+
+
 def recipe_mismatches(
     card_recipe: dict[str, Any], config: TrainConfig
 ) -> list[tuple[str, Any, Any]]:
@@ -184,11 +191,9 @@ def recipe_mismatches(
             got = dict(got or {})
         if name == "milestones" and got is not None:
             got = list(got)
-        if isinstance(value, float) and isinstance(got, (int, float)):
-            same = abs(float(got) - value) <= 1e-9
-        else:
-            same = got == value
-        if not same and (robust_rule or name not in ("select_eps", "select_steps")):
+        if not _same_value(got, value) and (
+            robust_rule or name not in ("select_eps", "select_steps")
+        ):
             out.append((name, got, value))
     rule = selection_description(config)
     if card_recipe.get("selection") != rule:
@@ -196,24 +201,20 @@ def recipe_mismatches(
     return out
 
 
+def format_mismatches(mismatches: list[tuple[str, Any, Any]]) -> list[str]:
+    """Mismatch triples as ``field: card value != recipe value`` lines."""
+    return [f"{name}: card {got!r} != recipe {want!r}" for name, got, want in mismatches]
+
+
 def recipe_differences(card_recipe: dict[str, Any], config: TrainConfig) -> list[str]:
-    """:func:`recipe_mismatches` as ``field: card value != recipe value`` lines."""
-    return [
-        f"{name}: card {got!r} != recipe {want!r}"
-        for name, got, want in recipe_mismatches(card_recipe, config)
-    ]
+    """:func:`recipe_mismatches` as :func:`format_mismatches` lines."""
+    return format_mismatches(recipe_mismatches(card_recipe, config))
 
 
 #: Defense parameters a board entry may set beside the recipe's, as a sensitivity entry of its
 #: own (the campaign's TRADES beta = 1 on PneumoniaMNIST); any other departure from the
 #: recipe's parameters in force is a departure from the recipe.
 SENSITIVITY_PARAMS: dict[str, tuple[str, ...]] = {"trades": ("beta",)}
-
-
-def _same_value(a: Any, b: Any) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return abs(float(a) - float(b)) <= 1e-9
-    return a == b
 
 
 def card_recipe_mismatches(card: dict[str, Any]) -> list[tuple[str, Any, Any]] | None:
@@ -261,6 +262,7 @@ __all__ = [
     "STANDARD_EPOCHS",
     "TRAINING_EPS",
     "card_recipe_mismatches",
+    "format_mismatches",
     "recipe_differences",
     "recipe_mismatches",
     "recipe_model_id",

@@ -38,14 +38,31 @@ def test_committed_site_is_up_to_date(tmp_path):
     ]
     assert not stale, f"leaderboard/site is out of date ({stale[:3]}): run make site"
     assert report.invalid == [], report.invalid
-    # A robust entry of an earlier, shorter recipe carries the badge; the published one not.
-    pages = {p.name: p.read_text() for p in (tmp_path / "site").glob("entry-retinamnist--*")}
+
+
+def test_robust_entries_of_an_earlier_recipe_carry_the_badge(tmp_path):
+    """From the committed cards, or the card block a run recorded where the weights are not
+    distributed; the published recipe's entries and builds without the check carry none."""
+    results = ROOT / "leaderboard" / "results"
+    cards = ROOT / "leaderboard" / "zoo" / "cards"
+    build_site(results, tmp_path / "site", cards=cards, recipe_check=card_recipe_mismatches)
+    pages = {p.name: p.read_text() for p in (tmp_path / "site").glob("entry-*.html")}
     badge = '<span class="badge warn">earlier training recipe</span>'
-    earlier = [n for n in pages if "--trades,steps=3-" in n]
+    earlier = [n for n in pages if n.startswith("entry-retinamnist--") and "--trades,steps=3-" in n]
+    lost = [n for n in pages if n.startswith("entry-breastmnist--") and "--pgd_at,steps=3-" in n]
     published = [n for n in pages if "--pgd_at,eps=0.00784313725490196,steps=7-" in n]
-    assert earlier and published
-    assert all(badge in pages[n] for n in earlier)
-    assert not any(badge in pages[n] for n in published)
+    undefended = [
+        n for n in pages if n.startswith("entry-retinamnist--resnet18_") and "--" not in n[19:]
+    ]
+    assert earlier and lost and published and undefended
+    assert all(badge in pages[n] for n in earlier + lost)
+    assert "weights not distributed" in pages[lost[0]]
+    assert not any(badge in pages[n] for n in published + undefended)
+    board = (tmp_path / "site" / "board-retinamnist--linf-8-255.html").read_text()
+    assert "Badge <span" in board
+    build_site(results, tmp_path / "plain", cards=cards)
+    plain = (tmp_path / "plain" / "board-retinamnist--linf-8-255.html").read_text()
+    assert "earlier training recipe" not in plain
 
 
 _LINK = re.compile(r'(?:href|src)="([^"]*)"')

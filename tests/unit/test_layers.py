@@ -122,7 +122,8 @@ def test_no_circular_module_imports():
 
 def test_the_leaderboard_and_results_load_no_torch():
     code = (
-        "import sys, benchmark, benchmark.results, benchmark.leaderboard.build; "
+        "import sys, benchmark, benchmark.results, benchmark.leaderboard.build, "
+        "benchmark.reports.zoo; "
         "print(sorted(m for m in ('torch', 'torchattacks', 'torchvision') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

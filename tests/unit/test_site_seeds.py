@@ -203,9 +203,9 @@ def test_seed_runs_keep_same_label_cells_apart_and_pair_only_equal_settings(
     (suite,) = seed_runs(found[0], found)
     # The board's figure over seeds needs the same attack cells in every seed's run.
     assert seed_worst_case(found[0], found, 8 / 255, found[0].runs[0]).seeds == 2
-    fewer = copy.deepcopy(docs[1])
-    fewer["attacks"] = fewer["attacks"][:1]  # the twin cell (another budget) missing
-    short = entries([docs[0], fewer])
+    other = copy.deepcopy(docs[1])  # one cell run with other parameters under the same id
+    other["attacks"][0]["config"]["params"]["n_restarts"] = 5
+    short = entries([docs[0], other])
     assert seed_worst_case(short[0], short, 8 / 255, short[0].runs[0]) is None
     assert seed_runs(short[0], short)  # the entry table still shows the cells both share
     assert len(suite.columns) == 3 and suite.columns[0] == "clean"
@@ -215,6 +215,24 @@ def test_seed_runs_keep_same_label_cells_apart_and_pair_only_equal_settings(
     other["config"]["eot_samples"] = 5
     found = entries([docs[0], other])
     assert seed_runs(found[0], found) == []
+    # A run written before the card recorded the defense and selection fields: the same recipe.
+    older = copy.deepcopy(docs[1])
+    for key in ("defense", "defense_params", "select_eps", "select_steps"):
+        older["model"]["card"]["recipe"].pop(key, None)
+    found = entries([docs[0], older])
+    assert seed_runs(found[0], found)
+    # On a protocol board another seed's run counts only if it is a conformant protocol run
+    # (these screening runs, given the protocol's record, are not).
+    from benchmark.results.protocols import MRB_LINF_V1
+
+    marked = [copy.deepcopy(d) for d in docs]
+    for doc in marked:
+        doc["protocol"] = MRB_LINF_V1.record()
+    found = entries(marked)
+    source = found[0].runs[0]
+    assert seed_worst_case(found[0], found, 8 / 255, source) is None
+    plain = entries(docs)
+    assert seed_worst_case(plain[0], plain, 8 / 255, plain[0].runs[0]).seeds == 2
     # A checkpoint of another recipe under the same id pattern (a longer training) is no seed.
     longer = copy.deepcopy(docs[1])
     longer["model"]["card"]["recipe"]["epochs"] += 1
