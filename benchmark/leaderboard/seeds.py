@@ -348,7 +348,7 @@ def seed_worst_case(
     """The balanced worst case at ``eps`` over the seeds of ``entry``'s recipe: ``source`` (the
     run the entry's board row comes from) and, per other seed, the newest run that
     :func:`_seed_groups` pairs with it and that holds the same attack cells (attack, budget,
-    parameters, threat model). On a board of ``protocol`` the other seeds' runs must be
+    parameters, threat model). For a protocol row (``protocol``) the other seeds' runs must be
     conformant runs of the protocol their row would be ranked under (the source's). A seed
     whose run is collapsed is marked, and on a protocol board one that is unreliable. None:
     fewer than two seeds, or a run without a balanced worst case at ``eps``."""
@@ -388,7 +388,10 @@ def attach_seed_worst_cases(boards: list[Board], entries: list[Entry]) -> None:
         for row in board.rows:
             if row.source is None:
                 continue
-            found = seed_worst_case(row.entry, entries, board.eps, row.source, board.protocol)
+            # Seeds are marked unreliable only beside a ranked protocol row (a screening row
+            # is exploratory, and every screening run lacks convergence evidence by design).
+            protocol = board.protocol if row.protocol else None
+            found = seed_worst_case(row.entry, entries, board.eps, row.source, protocol)
             if found is not None:
                 row.details["seed_worst"] = found
                 board.has_seed_worst = True
