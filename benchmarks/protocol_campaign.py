@@ -34,6 +34,7 @@ On the device machine the data and the missing packages travel with the working 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import tarfile
@@ -87,9 +88,11 @@ class Job:
             tail += "_" + "_".join(f"{k}={v}" for k, v in sorted(self.params.items()))
         return f"{self.dataset}__{tail}" + (f"__s{self.seed}" if self.seed else "")
 
+    @functools.cached_property
     def train_configs(self) -> list[Any]:
         """The recipes of the models this job evaluates, the standard model first (a robust
-        model is fine-tuned from it); none for a transfer job."""
+        model is fine-tuned from it); none for a transfer job. Computed once per job (it
+        loads the defense's submission)."""
         from benchmark.defenses import load_submission
         from benchmark.training.recipes import robust_config, standard_config
 
@@ -103,7 +106,7 @@ class Job:
     def defense_params(self) -> dict[str, Any]:
         """The parameters the evaluated defense runs with: a training defense's recipe
         parameters (they name its model), else the job's own."""
-        configs = self.train_configs()
+        configs = self.train_configs
         return dict(configs[-1].defense_params) if len(configs) == 2 else dict(self.params)
 
 
@@ -157,7 +160,7 @@ def _ensure_models(job: Job, zoo: Any, data_dir: Path, log: list[dict[str, Any]]
         recipe_model_id,
     )
 
-    for config in job.train_configs():
+    for config in job.train_configs:
         mid = recipe_model_id(config)
         if zoo.exists(mid):
             # The same test as the zoo page and the site's badge: the parameters in force.
@@ -189,7 +192,7 @@ def run_job(job: Job, *, out: Path, zoo: Any, cache: Any, data_dir: Path) -> dic
         config = EvaluationConfig.from_options(
             dataset=job.dataset,
             arch=job.arch,
-            size=job.train_configs()[0].size,
+            size=job.train_configs[0].size,
             protocol=job.protocol,
             seed=job.seed,
             defense=job.defense,
@@ -241,7 +244,7 @@ def _models(job: Job) -> list[str]:
     """The zoo ids of the models ``job`` evaluates (by its recipes)."""
     from benchmark.training.recipes import recipe_model_id
 
-    return [recipe_model_id(c) for c in job.train_configs()]
+    return [recipe_model_id(c) for c in job.train_configs]
 
 
 def _checkpoint(zoo: Any, mid: str) -> str | None:

@@ -29,7 +29,7 @@ from benchmark.leaderboard.rows import Board
 from benchmark.leaderboard.runs import Entry, Run
 from benchmark.leaderboard.statuses import collapse_reason, run_problems, unreliable_reason
 from benchmark.results.cards import read_cards, recipe_of, recipe_signature, seed_of
-from benchmark.results.protocols import PROTOCOLS, Protocol
+from benchmark.results.protocols import PROTOCOLS
 
 logger = logging.getLogger(__name__)
 
@@ -288,8 +288,8 @@ class SeedWorstCase:
         suite: the suite of the runs.
         n: images each run scored.
         values: (seed, balanced worst case in [0, 1], note) per seed, ascending; the note
-            says why that seed's run would not be ranked (``collapsed``; ``unreliable`` on a
-            protocol board), else it is empty.
+            says why that seed's run would not be ranked (``collapsed``; ``unreliable`` beside
+            a protocol row), else it is empty.
         mean, sd: over the seeds (sample standard deviation).
     """
 
@@ -315,7 +315,7 @@ def _balanced_worst(run: Run, eps: float) -> float | None:
 
 
 def _seed_note(run: Run, protocol: bool) -> str:
-    """Why a seed's run would not be ranked: collapsed; on a protocol board also unreliable
+    """Why a seed's run would not be ranked: collapsed; beside a protocol row also unreliable
     (a screening run lacks convergence evidence by design, and its row is exploratory)."""
     if collapse_reason(run):
         return "collapsed"
@@ -343,14 +343,14 @@ def seed_worst_case(
     entries: list[Entry],
     eps: float,
     source: Run,
-    protocol: Protocol | None = None,
+    protocol_row: bool = False,
 ) -> SeedWorstCase | None:
     """The balanced worst case at ``eps`` over the seeds of ``entry``'s recipe: ``source`` (the
     run the entry's board row comes from) and, per other seed, the newest run that
     :func:`_seed_groups` pairs with it and that holds the same attack cells (attack, budget,
-    parameters, threat model). For a protocol row (``protocol``) the other seeds' runs must be
-    conformant runs of the protocol their row would be ranked under (the source's). A seed
-    whose run is collapsed is marked, and on a protocol board one that is unreliable. None:
+    parameters, threat model). Where the source is a protocol run, the other seeds' runs must
+    be conformant runs of its protocol. A seed whose run is collapsed is marked, and beside a
+    ranked protocol row (``protocol_row``) one that is unreliable. None:
     fewer than two seeds, or a run without a balanced worst case at ``eps``."""
     cells = _attack_cells(source)
     record = source.doc.get("protocol") or {}
@@ -369,7 +369,7 @@ def seed_worst_case(
             value = _balanced_worst(r, eps)
             if value is None:
                 return None
-            note = "" if r is source else _seed_note(r, protocol is not None)
+            note = "" if r is source else _seed_note(r, protocol_row)
             values.append((seed, value, note))
         figures = [v for _, v, _ in values]
         return SeedWorstCase(
@@ -390,8 +390,9 @@ def attach_seed_worst_cases(boards: list[Board], entries: list[Entry]) -> None:
                 continue
             # Seeds are marked unreliable only beside a ranked protocol row (a screening row
             # is exploratory, and every screening run lacks convergence evidence by design).
-            protocol = board.protocol if row.protocol else None
-            found = seed_worst_case(row.entry, entries, board.eps, row.source, protocol)
+            found = seed_worst_case(
+                row.entry, entries, board.eps, row.source, protocol_row=bool(row.protocol)
+            )
             if found is not None:
                 row.details["seed_worst"] = found
                 board.has_seed_worst = True

@@ -21,18 +21,21 @@ protocol campaign (``benchmarks/protocol_campaign.py``) and checked against the 
 A model id names the architecture, dataset, size, seed and defense parameters, not the
 epochs or the selection rule: an older recipe's model may share a new recipe's id (the MPAdvT
 fine-tunes of 2, 5 and 10 epochs are ``..._mpadvt`` like the 12-epoch recipe's). Its card and
-checkpoint sha256 tell them apart: :func:`recipe_differences` names how a card departs from a
-recipe (the campaign refuses such a model), ``bench zoo cards`` refuses to replace a committed
-card with other weights, and every result records the sha256 it scored.
+checkpoint sha256 tell them apart: :func:`card_recipe_mismatches` names how a card departs
+from its recipe (the campaign refuses such a model, the zoo page and the site mark it),
+``bench zoo cards`` refuses to replace a committed card with other weights, and every result
+records the sha256 it scored.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from benchmark.datasets.base import resolve_size
 from benchmark.errors import ConfigError
 from benchmark.models.zoo import model_id
+from benchmark.results.cards import RECIPE_FIELDS
 from benchmark.training.config import TrainConfig
 from benchmark.training.defense import defense_tag
 from benchmark.training.selection import selection_description
@@ -148,22 +151,22 @@ def recipe_model_id(config: TrainConfig) -> str:
     return model_id(config.arch, config.dataset, size, config.seed, tag)
 
 
-#: The card ``recipe`` fields a published recipe fixes.
+#: The card ``recipe`` fields a published recipe fixes: those the seeds of one recipe share
+#: (:data:`~benchmark.results.cards.RECIPE_FIELDS`) that a :class:`TrainConfig` sets (its
+#: ``selection`` is a rule name; the card's text is compared on its own), then the seed and
+#: the starting model.
 _CARD_FIELDS = (
-    "arch",
-    "dataset",
-    "size",
-    "epochs",
-    "batch_size",
-    "lr",
-    "gamma",
+    *(f for f in RECIPE_FIELDS if f in {c.name for c in fields(TrainConfig)} and f != "selection"),
     "seed",
-    "defense",
-    "defense_params",
-    "select_eps",
-    "select_steps",
     "init_from",
 )
+
+
+def _plain(value: Any) -> Any:
+    """A config value as a card's JSON holds it (tuples as lists, dicts copied)."""
+    if isinstance(value, (tuple, list)):
+        return list(value)
+    return dict(value) if isinstance(value, dict) else value
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -181,16 +184,11 @@ def recipe_mismatches(
     the selection rule (its attack's eps and steps only where the rule is the robust one); a
     top-level float to 1e-9, the defense parameters exactly (the card keeps them as given)."""
     out: list[tuple[str, Any, Any]] = []
-    want = {f: getattr(config, f) for f in _CARD_FIELDS}
-    want["defense_params"] = dict(config.defense_params)
-    want["milestones"] = list(config.milestones)
     robust_rule = config.selection_rule == "robust"
-    for name, value in want.items():
-        got = card_recipe.get(name)
+    for name in _CARD_FIELDS:
+        value, got = _plain(getattr(config, name)), _plain(card_recipe.get(name))
         if name == "defense_params":
-            got = dict(got or {})
-        if name == "milestones" and got is not None:
-            got = list(got)
+            got = got or {}
         if not _same_value(got, value) and (
             robust_rule or name not in ("select_eps", "select_steps")
         ):
@@ -204,11 +202,6 @@ def recipe_mismatches(
 def format_mismatches(mismatches: list[tuple[str, Any, Any]]) -> list[str]:
     """Mismatch triples as ``field: card value != recipe value`` lines."""
     return [f"{name}: card {got!r} != recipe {want!r}" for name, got, want in mismatches]
-
-
-def recipe_differences(card_recipe: dict[str, Any], config: TrainConfig) -> list[str]:
-    """:func:`recipe_mismatches` as :func:`format_mismatches` lines."""
-    return format_mismatches(recipe_mismatches(card_recipe, config))
 
 
 #: Defense parameters a board entry may set beside the recipe's, as a sensitivity entry of its
@@ -243,14 +236,24 @@ def card_recipe_mismatches(card: dict[str, Any]) -> list[tuple[str, Any, Any]] |
         config = robust_config(r["dataset"], defense, r["arch"], r["seed"], extra)
     except (ConfigError, SubmissionError, KeyError):
         return None
-    out = [m for m in recipe_mismatches(r, config) if m[0] != "defense_params"]
+    # The parameters in force replace the comparison of the overrides as written, in place.
     want = {**defaults, **config.defense_params}
-    keys = sorted(set(want) | set(in_force))
-    differ = [k for k in keys if not _same_value(in_force.get(k), want.get(k))]
+    differ = [
+        k
+        for k in sorted(set(want) | set(in_force))
+        if not _same_value(in_force.get(k), want.get(k))
+    ]
+    out = [m for m in recipe_mismatches(r, config) if m[0] != "defense_params"]
     if differ:
-        got = {k: in_force.get(k) for k in differ}
-        out.insert(1, ("defense_params", got, {k: want.get(k) for k in differ}))
-    return out
+        out.append(
+            (
+                "defense_params",
+                {k: in_force.get(k) for k in differ},
+                {k: want.get(k) for k in differ},
+            )
+        )
+    order = [*_CARD_FIELDS, "selection"]
+    return sorted(out, key=lambda m: order.index(m[0]))
 
 
 __all__ = [
@@ -263,7 +266,6 @@ __all__ = [
     "TRAINING_EPS",
     "card_recipe_mismatches",
     "format_mismatches",
-    "recipe_differences",
     "recipe_mismatches",
     "recipe_model_id",
     "robust_config",

@@ -16,7 +16,8 @@ import pytest
 from benchmark.errors import ConfigError
 from benchmark.training.recipes import (
     SEEDS,
-    recipe_differences,
+    format_mismatches,
+    recipe_mismatches,
     recipe_model_id,
     robust_config,
     robust_params,
@@ -26,6 +27,10 @@ from benchmark.training.recipes import (
 ROOT = Path(__file__).resolve().parents[2]
 CARDS = ROOT / "leaderboard" / "zoo" / "cards"
 RETINA_2_255 = "eps=0.00784313725490196,steps=7"
+
+
+def _differences(card_recipe: dict[str, Any], config: Any) -> list[str]:
+    return format_mismatches(recipe_mismatches(card_recipe, config))
 
 
 def _card(mid: str) -> dict[str, Any]:
@@ -50,7 +55,7 @@ def test_every_committed_standard_card_was_trained_with_its_published_recipe():
             continue
         config = standard_config(r["dataset"], r["arch"], r["seed"])
         assert recipe_model_id(config) == card["model_id"]
-        assert recipe_differences(r, config) == [], card["model_id"]
+        assert _differences(r, config) == [], card["model_id"]
         checked += 1
     assert checked >= 20
 
@@ -63,12 +68,12 @@ def test_every_committed_standard_card_was_trained_with_its_published_recipe():
 def test_the_retinamnist_2_255_cards_are_the_published_robust_recipe(mid, defense, seed):
     config = robust_config("retinamnist", defense, seed=seed)
     assert recipe_model_id(config) == mid
-    assert recipe_differences(_card(mid)["recipe"], config) == []
+    assert _differences(_card(mid)["recipe"], config) == []
 
 
 def test_an_older_recipe_is_named_field_by_field():
     card = _card("resnet18_retinamnist_28px_s0_pgd_at_steps=3")["recipe"]
-    diff = recipe_differences(card, robust_config("retinamnist", "pgd_at"))
+    diff = _differences(card, robust_config("retinamnist", "pgd_at"))
     assert [d.split(":")[0] for d in diff] == [
         "epochs",
         "defense_params",
@@ -82,7 +87,7 @@ def test_a_card_selected_by_another_rule_is_not_the_recipe():
     config = robust_config("retinamnist", "pgd_at", seed=1)
     card = dict(_card(f"resnet18_retinamnist_28px_s1_pgd_at_{RETINA_2_255}")["recipe"])
     card["selection"] = "best validation AUC (ties: validation ACC)"
-    assert [d.split(":")[0] for d in recipe_differences(card, config)] == ["selection"]
+    assert [d.split(":")[0] for d in _differences(card, config)] == ["selection"]
 
 
 def test_robust_params_name_the_model_and_refuse_an_unknown_defense():
@@ -110,13 +115,13 @@ def test_the_campaign_runs_seed_0_first_and_the_other_seeds_last():
     assert all(j.protocol == "mrb_linf_v1" for j in todo[first_other:])
     assert "retinamnist__maadvt__s2" in names and "breastmnist__transfer" in names
     robust = next(j for j in todo if j.name == "retinamnist__trades__s1")
-    assert [recipe_model_id(c) for c in robust.train_configs()] == [
+    assert [recipe_model_id(c) for c in robust.train_configs] == [
         "resnet18_retinamnist_28px_s1",
         f"resnet18_retinamnist_28px_s1_trades_{RETINA_2_255}",
     ]
     assert robust.defense_params() == {"steps": 7, "eps": 2 / 255}
     jpeg = next(j for j in todo if j.name == "retinamnist__jpeg")
-    assert [recipe_model_id(c) for c in jpeg.train_configs()] == ["resnet18_retinamnist_28px_s0"]
+    assert [recipe_model_id(c) for c in jpeg.train_configs] == ["resnet18_retinamnist_28px_s0"]
 
 
 def test_the_campaign_refuses_a_zoo_model_of_another_recipe(tmp_path):
@@ -169,7 +174,7 @@ def test_the_campaign_trains_and_evaluates_ham10000_at_its_recipe_size(monkeypat
     camp = _campaign()
     (job,) = camp.jobs(["ham10000_220"], ["deterministic"], seeds=(1,))[:1]
     assert camp._models(job) == ["resnet18_ham10000_220_128px_s1"]
-    assert job.train_configs()[0].size == 128
+    assert job.train_configs[0].size == 128
     seen = {}
 
     def fake_evaluate(config, **kwargs):
