@@ -56,6 +56,7 @@ from torch import Tensor
 
 from benchmark.attacks.base import Attack, AttackMeta, frozen_parameters, register_attack
 from benchmark.errors import ConfigError
+from benchmark.results.protocols import autoattack_subattacks
 
 logger = logging.getLogger(__name__)
 #: The reference logs (progress at DEBUG, its checks at WARNING) go here, not to 'auto-attack'.
@@ -166,16 +167,7 @@ class ReferenceAutoAttack(Attack):
     def attacks_to_run(self) -> list[str]:
         """The reference's names of the sub-attacks, in order ('apgd-dlr' is APGD-margin for
         K = 2)."""
-        k = self.num_classes
-        if self.params["version"] == "rand":
-            return ["apgd-ce", "apgd-dlr"]
-        if self.params["version"] == "convergence":
-            return ["apgd-ce", "apgd-t" if k >= 4 else "apgd-dlr"]
-        if k >= 4:
-            return ["apgd-ce", "apgd-t", "fab-t", "square"]
-        if k == 3:
-            return ["apgd-ce", "apgd-dlr", "fab-t", "square"]
-        return ["apgd-ce", "apgd-dlr", "fab", "square"]
+        return autoattack_subattacks(self.params["version"], self.num_classes)
 
     def build(self, device: torch.device | str = "cpu", seed: int | None = None) -> AutoAttack:
         """The configured ``pyautoattack.AutoAttack`` for this model's class count."""

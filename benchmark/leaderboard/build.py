@@ -168,8 +168,9 @@ def build_site(
     ``cards``: the committed model cards (``leaderboard/zoo/cards``): each entry page and board
     row then shows the seeds of its checkpoint's recipe. ``recipe_check``: how a card departs
     from its published recipe (:func:`benchmark.training.recipes.card_recipe_mismatches`, passed
-    in because the recipes load torch): a training-time defense's entry whose checkpoint's card
-    departs from it gets the badge :data:`EARLIER_RECIPE`. ``out`` is emptied first (only the
+    in because the recipes load torch): an entry whose deployed checkpoint's card departs from
+    it (the robust recipe of a training-time defense, the standard recipe of every other
+    entry's model) gets the badge :data:`EARLIER_RECIPE`. ``out`` is emptied first (only the
     files this build writes remain). Invalid results files are reported in the returned
     :class:`BuildReport` and on the index page, and left out. Raises
     :class:`~benchmark.errors.LedgerError` (every problem, one line each) and writes nothing
@@ -216,8 +217,7 @@ def build_site(
         for e in entries:
             # The committed card, else the card block the run recorded (weights not distributed).
             card = deployed_card(e, groups) or (e.newest().doc.get("model") or {}).get("card")
-            training = e.defense_block().get("kind") == "training"
-            if training and card and card.get("defense") and recipe_check(card):
+            if card and recipe_check(card):
                 earlier.add(e.key)
     for board in all_boards:
         board.has_earlier_recipe = any(row.entry.key in earlier for row in board.rows)

@@ -15,6 +15,8 @@ A **board** is a dataset and a threat model: L-inf at one eps, or corruptions.
   its status and the reason; an exploratory row shows the older screening figures (the lowest
   balanced worst case over the entry's runs, under the strongest threat model each run has).
 * Other L-inf budgets (4/255) are screening boards: every row exploratory.
+* On every L-inf board a collapsed model (as on the corruption boards) is marked collapsed
+  and listed last, whatever its figures: a constant answer is robust by construction.
 * The corruption boards rank nothing: no protocol covers corruptions yet, so every row is
   exploratory, in order of the mean corruption balanced accuracy (the mean corruption
   accuracy where a run predates the balanced figure), mean flip probability beside it; a
@@ -96,16 +98,14 @@ def _screening_row(entry: Entry, eps: float) -> Row | None:
     use = _use(entry)
     # Per run at this eps: (balanced or None, plain, run, threat model, worst case).
     found: list[tuple[float | None, float, Run, ThreatModel, Any]] = []
-    cells: dict[str, float] = {}
+    blocks: list[AttackView] = []
     for run in use:
         tm = run.strongest_threat_model()
         for w in run.worst_cases():
             if w.at_linf(eps):
                 found.append((w.robust_balanced_accuracy, w.robust_accuracy.value, run, tm, w))
-        for a in _counted_blocks(run, eps):
-            if a.bounded:  # lowest accuracy of a cell over the runs
-                acc = a.robust_accuracy.value
-                cells[a.name] = min(acc, cells.get(a.name, acc))
+        blocks += [a for a in _counted_blocks(run, eps) if a.bounded]
+    cells = _lowest_per_cell(blocks)  # lowest accuracy of a cell over the runs
     if not found:
         return None
     missing = [f for f in found if f[0] is None]
@@ -144,6 +144,17 @@ def _screening_row(entry: Entry, eps: float) -> Row | None:
     )
 
 
+def _lowest_per_cell(blocks: list[AttackView]) -> dict[str, float]:
+    """Each attack column's figure: the lowest accuracy of the blocks of that name (an
+    adaptive-track run has one per pass under the same name; the column shows the stronger,
+    as the worst case does)."""
+    cells: dict[str, float] = {}
+    for a in blocks:
+        acc = a.robust_accuracy.value
+        cells[a.name] = min(acc, cells.get(a.name, acc))
+    return cells
+
+
 def _protocol_row(entry: Entry, run: Run, eps: float, protocol: Protocol) -> Row | None:
     """The row of a conformant protocol run at ``eps``, its figures recomputed from the
     per-image outcomes, with its status (None: the run has no single-label outcomes)."""
@@ -170,7 +181,7 @@ def _protocol_row(entry: Entry, run: Run, eps: float, protocol: Protocol) -> Row
         accuracy=k / n,
         accuracy_ci95=wilson_interval(k, n),
         protocol=f"{protocol.id} {protocol.version}",
-        cells={a.name: a.robust_accuracy.value for a in blocks},
+        cells=_lowest_per_cell(blocks),
         threat_model=run.strongest_threat_model().value,
         source=run,
         details=details,
@@ -194,8 +205,13 @@ def _protocol_row(entry: Entry, run: Run, eps: float, protocol: Protocol) -> Row
 def _linf_row(entry: Entry, eps: float, protocol: Protocol | None) -> Row | None:
     """The entry's row on the L-inf ``eps`` board of ``protocol`` (None: a screening board)."""
     screening = _screening_row(entry, eps)
+    collapsed = collapse_reason(screening.source) if screening is not None else None
+    if screening is not None and collapsed:
+        # A constant answer is robust by construction: marked on every board, whether or not
+        # a protocol ranks it, and listed last.
+        screening.status, screening.reason = COLLAPSED, collapsed
     if protocol is None:
-        if screening is not None:
+        if screening is not None and not collapsed:
             screening.reason = (
                 f"L-inf {eps_label(eps)} is a screening board: no protocol ranks this budget"
             )
@@ -207,7 +223,7 @@ def _linf_row(entry: Entry, eps: float, protocol: Protocol | None) -> Row | None
         if row is not None:
             return row
         reason = "the protocol run has no single-label per-image outcomes"
-    if screening is not None:
+    if screening is not None and not collapsed:
         screening.reason = reason
     return screening
 

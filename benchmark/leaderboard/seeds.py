@@ -43,6 +43,9 @@ class RecipeSeeds:
         rows: per seed (ascending): ``seed``, ``model_id``, ``sha256``, test ``acc`` and
             ``auc`` (value and 95 % interval) and ``this`` (the entry's own checkpoint).
         acc_mean, acc_sd, auc_mean, auc_sd: over the seeds (sd None for one seed).
+        base_model: the entry is an inference-time defense (preprocessing, wrapper,
+            randomized): these are the seeds of its undefended base model, not of the
+            defended pipeline, whose clean accuracy differs.
     """
 
     recipe: str
@@ -51,6 +54,7 @@ class RecipeSeeds:
     acc_sd: float | None
     auc_mean: float
     auc_sd: float | None
+    base_model: bool = False
 
     @property
     def n(self) -> int:
@@ -100,8 +104,15 @@ def entry_seeds(entry: Entry, groups: dict[str, list[dict[str, Any]]]) -> Recipe
     rows.sort(key=lambda r: r["seed"])
     acc = [r["acc"]["value"] for r in rows]
     auc = [r["auc"]["value"] for r in rows]
+    kind = entry.defense_block().get("kind")
     return RecipeSeeds(
-        recipe, tuple(rows), statistics.fmean(acc), _sd(acc), statistics.fmean(auc), _sd(auc)
+        recipe,
+        tuple(rows),
+        statistics.fmean(acc),
+        _sd(acc),
+        statistics.fmean(auc),
+        _sd(auc),
+        base_model=kind is not None and kind != "training",
     )
 
 
@@ -207,7 +218,8 @@ def _seed_groups(
     the entry's own run, and the newest run of the same suite of every other seed (same
     dataset, defense and parameters, and the same recipe apart from the seed,
     :func:`~benchmark.results.cards.recipe_signature`) scored on the same images
-    (:attr:`RunView.images_key`) with the same passes and draws, and passing ``accept``.
+    (:attr:`RunView.images_key`) with the same passes and draws, and passing ``accept``; where
+    a seed has two checkpoints (retrained under the same id and recipe), the newest such run.
     Runs that only the entry has are left out."""
     mine = _deployed_id(entry)
     if seed_of(mine) is None:
@@ -237,8 +249,13 @@ def _seed_groups(
                 and _setting(r) == setting
                 and (sib is entry or accept is None or accept(r))
             ]
-            if same and seed is not None and (sib is entry or seed not in found):
-                found[seed] = (sib, run if sib is entry else max(same, key=lambda r: r.created_at))
+            if not same or seed is None or (seed in found and found[seed][0] is entry):
+                continue
+            pick = run if sib is entry else max(same, key=lambda r: r.created_at)
+            # Two checkpoints of one seed (a retrain under the same id and recipe): the entry's
+            # own, else the newest run, whatever order the entries come in.
+            if sib is entry or seed not in found or pick.created_at > found[seed][1].created_at:
+                found[seed] = (sib, pick)
         if len(found) >= 2:
             out.append((run, {seed: r for seed, (_, r) in sorted(found.items())}))
     return out

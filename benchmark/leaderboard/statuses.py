@@ -44,8 +44,9 @@ RANKED = "ranked"
 COLLAPSED = "collapsed"
 UNRELIABLE = "unreliable"
 EXPLORATORY = "exploratory"
-#: Statuses in the order a board lists its rows.
-STATUSES = (RANKED, COLLAPSED, UNRELIABLE, EXPLORATORY)
+#: Statuses in the order a board lists its rows: a collapsed model last, since a constant
+#: answer is robust by construction and would otherwise head a board of unranked rows.
+STATUSES = (RANKED, UNRELIABLE, EXPLORATORY, COLLAPSED)
 #: Share of the clean predictions one class may get before the model counts as collapsed.
 CONSTANT_SHARE = 0.95
 
@@ -153,6 +154,9 @@ def unreliable_reason(run: RunView) -> str | None:
     missing = _missing_budget(run, budgets) if claimed else None
     if missing:  # a claim of convergence without a check at every budget comes first
         return missing
+    elsewhere = _other_images_checked(run, budgets)
+    if elsewhere:
+        return elsewhere
     changed = [b for b in budgets if int(b.get("broken") or 0) > CONVERGENCE_MAX_CHANGED]
     if changed:
         return _changed_reason(changed[0], claimed=claimed)
@@ -187,6 +191,30 @@ def _changed_reason(b: dict[str, Any], *, claimed: bool) -> str:
         f"{b.get('broken')} of {b.get('robust_before')} images still robust "
         f"(at most {CONVERGENCE_MAX_CHANGED} may change)"
     )
+
+
+def _other_images_checked(run: RunView, budgets: list[dict[str, Any]]) -> str | None:
+    """The check must have attacked exactly the images the run's worst case leaves robust at
+    its budget (``robust_before``, :func:`~benchmark.evaluation.document.still_robust`): a check
+    of other, or fewer, images shows nothing about the ranked figure (None: it did)."""
+    record = run.doc.get("protocol") or {}
+    norm = PROTOCOLS.get(record["id"]).norm if record.get("id") in PROTOCOLS else "linf"
+    for b in budgets:
+        try:
+            robust = run.worst_case_outcomes(norm, float(b["eps"]))
+        except (KeyError, TypeError, ValueError):
+            return "convergence evidence malformed: a check without its budget"
+        except ResultsError:
+            return f"convergence checked at {b.get('eps_label')}, where the run has no attack"
+        if robust is None:
+            continue  # no per-image worst case to compare (the run's other checks apply)
+        if int(b.get("robust_before") or 0) != int(robust.sum()):
+            return (
+                f"convergence not shown: at {b.get('eps_label')} the check attacked "
+                f"{b.get('robust_before')} images, but the worst case leaves {int(robust.sum())} "
+                "robust"
+            )
+    return None
 
 
 def _missing_budget(run: RunView, budgets: list[dict[str, Any]]) -> str | None:

@@ -8,13 +8,14 @@ fields from both, so it does not depend on where a card came from.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from benchmark.reports.base import mean_sd
 from benchmark.reports.base import pct as _pct
 from benchmark.reports.medmnist_v2 import render_comparison
-from benchmark.results.cards import recipe_of
+from benchmark.results.cards import recipe_of, recipe_signature
 from benchmark.results.naming import eps_label
 
 if TYPE_CHECKING:  # the zoo loads torch; the report only reads the entries' cards
@@ -97,9 +98,17 @@ def _reproduce(card: dict) -> str:
 
 def _seed_spread(entries: Sequence[Carded]) -> list[str]:
     """The table of test scores per recipe over its seeds (mean ± sample sd)."""
-    groups: dict[str, list[dict]] = {}
+    # Seeds pair only within one recipe: the same id pattern with another recipe (an earlier,
+    # shorter fine-tune of MPAdvT, whose id names no epochs) is a row of its own.
+    by_signature: dict[tuple[str, str], list[dict]] = {}
     for e in entries:
-        groups.setdefault(recipe_of(e.card), []).append(e.card)
+        key = (recipe_of(e.card), recipe_signature(e.card.get("recipe")) or "")
+        by_signature.setdefault(key, []).append(e.card)
+    groups: dict[str, list[dict]] = {}
+    for (name, signature), cards in by_signature.items():
+        others = [sig for n, sig in by_signature if n == name and sig != signature]
+        label = f"{name} ({_recipe_difference(signature, others)})" if others else name
+        groups[label] = cards
     lines = [
         "",
         "## Seeds: test scores per recipe",
@@ -118,6 +127,16 @@ def _seed_spread(entries: Sequence[Carded]) -> list[str]:
         auc = [c["metrics"]["test"]["auc"]["value"] for c in cards]
         lines.append(f"| `{recipe}` | {seeds} | {mean_sd(acc)} | {mean_sd(auc)} |")
     return lines
+
+
+def _recipe_difference(signature: str, others: list[str]) -> str:
+    """The recipe fields in which ``signature`` differs from the ``others`` of its id pattern
+    (:func:`~benchmark.results.cards.recipe_signature`), with its values: ``epochs 5``."""
+    mine = json.loads(signature) if signature else {}
+    theirs = [json.loads(o) if o else {} for o in others]
+    keys = sorted(set(mine).union(*theirs))
+    differ = [k for k in keys if any(t.get(k) != mine.get(k) for t in theirs)]
+    return ", ".join(f"{k} {mine.get(k)}" for k in differ) or "recipe not recorded"
 
 
 def _uncarded(missing: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
@@ -220,10 +239,18 @@ def render_zoo_markdown(
         "Test ACC and AUC are in percent with their 95% confidence intervals (ACC: Wilson,",
         "AUC: percentile bootstrap over test images, 1000 resamples). A standard model keeps the",
         "epoch with the best validation AUC; the test split is scored once, on that model.",
+    ]
+    recipe_col = " recipe |" if recipe_check is not None else ""
+    if recipe_check is not None:
+        lines += [
+            "`recipe`: *published* where the model was trained with its dataset's standard",
+            "recipe of `benchmark/training/recipes.py`, else how its training differed.",
+        ]
+    lines += [
         "",
         "| model id | dataset | size | arch | epochs (best) | val ACC | val AUC | test ACC | "
-        "test AUC | train time | device | checkpoint sha256 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "test AUC | train time | device | checkpoint sha256 |" + recipe_col,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if recipe_col else ""),
     ]
     for e in standard:
         c = e.card
@@ -234,6 +261,7 @@ def render_zoo_markdown(
             f"{_pct(m['val']['auc'])} | {_pct(m['test']['acc'])} | {_pct(m['test']['auc'])} | "
             f"{c['training_time_seconds'] / 60:.1f} min | {_device(c)} | "
             f"`{c['checkpoint']['sha256'][:16]}` |"
+            + (f" {recipe_text(recipe_check(c))} |" if recipe_check is not None else "")
         )
     if robust:
         lines += [
@@ -252,7 +280,6 @@ def render_zoo_markdown(
                 "the standard model, selected under PGD-4 at that eps, at 4/255 for MPAdvT;",
                 "the protocol campaign trains it), else how its training differed.",
             ]
-        recipe_col = " recipe |" if recipe_check is not None else ""
         lines += [
             "",
             "| model id | defense | parameters | init from | epochs (selected) | "

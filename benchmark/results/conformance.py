@@ -13,7 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from benchmark.results.naming import eps_label
-from benchmark.results.protocols import PROTOCOLS, Protocol, ProtocolAttack
+from benchmark.results.protocols import (
+    PROTOCOLS,
+    Protocol,
+    ProtocolAttack,
+    autoattack_subattacks,
+)
 
 
 def protocol_problems(doc: dict[str, Any], protocol: Protocol | None = None) -> list[str]:
@@ -57,6 +62,7 @@ def protocol_problems(doc: dict[str, Any], protocol: Protocol | None = None) -> 
                 f"missing {rule.attack} at {eps_label(eps)} with {rule.param_dict}{where}"
             )
     problems += _extra_and_sanity_problems(doc, protocol, randomized, voting)
+    problems += _autoattack_problems(doc, protocol, randomized)
     if protocol.track == "deterministic" and defense:
         if defense.get("kind") != "training":
             problems.append(
@@ -160,6 +166,54 @@ def _adaptive_problems(doc: dict[str, Any], protocol: Protocol) -> list[str]:
                 f"scored with {defense.get('draws') or 1} draw(s) per image, not the worst of "
                 f"{protocol.draws}"
             )
+    return problems
+
+
+def _num_classes(doc: dict[str, Any]) -> int | None:
+    """The run's class count, from its clean confusion matrix (None: not recorded)."""
+    labels = (((doc.get("metrics") or {}).get("clean") or {}).get("confusion_matrix") or {}).get(
+        "labels"
+    )
+    return len(labels) if labels else None
+
+
+def _autoattack_problems(doc: dict[str, Any], protocol: Protocol, randomized: bool) -> list[str]:
+    """Every ``autoattack_ref`` block must be the reference version the protocol fixes, as
+    the run recorded it: the standard version (the ``rand`` version on the adaptive pass of a
+    randomized defense), its sub-attacks for the run's class count
+    (:func:`~benchmark.results.protocols.autoattack_subattacks`) and each at the protocol's
+    iterations and queries. The protocol's parameters alone do not pin this: an APGD-CE-only
+    or convergence-version block has the same ``steps`` and ``n_queries`` and would rank a
+    weaker attack beside full AutoAttack runs."""
+    k = _num_classes(doc)
+    problems = []
+    for b in doc.get("attacks") or []:
+        if b.get("attack") != "autoattack_ref":
+            continue
+        adaptive_pass = b.get("threat_model") == "adaptive"
+        version = "rand" if protocol.adaptive and randomized and adaptive_pass else "standard"
+        config = b.get("config") or {}
+        ran, ref = config.get("params") or {}, config.get("reference") or {}
+        where = f"{b.get('cell_id')} ({b.get('threat_model') or 'white-box'})"
+        if ran.get("version") != version:
+            problems.append(f"{where}: AutoAttack version {ran.get('version')!r}, not {version!r}")
+            continue
+        if k is None:
+            problems.append(f"{where}: the run records no class count to check its sub-attacks")
+            continue
+        want = autoattack_subattacks(version, k)
+        if ref.get("attacks_to_run") != want:
+            problems.append(
+                f"{where}: sub-attacks {ref.get('attacks_to_run') or 'not recorded'}, not the "
+                f"reference's {want} for {k} classes"
+            )
+            continue
+        for name, sub in (ref.get("subattacks") or {}).items():
+            for key, param in (("n_iter", "steps"), ("n_queries", "n_queries")):
+                if key in sub and sub[key] != ran.get(param):
+                    problems.append(
+                        f"{where}: {name} ran {key}={sub[key]}, not the protocol's {ran.get(param)}"
+                    )
     return problems
 
 

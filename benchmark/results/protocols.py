@@ -266,6 +266,27 @@ MRB_LINF_ADAPTIVE_V1 = _register(
 )
 
 
+def autoattack_subattacks(version: str, num_classes: int) -> list[str]:
+    """The reference AutoAttack's sub-attacks, in order, that ``autoattack_ref`` runs for a
+    version and class count (the reference's names; 'apgd-dlr' is APGD-margin for K = 2).
+
+    The standard version (Croce & Hein 2020, Sec. 4) for K >= 4; for K = 3 targeted DLR is
+    undefined, so APGD-DLR and FAB-T; for K = 2 APGD-margin and untargeted FAB. ``rand``:
+    APGD-CE and APGD-DLR with EOT (Sec. 5). ``convergence``: the standard run's white-box
+    APGD sub-attacks only (docs/protocol.md). Pure data: the attack builds from it and
+    :mod:`benchmark.results.conformance` checks a run's record against it.
+    """
+    if version == "rand":
+        return ["apgd-ce", "apgd-dlr"]
+    if version == "convergence":
+        return ["apgd-ce", "apgd-t" if num_classes >= 4 else "apgd-dlr"]
+    if num_classes >= 4:
+        return ["apgd-ce", "apgd-t", "fab-t", "square"]
+    if num_classes == 3:
+        return ["apgd-ce", "apgd-dlr", "fab-t", "square"]
+    return ["apgd-ce", "apgd-dlr", "fab", "square"]
+
+
 def track_protocol(protocol: Protocol, defense_kind: str | None) -> Protocol:
     """The protocol that ranks an entry on ``protocol``'s boards: ``protocol`` itself for an
     undefended model or a training-time defense, else the adaptive-track protocol with the
@@ -295,6 +316,7 @@ __all__ = [
     "Protocol",
     "ProtocolAttack",
     "ProtocolMeta",
+    "autoattack_subattacks",
     "board_id",
     "track_protocol",
 ]

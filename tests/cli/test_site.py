@@ -63,6 +63,35 @@ def test_robust_entries_of_an_earlier_recipe_carry_the_badge(tmp_path):
     build_site(results, tmp_path / "plain", cards=cards)
     plain = (tmp_path / "plain" / "board-retinamnist--linf-8-255.html").read_text()
     assert "earlier training recipe" not in plain
+    # A standard model trained otherwise than its dataset's standard recipe: its undefended
+    # entry and the inference-time defenses that deploy it carry the badge too.
+    import json
+    import shutil
+
+    other = tmp_path / "cards"
+    shutil.copytree(cards, other)
+    card_path = other / "resnet18_retinamnist_28px_s0.json"
+    card = json.loads(card_path.read_text())
+    card["recipe"]["epochs"] = 100
+    card_path.write_text(json.dumps(card))
+    build_site(results, tmp_path / "other", cards=other, recipe_check=card_recipe_mismatches)
+    pages = {p.name: p.read_text() for p in (tmp_path / "other").glob("entry-*.html")}
+    s0 = "entry-retinamnist--resnet18_retinamnist_28px_s0-fd70100b5c80"
+    jpeg = [n for n in pages if n.startswith(f"{s0}--jpeg-")]
+    bare = [n for n in pages if n.startswith(s0) and n.count("--") == 1]
+    assert jpeg and bare and all(badge in pages[n] for n in jpeg + bare)
+    assert not any(badge in pages[n] for n in published)  # robust models: their own cards
+
+
+def test_an_inference_time_defense_shows_its_base_models_seeds_as_such():
+    """The clean figure over seeds beside a preprocessing defense is its undefended model's,
+    not the defended pipeline's: the board says so."""
+    board = (SITE / "board-pneumoniamnist--linf-8-255.html").read_text()
+    rows = [r for r in board.split("<tr")[1:] if "over the recipe" not in r]
+    jpeg = next(r for r in rows if ">jpeg<" in r or ">jpeg " in r)
+    none = next(r for r in rows if ">none<" in r or ">none " in r)
+    assert "seeds, base model)</small>" in jpeg
+    assert "seeds)</small>" in none and "base model" not in none
 
 
 _LINK = re.compile(r'(?:href|src)="([^"]*)"')

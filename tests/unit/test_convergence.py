@@ -185,9 +185,10 @@ def test_protocol_convergence_uses_the_worst_case_and_validates(tiny_models, bre
 def test_unreliable_rule_reads_the_block():
     from types import SimpleNamespace
 
-    def run(convergence):
+    def run(convergence, robust=30):
         doc = {} if convergence is None else {"convergence": convergence}
-        return SimpleNamespace(sanity_checks=[], flags=[], doc=doc)
+        worst = lambda norm, eps: np.arange(40) < robust  # noqa: E731 (the run's worst case)
+        return SimpleNamespace(sanity_checks=[], flags=[], doc=doc, worst_case_outcomes=worst)
 
     entry = {"eps": 8 / 255, "eps_label": "8/255", "robust_before": 30, "broken": 3,
              "attack": {}, "seconds": 1.0}  # fmt: skip
@@ -197,6 +198,11 @@ def test_unreliable_rule_reads_the_block():
     bad = {"rule": CONVERGENCE_RULE, "reliable": False, "budgets": [{**entry, "broken": 0}, entry]}
     reason = unreliable_reason(run(bad))
     assert "8/255" in reason and "broke 3 of 30" in reason
+    # A check of other images than those the worst case leaves robust shows nothing.
+    assert unreliable_reason(run(ok, robust=25)) == (
+        "convergence not shown: at 8/255 the check attacked 30 images, but the worst case "
+        "leaves 25 robust"
+    )
 
 
 def test_a_sweep_that_does_not_level_off_is_unreliable_and_named():
@@ -210,12 +216,15 @@ def test_a_sweep_that_does_not_level_off_is_unreliable_and_named():
               "attack": {}, "seconds": 2.0, "sweeps": sweeps}  # fmt: skip
     block = convergence_block([budget])
     assert block["reliable"] is False
-    run = SimpleNamespace(sanity_checks=[], flags=[], doc={"convergence": block})
+    worst = lambda norm, eps: np.ones(30, dtype=bool)  # noqa: E731
+    run = SimpleNamespace(
+        sanity_checks=[], flags=[], doc={"convergence": block}, worst_case_outcomes=worst
+    )
     reason = unreliable_reason(run)
     assert "the sweeps broke 5 of 30" in reason
     assert "eot (100 iterations, 40 EOT draws): 4" in reason
     level = convergence_block([{**budget, "broken": 1, "sweeps": [{**sweeps[0], "broken": 1}]}])
-    assert (
-        unreliable_reason(SimpleNamespace(sanity_checks=[], flags=[], doc={"convergence": level}))
-        is None
+    run = SimpleNamespace(
+        sanity_checks=[], flags=[], doc={"convergence": level}, worst_case_outcomes=worst
     )
+    assert unreliable_reason(run) is None

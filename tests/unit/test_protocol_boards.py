@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_protocols import aa_config
 from typer.testing import CliRunner
 
 from benchmark.cli import app
@@ -68,7 +69,6 @@ def _scalar(correct: np.ndarray) -> dict:
 
 def _attack(template: dict, eps: float, correct: np.ndarray, clean: np.ndarray) -> dict:
     label = eps_label(eps)
-    params = {"n_queries": 5000, "steps": 100, "version": "standard"}
     block = copy.deepcopy(template)
     block.update(
         attack="autoattack_ref",
@@ -83,8 +83,8 @@ def _attack(template: dict, eps: float, correct: np.ndarray, clean: np.ndarray) 
             "eps": eps,
             "norm": "linf",
             "seed": 0,
-            "params": params,
             "implementation": "pyautoattack",
+            **aa_config("standard", len(CLASSES)),
         },
         metrics={
             "robust_accuracy": _scalar(correct),
@@ -174,6 +174,10 @@ def _protocol_doc(
             }
         )
     doc["worst_case"] = worst
+    for check in (doc.get("convergence") or {}).get("budgets", []):
+        # The check attacks the images the worst case leaves robust at its budget.
+        at = next(w for w in worst if abs(w["eps"] - check["eps"]) < 1e-9)
+        check["robust_before"] = round(at["robust_accuracy"]["value"] * n)
     # The large-eps sanity cell every protocol run adds (it breaks every image), its check
     # passed; it is not part of the worst case.
     sanity = _attack(template, 64 / 255, np.zeros(n, dtype=bool), correct)
@@ -287,17 +291,47 @@ def test_statuses_and_shared_ranks_on_a_protocol_board(board_root):
     other = rows["pgd_at (steps=5)"]
     assert other.status == "exploratory" and other.rank is None
     assert other.reason.startswith("scored on other data than breastmnist/mrb_linf_v1/")
+    # A constant answer last: it is robust by construction and would head the unranked rows.
     assert [r.status for r in eight.rows] == ["ranked"] * 4 + [
-        "collapsed",
         "unreliable",
         "exploratory",
         "exploratory",
+        "collapsed",
     ]
     two = _board(board_root, "linf-2-255")
     assert two.n_ranked == 4 and _rows(two)["mpadvt"].status == "collapsed"
     # 4/255 is no board of the protocol: the published screening board is not built from
     # these runs (no figure at 4/255).
     assert all(b.board_id != "linf-4-255" for b in boards(group_entries(load_runs(board_root)[0])))
+
+
+def test_a_collapsed_screening_row_is_marked_and_listed_last(tmp_path):
+    """Before any protocol run every row is exploratory and ordered by its figure; a constant
+    answer would head that order (its attacked images are never flipped), so it is marked
+    collapsed on the screening boards too and listed last."""
+    always = np.ones(LABELS.size, dtype=int)
+    docs = {
+        "none": _protocol_doc("none", robust=ROBUST["none"], protocol=False),
+        "mart": _protocol_doc("mart", robust=ROBUST["mart"], protocol=False),
+        "mpadvt": _protocol_doc(
+            "mpadvt",
+            clean=(0, 114),
+            robust={E2: (0, 114), E8: (0, 114)},
+            predictions=always,
+            protocol=False,
+        ),
+    }
+    root = _publish(tmp_path, docs, exploratory=set(docs))
+    board = _board(root, "linf-8-255")
+    assert board.n_ranked == 0
+    assert [(r.entry.label, r.status) for r in board.rows] == [
+        ("none", "exploratory"),
+        ("mart (steps=3)", "exploratory"),
+        ("mpadvt", "collapsed"),
+    ]
+    collapsed = board.rows[-1]
+    assert collapsed.key_value == 0.5 > max(r.key_value for r in board.rows[:-1])
+    assert collapsed.reason.startswith("clean balanced accuracy 50.0 % [50.0, 50.0] contains")
 
 
 def test_a_board_is_rebuilt_from_the_published_json_alone(board_root):
@@ -574,13 +608,13 @@ def test_the_adaptive_track_ranks_on_the_same_boards(tmp_path):
         {
             "eps": eps,
             "eps_label": eps_label(eps),
-            "robust_before": 6,
+            "robust_before": before,  # what the worst case over both passes leaves
             "broken": 0,
             "attack": {},
             "seconds": 1.0,
             "sweeps": sweeps,
         }
-        for eps in (E2, E8)
+        for eps, before in ((E2, 5 + 20), (E8, 1 + 5))
     ]
     root = _publish(tmp_path, docs)
     rows = {r.entry.label: r for r in _board(root, "linf-8-255").rows}
@@ -591,6 +625,9 @@ def test_the_adaptive_track_ranks_on_the_same_boards(tmp_path):
     assert rows["median_filter"].rank == "2" and rows["none"].rank == "1"
     jpeg = rows["jpeg"]
     assert jpeg.status == "unreliable" and "adaptive attacks weaker than oblivious" in jpeg.reason
+    # Both passes' AutoAttack blocks share a column: it shows the stronger (oblivious) one.
+    (column,) = [v for name, v in jpeg.cells.items() if "autoattack" in name]
+    assert column == pytest.approx((5 + 20) / LABELS.size)
     # At 2/255 the two passes agree: ranked.
     assert {r.entry.label: r for r in _board(root, "linf-2-255").rows}["jpeg"].ranked
     build_site(root, tmp_path / "site")

@@ -11,26 +11,38 @@ from pathlib import Path
 import pytest
 
 from benchmark.results.conformance import protocol_problems
-from benchmark.results.protocols import MRB_LINF_V1, PROTOCOLS
+from benchmark.results.protocols import MRB_LINF_V1, PROTOCOLS, autoattack_subattacks
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The clean confusion matrix's labels of a BreastMNIST run: the run's class count.
+BINARY = {"clean": {"confusion_matrix": {"labels": ["malignant", "normal, benign"]}}}
+
+
+def aa_config(version: str = "standard", k: int = 2, steps: int = 100) -> dict:
+    """An ``autoattack_ref`` block's config as the attack records it: its parameters and the
+    reference's version, sub-attacks and their budgets."""
+    subs = {
+        name: {"n_queries": 5000} if name == "square" else {"n_iter": steps}
+        for name in autoattack_subattacks(version, k)
+    }
+    return {
+        "params": {"n_queries": 5000, "steps": steps, "version": version},
+        "reference": {"version": version, "attacks_to_run": list(subs), "subattacks": subs},
+    }
 
 
 def _conformant() -> dict:
     """A minimal document shaped as a conformant mrb_linf_v1 run of BreastMNIST."""
     blocks = [
-        {
-            "attack": attack,
-            "eps": eps,
-            "config": {"params": {**params, "version": "standard"}},
-        }
-        for attack, eps, params in MRB_LINF_V1.cells()
+        {"attack": attack, "eps": eps, "cell_id": f"aa_{i}", "config": aa_config()}
+        for i, (attack, eps, _) in enumerate(MRB_LINF_V1.cells())
     ]
     blocks.append(_sanity_block())
     return {
         "protocol": MRB_LINF_V1.record(),
         "data": {"split": "test", "n": 156, "n_split": 156},
         "attacks": blocks,
+        "metrics": copy.deepcopy(BINARY),
         "sanity_checks": [{"name": "large_eps_pgd", "status": "pass"}],
     }
 
@@ -69,6 +81,7 @@ def test_a_conformant_run_has_no_problems_and_each_gap_is_named():
     ]
     cheap = copy.deepcopy(doc)
     cheap["attacks"][1]["config"]["params"]["n_queries"] = 500
+    cheap["attacks"][1]["config"]["reference"]["subattacks"]["square"]["n_queries"] = 500
     cheap["attacks"][1]["cell_id"] = "autoattack_ref_eps8-255_n_queries500"
     missing, extra = protocol_problems(cheap)
     assert missing.startswith("missing autoattack_ref at 8/255")
@@ -95,6 +108,45 @@ def test_a_conformant_run_has_no_problems_and_each_gap_is_named():
     assert protocol_problems({"data": {}}) == [
         "no protocol: the run was not made with bench evaluate --protocol"
     ]
+
+
+def test_autoattack_must_be_the_reference_version_the_protocol_fixes():
+    """The protocol's steps and queries do not pin AutoAttack: a convergence-version,
+    APGD-CE-only or rand-version block at the same budget, or a sub-attack that ran fewer
+    iterations than recorded, would rank a weaker attack beside full AutoAttack runs."""
+    for version in ("convergence", "rand"):
+        doc = _conformant()
+        doc["attacks"][0]["config"] = aa_config(version)
+        assert protocol_problems(doc) == [
+            f"aa_0 (white-box): AutoAttack version '{version}', not 'standard'"
+        ]
+    apgd_only = _conformant()
+    apgd_only["attacks"][0]["config"]["reference"]["attacks_to_run"] = ["apgd-ce"]
+    assert protocol_problems(apgd_only) == [
+        "aa_0 (white-box): sub-attacks ['apgd-ce'], not the reference's "
+        "['apgd-ce', 'apgd-dlr', 'fab', 'square'] for 2 classes"
+    ]
+    short = _conformant()
+    short["attacks"][1]["config"]["reference"]["subattacks"]["fab"]["n_iter"] = 10
+    assert protocol_problems(short) == [
+        "aa_1 (white-box): fab ran n_iter=10, not the protocol's 100"
+    ]
+    five = _conformant()  # K = 5 (RetinaMNIST) needs APGD-T and FAB-T, not the binary set
+    five["metrics"]["clean"]["confusion_matrix"]["labels"] = list("abcde")
+    assert all("for 5 classes" in p for p in protocol_problems(five))
+    unknown = _conformant()
+    del unknown["metrics"]
+    assert protocol_problems(unknown)[0].endswith("records no class count to check its sub-attacks")
+    # On the adaptive track a randomized defense's adaptive pass runs the rand version, and
+    # the standard version there would be a different (untested for EOT) attack.
+    rand = _adaptive_doc(True)
+    assert protocol_problems(rand) == []
+    for block in rand["attacks"]:
+        if block["attack"] == "autoattack_ref" and block["threat_model"] == "adaptive":
+            block["config"] = aa_config("standard")
+    assert [p.split(": ")[1] for p in protocol_problems(rand)] == [
+        "AutoAttack version 'standard', not 'rand'"
+    ] * 2
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "leaderboard" / "results").rglob("*.json"))[:5])
@@ -211,7 +263,7 @@ def _adaptive_doc(randomized: bool) -> dict:
                     "attack": "autoattack_ref",
                     "eps": eps,
                     "threat_model": tm,
-                    "config": {"params": {"n_queries": 5000, "steps": 100}},
+                    "config": aa_config("rand" if randomized and tm == "adaptive" else "standard"),
                 }
             )
         blocks += [_sanity_block("oblivious"), _sanity_block("adaptive")]
@@ -229,6 +281,7 @@ def _adaptive_doc(randomized: bool) -> dict:
         "data": {"split": "test", "n": 156, "n_split": 156},
         "attacks": blocks,
         "sanity_checks": [{"name": "large_eps_pgd", "status": "pass"}],
+        "metrics": copy.deepcopy(BINARY),
         "config": {"threat_models": ["oblivious", "adaptive"]},
         "defense": {
             "kind": "preprocessing",

@@ -207,6 +207,16 @@ def test_the_zoo_page_says_which_robust_models_are_the_published_recipe():
     assert recipe_text(None) == "-"
     assert "| checkpoint sha256 | recipe |" not in render_zoo_markdown(cards)
     assert "| checkpoint sha256 | recipe |" in page
+    # Standard models are checked against their dataset's standard recipe too.
+    import copy
+
+    standard = next(c for c in read_cards(CARDS) if c.model_id == "resnet18_breastmnist_28px_s0")
+    longer = copy.deepcopy(standard)
+    longer.card["recipe"].update(epochs=100, lr=0.01)
+    for entry, cell in ((standard, "published"), (longer, "earlier: 100 epochs, lr 0.01")):
+        page = render_zoo_markdown([entry], recipe_check=card_recipe_mismatches)
+        (row,) = [line for line in page.splitlines() if "_s0` | breastmnist |" in line]
+        assert row.endswith(f"| {cell} |")
 
 
 def test_a_card_is_compared_by_the_defense_parameters_in_force():

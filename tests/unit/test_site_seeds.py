@@ -233,6 +233,17 @@ def test_seed_runs_keep_same_label_cells_apart_and_pair_only_equal_settings(
     assert seed_worst_case(found[0], found, 8 / 255, source) is None
     plain = entries(docs)
     assert seed_worst_case(plain[0], plain, 8 / 255, plain[0].runs[0]).seeds == 2
+    # Two checkpoints of seed 1 (retrained under the same id and recipe): the newest run
+    # pairs, whichever order the entries (sorted by key, i.e. by sha256) come in.
+    old1, new1 = copy.deepcopy(docs[1]), copy.deepcopy(docs[1])
+    old1["model"]["checkpoint_sha256"], old1["created_at"] = "f" * 64, "2026-01-01T00:00:00Z"
+    new1["model"]["checkpoint_sha256"], new1["created_at"] = "0" * 64, "2026-06-01T00:00:00Z"
+    old1["attacks"][1]["metrics"]["robust_accuracy"]["value"] = 0.25
+    for order in ([docs[0], old1, new1], [docs[0], new1, old1]):
+        found = entries(order)
+        seed0 = next(e for e in found if e.runs[0].doc["model"]["model_id"].endswith("_s0"))
+        (suite,) = seed_runs(seed0, found)
+        assert [r["values"][2] for r in suite.rows] == [0.5, 0.5]
     # A checkpoint of another recipe under the same id pattern (a longer training) is no seed.
     longer = copy.deepcopy(docs[1])
     longer["model"]["card"]["recipe"]["epochs"] += 1

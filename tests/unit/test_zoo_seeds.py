@@ -35,6 +35,21 @@ def test_recipes_and_their_spread_over_seeds():
     ]
 
 
+def test_seeds_pair_only_within_one_recipe_under_an_id_pattern():
+    """An earlier, shorter MPAdvT fine-tune shares the id pattern of the 12-epoch recipe (its
+    id names no epochs): the table keeps the two recipes apart and says how they differ."""
+    entries = []
+    for seed, epochs, acc in ((0, 5, 0.53), (1, 12, 0.40), (2, 12, 0.44)):
+        e = _card(f"resnet18_retinamnist_28px_s{seed}_mpadvt", seed, acc, 0.7)
+        e.card["recipe"] = {"arch": "resnet18", "epochs": epochs, "defense": "mpadvt"}
+        entries.append(e)
+    rows = [line for line in _seed_spread(entries) if line.startswith("| `")]
+    assert rows == [
+        "| `resnet18_retinamnist_28px_mpadvt (epochs 12)` | 1, 2 | 42.0 ± 2.8 | 70.0 ± 0.0 |",
+        "| `resnet18_retinamnist_28px_mpadvt (epochs 5)` | 0 | 53.0 | 70.0 |",
+    ]
+
+
 def test_published_checkpoints_without_a_card_are_listed_from_their_results(tmp_path):
     import json
 
