@@ -70,6 +70,12 @@ class AttackScores:
         """The primary threat model's runs (empty without attacks)."""
         return self.by_threat_model.get(self.primary, ThreatModelScores())
 
+    @property
+    def every_run(self) -> list[CellRun]:
+        """Every pass's runs, each once (a cell can sit in two summary groups): what the
+        worst case over all threat models (``any``), and a protocol's, is taken over."""
+        return list({id(r): r for s in self.by_threat_model.values() for r in s.runs}.values())
+
 
 @dataclass
 class Scores:
@@ -247,8 +253,7 @@ def _attack_sections(scores: Scores, *, defended: bool) -> dict[str, Any]:
             tm: worst_cases(clean, s.runs) for tm, s in groups.items()
         }
         if len(groups) > 1:  # the best known attack per image, whatever its threat model
-            every = list({id(r): r for s in groups.values() for r in s.runs}.values())
-            out["worst_case_by_threat_model"]["any"] = worst_cases(clean, every)
+            out["worst_case_by_threat_model"]["any"] = worst_cases(clean, attacks.every_run)
     return out
 
 

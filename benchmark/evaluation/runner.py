@@ -154,8 +154,9 @@ def _run(
     attacks = _attack_passes(plan, clean, cache, progress)
     noise = _random_noise(plan, attacks)
     sanity = _sanity_checks(plan, attacks, noise)
-    # A protocol run's convergence evidence; it does not change the worst case.
-    convergence = plan_convergence(plan, clean, attacks.primary_scores.runs)
+    # A protocol run's convergence evidence, on the images its worst case over every pass
+    # leaves robust (the figure a board ranks); it does not change the worst case.
+    convergence = plan_convergence(plan, clean, attacks.every_run)
     defense = _defense_section(plan, attacks)
     corruptions = _corruptions(plan, clean, reference, cache, progress)
     scores = Scores(

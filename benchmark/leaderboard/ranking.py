@@ -14,7 +14,7 @@ A **board** is a dataset and a threat model: L-inf at one eps, or corruptions.
   per-image outcomes of the results files. Every other row is listed without a rank, with
   its status and the reason; an exploratory row shows the older screening figures (the lowest
   balanced worst case over the entry's runs, under the strongest threat model each run has).
-* Other L-inf budgets (4/255) are screening boards: every row exploratory.
+* Other L-inf budgets (4/255) are screening boards: every row exploratory (or collapsed).
 * On every L-inf board a collapsed model (as on the corruption boards) is marked collapsed
   and listed last, whatever its figures: a constant answer is robust by construction.
 * The corruption boards rank nothing: no protocol covers corruptions yet, so every row is
@@ -275,7 +275,8 @@ def linf_board(
 ) -> Board:
     """The L-inf ``eps`` board of ``dataset``: every entry with a figure at ``eps`` (or a
     protocol run), with its status; when ``eps`` is a budget of ``protocol``, its ranked rows
-    are ranked with paired tests (see the module docstring), else every row is exploratory.
+    are ranked with paired tests (see the module docstring), else every row is exploratory
+    (a collapsed model collapsed, on every board).
 
     Balanced, because the test sets are unbalanced (62.5 % pneumonia in PneumoniaMNIST): a
     model that answers the majority class for every attacked image keeps a high plain

@@ -132,8 +132,10 @@ def _seed_spread(entries: Sequence[Carded]) -> list[str]:
 def _recipe_difference(signature: str, others: list[str]) -> str:
     """The recipe fields in which ``signature`` differs from the ``others`` of its id pattern
     (:func:`~benchmark.results.cards.recipe_signature`), with its values: ``epochs 5``."""
-    mine = json.loads(signature) if signature else {}
-    theirs = [json.loads(o) if o else {} for o in others]
+    if not signature:
+        return "recipe not recorded"
+    mine = json.loads(signature)
+    theirs = [json.loads(o) for o in others if o]
     keys = sorted(set(mine).union(*theirs))
     differ = [k for k in keys if any(t.get(k) != mine.get(k) for t in theirs)]
     return ", ".join(f"{k} {mine.get(k)}" for k in differ) or "recipe not recorded"

@@ -208,12 +208,16 @@ def _autoattack_problems(doc: dict[str, Any], protocol: Protocol, randomized: bo
                 f"reference's {want} for {k} classes"
             )
             continue
-        for name, sub in (ref.get("subattacks") or {}).items():
-            for key, param in (("n_iter", "steps"), ("n_queries", "n_queries")):
-                if key in sub and sub[key] != ran.get(param):
-                    problems.append(
-                        f"{where}: {name} ran {key}={sub[key]}, not the protocol's {ran.get(param)}"
-                    )
+        subs = ref.get("subattacks") or {}
+        for name in want:  # each sub-attack's recorded budget: iterations, or Square's queries
+            key, param = ("n_queries", "n_queries") if name == "square" else ("n_iter", "steps")
+            got = (subs.get(name) or {}).get(key)
+            if got is None:
+                problems.append(f"{where}: {name}'s {key} is not recorded")
+            elif got != ran.get(param):
+                problems.append(
+                    f"{where}: {name} ran {key}={got}, not the protocol's {ran.get(param)}"
+                )
     return problems
 
 

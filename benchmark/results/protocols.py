@@ -219,9 +219,9 @@ MRB_LINF_V1 = _register(
         notes="AutoAttack standard (Croce & Hein 2020): APGD-CE and APGD-T with 100 iterations, "
         "FAB-T, Square with 5000 queries, each on the images still robust. For two classes the "
         "targeted and DLR attacks are undefined: APGD on the margin (CW) loss and untargeted "
-        "FAB run instead; for three classes APGD-DLR and untargeted FAB. Undefended models and "
-        "training-time defenses only; randomized and preprocessing defenses are exploratory "
-        "until the adaptive track's protocol.",
+        "FAB run instead; for three classes APGD-DLR and FAB-T (two targets). Undefended "
+        "models and training-time defenses only; preprocessing, wrapper and randomized "
+        "defenses run the adaptive track's protocol, mrb_linf_adaptive_v1.",
     )
 )
 

@@ -13,9 +13,11 @@ import pytest
 
 from benchmark.evaluation import EvaluationConfig, evaluate
 from benchmark.evaluation.cache import AdversarialCache
+from benchmark.leaderboard.statuses import unreliable_reason
 from benchmark.results.conformance import protocol_problems
 from benchmark.results.outcomes import unpack_outcomes
 from benchmark.results.protocols import PROTOCOLS, Protocol, ProtocolAttack
+from benchmark.results.view import RunView
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,3 +92,9 @@ def test_an_adaptive_protocol_run_of_a_randomized_defense(
         assert sweeps["eot"]["steps"] == 2 and sweeps["eot"]["eot_draws"] == 4
         assert budget["broken"] >= max(s["broken"] for s in sweeps.values())
         assert budget["broken"] <= budget["robust_before"]
+        # The sweeps attacked the images the worst case over both passes leaves robust: the
+        # figure the board ranks (an oblivious attack can break what the adaptive pass missed).
+        robust = RunView(doc).worst_case_outcomes("linf", budget["eps"])
+        assert budget["robust_before"] == int(robust.sum())
+    reason = unreliable_reason(RunView(doc)) or ""
+    assert "the check attacked" not in reason

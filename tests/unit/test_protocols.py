@@ -133,7 +133,22 @@ def test_autoattack_must_be_the_reference_version_the_protocol_fixes():
     ]
     five = _conformant()  # K = 5 (RetinaMNIST) needs APGD-T and FAB-T, not the binary set
     five["metrics"]["clean"]["confusion_matrix"]["labels"] = list("abcde")
-    assert all("for 5 classes" in p for p in protocol_problems(five))
+    assert protocol_problems(five) == [
+        f"aa_{i} (white-box): sub-attacks ['apgd-ce', 'apgd-dlr', 'fab', 'square'], not the "
+        "reference's ['apgd-ce', 'apgd-t', 'fab-t', 'square'] for 5 classes"
+        for i in (0, 1)
+    ]
+    unrecorded = _conformant()
+    del unrecorded["attacks"][0]["config"]["reference"]["subattacks"]
+    assert protocol_problems(unrecorded) == [
+        f"aa_0 (white-box): {name}'s {key} is not recorded"
+        for name, key in (
+            ("apgd-ce", "n_iter"),
+            ("apgd-dlr", "n_iter"),
+            ("fab", "n_iter"),
+            ("square", "n_queries"),
+        )
+    ]
     unknown = _conformant()
     del unknown["metrics"]
     assert protocol_problems(unknown)[0].endswith("records no class count to check its sub-attacks")
