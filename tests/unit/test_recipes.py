@@ -195,6 +195,7 @@ def test_the_campaign_trains_and_evaluates_ham10000_at_its_recipe_size(monkeypat
 
 def test_the_zoo_page_says_which_robust_models_are_the_published_recipe():
     from benchmark.models.cards import read_cards
+    from benchmark.reports.base import mean_sd
     from benchmark.reports.zoo import recipe_text, render_zoo_markdown
     from benchmark.training.recipes import card_recipe_mismatches
 
@@ -222,6 +223,14 @@ def test_the_zoo_page_says_which_robust_models_are_the_published_recipe():
         page = render_zoo_markdown([entry], recipe_check=card_recipe_mismatches)
         (row,) = [line for line in page.splitlines() if "_s0` | breastmnist |" in line]
         assert row.endswith(f"| {cell} |")
+    # Beside each checkpoint, its recipe's test ACC over the seeds (here the three seeds).
+    seeds = [c for c in read_cards(CARDS) if c.model_id.startswith("resnet18_breastmnist_28px_s")]
+    seeds = [c for c in seeds if c.card.get("defense") is None]
+    accs = [c.card["metrics"]["test"]["acc"]["value"] for c in seeds]
+    page = render_zoo_markdown(seeds)
+    rows = [line for line in page.splitlines() if "| breastmnist | 28 | resnet18 |" in line]
+    assert len(rows) == len(seeds) >= 3
+    assert all(f" | {mean_sd(accs)} ({len(seeds)}) | " in row for row in rows)
 
 
 def test_a_card_is_compared_by_the_defense_parameters_in_force():

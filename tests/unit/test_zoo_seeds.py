@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.models.zoo import ZooEntry
-from benchmark.reports.zoo import _seed_spread, recipe_of
+from benchmark.reports.zoo import _recipe_groups, _seed_spread, recipe_of
 
 
 def _card(mid: str, seed: int, acc: float, auc: float) -> ZooEntry:
@@ -27,7 +27,7 @@ def test_recipes_and_their_spread_over_seeds():
         _card("resnet18_breastmnist_28px_s2", 2, 0.88, 0.88),
         _card("resnet18_breastmnist_28px_s0_pgd_at", 0, 0.70, 0.75),
     ]
-    rows = [line for line in _seed_spread(entries) if line.startswith("| `")]
+    rows = [line for line in _seed_spread(_recipe_groups(entries)) if line.startswith("| `")]
     # mean 84.0, sample sd 4.0 (ACC); mean 88.0, sd 2.0 (AUC); one seed: no spread
     assert rows == [
         "| `resnet18_breastmnist_28px` | 0, 1, 2 | 84.0 ± 4.0 | 88.0 ± 2.0 |",
@@ -43,7 +43,7 @@ def test_seeds_pair_only_within_one_recipe_under_an_id_pattern():
         e = _card(f"resnet18_retinamnist_28px_s{seed}_mpadvt", seed, acc, 0.7)
         e.card["recipe"] = {"arch": "resnet18", "epochs": epochs, "defense": "mpadvt"}
         entries.append(e)
-    rows = [line for line in _seed_spread(entries) if line.startswith("| `")]
+    rows = [line for line in _seed_spread(_recipe_groups(entries)) if line.startswith("| `")]
     assert rows == [
         "| `resnet18_retinamnist_28px_mpadvt (epochs 12)` | 1, 2 | 42.0 ± 2.8 | 70.0 ± 0.0 |",
         "| `resnet18_retinamnist_28px_mpadvt (epochs 5)` | 0 | 53.0 | 70.0 |",
