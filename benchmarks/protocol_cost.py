@@ -93,7 +93,9 @@ def main() -> None:
         except (OSError, json.JSONDecodeError) as exc:
             print(f"skipped {path}: {exc}", file=sys.stderr)
             continue
-        if not isinstance(doc, dict) or not doc.get("protocol"):
+        # Evaluation runs of a protocol only (a transfer matrix records its protocol too, and
+        # its cost in its own `cost` block).
+        if not isinstance(doc, dict) or not doc.get("protocol") or "config" not in doc:
             continue
         found += 1
         report("protocol_cost", run_cost(doc), append=append)
