@@ -239,7 +239,8 @@ def _seed_groups(
         images, setting = run.images_key, _setting(run)
         if images is None:
             continue
-        found: dict[int, tuple[Entry, Run]] = {}
+        # Per seed: (the entry's own?, created_at) of the run kept, and the run.
+        found: dict[int, tuple[tuple[bool, str], Run]] = {}
         for sib, seed in siblings:
             same = [
                 r
@@ -249,13 +250,14 @@ def _seed_groups(
                 and _setting(r) == setting
                 and (sib is entry or accept is None or accept(r))
             ]
-            if not same or seed is None or (seed in found and found[seed][0] is entry):
+            if not same or seed is None:
                 continue
             pick = run if sib is entry else max(same, key=lambda r: r.created_at)
             # Two checkpoints of one seed (a retrain under the same id and recipe): the entry's
             # own, else the newest run, whatever order the entries come in.
-            if sib is entry or seed not in found or pick.created_at > found[seed][1].created_at:
-                found[seed] = (sib, pick)
+            rank = (sib is entry, pick.created_at)
+            if seed not in found or rank > found[seed][0]:
+                found[seed] = (rank, pick)
         if len(found) >= 2:
             out.append((run, {seed: r for seed, (_, r) in sorted(found.items())}))
     return out

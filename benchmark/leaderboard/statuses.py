@@ -193,12 +193,18 @@ def _changed_reason(b: dict[str, Any], *, claimed: bool) -> str:
     )
 
 
+def _run_protocol(run: RunView) -> Any:
+    """The registered protocol the run records (None: none, or an unknown one)."""
+    record = run.doc.get("protocol") or {}
+    return PROTOCOLS.get(record["id"]) if record.get("id") in PROTOCOLS else None
+
+
 def _other_images_checked(run: RunView, budgets: list[dict[str, Any]]) -> str | None:
     """The check must have attacked exactly the images the run's worst case leaves robust at
     its budget (``robust_before``, :func:`~benchmark.evaluation.document.still_robust`): a check
     of other, or fewer, images shows nothing about the ranked figure (None: it did)."""
-    record = run.doc.get("protocol") or {}
-    norm = PROTOCOLS.get(record["id"]).norm if record.get("id") in PROTOCOLS else "linf"
+    protocol = _run_protocol(run)
+    norm = protocol.norm if protocol is not None else "linf"
     for b in budgets:
         try:
             robust = run.worst_case_outcomes(norm, float(b["eps"]))
@@ -220,9 +226,9 @@ def _other_images_checked(run: RunView, budgets: list[dict[str, Any]]) -> str | 
 def _missing_budget(run: RunView, budgets: list[dict[str, Any]]) -> str | None:
     """A convergence block recorded as reliable must have a check at every budget of the
     run's protocol (None: it has)."""
-    record = run.doc.get("protocol") or {}
-    if record.get("id") in PROTOCOLS:
-        for eps in PROTOCOLS.get(record["id"]).budgets:
+    protocol = _run_protocol(run)
+    if protocol is not None:
+        for eps in protocol.budgets:
             if not any(abs(float(b.get("eps", -1)) - eps) < 1e-9 for b in budgets):
                 return f"convergence not shown: no check at {eps_label(eps)}"
     return None
