@@ -11,7 +11,7 @@ import typer
 
 from benchmark import paths
 from benchmark.cli.app import command_group
-from benchmark.cli.options import ZOO_HELP
+from benchmark.cli.options import DATA_DIR_HELP, ISOLATION_HELP, ZOO_HELP
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.reports.terminal import render_zoo_list
 
@@ -189,3 +189,74 @@ def zoo_pull_cmd(
     entries = pull_models(fetch, ids, ModelZoo(zoo), _expected(Path(results) if results else None))
     for e in entries:
         typer.echo(f"installed {e.model_id}  sha256 {e.card['checkpoint']['sha256']}")
+
+
+@zoo_app.command("rebuild")
+def zoo_rebuild_cmd(
+    ids: list[str] = typer.Argument(
+        ..., metavar="ID...", help="Committed card ids to retrain (wildcards allowed)."
+    ),
+    cards: str | None = typer.Option(None, metavar="<path>", help=CARDS_HELP),
+    zoo: Path | None = typer.Option(None, help=ZOO_HELP),
+    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+    isolation: str | None = typer.Option(None, help=ISOLATION_HELP),
+    records: str = typer.Option(
+        "benchmarks/records/rebuild",
+        help="Folder for one JSON record per retrained model ('' for none).",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the plan and its time estimate, train nothing."
+    ),
+) -> None:
+    """Retrain published models from their committed cards (recipe, seed, thread count, CPU
+    kernels) and check each checkpoint's sha256 against the card's.
+
+    A model fine-tuned from another is trained after it (first retraining that one when the
+    zoo lacks it). One line per model: identical, or differs with why it could not be
+    identical (another torch build, CPU kernels, device, data file or submission folder); exits
+    non-zero when a model differs that should have been identical."""
+    from benchmark.device import pin_cpu_isa
+    from benchmark.models.cards import read_cards
+    from benchmark.models.zoo import ModelZoo
+    from benchmark.results.io import atomic_write_json
+    from benchmark.training.rebuild import check_kernels, plan_rebuild, rebuild
+    from benchmark.training.sandboxed import train_isolated
+
+    folder = paths.cards_dir(cards)
+    if folder is None:
+        raise ConfigError("bench zoo rebuild needs the committed cards (--cards DIR)")
+    store = ModelZoo(zoo)
+    steps = plan_rebuild(ids, [c.card for c in read_cards(folder)], store)
+    total = sum(s.estimate_seconds for s in steps)
+    for s in steps:
+        why = "" if s.requested else " (fine-tuned from by a requested model)"
+        typer.echo(
+            f"plan      {s.model_id}: {s.threads} thread(s), {s.cpu_isa} kernels, "
+            f"~{s.estimate_seconds / 60:.1f} min{why}"
+        )
+    typer.echo(f"estimate  {len(steps)} models, ~{total / 60:.0f} min (the cards' own times)")
+    if dry_run or not steps:
+        return
+    pin_cpu_isa(check_kernels(steps))
+
+    def train(config):
+        return train_isolated(config, isolation=isolation, data_dir=data_dir, zoo=store)
+
+    unexpected = 0
+    for s in steps:
+        rec = rebuild(s, store, train)
+        if records:
+            atomic_write_json(Path(records) / f"{s.model_id}.json", rec.to_json())
+        if rec.identical:
+            typer.echo(f"identical {s.model_id}  sha256 {rec.rebuilt_sha256[:12]}…")
+            continue
+        why = "; ".join(rec.gaps) if rec.gaps else "no known cause"
+        typer.echo(
+            f"differs   {s.model_id}: {rec.rebuilt_sha256[:12]}… for {rec.published_sha256[:12]}…"
+            f" ({why})"
+        )
+        unexpected += rec.expected_identical
+    if unexpected:
+        raise CheckpointError(
+            f"{unexpected} retrained model(s) differ from their cards with nothing to explain it"
+        )

@@ -1,0 +1,346 @@
+"""Retrain a published zoo model from its committed card and check the weights' sha256.
+
+A model card records every choice of its run (:func:`benchmark.training.card.recipe`), the
+thread count and the CPU kernels it ran with (``environment``) and the sha256 of the weights it
+produced. :func:`plan_rebuild` turns the cards of the requested models (and of the models they
+were fine-tuned from, when the zoo lacks them) into training runs in dependency order;
+:func:`rebuild` runs one with the card's thread count and kernels and returns a
+:class:`RebuildRecord`: whether the retrained checkpoint is bit-identical to the published one,
+and, where it cannot be, why (another device, torch build or CPU kernels, another data file or
+submission folder). This is how a user checks the README's reproducibility promise, and how a
+machine whose zoo was lost gets the published checkpoints back.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from benchmark.errors import ConfigError
+from benchmark.models.zoo import ModelZoo, ZooEntry
+from benchmark.results.provenance import git_commit, utc_now
+from benchmark.training.config import SELECTION_RULES, TrainConfig
+from benchmark.training.selection import selection_description
+
+logger = logging.getLogger(__name__)
+
+RECORD_SCHEMA = "medrobustbench.rebuild/1"
+"""Schema tag of a :class:`RebuildRecord` written as JSON."""
+
+_CONFIG_FIELDS = (
+    "dataset",
+    "arch",
+    "size",
+    "epochs",
+    "batch_size",
+    "lr",
+    "gamma",
+    "seed",
+    "channels_last",
+    "defense_params",
+    "select_eps",
+    "select_steps",
+    "init_from",
+)
+
+
+def config_from_card(card: dict[str, Any]) -> TrainConfig:
+    """The :class:`TrainConfig` that produced ``card``, read back from its recipe.
+
+    The recipe stores the selection rule in words; the rule is the one of ``auto``, ``auc`` and
+    ``robust`` whose description is that text. The device is the card's own (a CPU card is
+    retrained on the CPU even where CUDA is present).
+
+    Raises:
+        ConfigError: the card has no recipe or a recipe this version cannot read back.
+    """
+    rec = card.get("recipe")
+    mid = card.get("model_id", "?")
+    if not isinstance(rec, dict):
+        raise ConfigError(f"card '{mid}' has no recipe; it cannot be retrained from its card")
+    missing = [k for k in (*_CONFIG_FIELDS, "milestones", "defense", "selection") if k not in rec]
+    if missing:
+        raise ConfigError(
+            f"card '{mid}' recipe lacks {', '.join(missing)}; retrain it with bench train"
+        )
+    fields = {k: rec[k] for k in _CONFIG_FIELDS}
+    device = str((card.get("environment") or {}).get("device", "cpu"))
+    config = TrainConfig(
+        **fields,
+        milestones=tuple(rec["milestones"]),
+        defense=rec["defense"],
+        device="cpu" if device == "cpu" else "auto",
+    )
+    for rule in SELECTION_RULES:
+        config.selection = rule
+        if selection_description(config) == rec["selection"]:
+            config.validate()
+            return config
+    raise ConfigError(
+        f"card '{mid}': selection rule {rec['selection']!r} is not one this version knows"
+    )
+
+
+def cpu_isa_of(env: dict[str, Any]) -> str:
+    """The ``--cpu-isa`` value (native, avx2, default) a card's ``environment`` ran with."""
+    pinned = (env.get("cpu_isa_env") or {}).get("ATEN_CPU_CAPABILITY")
+    return str(pinned) if pinned else "native"
+
+
+def reproducibility_gaps(
+    card: dict[str, Any], here: dict[str, Any], submission_sha256: str | None = None
+) -> list[str]:
+    """Why a retrain here cannot give the card's sha256 (empty: it should, bit for bit).
+
+    Args:
+        card: the published card.
+        here: this machine's :func:`~benchmark.results.provenance.environment` (CPU).
+        submission_sha256: the sha256 of the card's defense folder as it is here, if any.
+    """
+    env = card.get("environment") or {}
+    gaps = []
+    if env.get("device", "cpu") != "cpu":
+        gaps.append(f"trained on {env.get('device')}: GPU training is not bit-reproducible")
+    if env.get("torch") != here.get("torch"):
+        gaps.append(f"torch {env.get('torch')} in the card, {here.get('torch')} here")
+    if cpu_isa_of(env) == "native" and env.get("cpu_capability") != here.get("cpu_capability"):
+        gaps.append(
+            f"CPU kernels {env.get('cpu_capability')} in the card, {here.get('cpu_capability')} "
+            "here (the card's kernels were not pinned)"
+        )
+    defense = card.get("defense") or {}
+    if submission_sha256 is not None and defense.get("sha256") not in (None, submission_sha256):
+        gaps.append("the defense submission's folder differs from the card's (its sha256)")
+    return gaps
+
+
+@dataclass
+class RebuildStep:
+    """One model to retrain: its published card and the run that reproduces it."""
+
+    model_id: str
+    card: dict[str, Any]
+    config: TrainConfig
+    threads: int
+    cpu_isa: str
+    requested: bool = True
+    """False for a model trained only because a requested one is fine-tuned from it."""
+
+    @property
+    def published_sha256(self) -> str:
+        """The checkpoint sha256 the card publishes."""
+        return str(self.card["checkpoint"]["sha256"])
+
+    @property
+    def estimate_seconds(self) -> float:
+        """The card's own training time (same thread count and kernels: the best guess)."""
+        return float(self.card.get("training_time_seconds") or 0.0)
+
+
+@dataclass
+class RebuildRecord:
+    """What a retrain from a card gave, as written to ``benchmarks/records/rebuild/``."""
+
+    model_id: str
+    published_sha256: str
+    rebuilt_sha256: str
+    identical: bool
+    expected_identical: bool
+    gaps: list[str]
+    seconds: float
+    threads: int
+    cpu_isa: str
+    published: dict[str, Any]
+    rebuilt: dict[str, Any]
+    git: dict[str, Any]
+    created_at: str = field(default_factory=utc_now)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict (with its schema tag)."""
+        return {"schema": RECORD_SCHEMA, **self.__dict__}
+
+
+def _card_summary(card: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a card a record compares: weights, test scores, selected epoch, run."""
+    test = (card.get("metrics") or {}).get("test") or {}
+    env = card.get("environment") or {}
+    return {
+        "sha256": card["checkpoint"]["sha256"],
+        "best_epoch": card.get("best_epoch"),
+        "test_acc": (test.get("acc") or {}).get("value"),
+        "test_auc": (test.get("auc") or {}).get("value"),
+        "data_sha256": sorted({d["sha256"] for d in (card.get("data") or {}).values()}),
+        "git": (card.get("git") or {}).get("commit"),
+        "torch": env.get("torch"),
+        "cpu_capability": env.get("cpu_capability"),
+        "num_threads": env.get("num_threads"),
+        "training_time_seconds": card.get("training_time_seconds"),
+    }
+
+
+def plan_rebuild(
+    patterns: Sequence[str], cards: Sequence[dict[str, Any]], zoo: ModelZoo
+) -> list[RebuildStep]:
+    """The training runs that rebuild the models matching ``patterns`` (wildcards over the
+    committed cards' ids), each after the model it is fine-tuned from when the zoo lacks that
+    one with its published sha256.
+
+    Raises:
+        ConfigError: a pattern matches no card, a card cannot be read back into a run, or a
+            model is fine-tuned from one that has no committed card.
+    """
+    by_id = {c["model_id"]: c for c in cards}
+    wanted: list[str] = []
+    for pattern in patterns:
+        hits = sorted(m for m in by_id if fnmatch.fnmatchcase(m, pattern))
+        if not hits:
+            raise ConfigError(f"no committed card matches '{pattern}'; see bench zoo report")
+        wanted.extend(h for h in hits if h not in wanted)
+    steps: list[RebuildStep] = []
+    planned: set[str] = set()
+
+    def add(mid: str, requested: bool, chain: tuple[str, ...]) -> None:
+        if mid in planned:
+            return
+        if mid in chain:
+            raise ConfigError(f"cards fine-tune in a cycle: {' -> '.join((*chain, mid))}")
+        card = by_id[mid]
+        config = config_from_card(card)
+        if config.init_from is not None:
+            start = config.init_from
+            if start not in by_id:
+                raise ConfigError(
+                    f"'{mid}' is fine-tuned from '{start}', which has no committed card"
+                )
+            if not _in_zoo_as_published(zoo, by_id[start]):
+                add(start, False, (*chain, mid))
+        env = card.get("environment") or {}
+        steps.append(
+            RebuildStep(
+                model_id=mid,
+                card=card,
+                config=config,
+                threads=int(env.get("num_threads") or torch.get_num_threads()),
+                cpu_isa=cpu_isa_of(env),
+                requested=requested,
+            )
+        )
+        planned.add(mid)
+
+    for mid in wanted:
+        add(mid, True, ())
+    return steps
+
+
+def _in_zoo_as_published(zoo: ModelZoo, card: dict[str, Any]) -> bool:
+    """True when the zoo holds the card's model with the card's checkpoint sha256."""
+    mid = card["model_id"]
+    if not zoo.exists(mid):
+        return False
+    try:
+        entry = zoo.entry(mid)
+    except Exception:
+        return False
+    return entry.card.get("checkpoint", {}).get("sha256") == card["checkpoint"]["sha256"]
+
+
+def _submission_sha256(defense: str | None) -> str | None:
+    """The sha256 of a built-in defense's folder as it is here (None: no defense)."""
+    if defense is None:
+        return None
+    from benchmark.defenses.submissions import describe_folder, submissions_dir
+
+    folder = submissions_dir() / defense
+    return describe_folder(folder)[0] if folder.is_dir() else None
+
+
+Trainer = Callable[[TrainConfig], ZooEntry]
+
+
+def rebuild(step: RebuildStep, zoo: ModelZoo, train: Trainer) -> RebuildRecord:
+    """Retrain ``step``'s model into ``zoo`` with the card's thread count and return what it
+    gave. ``train`` runs the config (``bench zoo rebuild`` passes the sandboxed trainer). The
+    CPU kernels must already be the card's (:func:`benchmark.device.pin_cpu_isa`, checked by
+    the caller: they are chosen when the process starts).
+
+    Raises:
+        ConfigError: the zoo already holds this model with other weights (a retrain would
+            overwrite them; delete the folder first).
+    """
+    from benchmark.results.provenance import environment
+
+    mid = step.model_id
+    if zoo.exists(mid) and not _in_zoo_as_published(zoo, step.card):
+        raise ConfigError(
+            f"zoo {zoo.root} holds '{mid}' with weights other than the published ones; move "
+            f"{zoo.folder(mid)} away to rebuild it"
+        )
+    here = environment("cpu")
+    gaps = reproducibility_gaps(step.card, here, _submission_sha256(step.config.defense))
+    init = (step.card.get("recipe") or {}).get("init")
+    if isinstance(init, dict) and zoo.exists(init["model_id"]):
+        start = zoo.entry(init["model_id"]).card["checkpoint"]["sha256"]
+        if start != init.get("checkpoint_sha256"):
+            gaps.append(f"starts from weights of '{init['model_id']}' other than the card's")
+    before = torch.get_num_threads()
+    torch.set_num_threads(step.threads)
+    git = git_commit()
+    start = time.perf_counter()
+    try:
+        entry = train(step.config)
+    finally:
+        torch.set_num_threads(before)
+    seconds = time.perf_counter() - start
+    rebuilt = entry.card["checkpoint"]["sha256"]
+    published = _card_summary(step.card)
+    mine = _card_summary(entry.card)
+    if published["data_sha256"] != mine["data_sha256"]:
+        gaps.append("the data file's sha256 differs from the card's")
+    return RebuildRecord(
+        model_id=mid,
+        published_sha256=step.published_sha256,
+        rebuilt_sha256=rebuilt,
+        identical=rebuilt == step.published_sha256,
+        expected_identical=not gaps,
+        gaps=gaps,
+        seconds=seconds,
+        threads=step.threads,
+        cpu_isa=step.cpu_isa,
+        published=published,
+        rebuilt=mine,
+        git=git,
+    )
+
+
+def check_kernels(steps: Iterable[RebuildStep]) -> str:
+    """The one ``--cpu-isa`` all ``steps`` share (a process runs one set of kernels).
+
+    Raises:
+        ConfigError: the steps were trained with different pinned kernels.
+    """
+    isas = sorted({s.cpu_isa for s in steps})
+    if len(isas) > 1:
+        raise ConfigError(
+            f"the cards were trained with different CPU kernels ({', '.join(isas)}); rebuild "
+            "each group in its own process"
+        )
+    return isas[0] if isas else "native"
+
+
+__all__ = [
+    "RECORD_SCHEMA",
+    "RebuildRecord",
+    "RebuildStep",
+    "check_kernels",
+    "config_from_card",
+    "cpu_isa_of",
+    "plan_rebuild",
+    "rebuild",
+    "reproducibility_gaps",
+]

@@ -1,0 +1,165 @@
+"""Retraining published models from their committed cards (``bench zoo rebuild``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from benchmark.cli import app
+from benchmark.errors import ConfigError
+from benchmark.models.zoo import ModelZoo
+from benchmark.results.cards import read_cards
+from benchmark.training.rebuild import (
+    config_from_card,
+    plan_rebuild,
+    rebuild,
+    reproducibility_gaps,
+)
+from benchmark.training.selection import selection_description
+
+COMMITTED = Path(__file__).resolve().parents[2] / "leaderboard" / "zoo" / "cards"
+
+
+def _committed() -> list[dict]:
+    return [c.card for c in read_cards(COMMITTED)]
+
+
+def test_every_committed_card_reads_back_into_its_run() -> None:
+    """Each published card's recipe gives back a config whose fields and selection rule are the
+    recipe's own: what `bench zoo rebuild` retrains is what the card records."""
+    cards = _committed()
+    assert len(cards) >= 50
+    for card in cards:
+        rec = card["recipe"]
+        config = config_from_card(card)
+        fields = dataclasses.asdict(config)
+        for key in ("dataset", "arch", "epochs", "batch_size", "lr", "gamma", "seed"):
+            assert fields[key] == rec[key], (card["model_id"], key)
+        assert fields["size"] == rec["size"] and list(config.milestones) == rec["milestones"]
+        assert config.defense == rec["defense"] and config.init_from == rec["init_from"]
+        assert config.defense_params == rec["defense_params"]
+        assert selection_description(config) == rec["selection"]
+        assert config.device == "cpu"  # every published card was trained on the CPU
+    robust = config_from_card(
+        next(c for c in cards if c["model_id"] == "resnet18_breastmnist_28px_s0_pgd_at_steps=7")
+    )
+    assert robust.selection_rule == "robust" and robust.select_eps == pytest.approx(8 / 255)
+    plain = config_from_card(
+        next(c for c in cards if c["model_id"] == "resnet18_breastmnist_28px_s0")
+    )
+    assert plain.selection_rule == "auc"
+
+
+def test_unreadable_recipes_are_refused() -> None:
+    card = json.loads((COMMITTED / "resnet18_breastmnist_28px_s0.json").read_text())
+    with pytest.raises(ConfigError, match="has no recipe"):
+        config_from_card({**card, "recipe": None})
+    with pytest.raises(ConfigError, match="lacks select_steps"):
+        config_from_card(
+            {**card, "recipe": {k: v for k, v in card["recipe"].items() if k != "select_steps"}}
+        )
+    with pytest.raises(ConfigError, match="selection rule"):
+        config_from_card({**card, "recipe": {**card["recipe"], "selection": "best test accuracy"}})
+
+
+def test_plan_trains_the_starting_model_first_unless_the_zoo_has_it(tmp_path: Path) -> None:
+    cards = _committed()
+    robust = "resnet18_breastmnist_28px_s1_pgd_at_steps=7"
+    zoo = ModelZoo(tmp_path / "zoo")
+    steps = plan_rebuild([robust], cards, zoo)
+    assert [(s.model_id, s.requested) for s in steps] == [
+        ("resnet18_breastmnist_28px_s1", False),
+        (robust, True),
+    ]
+    assert [s.threads for s in steps] == [1, 1] and steps[0].estimate_seconds > 60
+    # The zoo holds the starting model with the published weights: it is not retrained ...
+    start = next(c for c in cards if c["model_id"] == "resnet18_breastmnist_28px_s1")
+    folder = zoo.folder(start["model_id"])
+    folder.mkdir(parents=True)
+    (folder / "card.json").write_text(json.dumps(start))
+    (folder / "model.pt").write_bytes(b"weights")
+    assert [s.model_id for s in plan_rebuild([robust], cards, zoo)] == [robust]
+    # ... but other weights under that id are not the published model.
+    other = {**start, "checkpoint": {**start["checkpoint"], "sha256": "0" * 64}}
+    (folder / "card.json").write_text(json.dumps(other))
+    assert len(plan_rebuild([robust], cards, zoo)) == 2
+    # Wildcards select among the committed ids; a pattern that matches nothing is an error.
+    ids = [
+        s.model_id
+        for s in plan_rebuild(["resnet18_breastmnist_28px_s?"], cards, ModelZoo(tmp_path / "z2"))
+    ]
+    assert ids == [f"resnet18_breastmnist_28px_s{i}" for i in range(3)]
+    with pytest.raises(ConfigError, match="no committed card matches 'nope_\\*'"):
+        plan_rebuild(["nope_*"], cards, zoo)
+
+
+def test_gaps_name_what_prevents_a_bit_identical_retrain() -> None:
+    card = json.loads((COMMITTED / "resnet18_breastmnist_28px_s0.json").read_text())
+    env = card["environment"]
+    here = {"torch": env["torch"], "cpu_capability": env["cpu_capability"]}
+    assert reproducibility_gaps(card, here) == []
+    assert "torch" in reproducibility_gaps(card, {**here, "torch": "2.9.1+cpu"})[0]
+    (gap,) = reproducibility_gaps(card, {**here, "cpu_capability": "AVX2"})
+    assert "CPU kernels AVX512 in the card, AVX2 here" in gap
+    # Pinned kernels make the CPU's own capability irrelevant.
+    pinned = {**card, "environment": {**env, "cpu_isa_env": {"ATEN_CPU_CAPABILITY": "avx2"}}}
+    assert reproducibility_gaps(pinned, {**here, "cpu_capability": "AVX2"}) == []
+    gpu = {**card, "environment": {**env, "device": "cuda:0"}}
+    assert "GPU training is not bit-reproducible" in reproducibility_gaps(gpu, here)[0]
+    robust = json.loads(
+        (COMMITTED / "resnet18_breastmnist_28px_s0_pgd_at_steps=7.json").read_text()
+    )
+    assert "submission's folder differs" in reproducibility_gaps(robust, here, "f" * 64)[0]
+    assert reproducibility_gaps(robust, here, robust["defense"]["sha256"]) == []
+
+
+def test_rebuild_reproduces_a_card_and_reports_a_mismatch(
+    tiny_models, shared_data, tmp_path
+) -> None:
+    """A tiny model retrained from its card alone (fresh zoo, the card's thread count) has the
+    card's sha256; a card that claims other weights is reported as differing with nothing to
+    explain it (exit code 1), and a zoo holding other weights under the id is not overwritten."""
+    source: ModelZoo = tiny_models["zoo"]
+    card = source.entry("tiny_cnn_breastmnist_28px_s0").card
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "tiny_cnn_breastmnist_28px_s0.json").write_text(json.dumps(card))
+    zoo, records = tmp_path / "zoo", tmp_path / "records"
+    args = ["zoo", "rebuild", "tiny_cnn_*", "--cards", str(cards), "--zoo", str(zoo)]
+    args += ["--data-dir", str(shared_data), "--records", str(records)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "estimate  1 models" in result.output
+    assert (
+        f"identical tiny_cnn_breastmnist_28px_s0  sha256 {card['checkpoint']['sha256'][:12]}"
+        in result.output
+    )
+    rec = json.loads((records / "tiny_cnn_breastmnist_28px_s0.json").read_text())
+    assert rec["identical"] and rec["expected_identical"] and rec["gaps"] == []
+    assert rec["published"]["test_acc"] == rec["rebuilt"]["test_acc"]
+    assert rec["threads"] == card["environment"]["num_threads"]
+    # The zoo now holds the published model: planning again trains nothing new ...
+    assert (
+        ModelZoo(zoo).entry("tiny_cnn_breastmnist_28px_s0").card["checkpoint"] == card["checkpoint"]
+    )
+    # ... and a card claiming other weights is a mismatch nothing explains.
+    liar = {**card, "checkpoint": {**card["checkpoint"], "sha256": "a" * 64}}
+    (cards / "tiny_cnn_breastmnist_28px_s0.json").write_text(json.dumps(liar))
+    with pytest.raises(ConfigError, match="other than the published ones"):
+        rebuild(
+            plan_rebuild(["tiny_cnn_*"], [liar], ModelZoo(zoo))[0], ModelZoo(zoo), lambda c: None
+        )
+    shutil.rmtree(zoo)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert (
+        "differs   tiny_cnn_breastmnist_28px_s0" in result.output
+        and "no known cause" in result.output
+    )
+    rec = json.loads((records / "tiny_cnn_breastmnist_28px_s0.json").read_text())
+    assert not rec["identical"] and rec["rebuilt_sha256"] == card["checkpoint"]["sha256"]
