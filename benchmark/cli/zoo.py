@@ -84,6 +84,10 @@ def zoo_report_cmd(
         help="Published results: checkpoints they evaluated that have no card are listed with "
         "what the results record ('' for none).",
     ),
+    rebuilds: str = typer.Option(
+        "benchmarks/records/rebuild",
+        help="Retrain records of bench zoo rebuild, listed in their own section ('' for none).",
+    ),
 ) -> None:
     """Write the zoo's Markdown table (docs/model_zoo.md) from the model cards: the committed
     ones (leaderboard/zoo/cards) and the zoo's. A model whose committed and zoo cards record
@@ -113,10 +117,15 @@ def zoo_report_cmd(
             if fnmatch.fnmatchcase(k[0], pattern)
         }
     cmd = "bench zoo report" + (f" --pattern '{pattern}'" if pattern != "*" else "")
+    from benchmark.results.cards import read_rebuild_records
     from benchmark.training.recipes import card_recipe_mismatches
 
     text = render_zoo_markdown(
-        entries, command=cmd, uncarded=uncarded, recipe_check=card_recipe_mismatches
+        entries,
+        command=cmd,
+        uncarded=uncarded,
+        recipe_check=card_recipe_mismatches,
+        rebuilds=read_rebuild_records(rebuilds) if rebuilds else (),
     )
     atomic_write_bytes(out, text.encode())
     typer.echo(f"wrote {out} ({len(entries)} models)")

@@ -92,8 +92,46 @@ def _reproduce(card: dict) -> str:
         f"- `{card['model_id']}`: {r['optimizer']} lr {r['lr']}, batch {r['batch_size']}, "
         f"{r['epochs']} epochs, lr x{r['gamma']} at epochs {r['milestones_epochs']}, "
         f"{loss}, seed {r['seed']}, torch {card['environment']['torch']}, "
-        f"trained {card['created_at']} at commit {commit}. Reproduce: `{cmd}` ({exact})."
+        f"trained {card['created_at']} at commit {commit}. Reproduce: `{cmd}` ({exact}; "
+        f"`bench zoo rebuild {card['model_id']}` runs it from this card and checks the sha256)."
     )
+
+
+def _rebuilt(records: Sequence[dict[str, Any]], cards: dict[str, dict]) -> list[str]:
+    """The section of retrain records: per model, whether `bench zoo rebuild` gave the card's
+    checkpoint back, with what threads and kernels, in how long, and why not where it did not.
+    A record of an earlier card of the id (another published sha256) says so."""
+    if not records:
+        return []
+    lines = [
+        "",
+        "## Retrained from the cards",
+        "",
+        "`bench zoo rebuild ID` retrains a model from its committed card alone (recipe, seed,",
+        "thread count, CPU kernels; a fine-tuned model after the model it starts from) and",
+        "compares the checkpoint's sha256 with the card's. Records: `benchmarks/records/rebuild/`.",
+        "",
+        "| model id | sha256 | threads, kernels | CPU time | retrained | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for rec in sorted(records, key=lambda r: r["model_id"]):
+        card = cards.get(rec["model_id"])
+        outcome = "identical" if rec["identical"] else f"differs (`{rec['rebuilt_sha256'][:16]}`)"
+        notes = list(rec["gaps"])
+        if card is None:
+            notes.append("no card of this id now")
+        elif card["checkpoint"]["sha256"] != rec["published_sha256"]:
+            notes.append("a record of an earlier card of this id")
+        if not rec["identical"] and not rec["gaps"]:
+            notes.append("nothing known explains it")
+        kernels = rec["rebuilt"].get("cpu_capability") or "?"
+        note = "; ".join(notes) or "-"
+        lines.append(
+            f"| `{rec['model_id']}` | `{rec['published_sha256'][:16]}` | {rec['threads']}, "
+            f"{kernels} ({rec['cpu_isa']}) | {rec['seconds'] / 60:.1f} min | {outcome}, "
+            f"{rec['created_at'][:10]} | {note} |"
+        )
+    return lines
 
 
 def _recipe_groups(entries: Sequence[Carded]) -> dict[str, list[dict]]:
@@ -240,13 +278,16 @@ def render_zoo_markdown(
     command: str = "bench zoo report",
     uncarded: dict[tuple[str, str], dict[str, Any]] | None = None,
     recipe_check: RecipeCheck | None = None,
+    rebuilds: Sequence[dict[str, Any]] = (),
 ) -> str:
     """A Markdown page listing every model with its recipe, scores and checksum: standard
     models first, then the robust models of training-time defenses with their selected epoch;
     ``uncarded``: published checkpoints (:func:`~benchmark.results.cards.
     models_named_by_results`) with no card among ``entries``, listed with what their results
     record; ``recipe_check``: where given, the robust table says of each model whether it was
-    trained with the published robust recipe (:data:`RecipeCheck`)."""
+    trained with the published robust recipe (:data:`RecipeCheck`); ``rebuilds``: retrain
+    records (:func:`~benchmark.results.cards.read_rebuild_records`), listed in their own
+    section."""
     ordered = sorted(entries, key=lambda x: x.model_id)
     standard = [e for e in ordered if e.card.get("defense") is None]
     robust = [e for e in ordered if e.card.get("defense") is not None]
@@ -336,6 +377,7 @@ def render_zoo_markdown(
         lines += _uncarded(missing)
     lines += _seed_spread(groups)
     lines += render_comparison([e.card for e in standard])
+    lines += _rebuilt(rebuilds, {e.model_id: e.card for e in ordered})
     lines += ["", "## Recipes and how to reproduce", ""]
     lines += [_reproduce(e.card) for e in standard + robust]
     return "\n".join(lines) + "\n"

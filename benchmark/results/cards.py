@@ -284,3 +284,47 @@ __all__ = [
     "recipe_signature",
     "seed_of",
 ]
+
+
+REBUILD_SCHEMA = "medrobustbench.rebuild/1"
+"""Schema tag of a retrain record (``bench zoo rebuild`` writes one per model)."""
+_REBUILD_FIELDS = {
+    "model_id": str,
+    "published_sha256": str,
+    "rebuilt_sha256": str,
+    "identical": bool,
+    "expected_identical": bool,
+    "gaps": list,
+    "seconds": (int, float),
+    "threads": int,
+    "cpu_isa": str,
+    "published": dict,
+    "rebuilt": dict,
+    "created_at": str,
+}
+
+
+def read_rebuild_records(folder: str | Path) -> list[dict[str, Any]]:
+    """The retrain records in ``folder`` (``<model id>.json``, written by ``bench zoo
+    rebuild``), each checked, sorted by model id; an absent folder holds none.
+
+    Raises:
+        CheckpointError: a file that is not a complete record of the model it is named after.
+    """
+    folder = Path(folder)
+    out = []
+    for path in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []:
+        fix = "delete it or write it again with `bench zoo rebuild`"
+        try:
+            rec = json.loads(path.read_bytes())
+        except (OSError, UnicodeDecodeError, ValueError):
+            raise CheckpointError(f"{path} is not readable JSON; {fix}") from None
+        if not isinstance(rec, dict) or rec.get("schema") != REBUILD_SCHEMA:
+            raise CheckpointError(f"{path} is not a {REBUILD_SCHEMA} record; {fix}")
+        for key, kind in _REBUILD_FIELDS.items():
+            if not isinstance(rec.get(key), kind):
+                raise CheckpointError(f"{path} is not a complete retrain record: '{key}'; {fix}")
+        if rec["model_id"] != path.name.removesuffix(SUFFIX):
+            raise CheckpointError(f"{path} records {rec['model_id']!r}, not its file name; {fix}")
+        out.append(rec)
+    return out

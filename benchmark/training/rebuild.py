@@ -24,14 +24,13 @@ import torch
 
 from benchmark.errors import ConfigError
 from benchmark.models.zoo import ModelZoo, ZooEntry
+from benchmark.results.cards import REBUILD_SCHEMA
 from benchmark.results.provenance import git_commit, utc_now
 from benchmark.training.config import SELECTION_RULES, TrainConfig
 from benchmark.training.selection import selection_description
 
 logger = logging.getLogger(__name__)
 
-RECORD_SCHEMA = "medrobustbench.rebuild/1"
-"""Schema tag of a :class:`RebuildRecord` written as JSON."""
 
 _CONFIG_FIELDS = (
     "dataset",
@@ -163,7 +162,7 @@ class RebuildRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The record as a JSON-ready dict (with its schema tag)."""
-        return {"schema": RECORD_SCHEMA, **self.__dict__}
+        return {"schema": REBUILD_SCHEMA, **self.__dict__}
 
 
 def _card_summary(card: dict[str, Any]) -> dict[str, Any]:
@@ -334,7 +333,6 @@ def check_kernels(steps: Iterable[RebuildStep]) -> str:
 
 
 __all__ = [
-    "RECORD_SCHEMA",
     "RebuildRecord",
     "RebuildStep",
     "check_kernels",

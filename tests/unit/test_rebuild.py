@@ -143,6 +143,21 @@ def test_rebuild_reproduces_a_card_and_reports_a_mismatch(
     assert rec["identical"] and rec["expected_identical"] and rec["gaps"] == []
     assert rec["published"]["test_acc"] == rec["rebuilt"]["test_acc"]
     assert rec["threads"] == card["environment"]["num_threads"]
+    # The zoo page lists the record beside the card it reproduces.
+    page = tmp_path / "zoo.md"
+    report = ["zoo", "report", "--zoo", str(zoo), "--cards", str(cards), "--results", ""]
+    result = CliRunner().invoke(app, [*report, "--rebuilds", str(records), "--out", str(page)])
+    assert result.exit_code == 0, result.output
+    text = page.read_text()
+    assert "## Retrained from the cards" in text
+    row = next(x for x in text.splitlines() if x.startswith("| `tiny_cnn_breastmnist_28px_s0` | `"))
+    assert f"`{card['checkpoint']['sha256'][:16]}` | {rec['threads']}, " in row
+    assert "| identical, " in row and row.endswith("| - |")
+    # A malformed record is refused before the page is written.
+    (records / "tiny_cnn_breastmnist_28px_s1.json").write_text(json.dumps({**rec, "model_id": "x"}))
+    result = CliRunner().invoke(app, [*report, "--rebuilds", str(records), "--out", str(page)])
+    assert result.exit_code != 0 and "not its file name" in result.output
+    (records / "tiny_cnn_breastmnist_28px_s1.json").unlink()
     # The zoo now holds the published model: planning again trains nothing new ...
     assert (
         ModelZoo(zoo).entry("tiny_cnn_breastmnist_28px_s0").card["checkpoint"] == card["checkpoint"]
