@@ -125,7 +125,11 @@ def zoo_report_cmd(
         command=cmd,
         uncarded=uncarded,
         recipe_check=card_recipe_mismatches,
-        rebuilds=read_rebuild_records(rebuilds) if rebuilds else (),
+        rebuilds=[
+            r
+            for r in (read_rebuild_records(rebuilds) if rebuilds else [])
+            if fnmatch.fnmatchcase(r["model_id"], pattern)
+        ],
     )
     atomic_write_bytes(out, text.encode())
     typer.echo(f"wrote {out} ({len(entries)} models)")
@@ -248,8 +252,8 @@ def zoo_rebuild_cmd(
         return
     pin_cpu_isa(check_kernels(steps))
 
-    def train(config):
-        return train_isolated(config, isolation=isolation, data_dir=data_dir, zoo=store)
+    def train(config, into):
+        return train_isolated(config, isolation=isolation, data_dir=data_dir, zoo=into)
 
     unexpected = 0
     for s in steps:

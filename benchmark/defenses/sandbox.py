@@ -78,6 +78,7 @@ import torch
 from benchmark.defenses.base import IsolationError
 from benchmark.defenses.sandbox_wire import MAX_PAYLOAD, WireError, read_msg, write_msg
 from benchmark.defenses.submissions import submissions_dir
+from benchmark.device import ISA_VARIABLES
 
 logger = logging.getLogger(__name__)
 
@@ -304,6 +305,9 @@ class SandboxSession:
             "PYTHONDONTWRITEBYTECODE": "1",
             "HF_HUB_OFFLINE": "1",
             "HF_DATASETS_OFFLINE": "1",
+            # The CPU kernels this process was pinned to (bench train --cpu-isa): the worker's
+            # kernels are chosen when it starts, from these.
+            **{k: os.environ[k] for k in ISA_VARIABLES if k in os.environ},
         }
         cmd = [self.bwrap, *_namespace_flags(), "--die-with-parent", "--new-session", "--clearenv"]
         for k, v in env.items():

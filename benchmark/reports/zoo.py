@@ -111,7 +111,7 @@ def _rebuilt(records: Sequence[dict[str, Any]], cards: dict[str, dict]) -> list[
         "thread count, CPU kernels; a fine-tuned model after the model it starts from) and",
         "compares the checkpoint's sha256 with the card's. Records: `benchmarks/records/rebuild/`.",
         "",
-        "| model id | sha256 | threads, kernels | CPU time | retrained | note |",
+        "| model id | sha256 | threads, kernels | train time | retrained | note |",
         "|---|---|---|---|---|---|",
     ]
     for rec in sorted(records, key=lambda r: r["model_id"]):
@@ -124,12 +124,14 @@ def _rebuilt(records: Sequence[dict[str, Any]], cards: dict[str, dict]) -> list[
             notes.append("a record of an earlier card of this id")
         if not rec["identical"] and not rec["gaps"]:
             notes.append("nothing known explains it")
-        kernels = rec["rebuilt"].get("cpu_capability") or "?"
+        ran = rec["rebuilt"]
         note = "; ".join(notes) or "-"
+        minutes = float(ran.get("training_time_seconds") or rec["seconds"]) / 60
         lines.append(
-            f"| `{rec['model_id']}` | `{rec['published_sha256'][:16]}` | {rec['threads']}, "
-            f"{kernels} ({rec['cpu_isa']}) | {rec['seconds'] / 60:.1f} min | {outcome}, "
-            f"{rec['created_at'][:10]} | {note} |"
+            f"| `{rec['model_id']}` | `{rec['published_sha256'][:16]}` | "
+            f"{ran.get('num_threads', '?')}, {ran.get('cpu_capability') or '?'} "
+            f"({rec['cpu_isa']}) | {minutes:.1f} min | {outcome}, {rec['created_at'][:10]} | "
+            f"{note} |"
         )
     return lines
 

@@ -326,5 +326,9 @@ def read_rebuild_records(folder: str | Path) -> list[dict[str, Any]]:
                 raise CheckpointError(f"{path} is not a complete retrain record: '{key}'; {fix}")
         if rec["model_id"] != path.name.removesuffix(SUFFIX):
             raise CheckpointError(f"{path} records {rec['model_id']!r}, not its file name; {fix}")
+        if rec["identical"] != (rec["published_sha256"] == rec["rebuilt_sha256"]) or rec[
+            "expected_identical"
+        ] != (not rec["gaps"]):
+            raise CheckpointError(f"{path} contradicts itself (identical / gaps); {fix}")
         out.append(rec)
     return out

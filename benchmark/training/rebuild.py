@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -113,6 +115,15 @@ def reproducibility_gaps(
             f"CPU kernels {env.get('cpu_capability')} in the card, {here.get('cpu_capability')} "
             "here (the card's kernels were not pinned)"
         )
+    if dict(env.get("cpu_isa_env") or {}) != dict(here.get("cpu_isa_env") or {}):
+        gaps.append(
+            f"kernel variables {env.get('cpu_isa_env') or {}} in the card, "
+            f"{here.get('cpu_isa_env') or {}} here"
+        )
+    if not env.get("num_threads"):
+        gaps.append("the card does not record its thread count")
+    if str((card.get("git") or {}).get("commit", "unknown")) == "unknown":
+        gaps.append("the card does not record the code's commit")
     defense = card.get("defense") or {}
     if submission_sha256 is not None and defense.get("sha256") not in (None, submission_sha256):
         gaps.append("the defense submission's folder differs from the card's (its sha256)")
@@ -169,6 +180,7 @@ def _card_summary(card: dict[str, Any]) -> dict[str, Any]:
     """The parts of a card a record compares: weights, test scores, selected epoch, run."""
     test = (card.get("metrics") or {}).get("test") or {}
     env = card.get("environment") or {}
+    init = (card.get("recipe") or {}).get("init")
     return {
         "sha256": card["checkpoint"]["sha256"],
         "best_epoch": card.get("best_epoch"),
@@ -180,6 +192,9 @@ def _card_summary(card: dict[str, Any]) -> dict[str, Any]:
         "cpu_capability": env.get("cpu_capability"),
         "num_threads": env.get("num_threads"),
         "training_time_seconds": card.get("training_time_seconds"),
+        "cpu_isa_env": env.get("cpu_isa_env") or {},
+        "init_sha256": init.get("checkpoint_sha256") if isinstance(init, dict) else None,
+        "resumed": card.get("resumed") or [],
     }
 
 
@@ -259,18 +274,43 @@ def _submission_sha256(defense: str | None) -> str | None:
     return describe_folder(folder)[0] if folder.is_dir() else None
 
 
-Trainer = Callable[[TrainConfig], ZooEntry]
+Trainer = Callable[[TrainConfig, ModelZoo], ZooEntry]
+"""Trains a config into a zoo (``bench zoo rebuild`` passes the trainer of ``bench train``)."""
+
+SCRATCH = ".rebuild"
+"""The zoo's sub-folder where retrains run (``<zoo>/.rebuild/<model id>/``): a retrain is
+installed in the zoo only when it is the published checkpoint, so neither a published model
+nor another one under the id is ever overwritten; one that differs stays there to inspect."""
+
+
+def _environment_drift(published: dict[str, Any], rebuilt: dict[str, Any]) -> list[str]:
+    """What the retrain ran with that the card did not (threads, kernels, torch)."""
+    out = []
+    for key, what in (
+        ("num_threads", "threads"),
+        ("cpu_capability", "CPU kernels"),
+        ("cpu_isa_env", "kernel variables"),
+        ("torch", "torch"),
+    ):
+        if (published.get(key) or None) != (rebuilt.get(key) or None):
+            out.append(
+                f"retrained with {what} {rebuilt.get(key)} where the card has {published.get(key)}"
+            )
+    return out
 
 
 def rebuild(step: RebuildStep, zoo: ModelZoo, train: Trainer) -> RebuildRecord:
-    """Retrain ``step``'s model into ``zoo`` with the card's thread count and return what it
-    gave. ``train`` runs the config (``bench zoo rebuild`` passes the sandboxed trainer). The
-    CPU kernels must already be the card's (:func:`benchmark.device.pin_cpu_isa`, checked by
-    the caller: they are chosen when the process starts).
+    """Retrain ``step``'s model with the card's thread count in a scratch zoo
+    (:data:`SCRATCH`), install it in ``zoo`` when its sha256 is the card's, and return what it
+    gave. The model it is fine-tuned from must be in ``zoo`` (:func:`plan_rebuild` orders the
+    steps so); its verified copy starts the run. The CPU kernels must already be the card's
+    (:func:`benchmark.device.pin_cpu_isa`, checked by the caller: they are chosen when the
+    process starts). An interrupted retrain resumes in the scratch zoo, which only retrains of
+    this card write to.
 
     Raises:
-        ConfigError: the zoo already holds this model with other weights (a retrain would
-            overwrite them; delete the folder first).
+        ConfigError: the zoo holds this model with other weights (refused before any work).
+        CheckpointError: the model it starts from is missing or fails its sha256 check.
     """
     from benchmark.results.provenance import environment
 
@@ -282,17 +322,19 @@ def rebuild(step: RebuildStep, zoo: ModelZoo, train: Trainer) -> RebuildRecord:
         )
     here = environment("cpu")
     gaps = reproducibility_gaps(step.card, here, _submission_sha256(step.config.defense))
-    init = (step.card.get("recipe") or {}).get("init")
-    if isinstance(init, dict) and zoo.exists(init["model_id"]):
-        start = zoo.entry(init["model_id"]).card["checkpoint"]["sha256"]
-        if start != init.get("checkpoint_sha256"):
-            gaps.append(f"starts from weights of '{init['model_id']}' other than the card's")
+    scratch = ModelZoo(Path(zoo.root) / SCRATCH / mid)
+    if step.config.init_from is not None:
+        start_id = step.config.init_from
+        zoo.load(start_id)  # the checkpoint against its card's sha256, weights-only
+        for stale in (scratch.folder(start_id), scratch.root / ".sandbox" / mid / start_id):
+            shutil.rmtree(stale, ignore_errors=True)
+        shutil.copytree(zoo.folder(start_id), scratch.folder(start_id))
     before = torch.get_num_threads()
     torch.set_num_threads(step.threads)
     git = git_commit()
     start = time.perf_counter()
     try:
-        entry = train(step.config)
+        entry = train(step.config, scratch)
     finally:
         torch.set_num_threads(before)
     seconds = time.perf_counter() - start
@@ -301,11 +343,23 @@ def rebuild(step: RebuildStep, zoo: ModelZoo, train: Trainer) -> RebuildRecord:
     mine = _card_summary(entry.card)
     if published["data_sha256"] != mine["data_sha256"]:
         gaps.append("the data file's sha256 differs from the card's")
+    if published["init_sha256"] != mine["init_sha256"]:
+        gaps.append(f"started from weights of '{step.config.init_from}' other than the card's")
+    gaps += _environment_drift(published, mine)
+    identical = rebuilt == step.published_sha256
+    if identical:
+        if not zoo.exists(mid):
+            Path(zoo.root).mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(zoo.folder(mid), ignore_errors=True)  # an incomplete folder
+            entry.path.rename(zoo.folder(mid))
+        shutil.rmtree(scratch.root, ignore_errors=True)
+    else:
+        logger.warning("the retrain of %s differs; it stays in %s", mid, entry.path)
     return RebuildRecord(
         model_id=mid,
         published_sha256=step.published_sha256,
         rebuilt_sha256=rebuilt,
-        identical=rebuilt == step.published_sha256,
+        identical=identical,
         expected_identical=not gaps,
         gaps=gaps,
         seconds=seconds,

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmark.cli import app
-from benchmark.errors import ConfigError
+from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.zoo import ModelZoo
-from benchmark.results.cards import read_cards
+from benchmark.results.cards import read_cards, read_rebuild_records
 from benchmark.training.rebuild import (
     config_from_card,
     plan_rebuild,
@@ -107,8 +107,19 @@ def test_gaps_name_what_prevents_a_bit_identical_retrain() -> None:
     (gap,) = reproducibility_gaps(card, {**here, "cpu_capability": "AVX2"})
     assert "CPU kernels AVX512 in the card, AVX2 here" in gap
     # Pinned kernels make the CPU's own capability irrelevant.
-    pinned = {**card, "environment": {**env, "cpu_isa_env": {"ATEN_CPU_CAPABILITY": "avx2"}}}
-    assert reproducibility_gaps(pinned, {**here, "cpu_capability": "AVX2"}) == []
+    isa = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
+    pinned = {**card, "environment": {**env, "cpu_isa_env": isa}}
+    assert (
+        reproducibility_gaps(pinned, {**here, "cpu_capability": "AVX2", "cpu_isa_env": isa}) == []
+    )
+    # Kernel variables that differ from the card's (here a partial pin), no thread count or no
+    # commit in the card: each is a reason the weights may differ.
+    partial = {**here, "cpu_isa_env": {"ONEDNN_MAX_CPU_ISA": "AVX2"}}
+    assert "kernel variables {} in the card" in reproducibility_gaps(card, partial)[0]
+    bare = {**card, "environment": {k: v for k, v in env.items() if k != "num_threads"}}
+    assert reproducibility_gaps(bare, here) == ["the card does not record its thread count"]
+    unknown = {**card, "git": {"commit": "unknown", "dirty": False}}
+    assert reproducibility_gaps(unknown, here) == ["the card does not record the code's commit"]
     gpu = {**card, "environment": {**env, "device": "cuda:0"}}
     assert "GPU training is not bit-reproducible" in reproducibility_gaps(gpu, here)[0]
     robust = json.loads(
@@ -167,7 +178,7 @@ def test_rebuild_reproduces_a_card_and_reports_a_mismatch(
     (cards / "tiny_cnn_breastmnist_28px_s0.json").write_text(json.dumps(liar))
     with pytest.raises(ConfigError, match="other than the published ones"):
         rebuild(
-            plan_rebuild(["tiny_cnn_*"], [liar], ModelZoo(zoo))[0], ModelZoo(zoo), lambda c: None
+            plan_rebuild(["tiny_cnn_*"], [liar], ModelZoo(zoo))[0], ModelZoo(zoo), lambda c, z: None
         )
     shutil.rmtree(zoo)
     result = CliRunner().invoke(app, args)
@@ -178,3 +189,60 @@ def test_rebuild_reproduces_a_card_and_reports_a_mismatch(
     )
     rec = json.loads((records / "tiny_cnn_breastmnist_28px_s0.json").read_text())
     assert not rec["identical"] and rec["rebuilt_sha256"] == card["checkpoint"]["sha256"]
+    # A retrain that is not the published checkpoint is not installed; it stays to inspect.
+    assert not ModelZoo(zoo).exists("tiny_cnn_breastmnist_28px_s0")
+    kept = ModelZoo(zoo / ".rebuild" / "tiny_cnn_breastmnist_28px_s0")
+    assert kept.exists("tiny_cnn_breastmnist_28px_s0")
+    # A record whose verdict contradicts its own sha256s is refused on read.
+    (records / "tiny_cnn_breastmnist_28px_s0.json").write_text(
+        json.dumps({**rec, "identical": True})
+    )
+    with pytest.raises(CheckpointError, match="contradicts itself"):
+        read_rebuild_records(records)
+
+
+def test_rebuild_of_a_fine_tune_trains_its_start_first(tiny_models, shared_data, tmp_path) -> None:
+    """A robust fine-tune's card alone, in a fresh zoo: its starting model is retrained first
+    from its own card, then the fine-tune starts from that verified copy; both are the
+    published checkpoints and both are installed."""
+    from benchmark.training import TrainConfig, train_model
+
+    source = ModelZoo(tmp_path / "source")
+    shutil.copytree(
+        tiny_models["zoo"].folder("tiny_cnn_breastmnist_28px_s0"),
+        source.folder("tiny_cnn_breastmnist_28px_s0"),
+    )
+    tuned = train_model(
+        TrainConfig(
+            dataset="breastmnist",
+            arch="tiny_cnn",
+            epochs=1,
+            lr=1e-4,
+            defense="pgd_at",
+            defense_params={"steps": 1},
+            select_steps=1,
+            init_from="tiny_cnn_breastmnist_28px_s0",
+        ),
+        data_dir=shared_data,
+        zoo=source,
+        progress=False,
+    )
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    for entry in source.list():
+        (cards / f"{entry.model_id}.json").write_text(json.dumps(entry.card))
+    zoo = tmp_path / "zoo"
+    args = ["zoo", "rebuild", tuned.model_id, "--cards", str(cards), "--zoo", str(zoo)]
+    result = CliRunner().invoke(
+        app, [*args, "--data-dir", str(shared_data), "--records", str(tmp_path / "rec")]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [x for x in result.output.splitlines() if x.startswith(("identical", "differs"))]
+    assert [x.split()[:2] for x in lines] == [
+        ["identical", "tiny_cnn_breastmnist_28px_s0"],
+        ["identical", tuned.model_id],
+    ]
+    assert "(fine-tuned from by a requested model)" in result.output
+    rebuilt = ModelZoo(zoo)
+    assert rebuilt.entry(tuned.model_id).card["checkpoint"] == tuned.card["checkpoint"]
+    assert not (zoo / ".rebuild").exists() or not any((zoo / ".rebuild").iterdir())
