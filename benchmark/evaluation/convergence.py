@@ -13,11 +13,15 @@ the images the scorer misclassifies under it.
 The result is evidence, not a new attack cell: the run's attack blocks and worst-case numbers
 are NOT changed by it (an image the stronger attack breaks still counts as robust in the
 worst case); the ``convergence`` block records what it found and
-:func:`benchmark.leaderboard.statuses.unreliable_reason` reads it. It is not cached.
+:func:`benchmark.leaderboard.statuses.unreliable_reason` reads it. Its adversarial batches are
+kept in the run's cache as they finish, so an interrupted check resumes at its next batch
+(``seconds`` is then the time of the run that finished it).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +33,7 @@ import torch
 
 from benchmark.attacks.base import build_attack
 from benchmark.evaluation.adversarial import CellRun, batch_seed
+from benchmark.evaluation.cache import AdversarialCache, cache_key, indices_digest
 from benchmark.evaluation.defended import EOTModel
 from benchmark.evaluation.document import still_robust
 from benchmark.evaluation.draws import craft_seed
@@ -68,6 +73,8 @@ def budget_check(
     batch_size: int = 128,
     attack_params: dict[str, Any] | None = None,
     judge: Judge | None = None,
+    cache: AdversarialCache | None = None,
+    key_parts: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Attack the images ``robust`` marks, and only those, with the stronger APGD at ``eps``.
 
@@ -88,6 +95,11 @@ def budget_check(
         judge: decides which attacked images are misclassified, from their indices in ``x``
             and their adversarial versions (default: one forward of ``scorer``; the adaptive
             track judges with the run's worst-of-draws scoring).
+        cache: where each finished batch of adversarial examples is kept, so that an
+            interrupted check resumes at its next batch (None: nothing kept).
+        key_parts: what identifies the attacked images (data file, split, subset); with the
+            target model's identity (:func:`model_identity`), the robust images, the attack's
+            configuration, eps, steps, seed and batch size it makes the cache key.
 
     Returns:
         The budget's entry of the ``convergence`` block and, per image (N,), whether the
@@ -100,13 +112,34 @@ def budget_check(
     broken = np.zeros(len(robust), dtype=bool)
     start = time.perf_counter()
     device = next(model.parameters()).device
+    key = None
+    if cache is not None and key_parts is not None and cache.enabled:
+        key = cache_key(
+            check="convergence",
+            **key_parts,
+            target=model_identity(model),
+            robust=indices_digest(torch.as_tensor(idx)),
+            attack=attack.config(),
+            eps=float(eps),
+            steps=int(steps),
+            seed=int(seed),
+            batch_size=int(batch_size),
+        )
+    resumed = 0
     with PassTimer(model) as timer:
         for b in range(0, len(idx), batch_size):
             part = torch.as_tensor(idx[b : b + batch_size])
             xb, yb = x[part].to(device), y[part].to(device)
-            if defense is not None:  # crafting draws, never a scoring draw's (craft_seed)
-                defense.reseed(craft_seed(batch_seed(seed, b)))
-            x_adv = attack(xb, yb, seed=batch_seed(seed, b))
+            done = cache.load_batch(key, b, tuple(xb.shape)) if key is not None else None
+            if done is not None:
+                x_adv = done.to(device)
+                resumed += 1
+            else:
+                if defense is not None:  # crafting draws, never a scoring draw's (craft_seed)
+                    defense.reseed(craft_seed(batch_seed(seed, b)))
+                x_adv = attack(xb, yb, seed=batch_seed(seed, b))
+                if key is not None:
+                    cache.save_batch(key, b, x_adv)
             if judge is not None:
                 wrong = judge(idx[b : b + batch_size], x_adv.cpu())
             else:
@@ -121,6 +154,10 @@ def budget_check(
         "seconds": round(time.perf_counter() - start, 3),
         **timer.times.record(),
     }
+    if resumed:
+        logger.info(
+            "convergence at %s: %d batches from an interrupted check", eps_label(eps), resumed
+        )
     logger.info(
         "convergence at %s: %d of %d still-robust images broken by %d-step APGD",
         entry["eps_label"],
@@ -129,6 +166,24 @@ def budget_check(
         steps,
     )
     return entry, broken
+
+
+def model_identity(model: torch.nn.Module) -> str:
+    """sha256 of what a white-box attack on ``model`` differentiates: its class, every tensor of
+    its state (the base model's weights, a defense's networks), its defense's configuration and
+    its EOT draws and their layout."""
+    h = hashlib.sha256(type(model).__qualname__.encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    defense = getattr(model, "defense", None)
+    extra = {
+        "defense": defense.config() if defense is not None else None,
+        "samples": getattr(model, "samples", 1),
+        "layout": getattr(model, "layout", None),
+    }
+    h.update(json.dumps(extra, sort_keys=True, default=str).encode())
+    return h.hexdigest()
 
 
 def _one_forward(scorer: torch.nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> np.ndarray:
@@ -173,11 +228,14 @@ def protocol_convergence(
     restarts: int = RESTARTS,
     seed: int = 0,
     batch_size: int = 128,
+    cache: AdversarialCache | None = None,
+    key_parts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``convergence`` block of a run of ``protocol``: per budget, the worst case's
     still-robust images (from ``clean`` and the primary threat model's ``runs``) attacked by
-    the stronger APGD (``steps`` iterations, default :func:`protocol_steps`). Tests shrink
-    ``steps`` and pass their own ``protocol`` budgets."""
+    the stronger APGD (``steps`` iterations, default :func:`protocol_steps`), its batches kept
+    in ``cache`` (:func:`budget_check`). Tests shrink ``steps`` and pass their own
+    ``protocol`` budgets."""
     steps = protocol_steps(protocol) if steps is None else steps
     budgets = []
     for eps in protocol.budgets:
@@ -193,20 +251,34 @@ def protocol_convergence(
             restarts=restarts,
             seed=seed,
             batch_size=batch_size,
+            cache=cache,
+            key_parts=key_parts,
         )
         budgets.append(entry)
     return convergence_block(budgets)
 
 
-def plan_convergence(plan: Any, clean: Predictions, runs: list[CellRun]) -> dict[str, Any] | None:
+def plan_key_parts(plan: Any) -> dict[str, Any]:
+    """What identifies a plan's scored images in a cache key: data file, split and subset."""
+    return {
+        "data": plan.split.sha256,
+        "split": plan.split.split,
+        "indices": indices_digest(plan.indices),
+    }
+
+
+def plan_convergence(
+    plan: Any, clean: Predictions, runs: list[CellRun], cache: AdversarialCache | None = None
+) -> dict[str, Any] | None:
     """:func:`protocol_convergence` for an evaluation plan (None without ``config.protocol``).
-    The white-box target is the model the protocol's attack ran on."""
+    The white-box target is the model the protocol's attack ran on; finished batches are kept
+    in ``cache``."""
     config = plan.config
     if config.protocol is None:
         return None
     protocol = PROTOCOLS.get(config.protocol)
     if protocol.adaptive:
-        return adaptive_convergence(plan, clean, runs, protocol)
+        return adaptive_convergence(plan, clean, runs, protocol, cache=cache)
     target = next((r.attack.model for r in runs if r.cell.attack == ATTACK), plan.scorer)
     return protocol_convergence(
         model=target,
@@ -218,6 +290,8 @@ def plan_convergence(plan: Any, clean: Predictions, runs: list[CellRun]) -> dict
         protocol=protocol,
         seed=config.seed,
         batch_size=config.batch_size,
+        cache=cache,
+        key_parts=plan_key_parts(plan),
     )
 
 
@@ -228,6 +302,7 @@ def adaptive_convergence(
     protocol: Protocol,
     *,
     steps: int | None = None,
+    cache: AdversarialCache | None = None,
 ) -> dict[str, Any]:
     """The ``convergence`` block of an adaptive-track run: per budget, the images still robust
     after every attack of both passes, attacked again on the defended pipeline by the sweeps'
@@ -295,6 +370,8 @@ def adaptive_convergence(
                     batch_size=config.batch_size,
                     attack_params=params,
                     judge=judge,
+                    cache=cache,
+                    key_parts={**plan_key_parts(plan), "sweep": name, "draws": draws},
                 )
             broken |= hit
             first = first or entry
@@ -350,6 +427,7 @@ __all__ = [
     "adaptive_convergence",
     "budget_check",
     "convergence_block",
+    "model_identity",
     "plan_convergence",
     "protocol_convergence",
     "protocol_steps",

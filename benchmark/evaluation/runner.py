@@ -156,7 +156,7 @@ def _run(
     sanity = _sanity_checks(plan, attacks, noise)
     # A protocol run's convergence evidence, on the images its worst case over every pass
     # leaves robust (the figure a board ranks); it does not change the worst case.
-    convergence = plan_convergence(plan, clean, attacks.every_run)
+    convergence = plan_convergence(plan, clean, attacks.every_run, cache)
     defense = _defense_section(plan, attacks)
     corruptions = _corruptions(plan, clean, reference, cache, progress)
     scores = Scores(

@@ -124,6 +124,49 @@ def test_budget_check_attacks_only_the_robust_images(tiny_models, breast, monkey
     assert entry["eps_label"] == "8/255" and entry["seconds"] >= 0
 
 
+def test_an_interrupted_check_resumes_at_its_next_batch(tiny_models, breast, monkeypatch, tmp_path):
+    """Each finished batch of the stronger attack is kept in the cache: a check interrupted in
+    its third batch, run again, attacks only the batches it had not finished and gives the
+    uninterrupted check's entry; another target model or robust set is another key."""
+    from benchmark.evaluation.cache import AdversarialCache
+
+    model, (x, y) = tiny_models["breastmnist"], breast
+    robust = _pred(model, x, y).predicted == y.numpy()
+    assert robust.sum() > 14  # at least three batches of 7
+    args = dict(eps=EPS, steps=4, restarts=1, seed=0, batch_size=7)
+    whole, whole_broken = budget_check(model, model, x, y, robust, **args)
+    calls = []
+    perturb = ReferenceAutoAttack.perturb
+
+    def interrupted(self, xb, yb):
+        calls.append(len(xb))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return perturb(self, xb, yb)
+
+    cache = AdversarialCache(tmp_path / "cache")
+    parts = {"data": "d", "split": "test", "indices": "i"}
+    monkeypatch.setattr(ReferenceAutoAttack, "perturb", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        budget_check(model, model, x, y, robust, **args, cache=cache, key_parts=parts)
+    calls.clear()
+    monkeypatch.setattr(
+        ReferenceAutoAttack,
+        "perturb",
+        lambda self, xb, yb: (calls.append(len(xb)), perturb(self, xb, yb))[1],
+    )
+    entry, broken = budget_check(model, model, x, y, robust, **args, cache=cache, key_parts=parts)
+    n_batches = -(-int(robust.sum()) // 7)
+    assert len(calls) == n_batches - 2  # the two finished batches were not attacked again
+    assert entry["broken"] == whole["broken"] and np.array_equal(broken, whole_broken)
+    # Another robust set (or model) is another key: everything is attacked.
+    calls.clear()
+    fewer = robust.copy()
+    fewer[np.flatnonzero(robust)[0]] = False
+    budget_check(model, model, x, y, fewer, **args, cache=cache, key_parts=parts)
+    assert len(calls) == -(-int(fewer.sum()) // 7)
+
+
 def test_no_robust_image_runs_no_attack(tiny_models, breast, monkeypatch):
     model, (x, y) = tiny_models["breastmnist"], breast
 
