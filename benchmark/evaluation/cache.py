@@ -93,6 +93,13 @@ class AdversarialCache:
 
     def load_batch(self, key: str, batch: int, shape: tuple[int, ...]) -> torch.Tensor | None:
         """A finished batch of an interrupted cell, if present, readable and of ``shape``."""
+        found = self.load_batch_with_meta(key, batch, shape)
+        return None if found is None else found[0]
+
+    def load_batch_with_meta(
+        self, key: str, batch: int, shape: tuple[int, ...]
+    ) -> tuple[torch.Tensor, dict[str, Any]] | None:
+        """A finished batch and the ``meta`` it was stored with (its cost; ``{}`` if none)."""
         if not self.enabled:
             return None
         p = self.batch_path(key, batch)
@@ -105,18 +112,25 @@ class AdversarialCache:
                 raise ValueError("key or batch mismatch")
             if tuple(tensor.shape) != tuple(shape):
                 raise ValueError("shape mismatch")
+            meta = json.loads(blob.get("meta") or "{}")
         except Exception as exc:  # corrupt or foreign: recompute the batch
             logger.warning("ignoring unusable partial batch %s (%s)", p, exc)
             return None
-        return tensor
+        return tensor, meta
 
-    def save_batch(self, key: str, batch: int, tensor: torch.Tensor) -> None:
+    def save_batch(
+        self, key: str, batch: int, tensor: torch.Tensor, meta: dict[str, Any] | None = None
+    ) -> None:
         """Store one finished batch of a cell (atomically), so that an interrupted cell resumes
-        at its next batch; :meth:`save` of the whole cell removes them."""
+        at its next batch; :meth:`save` of the whole cell removes them. ``meta`` (JSON) rides
+        along, e.g. what the batch cost."""
         if not self.enabled:
             return
         buf = io.BytesIO()
-        torch.save({"key": key, "batch": batch, "x_adv": tensor.detach().cpu().contiguous()}, buf)
+        blob = {"key": key, "batch": batch, "x_adv": tensor.detach().cpu().contiguous()}
+        if meta is not None:
+            blob["meta"] = json.dumps(meta, sort_keys=True)
+        torch.save(blob, buf)
         atomic_write_bytes(self.batch_path(key, batch), buf.getvalue())
 
     def save(self, key: str, tensor: torch.Tensor, description: dict[str, Any]) -> None:

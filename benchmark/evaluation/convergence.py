@@ -20,6 +20,8 @@ kept in the run's cache as they finish, so an interrupted check resumes at its n
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -37,10 +39,11 @@ from benchmark.evaluation.cache import AdversarialCache, cache_key, indices_dige
 from benchmark.evaluation.defended import EOTModel
 from benchmark.evaluation.document import still_robust
 from benchmark.evaluation.draws import craft_seed
+from benchmark.evaluation.passes import key_extra
 from benchmark.metrics.adversarial import correct_mask
 from benchmark.metrics.base import Predictions
-from benchmark.models.pass_timer import PassTimer
-from benchmark.results.naming import eps_label
+from benchmark.models.pass_timer import PassTimer, PassTimes
+from benchmark.results.naming import ThreatModel, eps_label
 from benchmark.results.protocols import (
     CONVERGENCE_MAX_CHANGED,
     CONVERGENCE_RULE,
@@ -125,21 +128,29 @@ def budget_check(
             seed=int(seed),
             batch_size=int(batch_size),
         )
-    resumed = 0
+    resumed, earlier = 0, PassTimes()
+    earlier_seconds = 0.0
     with PassTimer(model) as timer:
         for b in range(0, len(idx), batch_size):
             part = torch.as_tensor(idx[b : b + batch_size])
             xb, yb = x[part].to(device), y[part].to(device)
-            done = cache.load_batch(key, b, tuple(xb.shape)) if key is not None else None
-            if done is not None:
-                x_adv = done.to(device)
+            done = cache.load_batch_with_meta(key, b, tuple(xb.shape)) if key else None
+            if done is not None:  # attacked by an earlier, interrupted run: its cost counts
+                x_adv, meta = done[0].to(device), done[1]
                 resumed += 1
+                earlier_seconds += float(meta.get("seconds", 0.0))
+                _add_times(earlier, meta.get("times") or {})
             else:
+                before, t0 = dataclasses.replace(timer.times), time.perf_counter()
                 if defense is not None:  # crafting draws, never a scoring draw's (craft_seed)
                     defense.reseed(craft_seed(batch_seed(seed, b)))
                 x_adv = attack(xb, yb, seed=batch_seed(seed, b))
                 if key is not None:
-                    cache.save_batch(key, b, x_adv)
+                    cost = {
+                        "seconds": time.perf_counter() - t0,
+                        "times": _diff_times(timer.times, before),
+                    }
+                    cache.save_batch(key, b, x_adv, meta=cost)
             if judge is not None:
                 wrong = judge(idx[b : b + batch_size], x_adv.cpu())
             else:
@@ -151,9 +162,11 @@ def budget_check(
         "robust_before": int(idx.size),
         "broken": int(broken.sum()),
         "attack": attack.config(),
-        "seconds": round(time.perf_counter() - start, 3),
-        **timer.times.record(),
+        "seconds": round(time.perf_counter() - start + earlier_seconds, 3),
+        **_add_times(dataclasses.replace(timer.times), dataclasses.asdict(earlier)).record(),
     }
+    if resumed:  # seconds and pass times include the earlier run's batches
+        entry["resumed_batches"] = resumed
     if resumed:
         logger.info(
             "convergence at %s: %d batches from an interrupted check", eps_label(eps), resumed
@@ -168,17 +181,36 @@ def budget_check(
     return entry, broken
 
 
+def _diff_times(after: PassTimes, before: PassTimes) -> dict[str, Any]:
+    """``after - before``, field by field (one batch's share of a timer's totals)."""
+    a, b = dataclasses.asdict(after), dataclasses.asdict(before)
+    return {k: a[k] - b[k] for k in a}
+
+
+def _add_times(total: PassTimes, extra: dict[str, Any]) -> PassTimes:
+    """``total`` with ``extra``'s fields (:func:`_diff_times`) added, in place."""
+    for k, v in extra.items():
+        if hasattr(total, k):
+            setattr(total, k, getattr(total, k) + v)
+    return total
+
+
 def model_identity(model: torch.nn.Module) -> str:
     """sha256 of what a white-box attack on ``model`` differentiates: its class, every tensor of
-    its state (the base model's weights, a defense's networks), its defense's configuration and
-    its EOT draws and their layout."""
+    its ``state_dict`` (the base model's weights), its defense's configuration (without the
+    per-batch crafting seed) and its EOT draws and their layout. A defense's code, networks and
+    gradient option are not in it: the adaptive track adds the passes' own identity of the
+    pipeline (:func:`~benchmark.evaluation.passes.key_extra`) to the key."""
     h = hashlib.sha256(type(model).__qualname__.encode())
     for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     defense = getattr(model, "defense", None)
+    config = dict(defense.config()) if defense is not None else None
+    if config is not None:  # the crafting seed moves per batch; each batch reseeds anyway
+        config.pop("seed", None)
     extra = {
-        "defense": defense.config() if defense is not None else None,
+        "defense": config,
         "samples": getattr(model, "samples", 1),
         "layout": getattr(model, "layout", None),
     }
@@ -334,21 +366,29 @@ def adaptive_convergence(
     sweeps: list[tuple[str, int, Any, dict[str, Any], Any]] = []
     if randomized:
         sweeps.append(
-            ("iterations", factor * base_steps, adaptive, rand_params(adaptive), nullcontext())
+            ("iterations", factor * base_steps, adaptive, rand_params(adaptive), nullcontext)
         )
         copies = defense.params.get("attack_copies") if adaptive.samples == 1 else None
         if copies is not None:  # a voting defense smooths over its own copies
             more = adaptive
-            scope = _param_scaled(defense, "attack_copies", factor)
+            # A factory: the sweep runs once per budget, and a context manager enters once.
+            scope = functools.partial(_param_scaled, defense, "attack_copies", factor)
             draws = factor * int(copies)
         else:
             more = EOTModel(adaptive.defended, factor * adaptive.samples)
-            scope = nullcontext()
+            scope = nullcontext
             draws = more.samples
         sweeps.append(("eot", base_steps, more, {**rand_params(more), "draws": draws}, scope))
     else:
         params = {"version": "convergence", "restarts": RESTARTS}
-        sweeps.append(("iterations", factor * base_steps, adaptive, params, nullcontext()))
+        sweeps.append(("iterations", factor * base_steps, adaptive, params, nullcontext))
+    # The pipeline's identity as the adaptive passes key it: the submission's files, a robust
+    # model's checkpoint, the gradient option (forced BPDA), the EOT draws.
+    submission = None if plan.submission is None else plan.submission.sha256
+    pipeline = key_extra(
+        ThreatModel.ADAPTIVE, defense, adaptive, plan.robust_sha, config.bpda_always, submission
+    )
+    parts = {**plan_key_parts(plan), "pipeline": pipeline}
     budgets = []
     for eps in protocol.budgets:
         robust = still_robust(clean, everything, protocol.norm, eps)
@@ -357,7 +397,7 @@ def adaptive_convergence(
         for name, n_steps, model, params, scope in sweeps:
             params = dict(params)
             draws = params.pop("draws", getattr(model, "samples", 1))
-            with scope:
+            with scope():
                 entry, hit = budget_check(
                     model,
                     plan.scorer,
@@ -371,7 +411,7 @@ def adaptive_convergence(
                     attack_params=params,
                     judge=judge,
                     cache=cache,
-                    key_parts={**plan_key_parts(plan), "sweep": name, "draws": draws},
+                    key_parts={**parts, "sweep": name, "draws": draws},
                 )
             broken |= hit
             first = first or entry

@@ -98,3 +98,39 @@ def test_an_adaptive_protocol_run_of_a_randomized_defense(
         assert budget["robust_before"] == int(robust.sum())
     reason = unreliable_reason(RunView(doc)) or ""
     assert "the check attacked" not in reason
+
+
+def test_the_sweeps_of_a_voting_defense_run_at_every_budget(
+    tiny_models, shared_data, tmp_path, tiny_protocol
+):
+    """MedRDF votes over its own smoothing copies: the EOT sweep scales ``attack_copies`` for
+    each budget in turn (it crashed at the second budget when the scaling was entered once)
+    and puts it back afterwards; a second run resumes every sweep from the cache."""
+    config = EvaluationConfig.from_options(
+        dataset="breastmnist",
+        arch="tiny_cnn",
+        protocol=TINY.id,
+        defense=str(ROOT / "submissions" / "medrdf"),
+        defense_params=["n=4", "attack_copies=2", "denoiser=none"],
+        eot_samples=2,
+        draws=3,
+    )
+    run = dict(data_dir=shared_data, zoo=tiny_models["zoo"], progress=False)
+    cache = AdversarialCache(tmp_path / "cache")
+    doc, _ = evaluate(config, out_dir=tmp_path / "a", cache=cache, **run)
+    budgets = doc["convergence"]["budgets"]
+    assert [b["eps_label"] for b in budgets] == ["2/255", "8/255"]
+    for budget in budgets:
+        eot = next(s for s in budget["sweeps"] if s["sweep"] == "eot")
+        assert eot["eot_draws"] == 4  # 2 x the defense's 2 attack copies, at each budget
+    assert doc["defense"]["config"]["params"]["attack_copies"] == 2  # put back
+    again, _ = evaluate(config, out_dir=tmp_path / "b", cache=cache, **run)
+    for first, second in zip(budgets, again["convergence"]["budgets"], strict=True):
+        assert (second["broken"], second["robust_before"]) == (
+            first["broken"],
+            first["robust_before"],
+        )
+        assert [s["broken"] for s in second["sweeps"]] == [s["broken"] for s in first["sweeps"]]
+        # every batch of the check came from the first run's cache, and its cost with it
+        assert (second.get("resumed_batches") or 0) >= (first["robust_before"] > 0)
+        assert second["backward_images"] == first["backward_images"]

@@ -159,6 +159,10 @@ def test_an_interrupted_check_resumes_at_its_next_batch(tiny_models, breast, mon
     n_batches = -(-int(robust.sum()) // 7)
     assert len(calls) == n_batches - 2  # the two finished batches were not attacked again
     assert entry["broken"] == whole["broken"] and np.array_equal(broken, whole_broken)
+    # The cost includes the earlier run's batches: the same passes as the uninterrupted check.
+    assert entry["resumed_batches"] == 2 and "resumed_batches" not in whole
+    for k in ("forward_images", "gradient_forward_images", "backward_images"):
+        assert entry[k] == whole[k], k
     # Another robust set (or model) is another key: everything is attacked.
     calls.clear()
     fewer = robust.copy()
