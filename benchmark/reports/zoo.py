@@ -100,7 +100,9 @@ def _reproduce(card: dict) -> str:
 def _rebuilt(records: Sequence[dict[str, Any]], cards: dict[str, dict]) -> list[str]:
     """The section of retrain records: per model, whether `bench zoo rebuild` gave the card's
     checkpoint back, with what threads and kernels, in how long, and why not where it did not.
-    A record of an earlier card of the id (another published sha256) says so."""
+    Only records of the page's models are listed; one of an earlier card of the id (another
+    published sha256) says so."""
+    records = [r for r in records if r["model_id"] in cards]  # of the models on this page
     if not records:
         return []
     lines = [
@@ -115,12 +117,10 @@ def _rebuilt(records: Sequence[dict[str, Any]], cards: dict[str, dict]) -> list[
         "|---|---|---|---|---|---|",
     ]
     for rec in sorted(records, key=lambda r: r["model_id"]):
-        card = cards.get(rec["model_id"])
+        card = cards[rec["model_id"]]
         outcome = "identical" if rec["identical"] else f"differs (`{rec['rebuilt_sha256'][:16]}`)"
         notes = list(rec["gaps"])
-        if card is None:
-            notes.append("no card of this id now")
-        elif card["checkpoint"]["sha256"] != rec["published_sha256"]:
+        if card["checkpoint"]["sha256"] != rec["published_sha256"]:
             notes.append("a record of an earlier card of this id")
         if not rec["identical"] and not rec["gaps"]:
             notes.append("nothing known explains it")
