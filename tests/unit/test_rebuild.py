@@ -169,7 +169,7 @@ def test_rebuild_reproduces_a_card_and_reports_a_mismatch(
     result = CliRunner().invoke(app, [*report, "--rebuilds", str(records), "--out", str(page)])
     assert result.exit_code != 0 and "not its file name" in result.output
     (records / "tiny_cnn_breastmnist_28px_s1.json").unlink()
-    # The zoo now holds the published model: planning again trains nothing new ...
+    # The retrain was installed: the zoo holds the published checkpoint ...
     assert (
         ModelZoo(zoo).entry("tiny_cnn_breastmnist_28px_s0").card["checkpoint"] == card["checkpoint"]
     )
