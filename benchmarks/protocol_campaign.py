@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.results.protocols import CURRENT_PROTOCOL, track_protocol
 from benchmark.training.recipes import ROBUST_DEFENSES, SEEDS, STANDARD_EPOCHS
 
 #: Training-time defenses on the boards, with their published recipes
@@ -54,6 +55,8 @@ EXTRA_ROBUST: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "pneumoniamnist": [("trades", {"beta": 1})]
 }
 #: Adaptive-track defenses on the boards, cheapest first; MedRDF's votes at n = 1000.
+#: The adaptive-track partner of the current protocol.
+ADAPTIVE_PROTOCOL = track_protocol(CURRENT_PROTOCOL, "preprocessing")
 ADAPTIVE: list[tuple[str, dict[str, Any]]] = [
     ("bit_depth_reduction", {}),
     ("median_filter", {}),
@@ -125,11 +128,11 @@ def jobs(
     def deterministic(seed: int) -> list[Job]:
         out = []
         for ds in datasets:
-            out.append(Job(ds, "mrb_linf_v1", arch=arch, seed=seed))
+            out.append(Job(ds, CURRENT_PROTOCOL.id, arch=arch, seed=seed))
             for d in ROBUST:
-                out.append(Job(ds, "mrb_linf_v1", d, {}, arch, seed))
+                out.append(Job(ds, CURRENT_PROTOCOL.id, d, {}, arch, seed))
             for d, p in EXTRA_ROBUST.get(ds, []):
-                out.append(Job(ds, "mrb_linf_v1", d, dict(p), arch, seed))
+                out.append(Job(ds, CURRENT_PROTOCOL.id, d, dict(p), arch, seed))
         return out
 
     out: list[Job] = []
@@ -139,7 +142,7 @@ def jobs(
         for d, p in ADAPTIVE:
             for ds in datasets:
                 if ds in ADAPTIVE_DATASETS:
-                    out.append(Job(ds, "mrb_linf_adaptive_v1", d, p, arch))
+                    out.append(Job(ds, ADAPTIVE_PROTOCOL.id, d, p, arch))
     if "transfer" in tracks:
         out += [Job(ds, TRANSFER, arch=arch) for ds in datasets]
     if "deterministic" in tracks:

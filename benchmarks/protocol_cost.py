@@ -100,7 +100,7 @@ def main() -> None:
         found += 1
         report("protocol_cost", run_cost(doc), append=append)
     if not found:
-        sys.exit("error: no protocol run found; run `bench evaluate --protocol mrb_linf_v1 ...`")
+        sys.exit("error: no protocol run found; run `bench evaluate --protocol mrb_linf_v2 ...`")
 
 
 if __name__ == "__main__":

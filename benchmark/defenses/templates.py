@@ -4,7 +4,7 @@
 that passes the conformance suite as written (a placeholder method to replace with one's own)
 and a ``README.md`` with the sections a reviewer reads: method, paper section, parameters,
 threat models claimed and the exact commands that validate and evaluate it on its track
-(``mrb_linf_v1`` for a training defense, ``mrb_linf_adaptive_v1`` for the others; see
+(``mrb_linf_v2`` for a training defense, ``mrb_linf_adaptive_v2`` for the others; see
 ``docs/protocol.md``). The kinds:
 
 * ``preprocessing``: ``purify(x)``, a blend of the image and its Gaussian blur, clipped;
@@ -328,7 +328,7 @@ def display_name(sid: str) -> str:
 
 def track(kind: str) -> str:
     """The protocol id a submission of ``kind`` is ranked under (``docs/protocol.md``)."""
-    return "mrb_linf_v1" if _kind(kind).training else "mrb_linf_adaptive_v1"
+    return "mrb_linf_v2" if _kind(kind).training else "mrb_linf_adaptive_v2"
 
 
 def _kind(kind: str) -> _Kind:

@@ -125,6 +125,10 @@ def protocol_time_bounds(
         low += budgets * n_images * steps * backward_s
         gradient_steps = (attack_runs + convergence_runs) * steps
         high += budgets * n_images * (gradient_steps * backward_s + queries * forward_s)
+    if protocol.sanity_attack:  # the large-eps sanity attack, once per pass
+        passes = max(len(protocol.threat_models), 1)
+        sanity = passes * n_images * int(protocol.sanity.param_dict.get("steps", 10)) * backward_s
+        low, high = low + sanity, high + sanity
     return TimeBounds(low, high, 1000 * forward_s, 1000 * backward_s)
 
 

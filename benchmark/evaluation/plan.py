@@ -17,7 +17,6 @@ from typing import Any
 import torch
 
 from benchmark.attacks.base import AttackContext
-from benchmark.attacks.presets import AttackCell
 from benchmark.datasets.base import ImageSplit, load_split
 from benchmark.defenses import DefendedModel
 from benchmark.defenses.isolation import (
@@ -46,10 +45,9 @@ from benchmark.evaluation.memory import (
     graph_bytes_per_image,
 )
 from benchmark.evaluation.passes import AttackPass, build_passes
-from benchmark.evaluation.protocol_run import check_protocol_track, protocol_filter
+from benchmark.evaluation.protocol_run import check_protocol_track, protocol_filter, sanity_cell
 from benchmark.metrics.base import Predictions
 from benchmark.models.zoo import ModelZoo, model_id
-from benchmark.results.conformance import SANITY_ATTACK, SANITY_EPS, SANITY_PARAMS
 from benchmark.results.naming import ThreatModel
 from benchmark.training import TrainConfig, train_model
 
@@ -296,11 +294,7 @@ def _build_passes(plan: EvaluationPlan, context: AttackContext) -> list[AttackPa
     """The plan's attack passes over its cells and, after them, the large-eps sanity cell."""
     config = plan.config
     cells = list(config.attacks)
-    sanity = (
-        AttackCell.make(SANITY_ATTACK, SANITY_EPS, **SANITY_PARAMS)
-        if cells and config.sanity_attack
-        else None
-    )
+    sanity = sanity_cell(config.protocol) if cells and config.sanity_attack else None
     if sanity is not None:
         cells.append(sanity)
     return build_passes(

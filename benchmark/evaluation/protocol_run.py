@@ -15,7 +15,13 @@ from benchmark.attacks.presets import AttackCell
 from benchmark.defenses.base import VotingDefense
 from benchmark.errors import ConfigError
 from benchmark.results.naming import ThreatModel
-from benchmark.results.protocols import MRB_LINF_ADAPTIVE_V1, MRB_LINF_V1, PROTOCOLS
+from benchmark.results.protocols import (
+    PGD10_SANITY,
+    PROTOCOLS,
+    SANITY_EPS,
+    ProtocolAttack,
+    track_protocol,
+)
 
 
 def protocol_cells(
@@ -51,6 +57,19 @@ def protocol_cells(
     return protocol.id, cells, protocol.sanity_attack
 
 
+def sanity_attack(protocol_id: str | None) -> ProtocolAttack:
+    """The large-eps sanity attack of a run: its protocol's (APGD-CE-100 from version 2), or
+    PGD-10 for a run without a protocol (a cheap screen; its failure says to check with a
+    step-size-free attack)."""
+    return PGD10_SANITY if protocol_id is None else PROTOCOLS.get(protocol_id).sanity
+
+
+def sanity_cell(protocol_id: str | None) -> AttackCell:
+    """The large-eps sanity cell (:func:`sanity_attack` at 64/255)."""
+    attack = sanity_attack(protocol_id)
+    return AttackCell.make(attack.attack, SANITY_EPS, **attack.param_dict)
+
+
 def protocol_defense_options(
     protocol_id: str,
     *,
@@ -78,7 +97,7 @@ def protocol_defense_options(
     if defense is None:
         raise ConfigError(
             f"--protocol {protocol.id} evaluates a defense: pass --defense ID (an undefended "
-            "model runs mrb_linf_v1)"
+            f"model runs {track_protocol(protocol, None).id})"
         )
     clashes = []
     if given not in ([ThreatModel.OBLIVIOUS.value], list(protocol.threat_models)):
@@ -108,9 +127,13 @@ def protocol_filter(
     randomized = bool(defense is not None and defense.meta.randomized)
     voting = isinstance(defense, VotingDefense)
 
+    sanity = sanity_cell(protocol_id)
+
     def keep(tm: str, cell: AttackCell) -> bool:
+        if cell.cell_id == sanity.cell_id:  # the sanity cell runs in every pass
+            return True
         rule = protocol.attack_rule(cell.attack)
-        if rule is None:  # the sanity cell
+        if rule is None:
             return True
         return rule.applies(randomized=randomized, voting=voting) and (
             not rule.passes or tm in rule.passes
@@ -133,14 +156,21 @@ def check_protocol_track(protocol_id: str | None, kind: str | None) -> None:
     if adaptive_kind and not protocol.adaptive:
         raise ConfigError(
             f"a {kind} defense is evaluated under the adaptive track: use --protocol "
-            f"{MRB_LINF_ADAPTIVE_V1.id}, not {protocol.id}"
+            f"{track_protocol(protocol, kind).id}, not {protocol.id}"
         )
     if protocol.adaptive and not adaptive_kind:
         what = "an undefended model" if kind is None else "a training-time defense"
         raise ConfigError(
             f"{what} is evaluated under the deterministic track: use --protocol "
-            f"{MRB_LINF_V1.id}, not {protocol.id}"
+            f"{track_protocol(protocol, kind).id}, not {protocol.id}"
         )
 
 
-__all__ = ["check_protocol_track", "protocol_cells", "protocol_defense_options", "protocol_filter"]
+__all__ = [
+    "check_protocol_track",
+    "protocol_cells",
+    "protocol_defense_options",
+    "protocol_filter",
+    "sanity_attack",
+    "sanity_cell",
+]

@@ -48,6 +48,7 @@ from benchmark.evaluation.plan import (
     plan_batch_size,
     select_subset,
 )
+from benchmark.evaluation.protocol_run import sanity_attack
 from benchmark.evaluation.sanity import oblivious_vs_adaptive, run_checks
 from benchmark.metrics.adversarial import correct_mask
 from benchmark.metrics.balanced import balanced_accuracy, stratified_bootstrap_balanced
@@ -57,6 +58,7 @@ from benchmark.models.inference import predict
 from benchmark.models.zoo import ModelZoo
 from benchmark.results.naming import ThreatModel, result_path
 from benchmark.results.outcomes import outcomes_block
+from benchmark.results.protocols import sanity_label
 from benchmark.results.provenance import git_commit
 from benchmark.training import TrainConfig
 
@@ -287,7 +289,14 @@ def _sanity_checks(
         return []
     primary = attacks.primary_scores
     defended = plan.defense is not None
-    sanity = run_checks(primary.summaries, noise, primary.large, len(plan.split), defended=defended)
+    sanity = run_checks(
+        primary.summaries,
+        noise,
+        primary.large,
+        len(plan.split),
+        defended=defended,
+        large_eps_attack=sanity_label(sanity_attack(plan.config.protocol)),
+    )
     if defended:
         groups = attacks.by_threat_model
         empty = ThreatModelScores()

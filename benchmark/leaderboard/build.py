@@ -69,7 +69,7 @@ from benchmark.leaderboard.seeds import (
 from benchmark.leaderboard.training_curve import training_curve
 from benchmark.leaderboard.transfer import attach_transfer, transfer_tables
 from benchmark.results.naming import eps_label
-from benchmark.results.protocols import MRB_LINF_V1
+from benchmark.results.protocols import CURRENT_PROTOCOL, track_protocol
 
 logger = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
@@ -248,11 +248,18 @@ def build_site(
         ledger=ledger,
         raw_ledger=RAW_LEDGER.as_posix(),
         n_entries=len(entries),
-        protocol=MRB_LINF_V1,
+        protocol=CURRENT_PROTOCOL,
         protocol_ranked=sum(b.n_ranked for b in all_boards if b.protocol is not None),
     )
     for board in all_boards:
-        write(f"board-{board.slug}.html", "board.html", board=board, flags=entry_flags)
+        partner = None if board.protocol is None else track_protocol(board.protocol, "wrapper")
+        write(
+            f"board-{board.slug}.html",
+            "board.html",
+            board=board,
+            flags=entry_flags,
+            adaptive_protocol=partner,
+        )
     for entry in entries:
         card = deployed_card(entry, groups)
         figures = entry_figures(entry, results_root, out)

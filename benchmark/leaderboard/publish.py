@@ -27,7 +27,7 @@ from benchmark.leaderboard.ledger import (
 )
 from benchmark.results.conformance import protocol_problems
 from benchmark.results.naming import result_path
-from benchmark.results.protocols import MRB_LINF_V1, track_protocol
+from benchmark.results.protocols import CURRENT_PROTOCOL, track_protocol
 from benchmark.results.schema import read_result
 from benchmark.results.transfer import SCHEMA as TRANSFER_SCHEMA
 from benchmark.results.transfer import read_transfer, transfer_file
@@ -85,9 +85,10 @@ def add_result(path: Path, root: Path, *, exploratory: bool = False) -> tuple[Pa
     wrote it there) is published in place. The ledger must be intact, and a folder with
     published files must have one (``bench leaderboard ledger --init``).
 
-    A run that is not a conformant run of a registered protocol (full test split, the
-    protocol's attacks and budgets, its recorded id, version and sha256) could only ever be
-    listed as exploratory: it is refused unless ``exploratory`` says that is what is meant.
+    A run that is not a conformant run of the current protocol of its track (full test split,
+    the protocol's attacks and budgets, its recorded id, version and sha256; a run of an older
+    version is conformant to that version only) could only ever be listed as exploratory: it
+    is refused unless ``exploratory`` says that is what is meant.
     """
     if _is_transfer_matrix(path):
         return add_transfer(path, root)
@@ -100,10 +101,14 @@ def add_result(path: Path, root: Path, *, exploratory: bool = False) -> tuple[Pa
         )
     off_protocol = protocol_problems(doc)
     kind = (doc.get("defense") or {}).get("kind")
+    current = track_protocol(CURRENT_PROTOCOL, kind)
+    recorded = (doc.get("protocol") or {}).get("id")
+    if not off_protocol and recorded != current.id:  # a conformant run of an older version
+        off_protocol = [f"a run of {recorded}, which the boards no longer rank (now {current.id})"]
     if off_protocol and not exploratory:
         raise ResultsError(
             f"{path} is not a protocol run ({'; '.join(off_protocol)}); run `bench evaluate "
-            f"--protocol {track_protocol(MRB_LINF_V1, kind).id}` for a ranked entry, or pass "
+            f"--protocol {current.id}` for a ranked entry, or pass "
             "--exploratory to publish it unranked"
         )
     target = result_path(root, doc)  # refuses path components that are not plain names

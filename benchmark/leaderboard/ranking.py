@@ -2,11 +2,12 @@
 
 A **board** is a dataset and a threat model: L-inf at one eps, or corruptions.
 
-* The L-inf boards of a protocol (:data:`~benchmark.results.protocols.MRB_LINF_V1`: 2/255 and
-  8/255) rank only the rows whose status is ``ranked`` (:mod:`benchmark.leaderboard.statuses`):
+* The L-inf boards of the current protocol
+  (:data:`~benchmark.results.protocols.CURRENT_PROTOCOL`, ``mrb_linf_v2``: 2/255 and 8/255)
+  rank only the rows whose status is ``ranked`` (:mod:`benchmark.leaderboard.statuses`):
   conformant protocol runs (undefended models and training-time defenses under
-  ``mrb_linf_v1``, preprocessing, wrapper and randomized defenses under its adaptive-track
-  partner ``mrb_linf_adaptive_v1``, see
+  ``mrb_linf_v2``, preprocessing, wrapper and randomized defenses under its adaptive-track
+  partner ``mrb_linf_adaptive_v2``, see
   :func:`~benchmark.results.protocols.track_protocol`), all on the same images, ranked by their
   balanced worst-case
   accuracy with paired tests and shared ranks
@@ -47,7 +48,7 @@ from benchmark.metrics.base import wilson_interval
 from benchmark.metrics.ranks import rank_board
 from benchmark.results.blocks import AttackView
 from benchmark.results.naming import ThreatModel, eps_label
-from benchmark.results.protocols import MRB_LINF_V1, Protocol, track_protocol
+from benchmark.results.protocols import CURRENT_PROTOCOL, Protocol, track_protocol
 
 LINF_BOARDS = (2 / 255, 4 / 255, 8 / 255)
 """The L-inf budgets that get a leaderboard (other budgets show on the entry pages)."""
@@ -271,7 +272,7 @@ def _rank_protocol_rows(rows: list[Row]) -> None:
 
 
 def linf_board(
-    dataset: str, eps: float, entries: list[Entry], protocol: Protocol | None = MRB_LINF_V1
+    dataset: str, eps: float, entries: list[Entry], protocol: Protocol | None = CURRENT_PROTOCOL
 ) -> Board:
     """The L-inf ``eps`` board of ``dataset``: every entry with a figure at ``eps`` (or a
     protocol run), with its status; when ``eps`` is a budget of ``protocol``, its ranked rows
@@ -375,7 +376,7 @@ def corruption_board(dataset: str, entries: list[Entry]) -> Board | None:
     return Board(dataset, "corruptions", None, rows, [], key_name=name)
 
 
-def boards(entries: list[Entry], protocol: Protocol | None = MRB_LINF_V1) -> list[Board]:
+def boards(entries: list[Entry], protocol: Protocol | None = CURRENT_PROTOCOL) -> list[Board]:
     """Every board: per dataset, one per L-inf budget with figures and one for corruptions."""
     out: list[Board] = []
     budgets = _linf_budgets(entries)

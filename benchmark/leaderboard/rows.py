@@ -42,7 +42,7 @@ class Row:
         n: images the key is computed on.
         accuracy: plain worst-case accuracy (L-inf boards).
         accuracy_ci95: its Wilson interval.
-        protocol: ``"mrb_linf_v1 1.0"`` for a row from a protocol run.
+        protocol: ``"mrb_linf_v2 2.0"`` for a row from a protocol run.
         cells: attack name -> robust accuracy at this eps.
         threat_model: the threat model of ``source``'s figures.
         source: the run the figures come from.

@@ -3,8 +3,8 @@
 Every row of a protocol board has one status, checked in this order:
 
 * ``exploratory``: the entry has no conformant run of the protocol of its track
-  (:func:`~benchmark.results.protocols.track_protocol`: ``mrb_linf_v1`` for undefended models
-  and training-time defenses, ``mrb_linf_adaptive_v1`` for the others;
+  (:func:`~benchmark.results.protocols.track_protocol`: ``mrb_linf_v2`` for undefended models
+  and training-time defenses, ``mrb_linf_adaptive_v2`` for the others;
   :func:`~benchmark.results.conformance.protocol_problems` gives the reason, its first
   problem). Exploratory rows show the older screening figures, unranked.
 * ``collapsed``: the protocol run's clean balanced accuracy has a 95 % interval (stratified

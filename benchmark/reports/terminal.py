@@ -76,10 +76,13 @@ SANITY_ADVICE: dict[str, tuple[str, str]] = {
         "add apgd_ce (step-size free) and raise the steps of the iterative attack",
     ),
     "large_eps_pgd": (
-        "an unbounded-looking budget (64/255) leaves images classified correctly: gradients do "
-        "not lead the attack anywhere, the signature of gradient masking",
-        "run an adaptive evaluation (--threat-model adaptive: BPDA/EOT) and a query attack "
-        "(--attacks square)",
+        "an unbounded-looking budget (64/255) leaves images classified correctly: either the "
+        "attack is too weak (PGD-10's fixed steps stall on a flat loss) or gradients do not "
+        "lead anywhere, the signature of gradient masking",
+        "rerun at 64/255 with a step-size-free attack (--attacks apgd_ce --eps 64/255 "
+        "--attack-param steps=100, the protocols' sanity attack from version 2); if images "
+        "survive it, run an adaptive evaluation (--threat-model adaptive: BPDA/EOT) and a "
+        "query attack (--attacks square)",
     ),
     "whitebox_vs_blackbox": (
         "a query attack that sees no gradient did better than the gradient attacks: the "

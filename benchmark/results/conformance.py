@@ -15,9 +15,12 @@ from typing import Any
 from benchmark.results.naming import eps_label
 from benchmark.results.protocols import (
     PROTOCOLS,
+    SANITY_EPS,
     Protocol,
     ProtocolAttack,
     autoattack_subattacks,
+    sanity_label,
+    track_protocol,
 )
 
 
@@ -90,15 +93,10 @@ def _required_cells(
     ]
 
 
-SANITY_ATTACK = "pgd"
-SANITY_EPS = 64 / 255
-SANITY_PARAMS = {"steps": 10}
-"""The large-eps sanity cell every protocol run adds to each pass (PGD-10 at 64/255): its
-blocks are the only ones a protocol run may have beyond the protocol's attacks."""
-
-
-def _is_sanity(block: dict[str, Any]) -> bool:
-    return _block_matches(block, SANITY_ATTACK, SANITY_EPS, SANITY_PARAMS)
+def _is_sanity(block: dict[str, Any], protocol: Protocol) -> bool:
+    """Whether ``block`` is the protocol's large-eps sanity cell (its attack at 64/255): the
+    only block a protocol run may have beyond the protocol's attacks."""
+    return _block_matches(block, protocol.sanity.attack, SANITY_EPS, protocol.sanity.param_dict)
 
 
 def _extra_and_sanity_problems(
@@ -118,7 +116,7 @@ def _extra_and_sanity_problems(
                 f"extra pass: {b.get('cell_id')} ({b.get('threat_model')}) on a training-time "
                 "defense, whose protocol attacks only its robust model"
             )
-        elif not _is_sanity(b) and not any(
+        elif not _is_sanity(b, protocol) and not any(
             _block_matches(b, rule.attack, eps, rule.param_dict, tm) for rule, eps, tm in allowed
         ):
             problems.append(
@@ -128,12 +126,13 @@ def _extra_and_sanity_problems(
     checks = {c.get("name"): c.get("status") for c in doc.get("sanity_checks") or []}
     if not protocol.sanity_attack:
         return problems
-    if not any(_is_sanity(b) for b in blocks) or checks.get("large_eps_pgd") not in (
+    if not any(_is_sanity(b, protocol) for b in blocks) or checks.get("large_eps_pgd") not in (
         "pass",
         "fail",
     ):
         problems.append(
-            "the sanity attack (PGD-10 at 64/255) did not run or its check is not recorded"
+            f"the sanity attack ({sanity_label(protocol.sanity)} at 64/255) did not run or its "
+            "check is not recorded"
         )
     return problems
 
@@ -148,7 +147,8 @@ def _adaptive_problems(doc: dict[str, Any], protocol: Protocol) -> list[str]:
     wrapper defense, both passes, the EOT draws and the worst-of-draws scoring."""
     defense = doc.get("defense") or {}
     if not defense:
-        return [f"{protocol.id} evaluates a defense: the run has none (use mrb_linf_v1)"]
+        undefended = track_protocol(protocol, None).id
+        return [f"{protocol.id} evaluates a defense: the run has none (use {undefended})"]
     if defense.get("kind") == "training":
         return [f"a training-time defense belongs to the deterministic track, not {protocol.id}"]
     problems = []
@@ -232,4 +232,4 @@ def _block_matches(
     return all(ran.get(k) == v for k, v in params.items())
 
 
-__all__ = ["PASS_LABELS", "SANITY_ATTACK", "SANITY_EPS", "SANITY_PARAMS", "protocol_problems"]
+__all__ = ["PASS_LABELS", "protocol_problems"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from benchmark.errors import ConfigError
@@ -31,6 +31,9 @@ CONDITIONS = ("always", "randomized", "voting")
 #: iterations, more restarts) may break at most this many before the run is unreliable.
 CONVERGENCE_MAX_CHANGED = 1
 CONVERGENCE_RULE = f"at most {CONVERGENCE_MAX_CHANGED} image of those still robust may change"
+#: Budget of the large-eps sanity attack (Carlini et al. 2019, Sec. 5: an attack at a budget that
+#: can erase the image must drive accuracy near zero).
+SANITY_EPS = 64 / 255
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,22 @@ class ProtocolAttack:
         return dict(self.params)
 
 
+#: The large-eps sanity attack of runs without a protocol and of the version-1 protocols: PGD-10.
+PGD10_SANITY = ProtocolAttack("pgd", (("steps", 10),))
+#: The large-eps sanity attack from version 2 on: APGD-CE with AutoAttack's 100 iterations (Croce
+#: & Hein 2020, Sec. 3). PGD-10's fixed step size stalls on a flat loss: on the BreastMNIST
+#: PGD-AT model it kept 26.3 % at 64/255 where APGD-CE-100 keeps 1.9 %
+#: (``benchmarks/records/large_eps/``), so v1 flagged an attack too weak as gradient masking.
+APGD100_SANITY = ProtocolAttack("apgd_ce", (("steps", 100),))
+
+
+def sanity_label(attack: ProtocolAttack) -> str:
+    """``PGD-10`` / ``APGD-CE-100``: the sanity attack as prose names it."""
+    steps = attack.param_dict.get("steps")
+    name = attack.attack.upper().replace("_", "-")
+    return f"{name}-{steps}" if steps is not None else name
+
+
 @dataclass(frozen=True)
 class ProtocolMeta:
     """What ``bench list protocols`` and ``bench info`` show of a protocol."""
@@ -105,7 +124,9 @@ class Protocol:
         description: one line for ``bench list protocols``.
         reference: where its attacks and budgets come from.
         notes: what the protocol substitutes and why (e.g. for binary tasks).
-        sanity_attack: whether the PGD-10 at 64/255 sanity attack runs too.
+        sanity_attack: whether the large-eps sanity attack (``sanity`` at 64/255) runs too.
+        sanity: the attack of the large-eps sanity check (:data:`PGD10_SANITY` in version 1,
+            :data:`APGD100_SANITY` from version 2).
         threat_models: the passes a run must make with its defense (adaptive track:
             oblivious and adaptive); empty for the deterministic track.
         eot_samples: EOT draws per forward pass of the adaptive attacks (adaptive track).
@@ -126,6 +147,7 @@ class Protocol:
     reference: str = ""
     notes: str = ""
     sanity_attack: bool = True
+    sanity: ProtocolAttack = PGD10_SANITY
     threat_models: tuple[str, ...] = ()
     eot_samples: int | None = None
     draws: int = 1
@@ -171,6 +193,8 @@ class Protocol:
             "sanity_attack": self.sanity_attack,
             "attacks": [a.resolved() for a in self.attacks],
         }
+        if self.sanity != PGD10_SANITY:  # version 1's resolved form (and sha256) is unchanged
+            out["sanity"] = {**self.sanity.resolved(), "eps": eps_label(SANITY_EPS)}
         if self.adaptive:  # the deterministic track's resolved form (and sha256) is unchanged
             out.update(
                 threat_models=list(self.threat_models),
@@ -266,6 +290,29 @@ MRB_LINF_ADAPTIVE_V1 = _register(
 )
 
 
+def _version_2(v1: Protocol, partner: tuple[str, str]) -> Protocol:
+    """Version 2 of a version-1 protocol: the same boards, images, attacks and budgets, with
+    APGD-CE-100 as the large-eps sanity attack (:data:`APGD100_SANITY`)."""
+    old, new = partner
+    return replace(
+        v1,
+        id=v1.id.replace("_v1", "_v2"),
+        version="2.0",
+        sanity=APGD100_SANITY,
+        description=v1.description + "; large-eps sanity check with APGD-CE-100",
+        notes=v1.notes.replace(old, new)
+        + " Sanity: APGD-CE with 100 iterations at 64/255 must leave at most 5 % (version 1 "
+        "used PGD-10, which stalls on a flat loss and flagged such models as masking).",
+    )
+
+
+MRB_LINF_V2 = _register(_version_2(MRB_LINF_V1, ("mrb_linf_adaptive_v1", "mrb_linf_adaptive_v2")))
+MRB_LINF_ADAPTIVE_V2 = _register(_version_2(MRB_LINF_ADAPTIVE_V1, ("mrb_linf_v1", "mrb_linf_v2")))
+#: The protocols the boards rank by now; version 1 stays registered so that its runs can be
+#: read, checked and reproduced, and its boards' rows are shown as exploratory.
+CURRENT_PROTOCOL = MRB_LINF_V2
+
+
 def autoattack_subattacks(version: str, num_classes: int) -> list[str]:
     """The reference AutoAttack's sub-attacks, in order, that ``autoattack_ref`` runs for a
     version and class count (the reference's names; 'apgd-dlr' is APGD-margin for K = 2).
@@ -290,33 +337,41 @@ def autoattack_subattacks(version: str, num_classes: int) -> list[str]:
 def track_protocol(protocol: Protocol, defense_kind: str | None) -> Protocol:
     """The protocol that ranks an entry on ``protocol``'s boards: ``protocol`` itself for an
     undefended model or a training-time defense, else the adaptive-track protocol with the
-    same norm and budgets (``protocol`` when none is registered)."""
+    same norm, budgets and version (``protocol`` when none is registered)."""
     adaptive_kind = defense_kind is not None and defense_kind != "training"
     if adaptive_kind == protocol.adaptive:
         return protocol
     for pid in PROTOCOLS.list():
         other = PROTOCOLS.get(pid)
-        if (other.adaptive, other.norm, other.budgets) == (
+        if (other.adaptive, other.norm, other.budgets, other.version) == (
             adaptive_kind,
             protocol.norm,
             protocol.budgets,
+            protocol.version,
         ):
             return other
     return protocol
 
 
 __all__ = [
+    "APGD100_SANITY",
     "CONDITIONS",
     "CONVERGENCE_MAX_CHANGED",
     "CONVERGENCE_RULE",
+    "CURRENT_PROTOCOL",
     "MRB_LINF_ADAPTIVE_V1",
+    "MRB_LINF_ADAPTIVE_V2",
     "MRB_LINF_V1",
+    "MRB_LINF_V2",
+    "PGD10_SANITY",
     "PROTOCOLS",
+    "SANITY_EPS",
     "TRACKS",
     "Protocol",
     "ProtocolAttack",
     "ProtocolMeta",
     "autoattack_subattacks",
     "board_id",
+    "sanity_label",
     "track_protocol",
 ]

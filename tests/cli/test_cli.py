@@ -435,7 +435,7 @@ def test_new_submission_writes_a_skeleton_that_passes_validate(tmp_path, monkeyp
         "defense.py",
         "submission.toml",
     ]
-    track = "mrb_linf_v1" if kind == "training" else "mrb_linf_adaptive_v1"
+    track = "mrb_linf_v2" if kind == "training" else "mrb_linf_adaptive_v2"
     assert f"its track is {track}" in out.stdout
     readme = (folder / "README.md").read_text()
     for section in ("**Method.**", "**Paper.**", "**Parameters.**", "**Threat models claimed.**"):

@@ -78,8 +78,8 @@ def test_licence_citation_and_contributing_agree_with_the_package():
     for step in (
         "bench new-submission",
         "bench validate",
-        "--protocol mrb_linf_adaptive_v1",
-        "--protocol mrb_linf_v1",
+        "--protocol mrb_linf_adaptive_v2",
+        "--protocol mrb_linf_v2",
         "bench leaderboard add",
         "--exploratory",
         "pull request",

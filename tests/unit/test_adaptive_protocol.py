@@ -2,7 +2,7 @@
 randomized defense (random resize-and-pad): both passes, Square on the deployed pipeline in
 the adaptive pass only, worst-of-draws scoring, the convergence sweeps, and a results file that
 the protocol check accepts. The budgets are shrunk through a test protocol of the same shape
-as ``mrb_linf_adaptive_v1``."""
+as ``mrb_linf_adaptive_v2``."""
 
 from __future__ import annotations
 

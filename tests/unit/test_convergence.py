@@ -31,7 +31,7 @@ from benchmark.evaluation.document import still_robust, worst_cases
 from benchmark.leaderboard.statuses import unreliable_reason
 from benchmark.metrics.base import Predictions
 from benchmark.models import build_model
-from benchmark.results.protocols import CONVERGENCE_RULE, MRB_LINF_V1, Protocol, ProtocolAttack
+from benchmark.results.protocols import CONVERGENCE_RULE, MRB_LINF_V2, Protocol, ProtocolAttack
 from benchmark.results.schema import load_schema
 
 EPS = 8 / 255
@@ -76,7 +76,7 @@ def test_convergence_version_targeted_and_standard_unchanged():
     for version in ("standard", "rand"):
         cfg = build_attack("autoattack_ref", model, eps=EPS, version=version).config()
         assert "restarts" not in cfg["params"]
-    assert protocol_steps(MRB_LINF_V1) == 200
+    assert protocol_steps(MRB_LINF_V2) == 200
 
 
 @pytest.fixture(scope="module")

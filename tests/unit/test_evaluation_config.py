@@ -27,7 +27,7 @@ def _options(**kw) -> EvaluationConfig:
 def test_a_protocol_refuses_a_subset_seed_and_names_the_option():
     with pytest.raises(ConfigError, match=r"drop --subset-seed \(or leave out --protocol"):
         EvaluationConfig.from_options(
-            dataset="breastmnist", arch="tiny_cnn", protocol="mrb_linf_v1", subset_seed=3
+            dataset="breastmnist", arch="tiny_cnn", protocol="mrb_linf_v2", subset_seed=3
         )
 
 

@@ -33,7 +33,7 @@ from benchmark.results.outcomes import (
     read_labels,
     unpack_outcomes,
 )
-from benchmark.results.protocols import MRB_LINF_V1
+from benchmark.results.protocols import MRB_LINF_V2
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "leaderboard" / "results" / "breastmnist" / "xu2021_table5"
@@ -104,7 +104,7 @@ def _protocol_doc(
     labels: np.ndarray = LABELS,
     predictions: np.ndarray | None = None,
     protocol: bool = True,
-    run_id: str = "mrb_linf_v1_20261129t120000z",
+    run_id: str = "mrb_linf_v2_20261129t120000z",
 ) -> dict:
     """A schema-2 protocol run of ``entry`` (a FOLDERS key) on the whole split: clean and
     per-attack correctness chosen by per-class counts (:func:`_vec`)."""
@@ -119,7 +119,7 @@ def _protocol_doc(
     doc["schema_version"] = "2.0.0"
     doc["run_id"], doc["created_at"] = run_id, "2026-11-29T12:00:00Z"
     if protocol:
-        doc["protocol"] = MRB_LINF_V1.record()
+        doc["protocol"] = MRB_LINF_V2.record()
         doc["convergence"] = {
             "rule": "at most 1 image of those still robust may change",
             "reliable": True,
@@ -132,7 +132,7 @@ def _protocol_doc(
                     "attack": {"name": "autoattack_ref", "params": {"steps": 200}},
                     "seconds": 1.0,
                 }
-                for e in MRB_LINF_V1.budgets
+                for e in MRB_LINF_V2.budgets
             ],
         }
     data = doc["data"]
@@ -140,7 +140,7 @@ def _protocol_doc(
     data.update(n=n, n_split=n, split="test")
     data["indices"] = indices_block(np.arange(n), n)
     data["labels"] = labels_block(labels)
-    doc["config"].update(suite="mrb_linf_v1", n_examples=None, threat_model="white-box")
+    doc["config"].update(suite="mrb_linf_v2", n_examples=None, threat_model="white-box")
     matrix = np.zeros((2, 2), dtype=int)
     np.add.at(matrix, (labels, predictions), 1)
     per_class = {CLASSES[c]: _scalar(correct[labels == c]) for c in (0, 1)}
@@ -181,8 +181,8 @@ def _protocol_doc(
     # The large-eps sanity cell every protocol run adds (it breaks every image), its check
     # passed; it is not part of the worst case.
     sanity = _attack(template, 64 / 255, np.zeros(n, dtype=bool), correct)
-    sanity.update(attack="pgd", cell_id="pgd_eps64-255_steps10")
-    sanity["config"].update(name="pgd", params={"steps": 10}, implementation="torchattacks")
+    sanity.update(attack="apgd_ce", cell_id="apgd_ce_eps64-255_steps100")
+    sanity["config"].update(name="apgd_ce", params={"steps": 100}, implementation="torchattacks")
     doc["attacks"].append(sanity)
     if (doc.get("defense") or {}).get("kind") == "training":  # attacked on its robust model
         for block in doc["attacks"]:
@@ -258,9 +258,33 @@ def _rows(board) -> dict:
     return {r.entry.label: r for r in board.rows}
 
 
+def test_a_run_of_the_superseded_version_is_published_only_as_exploratory(tmp_path):
+    """A conformant mrb_linf_v1 run (PGD-10 sanity cell) is refused by `leaderboard add`
+    without --exploratory, and on the v2 boards it is listed exploratory with the reason."""
+    from benchmark.errors import ResultsError
+    from benchmark.results.conformance import protocol_problems
+    from benchmark.results.protocols import MRB_LINF_V1
+
+    old = _protocol_doc("none", robust=ROBUST["none"], run_id="mrb_linf_v1_20261129t120000z")
+    old["protocol"] = MRB_LINF_V1.record()
+    sanity = old["attacks"][-1]
+    assert sanity["attack"] == "apgd_ce"
+    sanity.update(attack="pgd", cell_id="pgd_eps64-255_steps10")
+    sanity["config"].update(name="pgd", params={"steps": 10})
+    assert protocol_problems(old) == []  # conformant to the version it records
+    src = tmp_path / "old.json"
+    src.write_text(json.dumps(old))
+    with pytest.raises(ResultsError, match=r"a run of mrb_linf_v1, which the boards no longer"):
+        add_result(src, tmp_path / "results")
+    add_result(src, tmp_path / "results", exploratory=True)
+    row = _rows(_board(tmp_path / "results", "linf-8-255"))["none"]
+    assert row.status == "exploratory" and row.rank is None
+    assert row.reason == "a run of mrb_linf_v1 1.0, not mrb_linf_v2"
+
+
 def test_statuses_and_shared_ranks_on_a_protocol_board(board_root):
     eight = _board(board_root, "linf-8-255")
-    assert eight.protocol is MRB_LINF_V1 and eight.n_ranked == 4
+    assert eight.protocol is MRB_LINF_V2 and eight.n_ranked == 4
     rows = _rows(eight)
     assert [(r.entry.label, r.rank) for r in eight.rows[:4]] == [
         ("none", "1-2"),
@@ -275,7 +299,7 @@ def test_statuses_and_shared_ranks_on_a_protocol_board(board_root):
     assert none.ci95[0] < none.key_value < none.ci95[1]
     assert none.accuracy == robust.mean()
     assert none.accuracy_ci95 == wilson_interval(int(robust.sum()), 156)
-    assert none.protocol == "mrb_linf_v1 1.0"
+    assert none.protocol == "mrb_linf_v2 2.0"
     # The constant answer has the best robust figures and is listed collapsed, unranked.
     mp = rows["mpadvt"]
     assert mp.status == "collapsed" and mp.rank is None
@@ -290,7 +314,7 @@ def test_statuses_and_shared_ranks_on_a_protocol_board(board_root):
     assert tb.reason == "no protocol: the run was not made with bench evaluate --protocol"
     other = rows["pgd_at (steps=5)"]
     assert other.status == "exploratory" and other.rank is None
-    assert other.reason.startswith("scored on other data than breastmnist/mrb_linf_v1/")
+    assert other.reason.startswith("scored on other data than breastmnist/mrb_linf_v2/")
     # A constant answer last: it is robust by construction and would head the unranked rows.
     assert [r.status for r in eight.rows] == ["ranked"] * 4 + [
         "unreliable",
@@ -392,7 +416,7 @@ def test_show_prints_a_board_as_text_and_json(board_root):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith("breastmnist L-inf 8/255: 4 of 8 rows ranked")
-    assert "protocol mrb_linf_v1 1.0" in lines[0]
+    assert "protocol mrb_linf_v2 2.0" in lines[0]
     assert lines[1].split()[:2] == ["rank", "key"]
     first = lines[2].split()
     assert first[0] == "1-2" and "ranked" in first
@@ -402,7 +426,7 @@ def test_show_prints_a_board_as_text_and_json(board_root):
         ["leaderboard", "show", "breastmnist", "linf-8-255", "--json", "--root", str(board_root)],
     )
     shown = json.loads(result.output)
-    assert shown["n_ranked"] == 4 and shown["protocol"] == "mrb_linf_v1 1.0"
+    assert shown["n_ranked"] == 4 and shown["protocol"] == "mrb_linf_v2 2.0"
     assert shown["test"].startswith("Two entries are compared on the same images")
     row = shown["rows"][0]
     assert set(row) >= {"entry", "rank", "value", "ci95", "n", "protocol", "status", "reason"}
@@ -440,7 +464,7 @@ def test_the_board_page_shows_ranks_intervals_statuses_and_the_test(board_root, 
     assert "8 entries, 4 ranked" in index
     # An entry page names the protocol and its convergence evidence.
     page = next((tmp_path / "a").glob("entry-breastmnist--*pgd_at,steps=3-*.html")).read_text()
-    assert "mrb_linf_v1 1.0 (sha256 <code>" in page
+    assert "mrb_linf_v2 2.0 (sha256 <code>" in page
     assert "<th>convergence</th><td>shown (at most 1 image" in page
 
 
@@ -482,7 +506,7 @@ def test_an_unranked_board_says_why():
         "n": 156,
         "status": "collapsed",
         "entry": "breastmnist/tiny",
-        "protocol": "mrb_linf_v1 1.0",
+        "protocol": "mrb_linf_v2 2.0",
         "reason": "clean balanced accuracy contains chance",
     }
     shown = {
@@ -491,7 +515,7 @@ def test_an_unranked_board_says_why():
         "n_ranked": 0,
         "n_rows": 1,
         "key": "balanced worst case",
-        "protocol": "mrb_linf_v1 1.0",
+        "protocol": "mrb_linf_v2 2.0",
         "rows": [row],
     }
     assert "every protocol run here is collapsed" in board_text(shown)
@@ -507,7 +531,7 @@ def test_a_retrained_checkpoint_is_its_own_entry(tmp_path):
     old["config"]["suite"] = "xu2021_table5"
     new = _protocol_doc("none", robust={E2: (20, 80), E8: (10, 50)})
     new["model"]["checkpoint_sha256"] = "ab" * 32
-    new["run_id"], new["created_at"] = "mrb_linf_v1_20261129t130000z", "2026-11-29T13:00:00Z"
+    new["run_id"], new["created_at"] = "mrb_linf_v2_20261129t130000z", "2026-11-29T13:00:00Z"
     root = _publish(tmp_path, {"old": old, "new": new}, exploratory={"old"})
     runs, _ = load_runs(root)
     entries = group_entries(runs)
@@ -527,13 +551,13 @@ def test_a_retrained_checkpoint_is_its_own_entry(tmp_path):
 def _adaptive_run(
     name: str, oblivious: dict, adaptive: dict, *, obfuscation_flag: bool = False
 ) -> dict:
-    """A conformant mrb_linf_adaptive_v1 run of a deterministic preprocessing defense on the
+    """A conformant mrb_linf_adaptive_v2 run of a deterministic preprocessing defense on the
     undefended checkpoint: AutoAttack blocks in the oblivious and the adaptive pass with the
     chosen per-class robust counts."""
-    from benchmark.results.protocols import MRB_LINF_ADAPTIVE_V1
+    from benchmark.results.protocols import MRB_LINF_ADAPTIVE_V2
 
     doc = _protocol_doc("none", robust=oblivious)
-    doc["protocol"] = MRB_LINF_ADAPTIVE_V1.record()
+    doc["protocol"] = MRB_LINF_ADAPTIVE_V2.record()
     doc["config"].update(defense=name, defense_params={}, threat_models=["oblivious", "adaptive"])
     doc["defense"] = {
         "id": name,
@@ -563,8 +587,8 @@ def _adaptive_run(
             blocks.append(block)
     for tm in ("oblivious", "adaptive"):  # the sanity cell of each pass
         sanity = _attack(template, 64 / 255, np.zeros(LABELS.size, dtype=bool), clean)
-        sanity.update(attack="pgd", cell_id="pgd_eps64-255_steps10", threat_model=tm)
-        sanity["config"].update(name="pgd", params={"steps": 10})
+        sanity.update(attack="apgd_ce", cell_id="apgd_ce_eps64-255_steps100", threat_model=tm)
+        sanity["config"].update(name="apgd_ce", params={"steps": 100})
         blocks.append(sanity)
     doc["attacks"] = blocks
     doc["worst_case_by_threat_model"] = {
@@ -600,7 +624,7 @@ def test_the_adaptive_track_ranks_on_the_same_boards(tmp_path):
     )
     # jpeg: the adaptive attacks leave 20 more images robust at 8/255 than the oblivious ones.
     docs["jpeg"] = _adaptive_run("jpeg", {E2: (20, 60), E8: (5, 20)}, {E2: (20, 60), E8: (10, 35)})
-    docs["jpeg"]["run_id"] = "mrb_linf_adaptive_v1_20261129t120001z"
+    docs["jpeg"]["run_id"] = "mrb_linf_adaptive_v2_20261129t120001z"
     sweeps = [
         {"sweep": "iterations", "steps": 200, "eot_draws": 1, "broken": 0, "seconds": 1.0},
     ]
@@ -619,7 +643,7 @@ def test_the_adaptive_track_ranks_on_the_same_boards(tmp_path):
     root = _publish(tmp_path, docs)
     rows = {r.entry.label: r for r in _board(root, "linf-8-255").rows}
     assert rows["none"].ranked and rows["median_filter"].ranked
-    assert rows["median_filter"].protocol.startswith("mrb_linf_adaptive_v1")
+    assert rows["median_filter"].protocol.startswith("mrb_linf_adaptive_v2")
     expected = balanced_accuracy(_vec(LABELS, (1, 5)), LABELS)
     assert rows["median_filter"].key_value == pytest.approx(expected)
     assert rows["median_filter"].rank == "2" and rows["none"].rank == "1"
@@ -632,7 +656,7 @@ def test_the_adaptive_track_ranks_on_the_same_boards(tmp_path):
     assert {r.entry.label: r for r in _board(root, "linf-2-255").rows}["jpeg"].ranked
     build_site(root, tmp_path / "site")
     page = next((tmp_path / "site").glob("entry-*median_filter*.html")).read_text()
-    assert "mrb_linf_adaptive_v1 1.0" in page
+    assert "mrb_linf_adaptive_v2 2.0" in page
     assert "8/255: 0 of 6 still-robust images broken (iterations sweep, 200 iterations" in page
 
 
@@ -643,7 +667,7 @@ def test_one_early_run_on_other_data_does_not_push_the_board_off_the_ranks(tmp_p
     docs["odd"] = _protocol_doc("pgd_at", robust={E2: (30, 90), E8: (20, 80)})
     docs["odd"]["data"]["sha256"] = "0" * 64
     docs["odd"]["created_at"] = "2026-11-28T12:00:00Z"  # the oldest run of the board
-    docs["odd"]["run_id"] = "mrb_linf_v1_20261128t120000z"
+    docs["odd"]["run_id"] = "mrb_linf_v2_20261128t120000z"
     board = _board(_publish(tmp_path, docs), "linf-8-255")
     status = {r.entry.defense or "none": r.status for r in board.rows}
     assert status == {"none": "ranked", "mart": "ranked", "pgd_at": "exploratory"}

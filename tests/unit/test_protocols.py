@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from benchmark.results.conformance import protocol_problems
-from benchmark.results.protocols import MRB_LINF_V1, PROTOCOLS, autoattack_subattacks
+from benchmark.results.protocols import (
+    CURRENT_PROTOCOL,
+    MRB_LINF_ADAPTIVE_V1,
+    MRB_LINF_ADAPTIVE_V2,
+    MRB_LINF_V1,
+    MRB_LINF_V2,
+    PROTOCOLS,
+    autoattack_subattacks,
+    track_protocol,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The clean confusion matrix's labels of a BreastMNIST run: the run's class count.
@@ -32,14 +41,14 @@ def aa_config(version: str = "standard", k: int = 2, steps: int = 100) -> dict:
 
 
 def _conformant() -> dict:
-    """A minimal document shaped as a conformant mrb_linf_v1 run of BreastMNIST."""
+    """A minimal document shaped as a conformant mrb_linf_v2 run of BreastMNIST."""
     blocks = [
         {"attack": attack, "eps": eps, "cell_id": f"aa_{i}", "config": aa_config()}
-        for i, (attack, eps, _) in enumerate(MRB_LINF_V1.cells())
+        for i, (attack, eps, _) in enumerate(MRB_LINF_V2.cells())
     ]
     blocks.append(_sanity_block())
     return {
-        "protocol": MRB_LINF_V1.record(),
+        "protocol": MRB_LINF_V2.record(),
         "data": {"split": "test", "n": 156, "n_split": 156},
         "attacks": blocks,
         "metrics": copy.deepcopy(BINARY),
@@ -48,21 +57,21 @@ def _conformant() -> dict:
 
 
 def _sanity_block(tm: str | None = None) -> dict:
-    """The PGD-10 at 64/255 sanity cell a protocol run adds to each of its passes."""
+    """The APGD-CE-100 at 64/255 sanity cell a version-2 protocol run adds to each pass."""
     return {
-        "attack": "pgd",
+        "attack": "apgd_ce",
         "eps": 64 / 255,
-        "cell_id": "pgd_eps64-255_steps10",
+        "cell_id": "apgd_ce_eps64-255_steps100",
         "threat_model": tm,
-        "config": {"params": {"steps": 10, "alpha": 0.0627, "random_start": True}},
+        "config": {"params": {"steps": 100, "n_restarts": 1}},
     }
 
 
 def test_the_protocol_is_registered_hashed_and_torch_free():
-    assert PROTOCOLS.get("mrb_linf_v1") is MRB_LINF_V1
-    assert MRB_LINF_V1.board_ids() == ["linf-2-255", "linf-8-255"]
-    assert len(MRB_LINF_V1.sha256) == 64
-    assert json.loads(json.dumps(MRB_LINF_V1.resolved()))["attacks"][0]["params"] == {
+    assert PROTOCOLS.get("mrb_linf_v2") is MRB_LINF_V2
+    assert MRB_LINF_V2.board_ids() == ["linf-2-255", "linf-8-255"]
+    assert len(MRB_LINF_V2.sha256) == 64
+    assert json.loads(json.dumps(MRB_LINF_V2.resolved()))["attacks"][0]["params"] == {
         "n_queries": 5000,
         "steps": 100,
     }
@@ -90,14 +99,14 @@ def test_a_conformant_run_has_no_problems_and_each_gap_is_named():
     more = copy.deepcopy(doc)
     more["attacks"].append({"attack": "pgd", "eps": 8 / 255, "cell_id": "pgd_eps8-255"})
     assert protocol_problems(more) == [
-        "extra attack: pgd_eps8-255 (white-box) is not a cell of mrb_linf_v1; a conformant run "
+        "extra attack: pgd_eps8-255 (white-box) is not a cell of mrb_linf_v2; a conformant run "
         "has no others"
     ]
     for unchecked in ("not_applicable", None):  # the sanity attack must have run and passed
         no_sanity = copy.deepcopy(doc)
         no_sanity["sanity_checks"] = [{"name": "large_eps_pgd", "status": unchecked}]
         assert protocol_problems(no_sanity) == [
-            "the sanity attack (PGD-10 at 64/255) did not run or its check is not recorded"
+            "the sanity attack (APGD-CE-100 at 64/255) did not run or its check is not recorded"
         ]
     other = copy.deepcopy(doc)
     other["protocol"]["sha256"] = "0" * 64
@@ -190,10 +199,10 @@ def test_evaluate_with_a_protocol_takes_its_cells_and_refuses_what_it_fixes():
     from benchmark.evaluation import EvaluationConfig
 
     config = EvaluationConfig.from_options(
-        dataset="breastmnist", arch="tiny_cnn", protocol="mrb_linf_v1"
+        dataset="breastmnist", arch="tiny_cnn", protocol="mrb_linf_v2"
     )
-    assert config.suite == "mrb_linf_v1" and config.n_examples is None and config.sanity_attack
-    assert [(c.attack, c.eps, c.param_dict) for c in config.attacks] == MRB_LINF_V1.cells()
+    assert config.suite == "mrb_linf_v2" and config.n_examples is None and config.sanity_attack
+    assert [(c.attack, c.eps, c.param_dict) for c in config.attacks] == MRB_LINF_V2.cells()
     assert "protocol" not in config.record(defense_id=None, model_id="m", device="cpu")
     for extra in (
         {"attacks": "pgd"},
@@ -203,9 +212,9 @@ def test_evaluate_with_a_protocol_takes_its_cells_and_refuses_what_it_fixes():
         {"split": "val"},
         {"sanity_attack": False},
     ):
-        with pytest.raises(ConfigError, match="--protocol mrb_linf_v1 fixes the attacks"):
+        with pytest.raises(ConfigError, match="--protocol mrb_linf_v2 fixes the attacks"):
             EvaluationConfig.from_options(
-                dataset="breastmnist", arch="tiny_cnn", protocol="mrb_linf_v1", **extra
+                dataset="breastmnist", arch="tiny_cnn", protocol="mrb_linf_v2", **extra
             )
     with pytest.raises(UnknownNameError, match="unknown protocol 'mrb'"):
         EvaluationConfig.from_options(dataset="breastmnist", arch="tiny_cnn", protocol="mrb")
@@ -219,11 +228,15 @@ def test_protocol_time_bounds_follow_the_budget():
     assert gradient_runs(5) == (9, 14)  # APGD-CE, APGD-T and FAB-T with 4 targets each
     # 156 binary images, 1 ms forward, 3 ms forward+backward per image.
     b = protocol_time_bounds(MRB_LINF_V1, 156, 2, 1e-3, 3e-3)
-    # lower: APGD-CE (100 steps) on every image at both budgets
-    assert b.low == pytest.approx(2 * 156 * 100 * 3e-3)
+    # lower: APGD-CE (100 steps) on every image at both budgets, and the PGD-10 sanity attack
+    sanity = 156 * 10 * 3e-3
+    assert b.low == pytest.approx(2 * 156 * 100 * 3e-3 + sanity)
     # upper: 3 gradient sub-attacks + 12 convergence runs of 100 steps, Square 5000 queries
-    assert b.high == pytest.approx(2 * 156 * ((3 + 12) * 100 * 3e-3 + 5000 * 1e-3))
-    assert b.text() == "between 94 s and 49 min"
+    assert b.high == pytest.approx(2 * 156 * ((3 + 12) * 100 * 3e-3 + 5000 * 1e-3) + sanity)
+    assert b.text() == "between 98 s and 49 min"
+    # Version 2's sanity attack is APGD-CE-100: ten times PGD-10's gradient steps.
+    b2 = protocol_time_bounds(MRB_LINF_V2, 156, 2, 1e-3, 3e-3)
+    assert b2.low - b.low == pytest.approx(156 * (100 - 10) * 3e-3)
 
 
 def test_a_protocol_run_logs_its_time_range_before_any_attack(tiny_models, shared_data, caplog):
@@ -235,7 +248,7 @@ def test_a_protocol_run_logs_its_time_range_before_any_attack(tiny_models, share
     from benchmark.evaluation.plan import build_plan
 
     config = EvaluationConfig.from_options(
-        dataset="breastmnist", arch="tiny_cnn", protocol="mrb_linf_v1"
+        dataset="breastmnist", arch="tiny_cnn", protocol="mrb_linf_v2"
     )
     plan = build_plan(
         config,
@@ -247,7 +260,63 @@ def test_a_protocol_run_logs_its_time_range_before_any_attack(tiny_models, share
     with caplog.at_level(logging.INFO, logger="benchmark.evaluation.estimate"):
         bounds = log_protocol_estimate(plan)
     assert bounds is not None and 0 < bounds.low < bounds.high
-    assert "protocol mrb_linf_v1 on 156 images: the attacks will take between" in caplog.text
+    assert "protocol mrb_linf_v2 on 156 images: the attacks will take between" in caplog.text
+    # Version 2's sanity cell is APGD-CE-100 at 64/255, after the protocol's cells.
+    assert [p.cell.cell_id for p in plan.passes if p.sanity] == ["apgd_ce_eps64-255_steps100"]
+    assert plan.passes[-1].sanity
+
+
+def test_version_2_changes_only_the_sanity_attack_and_pairs_tracks_by_version():
+    from benchmark.evaluation.protocol_run import sanity_cell
+
+    assert CURRENT_PROTOCOL is MRB_LINF_V2 and MRB_LINF_V2.version == "2.0"
+    # Version 1 keeps its sha256, so its published runs stay checkable against it.
+    assert MRB_LINF_V1.sha256.startswith("ea18217f8648") and MRB_LINF_V1.sanity.attack == "pgd"
+    for v1, v2 in ((MRB_LINF_V1, MRB_LINF_V2), (MRB_LINF_ADAPTIVE_V1, MRB_LINF_ADAPTIVE_V2)):
+        old, new = v1.resolved(), v2.resolved()
+        assert new.pop("sanity") == {
+            "attack": "apgd_ce",
+            "params": {"steps": 100},
+            "eps": "64/255",
+        }
+        changed = {k for k in old if old[k] != new[k]}
+        assert changed == {"id", "version"} and set(old) == set(new)
+        assert v1.sha256 != v2.sha256
+    assert sanity_cell(None).cell_id == "pgd_eps64-255_steps10"  # exploratory runs: PGD-10
+    assert sanity_cell("mrb_linf_v1").cell_id == "pgd_eps64-255_steps10"
+    assert sanity_cell("mrb_linf_v2").cell_id == "apgd_ce_eps64-255_steps100"
+    assert sanity_cell("mrb_linf_adaptive_v2").cell_id == "apgd_ce_eps64-255_steps100"
+    # An entry's track partner is the protocol of the same version.
+    assert track_protocol(MRB_LINF_V2, "preprocessing") is MRB_LINF_ADAPTIVE_V2
+    assert track_protocol(MRB_LINF_V1, "randomized") is MRB_LINF_ADAPTIVE_V1
+    assert track_protocol(MRB_LINF_ADAPTIVE_V2, "training") is MRB_LINF_V2
+    assert track_protocol(MRB_LINF_ADAPTIVE_V1, None) is MRB_LINF_V1
+
+
+def test_a_version_1_run_is_not_a_version_2_run():
+    """A run made under v1 (PGD-10 sanity cell) checked against v2 names each difference: its
+    record, the PGD-10 cell as an extra attack, and the missing APGD-CE-100 sanity cell."""
+    v1_run = _conformant()
+    v1_run["protocol"] = MRB_LINF_V1.record()
+    v1_run["attacks"][-1] = {
+        "attack": "pgd",
+        "eps": 64 / 255,
+        "cell_id": "pgd_eps64-255_steps10",
+        "threat_model": None,
+        "config": {"params": {"steps": 10, "alpha": 0.0627, "random_start": True}},
+    }
+    assert protocol_problems(v1_run) == []  # conformant to the protocol it records
+    recorded, extra, sanity = protocol_problems(v1_run, MRB_LINF_V2)
+    assert recorded.startswith("protocol recorded as") and "mrb_linf_v2 2.0" in recorded
+    assert extra.startswith("extra attack: pgd_eps64-255_steps10 (white-box)")
+    assert sanity == (
+        "the sanity attack (APGD-CE-100 at 64/255) did not run or its check is not recorded"
+    )
+    # The v2-shaped run is not a v1 run either.
+    assert any(
+        p.startswith("extra attack: apgd_ce_eps64-255_steps100")
+        for p in protocol_problems(_conformant(), MRB_LINF_V1)
+    )
 
 
 def test_a_training_time_defense_is_attacked_white_box_on_its_robust_model():
@@ -255,14 +324,14 @@ def test_a_training_time_defense_is_attacked_white_box_on_its_robust_model():
     from benchmark.evaluation import EvaluationConfig
 
     config = EvaluationConfig.from_options(
-        dataset="breastmnist", arch="tiny_cnn", protocol="mrb_linf_v1", defense="pgd_at"
+        dataset="breastmnist", arch="tiny_cnn", protocol="mrb_linf_v2", defense="pgd_at"
     )
     assert config.threat_models == ["adaptive"]
     with pytest.raises(ConfigError, match="white-box"):
         EvaluationConfig.from_options(
             dataset="breastmnist",
             arch="tiny_cnn",
-            protocol="mrb_linf_v1",
+            protocol="mrb_linf_v2",
             defense="pgd_at",
             threat_models=["oblivious,adaptive"],
         )
@@ -282,9 +351,9 @@ def test_a_training_time_defense_is_attacked_white_box_on_its_robust_model():
 
 
 def _adaptive_doc(randomized: bool) -> dict:
-    """A minimal conformant mrb_linf_adaptive_v1 run: autoattack_ref in both passes, Square
+    """A minimal conformant mrb_linf_adaptive_v2 run: autoattack_ref in both passes, Square
     on the deployed pipeline of a randomized defense, EOT-20 and worst of 5 draws."""
-    from benchmark.results.protocols import MRB_LINF_ADAPTIVE_V1 as P
+    from benchmark.results.protocols import MRB_LINF_ADAPTIVE_V2 as P
 
     blocks = []
     for eps in P.budgets:
@@ -326,11 +395,10 @@ def _adaptive_doc(randomized: bool) -> dict:
 def test_the_adaptive_protocol_fixes_passes_draws_and_names_each_gap():
     from benchmark.errors import ConfigError
     from benchmark.evaluation import EvaluationConfig
-    from benchmark.results.protocols import MRB_LINF_ADAPTIVE_V1
 
     assert MRB_LINF_V1.sha256.startswith("ea18217f8648")  # unchanged by the adaptive fields
     config = EvaluationConfig.from_options(
-        dataset="breastmnist", arch="tiny_cnn", protocol=MRB_LINF_ADAPTIVE_V1.id, defense="jpeg"
+        dataset="breastmnist", arch="tiny_cnn", protocol=MRB_LINF_ADAPTIVE_V2.id, defense="jpeg"
     )
     assert (config.threat_models, config.eot_samples, config.draws) == (
         ["oblivious", "adaptive"],
@@ -342,13 +410,13 @@ def test_the_adaptive_protocol_fixes_passes_draws_and_names_each_gap():
             EvaluationConfig.from_options(
                 dataset="breastmnist",
                 arch="tiny_cnn",
-                protocol=MRB_LINF_ADAPTIVE_V1.id,
+                protocol=MRB_LINF_ADAPTIVE_V2.id,
                 defense="jpeg",
                 **extra,
             )
     with pytest.raises(ConfigError, match="evaluates a defense"):
         EvaluationConfig.from_options(
-            dataset="breastmnist", arch="tiny_cnn", protocol=MRB_LINF_ADAPTIVE_V1.id
+            dataset="breastmnist", arch="tiny_cnn", protocol=MRB_LINF_ADAPTIVE_V2.id
         )
     for randomized in (False, True):
         assert protocol_problems(_adaptive_doc(randomized)) == []

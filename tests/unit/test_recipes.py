@@ -117,7 +117,7 @@ def test_the_campaign_runs_seed_0_first_and_the_other_seeds_last():
     first_other = next(i for i, j in enumerate(todo) if j.seed != 0)
     assert all(j.seed == 0 for j in todo[:first_other])
     assert {j.seed for j in todo[first_other:]} == {1, 2}
-    assert all(j.protocol == "mrb_linf_v1" for j in todo[first_other:])
+    assert all(j.protocol == "mrb_linf_v2" for j in todo[first_other:])
     assert "retinamnist__maadvt__s2" in names and "breastmnist__transfer" in names
     robust = next(j for j in todo if j.name == "retinamnist__trades__s1")
     assert [recipe_model_id(c) for c in robust.train_configs] == [
@@ -138,7 +138,7 @@ def test_the_campaign_refuses_a_zoo_model_of_another_recipe(tmp_path):
         exists=lambda mid: mid in cards,
         entry=lambda mid: SimpleNamespace(card=cards[mid]),
     )
-    job = camp.Job("retinamnist", "mrb_linf_v1", "mpadvt")
+    job = camp.Job("retinamnist", "mrb_linf_v2", "mpadvt")
     with pytest.raises(ConfigError, match=r"mpadvt was trained with another recipe \(epochs"):
         camp._ensure_models(job, zoo, tmp_path, [])
 

@@ -223,11 +223,11 @@ def test_seed_runs_keep_same_label_cells_apart_and_pair_only_equal_settings(
     assert seed_runs(found[0], found)
     # On a protocol board another seed's run counts only if it is a conformant protocol run
     # (these screening runs, given the protocol's record, are not).
-    from benchmark.results.protocols import MRB_LINF_V1
+    from benchmark.results.protocols import MRB_LINF_V2
 
     marked = [copy.deepcopy(d) for d in docs]
     for doc in marked:
-        doc["protocol"] = MRB_LINF_V1.record()
+        doc["protocol"] = MRB_LINF_V2.record()
     found = entries(marked)
     source = found[0].runs[0]
     assert seed_worst_case(found[0], found, 8 / 255, source) is None
