@@ -139,7 +139,7 @@ def budget_check(
                 x_adv, meta = done[0].to(device), done[1]
                 resumed += 1
                 earlier_seconds += float(meta.get("seconds", 0.0))
-                _add_times(earlier, meta.get("times") or {})
+                earlier += PassTimes.from_dict(meta.get("times") or {})
             else:
                 before, t0 = dataclasses.replace(timer.times), time.perf_counter()
                 if defense is not None:  # crafting draws, never a scoring draw's (craft_seed)
@@ -148,7 +148,7 @@ def budget_check(
                 if key is not None:
                     cost = {
                         "seconds": time.perf_counter() - t0,
-                        "times": _diff_times(timer.times, before),
+                        "times": timer.times.since(before),
                     }
                     cache.save_batch(key, b, x_adv, meta=cost)
             if judge is not None:
@@ -163,7 +163,7 @@ def budget_check(
         "broken": int(broken.sum()),
         "attack": attack.config(),
         "seconds": round(time.perf_counter() - start + earlier_seconds, 3),
-        **_add_times(dataclasses.replace(timer.times), dataclasses.asdict(earlier)).record(),
+        **(timer.times + earlier).record(),
     }
     if resumed:  # seconds and pass times include the earlier run's batches
         entry["resumed_batches"] = resumed
@@ -179,20 +179,6 @@ def budget_check(
         steps,
     )
     return entry, broken
-
-
-def _diff_times(after: PassTimes, before: PassTimes) -> dict[str, Any]:
-    """``after - before``, field by field (one batch's share of a timer's totals)."""
-    a, b = dataclasses.asdict(after), dataclasses.asdict(before)
-    return {k: a[k] - b[k] for k in a}
-
-
-def _add_times(total: PassTimes, extra: dict[str, Any]) -> PassTimes:
-    """``total`` with ``extra``'s fields (:func:`_diff_times`) added, in place."""
-    for k, v in extra.items():
-        if hasattr(total, k):
-            setattr(total, k, getattr(total, k) + v)
-    return total
 
 
 def model_identity(model: torch.nn.Module) -> str:

@@ -15,7 +15,7 @@ files, so the share of a protocol run spent in the model is measured, not modell
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -31,6 +31,23 @@ class PassTimes:
     forward_images: int = 0
     gradient_forward_images: int = 0
     backward_images: int = 0
+
+    def since(self, before: PassTimes) -> dict[str, Any]:
+        """``self - before``, field by field, as JSON data: the share of a timer's totals
+        spent after ``before`` was copied (e.g. one batch's, kept with it in a cache)."""
+        return {f.name: getattr(self, f.name) - getattr(before, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PassTimes:
+        """The times :meth:`since` wrote (unknown keys ignored, missing ones zero)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def __add__(self, other: PassTimes) -> PassTimes:
+        """Field-by-field sum (a new object)."""
+        return PassTimes(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
 
     def record(self) -> dict[str, Any]:
         """The results JSON's fields (seconds rounded to the millisecond)."""

@@ -6,7 +6,7 @@ import torch
 
 from benchmark.attacks import build_attack
 from benchmark.models import build_model
-from benchmark.models.pass_timer import PassTimer
+from benchmark.models.pass_timer import PassTimer, PassTimes
 
 
 def _model() -> torch.nn.Module:
@@ -42,3 +42,23 @@ def test_a_gradient_attack_costs_one_backward_pass_per_step_and_image():
     assert t.gradient_forward_images == 4 * 6
     assert t.forward_images >= t.gradient_forward_images
     assert t.record()["backward_images"] == 24
+
+
+def test_pass_times_arithmetic_round_trips_through_json():
+    """A batch's share (``since``) stored as JSON and added back gives the timer's totals: how
+    a resumed convergence check counts the cost of the batches an earlier run attacked."""
+    import json
+
+    before = PassTimes(1.0, 2.0, 10, 4, 4)
+    after = PassTimes(1.5, 3.25, 18, 9, 9)
+    share = json.loads(json.dumps(after.since(before)))
+    assert share == {
+        "forward_seconds": 0.5,
+        "backward_seconds": 1.25,
+        "forward_images": 8,
+        "gradient_forward_images": 5,
+        "backward_images": 5,
+    }
+    total = before + PassTimes.from_dict({**share, "unknown": 7})
+    assert total == after and total is not before and before == PassTimes(1.0, 2.0, 10, 4, 4)
+    assert PassTimes.from_dict({}) == PassTimes()
