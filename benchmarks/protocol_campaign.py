@@ -54,9 +54,9 @@ ROBUST: tuple[str, ...] = ROBUST_DEFENSES
 EXTRA_ROBUST: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "pneumoniamnist": [("trades", {"beta": 1})]
 }
-#: Adaptive-track defenses on the boards, cheapest first; MedRDF's votes at n = 1000.
 #: The adaptive-track partner of the current protocol.
 ADAPTIVE_PROTOCOL = track_protocol(CURRENT_PROTOCOL, "preprocessing")
+#: Adaptive-track defenses on the boards, cheapest first; MedRDF's votes at n = 1000.
 ADAPTIVE: list[tuple[str, dict[str, Any]]] = [
     ("bit_depth_reduction", {}),
     ("median_filter", {}),
@@ -261,18 +261,20 @@ def _done(out: Path, todo: list[Job], zoo: Any | None = None) -> set[str]:
     """Names of the jobs of ``todo`` whose results file is already under ``out`` (from
     campaign.json) for the same models: the record's model ids are the job's, and where
     ``zoo`` holds them, their checkpoint sha256s are the record's. A record of an older
-    campaign (no model ids) or of other weights is not done: the job runs again."""
+    campaign (no model ids), of other weights or of another protocol (an older version) is
+    not done: the job runs again."""
     log = out / "campaign.json"
     if not log.is_file():
         return set()
     records = json.loads(log.read_text()).get("jobs", [])
     models = {j.name: _models(j) for j in todo}
+    protocols = {j.name: j.protocol for j in todo}
     done = set()
     for r in records:
         name = r.get("job")
         if r.get("status") != "done" or not (out / r["result"]).is_file() or name not in models:
             continue
-        if r.get("models") != models[name]:
+        if r.get("models") != models[name] or r.get("protocol") != protocols[name]:
             continue
         if zoo is not None and any(
             _checkpoint(zoo, m) not in (None, sha) for m, sha in r.get("checkpoints", {}).items()

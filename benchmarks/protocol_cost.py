@@ -23,6 +23,8 @@ from typing import Any
 
 from common import ROOT, report
 
+from benchmark.results.protocols import CURRENT_PROTOCOL
+
 
 def _files(args: list[str]) -> list[Path]:
     paths = [Path(a) for a in args] or [ROOT / "leaderboard" / "results"]
@@ -100,7 +102,10 @@ def main() -> None:
         found += 1
         report("protocol_cost", run_cost(doc), append=append)
     if not found:
-        sys.exit("error: no protocol run found; run `bench evaluate --protocol mrb_linf_v2 ...`")
+        sys.exit(
+            f"error: no protocol run found; run `bench evaluate --protocol {CURRENT_PROTOCOL.id}"
+            " ...`"
+        )
 
 
 if __name__ == "__main__":

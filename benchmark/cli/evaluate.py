@@ -20,7 +20,7 @@ def evaluate_cmd(
     protocol: str | None = typer.Option(
         None,
         help="A versioned protocol (bench list protocols): its attacks and budgets on the "
-        "whole split; the only runs a board ranks.",
+        "whole split; the only runs a board ranks (of the current version).",
     ),
     attacks: str | None = typer.Option(
         None, help="A preset (bench list presets) or a comma list of attacks (fgsm,pgd)."
@@ -89,7 +89,9 @@ def evaluate_cmd(
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
     sanity_attack: bool = typer.Option(
-        True, "--sanity-attack/--no-sanity-attack", help="Run PGD at 64/255 as a sanity check."
+        True,
+        "--sanity-attack/--no-sanity-attack",
+        help="Run the large-eps sanity attack at 64/255 (PGD-10; a protocol's own from v2).",
     ),
     train_if_missing: bool = typer.Option(
         False, "--train-if-missing", help="Train the model first if the zoo lacks it."

@@ -18,7 +18,9 @@ def leaderboard_add_cmd(
     results: list[Path] = typer.Argument(..., help="Results JSON files to publish."),
     root: Path = typer.Option(Path("leaderboard/results"), help="The published results folder."),
     exploratory: bool = typer.Option(
-        False, "--exploratory", help="Publish a run that is not a protocol run, unranked."
+        False,
+        "--exploratory",
+        help="Publish a run that is not a run of the current protocol, unranked.",
     ),
 ) -> None:
     """Publish results files: validated, provenance complete, protocol-conformant unless

@@ -29,6 +29,7 @@ from pathlib import Path
 from string import Template
 
 from benchmark.defenses.base import SubmissionError
+from benchmark.results.protocols import CURRENT_PROTOCOL, track_protocol
 
 KINDS = ("preprocessing", "wrapper", "voting", "training")
 """What ``bench new-submission --kind`` accepts (``voting`` is a wrapper that votes)."""
@@ -328,7 +329,7 @@ def display_name(sid: str) -> str:
 
 def track(kind: str) -> str:
     """The protocol id a submission of ``kind`` is ranked under (``docs/protocol.md``)."""
-    return "mrb_linf_v2" if _kind(kind).training else "mrb_linf_adaptive_v2"
+    return track_protocol(CURRENT_PROTOCOL, "training" if _kind(kind).training else "wrapper").id
 
 
 def _kind(kind: str) -> _Kind:

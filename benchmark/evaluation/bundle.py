@@ -40,7 +40,7 @@ from benchmark.defenses.isolation import close_submission, open_submission, vali
 from benchmark.defenses.sandbox import SandboxLimits
 from benchmark.defenses.submissions import describe_folder, submission_files
 from benchmark.errors import ResultsError
-from benchmark.results.conformance import protocol_problems
+from benchmark.results.conformance import current_protocol_problems
 from benchmark.results.io import ARCHIVE_MANIFEST, write_archive
 from benchmark.results.outcomes import read_outcomes
 from benchmark.results.provenance import environment, git_commit
@@ -95,7 +95,7 @@ def make_bundle(
                 f"{defense.get('id')} sha256 {str(defense.get('sha256'))[:12]}, the folder is "
                 f"{sub.sha256[:12]} now): evaluate the submission as it is"
             )
-        problems = protocol_problems(doc)
+        problems = current_protocol_problems(doc)
         if problems:
             raise ResultsError(f"{path} is not a conformant protocol run: {problems[0]}")
         members[f"results/{path.name}"] = path.read_bytes()

@@ -70,7 +70,8 @@ class EvaluationConfig:
         subset_seed: seed of that subset (None: ``seed``). Giving every seed of a recipe the
             same subset seed scores their checkpoints on the same images, so their robust
             figures can be compared image by image (``--subset-seed``).
-        sanity_attack: also run PGD-10 at eps 64/255 for the large-eps sanity check.
+        sanity_attack: also run the large-eps sanity attacks at eps 64/255 (PGD-10; a
+            protocol's own, PGD-10 and APGD-CE-100 from version 2).
         corruptions: the corruption plan to run (None: no corruption evaluation).
         corruption_suite: name of the corruption preset ("custom" for a list).
         corruption_reference: zoo model id of the reference model for RFP and CE (optional).

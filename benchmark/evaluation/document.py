@@ -35,14 +35,26 @@ class ThreatModelScores:
     """The attack runs one threat model's summary counts (its worst case and sanity checks).
 
     Attributes:
-        runs: the cell runs, sanity cell excluded.
+        runs: the cell runs, sanity cells excluded.
         summaries: each run's summary for the sanity checks.
-        large: robust accuracy of the large-eps sanity attack (None when not run).
+        large_correct: per image, correct under every large-eps sanity attack so far (None
+            when none ran).
     """
 
     runs: list[CellRun] = field(default_factory=list)
     summaries: list[dict[str, Any]] = field(default_factory=list)
-    large: float | None = None
+    large_correct: np.ndarray | None = None
+
+    def add_large(self, correct: np.ndarray) -> None:
+        """Count a sanity attack's per-image outcomes into the worst case over them."""
+        correct = np.asarray(correct, dtype=bool)
+        self.large_correct = correct if self.large_correct is None else self.large_correct & correct
+
+    @property
+    def large(self) -> float | None:
+        """Accuracy at 64/255, per image the worst case over the sanity attacks (None: none
+        ran)."""
+        return None if self.large_correct is None else float(self.large_correct.mean())
 
 
 @dataclass

@@ -112,10 +112,18 @@ def _best_per_image(run: Callable[[], None], x: torch.Tensor) -> float:
 
 
 def protocol_time_bounds(
-    protocol: Protocol, n_images: int, num_classes: int, forward_s: float, backward_s: float
+    protocol: Protocol,
+    n_images: int,
+    num_classes: int,
+    forward_s: float,
+    backward_s: float,
+    sanity_budget: tuple[int, int] | None = None,
 ) -> TimeBounds:
     """Bounds on the attack time of ``protocol`` over ``n_images`` images of ``num_classes``
-    classes, given the per-image seconds of a forward and of a forward-and-backward pass."""
+    classes, given the per-image seconds of a forward and of a forward-and-backward pass.
+    ``sanity_budget``: the sanity cells' (forward-and-backward, forward) passes per image over
+    every pass of the run (:func:`pass_budget`, EOT draws included); None: each sanity attack
+    once per pass of the protocol, without EOT."""
     budgets = len(protocol.budgets)
     attack_runs, convergence_runs = gradient_runs(num_classes)
     low = high = 0.0
@@ -125,9 +133,13 @@ def protocol_time_bounds(
         low += budgets * n_images * steps * backward_s
         gradient_steps = (attack_runs + convergence_runs) * steps
         high += budgets * n_images * (gradient_steps * backward_s + queries * forward_s)
-    if protocol.sanity_attack:  # the large-eps sanity attack, once per pass
-        passes = max(len(protocol.threat_models), 1)
-        sanity = passes * n_images * int(protocol.sanity.param_dict.get("steps", 10)) * backward_s
+    if protocol.sanity_attack:  # the large-eps sanity attacks
+        if sanity_budget is None:  # each once per pass, without EOT
+            passes = max(len(protocol.threat_models), 1)
+            steps = sum(int(a.param_dict.get("steps", 10)) for a in protocol.sanity)
+            sanity_budget = (passes * steps, 0)
+        gradient_steps, queries = sanity_budget
+        sanity = n_images * (gradient_steps * backward_s + queries * forward_s)
         low, high = low + sanity, high + sanity
     return TimeBounds(low, high, 1000 * forward_s, 1000 * backward_s)
 
@@ -259,12 +271,15 @@ def log_protocol_estimate(plan: EvaluationPlan) -> TimeBounds | None:
     target = plan.passes[0].target
     x, _ = next(iter(plan.split.batches(min(32, len(plan.split)), device=plan.device)))
     forward_s, backward_s = per_image_seconds(target, x)
+    randomized = plan.defense is not None and bool(plan.defense.meta.randomized)
+    sanity = [pass_budget(p, randomized) for p in plan.passes if p.sanity]
     bounds = protocol_time_bounds(
         PROTOCOLS.get(config.protocol),
         len(plan.split),
         plan.split.meta.num_classes,
         forward_s,
         backward_s,
+        sanity_budget=(sum(s[0] for s in sanity), sum(s[1] for s in sanity)),
     )
     logger.info(
         "protocol %s on %d images: the attacks will take %s here (forward %.2f ms, "

@@ -157,7 +157,7 @@ def build_passes(
     robust_sha: str | None = None,
     bpda_always: bool = False,
     submission_sha: str | None = None,
-    sanity_cell: AttackCell | None = None,
+    sanity_cells: list[AttackCell] | None = None,
     keep: Callable[[str, AttackCell], bool] | None = None,
 ) -> list[AttackPass]:
     """Every attack pass of a run, built (a bad parameter fails here, before any work) and
@@ -165,7 +165,7 @@ def build_passes(
 
     Args:
         threat_models: the passes: ``["white-box"]`` undefended, else the defended ones.
-        cells: the cells every pass runs, the sanity cell included.
+        cells: the cells every pass runs, the sanity cells included.
         seed: the attacks' seed.
         context: the run's attack context (base model identity).
         model: the base model.
@@ -175,7 +175,7 @@ def build_passes(
         robust_sha: checkpoint sha256 of a training-time defense's robust model.
         submission_sha: the defense submission's sha256 (part of defended passes' keys).
         bpda_always: the adaptive pass uses BPDA through a differentiable purifier too.
-        sanity_cell: the large-eps sanity cell (the very object in ``cells``), if any.
+        sanity_cells: the large-eps sanity cells (the very objects in ``cells``), if any.
         keep: which (pass, cell) pairs run (a protocol's pass and defense conditions; None:
             every cell in every pass).
 
@@ -210,7 +210,7 @@ def build_passes(
                     target=target,
                     key_extra=extra,
                     context=own,
-                    sanity=cell is sanity_cell,
+                    sanity=any(cell is s for s in sanity_cells or ()),
                 )
             )
     for p in passes:

@@ -45,7 +45,7 @@ from benchmark.evaluation.memory import (
     graph_bytes_per_image,
 )
 from benchmark.evaluation.passes import AttackPass, build_passes
-from benchmark.evaluation.protocol_run import check_protocol_track, protocol_filter, sanity_cell
+from benchmark.evaluation.protocol_run import check_protocol_track, protocol_filter, sanity_cells
 from benchmark.metrics.base import Predictions
 from benchmark.models.zoo import ModelZoo, model_id
 from benchmark.results.naming import ThreatModel
@@ -291,12 +291,11 @@ def _build_plan(
 
 
 def _build_passes(plan: EvaluationPlan, context: AttackContext) -> list[AttackPass]:
-    """The plan's attack passes over its cells and, after them, the large-eps sanity cell."""
+    """The plan's attack passes over its cells and, after them, the large-eps sanity cells."""
     config = plan.config
     cells = list(config.attacks)
-    sanity = sanity_cell(config.protocol) if cells and config.sanity_attack else None
-    if sanity is not None:
-        cells.append(sanity)
+    sanity = sanity_cells(config.protocol) if cells and config.sanity_attack else []
+    cells += sanity
     return build_passes(
         config.pass_threat_models,
         cells,
@@ -309,7 +308,7 @@ def _build_passes(plan: EvaluationPlan, context: AttackContext) -> list[AttackPa
         robust_sha=plan.robust_sha,
         bpda_always=config.bpda_always,
         submission_sha=None if plan.submission is None else plan.submission.sha256,
-        sanity_cell=sanity,
+        sanity_cells=sanity,
         keep=protocol_filter(config.protocol, plan.defense),
     )
 

@@ -57,17 +57,18 @@ def protocol_cells(
     return protocol.id, cells, protocol.sanity_attack
 
 
-def sanity_attack(protocol_id: str | None) -> ProtocolAttack:
-    """The large-eps sanity attack of a run: its protocol's (APGD-CE-100 from version 2), or
-    PGD-10 for a run without a protocol (a cheap screen; its failure says to check with a
-    step-size-free attack)."""
-    return PGD10_SANITY if protocol_id is None else PROTOCOLS.get(protocol_id).sanity
+def sanity_attacks(protocol_id: str | None) -> tuple[ProtocolAttack, ...]:
+    """The large-eps sanity attacks of a run: its protocol's (PGD-10 and APGD-CE-100 from
+    version 2), or PGD-10 alone for a run without a protocol (a cheap screen; its failure
+    says to check with a step-size-free attack)."""
+    return (PGD10_SANITY,) if protocol_id is None else PROTOCOLS.get(protocol_id).sanity
 
 
-def sanity_cell(protocol_id: str | None) -> AttackCell:
-    """The large-eps sanity cell (:func:`sanity_attack` at 64/255)."""
-    attack = sanity_attack(protocol_id)
-    return AttackCell.make(attack.attack, SANITY_EPS, **attack.param_dict)
+def sanity_cells(protocol_id: str | None) -> list[AttackCell]:
+    """The large-eps sanity cells (:func:`sanity_attacks` at 64/255)."""
+    return [
+        AttackCell.make(a.attack, SANITY_EPS, **a.param_dict) for a in sanity_attacks(protocol_id)
+    ]
 
 
 def protocol_defense_options(
@@ -127,10 +128,10 @@ def protocol_filter(
     randomized = bool(defense is not None and defense.meta.randomized)
     voting = isinstance(defense, VotingDefense)
 
-    sanity = sanity_cell(protocol_id)
+    sanity = {c.cell_id for c in sanity_cells(protocol_id)}
 
     def keep(tm: str, cell: AttackCell) -> bool:
-        if cell.cell_id == sanity.cell_id:  # the sanity cell runs in every pass
+        if cell.cell_id in sanity:  # the sanity cells run in every pass
             return True
         rule = protocol.attack_rule(cell.attack)
         if rule is None:
@@ -171,6 +172,6 @@ __all__ = [
     "protocol_cells",
     "protocol_defense_options",
     "protocol_filter",
-    "sanity_attack",
-    "sanity_cell",
+    "sanity_attacks",
+    "sanity_cells",
 ]

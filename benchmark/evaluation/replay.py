@@ -39,9 +39,10 @@ def config_from_result(doc: dict[str, Any], device: str = "auto"):
         seed=int(cfg.get("seed", 0)),
         batch_size=str(cfg.get("batch_size", 256)),
         device=device,
-        sanity_attack=False,
+        sanity_attack=protocol is not None,  # a protocol fixes it (refuses False)
         draws=int(cfg.get("draws", 1)),
     )
+    config.sanity_attack = False  # a replay scores the run's cells; it needs no sanity cell
     if protocol is None:  # the run's cells, with their resolved parameters
         cells = []
         for block in doc.get("attacks") or []:

@@ -48,7 +48,7 @@ from benchmark.evaluation.plan import (
     plan_batch_size,
     select_subset,
 )
-from benchmark.evaluation.protocol_run import sanity_attack
+from benchmark.evaluation.protocol_run import sanity_attacks
 from benchmark.evaluation.sanity import oblivious_vs_adaptive, run_checks
 from benchmark.metrics.adversarial import correct_mask
 from benchmark.metrics.balanced import balanced_accuracy, stratified_bootstrap_balanced
@@ -234,7 +234,7 @@ def _attack_passes(
         acc = block["metrics"]["robust_accuracy"]["value"]
         for group in groups:
             if p.sanity:
-                group.large = acc
+                group.add_large(correct_mask(run.pred))
                 block["sanity_only"] = True
             else:
                 group.runs.append(run)
@@ -295,7 +295,7 @@ def _sanity_checks(
         primary.large,
         len(plan.split),
         defended=defended,
-        large_eps_attack=sanity_label(sanity_attack(plan.config.protocol)),
+        large_eps_attack=sanity_label(sanity_attacks(plan.config.protocol)),
     )
     if defended:
         groups = attacks.by_threat_model

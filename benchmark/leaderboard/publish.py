@@ -25,7 +25,7 @@ from benchmark.leaderboard.ledger import (
     missing_after_publication,
     record_publication,
 )
-from benchmark.results.conformance import protocol_problems
+from benchmark.results.conformance import current_protocol_problems
 from benchmark.results.naming import result_path
 from benchmark.results.protocols import CURRENT_PROTOCOL, track_protocol
 from benchmark.results.schema import read_result
@@ -99,12 +99,8 @@ def add_result(path: Path, root: Path, *, exploratory: bool = False) -> tuple[Pa
             f"{path} cannot be published: incomplete provenance ({', '.join(problems)}); "
             "re-run the evaluation from a clean checkout"
         )
-    off_protocol = protocol_problems(doc)
-    kind = (doc.get("defense") or {}).get("kind")
-    current = track_protocol(CURRENT_PROTOCOL, kind)
-    recorded = (doc.get("protocol") or {}).get("id")
-    if not off_protocol and recorded != current.id:  # a conformant run of an older version
-        off_protocol = [f"a run of {recorded}, which the boards no longer rank (now {current.id})"]
+    off_protocol = current_protocol_problems(doc)
+    current = track_protocol(CURRENT_PROTOCOL, (doc.get("defense") or {}).get("kind"))
     if off_protocol and not exploratory:
         raise ResultsError(
             f"{path} is not a protocol run ({'; '.join(off_protocol)}); run `bench evaluate "

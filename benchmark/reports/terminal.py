@@ -76,13 +76,10 @@ SANITY_ADVICE: dict[str, tuple[str, str]] = {
         "add apgd_ce (step-size free) and raise the steps of the iterative attack",
     ),
     "large_eps_pgd": (
-        "an unbounded-looking budget (64/255) leaves images classified correctly: either the "
-        "attack is too weak (PGD-10's fixed steps stall on a flat loss) or gradients do not "
-        "lead anywhere, the signature of gradient masking",
-        "rerun at 64/255 with a step-size-free attack (--attacks apgd_ce --eps 64/255 "
-        "--attack-param steps=100, the protocols' sanity attack from version 2); if images "
-        "survive it, run an adaptive evaluation (--threat-model adaptive: BPDA/EOT) and a "
-        "query attack (--attacks square)",
+        "an unbounded-looking budget (64/255) leaves images classified correctly: gradients do "
+        "not lead the attack anywhere, the signature of gradient masking",
+        "run an adaptive evaluation (--threat-model adaptive: BPDA/EOT) and a query attack "
+        "(--attacks square)",
     ),
     "whitebox_vs_blackbox": (
         "a query attack that sees no gradient did better than the gradient attacks: the "
@@ -182,12 +179,35 @@ def _attack_lines(doc: dict[str, Any]) -> list[str]:
             f"  sanity {c['name']:<26} {c['status']}{'  -> ' + c['flag'] if c['flag'] else ''}"
         )
         if c["status"] == "fail":
-            meaning, step = SANITY_ADVICE.get(
-                c["name"], (c.get("description", ""), "rerun with stronger attacks")
-            )
+            meaning, step = _advice(c)
             lines.append(f"      means: {meaning}")
             lines.append(f"      next:  {step}")
     return lines
+
+
+#: What a failed large-eps check of PGD-10 alone (a run without a protocol, or version 1) may
+#: also mean, and the check to make first.
+PGD10_ONLY_ADVICE = (
+    "or PGD-10 is too weak here: its fixed steps stall on a flat loss (a model that answers "
+    "one class for most images), which APGD's adaptive step size does not",
+    "rerun at 64/255 with a step-size-free attack (--attacks apgd_ce --eps 64/255 "
+    "--attack-param steps=100, part of the protocols' sanity check from version 2); if "
+    "images survive it too, ",
+)
+
+
+def _advice(check: dict[str, Any]) -> tuple[str, str]:
+    """What a failed check means and what to run next; a large-eps check that ran PGD-10 only
+    first points at the stronger attack the protocols run from version 2."""
+    meaning, step = SANITY_ADVICE.get(
+        check["name"], (check.get("description", ""), "rerun with stronger attacks")
+    )
+    details = check.get("details")
+    attack = details.get("attack", "PGD-10") if isinstance(details, dict) else "PGD-10"
+    if check["name"] == "large_eps_pgd" and "APGD" not in attack:
+        more, first = PGD10_ONLY_ADVICE
+        return f"{meaning}, {more}", first + step
+    return meaning, step
 
 
 def _undefended_outcomes(run: RunView, members: list[AttackView]) -> np.ndarray | None:

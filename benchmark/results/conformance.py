@@ -20,6 +20,7 @@ from benchmark.results.protocols import (
     ProtocolAttack,
     autoattack_subattacks,
     sanity_label,
+    superseded_by,
     track_protocol,
 )
 
@@ -79,6 +80,20 @@ def protocol_problems(doc: dict[str, Any], protocol: Protocol | None = None) -> 
     return problems
 
 
+def current_protocol_problems(doc: dict[str, Any]) -> list[str]:
+    """Why a results document is not a conformant run of the newest version of its protocol:
+    its own protocol's problems, or, for a conformant run of a superseded version
+    (:func:`~benchmark.results.protocols.superseded_by`), that version."""
+    problems = protocol_problems(doc)
+    if problems:
+        return problems
+    recorded = PROTOCOLS.get(doc["protocol"]["id"])
+    newer = superseded_by(recorded)
+    if newer is not None:
+        return [f"a run of {recorded.id}, which the boards no longer rank (now {newer.id})"]
+    return []
+
+
 def _required_cells(
     protocol: Protocol, randomized: bool, voting: bool
 ) -> list[tuple[ProtocolAttack, float, str]]:
@@ -93,10 +108,16 @@ def _required_cells(
     ]
 
 
-def _is_sanity(block: dict[str, Any], protocol: Protocol) -> bool:
-    """Whether ``block`` is the protocol's large-eps sanity cell (its attack at 64/255): the
-    only block a protocol run may have beyond the protocol's attacks."""
-    return _block_matches(block, protocol.sanity.attack, SANITY_EPS, protocol.sanity.param_dict)
+def _is_sanity(
+    block: dict[str, Any], protocol: Protocol, attack: ProtocolAttack | None = None
+) -> bool:
+    """Whether ``block`` is one of the protocol's large-eps sanity cells (``attack``, or any
+    of its sanity attacks, at 64/255): the only blocks a protocol run may have beyond the
+    protocol's attacks."""
+    return any(
+        _block_matches(block, a.attack, SANITY_EPS, a.param_dict)
+        for a in ((attack,) if attack is not None else protocol.sanity)
+    )
 
 
 def _extra_and_sanity_problems(
@@ -126,13 +147,11 @@ def _extra_and_sanity_problems(
     checks = {c.get("name"): c.get("status") for c in doc.get("sanity_checks") or []}
     if not protocol.sanity_attack:
         return problems
-    if not any(_is_sanity(b, protocol) for b in blocks) or checks.get("large_eps_pgd") not in (
-        "pass",
-        "fail",
-    ):
+    ran_all = all(any(_is_sanity(b, protocol, a) for b in blocks) for a in protocol.sanity)
+    if not ran_all or checks.get("large_eps_pgd") not in ("pass", "fail"):
         problems.append(
-            f"the sanity attack ({sanity_label(protocol.sanity)} at 64/255) did not run or its "
-            "check is not recorded"
+            f"the sanity attacks ({sanity_label(protocol.sanity)} at 64/255) did not all run or "
+            "their check is not recorded"
         )
     return problems
 
@@ -232,4 +251,4 @@ def _block_matches(
     return all(ran.get(k) == v for k, v in params.items())
 
 
-__all__ = ["PASS_LABELS", "protocol_problems"]
+__all__ = ["PASS_LABELS", "current_protocol_problems", "protocol_problems"]

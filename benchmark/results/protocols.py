@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -84,18 +85,25 @@ class ProtocolAttack:
 
 #: The large-eps sanity attack of runs without a protocol and of the version-1 protocols: PGD-10.
 PGD10_SANITY = ProtocolAttack("pgd", (("steps", 10),))
-#: The large-eps sanity attack from version 2 on: APGD-CE with AutoAttack's 100 iterations (Croce
+#: Added to the sanity attacks from version 2 on: APGD-CE with AutoAttack's 100 iterations (Croce
 #: & Hein 2020, Sec. 3). PGD-10's fixed step size stalls on a flat loss: on the BreastMNIST
-#: PGD-AT model it kept 26.3 % at 64/255 where APGD-CE-100 keeps 1.9 %
+#: PGD-AT model it kept 26.3 % at 64/255, and APGD-CE-100 broke 39 of those 42 images
 #: (``benchmarks/records/large_eps/``), so v1 flagged an attack too weak as gradient masking.
 APGD100_SANITY = ProtocolAttack("apgd_ce", (("steps", 100),))
+#: Version 2's sanity attacks, scored per image as the worst case over both: APGD hands back the
+#: clean image wherever it did not flip the model it attacked, which on a randomized or voting
+#: pipeline (scored over other draws) can leave an image that PGD-10's perturbed one breaks.
+V2_SANITY = (PGD10_SANITY, APGD100_SANITY)
 
 
-def sanity_label(attack: ProtocolAttack) -> str:
-    """``PGD-10`` / ``APGD-CE-100``: the sanity attack as prose names it."""
-    steps = attack.param_dict.get("steps")
-    name = attack.attack.upper().replace("_", "-")
-    return f"{name}-{steps}" if steps is not None else name
+def sanity_label(attacks: tuple[ProtocolAttack, ...]) -> str:
+    """``PGD-10`` / ``PGD-10 and APGD-CE-100``: the sanity attacks as prose names them."""
+    names = []
+    for attack in attacks:
+        steps = attack.param_dict.get("steps")
+        name = attack.attack.upper().replace("_", "-")
+        names.append(f"{name}-{steps}" if steps is not None else name)
+    return " and ".join(names)
 
 
 @dataclass(frozen=True)
@@ -124,9 +132,9 @@ class Protocol:
         description: one line for ``bench list protocols``.
         reference: where its attacks and budgets come from.
         notes: what the protocol substitutes and why (e.g. for binary tasks).
-        sanity_attack: whether the large-eps sanity attack (``sanity`` at 64/255) runs too.
-        sanity: the attack of the large-eps sanity check (:data:`PGD10_SANITY` in version 1,
-            :data:`APGD100_SANITY` from version 2).
+        sanity_attack: whether the large-eps sanity attacks (``sanity`` at 64/255) run too.
+        sanity: the attacks of the large-eps sanity check, scored per image as the worst case
+            over them (PGD-10 in version 1, :data:`V2_SANITY` from version 2).
         threat_models: the passes a run must make with its defense (adaptive track:
             oblivious and adaptive); empty for the deterministic track.
         eot_samples: EOT draws per forward pass of the adaptive attacks (adaptive track).
@@ -147,7 +155,7 @@ class Protocol:
     reference: str = ""
     notes: str = ""
     sanity_attack: bool = True
-    sanity: ProtocolAttack = PGD10_SANITY
+    sanity: tuple[ProtocolAttack, ...] = (PGD10_SANITY,)
     threat_models: tuple[str, ...] = ()
     eot_samples: int | None = None
     draws: int = 1
@@ -193,8 +201,8 @@ class Protocol:
             "sanity_attack": self.sanity_attack,
             "attacks": [a.resolved() for a in self.attacks],
         }
-        if self.sanity != PGD10_SANITY:  # version 1's resolved form (and sha256) is unchanged
-            out["sanity"] = {**self.sanity.resolved(), "eps": eps_label(SANITY_EPS)}
+        if self.sanity != (PGD10_SANITY,):  # version 1's resolved form (and sha256) is unchanged
+            out["sanity"] = [{**a.resolved(), "eps": eps_label(SANITY_EPS)} for a in self.sanity]
         if self.adaptive:  # the deterministic track's resolved form (and sha256) is unchanged
             out.update(
                 threat_models=list(self.threat_models),
@@ -292,17 +300,18 @@ MRB_LINF_ADAPTIVE_V1 = _register(
 
 def _version_2(v1: Protocol, partner: tuple[str, str]) -> Protocol:
     """Version 2 of a version-1 protocol: the same boards, images, attacks and budgets, with
-    APGD-CE-100 as the large-eps sanity attack (:data:`APGD100_SANITY`)."""
+    APGD-CE-100 beside PGD-10 as the large-eps sanity attacks (:data:`V2_SANITY`)."""
     old, new = partner
     return replace(
         v1,
         id=v1.id.replace("_v1", "_v2"),
         version="2.0",
-        sanity=APGD100_SANITY,
-        description=v1.description + "; large-eps sanity check with APGD-CE-100",
+        sanity=V2_SANITY,
+        description=v1.description + "; large-eps sanity check with PGD-10 and APGD-CE-100",
         notes=v1.notes.replace(old, new)
-        + " Sanity: APGD-CE with 100 iterations at 64/255 must leave at most 5 % (version 1 "
-        "used PGD-10, which stalls on a flat loss and flagged such models as masking).",
+        + " Sanity: PGD-10 and APGD-CE with 100 iterations at 64/255, worst case per image, "
+        "must leave at most 5 % (version 1 used PGD-10 alone, which stalls on a flat loss and "
+        "flagged such models as masking).",
     )
 
 
@@ -332,6 +341,22 @@ def autoattack_subattacks(version: str, num_classes: int) -> list[str]:
     if num_classes == 3:
         return ["apgd-ce", "apgd-dlr", "fab-t", "square"]
     return ["apgd-ce", "apgd-dlr", "fab", "square"]
+
+
+def superseded_by(protocol: Protocol) -> Protocol | None:
+    """The newest registered version of ``protocol``'s family (``mrb_linf_v1`` ->
+    ``mrb_linf_v2``: the same id up to ``_v<major>``), when it is newer; None when
+    ``protocol`` is the newest (or its id names no version)."""
+    match = re.fullmatch(r"(.+)_v(\d+)", protocol.id)
+    if match is None:
+        return None
+    family, major = match.group(1), int(match.group(2))
+    newer = []
+    for pid in PROTOCOLS.list():
+        other = re.fullmatch(rf"{re.escape(family)}_v(\d+)", pid)
+        if other is not None and int(other.group(1)) > major:
+            newer.append((int(other.group(1)), PROTOCOLS.get(pid)))
+    return max(newer, key=lambda pair: pair[0])[1] if newer else None
 
 
 def track_protocol(protocol: Protocol, defense_kind: str | None) -> Protocol:
@@ -367,11 +392,13 @@ __all__ = [
     "PROTOCOLS",
     "SANITY_EPS",
     "TRACKS",
+    "V2_SANITY",
     "Protocol",
     "ProtocolAttack",
     "ProtocolMeta",
     "autoattack_subattacks",
     "board_id",
     "sanity_label",
+    "superseded_by",
     "track_protocol",
 ]

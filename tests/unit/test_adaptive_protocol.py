@@ -35,6 +35,8 @@ TINY = Protocol(
     eot_samples=2,
     draws=3,
     sweep_factor=2,
+    # version 2's two sanity attacks, shrunk
+    sanity=(ProtocolAttack("pgd", (("steps", 2),)), ProtocolAttack("apgd_ce", (("steps", 2),))),
 )
 
 
@@ -84,6 +86,19 @@ def test_an_adaptive_protocol_run_of_a_randomized_defense(
         assert not np.any(worst & ~single)
         assert min(draws["accuracy_per_draw"]) >= worst.mean()
     assert doc["metrics"]["clean"]["draws"]["R"] == 3
+    # Both sanity attacks ran in both passes; the large-eps check of the adaptive pass (the
+    # primary one) is, per image, the worst case over its two sanity blocks.
+    sanity = [b for b in doc["attacks"] if b.get("sanity_only")]
+    assert sorted((b["attack"], b["threat_model"]) for b in sanity) == sorted(
+        (a, tm) for a in ("pgd", "apgd_ce") for tm in ("oblivious", "adaptive")
+    )
+    both = np.ones(n, dtype=bool)
+    for b in sanity:
+        if b["threat_model"] == "adaptive":
+            both &= unpack_outcomes(b["outcomes"]["correct"], n)
+    check = next(c for c in doc["sanity_checks"] if c["name"] == "large_eps_pgd")
+    assert check["details"]["attack"] == "PGD-2 and APGD-CE-2"
+    assert check["details"]["accuracy"] == pytest.approx(both.mean())
     convergence = doc["convergence"]
     assert convergence["reliable"] is all(b["broken"] <= 1 for b in convergence["budgets"])
     for budget in convergence["budgets"]:

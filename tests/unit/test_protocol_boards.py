@@ -178,12 +178,13 @@ def _protocol_doc(
         # The check attacks the images the worst case leaves robust at its budget.
         at = next(w for w in worst if abs(w["eps"] - check["eps"]) < 1e-9)
         check["robust_before"] = round(at["robust_accuracy"]["value"] * n)
-    # The large-eps sanity cell every protocol run adds (it breaks every image), its check
-    # passed; it is not part of the worst case.
-    sanity = _attack(template, 64 / 255, np.zeros(n, dtype=bool), correct)
-    sanity.update(attack="apgd_ce", cell_id="apgd_ce_eps64-255_steps100")
-    sanity["config"].update(name="apgd_ce", params={"steps": 100}, implementation="torchattacks")
-    doc["attacks"].append(sanity)
+    # The large-eps sanity cells every protocol run adds (they break every image), their check
+    # passed; they are not part of the worst case.
+    for name, steps in (("pgd", 10), ("apgd_ce", 100)):
+        sanity = _attack(template, 64 / 255, np.zeros(n, dtype=bool), correct)
+        sanity.update(attack=name, cell_id=f"{name}_eps64-255_steps{steps}")
+        sanity["config"].update(name=name, params={"steps": steps}, implementation="torchattacks")
+        doc["attacks"].append(sanity)
     if (doc.get("defense") or {}).get("kind") == "training":  # attacked on its robust model
         for block in doc["attacks"]:
             block["threat_model"] = "adaptive"
@@ -267,10 +268,8 @@ def test_a_run_of_the_superseded_version_is_published_only_as_exploratory(tmp_pa
 
     old = _protocol_doc("none", robust=ROBUST["none"], run_id="mrb_linf_v1_20261129t120000z")
     old["protocol"] = MRB_LINF_V1.record()
-    sanity = old["attacks"][-1]
-    assert sanity["attack"] == "apgd_ce"
-    sanity.update(attack="pgd", cell_id="pgd_eps64-255_steps10")
-    sanity["config"].update(name="pgd", params={"steps": 10})
+    assert old["attacks"][-1]["attack"] == "apgd_ce"
+    old["attacks"].pop()  # version 1 ran PGD-10 alone
     assert protocol_problems(old) == []  # conformant to the version it records
     src = tmp_path / "old.json"
     src.write_text(json.dumps(old))
@@ -586,10 +585,11 @@ def _adaptive_run(
             block["threat_model"] = tm
             blocks.append(block)
     for tm in ("oblivious", "adaptive"):  # the sanity cell of each pass
-        sanity = _attack(template, 64 / 255, np.zeros(LABELS.size, dtype=bool), clean)
-        sanity.update(attack="apgd_ce", cell_id="apgd_ce_eps64-255_steps100", threat_model=tm)
-        sanity["config"].update(name="apgd_ce", params={"steps": 100})
-        blocks.append(sanity)
+        for name, steps in (("pgd", 10), ("apgd_ce", 100)):
+            sanity = _attack(template, 64 / 255, np.zeros(LABELS.size, dtype=bool), clean)
+            sanity.update(attack=name, cell_id=f"{name}_eps64-255_steps{steps}", threat_model=tm)
+            sanity["config"].update(name=name, params={"steps": steps})
+            blocks.append(sanity)
     doc["attacks"] = blocks
     doc["worst_case_by_threat_model"] = {
         tm: doc["worst_case"] for tm in ("oblivious", "adaptive", "any")

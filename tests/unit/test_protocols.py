@@ -6,6 +6,7 @@ import copy
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from benchmark.results.protocols import (
     MRB_LINF_V2,
     PROTOCOLS,
     autoattack_subattacks,
+    superseded_by,
     track_protocol,
 )
 
@@ -46,7 +48,7 @@ def _conformant() -> dict:
         {"attack": attack, "eps": eps, "cell_id": f"aa_{i}", "config": aa_config()}
         for i, (attack, eps, _) in enumerate(MRB_LINF_V2.cells())
     ]
-    blocks.append(_sanity_block())
+    blocks += _sanity_blocks()
     return {
         "protocol": MRB_LINF_V2.record(),
         "data": {"split": "test", "n": 156, "n_split": 156},
@@ -56,15 +58,29 @@ def _conformant() -> dict:
     }
 
 
-def _sanity_block(tm: str | None = None) -> dict:
-    """The APGD-CE-100 at 64/255 sanity cell a version-2 protocol run adds to each pass."""
+def _pgd10_block(tm: str | None = None) -> dict:
+    """The PGD-10 at 64/255 sanity cell (version 1's only one)."""
     return {
-        "attack": "apgd_ce",
+        "attack": "pgd",
         "eps": 64 / 255,
-        "cell_id": "apgd_ce_eps64-255_steps100",
+        "cell_id": "pgd_eps64-255_steps10",
         "threat_model": tm,
-        "config": {"params": {"steps": 100, "n_restarts": 1}},
+        "config": {"params": {"steps": 10, "alpha": 0.0627, "random_start": True}},
     }
+
+
+def _sanity_blocks(tm: str | None = None) -> list[dict]:
+    """The PGD-10 and APGD-CE-100 at 64/255 sanity cells a version-2 run adds to each pass."""
+    return [
+        _pgd10_block(tm),
+        {
+            "attack": "apgd_ce",
+            "eps": 64 / 255,
+            "cell_id": "apgd_ce_eps64-255_steps100",
+            "threat_model": tm,
+            "config": {"params": {"steps": 100, "n_restarts": 1}},
+        },
+    ]
 
 
 def test_the_protocol_is_registered_hashed_and_torch_free():
@@ -106,8 +122,16 @@ def test_a_conformant_run_has_no_problems_and_each_gap_is_named():
         no_sanity = copy.deepcopy(doc)
         no_sanity["sanity_checks"] = [{"name": "large_eps_pgd", "status": unchecked}]
         assert protocol_problems(no_sanity) == [
-            "the sanity attack (APGD-CE-100 at 64/255) did not run or its check is not recorded"
+            "the sanity attacks (PGD-10 and APGD-CE-100 at 64/255) did not all run or their "
+            "check is not recorded"
         ]
+    # Both sanity attacks must have run: PGD-10 alone (version 1's) is not enough.
+    pgd_only = copy.deepcopy(doc)
+    pgd_only["attacks"] = [b for b in doc["attacks"] if b["attack"] != "apgd_ce"]
+    assert protocol_problems(pgd_only) == [
+        "the sanity attacks (PGD-10 and APGD-CE-100 at 64/255) did not all run or their "
+        "check is not recorded"
+    ]
     other = copy.deepcopy(doc)
     other["protocol"]["sha256"] = "0" * 64
     assert "protocol recorded as" in protocol_problems(other)[0]
@@ -194,6 +218,22 @@ def test_published_runs_are_conformant_protocol_runs_or_say_they_have_none():
     assert with_protocol >= 1 and len(runs) > 100
 
 
+def test_a_published_protocol_run_can_be_replanned_from_its_file():
+    """`bench transfer` and `bench diagnose` re-plan a board entry from its results file; a
+    protocol run's config must come back (the protocol refuses --no-sanity-attack, so the
+    replay used to fail on every protocol run), without the sanity cells."""
+    from benchmark.evaluation.replay import config_from_result
+
+    runs = sorted((ROOT / "leaderboard" / "results").rglob("mrb_linf_*.json"))
+    assert runs
+    for path in runs:
+        doc = json.loads(path.read_text())
+        config = config_from_result(doc, "cpu")
+        assert config.protocol == doc["protocol"]["id"] and not config.sanity_attack
+        cells = {(c.attack, c.eps) for c in config.attacks}
+        assert cells == {(a, e) for a, e, _ in PROTOCOLS.get(config.protocol).cells()}
+
+
 def test_evaluate_with_a_protocol_takes_its_cells_and_refuses_what_it_fixes():
     from benchmark.errors import ConfigError, UnknownNameError
     from benchmark.evaluation import EvaluationConfig
@@ -234,9 +274,12 @@ def test_protocol_time_bounds_follow_the_budget():
     # upper: 3 gradient sub-attacks + 12 convergence runs of 100 steps, Square 5000 queries
     assert b.high == pytest.approx(2 * 156 * ((3 + 12) * 100 * 3e-3 + 5000 * 1e-3) + sanity)
     assert b.text() == "between 98 s and 49 min"
-    # Version 2's sanity attack is APGD-CE-100: ten times PGD-10's gradient steps.
+    # Version 2 adds APGD-CE-100 to the sanity attacks.
     b2 = protocol_time_bounds(MRB_LINF_V2, 156, 2, 1e-3, 3e-3)
-    assert b2.low - b.low == pytest.approx(156 * (100 - 10) * 3e-3)
+    assert b2.low - b.low == pytest.approx(156 * 100 * 3e-3)
+    # A plan's own sanity budget (EOT draws of a randomized defense's adaptive pass) counts.
+    b3 = protocol_time_bounds(MRB_LINF_V2, 156, 2, 1e-3, 3e-3, sanity_budget=(2200, 0))
+    assert b3.low - b.low == pytest.approx(156 * (2200 - 10) * 3e-3)
 
 
 def test_a_protocol_run_logs_its_time_range_before_any_attack(tiny_models, shared_data, caplog):
@@ -261,31 +304,43 @@ def test_a_protocol_run_logs_its_time_range_before_any_attack(tiny_models, share
         bounds = log_protocol_estimate(plan)
     assert bounds is not None and 0 < bounds.low < bounds.high
     assert "protocol mrb_linf_v2 on 156 images: the attacks will take between" in caplog.text
-    # Version 2's sanity cell is APGD-CE-100 at 64/255, after the protocol's cells.
-    assert [p.cell.cell_id for p in plan.passes if p.sanity] == ["apgd_ce_eps64-255_steps100"]
-    assert plan.passes[-1].sanity
+    # Version 2's sanity cells, PGD-10 and APGD-CE-100 at 64/255, after the protocol's cells.
+    assert [p.cell.cell_id for p in plan.passes if p.sanity] == [
+        "pgd_eps64-255_steps10",
+        "apgd_ce_eps64-255_steps100",
+    ]
+    assert plan.passes[-1].sanity and plan.passes[-2].sanity
 
 
 def test_version_2_changes_only_the_sanity_attack_and_pairs_tracks_by_version():
-    from benchmark.evaluation.protocol_run import sanity_cell
+    from benchmark.evaluation.protocol_run import sanity_cells
 
     assert CURRENT_PROTOCOL is MRB_LINF_V2 and MRB_LINF_V2.version == "2.0"
     # Version 1 keeps its sha256, so its published runs stay checkable against it.
-    assert MRB_LINF_V1.sha256.startswith("ea18217f8648") and MRB_LINF_V1.sanity.attack == "pgd"
+    assert MRB_LINF_V1.sha256.startswith("ea18217f8648")
+    assert MRB_LINF_ADAPTIVE_V1.sha256.startswith("1e45549f85a4")
+    assert [a.attack for a in MRB_LINF_V1.sanity] == ["pgd"]
     for v1, v2 in ((MRB_LINF_V1, MRB_LINF_V2), (MRB_LINF_ADAPTIVE_V1, MRB_LINF_ADAPTIVE_V2)):
         old, new = v1.resolved(), v2.resolved()
-        assert new.pop("sanity") == {
-            "attack": "apgd_ce",
-            "params": {"steps": 100},
-            "eps": "64/255",
-        }
+        assert new.pop("sanity") == [
+            {"attack": "pgd", "params": {"steps": 10}, "eps": "64/255"},
+            {"attack": "apgd_ce", "params": {"steps": 100}, "eps": "64/255"},
+        ]
         changed = {k for k in old if old[k] != new[k]}
         assert changed == {"id", "version"} and set(old) == set(new)
         assert v1.sha256 != v2.sha256
-    assert sanity_cell(None).cell_id == "pgd_eps64-255_steps10"  # exploratory runs: PGD-10
-    assert sanity_cell("mrb_linf_v1").cell_id == "pgd_eps64-255_steps10"
-    assert sanity_cell("mrb_linf_v2").cell_id == "apgd_ce_eps64-255_steps100"
-    assert sanity_cell("mrb_linf_adaptive_v2").cell_id == "apgd_ce_eps64-255_steps100"
+
+    def ids(protocol):
+        return [c.cell_id for c in sanity_cells(protocol)]
+
+    assert ids(None) == ids("mrb_linf_v1") == ["pgd_eps64-255_steps10"]  # exploratory: PGD-10
+    both = ["pgd_eps64-255_steps10", "apgd_ce_eps64-255_steps100"]
+    assert ids("mrb_linf_v2") == ids("mrb_linf_adaptive_v2") == both
+    # Version 2 supersedes version 1 of the same family; a protocol without a version does not.
+    assert superseded_by(MRB_LINF_V1) is MRB_LINF_V2
+    assert superseded_by(MRB_LINF_ADAPTIVE_V1) is MRB_LINF_ADAPTIVE_V2
+    assert superseded_by(MRB_LINF_V2) is None and superseded_by(MRB_LINF_ADAPTIVE_V2) is None
+    assert superseded_by(replace(MRB_LINF_V1, id="tiny")) is None
     # An entry's track partner is the protocol of the same version.
     assert track_protocol(MRB_LINF_V2, "preprocessing") is MRB_LINF_ADAPTIVE_V2
     assert track_protocol(MRB_LINF_V1, "randomized") is MRB_LINF_ADAPTIVE_V1
@@ -294,23 +349,17 @@ def test_version_2_changes_only_the_sanity_attack_and_pairs_tracks_by_version():
 
 
 def test_a_version_1_run_is_not_a_version_2_run():
-    """A run made under v1 (PGD-10 sanity cell) checked against v2 names each difference: its
-    record, the PGD-10 cell as an extra attack, and the missing APGD-CE-100 sanity cell."""
+    """A run made under v1 (PGD-10 sanity cell only) checked against v2 names each
+    difference: its record and the missing APGD-CE-100 sanity cell."""
     v1_run = _conformant()
     v1_run["protocol"] = MRB_LINF_V1.record()
-    v1_run["attacks"][-1] = {
-        "attack": "pgd",
-        "eps": 64 / 255,
-        "cell_id": "pgd_eps64-255_steps10",
-        "threat_model": None,
-        "config": {"params": {"steps": 10, "alpha": 0.0627, "random_start": True}},
-    }
+    v1_run["attacks"] = [b for b in v1_run["attacks"] if b["attack"] != "apgd_ce"]
     assert protocol_problems(v1_run) == []  # conformant to the protocol it records
-    recorded, extra, sanity = protocol_problems(v1_run, MRB_LINF_V2)
+    recorded, sanity = protocol_problems(v1_run, MRB_LINF_V2)
     assert recorded.startswith("protocol recorded as") and "mrb_linf_v2 2.0" in recorded
-    assert extra.startswith("extra attack: pgd_eps64-255_steps10 (white-box)")
     assert sanity == (
-        "the sanity attack (APGD-CE-100 at 64/255) did not run or its check is not recorded"
+        "the sanity attacks (PGD-10 and APGD-CE-100 at 64/255) did not all run or their check "
+        "is not recorded"
     )
     # The v2-shaped run is not a v1 run either.
     assert any(
@@ -366,7 +415,7 @@ def _adaptive_doc(randomized: bool) -> dict:
                     "config": aa_config("rand" if randomized and tm == "adaptive" else "standard"),
                 }
             )
-        blocks += [_sanity_block("oblivious"), _sanity_block("adaptive")]
+        blocks += _sanity_blocks("oblivious") + _sanity_blocks("adaptive")
         if randomized:
             blocks.append(
                 {

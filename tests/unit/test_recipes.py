@@ -151,20 +151,33 @@ def test_a_campaign_resumes_only_jobs_done_for_the_same_models(tmp_path):
         for n in ("pgd_at", "mpadvt", "undefended")
     )
     (tmp_path / "r.json").write_text("{}")
+    current = pgd.protocol
     records = [
-        {"job": pgd.name, "status": "done", "result": "r.json", "models": camp._models(pgd)},
+        {
+            "job": pgd.name,
+            "status": "done",
+            "result": "r.json",
+            "models": camp._models(pgd),
+            "protocol": current,
+        },
         # an older campaign's record: no model ids (its mpadvt was a shorter fine-tune)
-        {"job": mpadvt.name, "status": "done", "result": "r.json"},
+        {"job": mpadvt.name, "status": "done", "result": "r.json", "protocol": current},
         {
             "job": undefended.name,
             "status": "done",
             "result": "r.json",
             "models": ["resnet18_breastmnist_28px_s0"],
             "checkpoints": {"resnet18_breastmnist_28px_s0": "aa" * 32},
+            "protocol": current,
         },
     ]
     (tmp_path / "campaign.json").write_text(json.dumps({"jobs": records}))
     assert camp._done(tmp_path, todo) == {pgd.name, undefended.name}
+    # A job done under an older protocol version is not done under the current one.
+    older = [{**r, "protocol": "mrb_linf_v1"} if r["job"] == pgd.name else r for r in records]
+    (tmp_path / "campaign.json").write_text(json.dumps({"jobs": older}))
+    assert current == "mrb_linf_v2" and camp._done(tmp_path, todo) == {undefended.name}
+    (tmp_path / "campaign.json").write_text(json.dumps({"jobs": records}))
     standard = _card("resnet18_breastmnist_28px_s0")  # other weights than the record's
     zoo = SimpleNamespace(
         exists=lambda mid: mid == standard["model_id"],
