@@ -169,7 +169,9 @@ def budget_check(
         entry["resumed_batches"] = resumed
     if resumed:
         logger.info(
-            "convergence at %s: %d batches from an interrupted check", eps_label(eps), resumed
+            "convergence at %s: %d batches from the cache (an earlier or interrupted check)",
+            eps_label(eps),
+            resumed,
         )
     logger.info(
         "convergence at %s: %d of %d still-robust images broken by %d-step APGD",
