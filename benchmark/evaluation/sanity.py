@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from benchmark.results.protocols import SANITY_EPS
+from benchmark.results.protocols import LARGE_EPS_MAX_ACCURACY, SANITY_EPS
 
 ITERATIVE = {
     "bim",
@@ -28,7 +28,6 @@ ITERATIVE = {
 }
 SINGLE_STEP = {"fgsm", "fgnm"}
 LARGE_EPS = SANITY_EPS
-LARGE_EPS_MAX_ACCURACY = 0.05
 
 
 def _check(name: str, description: str, status: str, details: Any, flag: str = "") -> dict:

@@ -13,7 +13,8 @@ Every row of a protocol board has one status, checked in this order:
   predictions (column sums of the clean confusion matrix). A constant answer is robust to
   every attack by construction, so it must not win a robustness board.
 * ``unreliable``: a failed sanity check (a check with a flag, or any run flag; on the adaptive
-  track not the oblivious-vs-adaptive gap, which its worst case over both passes answers), no
+  track not the oblivious-vs-adaptive gap, which its worst case over both passes answers; the
+  large-eps check is also recomputed from the sanity blocks' per-image outcomes), no
   convergence evidence (a ``convergence`` block with ``"reliable": true``; the reason names
   the first budget where the stronger APGD broke more than one still-robust image), or, on
   the adaptive track, adaptive attacks that left more images robust than the oblivious ones
@@ -33,8 +34,10 @@ from benchmark.errors import ResultsError
 from benchmark.metrics.balanced import balanced_accuracy, stratified_bootstrap_balanced
 from benchmark.results.conformance import protocol_problems
 from benchmark.results.naming import eps_label
+from benchmark.results.outcomes import read_outcomes
 from benchmark.results.protocols import (
     CONVERGENCE_MAX_CHANGED,
+    LARGE_EPS_MAX_ACCURACY,
     PROTOCOLS,
     Protocol,
 )
@@ -142,6 +145,9 @@ def unreliable_reason(run: RunView) -> str | None:
     ]
     if failed:
         return f"sanity check {failed[0].get('name')} failed: {failed[0]['flag']}"
+    recomputed = _large_eps_recomputed(run)
+    if recomputed:
+        return recomputed
     answered = {c.get("flag") for c in run.sanity_checks if c.get("name") == ANSWERED_BY_ADAPTIVE}
     flags = [f for f in run.flags if not (adaptive and f in answered)]
     if flags:
@@ -162,6 +168,32 @@ def unreliable_reason(run: RunView) -> str | None:
         return _changed_reason(changed[0], claimed=claimed)
     if not claimed:
         return "convergence not shown (more iterations or restarts changed the result)"
+    return None
+
+
+def _large_eps_recomputed(run: RunView) -> str | None:
+    """The large-eps check recomputed from the run's sanity blocks (checked, not trusted): per
+    image the worst case over the sanity attacks of the pass the check is made for (the
+    adaptive one when the run has it); a reason when they leave more than
+    :data:`~benchmark.results.protocols.LARGE_EPS_MAX_ACCURACY` correct."""
+    blocks = [b for b in run.doc.get("attacks") or [] if b.get("sanity_only")]
+    adaptive = [b for b in blocks if b.get("threat_model") == "adaptive"]
+    blocks = adaptive or blocks
+    n = int((run.doc.get("data") or {}).get("n") or 0)
+    correct = None
+    for b in blocks:
+        outcomes = read_outcomes(b.get("outcomes"), n)
+        if outcomes is None:
+            return f"sanity block {b.get('cell_id')} has no per-image outcomes to check"
+        correct = outcomes if correct is None else correct & outcomes
+    if correct is None:
+        return None  # no sanity block: the conformance check names it
+    accuracy = float(correct.mean()) if correct.size else 0.0
+    if accuracy > LARGE_EPS_MAX_ACCURACY:
+        return (
+            f"sanity check large_eps_pgd failed: its attacks leave {accuracy:.1%} at 64/255 "
+            f"(recomputed from the run's sanity blocks; at most {LARGE_EPS_MAX_ACCURACY:.0%})"
+        )
     return None
 
 

@@ -35,6 +35,8 @@ CONVERGENCE_RULE = f"at most {CONVERGENCE_MAX_CHANGED} image of those still robu
 #: Budget of the large-eps sanity attack (Carlini et al. 2019, Sec. 5: an attack at a budget that
 #: can erase the image must drive accuracy near zero).
 SANITY_EPS = 64 / 255
+#: The most accuracy the sanity attacks may leave at :data:`SANITY_EPS`.
+LARGE_EPS_MAX_ACCURACY = 0.05
 
 
 @dataclass(frozen=True)
@@ -384,6 +386,7 @@ __all__ = [
     "CONVERGENCE_MAX_CHANGED",
     "CONVERGENCE_RULE",
     "CURRENT_PROTOCOL",
+    "LARGE_EPS_MAX_ACCURACY",
     "MRB_LINF_ADAPTIVE_V1",
     "MRB_LINF_ADAPTIVE_V2",
     "MRB_LINF_V1",

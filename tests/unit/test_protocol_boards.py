@@ -182,7 +182,7 @@ def _protocol_doc(
     # passed; they are not part of the worst case.
     for name, steps in (("pgd", 10), ("apgd_ce", 100)):
         sanity = _attack(template, 64 / 255, np.zeros(n, dtype=bool), correct)
-        sanity.update(attack=name, cell_id=f"{name}_eps64-255_steps{steps}")
+        sanity.update(attack=name, cell_id=f"{name}_eps64-255_steps{steps}", sanity_only=True)
         sanity["config"].update(name=name, params={"steps": steps}, implementation="torchattacks")
         doc["attacks"].append(sanity)
     if (doc.get("defense") or {}).get("kind") == "training":  # attacked on its robust model
@@ -279,6 +279,32 @@ def test_a_run_of_the_superseded_version_is_published_only_as_exploratory(tmp_pa
     row = _rows(_board(tmp_path / "results", "linf-8-255"))["none"]
     assert row.status == "exploratory" and row.rank is None
     assert row.reason == "a run of mrb_linf_v1 1.0, not mrb_linf_v2"
+
+
+def test_the_large_eps_check_is_recomputed_from_the_sanity_blocks():
+    """A run whose sanity check says "pass" while its sanity blocks leave 40 % of the images
+    correct at 64/255 (per image, worst over PGD-10 and APGD-CE-100) is unreliable: the
+    board checks the figure, it does not trust it."""
+    from benchmark.leaderboard.statuses import unreliable_reason
+    from benchmark.results.view import RunView
+
+    doc = _protocol_doc("pgd_at", robust=ROBUST["pgd_at"])
+    assert unreliable_reason(RunView(doc)) is None
+    sanity = [b for b in doc["attacks"] if b.get("sanity_only")]
+    assert [b["attack"] for b in sanity] == ["pgd", "apgd_ce"]
+    # PGD-10 keeps the first 40 % of the images, APGD-CE-100 the first 60 %: 40 % together.
+    n = LABELS.size
+    keep = np.arange(n)
+    sanity[0]["outcomes"] = outcomes_block(keep < 0.4 * n)
+    sanity[1]["outcomes"] = outcomes_block(keep < 0.6 * n)
+    reason = unreliable_reason(RunView(doc))
+    assert reason == (
+        f"sanity check large_eps_pgd failed: its attacks leave {np.mean(keep < 0.4 * n):.1%} "
+        "at 64/255 (recomputed from the run's sanity blocks; at most 5%)"
+    )
+    # Either attack alone breaking the images is enough: the worst case per image counts.
+    sanity[0]["outcomes"] = outcomes_block(np.zeros(n, dtype=bool))
+    assert unreliable_reason(RunView(doc)) is None
 
 
 def test_statuses_and_shared_ranks_on_a_protocol_board(board_root):
@@ -587,7 +613,12 @@ def _adaptive_run(
     for tm in ("oblivious", "adaptive"):  # the sanity cell of each pass
         for name, steps in (("pgd", 10), ("apgd_ce", 100)):
             sanity = _attack(template, 64 / 255, np.zeros(LABELS.size, dtype=bool), clean)
-            sanity.update(attack=name, cell_id=f"{name}_eps64-255_steps{steps}", threat_model=tm)
+            sanity.update(
+                attack=name,
+                cell_id=f"{name}_eps64-255_steps{steps}",
+                threat_model=tm,
+                sanity_only=True,
+            )
             sanity["config"].update(name=name, params={"steps": steps})
             blocks.append(sanity)
     doc["attacks"] = blocks
