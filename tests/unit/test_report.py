@@ -323,3 +323,20 @@ def test_every_sanity_check_has_a_meaning_and_a_next_step():
     assert {"eps_monotonicity", "noise_vs_attack"} <= names
     assert names | {"large_eps_pgd", "oblivious_vs_adaptive"} <= set(SANITY_ADVICE)
     assert all(meaning and step for meaning, step in SANITY_ADVICE.values())
+
+
+def test_a_large_eps_failure_of_pgd10_alone_points_at_apgd_first():
+    """A failed large-eps check that ran PGD-10 only (no protocol, or version 1) may be the
+    attack's weakness, so the advice says to rerun with APGD-CE-100 before suspecting masking;
+    a failure that APGD-CE-100 was part of gets the masking advice alone."""
+    from benchmark.evaluation.sanity import large_eps
+    from benchmark.reports.terminal import SANITY_ADVICE, _advice
+
+    masking_meaning, masking_step = SANITY_ADVICE["large_eps_pgd"]
+    pgd_only = large_eps(0.3, defended=True)
+    meaning, step = _advice(pgd_only)
+    assert "PGD-10 is too weak" in meaning and meaning.startswith(masking_meaning)
+    assert step.startswith("rerun at 64/255 with a step-size-free attack (--attacks apgd_ce")
+    assert step.endswith(masking_step)
+    both = large_eps(0.3, defended=True, attack="PGD-10 and APGD-CE-100")
+    assert both["status"] == "fail" and _advice(both) == (masking_meaning, masking_step)
