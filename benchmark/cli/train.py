@@ -82,6 +82,16 @@ def train_cmd(
         init_from=init_from,
     )
     from benchmark.device import pick_device, pin_cpu_isa
+    from benchmark.training.recipes import standard_departures
+
+    departures = standard_departures(config)
+    if departures:
+        typer.echo(
+            "warning: not the zoo's standard recipe: "
+            + ", ".join(departures)
+            + "; its card will say so (pass the recipe's values to train a zoo model)",
+            err=True,
+        )
 
     if pick_device(device).type == "cpu":
         pin_cpu_isa(cpu_isa)

@@ -199,6 +199,23 @@ def recipe_mismatches(
     return out
 
 
+def standard_departures(config: TrainConfig) -> list[str]:
+    """Where a standard (undefended, from scratch) training config departs from the zoo's
+    standard recipe in epochs or image size, as ``--epochs 100 (the recipe's: 30)`` phrases;
+    empty for a config of the recipe, for a dataset without one, or for a robust or
+    fine-tuned config (:func:`robust_config` sets those)."""
+    if config.defense or config.init_from or config.dataset not in STANDARD_EPOCHS:
+        return []
+    want = standard_config(config.dataset, config.arch, config.seed)
+    out = []
+    if config.epochs != want.epochs:
+        out.append(f"--epochs {config.epochs} (the recipe's: {want.epochs})")
+    size = resolve_size(config.dataset, config.size)
+    if size != want.size:
+        out.append(f"--size {size} (the recipe's: {want.size})")
+    return out
+
+
 def format_mismatches(mismatches: list[tuple[str, Any, Any]]) -> list[str]:
     """Mismatch triples as ``field: card value != recipe value`` lines."""
     return [f"{name}: card {got!r} != recipe {want!r}" for name, got, want in mismatches]
@@ -271,5 +288,6 @@ __all__ = [
     "robust_config",
     "robust_params",
     "standard_config",
+    "standard_departures",
     "training_eps",
 ]

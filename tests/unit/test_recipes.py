@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from benchmark.errors import ConfigError
+from benchmark.training.config import TrainConfig
 from benchmark.training.recipes import (
     SEEDS,
     format_mismatches,
@@ -22,6 +23,7 @@ from benchmark.training.recipes import (
     robust_config,
     robust_params,
     standard_config,
+    standard_departures,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -268,3 +270,15 @@ def test_a_card_is_compared_by_the_defense_parameters_in_force():
     beta = _card("resnet18_pneumoniamnist_28px_s0_trades_beta=1,steps=3")
     (found,) = [m for m in card_recipe_mismatches(beta) if m[0] == "defense_params"]
     assert found[1] == {"steps": 3}  # beta = 1 is the entry's own, not a departure
+
+
+def test_a_standard_training_that_is_not_the_recipe_names_its_departures():
+    """``bench train`` warns where its defaults (100 epochs, the dataset's size) are not the
+    zoo recipe's: HAM10000 at its default 64 px and 100 epochs departs in both."""
+    assert standard_departures(standard_config("ham10000_220", "resnet18", 1)) == []
+    departures = standard_departures(
+        TrainConfig(dataset="ham10000_220", arch="resnet18", epochs=100)
+    )
+    assert departures == ["--epochs 100 (the recipe's: 30)", "--size 64 (the recipe's: 128)"]
+    robust = robust_config("breastmnist", "pgd_at", "resnet18", 0)
+    assert standard_departures(robust) == []  # a robust config has its own recipe
