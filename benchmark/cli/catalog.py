@@ -24,6 +24,7 @@ KINDS = (
     "metrics",
     "reports",
     "protocols",
+    "corruption_protocols",
 )
 
 
@@ -36,6 +37,7 @@ def _load_components() -> None:
     import benchmark.metrics
     import benchmark.models
     import benchmark.reports
+    import benchmark.results.corruption_protocols
     import benchmark.results.protocols  # noqa: F401
 
 
@@ -85,7 +87,7 @@ def list_cmd(
     kind: str = typer.Argument(
         ...,
         help="datasets | models | attacks | presets | corruptions | defenses | metrics | "
-        "reports | protocols",
+        "reports | protocols | corruption_protocols",
     ),
     pattern: str = typer.Argument("*", help="Wildcard filter, e.g. 'resnet*'."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),

@@ -53,8 +53,9 @@ def evaluate_cmd(
     ),
     corruptions: str | None = typer.Option(
         None,
-        help="A corruption preset (bench list corruption_presets) or a comma list "
-        "(rotate_seq,pixelate).",
+        help="A corruption preset (bench list corruption_presets), a comma list "
+        "(rotate_seq,pixelate), or the corruption protocol mrb_corruption_v1 (bench list "
+        "corruption_protocols: the whole split, fixed draws; the runs its boards rank).",
     ),
     corruption_reference: str | None = typer.Option(
         None, help="Zoo model id of the reference model for relative FP and CE / mCE."

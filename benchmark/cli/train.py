@@ -84,6 +84,7 @@ def train_cmd(
     from benchmark.device import pick_device, pin_cpu_isa
     from benchmark.training.recipes import standard_departures
 
+    config.validate()  # refuse a bad option before warning about the recipe
     departures = standard_departures(config)
     if departures:
         typer.echo(

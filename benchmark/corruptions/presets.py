@@ -9,6 +9,7 @@ from benchmark.corruptions.sequences import DEFAULT_FRAMES, SEQUENCE_IDS, Sequen
 from benchmark.corruptions.severity import SEVERITIES, SeverityCorruption
 from benchmark.errors import ConfigError, UnknownNameError
 from benchmark.registry import Registry, unknown_name_message
+from benchmark.results.corruption_protocols import CORRUPTION_PROTOCOLS, CorruptionProtocol
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,22 @@ CORRUPTION_PRESETS.register(
 )
 
 
+def protocol_plan(protocol: CorruptionProtocol) -> CorruptionPlan:
+    """The corruption plan a corruption protocol fixes (its corruptions, severities and
+    sequences; the protocol also fixes the images and the seed of the draws)."""
+    return CorruptionPlan(
+        sequences=protocol.sequences,
+        sequence_severities=protocol.sequence_severities,
+        n_frames=protocol.n_frames,
+        corruptions=protocol.corruptions,
+        severities=protocol.severities,
+        description=protocol.description,
+    )
+
+
 def resolve_corruptions(spec: str) -> tuple[str, CorruptionPlan]:
-    """A preset name, or a comma list of registered ids (``rotate_seq,pixelate``).
+    """A preset name, a corruption protocol id (``mrb_corruption_v1``: its plan), or a comma
+    list of registered ids (``rotate_seq,pixelate``).
 
     Returns the plan's name ("custom" for a list) and the plan. Unknown names raise a one-line
     :class:`UnknownNameError` before any work.
@@ -109,14 +124,16 @@ def resolve_corruptions(spec: str) -> tuple[str, CorruptionPlan]:
     spec = spec.strip()
     if spec in CORRUPTION_PRESETS:
         return spec, CORRUPTION_PRESETS.get(spec)
+    if spec in CORRUPTION_PROTOCOLS:
+        return spec, protocol_plan(CORRUPTION_PROTOCOLS.get(spec))
     sequences, corruptions = [], []
     for name in (n.strip() for n in spec.split(",") if n.strip()):
         if name not in CORRUPTIONS:
             raise UnknownNameError(
                 unknown_name_message(
-                    "corruption or corruption preset",
+                    "corruption, corruption preset or corruption protocol",
                     name,
-                    list(CORRUPTIONS) + list(CORRUPTION_PRESETS),
+                    list(CORRUPTIONS) + list(CORRUPTION_PRESETS) + list(CORRUPTION_PROTOCOLS),
                     "bench list corruptions",
                 )
             )

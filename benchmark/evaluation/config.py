@@ -21,6 +21,7 @@ from benchmark.errors import ConfigError
 from benchmark.evaluation.protocol_run import protocol_cells, protocol_defense_options
 from benchmark.models.base import MODELS
 from benchmark.params import parse_params
+from benchmark.results.corruption_protocols import CORRUPTION_PROTOCOLS, CorruptionProtocol
 from benchmark.results.naming import DEFENDED_PASSES, ThreatModel
 
 if TYPE_CHECKING:
@@ -256,6 +257,32 @@ class EvaluationConfig:
             )
         if self.corruption_reference and self.corruptions is None:
             raise ConfigError("--corruption-reference needs --corruptions")
+        protocol = self.corruption_protocol
+        if protocol is not None:
+            fixed = {
+                "--n-examples": self.n_examples is not None,
+                f"--split {self.split}": self.split != protocol.split,
+            }
+            clashes = [name for name, given in fixed.items() if given]
+            if clashes:
+                raise ConfigError(
+                    f"--corruptions {protocol.id} scores the whole {protocol.split} split: drop "
+                    f"{', '.join(clashes)} (or use a corruption preset for an exploratory run)"
+                )
+
+    @property
+    def corruption_protocol(self) -> CorruptionProtocol | None:
+        """The corruption protocol the run follows (``--corruptions mrb_corruption_v1``; see
+        :mod:`benchmark.results.corruption_protocols`), None for a preset or a list."""
+        name = self.corruption_suite
+        return CORRUPTION_PROTOCOLS.get(name) if name in CORRUPTION_PROTOCOLS else None
+
+    @property
+    def corruption_seed(self) -> int:
+        """Seed of the corruption draws: a corruption protocol's own (the same images for every
+        entry whatever the model's seed), else the run's seed."""
+        protocol = self.corruption_protocol
+        return protocol.seed if protocol is not None else self.seed
 
     def _validate_adaptive_gradient(self) -> None:
         """A forced-BPDA adaptive pass needs a defense and the adaptive threat model (that

@@ -32,6 +32,7 @@ from benchmark.metrics.classification import per_class_accuracy
 from benchmark.metrics.corruption import corruption_errors, flip_probability, relative
 from benchmark.models.base import ImageClassifier
 from benchmark.models.inference import probabilities
+from benchmark.results.outcomes import outcomes_block
 
 logger = logging.getLogger(__name__)
 
@@ -248,6 +249,8 @@ class CorruptionRunner:
                     if role == "model":
                         row["accuracy"].append(_accuracy_scalar(preds, labels))
                         row["balanced_accuracy"].append(bal)
+                        if preds.ndim == 1:  # which images stayed correct (single-label)
+                            row.setdefault("outcomes", []).append(outcomes_block(preds == labels))
                 bar.update(1)
             row["mean_accuracy"] = float(np.mean([a["value"] for a in row["accuracy"]]))
             row["seconds"] = time.perf_counter() - start
@@ -286,7 +289,7 @@ class CorruptionRunner:
 
     def run(self, plan: CorruptionPlan, clean: Predictions) -> dict[str, Any]:
         """The results JSON's ``corruptions`` block for ``plan``."""
-        block: dict[str, Any] = {"plan": asdict(plan)}
+        block: dict[str, Any] = {"plan": asdict(plan), "seed": self.seed}
         if self.reference:
             block["reference_model"] = {
                 "model_id": self.reference[0],

@@ -241,6 +241,8 @@ def build_document(
         doc["corruptions"] = scores.corruptions
     if config.protocol is not None:  # id, version and the sha256 of what it resolves to
         doc["protocol"] = PROTOCOLS.get(config.protocol).record()
+    if config.corruption_protocol is not None:
+        doc["corruption_protocol"] = config.corruption_protocol.record()
     if scores.convergence is not None:
         doc["convergence"] = scores.convergence
     return doc

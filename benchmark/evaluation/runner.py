@@ -351,7 +351,7 @@ def _corruptions(
         plan.indices,
         model_sha256=scorer_key(plan.model_sha, plan.robust_sha, plan.defense),
         reference=reference,
-        seed=config.seed,
+        seed=config.corruption_seed,
         batch_size=config.batch_size,
         cache=AdversarialCache(cache.root / "corruptions", enabled=cache.enabled),
         progress=progress,

@@ -68,6 +68,7 @@ from benchmark.leaderboard.seeds import (
 )
 from benchmark.leaderboard.training_curve import training_curve
 from benchmark.leaderboard.transfer import attach_transfer, transfer_tables
+from benchmark.results.corruption_protocols import CURRENT_CORRUPTION_PROTOCOL
 from benchmark.results.naming import eps_label
 from benchmark.results.protocols import CURRENT_PROTOCOL, track_protocol
 
@@ -250,6 +251,8 @@ def build_site(
         n_entries=len(entries),
         protocol=CURRENT_PROTOCOL,
         protocol_ranked=sum(b.n_ranked for b in all_boards if b.protocol is not None),
+        corruption_protocol=CURRENT_CORRUPTION_PROTOCOL,
+        corruption_ranked=sum(b.n_ranked for b in all_boards if b.kind == "corruptions"),
     )
     for board in all_boards:
         partner = None if board.protocol is None else track_protocol(board.protocol, "wrapper")

@@ -25,7 +25,8 @@ from benchmark.leaderboard.ledger import (
     missing_after_publication,
     record_publication,
 )
-from benchmark.results.conformance import current_protocol_problems
+from benchmark.results.conformance import ranked_run_problems
+from benchmark.results.corruption_protocols import CURRENT_CORRUPTION_PROTOCOL
 from benchmark.results.naming import result_path
 from benchmark.results.protocols import CURRENT_PROTOCOL, track_protocol
 from benchmark.results.schema import read_result
@@ -99,13 +100,13 @@ def add_result(path: Path, root: Path, *, exploratory: bool = False) -> tuple[Pa
             f"{path} cannot be published: incomplete provenance ({', '.join(problems)}); "
             "re-run the evaluation from a clean checkout"
         )
-    off_protocol = current_protocol_problems(doc)
+    off_protocol = ranked_run_problems(doc)
     current = track_protocol(CURRENT_PROTOCOL, (doc.get("defense") or {}).get("kind"))
     if off_protocol and not exploratory:
         raise ResultsError(
             f"{path} is not a protocol run ({'; '.join(off_protocol)}); run `bench evaluate "
-            f"--protocol {current.id}` for a ranked entry, or pass "
-            "--exploratory to publish it unranked"
+            f"--protocol {current.id}` (or --corruptions {CURRENT_CORRUPTION_PROTOCOL.id}) "
+            "for a ranked entry, or pass --exploratory to publish it unranked"
         )
     target = result_path(root, doc)  # refuses path components that are not plain names
     return _publish(path, root, target, doc.get("created_at"))

@@ -18,19 +18,17 @@ A **board** is a dataset and a threat model: L-inf at one eps, or corruptions.
 * Other L-inf budgets (4/255) are screening boards: every row exploratory (or collapsed).
 * On every L-inf board a collapsed model (as on the corruption boards) is marked collapsed
   and listed last, whatever its figures: a constant answer is robust by construction.
-* The corruption boards rank nothing: no protocol covers corruptions yet, so every row is
-  exploratory, in order of the mean corruption balanced accuracy (the mean corruption
-  accuracy where a run predates the balanced figure), mean flip probability beside it; a
-  collapsed model (clean balanced interval containing 1/K, or one class for nearly every
-  image) is marked collapsed and listed last.
+* The corruption boards (:mod:`benchmark.leaderboard.corruption_board`) rank conformant runs
+  of the corruption protocol (``mrb_corruption_v1``) by their mean corruption balanced
+  accuracy, with paired tests on the per-image outcomes; every other corruption run is listed
+  unranked; a collapsed model is marked collapsed and listed last.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
+from benchmark.leaderboard.corruption_board import corruption_board
 from benchmark.leaderboard.rows import Board, Row, row_order
 from benchmark.leaderboard.runs import Entry, Run, entry_facts
 from benchmark.leaderboard.statuses import (
@@ -303,77 +301,6 @@ def _classes_present(run: Run) -> int:
     """How many classes the run's test subset contains (those balanced accuracy averages)."""
     per_class = (run.clean.get("per_class_accuracy") or {}).get("per_class", {})
     return sum(1 for c in per_class.values() if c.get("n", 0) > 0)
-
-
-CORRUPTION_UNRANKED = (
-    "no protocol covers corruptions yet (same images, intervals, paired tests): ordered, not ranked"
-)
-"""Why every corruption-board row is exploratory."""
-
-
-def corruption_balanced_accuracy(severity: dict[str, Any] | None) -> float | None:
-    """Mean over the severity corruptions of their balanced accuracy averaged over the
-    severities (None when a corruption lacks it: a multi-label task, or an older run)."""
-    rows = (severity or {}).get("corruptions") or []
-    means = []
-    for c in rows:
-        values = c.get("balanced_accuracy") or []
-        if not values or any(v is None for v in values):
-            return None
-        means.append(float(np.mean(values)))
-    return float(np.mean(means)) if means else None
-
-
-def corruption_board(dataset: str, entries: list[Entry]) -> Board | None:
-    """The corruption board of ``dataset``: one row per run with corruptions, in order of the
-    mean corruption balanced accuracy when every run has it (else the mean corruption
-    accuracy), higher first, ties broken by mFP (lower first). Nothing is ranked: no protocol
-    covers corruptions (same images, intervals, paired tests), so every row is exploratory
-    and the order is a sort, not a rank; a collapsed model is marked collapsed."""
-    found = [
-        (e, run)
-        for e in entries
-        if e.dataset == dataset
-        for run in e.runs
-        if run.sequences or run.severity
-    ]
-    if not found:
-        return None
-    with_severity = [run.severity for _, run in found if run.severity]
-    balanced = bool(with_severity) and all(
-        corruption_balanced_accuracy(s) is not None for s in with_severity
-    )
-    rows: list[Row] = []
-    for e, run in found:
-        seq, sev = run.sequences, run.severity
-        details = {
-            **entry_facts(e),
-            "mfp": seq["mfp"] if seq else None,
-            "relative_mfp": seq.get("relative_mfp") if seq else None,
-            "corruption_accuracy": sev["mean_corruption_accuracy"] if sev else None,
-            "corruption_balanced": corruption_balanced_accuracy(sev),
-            "suite": run.config.get("corruption_suite"),
-        }
-        key = details["corruption_balanced" if balanced else "corruption_accuracy"]
-        row = Row(e, key, n=run.n, source=run, details=details)
-        collapsed = collapse_reason(run)
-        if collapsed:
-            row.status, row.reason = COLLAPSED, collapsed
-        elif key is None:
-            row.reason = "no severity corruptions in this run: nothing to order by"
-        else:
-            row.reason = CORRUPTION_UNRANKED
-        rows.append(row)
-    rows.sort(
-        key=lambda r: (
-            r.status == COLLAPSED,  # a constant answer last, not above the ordered rows
-            -(r.key_value if r.key_value is not None else -1.0),
-            r.details["mfp"] if r.details["mfp"] is not None else 2.0,
-            r.entry.key,
-        )
-    )
-    name = "mean corruption balanced accuracy" if balanced else "mean corruption accuracy"
-    return Board(dataset, "corruptions", None, rows, [], key_name=name)
 
 
 def boards(entries: list[Entry], protocol: Protocol | None = CURRENT_PROTOCOL) -> list[Board]:

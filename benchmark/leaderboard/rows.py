@@ -26,6 +26,16 @@ RANK_TEST = (
     "data cannot separate share a range."
 )
 
+#: What the corruption boards are ranked by, in one sentence (docs/protocol.md).
+CORRUPTION_RANK_TEST = (
+    "Two entries are compared on the same corrupted images, image by image: per image, the "
+    "difference of the shares of its corrupted versions each classifies correctly, with a "
+    "stratified sign-flip test (each image's difference changes sign with probability 1/2 "
+    "under the null, weighted by 1/n of its class); the p-values of all pairs are corrected "
+    "together with Holm's step-down procedure at alpha = 0.05, and ranks are ranges as on the "
+    "L-inf boards."
+)
+
 
 @dataclass
 class Row:
@@ -110,6 +120,9 @@ class Board:
     seeds, :func:`benchmark.leaderboard.seeds.seed_worst_case`)."""
     has_earlier_recipe: bool = False
     """Whether some row's entry carries the "earlier training recipe" badge."""
+    corruption_protocol: Any = None
+    """The corruption protocol whose board this is (corruption boards;
+    :class:`~benchmark.results.corruption_protocols.CorruptionProtocol`)."""
     transfer: Any = None
     """The transfer matrix at this board's budget, if one was computed
     (:class:`~benchmark.leaderboard.transfer.TransferTable`); rows then carry
@@ -142,6 +155,8 @@ class Board:
     @property
     def test(self) -> str | None:
         """How the ranked rows are compared (None: no paired test on this board)."""
+        if self.kind == "corruptions":
+            return CORRUPTION_RANK_TEST if self.corruption_protocol is not None else None
         return RANK_TEST if self.protocol is not None else None
 
 
@@ -161,4 +176,4 @@ def row_order(r: Row) -> tuple:
     )
 
 
-__all__ = ["RANK_TEST", "Board", "Row", "row_order"]
+__all__ = ["CORRUPTION_RANK_TEST", "RANK_TEST", "Board", "Row", "row_order"]

@@ -36,12 +36,16 @@ def show_board(root: Path, dataset: str, board: str) -> dict[str, Any]:
         "board": board,
         "title": b.title,
         "key": b.key_name,
-        "protocol": f"{b.protocol.id} {b.protocol.version}" if b.protocol else None,
+        "protocol": _protocol_label(b.protocol or b.corruption_protocol),
         "test": b.test,
         "n_rows": len(b.rows),
         "n_ranked": b.n_ranked,
         "rows": [r.to_dict() for r in b.rows],
     }
+
+
+def _protocol_label(protocol: Any) -> str | None:
+    return f"{protocol.id} {protocol.version}" if protocol is not None else None
 
 
 def _pct(v: float | None) -> str:

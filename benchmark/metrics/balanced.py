@@ -6,10 +6,18 @@ metrics, rather than counted as 0. Its 95 % interval is a stratified percentile 
 class is resampled with replacement at its own size (class sizes fixed, as in the test split),
 2000 resamples, seeded. The tests between entries are in :mod:`benchmark.metrics.paired`, the
 shared ranks in :mod:`benchmark.metrics.ranks`.
+
+Balanced mean corruption accuracy (the corruption protocol) generalises it to integer scores:
+``scores[i]`` in ``[0, total]`` is how many of the ``total`` corrupted versions of image ``i``
+(e.g. 22 corruptions x 5 severities = 110) are classified correctly, and the balanced score is
+the mean over the classes present of the class mean of ``scores[i] / total``. With
+``total == 1`` it is the balanced accuracy. Its interval is the same stratified percentile
+bootstrap (:func:`stratified_bootstrap_scores`).
 """
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -41,6 +49,46 @@ def check_labels(labels: Any, n: int, num_classes: int | None = None) -> np.ndar
 def class_masks(labels: np.ndarray) -> list[np.ndarray]:
     """One boolean mask per class present, in increasing class order."""
     return [labels == c for c in np.unique(labels)]
+
+
+def check_total(total: Any) -> int:
+    """``total`` (the number of corrupted versions per image) as a positive int.
+
+    Raises:
+        ConfigError: not an integer (floats and booleans are refused), or not positive.
+    """
+    if isinstance(total, bool | np.bool_):
+        raise ConfigError(f"total must be a positive int, got {total!r}")
+    try:
+        value = operator.index(total)
+    except TypeError:
+        raise ConfigError(f"total must be a positive int, got {total!r}") from None
+    if value < 1:
+        raise ConfigError(f"total must be a positive int, got {value}")
+    return int(value)
+
+
+def as_score_vector(values: Any, name: str, total: int) -> np.ndarray:
+    """``values`` as a 1-D int64 vector of per-image counts in ``[0, total]``.
+
+    Counts may be given as integers, booleans (0/1) or floats that are whole numbers.
+
+    Raises:
+        ConfigError: not 1-D, not numbers, not whole numbers, or outside ``[0, total]``.
+    """
+    total = check_total(total)
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ConfigError(f"{name} must be a 1-D vector of per-image counts, got shape {arr.shape}")
+    if arr.dtype.kind not in "biuf":
+        raise ConfigError(f"{name} must hold integer counts, got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and (arr == np.floor(arr)).all()):
+        raise ConfigError(f"{name} must hold whole-number counts, got non-integer values")
+    if arr.size and (arr.min() < 0 or arr.max() > total):
+        raise ConfigError(
+            f"{name} must lie in [0, {total}] (total), got values in [{arr.min()}, {arr.max()}]"
+        )
+    return arr.astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- balanced
@@ -131,4 +179,109 @@ def stratified_bootstrap_balanced(
     """
     return percentile_interval(
         stratified_bootstrap_samples(correct, labels, n_boot=n_boot, seed=seed), level
+    )
+
+
+# ----------------------------------------------------------------------------- scores
+
+
+def balanced_score(scores: Any, labels: Any, total: int) -> float:
+    """Balanced mean corruption accuracy: mean over classes present of mean(scores / total).
+
+    A class with no image in ``labels`` is left out of the mean, as in
+    :func:`balanced_accuracy`; with ``total == 1`` the two agree.
+
+    Args:
+        scores: (N,) per-image counts in ``[0, total]``: how many of the ``total`` corrupted
+            versions of each image are classified correctly.
+        labels: (N,) integer class ids.
+        total: the number of corrupted versions per image (e.g. 22 corruptions x 5
+            severities = 110).
+
+    Returns:
+        The balanced score in [0, 1].
+
+    Raises:
+        ConfigError: on empty input, mismatched lengths, invalid labels, counts that are not
+            whole numbers in ``[0, total]``, or a ``total`` that is not a positive int.
+    """
+    total = check_total(total)
+    scores = as_score_vector(scores, "scores", total)
+    labels = check_labels(labels, scores.shape[0])
+    if scores.size == 0:
+        raise ConfigError("balanced score of no images is undefined")
+    return float(np.mean([scores[m].mean() for m in class_masks(labels)]) / total)
+
+
+def stratified_bootstrap_score_samples(
+    scores: Any, labels: Any, total: int, *, n_boot: int = N_BOOT, seed: int = 0
+) -> np.ndarray:
+    """Balanced scores of ``n_boot`` stratified bootstrap resamples.
+
+    Each resample draws, within every class, as many images as the class has, with
+    replacement. How many of a resample's images carry each distinct score of the class is
+    Multinomial(n_c, observed frequencies of those scores), so the counts are drawn directly
+    (the same distribution as resampling indices, in O(n_boot K V) for V distinct scores,
+    ``V <= total + 1``, instead of O(n_boot N)). Classes are drawn in increasing class order
+    from one ``numpy.random.default_rng(seed)``, so the result is deterministic. With
+    ``total == 1`` the law is that of :func:`stratified_bootstrap_samples`, but the draws
+    (multinomial here, binomial there) are not the same random numbers, so the samples and
+    the interval need not be bit-identical.
+
+    Args:
+        scores: (N,) per-image counts in ``[0, total]``.
+        labels: (N,) integer class ids.
+        total: the number of corrupted versions per image.
+        n_boot: number of resamples.
+        seed: seed of the generator.
+
+    Returns:
+        (n_boot,) resampled balanced scores.
+    """
+    total = check_total(total)
+    scores = as_score_vector(scores, "scores", total)
+    labels = check_labels(labels, scores.shape[0])
+    if scores.size == 0:
+        raise ConfigError("cannot bootstrap no images")
+    if n_boot < 1:
+        raise ConfigError(f"n_boot must be positive, got {n_boot}")
+    rng = np.random.default_rng(seed)
+    masks = class_masks(labels)
+    out = np.zeros(n_boot)
+    for m in masks:
+        n_c = int(m.sum())
+        values, counts = np.unique(scores[m], return_counts=True)
+        draws = rng.multinomial(n_c, counts / n_c, size=n_boot)
+        out += (draws @ values) / (n_c * total)
+    return out / len(masks)
+
+
+def stratified_bootstrap_scores(
+    scores: Any,
+    labels: Any,
+    total: int,
+    *,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the balanced score, resampling within classes.
+
+    Args:
+        scores: (N,) per-image counts in ``[0, total]``.
+        labels: (N,) integer class ids.
+        total: the number of corrupted versions per image.
+        n_boot: number of resamples (see :func:`stratified_bootstrap_score_samples`).
+        seed: seed of the generator; the same inputs and seed give the same interval.
+        level: coverage of the interval.
+
+    Returns:
+        (low, high): the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles (linear
+        interpolation) of the resampled balanced scores. With ``total == 1`` this is a valid
+        interval of the balanced accuracy, not bit-identical to
+        :func:`stratified_bootstrap_balanced` (different random draws of the same law).
+    """
+    return percentile_interval(
+        stratified_bootstrap_score_samples(scores, labels, total, n_boot=n_boot, seed=seed),
+        level,
     )

@@ -4,7 +4,8 @@ Every entry of a leaderboard is evaluated on the same images (the full official 
 so two entries are compared image by image rather than through their two confidence intervals,
 which overlap long after a paired test separates them. The inputs are one boolean vector per
 entry, ``robust[i]`` = image ``i`` is still classified correctly under the worst case of the
-attacks, and the true labels ``y[i]`` (class ids).
+attacks (or, for the corruption protocol below, one count vector per entry), and the true
+labels ``y[i]`` (class ids).
 
 Accuracy (the share of robust images):
   * Interval: Wilson score 95 % interval of the proportion.
@@ -38,6 +39,27 @@ metrics, rather than counted as 0):
     (it resamples around the observed difference, never the null);
     ``paired_bootstrap_balanced`` gives the interval of the difference.
 
+Balanced mean corruption accuracy (the corruption protocol). Here each entry has one integer
+count per image, ``a[i]`` in ``[0, M]``: how many of the ``M`` corrupted versions of image ``i``
+(e.g. 22 corruptions x 5 severities, ``M = 110``) it classifies correctly; the metric is the
+mean over the classes present of the class mean of ``a[i] / M``
+(:func:`~benchmark.metrics.balanced.balanced_score`):
+  * Interval: the same stratified percentile bootstrap, 95 %, 2000 resamples, seeded
+    (:func:`~benchmark.metrics.balanced.stratified_bootstrap_scores`).
+  * Test of A against B (``sign_flip_balanced_scores``): the stratified sign-flip test on the
+    per-image differences ``d_i = a[i] - b[i]`` (in ``[-M, M]``). The statistic is
+    ``T = sum_c sum_{i in c} d_i / n_c``, ``K M`` times the difference of balanced scores.
+    Under the null that A and B are exchangeable on every image, each ``d_i`` flips sign
+    independently with probability 1/2, and ``p = P[|T| >= |t_observed|]``. Exactly: on the
+    integer lattice of ``T L`` (``L`` the lcm of the class sizes), the ``D`` images of class
+    ``c`` with magnitude ``m = |d_i| > 0`` contribute a Binomial(D, 1/2) kernel on step
+    ``m L / n_c``, and the kernels are convolved; with a lattice of more
+    than 2000000 points, Monte Carlo sign flips with weights ``|d_i| / n_c`` as above, or the
+    Hoeffding bound ``2 exp(-t**2 / (2 sum_i (|d_i| / n_c)**2))`` when it is below what the
+    flips can resolve. The balanced-accuracy test above is this test with ``M = 1`` (both are
+    ``sign_flip_differences``), so with ``M = 1`` the two give the same p-value. ``b10`` and
+    ``b01`` count the images where A scores higher and lower than B.
+
 Multiple comparisons: every pair of entries on a board is tested, and the p-values are
 adjusted together with Holm's step-down procedure (Holm 1979), which controls the family-wise
 error rate at ``alpha = 0.05`` over all pairs of the board. Entry A is *significantly better*
@@ -53,6 +75,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 import numpy as np
@@ -61,7 +84,9 @@ from scipy import signal, stats
 from benchmark.errors import ConfigError
 from benchmark.metrics.balanced import (
     N_BOOT,
+    as_score_vector,
     check_labels,
+    check_total,
     class_masks,
     percentile_interval,
 )
@@ -156,6 +181,7 @@ def sign_flip_balanced(
     The statistic is ``T = sum_c (b10_c - b01_c) / n_c`` (``K`` times the difference of
     balanced accuracies). Under the null each discordant image of class ``c`` adds
     ``+-1 / n_c`` with probability 1/2, independently, and ``p = P[|T| >= |t_observed|]``.
+    It is :func:`sign_flip_differences` on ``d = a - b`` (values in ``{-1, 0, 1}``).
 
     Args:
         a: (N,) outcomes of entry a.
@@ -173,8 +199,7 @@ def sign_flip_balanced(
     Returns:
         Discordant counts over all classes, balanced-accuracy difference, p-value, better entry.
     """
-    if method not in ("auto", "exact", "monte_carlo"):
-        raise ConfigError(f"unknown method {method!r}; use 'auto', 'exact' or 'monte_carlo'")
+    _check_method(method)
     a, b = paired_vectors(a, b)
     labels = check_labels(labels, a.shape[0])
     if a.size == 0:
@@ -184,57 +209,230 @@ def sign_flip_balanced(
     up = np.array([int(np.sum(a[m] & ~b[m])) for m in masks])  # b10 per class
     down = np.array([int(np.sum(~a[m] & b[m])) for m in masks])  # b01 per class
     diff = float(np.mean((up - down) / sizes))
-    b01, b10 = int(down.sum()), int(up.sum())
-    keep = (up + down) > 0
-    if not keep.any():
-        return PairedTest(b01, b10, diff, 1.0, _better(diff), "stratified sign-flip (exact)")
-    sizes, up, disc = sizes[keep], up[keep], (up + down)[keep]
+    d = a.astype(np.int64) - b.astype(np.int64)
+    p, how = sign_flip_differences(d, labels, method=method, n_perm=n_perm, seed=seed)
+    return PairedTest(
+        int(down.sum()), int(up.sum()), diff, p, _better(diff), f"stratified sign-flip ({how})"
+    )
 
-    # Integer lattice: T * L / g = sum_c (2 X_c - D_c) s_c with s_c = L / (g n_c).
-    lcm = math.lcm(*(int(n) for n in sizes))
-    steps = [lcm // int(n) for n in sizes]
+
+def sign_flip_balanced_scores(
+    a: Any,
+    b: Any,
+    labels: Any,
+    total: int,
+    *,
+    method: str = "auto",
+    n_perm: int = N_PERM,
+    seed: int = 0,
+) -> PairedTest:
+    """Two-sided stratified sign-flip test of equal balanced score on paired count vectors.
+
+    ``a[i]`` and ``b[i]`` are how many of the ``total`` corrupted versions of image ``i`` each
+    entry classifies correctly. With ``d = a - b``, the statistic is
+    ``T = sum_c sum_{i in c} d_i / n_c`` (``K * total`` times the difference of balanced
+    scores); under the null that a and b are exchangeable on every image, each ``d_i`` flips
+    sign independently with probability 1/2, and ``p = P[|T| >= |t_observed|]``
+    (:func:`sign_flip_differences`). With ``total == 1`` it is :func:`sign_flip_balanced`
+    (same p-value; the method label differs).
+
+    Args:
+        a: (N,) counts of entry a, whole numbers in ``[0, total]``.
+        b: (N,) counts of entry b on the same images, in the same order.
+        labels: (N,) integer class ids.
+        total: the number of corrupted versions per image (e.g. 110).
+        method: ``"auto"``, ``"exact"`` or ``"monte_carlo"``, as in :func:`sign_flip_balanced`.
+        n_perm: most random sign flips of the Monte Carlo method.
+        seed: seed of the Monte Carlo method.
+
+    Returns:
+        ``b10`` = images where ``a > b``, ``b01`` = images where ``b > a``, the difference of
+        balanced scores (a - b), the p-value, the better entry (the sign of the difference,
+        computed exactly in integers) and the method, e.g. ``"stratified sign-flip on
+        corruption scores (exact)"``.
+    """
+    _check_method(method)
+    total = check_total(total)
+    a, b = as_score_vector(a, "a", total), as_score_vector(b, "b", total)
+    if a.shape != b.shape:
+        raise ConfigError(f"paired scores differ in length: {a.shape[0]} vs {b.shape[0]}")
+    labels = check_labels(labels, a.shape[0])
+    if a.size == 0:
+        raise ConfigError("cannot compare entries on no images")
+    d = a - b
+    masks = class_masks(labels)
+    sizes = [int(m.sum()) for m in masks]
+    net = [int(d[m].sum()) for m in masks]
+    lcm = math.lcm(*sizes)
+    exact_sign = sum(x * (lcm // n) for x, n in zip(net, sizes, strict=True))
+    diff = float(np.mean(np.array(net) / np.array(sizes))) / total if exact_sign else 0.0
+    p, how = sign_flip_differences(d, labels, method=method, n_perm=n_perm, seed=seed)
+    return PairedTest(
+        int(np.sum(d < 0)),
+        int(np.sum(d > 0)),
+        diff,
+        p,
+        _better(exact_sign),
+        f"stratified sign-flip on corruption scores ({how})",
+    )
+
+
+def _check_method(method: str) -> None:
+    if method not in ("auto", "exact", "monte_carlo"):
+        raise ConfigError(f"unknown method {method!r}; use 'auto', 'exact' or 'monte_carlo'")
+
+
+def sign_flip_differences(
+    d: Any,
+    labels: Any,
+    *,
+    method: str = "auto",
+    n_perm: int = N_PERM,
+    seed: int = 0,
+) -> tuple[float, str]:
+    """Two-sided stratified sign-flip p-value on per-image integer differences.
+
+    The core of :func:`sign_flip_balanced` and :func:`sign_flip_balanced_scores`. With
+    ``n_c`` the size of image ``i``'s class ``c``, the statistic is
+    ``T = sum_c sum_{i in c} d_i / n_c``; under the null each ``d_i`` flips sign
+    independently with probability 1/2 (images with ``d_i = 0`` do not move ``T``), and
+    ``p = P[|T| >= |t_observed|]``.
+
+    Exact method: within class ``c`` the ``D`` images of magnitude ``m = |d_i| > 0`` add
+    ``m (2 X - D) / n_c`` with ``X ~ Binomial(D, 1/2)``. On the integer lattice
+    ``T * L / g`` (``L`` the lcm of the sizes of the classes with a nonzero difference, ``g``
+    the gcd of the ``s_c = L / n_c``, further divided by the gcd of all steps ``m s_c``) each
+    such group is a binomial kernel on step ``m s_c``; the kernels are convolved (per class,
+    then across classes; by FFT once large) when the lattice has at most
+    ``MAX_EXACT_LATTICE`` points. Otherwise Monte Carlo sign flips with weights
+    ``|d_i| / n_c`` (drawn per group as binomial counts, the same law), or the Hoeffding bound
+    ``2 exp(-t**2 / (2 sum_i (|d_i| / n_c)**2))`` when it is below the flips' resolution
+    (:func:`_sign_flip_monte_carlo`). Without a nonzero difference ``p = 1`` ("exact").
+
+    Args:
+        d: (N,) integer differences (ints, or floats that are whole numbers), e.g. ``a - b``
+            with counts ``a``, ``b`` in ``[0, M]``, so ``d`` in ``[-M, M]``.
+        labels: (N,) integer class ids.
+        method: ``"auto"``, ``"exact"`` or ``"monte_carlo"``, as in :func:`sign_flip_balanced`.
+        n_perm: most random sign flips of the Monte Carlo method.
+        seed: seed of the Monte Carlo method.
+
+    Returns:
+        ``(p, how)``: the p-value (at most 1) and how it was computed: ``"exact"``,
+        ``"Monte Carlo, <flips> flips"`` or ``"Hoeffding bound"``.
+    """
+    _check_method(method)
+    d = np.asarray(d)
+    if d.ndim != 1:
+        raise ConfigError(f"differences must be a 1-D vector, got shape {d.shape}")
+    if d.dtype.kind not in "biuf" or (
+        d.dtype.kind == "f" and not (np.isfinite(d).all() and (d == np.floor(d)).all())
+    ):
+        raise ConfigError("differences must be whole numbers")
+    d = d.astype(np.int64)
+    labels = check_labels(labels, d.shape[0])
+    if d.size == 0:
+        raise ConfigError("cannot compare entries on no images")
+
+    # Groups (class, magnitude), classes in increasing order, magnitudes ascending.
+    class_sizes: list[int] = []  # n_c of the classes with a nonzero difference
+    class_groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (mags, D, net)
+    for m in class_masks(labels):
+        dc = d[m]
+        nz = dc[dc != 0]
+        if nz.size == 0:
+            continue
+        mags, disc = np.unique(np.abs(nz), return_counts=True)
+        pos = np.array([int(np.sum(nz == v)) for v in mags])
+        class_sizes.append(int(m.sum()))
+        class_groups.append((mags, disc, 2 * pos - disc))
+    if not class_sizes:
+        return 1.0, "exact"
+
+    # Integer lattice: T * L / g = sum_groups m s_c (2 X - D) with s_c = L / (g n_c).
+    lcm = math.lcm(*class_sizes)
+    steps = [lcm // n for n in class_sizes]
     g = math.gcd(*steps)
     steps = [s // g for s in steps]
-    lattice = sum(int(d) * s for d, s in zip(disc, steps, strict=True)) + 1
-    exact = method == "exact" or (method == "auto" and lattice <= MAX_EXACT_LATTICE)
-    if exact:
-        # W = sum_c X_c s_c, X_c ~ Bin(D_c, 1/2); T (on the lattice) = 2 W - S.
-        pmf = np.ones(1)
-        for d, s in zip(disc, steps, strict=True):
-            kernel = np.zeros(int(d) * s + 1)
-            kernel[::s] = stats.binom.pmf(np.arange(int(d) + 1), int(d), 0.5)
-            big = pmf.size * kernel.size > 1e6
-            pmf = signal.fftconvolve(pmf, kernel) if big else np.convolve(pmf, kernel)
-        pmf = np.clip(pmf, 0.0, None)
-        total = sum(int(d) * s for d, s in zip(disc, steps, strict=True))
-        t_obs = abs(2 * sum(int(u) * s for u, s in zip(up, steps, strict=True)) - total)
-        t = np.abs(2 * np.arange(pmf.size) - total)
-        p = float(pmf[t >= t_obs].sum() / pmf.sum())
-        label = "stratified sign-flip (exact)"
-    else:
-        p, label = _sign_flip_monte_carlo(up, disc, sizes, n_perm=n_perm, seed=seed)
-    return PairedTest(b01, b10, diff, min(1.0, p), _better(diff), label)
+    # Within class c, magnitudes are multiples of h_c; the class moves on step h_c s_c.
+    hs = [math.gcd(*(int(v) for v in mags)) for mags, _, _ in class_groups]
+    g2 = math.gcd(*(h * s for h, s in zip(hs, steps, strict=True)))
+    stretch = [h * s // g2 for h, s in zip(hs, steps, strict=True)]
+    spans = [
+        sum(int(v) // h * int(k) for v, k in zip(mags, disc, strict=True))
+        for (mags, disc, _), h in zip(class_groups, hs, strict=True)
+    ]
+    span = sum(w * s for w, s in zip(spans, stretch, strict=True))  # S: T = 2 W - S
+    exact = method == "exact" or (method == "auto" and span + 1 <= MAX_EXACT_LATTICE)
+    if not exact:
+        mags = np.concatenate([gr[0] for gr in class_groups])
+        disc = np.concatenate([gr[1] for gr in class_groups])
+        net = np.concatenate([gr[2] for gr in class_groups])
+        sizes = np.repeat(class_sizes, [gr[0].size for gr in class_groups])
+        p, how = _sign_flip_monte_carlo(net, disc, mags / sizes, n_perm=n_perm, seed=seed)
+        return min(1.0, p), how
+
+    # W = sum_groups (m / h_c) X stretch_c, X ~ Bin(D, 1/2).
+    pmf = np.ones(1)
+    for (mags, disc, _), h, s in zip(class_groups, hs, stretch, strict=True):
+        kernels = [_binomial_kernel(int(k), int(v) // h) for v, k in zip(mags, disc, strict=True)]
+        class_pmf = np.clip(reduce(_convolve, kernels), 0.0, None)
+        pmf = _convolve(pmf, _stretch(class_pmf, s))
+    pmf = np.clip(pmf, 0.0, None)
+    t_obs = abs(
+        sum(
+            s * sum(int(v) // h * int(x) for v, x in zip(mags, net, strict=True))
+            for (mags, _, net), h, s in zip(class_groups, hs, stretch, strict=True)
+        )
+    )
+    t = np.abs(2 * np.arange(pmf.size) - span)
+    return min(1.0, float(pmf[t >= t_obs].sum() / pmf.sum())), "exact"
+
+
+def _binomial_kernel(count: int, step: int) -> np.ndarray:
+    """The law of ``step * X``, ``X ~ Binomial(count, 1/2)``, on the lattice ``0, 1, ...``."""
+    return _stretch(stats.binom.pmf(np.arange(count + 1), count, 0.5), step)
+
+
+def _stretch(pmf: np.ndarray, step: int) -> np.ndarray:
+    """A law on ``0, 1, ..., k`` moved to ``0, step, ..., k * step`` (zeros in between)."""
+    out = np.zeros((pmf.size - 1) * step + 1)
+    out[::step] = pmf
+    return out
+
+
+def _convolve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``np.convolve``, or FFT convolution once ``x.size * y.size > 1e6``."""
+    return signal.fftconvolve(x, y) if x.size * y.size > 1e6 else np.convolve(x, y)
 
 
 def _sign_flip_monte_carlo(
-    up: np.ndarray, disc: np.ndarray, sizes: np.ndarray, *, n_perm: int, seed: int
+    net: np.ndarray, disc: np.ndarray, weights: np.ndarray, *, n_perm: int, seed: int
 ) -> tuple[float, str]:
     """p-value of the stratified sign-flip test without the exact lattice.
 
-    First the Hoeffding bound ``P[|T| >= t] <= 2 exp(-t**2 / (2 sum_c D_c / n_c**2))`` (T is
-    a sum of independent signs times ``1 / n_c``): when it is below what ``n_perm`` flips can
-    resolve, the bound itself is the (conservative) p-value. Otherwise sign flips are drawn
-    in chunks of ``MC_CHUNK`` until ``MC_STOP_COUNT`` flips reach ``|t_observed|`` (a large
-    p-value is then known well enough: Besag & Clifford 1991) or ``n_perm`` flips are drawn;
-    ``p = (count + 1) / (flips + 1)``.
+    The images are in groups of equal weight (for the balanced tests: equal class and equal
+    ``|d_i|``, weight ``|d_i| / n_c``); group ``j`` holds ``disc[j]`` images and its observed
+    net sign count is ``net[j]`` (positive minus negative), so
+    ``t_observed = sum_j net[j] weights[j]``. Under the null a group adds
+    ``(2 X - disc[j]) weights[j]`` with ``X ~ Binomial(disc[j], 1/2)``.
+
+    First the Hoeffding bound ``P[|T| >= t] <= 2 exp(-t**2 / (2 sum_j disc[j] weights[j]**2))``
+    (T is a sum of independent signs times the weights): when it is below what ``n_perm``
+    flips can resolve, the bound itself is the (conservative) p-value. Otherwise sign flips
+    are drawn in chunks of ``MC_CHUNK`` until ``MC_STOP_COUNT`` flips reach ``|t_observed|``
+    (a large p-value is then known well enough: Besag & Clifford 1991) or ``n_perm`` flips
+    are drawn; ``p = (count + 1) / (flips + 1)``.
+
+    Returns:
+        ``(p, how)``: ``how`` is ``"Hoeffding bound"`` or ``"Monte Carlo, <flips> flips"``.
     """
     if n_perm < 1:
         raise ConfigError(f"n_perm must be positive, got {n_perm}")
-    weights = 1.0 / sizes
-    t_obs = abs(float(np.sum((2 * up - disc) * weights)))
+    t_obs = abs(float(np.sum(net * weights)))
     bound = 2.0 * math.exp(-(t_obs**2) / (2.0 * float(np.sum(disc * weights**2))))
     if bound < 1.0 / (n_perm + 1):
-        return bound, "stratified sign-flip (Hoeffding bound)"
+        return bound, "Hoeffding bound"
     rng = np.random.default_rng(seed)
     count = drawn = 0
     while drawn < n_perm and count < MC_STOP_COUNT:
@@ -243,7 +441,7 @@ def _sign_flip_monte_carlo(
         t = np.abs((2 * x - disc) @ weights)
         count += int(np.sum(t >= t_obs * (1 - 1e-12) - 1e-15))  # ties count as extreme
         drawn += size
-    return (count + 1) / (drawn + 1), f"stratified sign-flip (Monte Carlo, {drawn} flips)"
+    return (count + 1) / (drawn + 1), f"Monte Carlo, {drawn} flips"
 
 
 @dataclass(frozen=True)
@@ -370,4 +568,6 @@ __all__ = [
     "mcnemar_exact",
     "paired_bootstrap_balanced",
     "sign_flip_balanced",
+    "sign_flip_balanced_scores",
+    "sign_flip_differences",
 ]

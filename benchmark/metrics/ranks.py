@@ -2,11 +2,11 @@
 p-values corrected together, and each entry given the range of ranks the data allow.
 
 Multiple comparisons: every pair of entries on a board is tested (exact McNemar for accuracy,
-stratified sign-flip for balanced accuracy; :mod:`benchmark.metrics.paired`), and the p-values
-are adjusted together with Holm's step-down procedure (Holm 1979), which controls the
-family-wise error rate at ``alpha = 0.05`` over all pairs of the board. Entry A is
-*significantly better* than B when its metric is higher and the adjusted p-value is
-``<= alpha``.
+stratified sign-flip for balanced accuracy and for the balanced mean corruption accuracy of
+per-image counts; :mod:`benchmark.metrics.paired`), and the p-values are adjusted together
+with Holm's step-down procedure (Holm 1979), which controls the family-wise error rate at
+``alpha = 0.05`` over all pairs of the board. Entry A is *significantly better* than B when its
+metric is higher and the adjusted p-value is ``<= alpha``.
 
 With ``m`` entries on the board, an entry's rank range is
 ``low = 1 + #(entries significantly better than it)`` and
@@ -27,9 +27,13 @@ import numpy as np
 from benchmark.errors import ConfigError
 from benchmark.metrics.balanced import (
     N_BOOT,
+    as_score_vector,
     balanced_accuracy,
+    balanced_score,
     check_labels,
+    check_total,
     stratified_bootstrap_balanced,
+    stratified_bootstrap_scores,
 )
 from benchmark.metrics.base import wilson_interval
 from benchmark.metrics.paired import (
@@ -37,10 +41,11 @@ from benchmark.metrics.paired import (
     adjust_p_values,
     mcnemar_exact,
     sign_flip_balanced,
+    sign_flip_balanced_scores,
 )
 from benchmark.results.outcomes import as_bool_vector
 
-METRIC_NAMES = ("accuracy", "balanced")
+METRIC_NAMES = ("accuracy", "balanced", "balanced_score")
 
 
 # ----------------------------------------------------------------------------- ranks
@@ -108,7 +113,7 @@ class BoardRank:
 
     Attributes:
         name: the entry.
-        value: its accuracy or balanced accuracy.
+        value: its accuracy, balanced accuracy or balanced score.
         ci95: its 95 % interval (Wilson or stratified bootstrap).
         ci_method: ``"wilson"`` or ``"stratified bootstrap"``.
         n: number of images.
@@ -155,30 +160,44 @@ def rank_board(
     correction: str = "holm",
     seed: int = 0,
     n_boot: int = N_BOOT,
+    total: int | None = None,
 ) -> list[BoardRank]:
     """Rank entries evaluated on the same images, with shared ranks where tests cannot separate.
 
     Every pair is tested (exact McNemar for ``"accuracy"``, stratified sign-flip for
-    ``"balanced"``), the p-values of all pairs are corrected together, and an entry is
-    significantly better than another when its metric is higher and the corrected p-value is
-    ``<= alpha``; ranks follow :func:`shared_ranks`.
+    ``"balanced"`` and ``"balanced_score"``), the p-values of all pairs are corrected together,
+    and an entry is significantly better than another when its metric is higher and the
+    corrected p-value is ``<= alpha``; ranks follow :func:`shared_ranks`.
 
     Args:
         outcomes: entry name -> (N,) per-image outcomes, all on the same images in the order
-            of ``labels``.
+            of ``labels``: booleans, or for ``"balanced_score"`` counts in ``[0, total]`` (how
+            many of the ``total`` corrupted versions of each image are classified correctly).
         labels: (N,) integer class ids.
-        metric: ``"accuracy"`` or ``"balanced"``.
+        metric: ``"accuracy"``, ``"balanced"`` or ``"balanced_score"`` (balanced mean
+            corruption accuracy: :func:`~benchmark.metrics.balanced.balanced_score`, interval
+            :func:`~benchmark.metrics.balanced.stratified_bootstrap_scores`, tests
+            :func:`~benchmark.metrics.paired.sign_flip_balanced_scores`).
         alpha: family-wise error rate over the pairs of the board.
         correction: ``"holm"``, ``"bonferroni"`` or ``"none"``.
         seed: seed of the bootstrap intervals (and of Monte Carlo sign flips, if any).
         n_boot: resamples of the bootstrap intervals.
+        total: the number of corrupted versions per image (e.g. 110); required for
+            ``"balanced_score"`` and refused for the other metrics.
 
     Returns:
         One :class:`BoardRank` per entry, best first: by rank range, then value (descending),
         then name.
     """
     if metric not in METRIC_NAMES:
-        raise ConfigError(f"unknown metric {metric!r}; use 'accuracy' or 'balanced'")
+        raise ConfigError(f"unknown metric {metric!r}; use one of {', '.join(METRIC_NAMES)}")
+    scores = metric == "balanced_score"
+    if scores and total is None:
+        raise ConfigError("metric 'balanced_score' needs total (corrupted versions per image)")
+    if not scores and total is not None:
+        raise ConfigError(f"total applies only to metric 'balanced_score', not {metric!r}")
+    if scores:
+        total = check_total(total)
     if correction not in CORRECTIONS:
         raise ConfigError(f"unknown correction {correction!r}; use one of {', '.join(CORRECTIONS)}")
     if not 0 < alpha < 1:
@@ -186,7 +205,12 @@ def rank_board(
     if not outcomes:
         raise ConfigError("cannot rank an empty board")
     names = sorted(outcomes)
-    vectors = [as_bool_vector(outcomes[k], f"outcomes[{k!r}]") for k in names]
+    vectors = [
+        as_score_vector(outcomes[k], f"outcomes[{k!r}]", total)
+        if total is not None
+        else as_bool_vector(outcomes[k], f"outcomes[{k!r}]")
+        for k in names
+    ]
     n = vectors[0].shape[0]
     if any(v.shape[0] != n for v in vectors):
         raise ConfigError("every entry must be evaluated on the same images (lengths differ)")
@@ -200,6 +224,9 @@ def rank_board(
             k = int(v.sum())
             values.append(k / n)
             cis.append(wilson_interval(k, n))
+        elif total is not None:
+            values.append(balanced_score(v, y, total))
+            cis.append(stratified_bootstrap_scores(v, y, total, n_boot=n_boot, seed=seed))
         else:
             values.append(balanced_accuracy(v, y))
             cis.append(stratified_bootstrap_balanced(v, y, n_boot=n_boot, seed=seed))
@@ -209,6 +236,8 @@ def rank_board(
     tests = [
         mcnemar_exact(vectors[i], vectors[j])
         if metric == "accuracy"
+        else sign_flip_balanced_scores(vectors[i], vectors[j], y, total, seed=seed)
+        if total is not None
         else sign_flip_balanced(vectors[i], vectors[j], y, seed=seed)
         for i, j in pairs
     ]

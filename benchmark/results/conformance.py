@@ -12,6 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmark.results.corruption_protocols import (
+    CORRUPTION_PROTOCOLS,
+    CURRENT_CORRUPTION_PROTOCOL,
+    CorruptionProtocol,
+)
 from benchmark.results.naming import eps_label
 from benchmark.results.protocols import (
     PROTOCOLS,
@@ -92,6 +97,73 @@ def current_protocol_problems(doc: dict[str, Any]) -> list[str]:
     if newer is not None:
         return [f"a run of {recorded.id}, which the boards no longer rank (now {newer.id})"]
     return []
+
+
+def corruption_protocol_problems(
+    doc: dict[str, Any], protocol: CorruptionProtocol = CURRENT_CORRUPTION_PROTOCOL
+) -> list[str]:
+    """Why a results document is not a conformant run of the corruption ``protocol`` (empty:
+    it is one, which a corruption board may rank).
+
+    Checks the recorded id, version and sha256, the whole split, the seed of the corruption
+    draws, every corruption at every severity with its per-image outcomes, and the sequences.
+    """
+    record = doc.get("corruption_protocol") or {}
+    if not record:
+        return [
+            f"no corruption protocol: the run was not made with bench evaluate --corruptions "
+            f"{protocol.id}"
+        ]
+    if record != protocol.record():
+        known = record.get("id") in CORRUPTION_PROTOCOLS
+        return [
+            f"a run of {record.get('id')} {record.get('version')}"
+            + ("" if known else " (not a registered corruption protocol)")
+            + f", not {protocol.id} {protocol.version} (sha256 {protocol.sha256[:12]})"
+        ]
+    problems = []
+    data = doc.get("data") or {}
+    if data.get("split") != protocol.split or data.get("n") != data.get("n_split"):
+        problems.append(
+            f"images: {data.get('n')} of the {data.get('n_split')} {data.get('split')} images, "
+            f"not the whole {protocol.split} split"
+        )
+    block = doc.get("corruptions") or {}
+    if block.get("seed") != protocol.seed:
+        problems.append(f"corruption draws seeded {block.get('seed')}, not {protocol.seed}")
+    severity = block.get("severity") or {}
+    ids = [row.get("id") for row in severity.get("corruptions") or []]
+    if ids != list(protocol.corruptions) or severity.get("severities") != list(protocol.severities):
+        problems.append(
+            f"severity corruptions {ids} at {severity.get('severities')}, not the protocol's "
+            f"{len(protocol.corruptions)} at {list(protocol.severities)}"
+        )
+    elif any(
+        len(row.get("outcomes") or []) != len(protocol.severities)
+        for row in severity["corruptions"]
+    ):
+        problems.append("severity corruptions without per-image outcomes (a multi-label task?)")
+    sequences = block.get("sequences") or {}
+    seq_ids = [t.get("id") for t in sequences.get("types") or []]
+    if (
+        seq_ids != [s for s in protocol.sequences for _ in protocol.sequence_severities]
+        or sequences.get("n_frames") != protocol.n_frames
+        or sequences.get("severities") != list(protocol.sequence_severities)
+    ):
+        problems.append(f"sequences {sorted(set(seq_ids))} are not the protocol's")
+    return problems
+
+
+def ranked_run_problems(doc: dict[str, Any]) -> list[str]:
+    """Why a results document is not a run a board may rank: the problems of every protocol it
+    records against its current version (an L-inf protocol, the corruption protocol), or, when
+    it records neither, that it is no L-inf protocol run. Empty: a conformant run of the
+    current version of each protocol it records."""
+    linf = bool(doc.get("protocol")) or not doc.get("corruption_protocol")
+    problems = current_protocol_problems(doc) if linf else []
+    if doc.get("corruption_protocol"):
+        problems += corruption_protocol_problems(doc)
+    return problems
 
 
 def _required_cells(
@@ -251,4 +323,10 @@ def _block_matches(
     return all(ran.get(k) == v for k, v in params.items())
 
 
-__all__ = ["PASS_LABELS", "current_protocol_problems", "protocol_problems"]
+__all__ = [
+    "PASS_LABELS",
+    "corruption_protocol_problems",
+    "current_protocol_problems",
+    "protocol_problems",
+    "ranked_run_problems",
+]

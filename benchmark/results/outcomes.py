@@ -213,6 +213,19 @@ def check_outcomes(doc: dict[str, Any]) -> None:
         if "undefended" in block:
             where = f"attacks/{i}/undefended/outcomes"
             fields.append((where, block["undefended"].get("outcomes"), read_outcomes))
+    severity = (doc.get("corruptions") or {}).get("severity") or {}
+    for i, row in enumerate(severity.get("corruptions") or []):
+        blocks = row.get("outcomes")
+        if blocks is None:
+            continue
+        if len(blocks) != len(severity.get("severities") or []):
+            raise ResultsError(
+                f"invalid at corruptions/severity/corruptions/{i}/outcomes: {len(blocks)} "
+                f"blocks for {len(severity.get('severities') or [])} severities"
+            )
+        for j, block in enumerate(blocks):
+            where = f"corruptions/severity/corruptions/{i}/outcomes/{j}"
+            fields.append((where, block, read_outcomes))
     for where, block, read in fields:
         try:
             read(block, n)

@@ -11,7 +11,9 @@ Versions read:
   ``metrics.clean.outcomes`` and an ``outcomes`` block in every attack block
   (:mod:`benchmark.results.outcomes`), so that every figure of a run can be recomputed from
   its JSON alone. Beyond the JSON Schema, every packed field must decode to ``data.n``
-  images.
+  images. Minor version 1 (2.1.0) adds, optionally, ``corruption_protocol``,
+  ``corruptions.seed`` and the severity corruptions' per-image ``outcomes`` (one block per
+  severity), from which a corruption board recomputes its figures.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from benchmark.errors import ResultsError
 from benchmark.results.io import atomic_write_json
 from benchmark.results.outcomes import check_outcomes
 
-SCHEMA_VERSION = "2.0.0"
+SCHEMA_VERSION = "2.1.0"
 SUPPORTED_MAJOR = {1, 2}
 
 

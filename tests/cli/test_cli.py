@@ -385,7 +385,7 @@ def test_evaluate_with_corruptions_prints_fp_and_writes_the_block(
     line = one_error_line(bench("report", "update", page, "--root", isolated_dirs, "--check"))
     assert "out of date with the results" in line
     line = one_error_line(bench(*args, "--corruptions", "rotat_seq"))
-    assert "unknown corruption or corruption preset 'rotat_seq'" in line
+    assert "unknown corruption, corruption preset or corruption protocol 'rotat_seq'" in line
     line = one_error_line(bench(*args, "--corruption-reference", "x"))
     assert "--corruption-reference needs --corruptions" in line
 
