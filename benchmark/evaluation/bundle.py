@@ -40,7 +40,7 @@ from benchmark.defenses.isolation import close_submission, open_submission, vali
 from benchmark.defenses.sandbox import SandboxLimits
 from benchmark.defenses.submissions import describe_folder, submission_files
 from benchmark.errors import ResultsError
-from benchmark.results.conformance import current_protocol_problems
+from benchmark.results.conformance import ranked_run_problems
 from benchmark.results.io import ARCHIVE_MANIFEST, write_archive
 from benchmark.results.outcomes import read_outcomes
 from benchmark.results.provenance import environment, git_commit
@@ -95,7 +95,7 @@ def make_bundle(
                 f"{defense.get('id')} sha256 {str(defense.get('sha256'))[:12]}, the folder is "
                 f"{sub.sha256[:12]} now): evaluate the submission as it is"
             )
-        problems = current_protocol_problems(doc)
+        problems = ranked_run_problems(doc)
         if problems:
             raise ResultsError(f"{path} is not a conformant protocol run: {problems[0]}")
         members[f"results/{path.name}"] = path.read_bytes()
@@ -168,6 +168,21 @@ def compare_runs(name: str, old: dict[str, Any], new: dict[str, Any], path: Path
         if key not in new_blocks:
             raise ResultsError(f"the re-run of {name} has no block {key}")
         pairs.append((key, block, new_blocks[key]))
+    if old.get("corruption_protocol"):  # a corruption-protocol run: every (corruption, severity)
+        new_rows = {r["id"]: r for r in new["corruptions"]["severity"]["corruptions"]}
+        severities = old["corruptions"]["severity"]["severities"]
+        for row in old["corruptions"]["severity"]["corruptions"]:
+            other = new_rows.get(row["id"])
+            if other is None:
+                raise ResultsError(f"the re-run of {name} has no corruption {row['id']}")
+            for i, severity in enumerate(severities):
+                pairs.append(
+                    (
+                        f"{row['id']} severity {severity}",
+                        {"outcomes": row["outcomes"][i]},
+                        {"outcomes": other["outcomes"][i]},
+                    )
+                )
     for key, a, b in pairs:
         oa, ob = read_outcomes(a.get("outcomes"), n), read_outcomes(b.get("outcomes"), n)
         if oa is None or ob is None:
@@ -209,7 +224,8 @@ def rerun_bundle(
         config = EvaluationConfig.from_options(
             dataset=cfg["dataset"],
             arch=cfg["arch"],
-            protocol=old["protocol"]["id"],
+            protocol=(old.get("protocol") or {}).get("id"),
+            corruptions=cfg.get("corruption_suite") if old.get("corruption_protocol") else None,
             defense=str(folder),
             defense_params=[f"{k}={json.dumps(v)}" for k, v in cfg["defense_params"].items()],
             size=cfg.get("image_size"),

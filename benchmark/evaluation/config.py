@@ -263,6 +263,11 @@ class EvaluationConfig:
                 "--n-examples": self.n_examples is not None,
                 f"--split {self.split}": self.split != protocol.split,
             }
+            if DATASETS.get(self.dataset).meta.multi_label:
+                raise ConfigError(
+                    f"--corruptions {protocol.id} ranks single-label tasks only ({self.dataset} "
+                    "is multi-label): use a corruption preset for an exploratory run"
+                )
             clashes = [name for name, given in fixed.items() if given]
             if clashes:
                 raise ConfigError(

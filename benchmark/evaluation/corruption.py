@@ -11,6 +11,8 @@ full split), so a subset sees exactly the frames the full split would.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import sys
 import time
@@ -82,6 +84,8 @@ class CorruptionRunner:
     def _images(
         self, key_parts: dict[str, Any], shape: tuple[int, ...], make: Callable[[int, Any], Any]
     ) -> tuple[torch.Tensor, bool]:
+        """The uint8 corrupted images of ``key_parts`` (from the cache, or made and cached),
+        and whether they came from the cache."""
         key = cache_key(
             kind="corruption-frames", version=FRAMES_VERSION, **self._data_key, **key_parts
         )
@@ -159,6 +163,7 @@ class CorruptionRunner:
             parts = _sequence_key(seq, severity, plan.n_frames)
             frames, cached = self.sequence_frames(sid, severity, plan.n_frames)
             entry: dict[str, Any] = {
+                "frames_sha256": images_digest(frames),
                 "id": sid,
                 "type": seq.name,
                 "family": seq.meta.family,
@@ -240,6 +245,7 @@ class CorruptionRunner:
 
                 images, cached = self._images(parts, (n, c, h, w), make)
                 all_cached &= cached
+                row.setdefault("images_sha256", []).append(images_digest(images))
                 for role, model, sha in self._models():
                     preds = self._predict(model, sha, parts, images)
                     acc, bal = _accuracies(preds, labels, self.split.meta.class_names)
@@ -300,6 +306,14 @@ class CorruptionRunner:
         if plan.corruptions:
             block["severity"] = self.severities(plan, clean)
         return block
+
+
+def images_digest(images: torch.Tensor) -> str:
+    """sha256 of uint8 corrupted images (C-contiguous bytes) with their shape: two runs with
+    equal digests scored exactly the same corrupted images."""
+    h = hashlib.sha256(json.dumps(list(images.shape)).encode())
+    h.update(images.contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _sequence_key(seq: Any, severity: int, n_frames: int) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import torch
 from benchmark.attacks.base import AttackContext
 from benchmark.datasets.base import ImageSplit, load_split
 from benchmark.defenses import DefendedModel
+from benchmark.defenses.base import VotingDefense
 from benchmark.defenses.isolation import (
     close_submission,
     default_isolation,
@@ -331,6 +332,12 @@ def _add_defense(plan: EvaluationPlan, submission: Any, zoo: ModelZoo) -> None:
     config = plan.config
     check_protocol_track(config.protocol, submission.meta.kind)
     defense = submission.build(seed=config.seed, **config.defense_params)
+    if config.corruption_protocol is not None and isinstance(defense, VotingDefense):
+        raise ConfigError(
+            f"--corruptions {config.corruption_protocol.id} does not rank a voting defense "
+            "(its abstentions are not scored on corrupted images): use a corruption preset "
+            "for an exploratory run"
+        )
     plan.submission, plan.defense = submission, defense
     if submission.meta.kind == "training":
         robust, plan.deployed = _load_robust(zoo, config, submission, defense, plan.device)

@@ -29,11 +29,9 @@ from benchmark.leaderboard.rows import Board, Row, row_order
 from benchmark.leaderboard.runs import Entry, Run, entry_facts
 from benchmark.leaderboard.statuses import COLLAPSED, EXPLORATORY, RANKED, collapse_reason
 from benchmark.metrics.ranks import rank_board
+from benchmark.results import corruption_protocols
 from benchmark.results.conformance import corruption_protocol_problems
-from benchmark.results.corruption_protocols import (
-    CURRENT_CORRUPTION_PROTOCOL,
-    CorruptionProtocol,
-)
+from benchmark.results.corruption_protocols import CorruptionProtocol
 from benchmark.results.outcomes import read_outcomes
 
 #: What a corruption board ranks by.
@@ -70,15 +68,20 @@ def severity_counts(run: Run) -> tuple[np.ndarray, int] | None:
 
 def corrupted_images_key(run: Run) -> tuple:
     """What makes two runs' corrupted images the same: their images
-    (:attr:`~benchmark.results.view.RunView.images_key`), the seed of the draws, and every
-    corruption's configuration and severities."""
+    (:attr:`~benchmark.results.view.RunView.images_key`) at the same size, and the sha256 of
+    every (corruption, severity)'s uint8 images as the run recorded them (schema 2.1), with
+    the configurations, severities and seed of the draws for a run without digests."""
     severity = run.severity or {}
-    configs = [(row.get("id"), row.get("config")) for row in severity.get("corruptions") or []]
-    return (
-        run.images_key,
-        run.corruptions.get("seed"),
-        json.dumps([configs, severity.get("severities")], sort_keys=True),
-    )
+    rows = severity.get("corruptions") or []
+    digests = [row.get("images_sha256") for row in rows]
+    if rows and all(digests):
+        made = json.dumps([[row.get("id"), row["images_sha256"]] for row in rows])
+    else:
+        configs = [(row.get("id"), row.get("config")) for row in rows]
+        made = json.dumps(
+            [configs, severity.get("severities"), run.corruptions.get("seed")], sort_keys=True
+        )
+    return (run.images_key, run.config.get("image_size"), made)
 
 
 def _details(entry: Entry, run: Run) -> dict[str, Any]:
@@ -170,17 +173,18 @@ def _rank(rows: list[Row]) -> None:
 
 
 def corruption_board(
-    dataset: str,
-    entries: list[Entry],
-    protocol: CorruptionProtocol | None = CURRENT_CORRUPTION_PROTOCOL,
+    dataset: str, entries: list[Entry], protocol: CorruptionProtocol | str | None = "current"
 ) -> Board | None:
     """The corruption board of ``dataset`` (None: no run of it has corruptions).
 
     An entry with a conformant run of ``protocol`` gets one row from its newest such run,
     ranked unless collapsed; every other corruption run of an entry without one is a row of
     its own, exploratory (the reason: the run's first problem against ``protocol``) or
-    collapsed. With ``protocol`` None nothing is ranked.
+    collapsed. ``protocol``: the current corruption protocol by default (looked up when
+    called); with None nothing is ranked.
     """
+    if protocol == "current":
+        protocol = corruption_protocols.CURRENT_CORRUPTION_PROTOCOL
     found: dict[str, tuple[Entry, list[Run]]] = {}
     for e in entries:
         if e.dataset != dataset:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmark.results import corruption_protocols
 from benchmark.results.corruption_protocols import (
     CORRUPTION_PROTOCOLS,
-    CURRENT_CORRUPTION_PROTOCOL,
     CorruptionProtocol,
+    configs_digest,
 )
 from benchmark.results.naming import eps_label
 from benchmark.results.protocols import (
@@ -100,14 +101,17 @@ def current_protocol_problems(doc: dict[str, Any]) -> list[str]:
 
 
 def corruption_protocol_problems(
-    doc: dict[str, Any], protocol: CorruptionProtocol = CURRENT_CORRUPTION_PROTOCOL
+    doc: dict[str, Any], protocol: CorruptionProtocol | None = None
 ) -> list[str]:
-    """Why a results document is not a conformant run of the corruption ``protocol`` (empty:
-    it is one, which a corruption board may rank).
+    """Why a results document is not a conformant run of the corruption ``protocol`` (the
+    current one, :data:`~benchmark.results.corruption_protocols.CURRENT_CORRUPTION_PROTOCOL`,
+    by default; empty: it is one, which a corruption board may rank).
 
     Checks the recorded id, version and sha256, the whole split, the seed of the corruption
     draws, every corruption at every severity with its per-image outcomes, and the sequences.
     """
+    if protocol is None:
+        protocol = corruption_protocols.CURRENT_CORRUPTION_PROTOCOL
     record = doc.get("corruption_protocol") or {}
     if not record:
         return [
@@ -140,17 +144,39 @@ def corruption_protocol_problems(
         )
     elif any(
         len(row.get("outcomes") or []) != len(protocol.severities)
+        or len(row.get("images_sha256") or []) != len(protocol.severities)
         for row in severity["corruptions"]
     ):
-        problems.append("severity corruptions without per-image outcomes (a multi-label task?)")
+        problems.append(
+            "severity corruptions without per-image outcomes or image digests (a multi-label "
+            "task, or a run made before schema 2.1)"
+        )
     sequences = block.get("sequences") or {}
-    seq_ids = [t.get("id") for t in sequences.get("types") or []]
+    types = sequences.get("types") or []
+    seq_ids = [t.get("id") for t in types]
     if (
         seq_ids != [s for s in protocol.sequences for _ in protocol.sequence_severities]
         or sequences.get("n_frames") != protocol.n_frames
         or sequences.get("severities") != list(protocol.sequence_severities)
     ):
         problems.append(f"sequences {sorted(set(seq_ids))} are not the protocol's")
+    elif any(not t.get("frames_sha256") for t in types):
+        problems.append("sequences without frame digests (a run made before schema 2.1)")
+    if not problems:
+        configs = configs_digest(
+            [(row.get("id"), row.get("config")) for row in severity["corruptions"]],
+            [(t.get("id"), t.get("config")) for t in types[:: len(protocol.sequence_severities)]],
+        )
+        if configs != protocol.configs_sha256:
+            problems.append(
+                f"corruption implementations differ from the protocol's (configurations' "
+                f"sha256 {configs[:12]}, not {protocol.configs_sha256[:12]})"
+            )
+    if (doc.get("defense") or {}).get("voting"):
+        problems.append(
+            "a voting defense: its abstentions are not scored on corrupted images, so its "
+            "corruption figures are not the deployed pipeline's"
+        )
     return problems
 
 

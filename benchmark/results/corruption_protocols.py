@@ -61,6 +61,10 @@ class CorruptionProtocol:
         sequences: perturbation-sequence type ids (flip probability; reported, not ranked).
         sequence_severities: the severities of the sequences.
         n_frames: frames per sequence, the clean frame included.
+        configs_sha256: sha256 of every corruption's and sequence's configuration (the
+            implementation's name, source, working size, constants and version: see
+            :func:`configs_digest`), so a change to what a corruption computes changes the
+            protocol's sha256 and a run made with other implementations is not conformant.
         seed: base seed of every corruption draw, the same for every entry whatever the
             model's seed (image ``i``'s draw is seeded by the seed, the corruption, the
             severity and ``i``'s index in the split).
@@ -77,6 +81,7 @@ class CorruptionProtocol:
     sequences: tuple[str, ...]
     sequence_severities: tuple[int, ...]
     n_frames: int
+    configs_sha256: str
     seed: int = 0
     split: str = "test"
     description: str = ""
@@ -109,6 +114,7 @@ class CorruptionProtocol:
             "sequences": list(self.sequences),
             "sequence_severities": list(self.sequence_severities),
             "n_frames": self.n_frames,
+            "configs_sha256": self.configs_sha256,
             "metric": "mean corruption balanced accuracy over every (corruption, severity)",
         }
 
@@ -121,6 +127,20 @@ class CorruptionProtocol:
     def record(self) -> dict[str, Any]:
         """The ``corruption_protocol`` block of a results file that ran this protocol."""
         return {"id": self.id, "version": self.version, "sha256": self.sha256}
+
+
+def configs_digest(
+    corruptions: list[tuple[str, dict[str, Any]]], sequences: list[tuple[str, dict[str, Any]]]
+) -> str:
+    """sha256 of the (id, configuration) pairs of the severity corruptions and the sequence
+    types, in order, as canonical JSON: what a protocol pins (``configs_sha256``) and what a
+    run's recorded ``config`` blocks must give."""
+    blob = json.dumps(
+        {"corruptions": [list(c) for c in corruptions], "sequences": [list(q) for q in sequences]},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 CORRUPTION_PROTOCOLS: Registry[CorruptionProtocol] = Registry(
@@ -138,6 +158,9 @@ MRB_CORRUPTION_V1: CorruptionProtocol = CORRUPTION_PROTOCOLS.register(
         sequences=_V1_SEQUENCES,
         sequence_severities=(3,),
         n_frames=21,
+        # configs_digest of the registered implementations when version 1 was written
+        # (tests/unit/test_corruption_protocol.py recomputes it from the registry).
+        configs_sha256="38ee4cbc34b9f0dae5bc33d814fd034a1d1fa62346a87f7c9b347c914d753ad0",
         seed=0,
         description="Common corruptions on the full test split: 22 ImageNet-C and MedMNIST-C "
         "corruptions at severities 1-5 (ranked: mean corruption balanced accuracy) and the 14 "
@@ -161,4 +184,5 @@ __all__ = [
     "CURRENT_CORRUPTION_PROTOCOL",
     "MRB_CORRUPTION_V1",
     "CorruptionProtocol",
+    "configs_digest",
 ]

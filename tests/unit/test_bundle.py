@@ -104,3 +104,56 @@ def test_a_bundle_reruns_to_the_same_outcomes_and_refuses_tampering(
         make_bundle(folder, [result], tmp_path / "bundles")
     with pytest.raises(ResultsError, match="needs the submission's protocol results"):
         make_bundle(folder, [], tmp_path / "bundles")
+
+
+def test_a_corruption_protocol_run_is_bundled_and_rerun_image_by_image(
+    tiny_models, shared_data, tmp_path, monkeypatch
+):
+    """A defense's conformant corruption-protocol run (no L-inf protocol) is bundled, and the
+    maintainer's re-run compares every (corruption, severity)'s per-image outcomes."""
+    from benchmark.corruptions import CORRUPTIONS
+    from benchmark.results import corruption_protocols
+    from benchmark.results.corruption_protocols import (
+        CORRUPTION_PROTOCOLS,
+        CorruptionProtocol,
+        configs_digest,
+    )
+
+    tiny = CorruptionProtocol(
+        id="tiny_bundle_corruption",
+        version="0",
+        corruptions=("contrast_down",),
+        severities=(1, 4),
+        sequences=("rotate_seq",),
+        sequence_severities=(3,),
+        n_frames=3,
+        configs_sha256=configs_digest(
+            [("contrast_down", CORRUPTIONS.get("contrast_down").config())],
+            [("rotate_seq", CORRUPTIONS.get("rotate_seq").config())],
+        ),
+    )
+    monkeypatch.setitem(CORRUPTION_PROTOCOLS._entries, tiny.id, tiny)
+    monkeypatch.setattr(corruption_protocols, "CURRENT_CORRUPTION_PROTOCOL", tiny)
+    folder = tmp_path / "subs" / "median_filter"
+    shutil.copytree(ROOT / "submissions" / "median_filter", folder)
+    config = EvaluationConfig.from_options(
+        dataset="breastmnist", arch="tiny_cnn", corruptions=tiny.id, defense=str(folder)
+    )
+    _, result = evaluate(
+        config,
+        data_dir=shared_data,
+        zoo=tiny_models["zoo"],
+        out_dir=tmp_path / "results",
+        cache=AdversarialCache(tmp_path / "cache"),
+        progress=False,
+    )
+    bundle = make_bundle(folder, [result], tmp_path / "bundles")
+    (comparison,) = rerun_bundle(
+        bundle,
+        data_dir=shared_data,
+        zoo=tiny_models["zoo"],
+        cache_dir=tmp_path / "fresh_cache",
+        isolation="builtin",
+    )
+    assert comparison.identical
+    assert {"contrast_down severity 1", "contrast_down severity 4"} <= set(comparison.moved)

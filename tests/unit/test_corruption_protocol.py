@@ -3,16 +3,18 @@ conformance, and the corruption boards it ranks from the per-image outcomes."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from benchmark.corruptions import CORRUPTION_PRESETS
+from benchmark.corruptions import CORRUPTION_PRESETS, CORRUPTIONS
 from benchmark.corruptions.presets import protocol_plan, resolve_corruptions
 from benchmark.errors import ConfigError
 from benchmark.evaluation import EvaluationConfig, evaluate
 from benchmark.evaluation.cache import AdversarialCache
+from benchmark.leaderboard import corruption_board as board_module
 from benchmark.leaderboard import group_entries, load_runs
 from benchmark.leaderboard.corruption_board import (
     corrupted_images_key,
@@ -20,14 +22,18 @@ from benchmark.leaderboard.corruption_board import (
     severity_counts,
 )
 from benchmark.metrics.balanced import balanced_accuracy
+from benchmark.results import corruption_protocols
 from benchmark.results.conformance import corruption_protocol_problems, ranked_run_problems
 from benchmark.results.corruption_protocols import (
     CORRUPTION_PROTOCOLS,
     CURRENT_CORRUPTION_PROTOCOL,
     MRB_CORRUPTION_V1,
     CorruptionProtocol,
+    configs_digest,
 )
+from benchmark.results.naming import result_path
 from benchmark.results.outcomes import read_outcomes
+from benchmark.results.schema import write_result
 
 #: A small protocol of the same shape, so a test can run it end to end on tiny models.
 TINY = CorruptionProtocol(
@@ -38,6 +44,10 @@ TINY = CorruptionProtocol(
     sequences=("rotate_seq",),
     sequence_severities=(3,),
     n_frames=5,
+    configs_sha256=configs_digest(
+        [(c, CORRUPTIONS.get(c).config()) for c in ("contrast_down", "gaussian_noise")],
+        [("rotate_seq", CORRUPTIONS.get("rotate_seq").config())],
+    ),
     seed=0,
     description="test protocol",
 )
@@ -45,7 +55,9 @@ TINY = CorruptionProtocol(
 
 @pytest.fixture
 def tiny_protocol(monkeypatch):
+    """TINY registered and current (what the boards and ``leaderboard add`` rank by)."""
     monkeypatch.setitem(CORRUPTION_PROTOCOLS._entries, TINY.id, TINY)
+    monkeypatch.setattr(corruption_protocols, "CURRENT_CORRUPTION_PROTOCOL", TINY)
     return TINY
 
 
@@ -62,7 +74,12 @@ def test_version_1_is_the_leaderboard_set_it_was_written_from_and_its_sha_is_pin
     # Any change to what it resolves to changes the sha256 (and needs a new version).
     assert p.sha256 != replace(p, seed=1).sha256
     assert p.sha256 != replace(p, severities=(1, 2, 3, 4)).sha256
-    assert p.sha256.startswith("85343e0dfbcf"), p.sha256  # pinned: published runs record it
+    assert p.sha256.startswith("a75b4157478f"), p.sha256  # pinned: published runs record it
+    # It pins what the corruptions compute: their registered configurations now.
+    assert p.configs_sha256 == configs_digest(
+        [(c, CORRUPTIONS.get(c).config()) for c in p.corruptions],
+        [(c, CORRUPTIONS.get(c).config()) for c in p.sequences],
+    )
     plan = protocol_plan(p)
     assert resolve_corruptions("mrb_corruption_v1") == ("mrb_corruption_v1", plan)
     assert plan.corruptions == p.corruptions and plan.sequence_severities == (3,)
@@ -102,7 +119,7 @@ def _run(tiny_models, shared_data, tmp_path, spec: str, seed: int):
 
 
 def test_protocol_runs_pair_image_by_image_and_rank_on_the_corruption_board(
-    tiny_models, shared_data, tmp_path, tiny_protocol
+    tiny_models, shared_data, tmp_path, tiny_protocol, monkeypatch
 ):
     doc0, path0 = _run(tiny_models, shared_data, tmp_path, TINY.id, seed=0)
     assert path0.parts[-3] == TINY.id
@@ -140,23 +157,48 @@ def test_protocol_runs_pair_image_by_image_and_rank_on_the_corruption_board(
     counts, pairs = severity_counts(r0)
     assert pairs == 4 and counts.min() >= 0 and counts.max() <= 4
 
-    board = corruption_board("breastmnist", group_entries(runs), TINY)
-    rows = {
-        (r.source.doc["config"]["seed"], r.source.config["corruption_suite"]): r for r in board.rows
-    }
-    # The seed-1 entry has a protocol run: only that row is shown for it.
-    assert set(rows) == {(0, TINY.id), (1, TINY.id)}
-    ranked = [r for r in board.rows if r.ranked or r.status == "collapsed"]
-    assert len(ranked) == 2
+    # Both tiny CNNs (2 epochs) are collapsed: listed, never ranked.
+    board = corruption_board("breastmnist", group_entries(runs))
+    assert board.corruption_protocol is TINY
+    rows = {r.source.config["seed"]: r for r in board.rows}
+    assert set(rows) == {0, 1}  # an entry with a protocol run shows that run only
+    assert all(r.status == "collapsed" and r.rank is None for r in rows.values())
+
+    # A third entry (another checkpoint) whose run recorded other corrupted images.
+    other = copy.deepcopy(doc0)
+    other["model"]["checkpoint_sha256"] = "f" * 64
+    other["config"]["model_id"] = "tiny_cnn_breastmnist_28px_s7"
+    other["run_id"] += "-other"
+    other["corruptions"]["severity"]["corruptions"][0]["images_sha256"][0] = "0" * 64
+    assert corruption_protocol_problems(other) == []  # conformant, but not these images
+    write_result(other, result_path(path0.parents[3], other))
+    assert ranked_run_problems(doc0) == []  # leaderboard add takes it without --exploratory
+
+    # Ranked when not collapsed: the figure recomputed from the outcomes is the mean over the
+    # (corruption, severity) pairs of the recorded balanced accuracies.
+    monkeypatch.setattr(board_module, "collapse_reason", lambda run: None)
+    runs, invalid = load_runs(path0.parents[3])
+    assert not invalid
+    board = corruption_board("breastmnist", group_entries(runs))
+    ranked = [r for r in board.rows if r.ranked]
+    assert {r.source.config["seed"] for r in ranked} == {0, 1}
     for r in ranked:
-        if not r.ranked:
-            continue
-        c, _ = severity_counts(r.source)
-        expected = np.mean([np.mean(c[y == k] / 4) for k in np.unique(y)])
-        assert r.key_value == pytest.approx(expected)
-        assert r.n == 156 and r.ci95[0] <= r.key_value <= r.ci95[1] and r.rank
-        assert r.protocol == "tiny_corruption_v1 1.0"
+        recorded = [b for row in r.source.severity["corruptions"] for b in row["balanced_accuracy"]]
+        assert r.key_value == pytest.approx(np.mean(recorded))
+        assert r.n == 156 and r.ci95[0] <= r.key_value <= r.ci95[1]
+        assert r.rank in ("1", "2", "1-2") and r.protocol == "tiny_corruption_v1 1.0"
+    (demoted,) = [r for r in board.rows if not r.ranked]
+    assert demoted.source.checkpoint_sha256 == "f" * 64
+    assert demoted.status == "exploratory"
+    assert demoted.reason.startswith("scored on other corrupted images than ")
     assert board.test and "sign-flip" in board.test
+
+
+def test_protocol_runs_refuse_what_they_cannot_score():
+    with pytest.raises(ConfigError, match="ranks single-label tasks only"):
+        EvaluationConfig.from_options(
+            dataset="chestmnist", arch="tiny_cnn", corruptions="mrb_corruption_v1"
+        )
 
 
 def test_a_run_that_departs_from_the_protocol_says_how(tiny_protocol):
@@ -176,6 +218,8 @@ def test_a_run_that_departs_from_the_protocol_says_how(tiny_protocol):
     assert problems[0] == "images: 100 of the 156 test images, not the whole test split"
     assert problems[1] == "corruption draws seeded 3, not 0"
     assert problems[2].startswith("severity corruptions ['contrast_down'] at [1, 3], not the")
+    voting = {**doc, "defense": {"id": "medrdf", "voting": True}}
+    assert corruption_protocol_problems(voting, TINY)[-1].startswith("a voting defense")
     other = {**doc, "corruption_protocol": {**TINY.record(), "version": "0.9"}}
     assert corruption_protocol_problems(other, TINY) == [
         f"a run of tiny_corruption_v1 0.9, not tiny_corruption_v1 1.0 (sha256 {TINY.sha256[:12]})"
