@@ -25,10 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import CheckpointError
+from benchmark.leaderboard.corruption_board import (
+    corrupted_images_key,
+    corruption_balanced_accuracy,
+)
 from benchmark.leaderboard.rows import Board
 from benchmark.leaderboard.runs import Entry, Run
 from benchmark.leaderboard.statuses import collapse_reason, run_problems, unreliable_reason
 from benchmark.results.cards import read_cards, recipe_of, recipe_signature, seed_of
+from benchmark.results.conformance import corruption_protocol_problems
 from benchmark.results.protocols import PROTOCOLS
 
 logger = logging.getLogger(__name__)
@@ -397,11 +402,49 @@ def seed_worst_case(
     return None
 
 
+def seed_corruption_figure(entry: Entry, entries: list[Entry], source: Run) -> SeedWorstCase | None:
+    """The mean corruption balanced accuracy over the seeds of ``entry``'s recipe, beside a
+    corruption-protocol row: ``source`` (the row's run) and, per other seed, the newest
+    conformant run of the current corruption protocol on the same corrupted images
+    (:func:`~benchmark.leaderboard.corruption_board.corrupted_images_key`). A seed whose run is
+    collapsed is marked. None: fewer than two seeds."""
+    key = corrupted_images_key(source)
+
+    def accept(run: Run) -> bool:
+        return not corruption_protocol_problems(run.doc) and corrupted_images_key(run) == key
+
+    for run, found in _seed_groups(entry, entries, accept):
+        if run is not source:
+            continue
+        values = []
+        for seed, r in found.items():
+            value = corruption_balanced_accuracy(r.severity)
+            if value is None:
+                return None
+            note = "collapsed" if r is not source and collapse_reason(r) else ""
+            values.append((seed, value, note))
+        figures = [v for _, v, _ in values]
+        return SeedWorstCase(
+            run.suite, run.n, tuple(values), statistics.fmean(figures), statistics.stdev(figures)
+        )
+    return None
+
+
 def attach_seed_worst_cases(boards: list[Board], entries: list[Entry]) -> None:
     """Give every L-inf board row whose recipe's other seeds ran the row's suite on the same
     images with the same attacks ``row.details["seed_worst"]`` (:class:`SeedWorstCase` at the
-    board's eps)."""
+    board's eps), and every corruption-protocol row of a corruption board its recipe's
+    figure over the seeds that ran the protocol on the same corrupted images
+    (:func:`seed_corruption_figure`)."""
     for board in boards:
+        if board.kind == "corruptions":
+            for row in board.rows:
+                if row.protocol and row.source is not None:
+                    found = seed_corruption_figure(row.entry, entries, row.source)
+                    if found is not None:
+                        row.details["seed_worst"] = found
+                        board.has_seed_worst = True
+            continue
         if board.kind != "linf" or board.eps is None:
             continue
         for row in board.rows:
@@ -436,6 +479,7 @@ __all__ = [
     "deployed_card",
     "entry_seeds",
     "recipe_groups",
+    "seed_corruption_figure",
     "seed_runs",
     "seed_worst_case",
 ]

@@ -21,6 +21,7 @@ from benchmark.leaderboard.corruption_board import (
     corruption_board,
     severity_counts,
 )
+from benchmark.leaderboard.seeds import attach_seed_worst_cases
 from benchmark.metrics.balanced import balanced_accuracy
 from benchmark.results import corruption_protocols
 from benchmark.results.conformance import corruption_protocol_problems, ranked_run_problems
@@ -192,6 +193,18 @@ def test_protocol_runs_pair_image_by_image_and_rank_on_the_corruption_board(
     assert demoted.status == "exploratory"
     assert demoted.reason.startswith("scored on other corrupted images than ")
     assert board.test and "sign-flip" in board.test
+
+    # Beside each protocol row: the recipe's figure over its seeds (both tiny CNNs are seeds
+    # of one recipe and ran the protocol on the same corrupted images).
+    attach_seed_worst_cases([board], group_entries(runs))
+    assert board.has_seed_worst
+    for r in ranked:
+        spread = r.details["seed_worst"]
+        assert [seed for seed, _, _ in spread.values] == [0, 1]
+        assert spread.mean == pytest.approx(np.mean([x.key_value for x in ranked]))
+        other_seed = [note for seed, _, note in spread.values if seed != r.source.config["seed"]]
+        assert other_seed == ["collapsed"]  # the other seed's own run is collapsed
+    assert "seed_worst" not in demoted.details  # seed 7 of the recipe, on other images
 
 
 def test_protocol_runs_refuse_what_they_cannot_score():
