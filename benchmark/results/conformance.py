@@ -119,6 +119,12 @@ def corruption_protocol_problems(
             f"{protocol.id}"
         ]
     if record != protocol.record():
+        if (record.get("id"), record.get("version")) == (protocol.id, protocol.version):
+            return [
+                f"recorded {protocol.id} {protocol.version} with sha256 "
+                f"{str(record.get('sha256'))[:12]}, not the protocol's {protocol.sha256[:12]} "
+                "(made by code that resolved the protocol differently)"
+            ]
         known = record.get("id") in CORRUPTION_PROTOCOLS
         return [
             f"a run of {record.get('id')} {record.get('version')}"

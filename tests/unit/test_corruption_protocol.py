@@ -233,6 +233,11 @@ def test_a_run_that_departs_from_the_protocol_says_how(tiny_protocol):
     assert problems[2].startswith("severity corruptions ['contrast_down'] at [1, 3], not the")
     voting = {**doc, "defense": {"id": "medrdf", "voting": True}}
     assert corruption_protocol_problems(voting, TINY)[-1].startswith("a voting defense")
+    stale = {**doc, "corruption_protocol": {**TINY.record(), "sha256": "ab" * 32}}
+    assert corruption_protocol_problems(stale, TINY) == [
+        f"recorded tiny_corruption_v1 1.0 with sha256 abababababab, not the protocol's "
+        f"{TINY.sha256[:12]} (made by code that resolved the protocol differently)"
+    ]
     other = {**doc, "corruption_protocol": {**TINY.record(), "version": "0.9"}}
     assert corruption_protocol_problems(other, TINY) == [
         f"a run of tiny_corruption_v1 0.9, not tiny_corruption_v1 1.0 (sha256 {TINY.sha256[:12]})"
