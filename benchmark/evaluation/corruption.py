@@ -293,8 +293,64 @@ class CorruptionRunner:
                 )
         return out
 
+    def pending(self, plan: CorruptionPlan) -> tuple[int, int, int]:
+        """What ``plan`` still has to compute: corrupted-image sets to make (of all its sets)
+        and images to predict (over every model scored), from the cache's contents."""
+        colour = self.split.images.shape[1] == 3
+        sets = [
+            _sequence_key(CORRUPTIONS.get(sid), s, plan.n_frames)
+            for sid in plan.sequences
+            for s in plan.sequence_severities
+        ] + [
+            {"corruption": CORRUPTIONS.get(x).config(), "severity": s}
+            for x in plan.corruptions
+            if colour or not CORRUPTIONS.get(x).colour_only
+            for s in plan.severities
+        ]
+        make = predict = 0
+        n = len(self.split)
+        for parts in sets:
+            frames = cache_key(
+                kind="corruption-frames", version=FRAMES_VERSION, **self._data_key, **parts
+            )
+            make += not self.cache.has(frames)
+            images = n * parts.get("n_frames", 1)
+            for _, _, sha in self._models():
+                key = cache_key(kind="corruption-probs", model=sha, **self._data_key, **parts)
+                predict += 0 if self.cache.has(key) else images
+        return make, len(sets), predict
+
+    def log_estimate(self, plan: CorruptionPlan) -> float:
+        """Log, before any corruption work, what is left to compute and how long the
+        predictions will take here (a forward pass of the scored model timed on one batch of
+        the clean images, best of three); returns that time in seconds. Making the corrupted
+        images is not timed: it is done once per dataset and reused by every later run."""
+        make, total, predict = self.pending(plan)
+        seconds = 0.0
+        if predict:
+            x = self.split.images[: self.batch_size].float().div(255.0)
+            x = x.to(next(iter(self.model.parameters()), torch.zeros(0)).device)
+            best = float("inf")
+            for _ in range(3):
+                start = time.perf_counter()
+                with torch.no_grad():
+                    self.model(x)
+                best = min(best, time.perf_counter() - start)
+            seconds = predict * best / len(x)
+        logger.info(
+            "corruptions: %d of %d corrupted-image sets to make (the rest cached), %d images "
+            "to predict: about %.0f min of predictions here, plus making the sets (once per "
+            "dataset; minutes per set for corruptions run at 224 px)",
+            make,
+            total,
+            predict,
+            seconds / 60,
+        )
+        return seconds
+
     def run(self, plan: CorruptionPlan, clean: Predictions) -> dict[str, Any]:
         """The results JSON's ``corruptions`` block for ``plan``."""
+        self.log_estimate(plan)
         block: dict[str, Any] = {"plan": asdict(plan), "seed": self.seed}
         if self.reference:
             block["reference_model"] = {

@@ -13,6 +13,7 @@ from benchmark.errors import CheckpointError
 from benchmark.evaluation import EvaluationConfig, evaluate
 from benchmark.evaluation.cache import AdversarialCache
 from benchmark.evaluation.corruption import CorruptionRunner
+from benchmark.models.inference import predict
 
 PLAN = CorruptionPlan(
     sequences=("gaussian_noise_seq", "rotate_seq"),
@@ -117,3 +118,21 @@ def test_standard_preset_covers_the_three_suites():
     plan = CORRUPTION_PRESETS.get("standard")
     assert len(plan.sequences) == 14 and "gamma_corr_up" in plan.corruptions
     assert len(plan.corruptions) == len(set(plan.corruptions))
+
+
+def test_a_run_says_what_is_left_to_compute_before_any_work(tiny_models, shared_data, tmp_path):
+    """The estimate counts the corrupted-image sets to make and the images to predict from
+    the cache: everything before a run, nothing after it (a rerun only reads the cache)."""
+    model = tiny_models["breastmnist"]
+    split = load_split("breastmnist", "test", size=28, data_dir=shared_data).subset(torch.arange(6))
+    run = CorruptionRunner(
+        model, split, torch.arange(6), model_sha256="z" * 64, reference=None, seed=0,
+        batch_size=6, cache=AdversarialCache(tmp_path / "c"),
+    )  # fmt: skip
+    # 2 sequences x 5 frames and 1 grey-scale corruption (saturate is colour only) x 2 severities
+    assert run.pending(PLAN) == (4, 4, 6 * (2 * 5 + 2))
+    assert run.log_estimate(PLAN) > 0
+    clean = predict(model, split, batch_size=6)
+    run.run(PLAN, clean)
+    assert run.pending(PLAN) == (0, 4, 0)
+    assert run.log_estimate(PLAN) == 0.0
