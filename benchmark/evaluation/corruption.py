@@ -29,6 +29,7 @@ from benchmark.corruptions.functions import derive_seed
 from benchmark.corruptions.presets import CorruptionPlan
 from benchmark.datasets.base import ImageSplit
 from benchmark.evaluation.cache import AdversarialCache, cache_key, indices_digest
+from benchmark.evaluation.estimate import forward_seconds
 from benchmark.metrics.base import Predictions, scalar, wilson_interval
 from benchmark.metrics.classification import per_class_accuracy
 from benchmark.metrics.corruption import corruption_errors, flip_probability, relative
@@ -330,13 +331,7 @@ class CorruptionRunner:
         if predict:
             x = self.split.images[: self.batch_size].float().div(255.0)
             x = x.to(next(iter(self.model.parameters()), torch.zeros(0)).device)
-            best = float("inf")
-            for _ in range(3):
-                start = time.perf_counter()
-                with torch.no_grad():
-                    self.model(x)
-                best = min(best, time.perf_counter() - start)
-            seconds = predict * best / len(x)
+            seconds = predict * forward_seconds(self.model, x)
         logger.info(
             "corruptions: %d of %d corrupted-image sets to make (the rest cached), %d images "
             "to predict: about %.0f min of predictions here, plus making the sets (once per "

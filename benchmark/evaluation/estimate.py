@@ -184,7 +184,7 @@ def run_time_bounds(
     overhead = 1.0
     on_defense = [p for p in todo if p.threat_model.on_defense]
     if on_defense and plan.defended is not None:
-        defended_s = _forward_seconds(plan.defended, x)
+        defended_s = forward_seconds(plan.defended, x)
         overhead = max(1.0, defended_s / max(forward_s, 1e-12))
     randomized = plan.defense is not None and bool(plan.defense.meta.randomized)
     surrogates: dict[str, tuple[float, float]] = {}
@@ -220,7 +220,7 @@ def _surrogate_seconds(
     return seen[mid]
 
 
-def _forward_seconds(model: torch.nn.Module, x: torch.Tensor) -> float:
+def forward_seconds(model: torch.nn.Module, x: torch.Tensor) -> float:
     """Seconds per image of a no-grad forward pass of ``model`` (best of three)."""
 
     def forward() -> None:

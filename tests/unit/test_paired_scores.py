@@ -21,14 +21,12 @@ from benchmark.metrics.balanced import (
     stratified_bootstrap_scores,
 )
 from benchmark.metrics.paired import (
-    MAX_EXACT_LATTICE,
-    MC_CHUNK,
-    MC_STOP_COUNT,
     sign_flip_balanced,
     sign_flip_balanced_scores,
     sign_flip_differences,
 )
 from benchmark.metrics.ranks import METRIC_NAMES, rank_board
+from benchmark.metrics.sign_flip import MAX_EXACT_LATTICE, MC_CHUNK, MC_STOP_COUNT
 
 M = 110  # 22 corruptions x 5 severities
 
