@@ -98,7 +98,8 @@ def test_a_card_selected_by_another_rule_is_not_the_recipe():
 
 
 def test_robust_params_name_the_model_and_refuse_an_unknown_defense():
-    assert robust_params("breastmnist", "pgd_at") == {"steps": 7}
+    assert robust_params("pneumoniamnist", "pgd_at") == {"steps": 7}
+    assert robust_params("breastmnist", "pgd_at") == {"steps": 7, "eps": 2 / 255}
     assert robust_params("retinamnist", "trades") == {"steps": 7, "eps": 2 / 255}
     assert robust_params("pneumoniamnist", "mpadvt") == {}
     config = robust_config("pneumoniamnist", "trades", seed=2, extra_params={"beta": 1})
