@@ -273,3 +273,32 @@ def zoo_rebuild_cmd(
         raise CheckpointError(
             f"{unexpected} retrained model(s) differ from their cards with nothing to explain it"
         )
+
+
+@zoo_app.command("rescore")
+def zoo_rescore_cmd(
+    ids: list[str] = typer.Argument(
+        ..., metavar="ID...", help="Zoo model ids to rescore (wildcards allowed)."
+    ),
+    zoo: Path | None = typer.Option(None, help=ZOO_HELP),
+    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+) -> None:
+    """Add to older zoo cards the split metrics cards record now (the balanced accuracy and
+    its interval, from which the zoo page tells a collapsed model).
+
+    Each model is predicted on its card's validation and test splits with its own checkpoint
+    (sha256-checked), on the card's data (sha256-checked); a recomputed ACC that is not the
+    card's leaves the card unchanged. Nothing the card says is changed; the added fields are
+    listed in its `rescored` record. Publish with `bench zoo cards --replace`."""
+    import fnmatch
+
+    from benchmark.models.zoo import ModelZoo
+    from benchmark.training.rescore import rescore_card
+
+    store = ModelZoo(zoo)
+    known = [e.model_id for e in store.list()]
+    chosen = [m for m in known if any(fnmatch.fnmatchcase(m, p) for p in ids)]
+    if not chosen:
+        raise ConfigError(f"no zoo model in {store.root} matches {' '.join(ids)}")
+    for mid in chosen:
+        typer.echo(f"{rescore_card(store, mid, data_dir=data_dir):<9}  {mid}")

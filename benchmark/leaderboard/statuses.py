@@ -31,7 +31,11 @@ from typing import Any
 import numpy as np
 
 from benchmark.errors import ResultsError
-from benchmark.metrics.balanced import balanced_accuracy, stratified_bootstrap_balanced
+from benchmark.metrics.balanced import (
+    balanced_accuracy,
+    contains_chance,
+    stratified_bootstrap_balanced,
+)
 from benchmark.results.conformance import protocol_problems
 from benchmark.results.naming import eps_label
 from benchmark.results.outcomes import read_outcomes
@@ -110,7 +114,7 @@ def collapse_reason(run: RunView) -> str | None:
     bal = clean_balanced(run)
     if bal is not None:
         value, (low, high), k = bal
-        if k > 1 and low <= 1 / k <= high:
+        if contains_chance((low, high), k):
             return (
                 f"clean balanced accuracy {100 * value:.1f} % [{100 * low:.1f}, "
                 f"{100 * high:.1f}] contains chance (1/{k} = {100 / k:.1f} %)"

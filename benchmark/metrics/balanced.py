@@ -182,6 +182,14 @@ def stratified_bootstrap_balanced(
     )
 
 
+def contains_chance(ci: Any, classes: int) -> bool:
+    """Whether a balanced-accuracy interval ``ci`` (low, high) contains chance, 1/``classes``:
+    the data cannot tell the model from one that answers one class (a collapsed model). Never
+    true for fewer than two classes."""
+    low, high = float(ci[0]), float(ci[1])
+    return classes > 1 and low <= 1 / classes <= high
+
+
 # ----------------------------------------------------------------------------- scores
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
+from benchmark.metrics.balanced import stratified_bootstrap_balanced
 from benchmark.metrics.base import (
     METRICS,
     MetricMeta,
@@ -111,6 +112,23 @@ def per_class_accuracy(pred: Predictions) -> dict[str, Any]:
         if n:
             recalls.append(k / n)
     return {"per_class": out, "balanced_accuracy": float(np.mean(recalls)) if recalls else 0.0}
+
+
+def balanced_accuracy_metric(pred: Predictions) -> dict[str, Any] | None:
+    """The balanced accuracy (mean per-class recall over the classes present) with its 95 %
+    class-stratified bootstrap interval, as the boards' collapse check computes it
+    (:func:`~benchmark.metrics.balanced.stratified_bootstrap_balanced`, seed 0); None for a
+    multi-label task. ``classes`` is the number of classes present (chance is 1/classes).
+    Not a registered run metric: the model cards record it (a run's clean block has
+    ``per_class_accuracy``, from which the boards recompute it)."""
+    if pred.multi_label or pred.n == 0:
+        return None
+    labels = pred.labels.astype(np.int64)
+    correct = pred.predicted == labels
+    present = np.unique(labels)
+    value = float(np.mean([correct[labels == c].mean() for c in present]))
+    ci = stratified_bootstrap_balanced(correct, labels)
+    return {**scalar(value, pred.n, ci, "stratified bootstrap"), "classes": int(present.size)}
 
 
 @METRICS.register(

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from benchmark.metrics.balanced import contains_chance
 from benchmark.reports.base import mean_sd
 from benchmark.reports.base import pct as _pct
 from benchmark.reports.medmnist_v2 import render_comparison
@@ -43,6 +44,28 @@ def _selected_epoch(card: dict) -> dict:
 
 def _val_pct(row: dict, key: str) -> str:
     return "n/a" if row.get(key) is None else f"{100 * row[key]:.1f}"
+
+
+def collapsed_splits(card: dict) -> list[str]:
+    """The splits ("val", "test") on which the card's balanced-accuracy interval contains
+    chance (the boards' collapse check); empty where it does not or where the card predates
+    the balanced accuracy (session 22)."""
+    out = []
+    for split in ("val", "test"):
+        b = ((card.get("metrics") or {}).get(split) or {}).get("balanced_acc")
+        if isinstance(b, dict) and b.get("ci95") and contains_chance(b["ci95"], b["classes"]):
+            out.append(split)
+    return out
+
+
+def _balanced_cell(card: dict) -> str:
+    """The test balanced accuracy with its interval, marked where a split's interval contains
+    chance; ``-`` for a card without it."""
+    b = card["metrics"]["test"].get("balanced_acc")
+    if not isinstance(b, dict):
+        return "-"
+    collapsed = collapsed_splits(card)
+    return _pct(b) + (f" **collapsed ({', '.join(collapsed)})**" if collapsed else "")
 
 
 def _defense_flags(card: dict) -> str:
@@ -310,6 +333,10 @@ def render_zoo_markdown(
         "`recipe test ACC (seeds)`: the test ACC of every checkpoint of the row's recipe (the",
         "same training, another seed), mean ± sample sd, their number in brackets; the row is",
         "one of them. The seed table below gives the AUC too.",
+        "`test bal. ACC`: balanced accuracy (mean per-class recall) with its class-stratified",
+        "bootstrap interval; **collapsed** where the validation or test interval contains",
+        "chance (1/K), the boards' collapse check; `-` for a card written before cards",
+        "recorded it.",
     ]
     recipe_col = " recipe |" if recipe_check is not None else ""
     if recipe_check is not None:
@@ -320,9 +347,10 @@ def render_zoo_markdown(
     lines += [
         "",
         "| model id | dataset | size | arch | epochs (best) | val ACC | val AUC | test ACC | "
-        "recipe test ACC (seeds) | test AUC | train time | device | checkpoint sha256 |"
-        + recipe_col,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if recipe_col else ""),
+        "recipe test ACC (seeds) | test AUC | test bal. ACC | train time | device | "
+        "checkpoint sha256 |" + recipe_col,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        + ("---|" if recipe_col else ""),
     ]
     for e in standard:
         c = e.card
@@ -331,7 +359,8 @@ def render_zoo_markdown(
             f"| `{c['model_id']}` | {c['dataset']} | {c['image_size']} | {c['arch']} | "
             f"{c['epochs']} ({c['best_epoch']}) | {_pct(m['val']['acc'])} | "
             f"{_pct(m['val']['auc'])} | {_pct(m['test']['acc'])} | {_spread_of(c)} | "
-            f"{_pct(m['test']['auc'])} | {c['training_time_seconds'] / 60:.1f} min | "
+            f"{_pct(m['test']['auc'])} | {_balanced_cell(c)} | "
+            f"{c['training_time_seconds'] / 60:.1f} min | "
             f"{_device(c)} | `{c['checkpoint']['sha256'][:16]}` |"
             + (f" {recipe_text(recipe_check(c))} |" if recipe_check is not None else "")
         )
@@ -355,9 +384,10 @@ def render_zoo_markdown(
         lines += [
             "",
             "| model id | defense | parameters | init from | epochs (selected) | "
-            "val bal. clean / attacked | test ACC | recipe test ACC (seeds) | test AUC | hours | "
-            "device | checkpoint sha256 |" + recipe_col,
-            "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if recipe_col else ""),
+            "val bal. clean / attacked | test ACC | recipe test ACC (seeds) | test AUC | "
+            "test bal. ACC | hours | device | checkpoint sha256 |" + recipe_col,
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+            + ("---|" if recipe_col else ""),
         ]
         for e in robust:
             c = e.card
@@ -369,7 +399,8 @@ def render_zoo_markdown(
                 f"{c['epochs']} ({c['best_epoch']}) | {_val_pct(row, 'val_balanced_acc')} / "
                 f"{_val_pct(row, 'val_robust_balanced_acc')} | {_pct(m['test']['acc'])} | "
                 f"{_spread_of(c)} | "
-                f"{_pct(m['test']['auc'])} | {c['training_time_hours']:.3f} | {_device(c)} | "
+                f"{_pct(m['test']['auc'])} | {_balanced_cell(c)} | "
+                f"{c['training_time_hours']:.3f} | {_device(c)} | "
                 f"`{c['checkpoint']['sha256'][:16]}` |"
                 + (f" {recipe_text(recipe_check(c))} |" if recipe_check is not None else "")
             )

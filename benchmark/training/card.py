@@ -20,6 +20,7 @@ from benchmark.defenses.submissions import Submission
 from benchmark.metrics.base import Predictions
 from benchmark.metrics.classification import accuracy as accuracy_metric
 from benchmark.metrics.classification import auc as auc_metric
+from benchmark.metrics.classification import balanced_accuracy_metric
 from benchmark.models.base import ImageClassifier
 from benchmark.results.provenance import environment, utc_now
 from benchmark.training.config import TrainConfig
@@ -58,6 +59,17 @@ def recipe(
 def defense_record(sub: Submission, defense: Defense, tag: str) -> dict[str, Any]:
     """The card's ``defense`` block: the submission's record, the parameters and the tag."""
     return {**sub.record(), "params": dict(sorted(defense.params.items())), "tag": tag}
+
+
+def split_metrics(pred: Predictions) -> dict[str, Any]:
+    """A split's card metrics: ACC and AUC (MedMNIST v2's), and for a single-label task the
+    balanced accuracy with its stratified bootstrap interval, from which the zoo page tells a
+    collapsed model (one whose interval contains chance)."""
+    out = {"acc": accuracy_metric(pred), "auc": auc_metric(pred)}
+    balanced = balanced_accuracy_metric(pred)
+    if balanced is not None:
+        out["balanced_acc"] = balanced
+    return out
 
 
 def build_card(
@@ -110,10 +122,7 @@ def build_card(
         "seed": config.seed,
         "epochs": config.epochs,
         "best_epoch": state.best.epoch,
-        "metrics": {
-            s: {"acc": accuracy_metric(predictions[s]), "auc": auc_metric(predictions[s])}
-            for s in ("val", "test")
-        },
+        "metrics": {s: split_metrics(predictions[s]) for s in ("val", "test")},
         "history": state.history,
         "training_time_seconds": train_seconds,
         "training_time_hours": train_seconds / 3600.0,

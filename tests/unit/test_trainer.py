@@ -30,6 +30,22 @@ def test_multilabel_training_uses_bce_and_label_metrics(tmp_path):
     assert 0.0 <= acc["value"] <= 1.0
     model, _ = ModelZoo(tmp_path / "zoo").load(entry.model_id)
     assert model.multi_label
+    assert "balanced_acc" not in card["metrics"]["test"]  # single-label only
+
+
+def test_a_single_label_card_records_the_balanced_accuracy_of_val_and_test(tmp_path):
+    write_fake_medmnist(tmp_path, "breastmnist", n={"train": 64, "val": 40, "test": 48})
+    source = DATASETS.get("breastmnist")
+    splits = {s: source.load(s, data_dir=tmp_path, verify=False) for s in ("train", "val", "test")}
+    entry = train_model(
+        TrainConfig(dataset="breastmnist", arch="tiny_cnn", epochs=1, batch_size=32),
+        zoo=ModelZoo(tmp_path / "zoo"),
+        splits=splits,
+    )
+    for split, n in (("val", 40), ("test", 48)):
+        b = entry.card["metrics"][split]["balanced_acc"]
+        assert b["n"] == n and b["classes"] == 2 and b["ci_method"] == "stratified bootstrap"
+        assert 0.0 <= b["ci95"][0] <= b["value"] <= b["ci95"][1] <= 1.0
 
 
 def test_invalid_recipe_values_are_refused():
