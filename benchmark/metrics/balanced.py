@@ -190,6 +190,27 @@ def contains_chance(ci: Any, classes: int) -> bool:
     return classes > 1 and low <= 1 / classes <= high
 
 
+def collapsed_splits(card: dict[str, Any]) -> list[str]:
+    """The splits ("val", "test") whose recorded balanced accuracy interval contains chance,
+    1/classes (the boards' collapse check): the data cannot tell the model from one that
+    answers one class. Empty where none does, and for a card that does not record it (cards
+    before session 22, until ``bench zoo rescore``) or records it malformed."""
+    out = []
+    for split in ("val", "test"):
+        b = ((card.get("metrics") or {}).get(split) or {}).get("balanced_acc")
+        ci = b.get("ci95") if isinstance(b, dict) else None
+        classes = b.get("classes") if isinstance(b, dict) else None
+        if (
+            isinstance(ci, list)
+            and len(ci) == 2
+            and all(isinstance(v, (int, float)) for v in ci)
+            and isinstance(classes, int)
+            and contains_chance(ci, classes)
+        ):
+            out.append(split)
+    return out
+
+
 # ----------------------------------------------------------------------------- scores
 
 

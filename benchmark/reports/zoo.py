@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from benchmark.metrics.balanced import contains_chance
+from benchmark.metrics.balanced import collapsed_splits
 from benchmark.reports.base import mean_sd
 from benchmark.reports.base import pct as _pct
 from benchmark.reports.medmnist_v2 import render_comparison
@@ -44,18 +44,6 @@ def _selected_epoch(card: dict) -> dict:
 
 def _val_pct(row: dict, key: str) -> str:
     return "n/a" if row.get(key) is None else f"{100 * row[key]:.1f}"
-
-
-def collapsed_splits(card: dict) -> list[str]:
-    """The splits ("val", "test") on which the card's balanced-accuracy interval contains
-    chance (the boards' collapse check); empty where it does not or where the card predates
-    the balanced accuracy (session 22)."""
-    out = []
-    for split in ("val", "test"):
-        b = ((card.get("metrics") or {}).get(split) or {}).get("balanced_acc")
-        if isinstance(b, dict) and b.get("ci95") and contains_chance(b["ci95"], b["classes"]):
-            out.append(split)
-    return out
 
 
 def _balanced_cell(card: dict) -> str:

@@ -26,6 +26,7 @@ import torch
 from benchmark.datasets.base import DATASETS, DatasetMeta, ImageSplit, load_split, resolve_size
 from benchmark.device import pick_device, seed_everything
 from benchmark.errors import ConfigError
+from benchmark.metrics.balanced import collapsed_splits
 from benchmark.models.base import ImageClassifier, build_model
 from benchmark.models.inference import predict
 from benchmark.models.zoo import ModelZoo, ZooEntry, model_id
@@ -190,6 +191,16 @@ def train_model(
     partial.unlink(missing_ok=True)
     acc, auc = (card["metrics"]["test"][m]["value"] for m in ("acc", "auc"))
     logger.info("trained %s in %.1f s: test acc %.4f auc %.4f", mid, seconds, acc, auc)
+    collapsed = collapsed_splits(card)
+    if collapsed:
+        logger.warning(
+            "%s is collapsed: its %s balanced accuracy interval contains chance (1/%d), so it "
+            "cannot be told from a constant answer; the boards will not rank it (a smaller "
+            "training eps or another seed may not collapse)",
+            mid,
+            " and ".join(collapsed),
+            meta.num_classes,
+        )
     return entry
 
 

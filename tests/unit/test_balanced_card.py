@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.metrics.balanced import contains_chance
+from benchmark.metrics.balanced import collapsed_splits, contains_chance
 from benchmark.metrics.base import Predictions
 from benchmark.metrics.classification import balanced_accuracy_metric
-from benchmark.reports.zoo import _balanced_cell, collapsed_splits
+from benchmark.reports.zoo import _balanced_cell
 
 
 def _pred(labels: list[int], predicted: list[int], k: int = 2) -> Predictions:
@@ -60,3 +60,9 @@ def test_the_zoo_page_marks_a_split_whose_interval_contains_chance():
     assert _balanced_cell(_card([0.6, 0.8], [0.49, 0.58])).endswith("**collapsed (test)**")
     # A card written before cards recorded it: nothing to say.
     assert collapsed_splits(_card(None, None)) == [] and _balanced_cell(_card(None, None)) == "-"
+    # A committed card is untrusted input: a malformed entry is no verdict, not a crash.
+    bad = _card([0.6, 0.8], [0.45, 0.6])
+    del bad["metrics"]["test"]["balanced_acc"]["classes"]
+    assert collapsed_splits(bad) == []
+    bad["metrics"]["val"]["balanced_acc"]["ci95"] = "0.4-0.6"
+    assert collapsed_splits(bad) == []

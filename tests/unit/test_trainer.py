@@ -48,6 +48,25 @@ def test_a_single_label_card_records_the_balanced_accuracy_of_val_and_test(tmp_p
         assert 0.0 <= b["ci95"][0] <= b["value"] <= b["ci95"][1] <= 1.0
 
 
+def test_training_warns_when_the_selected_model_is_collapsed(tmp_path, caplog, monkeypatch):
+    """A model whose balanced-accuracy interval contains chance is named in a warning (forced
+    here: a one-epoch tiny CNN may or may not collapse)."""
+    import benchmark.training.trainer as trainer
+
+    write_fake_medmnist(tmp_path, "breastmnist", n={"train": 64, "val": 40, "test": 48})
+    source = DATASETS.get("breastmnist")
+    splits = {s: source.load(s, data_dir=tmp_path, verify=False) for s in ("train", "val", "test")}
+    monkeypatch.setattr(trainer, "collapsed_splits", lambda card: ["test"])
+    with caplog.at_level("WARNING", logger="benchmark.training.trainer"):
+        entry = train_model(
+            TrainConfig(dataset="breastmnist", arch="tiny_cnn", epochs=1, batch_size=32),
+            zoo=ModelZoo(tmp_path / "zoo"),
+            splits=splits,
+        )
+    assert f"{entry.model_id} is collapsed: its test balanced accuracy" in caplog.text
+    assert "(1/2)" in caplog.text
+
+
 def test_invalid_recipe_values_are_refused():
     from benchmark.errors import ConfigError
 
