@@ -25,8 +25,9 @@ from typing import Any
 import torch
 
 from benchmark.errors import ConfigError
-from benchmark.models.zoo import ModelZoo, ZooEntry
+from benchmark.models.zoo import CARD, ModelZoo, ZooEntry
 from benchmark.results.cards import REBUILD_SCHEMA
+from benchmark.results.io import atomic_write_json
 from benchmark.results.provenance import git_commit, utc_now
 from benchmark.training.config import SELECTION_RULES, TrainConfig
 from benchmark.training.selection import selection_description
@@ -352,6 +353,9 @@ def rebuild(step: RebuildStep, zoo: ModelZoo, train: Trainer) -> RebuildRecord:
             Path(zoo.root).mkdir(parents=True, exist_ok=True)
             shutil.rmtree(zoo.folder(mid), ignore_errors=True)  # an incomplete folder
             entry.path.rename(zoo.folder(mid))
+            # The zoo holds the published model: its weights and its card (its provenance is
+            # the original training's; the record keeps the retrain's).
+            atomic_write_json(zoo.folder(mid) / CARD, step.card)
         shutil.rmtree(scratch.root, ignore_errors=True)
     else:
         logger.warning("the retrain of %s differs; it stays in %s", mid, entry.path)
