@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from benchmark.metrics.balanced import stratified_bootstrap_balanced
+from benchmark.metrics.balanced import balanced_accuracy, stratified_bootstrap_balanced
 from benchmark.metrics.base import (
     METRICS,
     MetricMeta,
@@ -125,10 +125,10 @@ def balanced_accuracy_metric(pred: Predictions) -> dict[str, Any] | None:
         return None
     labels = pred.labels.astype(np.int64)
     correct = pred.predicted == labels
-    present = np.unique(labels)
-    value = float(np.mean([correct[labels == c].mean() for c in present]))
+    value = balanced_accuracy(correct, labels)
     ci = stratified_bootstrap_balanced(correct, labels)
-    return {**scalar(value, pred.n, ci, "stratified bootstrap"), "classes": int(present.size)}
+    classes = int(np.unique(labels).size)
+    return {**scalar(value, pred.n, ci, "stratified bootstrap"), "classes": classes}
 
 
 @METRICS.register(
