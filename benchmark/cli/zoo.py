@@ -12,7 +12,7 @@ import typer
 from benchmark import paths
 from benchmark.cli.app import command_group
 from benchmark.cli.options import DATA_DIR_HELP, ISOLATION_HELP, ZOO_HELP
-from benchmark.errors import CheckpointError, ConfigError
+from benchmark.errors import CheckpointError, ConfigError, DataError
 from benchmark.reports.terminal import render_zoo_list
 
 zoo_app = command_group(
@@ -44,7 +44,8 @@ def zoo_cards_cmd(
     replace: bool = typer.Option(
         False,
         "--replace",
-        help="Overwrite a committed card that records another checkpoint sha256 (a retrain).",
+        help="Overwrite a committed card that records another checkpoint sha256 (a retrain), "
+        "or one of the same checkpoint that the zoo's card only adds to (bench zoo rescore).",
     ),
 ) -> None:
     """Publish the zoo's model cards to commit (leaderboard/zoo/cards/<id>.json).
@@ -287,9 +288,11 @@ def zoo_rescore_cmd(
     its interval, from which the zoo page tells a collapsed model).
 
     Each model is predicted on its card's validation and test splits with its own checkpoint
-    (sha256-checked), on the card's data (sha256-checked); a recomputed ACC that is not the
-    card's leaves the card unchanged. Nothing the card says is changed; the added fields are
-    listed in its `rescored` record. Publish with `bench zoo cards --replace`."""
+    (sha256-checked), on the card's data (sha256-checked); a recomputed ACC or AUC (value or
+    interval) that is not the card's leaves the card unchanged, and the other models go on.
+    Nothing the card says is changed; the added fields are listed in its `rescored` record.
+    Publish with `bench zoo cards --replace` (which accepts a card of the same weights only
+    when it adds to the committed one)."""
     import fnmatch
 
     from benchmark.models.zoo import ModelZoo
@@ -300,5 +303,14 @@ def zoo_rescore_cmd(
     chosen = [m for m in known if any(fnmatch.fnmatchcase(m, p) for p in ids)]
     if not chosen:
         raise ConfigError(f"no zoo model in {store.root} matches {' '.join(ids)}")
-    for mid in chosen:
-        typer.echo(f"{rescore_card(store, mid, data_dir=data_dir):<9}  {mid}")
+    failed = 0
+    for mid in chosen:  # one model's failure does not stop the others
+        try:
+            typer.echo(f"{rescore_card(store, mid, data_dir=data_dir):<9}  {mid}")
+        except (CheckpointError, DataError) as exc:
+            failed += 1
+            typer.echo(f"refused    {mid}: {exc}")
+    if failed:
+        raise CheckpointError(
+            f"{failed} of {len(chosen)} cards not rescored (see above); they are as they were"
+        )

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.zoo import CARD, ModelZoo, ZooEntry
@@ -55,6 +55,21 @@ class CardOutcome:
     detail: str
 
 
+def changed_fields(old: Any, new: Any, path: str = "") -> list[str]:
+    """The dotted paths at which ``new`` loses or changes a value of ``old`` (fields ``new``
+    adds are not listed): empty when ``new`` only adds to ``old``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in old:
+            where = f"{path}.{key}" if path else str(key)
+            if key not in new:
+                out.append(where)
+            else:
+                out += changed_fields(old[key], new[key], where)
+        return out
+    return [] if old == new else [path or "(the card)"]
+
+
 def publish_card(
     zoo: ModelZoo, mid: str, folder: str | Path, *, replace: bool = False
 ) -> CardOutcome:
@@ -64,11 +79,15 @@ def publish_card(
     only, strict architecture) before anything is written. A committed card of the same id is
     kept when it records the same checkpoint (even if its text differs: the published card
     stays the one the page was built from) and refused when it records other weights, unless
-    ``replace``.
+    ``replace``. With ``replace``, a card of the same checkpoint is written only when it adds
+    to the committed one (:func:`changed_fields`: ``bench zoo rescore``'s metrics), never when
+    it drops or changes a recorded field (a retrain's card: its provenance is not the
+    published training's).
 
     Raises:
-        CheckpointError: a bad id, a checkpoint that fails its checks, an incomplete card, or a
-            committed card with another checkpoint sha256 (or malformed) without ``replace``.
+        CheckpointError: a bad id, a checkpoint that fails its checks, an incomplete card, a
+            committed card with another checkpoint sha256 (or malformed) without ``replace``,
+            or a card of the same checkpoint that changes the committed one.
     """
     target = card_path(folder, mid)
     data = (zoo.folder(mid) / CARD).read_bytes()
@@ -82,6 +101,21 @@ def publish_card(
         return CardOutcome(mid, "added", f"sha256 {sha}")
     if target.read_bytes() == data:
         return CardOutcome(mid, "unchanged", f"sha256 {sha}")
+    if replace:
+        try:
+            held_card = json.loads(target.read_text())
+        except (OSError, json.JSONDecodeError):
+            held_card = None
+        if isinstance(held_card, dict) and (held_card.get("checkpoint") or {}).get("sha256") == sha:
+            changed = changed_fields(held_card, entry.card)
+            if changed:
+                raise CheckpointError(
+                    f"the zoo's card of the published checkpoint changes {', '.join(changed[:4])}"
+                    f"{' ...' if len(changed) > 4 else ''}: a card of the same weights may only "
+                    "gain fields (`bench zoo rescore`), never lose or change what it recorded "
+                    "(a retrain's card has the retrain's provenance); copy the committed card "
+                    "into the zoo and rescore it there"
+                )
     if not replace:
         try:
             held = read_card(target).sha256

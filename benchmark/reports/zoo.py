@@ -9,6 +9,7 @@ fields from both, so it does not depend on where a card came from.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -52,6 +53,12 @@ def _balanced_cell(card: dict) -> str:
     b = card["metrics"]["test"].get("balanced_acc")
     if not isinstance(b, dict):
         return "-"
+    ci = b.get("ci95")
+    numbers = [b.get("value"), *(ci if isinstance(ci, list) else [])]
+    if len(numbers) != 3 or not all(
+        isinstance(v, (int, float)) and math.isfinite(v) for v in numbers
+    ):
+        return "malformed"  # a committed card is untrusted input
     collapsed = collapsed_splits(card)
     return _pct(b) + (f" **collapsed ({', '.join(collapsed)})**" if collapsed else "")
 

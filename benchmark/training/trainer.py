@@ -193,13 +193,14 @@ def train_model(
     logger.info("trained %s in %.1f s: test acc %.4f auc %.4f", mid, seconds, acc, auc)
     collapsed = collapsed_splits(card)
     if collapsed:
+        classes = card["metrics"][collapsed[0]]["balanced_acc"]["classes"]
         logger.warning(
             "%s is collapsed: its %s balanced accuracy interval contains chance (1/%d), so it "
-            "cannot be told from a constant answer; the boards will not rank it (a smaller "
-            "training eps or another seed may not collapse)",
+            "cannot be told from a constant answer (the boards' collapse check, which keeps a "
+            "model from a rank; a smaller training eps or another seed may not collapse)",
             mid,
             " and ".join(collapsed),
-            meta.num_classes,
+            classes,
         )
     return entry
 

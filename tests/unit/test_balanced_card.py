@@ -66,3 +66,7 @@ def test_the_zoo_page_marks_a_split_whose_interval_contains_chance():
     assert collapsed_splits(bad) == []
     bad["metrics"]["val"]["balanced_acc"]["ci95"] = "0.4-0.6"
     assert collapsed_splits(bad) == []
+    for broken in ({"value": 0.5}, {"value": "x", "ci95": [0.4, 0.6]}, {"ci95": [0.1, 0.2, 0.3]}):
+        card = _card(None, None)
+        card["metrics"]["test"]["balanced_acc"] = {"classes": 2, **broken}
+        assert _balanced_cell(card) == "malformed"

@@ -70,3 +70,43 @@ def test_the_cli_rescores_by_pattern_and_refuses_a_pattern_that_matches_nothing(
     assert lines == [f"rescored: val balanced_acc, test balanced_acc  {mid}"]
     out = run(app, ["zoo", "rescore", "resnet50_*", "--zoo", str(zoo.root)])
     assert out.exit_code == 1 and "no zoo model in" in out.output
+
+
+def test_other_data_or_a_multilabel_card_is_named_and_nothing_is_written(older_card):
+    zoo, mid, _, data = older_card
+    path = zoo.folder(mid) / CARD
+    card = json.loads(path.read_text())
+    card["data"]["val"]["sha256"] = "0" * 64
+    path.write_text(json.dumps(card))
+    text = path.read_text()
+    with pytest.raises(CheckpointError, match=r"is not the one .* was scored on"):
+        rescore_card(zoo, mid, data_dir=data)
+    assert path.read_text() == text
+    card["multi_label"] = True
+    path.write_text(json.dumps(card))
+    assert rescore_card(zoo, mid, data_dir=data) == "n/a (multi-label: no balanced accuracy)"
+
+
+def test_the_cli_goes_on_after_a_refused_card_and_exits_non_zero(older_card, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    zoo, mid, _, data = older_card
+    other = "tiny_cnn_breastmnist_28px_s9"
+    shutil.copytree(zoo.folder(mid), zoo.folder(other))
+    card = json.loads((zoo.folder(other) / CARD).read_text())
+    card["model_id"] = other
+    card["metrics"]["test"]["auc"]["value"] = 0.5  # not what its weights give
+    (zoo.folder(other) / CARD).write_text(json.dumps(card))
+    out = CliRunner().invoke(
+        app, ["zoo", "rescore", "tiny_cnn_*", "--zoo", str(zoo.root), "--data-dir", data]
+    )
+    assert out.exit_code == 1
+    assert f"rescored: val balanced_acc, test balanced_acc  {mid}" in out.output
+    assert f"refused    {other}: {other}: the recomputed test AUC" in out.output
+    assert (
+        "balanced_acc" not in json.loads((zoo.folder(other) / CARD).read_text())["metrics"]["test"]
+    )

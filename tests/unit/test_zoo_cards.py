@@ -152,9 +152,32 @@ def test_a_card_of_the_same_checkpoint_keeps_the_committed_text(source, tmp_path
     (outcome,) = publish_cards(source, cards, pattern=S1)
     assert outcome.status == "unchanged" and "text differs and is kept" in outcome.detail
     assert (cards / f"{S1}.json").read_bytes() == before
+    # Not even with --replace: the published card of these weights keeps its provenance.
+    (outcome,) = publish_cards(source, cards, pattern=S1, replace=True)
+    assert outcome.status == "refused" and "changes created_at:" in outcome.detail
+    assert (cards / f"{S1}.json").read_bytes() == before
+
+
+def test_a_card_of_the_same_checkpoint_may_only_gain_fields(source, tmp_path):
+    """--replace writes a card of the published checkpoint that only adds to the committed one
+    (what `bench zoo rescore` does), and refuses one that drops or changes a field."""
+    cards = tmp_path / "cards"
+    publish_cards(source, cards)
+    card = json.loads((source.folder(S1) / "card.json").read_text())
+    gained = {**card, "rescored": [{"added": ["test balanced_acc"]}]}
+    gained["metrics"] = {**card["metrics"], "extra": {"value": 1.0}}
+    (source.folder(S1) / "card.json").write_text(dumps_json(gained))
     (outcome,) = publish_cards(source, cards, pattern=S1, replace=True)
     assert outcome.status == "replaced"
-    assert json.loads((cards / f"{S1}.json").read_text())["created_at"] == "2030-01-01T00:00:00Z"
+    assert json.loads((cards / f"{S1}.json").read_text()) == gained
+    lost = {k: v for k, v in gained.items() if k != "history"}
+    test = gained["metrics"]["test"]
+    lost["metrics"] = {**gained["metrics"], "test": {**test, "acc": {**test["acc"], "value": 0.0}}}
+    (source.folder(S1) / "card.json").write_text(dumps_json(lost))
+    (outcome,) = publish_cards(source, cards, pattern=S1, replace=True)
+    assert outcome.status == "refused"
+    assert "changes history, metrics.test.acc.value:" in outcome.detail
+    assert json.loads((cards / f"{S1}.json").read_text()) == gained
 
 
 def test_the_report_from_committed_cards_equals_the_report_from_their_zoo(
