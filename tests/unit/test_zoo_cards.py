@@ -203,6 +203,8 @@ def test_the_report_from_committed_cards_equals_the_report_from_their_zoo(
             tmp_path / f"{name}.md",
             "--results",
             "",  # cards only: no section of published models without a card
+            "--rebuilds",
+            "",  # nor of the repository's retrain records (one names the tiny CNN s0)
         )
         assert out.exit_code == 0, out.output
         assert "(3 models)" in out.stdout
@@ -218,7 +220,16 @@ def test_the_report_from_committed_cards_equals_the_report_from_their_zoo(
     shutil.copytree(cards, tmp_path / "repo" / "leaderboard" / "zoo" / "cards")
     monkeypatch.chdir(tmp_path / "repo")
     out = bench(
-        "zoo", "report", "--zoo", source.root, "--out", tmp_path / "default", "--results", ""
+        "zoo",
+        "report",
+        "--zoo",
+        source.root,
+        "--out",
+        tmp_path / "default",
+        "--results",
+        "",
+        "--rebuilds",
+        "",
     )
     assert out.exit_code == 0, out.output
     assert (tmp_path / "default").read_text() == pages["zoo"]
