@@ -16,7 +16,8 @@ Usage::
     python benchmarks/protocol_campaign.py --out OUT [--zoo Z] [--cache C] [--data-dir D]
         [--datasets breastmnist,pneumoniamnist,retinamnist] [--seeds 0,1,2]
         [--tracks deterministic,adaptive,transfer] [--arch resnet18] [--only JOB,...]
-        [--budget-min 9] [--plan]
+        [--budget-min 9] [--plan] [--train-only] [--models-out DIR [--bring-mib 60]
+        [--part-mib 15]]
 
 The order: the deterministic track of seed 0 per dataset (undefended first), the adaptive
 track, the transfer matrices, then the deterministic track of the other seeds. A transfer job
@@ -27,6 +28,14 @@ job that runs after the other seeds (a resumed campaign whose transfer job had f
 their entries too, at about nine times the cells.
 
 ``--plan`` prints the jobs in order, with the models each trains, and exits (nothing runs).
+``--train-only`` trains the jobs' models and evaluates nothing (a zoo batch: e.g. ``--arch
+resnet50 --only pneumoniamnist__undefended,...``). The results archive holds the card of every
+model the campaign trained (``cards/<id>.json``: recipe, validation curve, device, checkpoint
+sha256). With ``--models-out``, the trained models themselves (cards and weights, in training
+order, as many as fit in ``--bring-mib``) are exported there after every training job as one
+archive in parts of at most ``--part-mib`` (the device machine returns 8 files of 16 MiB);
+``bench zoo import DIR/models.tar.gz.parts.json`` installs them here after checking every
+part's, the archive's and each checkpoint's sha256.
 On the device machine the data and the missing packages travel with the working tree
 (``make device-prep``, see ``benchmarks/README.md``).
 """
@@ -69,6 +78,8 @@ ADAPTIVE: list[tuple[str, dict[str, Any]]] = [
 ADAPTIVE_DATASETS = ("pneumoniamnist", "retinamnist")
 #: The protocol name of a transfer-matrix job (one per dataset, after its entries' runs).
 TRANSFER = "mrb_transfer_v1"
+#: The results archive's folder of the cards of the models the campaign trained.
+CARDS_FOLDER = "cards"
 
 
 @dataclass
@@ -180,8 +191,11 @@ def _ensure_models(job: Job, zoo: Any, data_dir: Path, log: list[dict[str, Any]]
         log.append({"train": mid, "seconds": round(time.perf_counter() - start, 1)})
 
 
-def run_job(job: Job, *, out: Path, zoo: Any, cache: Any, data_dir: Path) -> dict[str, Any]:
-    """Train what the job needs and evaluate it under its protocol; its log record."""
+def run_job(
+    job: Job, *, out: Path, zoo: Any, cache: Any, data_dir: Path, train_only: bool = False
+) -> dict[str, Any]:
+    """Train what the job needs and evaluate it under its protocol (``train_only``: train
+    only, status ``trained``); its log record."""
     from benchmark.evaluation import EvaluationConfig, evaluate
 
     record: dict[str, Any] = {"job": job.name, **asdict(job), "trained": []}
@@ -192,6 +206,9 @@ def run_job(job: Job, *, out: Path, zoo: Any, cache: Any, data_dir: Path) -> dic
     try:
         _ensure_models(job, zoo, data_dir, record["trained"])
         record["checkpoints"] = {m: _checkpoint(zoo, m) for m in record["models"]}
+        if train_only:
+            record.update(status="trained", seconds=round(time.perf_counter() - start, 1))
+            return record
         config = EvaluationConfig.from_options(
             dataset=job.dataset,
             arch=job.arch,
@@ -284,14 +301,48 @@ def _done(out: Path, todo: list[Job], zoo: Any | None = None) -> set[str]:
     return done
 
 
-def _archive(out: Path) -> None:
-    """Pack every results file under ``out`` into ``results.tar.gz`` (atomically)."""
+def _trained(records: list[dict[str, Any]]) -> list[str]:
+    """The model ids the campaign's records trained, in training order."""
+    return list(dict.fromkeys(t["train"] for r in records for t in r.get("trained", [])))
+
+
+def _archive(out: Path, zoo: Any = None, trained: list[str] | None = None) -> None:
+    """Pack every results file under ``out`` into ``results.tar.gz`` (atomically), with the
+    zoo's card of every model of ``trained`` as ``cards/<id>.json``: its validation curve,
+    recipe, device and checkpoint sha256 come back even where its weights cannot."""
     tmp = out / "results.tar.gz.tmp"
     with tarfile.open(tmp, "w:gz") as tar:
         for path in sorted(out.rglob("*.json")):
             if path.name != "campaign.json":
                 tar.add(path, arcname=path.relative_to(out).as_posix())
+        for mid in trained or []:
+            if zoo is not None and zoo.exists(mid):
+                tar.add(zoo.folder(mid) / "card.json", arcname=f"{CARDS_FOLDER}/{mid}.json")
     tmp.replace(out / "results.tar.gz")
+
+
+def bring_back(
+    zoo: Any, trained: list[str], dest: Path, budget_bytes: int, part_bytes: int
+) -> list[str]:
+    """Export the models of ``trained`` (in order) whose card and checkpoint fit, together, in
+    ``budget_bytes``, as ``dest/models.tar.gz`` in parts of at most ``part_bytes`` (``bench zoo
+    import dest/models.tar.gz.parts.json`` installs them after checking every sha256); the
+    ids exported. A model that does not fit is skipped (its card still comes back in the
+    results archive)."""
+    from benchmark.models.distribution import export_models
+
+    chosen: list[str] = []
+    used = 0
+    for mid in trained:
+        if not zoo.exists(mid):
+            continue
+        size = sum((zoo.folder(mid) / f).stat().st_size for f in ("card.json", "model.pt"))
+        if used + size <= budget_bytes:  # gzip only shrinks float weights a little
+            chosen.append(mid)
+            used += size
+    if chosen:
+        export_models(zoo, chosen, dest / "models.tar.gz", part_bytes=part_bytes)
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -307,6 +358,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="recipe seeds")
     parser.add_argument("--only", default="", help="comma list of job names to run (else all)")
     parser.add_argument("--plan", action="store_true", help="print the jobs and exit")
+    parser.add_argument(
+        "--train-only", action="store_true", help="train the jobs' models, evaluate nothing"
+    )
+    parser.add_argument(
+        "--models-out", type=Path, default=None, help="folder for the trained models brought back"
+    )
+    parser.add_argument(
+        "--bring-mib",
+        type=float,
+        default=60.0,
+        help="with --models-out: at most this many MiB of trained models (cards + weights)",
+    )
+    parser.add_argument("--part-mib", type=float, default=15.0, help="largest file brought back")
     args = parser.parse_args(argv)
     datasets = [d for d in args.datasets.split(",") if d]
     unknown = sorted(set(datasets) - set(STANDARD_EPOCHS))
@@ -319,6 +383,8 @@ def main(argv: list[str] | None = None) -> None:
     todo = jobs(datasets, [t for t in args.tracks.split(",") if t], args.arch, seeds)
     if args.only:
         todo = [j for j in todo if j.name in args.only.split(",")]
+    if args.train_only:
+        todo = [j for j in todo if j.protocol != TRANSFER]
     if args.plan:
         done = _done(args.out, todo)
         for i, job in enumerate(todo, 1):
@@ -346,12 +412,32 @@ def main(argv: list[str] | None = None) -> None:
         if time.perf_counter() - start > 60 * args.budget_min:
             print(f"budget of {args.budget_min} min spent: stopped before {job.name}")
             break
-        record = run_job(job, out=args.out, zoo=zoo, cache=cache, data_dir=args.data_dir)
+        record = run_job(
+            job,
+            out=args.out,
+            zoo=zoo,
+            cache=cache,
+            data_dir=args.data_dir,
+            train_only=args.train_only,
+        )
+        if args.train_only and record["status"] == "trained" and not record["trained"]:
+            continue  # its models were in the zoo already, with the recipe (_ensure_models)
         print(f"{record['status']:6s} {job.name} {record['seconds']} s")
         records.append(record)
+        trained = _trained(records)
+        if args.models_out is not None and record["trained"]:
+            brought = bring_back(
+                zoo,
+                trained,
+                args.models_out,
+                int(args.bring_mib * 2**20),
+                int(args.part_mib * 2**20),
+            )
+            record["brought_back"] = brought
+            print(f"models brought back: {', '.join(brought) or 'none fit'}")
         atomic_write_json(log_path, {"jobs": records})  # a killed call keeps the finished jobs
-        _archive(args.out)
-    _archive(args.out)
+        _archive(args.out, zoo, trained)
+    _archive(args.out, zoo, _trained(records))
 
 
 if __name__ == "__main__":

@@ -153,19 +153,30 @@ def zoo_export_cmd(
     ids: list[str] = typer.Argument(..., metavar="ID...", help="Zoo ids to export."),
     out: Path = typer.Option(..., help="The archive to write (.tar.gz)."),
     zoo: Path | None = typer.Option(None, help=ZOO_HELP),
+    part_mib: float | None = typer.Option(
+        None,
+        min=0.001,
+        help="Write an archive larger than this many MiB in parts (OUT.001, ... and "
+        "OUT.parts.json with their sha256s), for a channel with a file-size limit.",
+    ),
 ) -> None:
     """Export zoo entries (card + weights, each verified) as one archive with a manifest of
     every file's sha256."""
     from benchmark.models.distribution import export_models
     from benchmark.models.zoo import ModelZoo
 
-    path = export_models(ModelZoo(zoo), ids, out)
+    part_bytes = None if part_mib is None else int(part_mib * 2**20)
+    path = export_models(ModelZoo(zoo), ids, out, part_bytes=part_bytes)
     typer.echo(f"wrote {path} ({len(set(ids))} models); install it with `bench zoo import {path}`")
 
 
 @zoo_app.command("import")
 def zoo_import_cmd(
-    archive: Path = typer.Argument(..., help="An archive from bench zoo export."),
+    archive: Path = typer.Argument(
+        ...,
+        help="An archive from bench zoo export, or the .parts.json of one written in parts "
+        "(every part beside it).",
+    ),
     zoo: Path | None = typer.Option(None, help=ZOO_HELP),
     results: str = typer.Option("leaderboard/results", help=RESULTS_HELP),
 ) -> None:

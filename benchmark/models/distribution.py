@@ -22,6 +22,7 @@ only its local cache).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import tarfile
@@ -33,7 +34,14 @@ from benchmark.errors import CheckpointError
 from benchmark.models.zoo import CARD, CHECKPOINT, ModelZoo, ZooEntry
 from benchmark.results.cards import check_model_id
 from benchmark.results.diagnostics import results_files
-from benchmark.results.io import ARCHIVE_MANIFEST, atomic_write_bytes, write_archive
+from benchmark.results.io import (
+    ARCHIVE_MANIFEST,
+    PARTS_SUFFIX,
+    archive_bytes,
+    atomic_write_bytes,
+    read_parts,
+    write_parts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +53,12 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def export_models(zoo: ModelZoo, ids: Iterable[str], out: Path) -> Path:
-    """Write the zoo entries ``ids`` (each verified first) into the archive ``out``.
+def export_models(
+    zoo: ModelZoo, ids: Iterable[str], out: Path, part_bytes: int | None = None
+) -> Path:
+    """Write the zoo entries ``ids`` (each verified first) into the archive ``out``; with
+    ``part_bytes``, an archive larger than that is written in parts instead
+    (``out.001``, ... and ``out.parts.json``, whose path is returned; an import joins them).
 
     Raises:
         CheckpointError: a model that is missing or fails its sha256 or load check.
@@ -64,14 +76,45 @@ def export_models(zoo: ModelZoo, ids: Iterable[str], out: Path) -> Path:
         "models": sorted({name.split("/")[0] for name in members}),
         "members": {name: _sha(data) for name, data in sorted(members.items())},
     }
-    return write_archive(out, members, manifest)
+    data = archive_bytes(members, manifest)
+    out = Path(out)
+    whole = part_bytes is None or len(data) <= part_bytes
+    # The other form of an earlier export to the same name would be read instead of this one.
+    (out.with_name(out.name + PARTS_SUFFIX) if whole else out).unlink(missing_ok=True)
+    if whole:
+        return atomic_write_bytes(out, data)
+    return write_parts(out, data, part_bytes)  # type: ignore[arg-type]
+
+
+def _archive_bytes(archive: Path) -> bytes:
+    """An export's bytes: the archive, or its parts joined (``X.tar.gz.parts.json``, or
+    ``X.tar.gz`` where only its parts are there), every part checked. Either name reads an
+    export of either form, so one command installs what ``export_models(part_bytes=...)``
+    wrote, whole or in parts."""
+    parts = archive if archive.name.endswith(PARTS_SUFFIX) else None
+    if parts is not None and not parts.exists():
+        whole = archive.with_name(archive.name.removesuffix(PARTS_SUFFIX))
+        if whole.is_file():  # small enough to have been written whole
+            parts, archive = None, whole
+    if parts is None and not archive.exists():
+        beside = archive.with_name(archive.name + PARTS_SUFFIX)
+        parts = beside if beside.is_file() else None
+    if parts is not None:
+        try:
+            return read_parts(parts)
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None
+    if not archive.is_file():
+        raise CheckpointError(f"{archive} does not exist (an archive from bench zoo export)")
+    return archive.read_bytes()
 
 
 def _read_archive(archive: Path) -> dict[str, dict[str, bytes]]:
     """The models of an export, every member checked against the manifest: id -> files."""
-    if not archive.is_file() or not tarfile.is_tarfile(archive):
+    data = _archive_bytes(archive)
+    if not tarfile.is_tarfile(io.BytesIO(data)):
         raise CheckpointError(f"{archive} is not a model archive (a .tar.gz from bench zoo export)")
-    with tarfile.open(archive, "r:gz") as tar:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
         try:
             manifest = json.loads(tar.extractfile(MANIFEST).read())  # type: ignore[union-attr]
         except (KeyError, AttributeError, ValueError):

@@ -89,8 +89,11 @@ def test_a_tampered_archive_installs_nothing(tiny_models, tmp_path):
         with pytest.raises(CheckpointError, match=message):
             import_models(forged, zoo)
         assert not zoo.root.exists() or not any(zoo.root.iterdir())
-    with pytest.raises(CheckpointError, match="is not a model archive"):
+    with pytest.raises(CheckpointError, match=r"missing\.tar\.gz does not exist"):
         import_models(tmp_path / "missing.tar.gz", zoo)
+    (tmp_path / "text.tar.gz").write_text("not an archive")
+    with pytest.raises(CheckpointError, match="is not a model archive"):
+        import_models(tmp_path / "text.tar.gz", zoo)
 
 
 def test_weights_that_are_not_the_cards_or_the_published_ones_are_refused(tiny_models, tmp_path):
@@ -161,3 +164,49 @@ def test_published_checkpoints_and_the_cli(tiny_models, tmp_path):
     assert out.exit_code == 0 and f"installed {MID}  sha256 {sha}" in out.stdout, out.output
     out = runner.invoke(app, ["zoo", "pull", MID, "--zoo", str(tmp_path / "z")])
     assert out.exit_code == 1 and "needs one source" in out.stderr
+
+
+def test_an_export_in_parts_imports_the_same_bytes_and_every_part_is_checked(tiny_models, tmp_path):
+    source = tiny_models["zoo"]
+    whole = export_models(source, [MID], tmp_path / "whole.tar.gz")
+    size = whole.stat().st_size
+    manifest = export_models(source, [MID], tmp_path / "m.tar.gz", part_bytes=size // 3)
+    assert manifest.name == "m.tar.gz.parts.json" and not (tmp_path / "m.tar.gz").exists()
+    parts = sorted(tmp_path.glob("m.tar.gz.0*"))
+    assert len(parts) == 4 and all(p.stat().st_size <= size // 3 for p in parts)
+    assert b"".join(p.read_bytes() for p in parts) == whole.read_bytes()  # the same archive
+    # Either name imports it: the manifest, or the archive's own name with only its parts there.
+    for name in ("m.tar.gz.parts.json", "m.tar.gz"):
+        zoo = ModelZoo(tmp_path / f"zoo-{name}")
+        (entry,) = import_models(tmp_path / name, zoo)
+        assert file_digest(entry.checkpoint) == file_digest(source.entry(MID).checkpoint)
+    # An archive that fits in one part is written whole, and replaces the earlier parts.
+    assert export_models(source, [MID], tmp_path / "m.tar.gz", part_bytes=size) == (
+        tmp_path / "m.tar.gz"
+    )
+    assert not manifest.exists()
+    assert import_models(manifest, ModelZoo(tmp_path / "z3"))[0].model_id == MID  # either name
+    manifest = export_models(source, [MID], tmp_path / "p.tar.gz", part_bytes=size // 2)
+    second = tmp_path / "p.tar.gz.002"
+    second.write_bytes(second.read_bytes()[:-1] + b"x")
+    with pytest.raises(CheckpointError, match=r"part p.tar.gz.002 does not match its sha256"):
+        import_models(manifest, ModelZoo(tmp_path / "z2"))
+    second.unlink()
+    with pytest.raises(CheckpointError, match=r"part p.tar.gz.002 is missing"):
+        import_models(manifest, ModelZoo(tmp_path / "z2"))
+    assert not ModelZoo(tmp_path / "z2").exists(MID)
+    with pytest.raises(CheckpointError, match=r"does not exist"):
+        import_models(tmp_path / "nothing.tar.gz", ModelZoo(tmp_path / "z2"))
+
+
+def test_the_cli_exports_in_parts(tiny_models, tmp_path):
+    runner = CliRunner()
+    src = str(tiny_models["zoo"].root)
+    out = tmp_path / "m.tar.gz"
+    args = ["zoo", "export", MID, "--out", str(out), "--zoo", src, "--part-mib", "0.01"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and "m.tar.gz.parts.json" in res.stdout, res.output
+    res = runner.invoke(
+        app, ["zoo", "import", f"{out}.parts.json", "--zoo", str(tmp_path / "z"), "--results", ""]
+    )
+    assert res.exit_code == 0 and f"installed {MID}" in res.stdout, res.output
