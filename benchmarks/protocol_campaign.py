@@ -46,12 +46,14 @@ import argparse
 import functools
 import json
 import logging
-import tarfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from campaign_log import CampaignLog, archive_results, bring_back_now
 
 from benchmark.results.protocols import CURRENT_PROTOCOL, track_protocol
 from benchmark.training.recipes import ROBUST_DEFENSES, SEEDS, STANDARD_EPOCHS
@@ -78,8 +80,6 @@ ADAPTIVE: list[tuple[str, dict[str, Any]]] = [
 ADAPTIVE_DATASETS = ("pneumoniamnist", "retinamnist")
 #: The protocol name of a transfer-matrix job (one per dataset, after its entries' runs).
 TRANSFER = "mrb_transfer_v1"
-#: The results archive's folder of the cards of the models the campaign trained.
-CARDS_FOLDER = "cards"
 
 
 @dataclass
@@ -163,9 +163,16 @@ def jobs(
     return out
 
 
-def _ensure_models(job: Job, zoo: Any, data_dir: Path, log: list[dict[str, Any]]) -> None:
+def _ensure_models(
+    job: Job,
+    zoo: Any,
+    data_dir: Path,
+    log: list[dict[str, Any]],
+    on_trained: Callable[[str], None] | None = None,
+) -> None:
     """Train the models the job evaluates with their published recipes where the zoo lacks
-    them; a zoo model of another recipe under the same id is refused, not evaluated."""
+    them (``on_trained(id)`` as soon as each is in the zoo); a zoo model of another recipe
+    under the same id is refused, not evaluated."""
     from benchmark.errors import ConfigError
     from benchmark.training import train_model
     from benchmark.training.recipes import (
@@ -189,10 +196,19 @@ def _ensure_models(job: Job, zoo: Any, data_dir: Path, log: list[dict[str, Any]]
         start = time.perf_counter()
         train_model(config, data_dir=data_dir, zoo=zoo, progress=False)
         log.append({"train": mid, "seconds": round(time.perf_counter() - start, 1)})
+        if on_trained is not None:
+            on_trained(mid)
 
 
 def run_job(
-    job: Job, *, out: Path, zoo: Any, cache: Any, data_dir: Path, train_only: bool = False
+    job: Job,
+    *,
+    out: Path,
+    zoo: Any,
+    cache: Any,
+    data_dir: Path,
+    train_only: bool = False,
+    on_trained: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train what the job needs and evaluate it under its protocol (``train_only``: train
     only, status ``trained``); its log record."""
@@ -204,7 +220,7 @@ def run_job(
     if job.protocol == TRANSFER:
         return _transfer_job(job, record, out=out, zoo=zoo, cache=cache, data_dir=data_dir)
     try:
-        _ensure_models(job, zoo, data_dir, record["trained"])
+        _ensure_models(job, zoo, data_dir, record["trained"], on_trained)
         record["checkpoints"] = {m: _checkpoint(zoo, m) for m in record["models"]}
         if train_only:
             record.update(status="trained", seconds=round(time.perf_counter() - start, 1))
@@ -301,50 +317,6 @@ def _done(out: Path, todo: list[Job], zoo: Any | None = None) -> set[str]:
     return done
 
 
-def _trained(records: list[dict[str, Any]]) -> list[str]:
-    """The model ids the campaign's records trained, in training order."""
-    return list(dict.fromkeys(t["train"] for r in records for t in r.get("trained", [])))
-
-
-def _archive(out: Path, zoo: Any = None, trained: list[str] | None = None) -> None:
-    """Pack every results file under ``out`` into ``results.tar.gz`` (atomically), with the
-    zoo's card of every model of ``trained`` as ``cards/<id>.json``: its validation curve,
-    recipe, device and checkpoint sha256 come back even where its weights cannot."""
-    tmp = out / "results.tar.gz.tmp"
-    with tarfile.open(tmp, "w:gz") as tar:
-        for path in sorted(out.rglob("*.json")):
-            if path.name != "campaign.json":
-                tar.add(path, arcname=path.relative_to(out).as_posix())
-        for mid in trained or []:
-            if zoo is not None and zoo.exists(mid):
-                tar.add(zoo.folder(mid) / "card.json", arcname=f"{CARDS_FOLDER}/{mid}.json")
-    tmp.replace(out / "results.tar.gz")
-
-
-def bring_back(
-    zoo: Any, trained: list[str], dest: Path, budget_bytes: int, part_bytes: int
-) -> list[str]:
-    """Export the models of ``trained`` (in order) whose card and checkpoint fit, together, in
-    ``budget_bytes``, as ``dest/models.tar.gz`` in parts of at most ``part_bytes`` (``bench zoo
-    import dest/models.tar.gz.parts.json`` installs them after checking every sha256); the
-    ids exported. A model that does not fit is skipped (its card still comes back in the
-    results archive)."""
-    from benchmark.models.distribution import export_models
-
-    chosen: list[str] = []
-    used = 0
-    for mid in trained:
-        if not zoo.exists(mid):
-            continue
-        size = sum((zoo.folder(mid) / f).stat().st_size for f in ("card.json", "model.pt"))
-        if used + size <= budget_bytes:  # gzip only shrinks float weights a little
-            chosen.append(mid)
-            used += size
-    if chosen:
-        export_models(zoo, chosen, dest / "models.tar.gz", part_bytes=part_bytes)
-    return chosen
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="results folder (and archive)")
@@ -372,6 +344,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--part-mib", type=float, default=15.0, help="largest file brought back")
     args = parser.parse_args(argv)
+    if args.part_mib <= 0 or args.bring_mib < 0:
+        parser.error("--part-mib must be above 0 and --bring-mib at least 0")
     datasets = [d for d in args.datasets.split(",") if d]
     unknown = sorted(set(datasets) - set(STANDARD_EPOCHS))
     if unknown:
@@ -397,14 +371,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from benchmark.evaluation.cache import AdversarialCache
     from benchmark.models.zoo import ModelZoo
-    from benchmark.results.io import atomic_write_json
 
     zoo = ModelZoo(args.zoo) if args.zoo else ModelZoo()
     cache = AdversarialCache(args.cache) if args.cache else AdversarialCache()
     args.out.mkdir(parents=True, exist_ok=True)
     done = _done(args.out, todo, zoo)
-    log_path = args.out / "campaign.json"
-    records = json.loads(log_path.read_text())["jobs"] if log_path.is_file() else []
+    log = CampaignLog(args.out)
     start = time.perf_counter()
     for job in todo:
         if job.name in done:
@@ -419,25 +391,19 @@ def main(argv: list[str] | None = None) -> None:
             cache=cache,
             data_dir=args.data_dir,
             train_only=args.train_only,
+            on_trained=log.note_trained,
         )
         if args.train_only and record["status"] == "trained" and not record["trained"]:
-            continue  # its models were in the zoo already, with the recipe (_ensure_models)
+            print(f"present {job.name}: its models are in the zoo")
+            continue
         print(f"{record['status']:6s} {job.name} {record['seconds']} s")
-        records.append(record)
-        trained = _trained(records)
+        log.jobs.append(record)
+        log.save()  # a killed call keeps the finished jobs
+        archive_results(args.out, zoo, log.trained)
         if args.models_out is not None and record["trained"]:
-            brought = bring_back(
-                zoo,
-                trained,
-                args.models_out,
-                int(args.bring_mib * 2**20),
-                int(args.part_mib * 2**20),
-            )
-            record["brought_back"] = brought
-            print(f"models brought back: {', '.join(brought) or 'none fit'}")
-        atomic_write_json(log_path, {"jobs": records})  # a killed call keeps the finished jobs
-        _archive(args.out, zoo, trained)
-    _archive(args.out, zoo, _trained(records))
+            bring_back_now(log, zoo, args)
+            log.save()
+    archive_results(args.out, zoo, log.trained)
 
 
 if __name__ == "__main__":

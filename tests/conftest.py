@@ -113,3 +113,22 @@ def tiny_models(shared_data, tmp_path_factory):
     )
     out["zoo"] = zoo
     return out
+
+
+@pytest.fixture(scope="session")
+def campaign():
+    """``benchmarks/protocol_campaign.py`` as a module (it imports its sibling
+    ``campaign_log``, as it does when run as a script)."""
+    import importlib.util
+    import sys
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    spec = importlib.util.spec_from_file_location(
+        "protocol_campaign", folder / "protocol_campaign.py"
+    )
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["protocol_campaign"] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module

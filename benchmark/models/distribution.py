@@ -34,12 +34,12 @@ from benchmark.errors import CheckpointError
 from benchmark.models.zoo import CARD, CHECKPOINT, ModelZoo, ZooEntry
 from benchmark.results.cards import check_model_id
 from benchmark.results.diagnostics import results_files
-from benchmark.results.io import (
-    ARCHIVE_MANIFEST,
+from benchmark.results.io import ARCHIVE_MANIFEST, archive_bytes, atomic_write_bytes
+from benchmark.results.parts import (
     PARTS_SUFFIX,
-    archive_bytes,
-    atomic_write_bytes,
+    manifest_path,
     read_parts,
+    remove_parts,
     write_parts,
 )
 
@@ -78,12 +78,13 @@ def export_models(
     }
     data = archive_bytes(members, manifest)
     out = Path(out)
-    whole = part_bytes is None or len(data) <= part_bytes
-    # The other form of an earlier export to the same name would be read instead of this one.
-    (out.with_name(out.name + PARTS_SUFFIX) if whole else out).unlink(missing_ok=True)
-    if whole:
-        return atomic_write_bytes(out, data)
-    return write_parts(out, data, part_bytes)  # type: ignore[arg-type]
+    if part_bytes is None or len(data) <= part_bytes:
+        written = atomic_write_bytes(out, data)
+        remove_parts(out)  # an earlier export in parts to the same name would be read instead
+        return written
+    written = write_parts(out, data, part_bytes)
+    out.unlink(missing_ok=True)  # an earlier whole export to the same name
+    return written
 
 
 def _archive_bytes(archive: Path) -> bytes:
@@ -96,25 +97,29 @@ def _archive_bytes(archive: Path) -> bytes:
         whole = archive.with_name(archive.name.removesuffix(PARTS_SUFFIX))
         if whole.is_file():  # small enough to have been written whole
             parts, archive = None, whole
-    if parts is None and not archive.exists():
-        beside = archive.with_name(archive.name + PARTS_SUFFIX)
-        parts = beside if beside.is_file() else None
+    if parts is None and not archive.exists() and manifest_path(archive).is_file():
+        parts = manifest_path(archive)
     if parts is not None:
         try:
             return read_parts(parts)
         except ValueError as exc:
             raise CheckpointError(str(exc)) from None
     if not archive.is_file():
-        raise CheckpointError(f"{archive} does not exist (an archive from bench zoo export)")
+        state = "is not a file" if archive.exists() else "does not exist"
+        raise CheckpointError(f"{archive} {state} (an archive from bench zoo export)")
     return archive.read_bytes()
 
 
 def _read_archive(archive: Path) -> dict[str, dict[str, bytes]]:
     """The models of an export, every member checked against the manifest: id -> files."""
     data = _archive_bytes(archive)
-    if not tarfile.is_tarfile(io.BytesIO(data)):
-        raise CheckpointError(f"{archive} is not a model archive (a .tar.gz from bench zoo export)")
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")  # noqa: SIM115 (with, below)
+    except (tarfile.TarError, OSError, EOFError):
+        raise CheckpointError(
+            f"{archive} is not a model archive (a .tar.gz from bench zoo export)"
+        ) from None
+    with tar:
         try:
             manifest = json.loads(tar.extractfile(MANIFEST).read())  # type: ignore[union-attr]
         except (KeyError, AttributeError, ValueError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -65,58 +64,3 @@ def write_archive(path: str | os.PathLike[str], members: dict[str, bytes], manif
     """Write :func:`archive_bytes` of ``members`` and ``manifest`` to ``path``, atomically."""
     return atomic_write_bytes(path, archive_bytes(members, manifest))
 
-
-PARTS_SUFFIX = ".parts.json"
-"""The manifest of a file written in parts by :func:`write_parts`: ``<file>.parts.json``."""
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def write_parts(path: str | os.PathLike[str], data: bytes, part_bytes: int) -> Path:
-    """Write ``data`` as ``<path>.001``, ``<path>.002``, ... of at most ``part_bytes`` each, and
-    ``<path>.parts.json`` with every part's and the whole's sha256 and size (for a channel that
-    limits a file's size, e.g. a lent GPU's 16 MiB); :func:`read_parts` joins them. Every file is
-    written atomically, the manifest last. Returns the manifest's path."""
-    if part_bytes < 1:
-        raise ValueError(f"part_bytes must be at least 1, got {part_bytes}")
-    target = Path(path)
-    parts = []
-    for i, start in enumerate(range(0, max(len(data), 1), part_bytes), 1):
-        chunk = data[start : start + part_bytes]
-        name = f"{target.name}.{i:03d}"
-        atomic_write_bytes(target.parent / name, chunk)
-        parts.append({"name": name, "bytes": len(chunk), "sha256": _sha256(chunk)})
-    manifest = {"file": target.name, "bytes": len(data), "sha256": _sha256(data), "parts": parts}
-    return atomic_write_json(target.parent / f"{target.name}{PARTS_SUFFIX}", manifest)
-
-
-def read_parts(manifest: str | os.PathLike[str]) -> bytes:
-    """The file a :func:`write_parts` manifest describes, joined from its parts (in the
-    manifest's folder), each part and the whole checked against their sha256.
-
-    Raises:
-        ValueError: an unreadable manifest, a missing part, or a part or whole whose size or
-            sha256 is not the manifest's (the message names it and the fix).
-    """
-    path = Path(manifest)
-    try:
-        doc = json.loads(path.read_text())
-        parts = [(str(p["name"]), int(p["bytes"]), str(p["sha256"])) for p in doc["parts"]]
-        whole_sha, whole_bytes = str(doc["sha256"]), int(doc["bytes"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ValueError(f"{path} is not a readable parts manifest (from write_parts)") from None
-    chunks = []
-    for name, size, sha in parts:
-        part = path.parent / name
-        if Path(name).name != name or not part.is_file():
-            raise ValueError(f"{path}: part {name} is missing; copy every part beside it")
-        chunk = part.read_bytes()
-        if len(chunk) != size or _sha256(chunk) != sha:
-            raise ValueError(f"{path}: part {name} does not match its sha256; copy it again")
-        chunks.append(chunk)
-    data = b"".join(chunks)
-    if len(data) != whole_bytes or _sha256(data) != whole_sha:
-        raise ValueError(f"{path}: the joined parts do not match the file's sha256")
-    return data

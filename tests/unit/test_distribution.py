@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import shutil
 import tarfile
 from pathlib import Path
@@ -25,6 +26,7 @@ from benchmark.models.distribution import (
     pull_models,
 )
 from benchmark.models.zoo import ModelZoo
+from benchmark.results.parts import part_files
 
 MID = "tiny_cnn_breastmnist_28px_s0"
 
@@ -172,31 +174,36 @@ def test_an_export_in_parts_imports_the_same_bytes_and_every_part_is_checked(tin
     size = whole.stat().st_size
     manifest = export_models(source, [MID], tmp_path / "m.tar.gz", part_bytes=size // 3)
     assert manifest.name == "m.tar.gz.parts.json" and not (tmp_path / "m.tar.gz").exists()
-    parts = sorted(tmp_path.glob("m.tar.gz.0*"))
-    assert len(parts) == 4 and all(p.stat().st_size <= size // 3 for p in parts)
+    parts = part_files(tmp_path / "m.tar.gz")
+    assert len(parts) == math.ceil(size / (size // 3))
+    assert all(p.stat().st_size <= size // 3 for p in parts)
     assert b"".join(p.read_bytes() for p in parts) == whole.read_bytes()  # the same archive
     # Either name imports it: the manifest, or the archive's own name with only its parts there.
     for name in ("m.tar.gz.parts.json", "m.tar.gz"):
         zoo = ModelZoo(tmp_path / f"zoo-{name}")
         (entry,) = import_models(tmp_path / name, zoo)
         assert file_digest(entry.checkpoint) == file_digest(source.entry(MID).checkpoint)
-    # An archive that fits in one part is written whole, and replaces the earlier parts.
+    # An archive that fits in one part is written whole, and removes the earlier parts.
     assert export_models(source, [MID], tmp_path / "m.tar.gz", part_bytes=size) == (
         tmp_path / "m.tar.gz"
     )
-    assert not manifest.exists()
+    assert not manifest.exists() and part_files(tmp_path / "m.tar.gz") == []
     assert import_models(manifest, ModelZoo(tmp_path / "z3"))[0].model_id == MID  # either name
-    manifest = export_models(source, [MID], tmp_path / "p.tar.gz", part_bytes=size // 2)
-    second = tmp_path / "p.tar.gz.002"
+    # ... and an export in parts removes an earlier whole one.
+    export_models(source, [MID], tmp_path / "m.tar.gz", part_bytes=size // 2)
+    assert not (tmp_path / "m.tar.gz").exists() and manifest.is_file()
+    second = part_files(tmp_path / "m.tar.gz")[1]
     second.write_bytes(second.read_bytes()[:-1] + b"x")
-    with pytest.raises(CheckpointError, match=r"part p.tar.gz.002 does not match its sha256"):
+    with pytest.raises(CheckpointError, match=rf"part {second.name} does not match its sha256"):
         import_models(manifest, ModelZoo(tmp_path / "z2"))
     second.unlink()
-    with pytest.raises(CheckpointError, match=r"part p.tar.gz.002 is missing"):
+    with pytest.raises(CheckpointError, match=rf"part {second.name} is missing"):
         import_models(manifest, ModelZoo(tmp_path / "z2"))
     assert not ModelZoo(tmp_path / "z2").exists(MID)
-    with pytest.raises(CheckpointError, match=r"does not exist"):
+    with pytest.raises(CheckpointError, match=r"nothing\.tar\.gz does not exist"):
         import_models(tmp_path / "nothing.tar.gz", ModelZoo(tmp_path / "z2"))
+    with pytest.raises(CheckpointError, match=r"is not a file"):
+        import_models(tmp_path, ModelZoo(tmp_path / "z2"))
 
 
 def test_the_cli_exports_in_parts(tiny_models, tmp_path):

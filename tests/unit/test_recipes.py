@@ -4,9 +4,7 @@ and the protocol campaign that trains and evaluates with them
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -37,15 +35,6 @@ def _differences(card_recipe: dict[str, Any], config: Any) -> list[str]:
 
 def _card(mid: str) -> dict[str, Any]:
     return json.loads((CARDS / f"{mid}.json").read_text())
-
-
-def _campaign() -> Any:
-    path = ROOT / "benchmarks" / "protocol_campaign.py"
-    spec = importlib.util.spec_from_file_location("protocol_campaign", path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["protocol_campaign"] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def test_every_committed_standard_card_was_trained_with_its_published_recipe():
@@ -112,8 +101,8 @@ def test_robust_params_name_the_model_and_refuse_an_unknown_defense():
         standard_config("cifar10")
 
 
-def test_the_campaign_runs_seed_0_first_and_the_other_seeds_last():
-    camp = _campaign()
+def test_the_campaign_runs_seed_0_first_and_the_other_seeds_last(campaign):
+    camp = campaign
     todo = camp.jobs(["breastmnist", "retinamnist"], ["deterministic", "adaptive", "transfer"])
     names = [j.name for j in todo]
     assert names[:2] == ["breastmnist__undefended", "breastmnist__pgd_at"]
@@ -132,8 +121,8 @@ def test_the_campaign_runs_seed_0_first_and_the_other_seeds_last():
     assert [recipe_model_id(c) for c in jpeg.train_configs] == ["resnet18_retinamnist_28px_s0"]
 
 
-def test_the_campaign_refuses_a_zoo_model_of_another_recipe(tmp_path):
-    camp = _campaign()
+def test_the_campaign_refuses_a_zoo_model_of_another_recipe(campaign, tmp_path):
+    camp = campaign
     older = _card("resnet18_retinamnist_28px_s0_mpadvt")  # 5 epochs; the recipe is now 12
     standard = _card("resnet18_retinamnist_28px_s0")
     cards = {c["model_id"]: c for c in (older, standard)}
@@ -146,8 +135,8 @@ def test_the_campaign_refuses_a_zoo_model_of_another_recipe(tmp_path):
         camp._ensure_models(job, zoo, tmp_path, [])
 
 
-def test_a_campaign_resumes_only_jobs_done_for_the_same_models(tmp_path):
-    camp = _campaign()
+def test_a_campaign_resumes_only_jobs_done_for_the_same_models(campaign, tmp_path):
+    camp = campaign
     todo = camp.jobs(["breastmnist"], ["deterministic"], seeds=(0,))
     pgd, mpadvt, undefended = (
         next(j for j in todo if j.name == f"breastmnist__{n}")
@@ -189,10 +178,10 @@ def test_a_campaign_resumes_only_jobs_done_for_the_same_models(tmp_path):
     assert camp._done(tmp_path, todo, zoo) == {pgd.name}
 
 
-def test_the_campaign_trains_and_evaluates_ham10000_at_its_recipe_size(monkeypatch):
+def test_the_campaign_trains_and_evaluates_ham10000_at_its_recipe_size(campaign, monkeypatch):
     import benchmark.evaluation as evaluation
 
-    camp = _campaign()
+    camp = campaign
     (job,) = camp.jobs(["ham10000_220"], ["deterministic"], seeds=(1,))[:1]
     assert camp._models(job) == ["resnet18_ham10000_220_128px_s1"]
     assert job.train_configs[0].size == 128
