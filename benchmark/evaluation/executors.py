@@ -3,7 +3,7 @@
 The default is this process, one pass after the other. :class:`RayExecutor` fans the passes
 out to a Ray cluster: each task rebuilds the evaluation plan from its configuration exactly as
 :func:`~benchmark.evaluation.runner.evaluate` does (same seeds, same cache keys), crafts one
-pass (:func:`~benchmark.evaluation.plan.craft_pass`) and writes its adversarial examples to the
+pass (:func:`craft_pass`) and writes its adversarial examples to the
 cache; the driver then runs the evaluation as usual and finds every pass there. The results
 file, the cache semantics and resuming are therefore those of a local run: a pass already
 cached is a no-op on the worker, and an interrupted fan-out leaves the finished passes cached.
@@ -17,16 +17,52 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import ConfigError
+
+if TYPE_CHECKING:
+    from benchmark.evaluation.config import EvaluationConfig
 
 logger = logging.getLogger(__name__)
 
 
-def _craft_remote(config: Any, index: int, data_dir: Any, zoo_root: str, cache_root: str) -> bool:
-    from benchmark.evaluation.plan import craft_pass
+def craft_pass(
+    config: EvaluationConfig,
+    index: int,
+    *,
+    data_dir: Any = None,
+    zoo_root: Any = None,
+    cache_root: Any = None,
+) -> bool:
+    """Craft (or find cached) the adversarial examples of attack pass ``index`` of an
+    evaluation and store them in the cache: the unit of work an executor sends to a worker.
 
+    The plan is rebuilt from ``config`` (a :meth:`EvaluationConfig.portable` one, its batch
+    size resolved) exactly as :func:`~benchmark.evaluation.runner.evaluate` builds it, so the
+    examples and their cache key are the ones a local run computes.
+
+    Returns:
+        Whether the examples were already cached.
+    """
+    from benchmark.device import seed_everything
+    from benchmark.evaluation.adversarial import craft_cell
+    from benchmark.evaluation.cache import AdversarialCache
+    from benchmark.evaluation.plan import build_plan
+    from benchmark.models.zoo import ModelZoo
+
+    zoo, cache = ModelZoo(zoo_root), AdversarialCache(cache_root)
+    plan = build_plan(config, data_dir=data_dir, zoo=zoo, cache=cache, progress=False)
+    try:
+        p = plan.passes[index]
+        seed_everything(config.seed)
+        _, cached = craft_cell(**plan.cell_arguments(p), cache=cache, progress=False)
+    finally:
+        plan.close()
+    return cached
+
+
+def _craft_remote(config: Any, index: int, data_dir: Any, zoo_root: str, cache_root: str) -> bool:
     return craft_pass(config, index, data_dir=data_dir, zoo_root=zoo_root, cache_root=cache_root)
 
 

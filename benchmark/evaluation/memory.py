@@ -17,19 +17,24 @@ load). So a batch is planned at ``FRAGMENTED`` times its graph; where that does 
 ``COMPACT`` times does, the allocator is switched to the fixed threshold for the rest of the
 process (the numbers do not change); where neither fits, the evaluation refuses before any
 work, naming the largest batch that fits. ``--batch-size auto`` takes the largest batch that
-fits without the switch.
+fits without the switch. :func:`plan_batch_size` applies this to an evaluation plan.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from benchmark.errors import ConfigError
+
+if TYPE_CHECKING:
+    from benchmark.evaluation.cache import AdversarialCache
+    from benchmark.evaluation.plan import EvaluationPlan
 
 logger = logging.getLogger(__name__)
 
@@ -184,3 +189,41 @@ def check_batch_fits(batch: int, n: int, per_image: int, free: int, factor: floa
 def gib(n: float) -> str:
     """``n`` bytes in GiB, one decimal."""
     return f"{n / 2**30:.1f} GiB"
+
+
+def plan_batch_size(plan: EvaluationPlan, cache: AdversarialCache) -> EvaluationPlan:
+    """``plan`` with its batch size checked against the memory its attack passes need.
+
+    The autograd graph per image of every distinct attacked module of a pass still to craft is
+    measured on a probe batch of two test images (:mod:`benchmark.evaluation.memory`). "auto"
+    resolves to the largest batch that fits; a number that fits only with glibc's mmap
+    threshold fixed switches the allocator; one that does not fit raises
+    :class:`ConfigError` naming one that does. Passes already in the cache need no memory."""
+    config = plan.config
+    auto = config.batch_size == "auto"
+    free = available_bytes(plan.device)
+    modules: dict[int, torch.nn.Module] = {}
+    for p in plan.passes:
+        if not auto and cache.has(plan.pass_key(p)):
+            continue
+        modules.setdefault(id(p.target), p.target)
+    if not modules or free is None:
+        return _with_batch_size(plan, AUTO_BATCHES[0]) if auto else plan
+    x, _ = next(iter(plan.split.batches(2, device=plan.device)))
+    per_image = max(graph_bytes_per_image(m, x) for m in modules.values())
+    factor = FRAGMENTED if plan.device.type == "cpu" else COMPACT
+    if auto:
+        batch = fitting_batch(per_image, free, factor=factor)
+        logger.info(
+            "--batch-size auto: %d (attack graph %s per image, %s free)",
+            batch,
+            gib(per_image),
+            gib(free),
+        )
+        return _with_batch_size(plan, batch)
+    check_batch_fits(int(config.batch_size), len(plan.split), per_image, free, factor)
+    return plan
+
+
+def _with_batch_size(plan: EvaluationPlan, batch: int) -> EvaluationPlan:
+    return replace(plan, config=replace(plan.config, batch_size=batch))

@@ -3,9 +3,9 @@
 :func:`build_plan` validates the configuration, loads and validates the defense, loads the
 data split and its subset, the model (training it if asked) and a training-time defense's
 robust model, and builds every attack pass (:mod:`benchmark.evaluation.passes`), so a bad
-parameter or a missing file costs nothing. :func:`plan_batch_size` then checks the batch size
-against the memory the passes need. :func:`craft_pass` rebuilds a plan from a portable
-configuration and crafts one of its passes: the unit of work an executor sends to a worker.
+parameter or a missing file costs nothing. :func:`~benchmark.evaluation.memory.plan_batch_size`
+then checks the batch size against the memory the passes need, and
+:func:`~benchmark.evaluation.executors.craft_pass` rebuilds a plan on a worker.
 """
 
 from __future__ import annotations
@@ -28,23 +28,13 @@ from benchmark.defenses.isolation import (
     validate,
 )
 from benchmark.defenses.sandbox import SandboxLimits
-from benchmark.device import pick_device, seed_everything
+from benchmark.device import pick_device
 from benchmark.errors import CheckpointError, ConfigError
-from benchmark.evaluation.adversarial import craft_cell, craft_key
+from benchmark.evaluation.adversarial import craft_key
 from benchmark.evaluation.cache import AdversarialCache
 from benchmark.evaluation.config import BPDA_NEEDS_PREPROCESSING, EvaluationConfig
 from benchmark.evaluation.defended import EOTModel
 from benchmark.evaluation.draws import effective_draws, score_draws
-from benchmark.evaluation.memory import (
-    AUTO_BATCHES,
-    COMPACT,
-    FRAGMENTED,
-    available_bytes,
-    check_batch_fits,
-    fitting_batch,
-    gib,
-    graph_bytes_per_image,
-)
 from benchmark.evaluation.passes import AttackPass, build_passes
 from benchmark.evaluation.protocol_run import check_protocol_track, protocol_filter, sanity_cells
 from benchmark.metrics.base import Predictions
@@ -422,78 +412,9 @@ def load_reference(plan: EvaluationPlan, zoo: ModelZoo) -> tuple[str, Any, str] 
     return config.corruption_reference, ref_model, ref_entry.card["checkpoint"]["sha256"]
 
 
-def plan_batch_size(plan: EvaluationPlan, cache: AdversarialCache) -> EvaluationPlan:
-    """``plan`` with its batch size checked against the memory its attack passes need.
-
-    The autograd graph per image of every distinct attacked module of a pass still to craft is
-    measured on a probe batch of two test images (:mod:`benchmark.evaluation.memory`). "auto"
-    resolves to the largest batch that fits; a number that fits only with glibc's mmap
-    threshold fixed switches the allocator; one that does not fit raises
-    :class:`ConfigError` naming one that does. Passes already in the cache need no memory."""
-    config = plan.config
-    auto = config.batch_size == "auto"
-    free = available_bytes(plan.device)
-    modules: dict[int, torch.nn.Module] = {}
-    for p in plan.passes:
-        if not auto and cache.has(plan.pass_key(p)):
-            continue
-        modules.setdefault(id(p.target), p.target)
-    if not modules or free is None:
-        return _with_batch_size(plan, AUTO_BATCHES[0]) if auto else plan
-    x, _ = next(iter(plan.split.batches(2, device=plan.device)))
-    per_image = max(graph_bytes_per_image(m, x) for m in modules.values())
-    factor = FRAGMENTED if plan.device.type == "cpu" else COMPACT
-    if auto:
-        batch = fitting_batch(per_image, free, factor=factor)
-        logger.info(
-            "--batch-size auto: %d (attack graph %s per image, %s free)",
-            batch,
-            gib(per_image),
-            gib(free),
-        )
-        return _with_batch_size(plan, batch)
-    check_batch_fits(int(config.batch_size), len(plan.split), per_image, free, factor)
-    return plan
-
-
-def _with_batch_size(plan: EvaluationPlan, batch: int) -> EvaluationPlan:
-    return replace(plan, config=replace(plan.config, batch_size=batch))
-
-
-def craft_pass(
-    config: EvaluationConfig,
-    index: int,
-    *,
-    data_dir: Any = None,
-    zoo_root: Any = None,
-    cache_root: Any = None,
-) -> bool:
-    """Craft (or find cached) the adversarial examples of attack pass ``index`` of an
-    evaluation and store them in the cache: the unit of work an executor sends to a worker.
-
-    The plan is rebuilt from ``config`` (a :meth:`EvaluationConfig.portable` one, its batch
-    size resolved) exactly as :func:`~benchmark.evaluation.runner.evaluate` builds it, so the
-    examples and their cache key are the ones a local run computes.
-
-    Returns:
-        Whether the examples were already cached.
-    """
-    zoo, cache = ModelZoo(zoo_root), AdversarialCache(cache_root)
-    plan = build_plan(config, data_dir=data_dir, zoo=zoo, cache=cache, progress=False)
-    try:
-        p = plan.passes[index]
-        seed_everything(config.seed)
-        _, cached = craft_cell(**plan.cell_arguments(p), cache=cache, progress=False)
-    finally:
-        plan.close()
-    return cached
-
-
 __all__ = [
     "EvaluationPlan",
     "build_plan",
-    "craft_pass",
     "load_reference",
-    "plan_batch_size",
     "select_subset",
 ]

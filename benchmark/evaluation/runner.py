@@ -40,12 +40,12 @@ from benchmark.evaluation.document import (
 )
 from benchmark.evaluation.draws import effective_draws
 from benchmark.evaluation.estimate import log_run_estimate
+from benchmark.evaluation.memory import plan_batch_size
 from benchmark.evaluation.passes import scorer_key
 from benchmark.evaluation.plan import (
     EvaluationPlan,
     build_plan,
     load_reference,
-    plan_batch_size,
     select_subset,
 )
 from benchmark.evaluation.protocol_run import sanity_attacks

@@ -82,7 +82,6 @@ def test_batch_that_does_not_fit_is_refused_and_auto_picks_one_that_does(
     tiny_models, shared_data, tmp_path, monkeypatch
 ):
     import benchmark.evaluation.memory as memory
-    import benchmark.evaluation.plan as plan
 
     run = {"data_dir": shared_data, "zoo": tiny_models["zoo"], "out_dir": tmp_path / "out"}
     per_image = graph_bytes_per_image(tiny_models["breastmnist"], torch.rand(2, 1, 28, 28))
@@ -91,7 +90,7 @@ def test_batch_that_does_not_fit_is_refused_and_auto_picks_one_that_does(
     monkeypatch.setattr(memory, "compact_allocator", lambda: switched.append(1) or True)
     # room for 8 images as the default allocator fragments, 16 with the mmap threshold fixed
     free = int(plan_bytes(per_image, 8) / HEADROOM) + 1
-    monkeypatch.setattr(plan, "available_bytes", lambda device: free)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: free)
     cache = AdversarialCache(tmp_path / "cache")
     # the 24-image subset is one batch at 256: it fits neither way
     with pytest.raises(ConfigError, match=r"--batch-size 16 or --batch-size auto"):
@@ -103,7 +102,7 @@ def test_batch_that_does_not_fit_is_refused_and_auto_picks_one_that_does(
     doc16, _ = evaluate(_config(batch_size=16), cache=cache, **run)
     assert switched and doc16["config"]["batch_size"] == 16
     # a pass cached at batch 8 needs no memory: not refused, not recomputed
-    monkeypatch.setattr(plan, "available_bytes", lambda device: 1)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1)
     again, _ = evaluate(_config(batch_size=8), cache=AdversarialCache(tmp_path / "cache"), **run)
     assert again["timing"]["cache_hits"] == 1
     assert again["attacks"][0]["metrics"] == doc["attacks"][0]["metrics"]
