@@ -51,7 +51,7 @@ class EvaluationPlan:
 
     Attributes:
         config: the validated configuration (its batch size resolved by
-            :func:`plan_batch_size`).
+            :func:`~benchmark.evaluation.memory.plan_batch_size`).
         full: the whole data split (its sha256 and size are recorded).
         split: the scored images: ``full`` or its seeded subset.
         indices: indices of ``split`` in ``full``.

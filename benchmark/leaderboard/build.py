@@ -58,8 +58,8 @@ from benchmark.leaderboard.ranking import boards
 from benchmark.leaderboard.raw_files import copy_raw_files
 from benchmark.leaderboard.rows import Board
 from benchmark.leaderboard.runs import Entry, Invalid, Run, flags, group_entries, load_runs
+from benchmark.leaderboard.seed_worst import attach_seed_worst_cases
 from benchmark.leaderboard.seeds import (
-    attach_seed_worst_cases,
     attach_seeds,
     deployed_card,
     entry_seeds,

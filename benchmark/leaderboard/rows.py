@@ -117,7 +117,7 @@ class Board:
     :mod:`benchmark.leaderboard.seeds`)."""
     has_seed_worst: bool = False
     """Whether some row carries ``details["seed_worst"]`` (its ranking figure over its recipe's
-    seeds, :func:`benchmark.leaderboard.seeds.seed_worst_case`)."""
+    seeds, :func:`benchmark.leaderboard.seed_worst.seed_worst_case`)."""
     has_earlier_recipe: bool = False
     """Whether some row's entry carries the "earlier training recipe" badge."""
     corruption_protocol: Any = None

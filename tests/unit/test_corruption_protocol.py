@@ -21,7 +21,7 @@ from benchmark.leaderboard.corruption_board import (
     corruption_board,
     severity_counts,
 )
-from benchmark.leaderboard.seeds import attach_seed_worst_cases
+from benchmark.leaderboard.seed_worst import attach_seed_worst_cases
 from benchmark.metrics.balanced import balanced_accuracy
 from benchmark.results import corruption_protocols
 from benchmark.results.conformance import corruption_protocol_problems, ranked_run_problems

@@ -170,7 +170,8 @@ def test_seed_runs_keep_same_label_cells_apart_and_pair_only_equal_settings(
     import copy
 
     from benchmark.leaderboard.runs import Run, group_entries
-    from benchmark.leaderboard.seeds import seed_runs, seed_worst_case
+    from benchmark.leaderboard.seed_worst import seed_worst_case
+    from benchmark.leaderboard.seeds import seed_runs
 
     zoo = tiny_models["zoo"]
     docs = [
