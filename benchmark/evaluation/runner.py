@@ -28,7 +28,6 @@ from benchmark.errors import ConfigError
 from benchmark.evaluation.adversarial import cell_block, random_noise_predictions, run_cell
 from benchmark.evaluation.cache import AdversarialCache
 from benchmark.evaluation.config import EvaluationConfig
-from benchmark.evaluation.convergence import plan_convergence
 from benchmark.evaluation.corruption import CorruptionRunner
 from benchmark.evaluation.defended import defense_block, inference_cost
 from benchmark.evaluation.document import (
@@ -48,6 +47,7 @@ from benchmark.evaluation.plan import (
     load_reference,
     select_subset,
 )
+from benchmark.evaluation.plan_convergence import plan_convergence
 from benchmark.evaluation.protocol_run import sanity_attacks
 from benchmark.evaluation.sanity import oblivious_vs_adaptive, run_checks
 from benchmark.metrics.adversarial import correct_mask

@@ -63,4 +63,3 @@ def archive_bytes(members: dict[str, bytes], manifest: dict) -> bytes:
 def write_archive(path: str | os.PathLike[str], members: dict[str, bytes], manifest: dict) -> Path:
     """Write :func:`archive_bytes` of ``members`` and ``manifest`` to ``path``, atomically."""
     return atomic_write_bytes(path, archive_bytes(members, manifest))
-
