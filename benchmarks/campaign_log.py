@@ -38,7 +38,7 @@ def bring_back(
     ids exported. A model that does not fit is skipped (its card still comes back in the
     results archive)."""
     from benchmark.models.distribution import export_models
-    from benchmark.results.parts import part_files
+    from benchmark.results.parts import part_files, remove_parts
 
     chosen: list[str] = []
     used = 0
@@ -55,9 +55,9 @@ def bring_back(
         if sum(f.stat().st_size for f in files) <= budget_bytes:
             break
         chosen.pop()  # the archive came out larger than its members: one model fewer
-    if not chosen:
-        for stale in (dest / "models.tar.gz", dest / "models.tar.gz.parts.json"):
-            stale.unlink(missing_ok=True)
+    if not chosen:  # nothing fits: no export of an earlier attempt stays behind
+        (dest / "models.tar.gz").unlink(missing_ok=True)
+        remove_parts(dest / "models.tar.gz")
     return chosen
 
 

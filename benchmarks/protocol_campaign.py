@@ -5,7 +5,8 @@ It exists for a lent GPU (one prepared script per call, ``docs/protocol.md``): t
 returns few, small files, so the zoo is rebuilt there with the published recipes
 (:mod:`benchmark.training.recipes`) and the results files return packed into one archive
 that is rewritten after every job, with the cards of the models trained (and, with
-``--models-out``, as many of the models as fit, in parts: :mod:`campaign_log`). It is resumable: a job whose results file is already under
+``--models-out``, as many of the models as fit, in parts: :mod:`campaign_log`).
+It is resumable: a job whose results file is already under
 ``--out``, for the same models (ids and checkpoint sha256s), is skipped; a trained model is
 found in ``--zoo`` (one of another recipe under the same id is refused by name); the
 adversarial cache keeps finished batches. Each job's wall time, models, device and outcome go

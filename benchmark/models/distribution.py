@@ -58,7 +58,8 @@ def export_models(
 ) -> Path:
     """Write the zoo entries ``ids`` (each verified first) into the archive ``out``; with
     ``part_bytes``, an archive larger than that is written in parts instead
-    (``out.001``, ... and ``out.parts.json``, whose path is returned; an import joins them).
+    (:func:`~benchmark.results.parts.write_parts`: the parts and ``out.parts.json``, whose path
+    is returned; an import joins them). Either form replaces an earlier export of the other.
 
     Raises:
         CheckpointError: a model that is missing or fails its sha256 or load check.
