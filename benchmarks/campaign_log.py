@@ -10,6 +10,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from benchmark.models.zoo import CARD, CHECKPOINT
+
 #: The results archive's folder of the cards of the models the campaign trained.
 CARDS_FOLDER = "cards"
 
@@ -25,7 +27,7 @@ def archive_results(out: Path, zoo: Any = None, trained: list[str] | None = None
                 tar.add(path, arcname=path.relative_to(out).as_posix())
         for mid in trained or []:
             if zoo is not None and zoo.exists(mid):
-                tar.add(zoo.folder(mid) / "card.json", arcname=f"{CARDS_FOLDER}/{mid}.json")
+                tar.add(zoo.folder(mid) / CARD, arcname=f"{CARDS_FOLDER}/{mid}.json")
     tmp.replace(out / "results.tar.gz")
 
 
@@ -45,7 +47,7 @@ def bring_back(
     for mid in pending:
         if not zoo.exists(mid):
             continue
-        size = sum((zoo.folder(mid) / f).stat().st_size for f in ("card.json", "model.pt"))
+        size = sum((zoo.folder(mid) / f).stat().st_size for f in (CARD, CHECKPOINT))
         if used + size <= budget_bytes:  # gzip shrinks float weights a little, tar adds a little
             chosen.append(mid)
             used += size

@@ -11,22 +11,18 @@ size and sha256 after the join.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 from pathlib import Path
 
+from benchmark.results.diagnostics import sha256_bytes
 from benchmark.results.io import atomic_write_bytes, atomic_write_json
 
 PARTS_SUFFIX = ".parts.json"
 """The manifest of ``<file>``: ``<file>.parts.json``."""
 TAG_LENGTH = 12
 MAX_PARTS = 999
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def manifest_path(path: str | os.PathLike[str]) -> Path:
@@ -74,14 +70,14 @@ def write_parts(path: str | os.PathLike[str], data: bytes, part_bytes: int) -> P
     if count > MAX_PARTS:
         raise ValueError(f"{count} parts of {part_bytes} bytes: at most {MAX_PARTS}; larger parts")
     target = Path(path)
-    whole = _sha256(data)
+    whole = sha256_bytes(data)
     tag = whole[:TAG_LENGTH]
     parts = []
     for i in range(count):
         chunk = data[i * part_bytes : (i + 1) * part_bytes]
         name = _part_name(target.name, tag, i + 1)
         atomic_write_bytes(target.parent / name, chunk)
-        parts.append({"name": name, "bytes": len(chunk), "sha256": _sha256(chunk)})
+        parts.append({"name": name, "bytes": len(chunk), "sha256": sha256_bytes(chunk)})
     manifest = {"file": target.name, "bytes": len(data), "sha256": whole, "parts": parts}
     out = atomic_write_json(manifest_path(target), manifest)
     remove_parts(target, keep={p["name"] for p in parts})
@@ -125,11 +121,11 @@ def read_parts(manifest: str | os.PathLike[str]) -> bytes:
         if part.stat().st_size != size:
             raise ValueError(f"{path}: part {name} has the wrong size; copy it again")
         chunk = part.read_bytes()
-        if _sha256(chunk) != sha:
+        if sha256_bytes(chunk) != sha:
             raise ValueError(f"{path}: part {name} does not match its sha256; copy it again")
         chunks.append(chunk)
     data = b"".join(chunks)
-    if _sha256(data) != whole_sha:
+    if sha256_bytes(data) != whole_sha:
         raise ValueError(f"{path}: the joined parts do not match the file's sha256")
     return data
 
