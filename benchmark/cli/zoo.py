@@ -232,6 +232,18 @@ def zoo_rebuild_cmd(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the plan and its time estimate, train nothing."
     ),
+    missing: bool = typer.Option(
+        False,
+        "--missing",
+        help="Retrain only the matching models the zoo lacks with their published sha256 "
+        "(restore a zoo); else every match is retrained, to check its card.",
+    ),
+    rescore: bool = typer.Option(
+        True,
+        "--rescore/--no-rescore",
+        help="After an identical retrain, add to the zoo's card the split metrics cards "
+        "record now and it lacks (as bench zoo rescore).",
+    ),
 ) -> None:
     """Retrain published models from their committed cards (recipe, seed, thread count, CPU
     kernels) and check each checkpoint's sha256 against the card's.
@@ -239,19 +251,26 @@ def zoo_rebuild_cmd(
     A model fine-tuned from another is trained after it (first retraining that one when the
     zoo lacks it). One line per model: identical, or differs with why it could not be
     identical (another torch build, CPU kernels, device, data file or submission folder); exits
-    non-zero when a model differs that should have been identical."""
+    non-zero when a model differs that should have been identical, or when an identical one's
+    recomputed ACC or AUC is not its card's (--rescore)."""
     from benchmark.device import pin_cpu_isa
     from benchmark.models.cards import read_cards
     from benchmark.models.zoo import ModelZoo
     from benchmark.results.io import atomic_write_json
     from benchmark.training.rebuild import check_kernels, plan_rebuild, rebuild
+    from benchmark.training.rescore import missing_metrics, rescore_card
     from benchmark.training.sandboxed import train_isolated
 
     folder = paths.cards_dir(cards)
     if folder is None:
         raise ConfigError("bench zoo rebuild needs the committed cards (--cards DIR)")
     store = ModelZoo(zoo)
-    steps = plan_rebuild(ids, [c.card for c in read_cards(folder)], store)
+    published = [c.card for c in read_cards(folder)]
+    steps = plan_rebuild(ids, published, store, missing_only=missing)
+    if missing:
+        every = plan_rebuild(ids, published, store)
+        have = len({s.model_id for s in every if s.requested}) - sum(s.requested for s in steps)
+        typer.echo(f"have      {have} matching models already in {store.root} as published")
     total = sum(s.estimate_seconds for s in steps)
     for s in steps:
         why = "" if s.requested else " (fine-tuned from by a requested model)"
@@ -267,13 +286,21 @@ def zoo_rebuild_cmd(
     def train(config, into):
         return train_isolated(config, isolation=isolation, data_dir=data_dir, zoo=into)
 
-    unexpected = 0
+    unexpected = refused = 0
     for s in steps:
         rec = rebuild(s, store, train)
         if records:
             atomic_write_json(Path(records) / f"{s.model_id}.json", rec.to_json())
         if rec.identical:
             typer.echo(f"identical {s.model_id}  sha256 {rec.rebuilt_sha256[:12]}…")
+            if rescore and missing_metrics(store.entry(s.model_id).card):
+                try:
+                    typer.echo(
+                        f"{rescore_card(store, s.model_id, data_dir=data_dir):<9}  {s.model_id}"
+                    )
+                except (CheckpointError, DataError) as exc:
+                    refused += 1
+                    typer.echo(f"refused    {s.model_id}: {exc}")
             continue
         why = "; ".join(rec.gaps) if rec.gaps else "no known cause"
         typer.echo(
@@ -284,6 +311,10 @@ def zoo_rebuild_cmd(
     if unexpected:
         raise CheckpointError(
             f"{unexpected} retrained model(s) differ from their cards with nothing to explain it"
+        )
+    if refused:
+        raise CheckpointError(
+            f"{refused} identical retrain(s) not rescored (see above); their cards are as published"
         )
 
 

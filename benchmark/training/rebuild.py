@@ -200,11 +200,17 @@ def _card_summary(card: dict[str, Any]) -> dict[str, Any]:
 
 
 def plan_rebuild(
-    patterns: Sequence[str], cards: Sequence[dict[str, Any]], zoo: ModelZoo
+    patterns: Sequence[str],
+    cards: Sequence[dict[str, Any]],
+    zoo: ModelZoo,
+    *,
+    missing_only: bool = False,
 ) -> list[RebuildStep]:
     """The training runs that rebuild the models matching ``patterns`` (wildcards over the
     committed cards' ids), each after the model it is fine-tuned from when the zoo lacks that
-    one with its published sha256.
+    one with its published sha256. With ``missing_only``, a matching model the zoo already
+    holds with its published sha256 is not retrained (how a machine that lost part of its zoo
+    gets it back); without it, every match is retrained, to check its card.
 
     Raises:
         ConfigError: a pattern matches no card, a card cannot be read back into a run, or a
@@ -217,6 +223,8 @@ def plan_rebuild(
         if not hits:
             raise ConfigError(f"no committed card matches '{pattern}'; see bench zoo report")
         wanted.extend(h for h in hits if h not in wanted)
+    if missing_only:
+        wanted = [m for m in wanted if not in_zoo_as_published(zoo, by_id[m])]
     steps: list[RebuildStep] = []
     planned: set[str] = set()
 
@@ -233,7 +241,7 @@ def plan_rebuild(
                 raise ConfigError(
                     f"'{mid}' is fine-tuned from '{start}', which has no committed card"
                 )
-            if not _in_zoo_as_published(zoo, by_id[start]):
+            if not in_zoo_as_published(zoo, by_id[start]):
                 add(start, False, (*chain, mid))
         env = card.get("environment") or {}
         steps.append(
@@ -253,7 +261,7 @@ def plan_rebuild(
     return steps
 
 
-def _in_zoo_as_published(zoo: ModelZoo, card: dict[str, Any]) -> bool:
+def in_zoo_as_published(zoo: ModelZoo, card: dict[str, Any]) -> bool:
     """True when the zoo holds the card's model with the card's checkpoint sha256."""
     mid = card["model_id"]
     if not zoo.exists(mid):
@@ -316,7 +324,7 @@ def rebuild(step: RebuildStep, zoo: ModelZoo, train: Trainer) -> RebuildRecord:
     from benchmark.results.provenance import environment
 
     mid = step.model_id
-    if zoo.exists(mid) and not _in_zoo_as_published(zoo, step.card):
+    if zoo.exists(mid) and not in_zoo_as_published(zoo, step.card):
         raise ConfigError(
             f"zoo {zoo.root} holds '{mid}' with weights other than the published ones; move "
             f"{zoo.folder(mid)} away to rebuild it"

@@ -246,3 +246,41 @@ def test_rebuild_of_a_fine_tune_trains_its_start_first(tiny_models, shared_data,
     rebuilt = ModelZoo(zoo)
     assert rebuilt.entry(tuned.model_id).card["checkpoint"] == tuned.card["checkpoint"]
     assert not (zoo / ".rebuild").exists() or not any((zoo / ".rebuild").iterdir())
+
+
+def test_rebuild_restores_missing_models_and_rescores_old_cards(
+    tiny_models, shared_data, tmp_path
+) -> None:
+    """``--missing`` retrains only what the zoo lacks as published, and an identical retrain
+    of a card written before cards recorded the balanced accuracy gets it added (with a
+    ``rescored`` record), so the zoo page can tell whether the model collapsed."""
+    card = tiny_models["zoo"].entry("tiny_cnn_breastmnist_28px_s0").card
+    old = json.loads(json.dumps(card))
+    for split in ("val", "test"):
+        old["metrics"][split].pop("balanced_acc", None)
+    old.pop("rescored", None)
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "tiny_cnn_breastmnist_28px_s0.json").write_text(json.dumps(old))
+    zoo = tmp_path / "zoo"
+    args = ["zoo", "rebuild", "tiny_cnn_*", "--cards", str(cards), "--zoo", str(zoo)]
+    args += ["--data-dir", str(shared_data), "--records", "", "--missing"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "have      0 matching models" in result.output
+    assert "rescored: val balanced_acc, test balanced_acc  tiny_cnn_breastmnist_28px_s0" in (
+        result.output
+    )
+    restored = ModelZoo(zoo).entry("tiny_cnn_breastmnist_28px_s0").card
+    for split in ("val", "test"):
+        assert restored["metrics"][split]["balanced_acc"] == card["metrics"][split]["balanced_acc"]
+        assert restored["metrics"][split]["acc"] == old["metrics"][split]["acc"]
+    assert restored["rescored"][-1]["added"] == ["val balanced_acc", "test balanced_acc"]
+    # The zoo now holds it as published: --missing has nothing to do, the plain form retrains.
+    steps = plan_rebuild(["tiny_cnn_*"], [old], ModelZoo(zoo), missing_only=True)
+    assert steps == []
+    result = CliRunner().invoke(app, [*args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "have      1 matching models" in result.output
+    assert "estimate  0 models" in result.output
+    assert len(plan_rebuild(["tiny_cnn_*"], [old], ModelZoo(zoo))) == 1
