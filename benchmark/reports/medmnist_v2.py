@@ -57,6 +57,7 @@ def comparison_rows(cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 auc_inside=sum(_inside(m, ref["auc"]) for m in auc),
                 epochs=sorted({int(c["epochs"]) for c in ours}),
                 budget_bound=sum(int(c["best_epoch"]) >= int(c["epochs"]) for c in ours),
+                best_epochs=sorted(int(c["best_epoch"]) for c in ours),
             )
         rows.append(row)
     return rows
@@ -94,7 +95,40 @@ def render_comparison(cards: list[dict[str, Any]]) -> list[str]:
             f"{mean_sd(row['auc_ours'])} | {row['auc_inside']}/{n} | "
             f"{', '.join(map(str, row['epochs']))} vs {ref['epochs']} | {row['budget_bound']}/{n} |"
         )
+    reading = [reading_line(row) for row in comparison_rows(cards) if row["n"]]
+    if reading:
+        lines += ["", "What the table says, per row (generated from the same cards):", ""]
+        lines += [f"- {line}" for line in reading]
     return lines
 
 
-__all__ = ["comparison_rows", "reference", "render_comparison"]
+def reading_line(row: dict[str, Any]) -> str:
+    """One sentence on a compared row: whether our checkpoints agree with the paper and, where
+    they do not, whether the epoch budget can be the reason (only if some run kept its last
+    epoch; a run whose validation AUC peaked earlier would not have gained from more epochs of
+    the same schedule)."""
+    n = row["n"]
+    name = f"{row['dataset']} {row['arch']} ({row['size']} px, {n} seed{'s' if n > 1 else ''})"
+    missed = [
+        f"{metric} ({row[f'{key}_inside']}/{n} intervals hold the paper's value)"
+        for metric, key in (("ACC", "acc"), ("AUC", "auc"))
+        if row[f"{key}_inside"] < n
+    ]
+    if not missed:
+        return f"{name}: agrees with the paper; every checkpoint's interval holds both values."
+    epochs = ", ".join(map(str, row["best_epochs"]))
+    budget = max(row["epochs"])
+    if row["budget_bound"]:
+        why = (
+            f"{row['budget_bound']} of {n} runs kept their last epoch (kept epochs {epochs} of "
+            f"{budget}), so a longer budget may explain part of the gap"
+        )
+    else:
+        why = (
+            f"the epoch budget does not explain it: every run's validation AUC peaked before "
+            f"its last epoch (kept epochs {epochs} of {budget})"
+        )
+    return f"{name}: differs in {' and '.join(missed)}; {why}."
+
+
+__all__ = ["comparison_rows", "reading_line", "reference", "render_comparison"]

@@ -7,7 +7,12 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-from benchmark.reports.medmnist_v2 import comparison_rows, reference, render_comparison
+from benchmark.reports.medmnist_v2 import (
+    comparison_rows,
+    reading_line,
+    reference,
+    render_comparison,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,6 +62,27 @@ def test_rows_count_intervals_holding_the_paper_value_and_budget_bound_runs():
     text = "\n".join(lines)
     assert "| breastmnist | resnet18 (28) | 86.3 | 82.5 ± 3.5 | 1/2 |" in text
     assert "| retinamnist | resnet50 (28) | 52.8 | not trained |" in text
+    # The reading says where the budget may explain a gap (a run kept its last epoch) ...
+    assert (
+        "- breastmnist resnet18 (28 px, 2 seeds): differs in ACC (1/2 intervals hold the "
+        "paper's value); 1 of 2 runs kept their last epoch (kept epochs 12, 30 of 30), so a "
+        "longer budget may explain part of the gap." in lines
+    )
+    # ... where it cannot (every run peaked earlier), and where the seeds agree with the paper.
+    early = [_card(0, 0.80, (0.75, 0.85), best=9), _card(1, 0.81, (0.76, 0.86), best=4)]
+    (row,) = [r for r in comparison_rows(early) if r["n"]]
+    assert reading_line(row).endswith(
+        "the epoch budget does not explain it: every run's validation AUC peaked before its "
+        "last epoch (kept epochs 4, 9 of 30)."
+    )
+    agree = [_card(0, 0.86, (0.80, 0.90), best=9)]
+    (row,) = [r for r in comparison_rows(agree) if r["n"]]
+    assert reading_line(row) == (
+        "breastmnist resnet18 (28 px, 1 seed): agrees with the paper; every checkpoint's "
+        "interval holds both values."
+    )
+    # Not-yet-trained rows have no reading.
+    assert not any(x.startswith("- retinamnist resnet50") for x in lines)
 
 
 def test_every_non_python_file_of_the_package_is_package_data():
