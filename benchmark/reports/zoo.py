@@ -333,7 +333,8 @@ def render_zoo_markdown(
         "`test bal. ACC`: balanced accuracy (mean per-class recall) with its class-stratified",
         "bootstrap interval; **collapsed** where the validation or test interval contains",
         "chance (1/K), the boards' collapse check; `-` for a card written before cards",
-        "recorded it.",
+        "recorded it (`bench zoo rescore ID` adds it where the zoo holds the checkpoint;",
+        "`bench zoo rebuild ID --missing` first retrains a lost one from its card, then adds it).",
     ]
     recipe_col = " recipe |" if recipe_check is not None else ""
     if recipe_check is not None:
