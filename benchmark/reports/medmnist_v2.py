@@ -81,7 +81,8 @@ def render_comparison(cards: list[dict[str, Any]]) -> list[str]:
         "epochs | last epoch kept |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in comparison_rows(cards):
+    rows = comparison_rows(cards)
+    for row in rows:
         head = f"| {row['dataset']} | {row['arch']} ({row['size']}) | {100 * row['acc']:.1f} | "
         if not row["n"]:
             lines.append(
@@ -95,7 +96,7 @@ def render_comparison(cards: list[dict[str, Any]]) -> list[str]:
             f"{mean_sd(row['auc_ours'])} | {row['auc_inside']}/{n} | "
             f"{', '.join(map(str, row['epochs']))} vs {ref['epochs']} | {row['budget_bound']}/{n} |"
         )
-    reading = [reading_line(row) for row in comparison_rows(cards) if row["n"]]
+    reading = [reading_line(row) for row in rows if row["n"]]
     if reading:
         lines += ["", "What the table says, per row (generated from the same cards):", ""]
         lines += [f"- {line}" for line in reading]
