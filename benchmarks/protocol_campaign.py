@@ -58,15 +58,18 @@ from typing import Any
 from campaign_log import CampaignLog, archive_results, bring_back_now
 
 from benchmark.results.protocols import CURRENT_PROTOCOL, track_protocol
-from benchmark.training.recipes import ROBUST_DEFENSES, SEEDS, STANDARD_EPOCHS
+from benchmark.training.recipes import (
+    ROBUST_DEFENSES,
+    SEEDS,
+    SENSITIVITY_ENTRIES,
+    STANDARD_EPOCHS,
+)
 
 #: Training-time defenses on the boards, with their published recipes
-#: (:mod:`benchmark.training.recipes`: PGD-7 at the training eps, 12 fine-tune epochs), and
-#: sensitivity entries whose parameters add to the recipe's, per dataset.
+#: (:mod:`benchmark.training.recipes`: PGD-7 at the training eps, 12 fine-tune epochs); the
+#: recipes' sensitivity entries (:data:`~benchmark.training.recipes.SENSITIVITY_ENTRIES`)
+#: follow them.
 ROBUST: tuple[str, ...] = ROBUST_DEFENSES
-EXTRA_ROBUST: dict[str, list[tuple[str, dict[str, Any]]]] = {
-    "pneumoniamnist": [("trades", {"beta": 1})]
-}
 #: The adaptive-track partner of the current protocol.
 ADAPTIVE_PROTOCOL = track_protocol(CURRENT_PROTOCOL, "preprocessing")
 #: Adaptive-track defenses on the boards, cheapest first; MedRDF's votes at n = 1000.
@@ -144,7 +147,7 @@ def jobs(
             out.append(Job(ds, CURRENT_PROTOCOL.id, arch=arch, seed=seed))
             for d in ROBUST:
                 out.append(Job(ds, CURRENT_PROTOCOL.id, d, {}, arch, seed))
-            for d, p in EXTRA_ROBUST.get(ds, []):
+            for d, p in SENSITIVITY_ENTRIES.get(ds, ()):
                 out.append(Job(ds, CURRENT_PROTOCOL.id, d, dict(p), arch, seed))
         return out
 

@@ -92,7 +92,8 @@ def zoo_report_cmd(
 ) -> None:
     """Write the zoo's Markdown table (docs/model_zoo.md) from the model cards: the committed
     ones (leaderboard/zoo/cards) and the zoo's. A model whose committed and zoo cards record
-    different checkpoints is an error."""
+    different checkpoints is an error. The whole zoo's page (no --pattern) also says which
+    recipes of the zoo's target have their three seeds (benchmark/training/recipes.py)."""
     from benchmark.models.cards import merge_cards, read_cards
     from benchmark.models.zoo import ModelZoo
     from benchmark.reports import render_zoo_markdown
@@ -119,13 +120,14 @@ def zoo_report_cmd(
         }
     cmd = "bench zoo report" + (f" --pattern '{pattern}'" if pattern != "*" else "")
     from benchmark.results.cards import read_rebuild_records
-    from benchmark.training.recipes import card_recipe_mismatches
+    from benchmark.training.recipes import card_recipe_mismatches, zoo_target
 
     text = render_zoo_markdown(
         entries,
         command=cmd,
         uncarded=uncarded,
         recipe_check=card_recipe_mismatches,
+        targets=zoo_target() if pattern == "*" else (),
         rebuilds=[
             r
             for r in (read_rebuild_records(rebuilds) if rebuilds else [])

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from benchmark.metrics.balanced import collapsed_splits
 from benchmark.reports.base import mean_sd
 from benchmark.reports.base import pct as _pct
 from benchmark.reports.medmnist_v2 import render_comparison
+from benchmark.reports.zoo_coverage import RecipeCheck, coverage_rows, render_coverage
 from benchmark.results.cards import recipe_of, recipe_signature
 from benchmark.results.naming import eps_label
 
 if TYPE_CHECKING:  # the zoo loads torch; the report only reads the entries' cards
     from benchmark.models.cards import PublishedCard
     from benchmark.models.zoo import ZooEntry
+    from benchmark.training.recipes import TargetRecipe
 
     #: A card to report: a zoo entry's, or a committed one.
     Carded: TypeAlias = ZooEntry | PublishedCard
@@ -246,12 +248,6 @@ def _uncarded(missing: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
     return lines
 
 
-#: How a card departs from its published recipe: (field, card value, recipe value) triples, or
-#: None where no recipe covers it (:func:`benchmark.training.recipes.card_recipe_mismatches`;
-#: passed in, since the recipes load torch and this page reads cards only).
-RecipeCheck: TypeAlias = Callable[[dict[str, Any]], "list[tuple[str, Any, Any]] | None"]
-
-
 def _eps_text(value: Any) -> str:
     return eps_label(float(value)) if isinstance(value, (int, float)) else str(value)
 
@@ -299,6 +295,7 @@ def render_zoo_markdown(
     uncarded: dict[tuple[str, str], dict[str, Any]] | None = None,
     recipe_check: RecipeCheck | None = None,
     rebuilds: Sequence[dict[str, Any]] = (),
+    targets: Sequence[TargetRecipe] = (),
 ) -> str:
     """A Markdown page listing every model with its recipe, scores and checksum: standard
     models first, then the robust models of training-time defenses with their selected epoch;
@@ -307,7 +304,9 @@ def render_zoo_markdown(
     record; ``recipe_check``: where given, the robust table says of each model whether it was
     trained with the published robust recipe (:data:`RecipeCheck`); ``rebuilds``: retrain
     records (:func:`~benchmark.results.cards.read_rebuild_records`), listed in their own
-    section."""
+    section; ``targets``: the zoo's target recipes
+    (:func:`benchmark.training.recipes.zoo_target`), whose coverage by the cards gets a
+    section of its own (it needs ``recipe_check``)."""
     ordered = sorted(entries, key=lambda x: x.model_id)
     standard = [e for e in ordered if e.card.get("defense") is None]
     robust = [e for e in ordered if e.card.get("defense") is not None]
@@ -406,6 +405,8 @@ def render_zoo_markdown(
     missing = {k: v for k, v in (uncarded or {}).items() if k not in carded}
     if missing:
         lines += _uncarded(missing)
+    if targets and recipe_check is not None:
+        lines += render_coverage(coverage_rows([e.card for e in ordered], targets, recipe_check))
     lines += _seed_spread(groups)
     lines += render_comparison([e.card for e in standard])
     lines += _rebuilt(rebuilds, {e.model_id: e.card for e in ordered})

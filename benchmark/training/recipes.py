@@ -31,13 +31,13 @@ records the sha256 it scored.
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from benchmark.datasets.base import resolve_size
 from benchmark.errors import ConfigError
 from benchmark.models.zoo import model_id
-from benchmark.results.cards import RECIPE_FIELDS
+from benchmark.results.cards import RECIPE_FIELDS, recipe_of
 from benchmark.training.config import TrainConfig
 from benchmark.training.defense import defense_tag
 from benchmark.training.selection import selection_description
@@ -73,6 +73,30 @@ OWN_BUDGET = ("mpadvt",)
 ROBUST_DEFENSES = PGD_BASED + OWN_BUDGET
 #: Selection eps of a recipe whose defense sets its own budget (Xu et al. Table 5's 4/255).
 OWN_BUDGET_SELECT_EPS = 4 / 255
+#: Sensitivity entries of the boards: a robust recipe with defense parameters added to the
+#: recipe's, per dataset (TRADES at beta = 1 beside its paper's 6 on PneumoniaMNIST).
+SENSITIVITY_ENTRIES: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
+    "pneumoniamnist": (("trades", {"beta": 1}),)
+}
+#: The zoo's target (issue 22): the architectures trained with the standard recipe per dataset
+#: (the seed papers' ResNet-50, VGG-16, DenseNet-121 and MobileNetV2 beside ResNet-18 on the
+#: MedMNIST sets; ResNet-18 and ResNet-50 on the 128 px dermoscopy set), three seeds each.
+MEDMNIST_ARCHS: tuple[str, ...] = (
+    "resnet18",
+    "resnet50",
+    "vgg16_bn",
+    "densenet121",
+    "mobilenet_v2",
+)
+ZOO_ARCHS: dict[str, tuple[str, ...]] = {
+    "breastmnist": MEDMNIST_ARCHS,
+    "pneumoniamnist": MEDMNIST_ARCHS,
+    "retinamnist": MEDMNIST_ARCHS,
+    "ham10000_220": ("resnet18", "resnet50"),
+}
+#: The datasets whose L-inf boards rank the robust recipes (of ResNet-18), three seeds each.
+ROBUST_DATASETS: tuple[str, ...] = ("breastmnist", "pneumoniamnist", "retinamnist")
+ROBUST_ARCH = "resnet18"
 
 
 def _size(dataset: str) -> int:
@@ -144,6 +168,46 @@ def robust_config(
         select_steps=SELECT_STEPS,
         init_from=model_id(arch, dataset, size, seed),
     )
+
+
+@dataclass(frozen=True)
+class TargetRecipe:
+    """One recipe of the zoo's target: its label (the model id without the seed), kind
+    (``standard`` or ``robust``), dataset, architecture, defense (None: standard) and the zoo
+    ids of its seeds (:data:`SEEDS`) with the config that trains each."""
+
+    label: str
+    kind: str
+    dataset: str
+    arch: str
+    defense: str | None
+    seeds: tuple[tuple[int, str, TrainConfig], ...]
+
+
+def zoo_target() -> list[TargetRecipe]:
+    """The recipes the zoo should hold, three seeds each: the standard recipe of every
+    architecture of :data:`ZOO_ARCHS`, then the robust recipes on the boards (every defense of
+    :data:`ROBUST_DEFENSES` and the :data:`SENSITIVITY_ENTRIES` on :data:`ROBUST_DATASETS`)."""
+    out: list[TargetRecipe] = []
+
+    def add(kind: str, configs: list[TrainConfig]) -> None:
+        ids = [recipe_model_id(c) for c in configs]
+        first = configs[0]
+        label = recipe_of({"model_id": ids[0]})
+        seeds = tuple((c.seed, mid, c) for c, mid in zip(configs, ids, strict=True))
+        out.append(TargetRecipe(label, kind, first.dataset, first.arch, first.defense, seeds))
+
+    for dataset, archs in ZOO_ARCHS.items():
+        for arch in archs:
+            add("standard", [standard_config(dataset, arch, s) for s in SEEDS])
+    for dataset in ROBUST_DATASETS:
+        entries = [(d, {}) for d in ROBUST_DEFENSES] + list(SENSITIVITY_ENTRIES.get(dataset, ()))
+        for defense, extra in entries:
+            add(
+                "robust",
+                [robust_config(dataset, defense, ROBUST_ARCH, s, dict(extra)) for s in SEEDS],
+            )
+    return out
 
 
 def recipe_model_id(config: TrainConfig) -> str:
@@ -277,12 +341,17 @@ def card_recipe_mismatches(card: dict[str, Any]) -> list[tuple[str, Any, Any]] |
 
 __all__ = [
     "INNER_STEPS",
+    "MEDMNIST_ARCHS",
+    "ROBUST_DATASETS",
     "ROBUST_DEFENSES",
     "ROBUST_EPOCHS",
     "SEEDS",
+    "SENSITIVITY_ENTRIES",
     "SENSITIVITY_PARAMS",
     "STANDARD_EPOCHS",
     "TRAINING_EPS",
+    "ZOO_ARCHS",
+    "TargetRecipe",
     "card_recipe_mismatches",
     "format_mismatches",
     "recipe_mismatches",
@@ -292,4 +361,5 @@ __all__ = [
     "standard_config",
     "standard_departures",
     "training_eps",
+    "zoo_target",
 ]

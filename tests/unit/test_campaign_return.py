@@ -9,6 +9,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
+import benchmark.evaluation.plan  # noqa: F401  (see below)
 from benchmark.hashing import file_digest
 from benchmark.models.distribution import import_models
 from benchmark.models.zoo import ModelZoo
@@ -16,6 +17,10 @@ from benchmark.results.parts import part_files
 
 ROOT = Path(__file__).resolve().parents[2]
 MID = "tiny_cnn_breastmnist_28px_s0"
+# The tests patch ``benchmark.training.train_model``; the campaign imports
+# ``benchmark.evaluation.plan``, which binds ``train_model`` by name at its import. Imported
+# here first, it keeps the real one, so the patch does not outlive these tests (it did when
+# this module ran before any other imported the plan: a later CLI test trained with the fake).
 
 
 def _fake_training(source: ModelZoo, calls: list[str]):

@@ -1,0 +1,142 @@
+"""The zoo against its target: for each recipe the zoo should hold
+(:func:`benchmark.training.recipes.zoo_target`, three seeds each), which seeds have a card of
+that very recipe, which are missing, whether any is collapsed, and what a missing seed costs
+on the CPU going by its trained seeds. A section of ``docs/model_zoo.md``, generated from the
+cards like the rest of the page, so the page says itself how far the zoo is from done.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from benchmark.metrics.balanced import collapsed_splits
+
+if TYPE_CHECKING:  # the recipes load the registries; the report only reads their fields
+    from benchmark.training.recipes import TargetRecipe
+
+#: How a card departs from its published recipe: (field, card value, recipe value) triples, or
+#: None where no recipe covers it (:func:`benchmark.training.recipes.card_recipe_mismatches`;
+#: passed in, since the recipes load torch and the zoo page reads cards only).
+RecipeCheck: TypeAlias = Callable[[dict[str, Any]], "list[tuple[str, Any, Any]] | None"]
+
+
+def coverage_rows(
+    cards: Sequence[dict[str, Any]],
+    targets: Sequence[TargetRecipe],
+    recipe_check: RecipeCheck,
+) -> list[dict[str, Any]]:
+    """Per target recipe: ``label``, ``kind``, the ``trained`` seeds (a card with the seed's
+    zoo id and no departure from the recipe), the ``missing`` ones, the missing seeds whose id
+    holds a model of an ``earlier`` recipe, the trained seeds' ``collapsed`` splits and those
+    ``unchecked`` (a card without the balanced accuracy), and ``cpu_minutes``: the mean
+    training time of the trained seeds that ran on the CPU (None without one)."""
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for card in cards:
+        by_id.setdefault(str(card["model_id"]), []).append(card)
+    rows = []
+    for target in targets:
+        trained: dict[int, dict[str, Any]] = {}
+        earlier: list[int] = []
+        for seed, mid, _config in target.seeds:
+            found = by_id.get(mid, [])
+            mine = [c for c in found if recipe_check(c) == []]
+            if mine:
+                trained[seed] = mine[0]
+            elif found:
+                earlier.append(seed)
+        cpu = [
+            c["training_time_seconds"] / 60
+            for c in trained.values()
+            if c.get("environment", {}).get("device") == "cpu"
+        ]
+        rows.append(
+            {
+                "label": target.label,
+                "kind": target.kind,
+                "dataset": target.dataset,
+                "trained": sorted(trained),
+                "missing": [s for s, _, _ in target.seeds if s not in trained],
+                "earlier": earlier,
+                "collapsed": {
+                    s: collapsed_splits(c) for s, c in trained.items() if collapsed_splits(c)
+                },
+                "unchecked": sorted(
+                    s
+                    for s, c in trained.items()
+                    if not isinstance(c["metrics"]["test"].get("balanced_acc"), dict)
+                ),
+                "cpu_minutes": statistics.fmean(cpu) if cpu else None,
+            }
+        )
+    return rows
+
+
+def _seeds(seeds: Sequence[int]) -> str:
+    return ", ".join(f"s{s}" for s in seeds) or "-"
+
+
+def _check_cell(row: dict[str, Any]) -> str:
+    parts = [
+        f"s{s} **collapsed ({', '.join(splits)})**"
+        for s, splits in sorted(row["collapsed"].items())
+    ]
+    if row["unchecked"]:
+        parts.append(f"{_seeds(row['unchecked'])} not checked")
+    if not parts:
+        return "none collapsed" if row["trained"] else "-"
+    return "; ".join(parts)
+
+
+def _missing_cell(row: dict[str, Any]) -> str:
+    text = _seeds(row["missing"])
+    if row["earlier"]:
+        text += f" ({_seeds(row['earlier'])}: an earlier recipe's model under the id)"
+    return text
+
+
+def render_coverage(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The zoo page's section: a summary per kind, then one line per target recipe."""
+    lines = [
+        "",
+        "## Against the zoo's target",
+        "",
+        "The target (`zoo_target` in `benchmark/training/recipes.py`, issue 22): the standard",
+        "recipe of ResNet-18, ResNet-50, VGG-16, DenseNet-121 and MobileNetV2 on the three",
+        "MedMNIST sets and of ResNet-18 and ResNet-50 on `ham10000_220` at 128 px, and every",
+        "robust recipe of the boards (ResNet-18), three seeds each. A seed counts where a",
+        "card of that very recipe is committed (a model of an earlier, shorter recipe under",
+        "the same id does not). `collapse check`: the trained seeds whose validation or test",
+        "balanced accuracy interval contains chance, and those whose card predates the field.",
+        "`CPU min per seed`: the mean training time of the recipe's seeds trained on the CPU,",
+        "the cost of each missing seed here (`-` where none was).",
+        "",
+    ]
+    for kind in ("standard", "robust"):
+        mine = [r for r in rows if r["kind"] == kind]
+        if not mine:
+            continue
+        done = sum(len(r["trained"]) for r in mine)
+        total = done + sum(len(r["missing"]) for r in mine)
+        complete = sum(1 for r in mine if not r["missing"])
+        minutes = sum(len(r["missing"]) * r["cpu_minutes"] for r in mine if r["cpu_minutes"])
+        unknown = sum(len(r["missing"]) for r in mine if r["missing"] and not r["cpu_minutes"])
+        lines.append(
+            f"- {kind.capitalize()}: {done} of {total} checkpoints trained; {complete} of "
+            f"{len(mine)} recipes have all their seeds. The missing seeds of recipes with a "
+            f"CPU-trained seed take ~{minutes / 60:.1f} h here"
+            + (f"; {unknown} more have no seed to go by." if unknown else ".")
+        )
+    lines += [
+        "",
+        "| recipe | kind | trained | missing | collapse check | CPU min per seed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        minutes = "-" if r["cpu_minutes"] is None else f"{r['cpu_minutes']:.0f}"
+        lines.append(
+            f"| `{r['label']}` | {r['kind']} | {_seeds(r['trained'])} | {_missing_cell(r)} | "
+            f"{_check_cell(r)} | {minutes} |"
+        )
+    return lines

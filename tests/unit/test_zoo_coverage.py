@@ -1,0 +1,94 @@
+"""The zoo's target (issue 22) and the zoo page's section saying how far the cards cover it."""
+
+from __future__ import annotations
+
+from benchmark.reports.zoo_coverage import coverage_rows, render_coverage
+from benchmark.training.recipes import (
+    MEDMNIST_ARCHS,
+    ROBUST_DEFENSES,
+    SEEDS,
+    recipe_model_id,
+    standard_config,
+    zoo_target,
+)
+
+
+def test_the_target_is_five_architectures_two_on_ham_and_the_boards_robust_recipes():
+    targets = zoo_target()
+    standard = [t for t in targets if t.kind == "standard"]
+    robust = [t for t in targets if t.kind == "robust"]
+    assert len(standard) == 3 * len(MEDMNIST_ARCHS) + 2 == 17
+    assert {t.arch for t in standard if t.dataset == "ham10000_220"} == {"resnet18", "resnet50"}
+    # five defenses on three sets, and PneumoniaMNIST's TRADES beta = 1 entry
+    assert len(robust) == 3 * len(ROBUST_DEFENSES) + 1 == 16
+    assert "resnet18_pneumoniamnist_28px_trades_beta=1,steps=7" in {t.label for t in robust}
+    ids = [mid for t in targets for _, mid, _ in t.seeds]
+    assert len(ids) == len(set(ids)) == 3 * 33
+    for t in targets:
+        assert tuple(s for s, _, _ in t.seeds) == SEEDS
+        for seed, mid, config in t.seeds:
+            assert recipe_model_id(config) == mid and config.seed == seed
+            if t.kind == "robust":  # a fine-tune of the standard model of its own seed
+                base = standard_config(t.dataset, t.arch, seed)
+                assert config.init_from == recipe_model_id(base)
+    retina = {t.label for t in robust if t.dataset == "retinamnist"}
+    assert "resnet18_retinamnist_28px_pgd_at_eps=0.00784313725490196,steps=7" in retina
+
+
+def _card(
+    mid: str,
+    *,
+    recipe: str = "published",
+    balanced: float | None = 0.7,
+    minutes: float | None = 10.0,
+) -> dict:
+    test = {"acc": {"value": 0.8, "ci95": [0.7, 0.9]}}
+    val = {}
+    if balanced is not None:
+        ci = [balanced - 0.1, balanced + 0.1]
+        test["balanced_acc"] = {"value": balanced, "ci95": ci, "classes": 2}
+        val["balanced_acc"] = {"value": balanced, "ci95": ci, "classes": 2}
+    return {
+        "model_id": mid,
+        "recipe_kind": recipe,
+        "metrics": {"test": test, "val": val},
+        "training_time_seconds": 60 * (minutes or 0.1),
+        "environment": {"device": "cuda" if minutes is None else "cpu"},
+    }
+
+
+def _check(card):
+    return [] if card["recipe_kind"] == "published" else [("epochs", 2, 12)]
+
+
+def test_coverage_counts_only_the_recipe_and_flags_collapse_and_unchecked_seeds():
+    targets = [t for t in zoo_target() if t.label == "resnet18_breastmnist_28px"]
+    targets += [t for t in zoo_target() if t.label == "resnet18_pneumoniamnist_28px_mpadvt"]
+    std = [mid for _, mid, _ in targets[0].seeds]
+    mp = [mid for _, mid, _ in targets[1].seeds]
+    cards = [
+        _card(std[0], minutes=10.0),
+        _card(std[1], balanced=0.5, minutes=20.0),  # interval holds chance: collapsed
+        _card(std[2], balanced=None, minutes=None),  # no balanced accuracy; GPU-trained
+        _card(mp[0], recipe="earlier"),  # the 2-epoch fine-tune under the recipe's id
+    ]
+    std_row, mp_row = coverage_rows(cards, targets, _check)
+    assert std_row["trained"] == [0, 1, 2] and std_row["missing"] == []
+    assert std_row["collapsed"] == {1: ["val", "test"]} and std_row["unchecked"] == [2]
+    assert std_row["cpu_minutes"] == 15.0  # the GPU-trained seed is not a CPU cost
+    assert mp_row["trained"] == [] and mp_row["missing"] == [0, 1, 2]
+    assert mp_row["earlier"] == [0] and mp_row["cpu_minutes"] is None
+
+    lines = render_coverage([std_row, mp_row])
+    text = "\n".join(lines)
+    assert "- Standard: 3 of 3 checkpoints trained; 1 of 1 recipes have all their seeds." in text
+    assert "- Robust: 0 of 3 checkpoints trained; 0 of 1 recipes have all their seeds." in text
+    assert "3 more have no seed to go by" in text
+    assert (
+        "| `resnet18_breastmnist_28px` | standard | s0, s1, s2 | - | "
+        "s1 **collapsed (val, test)**; s2 not checked | 15 |"
+    ) in lines
+    assert (
+        "| `resnet18_pneumoniamnist_28px_mpadvt` | robust | - | s0, s1, s2 (s0: an earlier "
+        "recipe's model under the id) | - | - |"
+    ) in lines
