@@ -19,6 +19,8 @@ ZOO_ENV = "BENCH_ZOO_DIR"
 RESULTS_ENV = "BENCH_RESULTS_DIR"
 COMMITTED_CARDS = Path("leaderboard/zoo/cards")
 """The repository's folder of published model cards (relative to the repository root)."""
+PUBLISHED_RESULTS = Path("leaderboard/results")
+"""The repository's folder of published results (relative to the repository root)."""
 
 
 def _from(explicit: str | os.PathLike[str] | None, env: str) -> Path | None:

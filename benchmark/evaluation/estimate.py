@@ -16,7 +16,9 @@ and nothing else (every image broken at once); the upper bound runs every sub-at
 full budget on every image (no image ever broken), plus the convergence pass. Both use the
 per-image time of one forward pass and of one forward-and-backward pass of the attacked model,
 measured here on a probe batch: they are for this machine, this model and its load now (other
-work on the cores slows the run past the upper bound).
+work on the cores slows the run past the upper bound). Since the two bounds lie far apart,
+the estimate also says what the published runs of the protocol on the dataset took
+(:func:`past_runs_text`, from ``leaderboard/results`` when the working directory has it).
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from benchmark import paths
 from benchmark.evaluation.cache import AdversarialCache
 from benchmark.evaluation.passes import QUERY_KNOWLEDGE
+from benchmark.results.cost import PastRun, past_runs
 from benchmark.results.naming import ThreatModel
 from benchmark.results.protocols import PROTOCOLS, Protocol
 
@@ -290,4 +294,33 @@ def log_protocol_estimate(plan: EvaluationPlan) -> TimeBounds | None:
         bounds.forward_ms,
         bounds.backward_ms,
     )
+    published = past_runs(paths.PUBLISHED_RESULTS, config.dataset, config.protocol)
+    text = past_runs_text(published, config.protocol, config.dataset, plan.defense is not None)
+    if text:
+        logger.info("%s", text)
     return bounds
+
+
+def past_runs_text(runs: list[PastRun], protocol: str, dataset: str, defended: bool) -> str | None:
+    """What the finished runs of ``protocol`` on ``dataset`` took, per device, those of the
+    same kind (with or without a defense) where there are any: a robust model keeps more
+    images robust, so more of AutoAttack's sub-attacks run on it. None without a run."""
+    same = [r for r in runs if r.defended == defended]
+    kind = "defended" if defended else "undefended"
+    if not same:
+        same, kind = runs, "defended" if not defended else "undefended"
+    if not same:
+        return None
+    by_device: dict[str, list[float]] = {}
+    for r in same:
+        by_device.setdefault(r.device, []).append(r.seconds)
+    parts = []
+    for device, seconds in sorted(by_device.items()):
+        low, high = _duration(min(seconds)), _duration(max(seconds))
+        took = low if low == high else f"{low} to {high}"
+        parts.append(f"{took} on {device} ({len(seconds)} run{'' if len(seconds) == 1 else 's'})")
+    return (
+        f"published {protocol} runs on {dataset} of {kind} models took "
+        + "; ".join(parts)
+        + " (leaderboard/results)"
+    )

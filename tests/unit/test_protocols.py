@@ -282,9 +282,13 @@ def test_protocol_time_bounds_follow_the_budget():
     assert b3.low - b.low == pytest.approx(156 * (2200 - 10) * 3e-3)
 
 
-def test_a_protocol_run_logs_its_time_range_before_any_attack(tiny_models, shared_data, caplog):
+def test_a_protocol_run_logs_its_time_range_before_any_attack(
+    tiny_models, shared_data, caplog, tmp_path, monkeypatch
+):
+    import json
     import logging
 
+    from benchmark import paths
     from benchmark.evaluation import EvaluationConfig
     from benchmark.evaluation.cache import AdversarialCache
     from benchmark.evaluation.estimate import log_protocol_estimate
@@ -300,10 +304,22 @@ def test_a_protocol_run_logs_its_time_range_before_any_attack(tiny_models, share
         cache=AdversarialCache(enabled=False),
         progress=False,
     )
+    # A published run of the protocol on the dataset calibrates the range (its cost is known).
+    published = tmp_path / "breastmnist" / "mrb_linf_v2" / "m" / "run.json"
+    published.parent.mkdir(parents=True)
+    done = {"id": "mrb_linf_v2", "version": "2.0"}
+    cells = [{"cell_id": "aa", "timing": {"seconds": 1500.0, "cached": False}}]
+    env = {"device": "cpu", "num_threads": 1}
+    published.write_text(json.dumps({"protocol": done, "attacks": cells, "environment": env}))
+    monkeypatch.setattr(paths, "PUBLISHED_RESULTS", tmp_path)
     with caplog.at_level(logging.INFO, logger="benchmark.evaluation.estimate"):
         bounds = log_protocol_estimate(plan)
     assert bounds is not None and 0 < bounds.low < bounds.high
     assert "protocol mrb_linf_v2 on 156 images: the attacks will take between" in caplog.text
+    assert (
+        "published mrb_linf_v2 runs on breastmnist of undefended models took 25 min on "
+        "cpu (1 thread) (1 run)" in caplog.text
+    )
     # Version 2's sanity cells, PGD-10 and APGD-CE-100 at 64/255, after the protocol's cells.
     assert [p.cell.cell_id for p in plan.passes if p.sanity] == [
         "pgd_eps64-255_steps10",

@@ -1,0 +1,74 @@
+"""What earlier protocol runs cost, read from their results files: a calibration for the
+estimate a new run logs before its attack work (:mod:`benchmark.evaluation.estimate`), whose
+bounds from measured passes are far apart because AutoAttack's cost depends on how many images
+stay robust. ``benchmarks/protocol_cost.py`` gives the full figure (per cell, model share).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmark.results.diagnostics import results_files
+
+
+@dataclass(frozen=True)
+class PastRun:
+    """One finished protocol run: the seconds of its attack work (every cell computed, none
+    from the cache), the device it ran on in words, and whether it evaluated a defense."""
+
+    seconds: float
+    device: str
+    defended: bool
+
+
+def attack_seconds(doc: dict[str, Any]) -> float | None:
+    """The wall seconds of a results document's attack cells and convergence passes; None
+    where a cell came from the cache or records no time (the run's cost is then unknown)."""
+    total = 0.0
+    for block in doc.get("attacks") or []:
+        timing = block.get("timing") if isinstance(block, dict) else None
+        if not isinstance(timing, dict) or timing.get("cached"):
+            return None
+        seconds = timing.get("seconds")
+        if not isinstance(seconds, (int, float)):
+            return None
+        total += float(seconds)
+    for budget in (doc.get("convergence") or {}).get("budgets") or []:
+        seconds = budget.get("seconds") if isinstance(budget, dict) else None
+        if isinstance(seconds, (int, float)):
+            total += float(seconds)
+    return total if total > 0 else None
+
+
+def device_text(env: dict[str, Any]) -> str:
+    """``cpu (1 thread)`` or the GPU's name, from a results document's ``environment``."""
+    if env.get("device") == "cpu":
+        n = env.get("num_threads", "?")
+        return f"cpu ({n} thread{'' if n == 1 else 's'})"
+    return str(env.get("device_name") or env.get("device") or "?")
+
+
+def past_runs(root: Path, dataset: str, protocol: str) -> list[PastRun]:
+    """The finished runs of ``protocol`` on ``dataset`` under the results root ``root``
+    (``<root>/<dataset>/<protocol>/``), whose cost is known (:func:`attack_seconds`)."""
+    folder = Path(root) / dataset / protocol
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in results_files(folder):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if not isinstance(doc, dict) or (doc.get("protocol") or {}).get("id") != protocol:
+            continue
+        seconds = attack_seconds(doc)
+        if seconds is None:
+            continue
+        config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+        env = doc.get("environment") if isinstance(doc.get("environment"), dict) else {}
+        out.append(PastRun(seconds, device_text(env), bool(config.get("defense"))))
+    return out
