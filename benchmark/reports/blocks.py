@@ -8,8 +8,8 @@ A page marks each generated table with a pair of comments::
 
 ``KIND`` names a renderer of :data:`~benchmark.reports.base.REPORTS` (``summary``, ``full``,
 ``fp``, ``corruptions``, ``defensematrix``, ``defensebalanced``, ``defenses``,
-``defensefull``, ``table5``, ``transfer``, ``precision``; ``bench list reports`` lists
-them). A block of
+``defensefull``, ``table5``, ``transfer``, ``precision``, ``protocolruns``;
+``bench list reports`` lists them). A block of
 kind ``transfer`` names transfer-matrix files (``D/transfer/*.json``), read with
 :func:`read_any`. Hand-written text outside the
 blocks is kept as is.
@@ -31,6 +31,7 @@ from benchmark.reports import (  # noqa: F401
     defenses,
     paper_tables,
     precision,
+    protocol_runs,
     transfer,
 )
 from benchmark.reports.base import REPORTS

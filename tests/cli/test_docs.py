@@ -18,6 +18,7 @@ PAGES = [
     "docs/attacks.md",
     "docs/corruptions.md",
     "docs/defenses.md",
+    "docs/protocol.md",
     *[
         f"data_cards/{d}.md"
         for d in ("breastmnist", "ham10000_220", "pneumoniamnist", "retinamnist")
