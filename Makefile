@@ -75,7 +75,7 @@ zoo-docs: setup
 	$(BIN)/bench zoo report --out docs/model_zoo.md
 
 docs: setup
-	$(BIN)/bench report update docs/attacks.md docs/corruptions.md docs/defenses.md docs/protocol.md \
+	$(BIN)/bench report update docs/attacks.md docs/corruptions.md docs/defenses.md docs/leaderboard.md docs/protocol.md \
 		data_cards/breastmnist.md data_cards/ham10000_220.md data_cards/pneumoniamnist.md \
 		data_cards/retinamnist.md --root leaderboard/results
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -29,6 +30,14 @@ def report_attacks_cmd(
     typer.echo(f"wrote {out} ({len(docs)} results)")
 
 
+def computed_blocks() -> dict[str, Callable[[Path, list[str]], str]]:
+    """The block kinds computed from a whole results root: ``boards`` (the rows of every
+    board with protocol runs, ranks included, of the datasets the block names or ``*``)."""
+    from benchmark.leaderboard.show import protocol_boards_markdown
+
+    return {"boards": lambda root, words: protocol_boards_markdown(root, words or None)}
+
+
 @report_app.command("update")
 def report_update_cmd(
     pages: list[Path] = typer.Argument(..., help="Markdown pages with bench:results blocks."),
@@ -49,7 +58,7 @@ def report_update_cmd(
         if not page.is_file():
             raise ResultsError(f"page {page} does not exist; pass a Markdown file")
         old = page.read_text()
-        new, n = update_generated_blocks(old, root, read_any)
+        new, n = update_generated_blocks(old, root, read_any, computed_blocks())
         if n == 0:
             raise ResultsError(
                 f"{page} has no '<!-- bench:results summary|full GLOB -->' block; add one"

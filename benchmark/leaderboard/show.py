@@ -90,4 +90,49 @@ def board_text(shown: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["board_text", "show_board"]
+def protocol_boards_markdown(root: Path, datasets: list[str] | None = None) -> str:
+    """The rows of every board that has protocol runs, as Markdown tables (one per board, by
+    dataset): rank, entry, the board's key with its 95 % interval, n, status and reason, for
+    the rows scored under the board's protocol; the exploratory rows are counted, not listed.
+    ``datasets``: only these (None or ``["*"]``: all). For a generated block of the docs
+    (``<!-- bench:results boards * -->``, ``bench report update``), so no page states a rank
+    by hand."""
+    runs, _ = load_runs(root)
+    entries = group_entries(runs)
+    names = sorted({e.dataset for e in entries})
+    if datasets and datasets != ["*"]:
+        unknown = sorted(set(datasets) - set(names))
+        if unknown:
+            raise ResultsError(
+                f"unknown dataset(s) {', '.join(unknown)} under {root}; datasets: "
+                f"{', '.join(names)}"
+            )
+        names = [d for d in names if d in datasets]
+    parts: list[str] = []
+    for dataset in names:
+        for b in boards([e for e in entries if e.dataset == dataset]):
+            scored = [r for r in b.rows if r.to_dict()["protocol"]]
+            if not scored:
+                continue
+            rows = [r.to_dict() for r in scored]
+            protocol = _protocol_label(b.protocol or b.corruption_protocol)
+            parts += [
+                f"**{dataset}, {b.title}** (protocol {protocol}; key: {b.key_name} %; "
+                f"{b.n_ranked} ranked; exploratory rows not listed: {len(b.rows) - len(scored)})",
+                "",
+                "| rank | entry | key % [95 % CI] | n | status | reason |",
+                "|---|---|---|---|---|---|",
+            ]
+            for r in rows:
+                ci = r["ci95"]
+                key = _pct(r["value"]) + (f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "")
+                reason = (r["reason"] or "").replace("|", "/")
+                parts.append(
+                    f"| {r['rank'] or '-'} | `{r['entry'].split('/', 1)[-1]}` | {key} | "
+                    f"{'-' if r['n'] is None else r['n']} | {r['status']} | {reason} |"
+                )
+            parts.append("")
+    return "\n".join(parts) if parts else "No board has a protocol run yet.\n"
+
+
+__all__ = ["board_text", "protocol_boards_markdown", "show_board"]

@@ -18,7 +18,7 @@ blocks is kept as is.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +58,22 @@ def latest_results(pattern: str, root: Path) -> list[Path]:
     return [newest[k] for k in sorted(newest)]
 
 
+#: A block computed from the whole results root rather than from the files its globs match
+#: (the boards, which rank every entry of a dataset): ``(root, the block's words) -> body``.
+ComputedBlock = Callable[[Path, list[str]], str]
+
+
 def update_generated_blocks(
-    text: str, root: Path, read: Callable[[Path], dict[str, Any]]
+    text: str,
+    root: Path,
+    read: Callable[[Path], dict[str, Any]],
+    computed: Mapping[str, ComputedBlock] | None = None,
 ) -> tuple[str, int]:
     """Regenerate every ``<!-- bench:results KIND GLOB... -->`` block of a Markdown page.
 
-    ``KIND`` is a block kind registered in :data:`~benchmark.reports.base.REPORTS`.
+    ``KIND`` is a block kind registered in :data:`~benchmark.reports.base.REPORTS`, or one of
+    ``computed`` (given by the CLI, which composes this package with the leaderboard: the
+    ``boards`` block), which gets the root and the block's words instead of files.
     ``GLOB`` patterns are relative to ``root`` and resolved with :func:`latest_results`;
     ``read`` loads and validates one results file. Hand-written text outside the blocks is
     kept as is. Returns the new text and the number of blocks.
@@ -76,6 +86,9 @@ def update_generated_blocks(
     def fill(match: re.Match[str]) -> str:
         nonlocal count
         count += 1
+        if computed and match["kind"] in computed:
+            body = computed[match["kind"]](root, match["globs"].split())
+            return match["open"] + "\n" + body.rstrip("\n") + "\n" + match["close"]
         paths = [p for g in match["globs"].split() for p in latest_results(g, root)]
         if not paths:
             raise ResultsError(
@@ -86,7 +99,7 @@ def update_generated_blocks(
         if match["kind"] not in REPORTS:
             raise ResultsError(
                 f"unknown bench:results block kind '{match['kind']}'; use one of "
-                f"{', '.join(REPORTS.list())}"
+                f"{', '.join([*REPORTS.list(), *(computed or {})])}"
             )
         body = REPORTS.get(match["kind"])(docs)
         return match["open"] + "\n" + body + "\n" + match["close"]

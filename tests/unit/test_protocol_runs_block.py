@@ -57,3 +57,24 @@ def test_cached_cells_and_flagged_checks_are_shown_as_such():
     assert len(flagged) == 1 and "**flagged: large_eps_pgd**" in flagged[0]
     rerun = [r for s, r in rows.items() if "/mrb_linf_v2/" in s and "pgd_at__steps=7" in s]
     assert len(rerun) == 1 and "| cached / cached / " in rerun[0] and "| pass |" in rerun[0]
+
+
+def test_the_boards_block_lists_each_boards_protocol_rows_in_its_order():
+    import pytest
+
+    from benchmark.errors import ResultsError
+    from benchmark.leaderboard.show import protocol_boards_markdown
+
+    text = protocol_boards_markdown(ROOT, ["ham10000_220"])
+    assert "breastmnist" not in text  # only the datasets named
+    for board in ("linf-2-255", "linf-8-255", "corruptions"):
+        shown = show_board(ROOT, "ham10000_220", board)
+        scored = [r for r in shown["rows"] if r["protocol"]]
+        section = text.split(f"**ham10000_220, {shown['title']}**")[1].split("\n\n**")[0]
+        listed = [_cells(line) for line in section.split("\n") if line.startswith("| ")][1:]
+        assert [(c[0], c[1].strip("`")) for c in listed] == [
+            (r["rank"] or "-", r["entry"].split("/", 1)[1]) for r in scored
+        ]
+        assert f"exploratory rows not listed: {shown['n_rows'] - len(scored)})" in section
+    with pytest.raises(ResultsError, match="unknown dataset"):
+        protocol_boards_markdown(ROOT, ["nosuchset"])
