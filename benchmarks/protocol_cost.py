@@ -23,6 +23,7 @@ from typing import Any
 
 from common import ROOT, report
 
+from benchmark.results.cost import device_text
 from benchmark.results.protocols import CURRENT_PROTOCOL
 
 
@@ -38,10 +39,7 @@ def _files(args: list[str]) -> list[Path]:
 
 def run_cost(doc: dict[str, Any]) -> dict[str, Any]:
     """The cost figure of one protocol run's results document."""
-    env = doc.get("environment", {})
-    device = env.get("device_name") or env.get("device", "?")
-    if env.get("device") == "cpu":
-        device = f"cpu ({env.get('num_threads', '?')} threads)"
+    device = device_text(doc.get("environment", {}))
     wall = forward = backward = 0.0
     timed = True
     cached = 0

@@ -31,11 +31,28 @@ def report_attacks_cmd(
 
 
 def computed_blocks() -> dict[str, Callable[[Path, list[str]], str]]:
-    """The block kinds computed from a whole results root: ``boards`` (the rows of every
-    board with protocol runs, ranks included, of the datasets the block names or ``*``)."""
-    from benchmark.leaderboard.show import protocol_boards_markdown
+    """The block kinds that need the boards, composed here from the leaderboard and the
+    reports: ``boards`` (every board's rows scored under its protocol, ranks included, of the
+    datasets the block names or ``*``) and ``protocolruns`` (the protocol runs its globs match,
+    with what the boards made of each)."""
+    from benchmark.leaderboard.markdown_boards import (
+        protocol_boards_markdown,
+        protocol_run_statuses,
+    )
+    from benchmark.reports.blocks import latest_results, read_any
+    from benchmark.reports.protocol_runs import render_protocol_runs
 
-    return {"boards": lambda root, words: protocol_boards_markdown(root, words or None)}
+    def protocol_runs(root: Path, globs: list[str]) -> str:
+        paths = [p for g in globs for p in latest_results(g, root)]
+        if not paths:
+            raise ResultsError(f"no results file matches '{' '.join(globs)}' under {root}")
+        docs = [(p.relative_to(root).as_posix(), read_any(p)) for p in paths]
+        return render_protocol_runs(docs, protocol_run_statuses(root))
+
+    return {
+        "boards": lambda root, words: protocol_boards_markdown(root, words or None),
+        "protocolruns": protocol_runs,
+    }
 
 
 @report_app.command("update")

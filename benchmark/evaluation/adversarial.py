@@ -8,10 +8,11 @@ predictions.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,24 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
+class EarlierCost:
+    """What the batches of a cell that an earlier, interrupted run finished had cost (kept
+    with each batch in the cache), so a resumed cell's timing is the whole cell's: ``batches``
+    resumed, their ``seconds`` and model pass ``times``, and how many of them were stored
+    without their cost (``unknown``: by code older than this record)."""
+
+    batches: int = 0
+    seconds: float = 0.0
+    times: PassTimes = field(default_factory=PassTimes)
+    unknown: int = 0
+
+    def timing(self) -> dict[str, int]:
+        """The timing fields a resumed cell adds to its results block."""
+        out = {"resumed_batches": self.batches} if self.batches else {}
+        return out | ({"resumed_batches_without_cost": self.unknown} if self.unknown else {})
+
+
+@dataclass
 class CellRun:
     """Outcome of one attack cell."""
 
@@ -54,6 +73,7 @@ class CellRun:
     passes: PassTimes | None = None
     draws: dict[str, Any] | None = None
     undefended: Predictions | None = None
+    earlier: EarlierCost | None = None
 
     def summary(self) -> dict[str, Any]:
         """The fields the sanity checks need."""
@@ -124,9 +144,15 @@ def craft_cell(
     context: AttackContext | None = None,
     progress: bool | None = None,
     key_extra: dict[str, Any] | None = None,
+    timer: PassTimer | None = None,
+    earlier: EarlierCost | None = None,
 ) -> tuple[torch.Tensor, bool]:
     """The adversarial examples of ``cell`` on every sample of ``split`` (from the cache, or
     computed batch by batch and cached) and whether they were cached.
+
+    Each finished batch is kept with its cost (seconds, and the pass times of ``timer``, the
+    run's timer on ``model``); a cell that resumes an interrupted one adds the cost of the
+    batches it finds to ``earlier``.
 
     ``context`` is handed to :meth:`Attack.prepare` on a cache miss only, so a cached GAP or
     transfer cell costs no generator training and no surrogate loading. ``key_extra`` adds
@@ -153,15 +179,30 @@ def craft_cell(
         for b, (x, y) in enumerate(split.batches(batch_size, device=device)):
             # Each batch has its own seed, so a batch finished before an interruption is the
             # batch a complete run computes: it is kept and the cell resumes after it.
-            done = cache.load_batch(key, b, tuple(x.shape))
-            if done is None:
+            found = cache.load_batch_with_meta(key, b, tuple(x.shape))
+            if found is None:
+                before, t0 = (
+                    dataclasses.replace(timer.times) if timer else None,
+                    time.perf_counter(),
+                )
                 if crafted_on is not None:  # this batch's draws, whatever ran before it
                     crafted_on.reseed(craft_seed(batch_seed(seed, b * batch_size)))
                 done = attack(x, y, seed=batch_seed(seed, b * batch_size)).cpu()
                 if n_batches > 1:
-                    cache.save_batch(key, b, done)
+                    cost: dict[str, Any] = {"seconds": time.perf_counter() - t0}
+                    if timer is not None and before is not None:
+                        cost["times"] = timer.times.since(before)
+                    cache.save_batch(key, b, done, meta=cost)
             else:
+                done, meta = found
                 resumed += 1
+                if earlier is not None:  # finished by an interrupted run: its cost counts
+                    earlier.batches += 1
+                    if "seconds" in meta:
+                        earlier.seconds += float(meta["seconds"])
+                        earlier.times += PassTimes.from_dict(meta.get("times") or {})
+                    else:
+                        earlier.unknown += 1
             chunks.append(done)
             bar.update(1)
     if resumed:
@@ -205,6 +246,7 @@ def run_cell(
     ``undefended_model`` (the base model behind a defense) also scores the same examples, so
     the defense's gain is read off one run (``CellRun.undefended``)."""
     start_time = time.perf_counter()
+    earlier = EarlierCost()
     with PassTimer(model) as timer:
         x_adv, cached = craft_cell(
             model,
@@ -219,8 +261,12 @@ def run_cell(
             context=context,
             progress=progress,
             key_extra=key_extra,
+            timer=timer,
+            earlier=earlier,
         )
-    seconds = time.perf_counter() - start_time
+    # A resumed cell's time and passes include the batches an interrupted run finished.
+    seconds = time.perf_counter() - start_time + earlier.seconds
+    times = timer.times + earlier.times
     clean_x = split.images.float().div(255.0)
     norms = {k: v.numpy() for k, v in perturbation_norms(clean_x, x_adv).items()}
     scorer = score_model if score_model is not None else model
@@ -246,7 +292,7 @@ def run_cell(
         seconds,
     )
     return CellRun(
-        cell, attack, pred, norms, seconds, cached, votes, timer.times, draw_record, undefended
+        cell, attack, pred, norms, seconds, cached, votes, times, draw_record, undefended, earlier
     )
 
 
@@ -278,6 +324,7 @@ def cell_block(run: CellRun, clean: Predictions) -> dict[str, Any]:
             "seconds": run.seconds,
             "cached": run.cached,
             **(run.passes.record() if run.passes is not None and not run.cached else {}),
+            **(run.earlier.timing() if run.earlier is not None else {}),
         },
         **({"votes": run.votes} if run.votes is not None else {}),
         **({"draws": run.draws} if run.draws is not None else {}),

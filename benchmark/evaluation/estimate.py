@@ -295,22 +295,38 @@ def log_protocol_estimate(plan: EvaluationPlan) -> TimeBounds | None:
         bounds.backward_ms,
     )
     published = past_runs(paths.PUBLISHED_RESULTS, config.dataset, config.protocol)
-    text = past_runs_text(published, config.protocol, config.dataset, plan.defense is not None)
+    text = past_runs_text(
+        published, config.protocol, config.dataset, plan.defense is not None, config.arch
+    )
     if text:
         logger.info("%s", text)
     return bounds
 
 
-def past_runs_text(runs: list[PastRun], protocol: str, dataset: str, defended: bool) -> str | None:
-    """What the finished runs of ``protocol`` on ``dataset`` took, per device, those of the
-    same kind (with or without a defense) where there are any: a robust model keeps more
-    images robust, so more of AutoAttack's sub-attacks run on it. None without a run."""
-    same = [r for r in runs if r.defended == defended]
+def past_runs_text(
+    runs: list[PastRun], protocol: str, dataset: str, defended: bool, arch: str | None = None
+) -> str | None:
+    """What the finished runs of ``protocol`` on ``dataset`` took, per device: those of the
+    same kind (with or without a defense) and, where there are any, of the same ``arch``. A
+    robust model keeps more images robust, so more of AutoAttack's sub-attacks run on it; where
+    no run of the kind exists, the other kind's are given, with the direction they are off.
+    None without a run."""
     kind = "defended" if defended else "undefended"
+    same = [r for r in runs if r.defended == defended]
+    note = ""
     if not same:
-        same, kind = runs, "defended" if not defended else "undefended"
+        same, kind = runs, ("undefended" if defended else "defended")
+        note = (
+            "; none of a defended model yet, which takes longer (more images survive to the "
+            "later sub-attacks)"
+            if defended
+            else "; none of an undefended model yet, which takes less"
+        )
     if not same:
         return None
+    what = f"{kind} models"
+    if arch is not None and any(r.arch == arch for r in same):
+        same, what = [r for r in same if r.arch == arch], f"{kind} {arch} models"
     by_device: dict[str, list[float]] = {}
     for r in same:
         by_device.setdefault(r.device, []).append(r.seconds)
@@ -320,7 +336,7 @@ def past_runs_text(runs: list[PastRun], protocol: str, dataset: str, defended: b
         took = low if low == high else f"{low} to {high}"
         parts.append(f"{took} on {device} ({len(seconds)} run{'' if len(seconds) == 1 else 's'})")
     return (
-        f"published {protocol} runs on {dataset} of {kind} models took "
+        f"published {protocol} runs on {dataset} of {what} took "
         + "; ".join(parts)
-        + " (leaderboard/results)"
+        + f" (leaderboard/results){note}"
     )

@@ -8,8 +8,9 @@ A page marks each generated table with a pair of comments::
 
 ``KIND`` names a renderer of :data:`~benchmark.reports.base.REPORTS` (``summary``, ``full``,
 ``fp``, ``corruptions``, ``defensematrix``, ``defensebalanced``, ``defenses``,
-``defensefull``, ``table5``, ``transfer``, ``precision``, ``protocolruns``;
-``bench list reports`` lists them). A block of
+``defensefull``, ``table5``, ``transfer``, ``precision``; ``bench list reports`` lists
+them; the CLI adds the kinds computed from the whole results root, ``boards`` and
+``protocolruns``). A block of
 kind ``transfer`` names transfer-matrix files (``D/transfer/*.json``), read with
 :func:`read_any`. Hand-written text outside the
 blocks is kept as is.
@@ -31,7 +32,6 @@ from benchmark.reports import (  # noqa: F401
     defenses,
     paper_tables,
     precision,
-    protocol_runs,
     transfer,
 )
 from benchmark.reports.base import REPORTS
@@ -88,7 +88,7 @@ def update_generated_blocks(
         count += 1
         if computed and match["kind"] in computed:
             body = computed[match["kind"]](root, match["globs"].split())
-            return match["open"] + "\n" + body.rstrip("\n") + "\n" + match["close"]
+            return match["open"] + "\n" + body.rstrip("\n") + "\n\n" + match["close"]
         paths = [p for g in match["globs"].split() for p in latest_results(g, root)]
         if not paths:
             raise ResultsError(

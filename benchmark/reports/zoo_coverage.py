@@ -29,8 +29,10 @@ def coverage_rows(
 ) -> list[dict[str, Any]]:
     """Per target recipe: ``label``, ``kind``, the ``trained`` seeds (a card with the seed's
     zoo id and no departure from the recipe), the ``missing`` ones, the missing seeds whose id
-    holds a model of an ``earlier`` recipe, the trained seeds' ``collapsed`` splits and those
-    ``unchecked`` (a card without the balanced accuracy), and ``cpu_minutes``: the mean
+    holds a model of ``another`` recipe (a departure from it, e.g. an earlier, shorter one) or
+    of an ``unrecorded`` one (no recipe covers its card), the trained seeds' ``collapsed``
+    splits and those ``unchecked`` (a card without the balanced accuracy), and
+    ``cpu_minutes``: the mean
     training time of the trained seeds that ran on the CPU (None without one)."""
     by_id: dict[str, list[dict[str, Any]]] = {}
     for card in cards:
@@ -38,14 +40,18 @@ def coverage_rows(
     rows = []
     for target in targets:
         trained: dict[int, dict[str, Any]] = {}
-        earlier: list[int] = []
+        another: list[int] = []
+        unrecorded: list[int] = []
         for seed, mid, _config in target.seeds:
             found = by_id.get(mid, [])
-            mine = [c for c in found if recipe_check(c) == []]
+            checks = [recipe_check(c) for c in found]
+            mine = [c for c, m in zip(found, checks, strict=True) if m == []]
             if mine:
                 trained[seed] = mine[0]
+            elif any(m for m in checks):
+                another.append(seed)
             elif found:
-                earlier.append(seed)
+                unrecorded.append(seed)
         cpu = [
             c["training_time_seconds"] / 60
             for c in trained.values()
@@ -58,7 +64,8 @@ def coverage_rows(
                 "dataset": target.dataset,
                 "trained": sorted(trained),
                 "missing": [s for s, _, _ in target.seeds if s not in trained],
-                "earlier": earlier,
+                "another": another,
+                "unrecorded": unrecorded,
                 "collapsed": {
                     s: collapsed_splits(c) for s, c in trained.items() if collapsed_splits(c)
                 },
@@ -91,9 +98,12 @@ def _check_cell(row: dict[str, Any]) -> str:
 
 def _missing_cell(row: dict[str, Any]) -> str:
     text = _seeds(row["missing"])
-    if row["earlier"]:
-        text += f" ({_seeds(row['earlier'])}: an earlier recipe's model under the id)"
-    return text
+    notes = []
+    if row["another"]:
+        notes.append(f"{_seeds(row['another'])}: another recipe's model under the id")
+    if row["unrecorded"]:
+        notes.append(f"{_seeds(row['unrecorded'])}: a model whose card no recipe covers")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def render_coverage(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -105,9 +115,11 @@ def render_coverage(rows: Sequence[dict[str, Any]]) -> list[str]:
         "The target (`zoo_target` in `benchmark/training/recipes.py`, issue 22): the standard",
         "recipe of ResNet-18, ResNet-50, VGG-16, DenseNet-121 and MobileNetV2 on the three",
         "MedMNIST sets and of ResNet-18 and ResNet-50 on `ham10000_220` at 128 px, and every",
-        "robust recipe of the boards (ResNet-18), three seeds each. A seed counts where a",
-        "card of that very recipe is committed (a model of an earlier, shorter recipe under",
-        "the same id does not). `collapse check`: the trained seeds whose validation or test",
+        "robust recipe of the boards (ResNet-18), three seeds each. A seed counts where the",
+        "page's cards (the committed ones, and the local zoo's where it made the page) hold",
+        "one of that very recipe (`recipe` above says published): a model of another recipe",
+        "under the same id, e.g. an earlier, shorter fine-tune, does not. `collapse check`:",
+        "the trained seeds whose validation or test",
         "balanced accuracy interval contains chance, and those whose card predates the field.",
         "`CPU min per seed`: the mean training time of the recipe's seeds trained on the CPU,",
         "the cost of each missing seed here (`-` where none was).",

@@ -7,21 +7,27 @@ stay robust. ``benchmarks/protocol_cost.py`` gives the full figure (per cell, mo
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.results.conformance import protocol_problems
 from benchmark.results.diagnostics import results_files
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class PastRun:
     """One finished protocol run: the seconds of its attack work (every cell computed, none
-    from the cache), the device it ran on in words, and whether it evaluated a defense."""
+    from the cache), the device it ran on in words, whether it evaluated a defense, and the
+    architecture of its model."""
 
     seconds: float
     device: str
     defended: bool
+    arch: str = "?"
 
 
 def attack_seconds(doc: dict[str, Any]) -> float | None:
@@ -31,6 +37,8 @@ def attack_seconds(doc: dict[str, Any]) -> float | None:
     for block in doc.get("attacks") or []:
         timing = block.get("timing") if isinstance(block, dict) else None
         if not isinstance(timing, dict) or timing.get("cached"):
+            return None
+        if timing.get("resumed_batches_without_cost"):  # resumed batches of unknown cost
             return None
         seconds = timing.get("seconds")
         if not isinstance(seconds, (int, float)):
@@ -61,14 +69,17 @@ def past_runs(root: Path, dataset: str, protocol: str) -> list[PastRun]:
     for path in results_files(folder):
         try:
             doc = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, ValueError):
-            continue
-        if not isinstance(doc, dict) or (doc.get("protocol") or {}).get("id") != protocol:
-            continue
-        seconds = attack_seconds(doc)
-        if seconds is None:
-            continue
-        config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
-        env = doc.get("environment") if isinstance(doc.get("environment"), dict) else {}
-        out.append(PastRun(seconds, device_text(env), bool(config.get("defense"))))
+            if not isinstance(doc, dict) or not isinstance(doc.get("protocol"), dict):
+                continue
+            if doc["protocol"].get("id") != protocol or protocol_problems(doc):
+                continue  # another protocol's, or not conformant: not a measure of this one
+            seconds = attack_seconds(doc)
+            if seconds is None:
+                continue
+            config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+            env = doc.get("environment") if isinstance(doc.get("environment"), dict) else {}
+            arch = str(config.get("arch") or "?")
+            out.append(PastRun(seconds, device_text(env), bool(config.get("defense")), arch))
+        except Exception as exc:  # an odd file must not stop the run this only informs
+            logger.debug("past runs: left out %s (%s)", path, exc)
     return out

@@ -40,6 +40,28 @@ def test_generated_blocks_are_up_to_date(page):
     assert new == text, f"{page} is out of date with leaderboard/results: run make docs"
 
 
+def test_the_zoo_page_is_what_the_committed_cards_give(tmp_path):
+    """docs/model_zoo.md regenerated on a machine without checkpoints (an empty zoo): the
+    committed cards, results and rebuild records alone give the committed page."""
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    out = tmp_path / "model_zoo.md"
+    args = [
+        "zoo", "report", "--zoo", str(tmp_path / "empty"),
+        "--cards", str(ROOT / "leaderboard" / "zoo" / "cards"),
+        "--results", str(ROOT / "leaderboard" / "results"),
+        "--rebuilds", str(ROOT / "benchmarks" / "records" / "rebuild"),
+        "--out", str(out),
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == (ROOT / "docs" / "model_zoo.md").read_text(), (
+        "docs/model_zoo.md is out of date with the committed cards: run make zoo-docs"
+    )
+
+
 #: The top-level keys of Citation File Format 1.2.0 (its schema.json).
 CFF_KEYS = {
     "abstract",

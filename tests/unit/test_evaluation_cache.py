@@ -143,13 +143,13 @@ def test_an_interrupted_cell_resumes_at_its_next_batch(tiny_models, shared_data,
 
     from benchmark.attacks import ATTACKS
     from benchmark.datasets.base import load_split
-    from benchmark.evaluation.adversarial import craft_cell
+    from benchmark.evaluation.adversarial import EarlierCost, craft_cell
 
     model = tiny_models["breastmnist"]
     split = load_split("breastmnist", "test", data_dir=shared_data)
     cell = AttackCell.make("pgd", "4/255", steps=3)
 
-    def craft(cache, attack):
+    def craft(cache, attack, earlier=None):
         return craft_cell(
             model,
             split,
@@ -160,6 +160,7 @@ def test_an_interrupted_cell_resumes_at_its_next_batch(tiny_models, shared_data,
             seed=0,
             batch_size=32,
             cache=cache,
+            earlier=earlier,
         )
 
     def attack(fail_at=None):
@@ -171,7 +172,16 @@ def test_an_interrupted_cell_resumes_at_its_next_batch(tiny_models, shared_data,
         craft(AdversarialCache(tmp_path / "cache"), attack(fail_at=4))
     assert len(list((tmp_path / "cache").rglob("*.partial/*.pt"))) == 3
     again = attack()
-    resumed, cached = craft(AdversarialCache(tmp_path / "cache"), again)
+    earlier = EarlierCost()
+    resumed, cached = craft(AdversarialCache(tmp_path / "cache"), again, earlier)
     assert not cached and again.batches == 2  # only the two unfinished batches
     assert torch.equal(resumed, whole)
+    # The three finished batches were kept with what they cost: the resumed cell's timing
+    # counts it (results: seconds include it, resumed_batches says so).
+    assert earlier.batches == 3 and earlier.seconds > 0 and earlier.unknown == 0
+    assert earlier.timing() == {"resumed_batches": 3}
+    assert EarlierCost(batches=2, unknown=1).timing() == {
+        "resumed_batches": 2,
+        "resumed_batches_without_cost": 1,
+    }
     assert not list((tmp_path / "cache").rglob("*.partial"))  # gone once the cell is stored

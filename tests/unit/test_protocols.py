@@ -285,7 +285,6 @@ def test_protocol_time_bounds_follow_the_budget():
 def test_a_protocol_run_logs_its_time_range_before_any_attack(
     tiny_models, shared_data, caplog, tmp_path, monkeypatch
 ):
-    import json
     import logging
 
     from benchmark import paths
@@ -304,21 +303,23 @@ def test_a_protocol_run_logs_its_time_range_before_any_attack(
         cache=AdversarialCache(enabled=False),
         progress=False,
     )
-    # A published run of the protocol on the dataset calibrates the range (its cost is known).
-    published = tmp_path / "breastmnist" / "mrb_linf_v2" / "m" / "run.json"
-    published.parent.mkdir(parents=True)
-    done = {"id": "mrb_linf_v2", "version": "2.0"}
-    cells = [{"cell_id": "aa", "timing": {"seconds": 1500.0, "cached": False}}]
-    env = {"device": "cpu", "num_threads": 1}
-    published.write_text(json.dumps({"protocol": done, "attacks": cells, "environment": env}))
+    # A published run of the protocol on the dataset calibrates the range (its cost is known):
+    # here a defended model's, the only kind published in this folder.
+    robust = "resnet18_breastmnist_28px_s2__pgd_at__eps=0.00784313725490196,steps=7"
+    runs = ROOT / "leaderboard" / "results" / "breastmnist" / "mrb_linf_v2" / robust
+    (published,) = sorted(runs.glob("*.json"))
+    copy = tmp_path / "breastmnist" / "mrb_linf_v2" / robust / published.name
+    copy.parent.mkdir(parents=True)
+    copy.write_text(published.read_text())
     monkeypatch.setattr(paths, "PUBLISHED_RESULTS", tmp_path)
     with caplog.at_level(logging.INFO, logger="benchmark.evaluation.estimate"):
         bounds = log_protocol_estimate(plan)
     assert bounds is not None and 0 < bounds.low < bounds.high
     assert "protocol mrb_linf_v2 on 156 images: the attacks will take between" in caplog.text
     assert (
-        "published mrb_linf_v2 runs on breastmnist of undefended models took 25 min on "
-        "cpu (1 thread) (1 run)" in caplog.text
+        "published mrb_linf_v2 runs on breastmnist of defended models took 2.3 h on "
+        "cpu (1 thread) (1 run) (leaderboard/results); none of an undefended model yet, which "
+        "takes less" in caplog.text
     )
     # Version 2's sanity cells, PGD-10 and APGD-CE-100 at 64/255, after the protocol's cells.
     assert [p.cell.cell_id for p in plan.passes if p.sanity] == [

@@ -4,17 +4,17 @@ run logs from them."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from benchmark.evaluation.estimate import past_runs_text
 from benchmark.results.cost import PastRun, attack_seconds, past_runs
 
+PUBLISHED = Path(__file__).resolve().parents[2] / "leaderboard" / "results"
 
-def _doc(seconds: list[float], *, defense: str | None = None, cached: bool = False, **env):
+
+def _doc(seconds: list[float], *, cached: bool = False) -> dict:
     return {
-        "protocol": {"id": "mrb_linf_v2", "version": "2.0"},
-        "config": {"dataset": "breastmnist", "defense": defense},
-        "environment": env or {"device": "cpu", "num_threads": 1},
         "attacks": [
             {"cell_id": f"c{i}", "timing": {"seconds": s, "cached": cached and i == 0}}
             for i, s in enumerate(seconds)
@@ -23,44 +23,62 @@ def _doc(seconds: list[float], *, defense: str | None = None, cached: bool = Fal
     }
 
 
-def _write(root: Path, name: str, doc: dict) -> None:
-    path = root / "breastmnist" / "mrb_linf_v2" / name / "run.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc))
-
-
 def test_attack_seconds_count_cells_and_convergence_and_refuse_partial_costs():
     assert attack_seconds(_doc([1000.0, 200.0])) == 1300.0
     assert attack_seconds(_doc([1000.0, 200.0], cached=True)) is None  # a cell came from cache
     assert attack_seconds({"attacks": [{"timing": {}}]}) is None  # no time recorded
+    resumed = _doc([1000.0])
+    resumed["attacks"][0]["timing"]["resumed_batches_without_cost"] = 1  # part of it unknown
+    assert attack_seconds(resumed) is None
 
 
-def test_past_runs_read_a_results_root_and_the_estimate_names_them_per_kind(tmp_path):
-    _write(tmp_path, "a", _doc([1400.0]))
-    _write(tmp_path, "b", _doc([7000.0, 1300.0], defense="pgd_at"))
-    _write(tmp_path, "c", _doc([8000.0, 300.0], defense="pgd_at"))
-    _write(tmp_path, "d", _doc([9000.0], defense="mpadvt", cached=True))  # partial: left out
-    _write(tmp_path, "e", _doc([60.0], defense="pgd_at", device="cuda", device_name="H100"))
-    other = _doc([5.0])
-    other["protocol"]["id"] = "mrb_linf_v1"  # another protocol's file in the folder: left out
-    _write(tmp_path, "f", other)
-    runs = past_runs(tmp_path, "breastmnist", "mrb_linf_v2")
-    assert sorted(runs, key=lambda r: r.seconds) == [
-        PastRun(160.0, "H100", True),
-        PastRun(1500.0, "cpu (1 thread)", False),
-        PastRun(8400.0, "cpu (1 thread)", True),
-        PastRun(8400.0, "cpu (1 thread)", True),
+def test_past_runs_keep_conformant_runs_of_known_cost(tmp_path):
+    """The three published HAM10000 protocol runs, copied: one left as published, one whose
+    cells came from the cache, one whose protocol record was altered (not conformant)."""
+    source = sorted((PUBLISHED / "ham10000_220" / "mrb_linf_v2").glob("*/*.json"))
+    assert len(source) == 3
+    root = tmp_path / "results"
+    for i, path in enumerate(source):
+        doc = json.loads(path.read_text())
+        if i == 1:
+            doc["attacks"][0]["timing"]["cached"] = True
+        if i == 2:
+            doc["protocol"]["sha256"] = "0" * 64
+        target = root / path.relative_to(PUBLISHED)
+        target.parent.mkdir(parents=True)
+        target.write_text(json.dumps(doc))
+    (root / "ham10000_220" / "mrb_linf_v2" / "junk.json").write_text("[1, 2")  # unreadable
+    (kept,) = past_runs(root, "ham10000_220", "mrb_linf_v2")
+    first = json.loads(source[0].read_text())
+    assert kept == PastRun(attack_seconds(first), "cpu (1 thread)", False, "resnet18")
+    assert past_runs(root, "retinamnist", "mrb_linf_v2") == []
+    shutil.rmtree(root)
+    assert past_runs(root, "ham10000_220", "mrb_linf_v2") == []
+
+
+def test_the_estimate_names_runs_of_its_kind_and_architecture_per_device():
+    runs = [
+        PastRun(160.0, "H100", True, "resnet18"),
+        PastRun(1500.0, "cpu (1 thread)", False, "resnet18"),
+        PastRun(8400.0, "cpu (1 thread)", True, "resnet18"),
+        PastRun(8300.0, "cpu (1 thread)", True, "resnet18"),
+        PastRun(20000.0, "cpu (1 thread)", True, "resnet50"),
     ]
-    assert past_runs(tmp_path, "retinamnist", "mrb_linf_v2") == []
-    text = past_runs_text(runs, "mrb_linf_v2", "breastmnist", defended=True)
+    text = past_runs_text(runs, "mrb_linf_v2", "breastmnist", defended=True, arch="resnet18")
     assert text == (
-        "published mrb_linf_v2 runs on breastmnist of defended models took 3 min on H100 "
-        "(1 run); 2.3 h on cpu (1 thread) (2 runs) (leaderboard/results)"
+        "published mrb_linf_v2 runs on breastmnist of defended resnet18 models took 3 min on "
+        "H100 (1 run); 2.3 h on cpu (1 thread) (2 runs) (leaderboard/results)"
+    )
+    # No run of the architecture: every architecture's, said so by leaving it out.
+    text = past_runs_text(runs, "mrb_linf_v2", "breastmnist", defended=True, arch="vgg16_bn")
+    assert (
+        text is not None and "of defended models took 3 min on H100 (1 run); 2.3 h to 5.6 h" in text
     )
     text = past_runs_text(runs, "mrb_linf_v2", "breastmnist", defended=False)
     assert text is not None and "of undefended models took 25 min on cpu (1 thread) (1 run)" in text
-    # Without a run of its kind the other kind's are named as such; without any, nothing.
+    # Without a run of its kind the other kind's are named as such, with the direction.
     only_defended = [r for r in runs if r.defended]
     text = past_runs_text(only_defended, "mrb_linf_v2", "breastmnist", defended=False)
     assert text is not None and "of defended models took" in text
+    assert text.endswith("; none of an undefended model yet, which takes less")
     assert past_runs_text([], "mrb_linf_v2", "breastmnist", defended=False) is None

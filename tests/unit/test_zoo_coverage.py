@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from benchmark.reports.zoo_coverage import coverage_rows, render_coverage
 from benchmark.training.recipes import (
     MEDMNIST_ARCHS,
@@ -77,7 +79,8 @@ def test_coverage_counts_only_the_recipe_and_flags_collapse_and_unchecked_seeds(
     assert std_row["collapsed"] == {1: ["val", "test"]} and std_row["unchecked"] == [2]
     assert std_row["cpu_minutes"] == 15.0  # the GPU-trained seed is not a CPU cost
     assert mp_row["trained"] == [] and mp_row["missing"] == [0, 1, 2]
-    assert mp_row["earlier"] == [0] and mp_row["cpu_minutes"] is None
+    assert mp_row["another"] == [0] and mp_row["unrecorded"] == []
+    assert mp_row["cpu_minutes"] is None
 
     lines = render_coverage([std_row, mp_row])
     text = "\n".join(lines)
@@ -89,6 +92,35 @@ def test_coverage_counts_only_the_recipe_and_flags_collapse_and_unchecked_seeds(
         "s1 **collapsed (val, test)**; s2 not checked | 15 |"
     ) in lines
     assert (
-        "| `resnet18_pneumoniamnist_28px_mpadvt` | robust | - | s0, s1, s2 (s0: an earlier "
+        "| `resnet18_pneumoniamnist_28px_mpadvt` | robust | - | s0, s1, s2 (s0: another "
         "recipe's model under the id) | - | - |"
     ) in lines
+
+
+def test_every_sensitivity_entry_is_a_parameter_its_recipe_allows():
+    """A sensitivity entry's parameters must be ones a card may set beside the recipe's
+    (SENSITIVITY_PARAMS), else no model of it could ever count as trained."""
+    from benchmark.training.recipes import SENSITIVITY_ENTRIES, SENSITIVITY_PARAMS
+
+    assert SENSITIVITY_ENTRIES
+    for entries in SENSITIVITY_ENTRIES.values():
+        for defense, params in entries:
+            assert set(params) <= set(SENSITIVITY_PARAMS.get(defense, ())), (defense, params)
+
+
+def test_coverage_of_the_committed_cards_with_the_real_recipe_check():
+    from benchmark.models.cards import read_cards
+    from benchmark.training.recipes import card_recipe_mismatches
+
+    root = Path(__file__).resolve().parents[2]
+    cards = [c.card for c in read_cards(root / "leaderboard" / "zoo" / "cards")]
+    rows = {r["label"]: r for r in coverage_rows(cards, zoo_target(), card_recipe_mismatches)}
+    # BreastMNIST's 2/255 PGD-AT recipe has its three seeds; PneumoniaMNIST's MPAdvT s0 is the
+    # earlier 2-epoch fine-tune under the recipe's id, which does not count.
+    pgd = rows["resnet18_breastmnist_28px_pgd_at_eps=0.00784313725490196,steps=7"]
+    assert pgd["trained"] == [0, 1, 2] and pgd["missing"] == [] and not pgd["collapsed"]
+    mp = rows["resnet18_pneumoniamnist_28px_mpadvt"]
+    assert mp["trained"] == [] and mp["another"] == [0] and mp["unrecorded"] == []
+    # The committed page says what these cards say.
+    page = (root / "docs" / "model_zoo.md").read_text()
+    assert "\n".join(render_coverage(list(rows.values()))) in page
