@@ -118,6 +118,20 @@ class AdversarialCache:
             return None
         return tensor, meta
 
+    def finished_batches(self, key: str) -> list[dict[str, Any]]:
+        """The ``meta`` (cost) of each batch an interrupted crafting of ``key`` finished, in
+        batch order (``{}`` for one stored without it; none when the cache is off)."""
+        if not self.enabled:
+            return []
+        out = []
+        for p in sorted(self.path(key).with_suffix(".partial").glob("*.pt")):
+            try:
+                blob = torch.load(p, map_location="cpu", weights_only=True)
+                out.append(json.loads(blob.get("meta") or "{}") if blob.get("key") == key else {})
+            except Exception as exc:  # unreadable: recrafted by the run, not counted here
+                logger.debug("finished batches: left out %s (%s)", p, exc)
+        return out
+
     def save_batch(
         self, key: str, batch: int, tensor: torch.Tensor, meta: dict[str, Any] | None = None
     ) -> None:

@@ -240,7 +240,10 @@ def log_run_estimate(
     """Log, before any attack work, how long a run's attacks will take (a protocol run's
     precise range, else :func:`run_time_bounds`'); None without attacks."""
     if plan.config.protocol is not None:
-        return log_protocol_estimate(plan)
+        bounds = log_protocol_estimate(plan)
+        if cache is not None:
+            log_resume_progress(plan, cache)
+        return bounds
     found = run_time_bounds(plan, cache)
     if found is None:
         return None
@@ -340,3 +343,31 @@ def past_runs_text(
         + "; ".join(parts)
         + f" (leaderboard/results){note}"
     )
+
+
+def resume_progress(plan: EvaluationPlan, cache: AdversarialCache) -> list[str]:
+    """What the cache already holds of the plan's attack passes, one phrase per pass that is
+    done or begun: ``autoattack_ref_eps2-255_...: 3 of 8 batches (41 min spent)`` or ``...:
+    in the cache``; empty when nothing is (a fresh run)."""
+    n_batches = (len(plan.split) + plan.config.batch_size - 1) // plan.config.batch_size
+    out = []
+    for p in plan.passes:
+        key = plan.pass_key(p)
+        if cache.has(key):
+            out.append(f"{p.cell.cell_id}: in the cache")
+            continue
+        done = cache.finished_batches(key)
+        if done:
+            spent = sum(float(m.get("seconds", 0.0)) for m in done)
+            unknown = sum(1 for m in done if "seconds" not in m)
+            cost = f"{_duration(spent)} spent" + (f", {unknown} of unknown cost" if unknown else "")
+            out.append(f"{p.cell.cell_id}: {len(done)} of {n_batches} batches ({cost})")
+    return out
+
+
+def log_resume_progress(plan: EvaluationPlan, cache: AdversarialCache) -> None:
+    """Log what an interrupted run left in the cache, which the run resumes from (the range
+    above is the whole run's)."""
+    progress = resume_progress(plan, cache)
+    if progress:
+        logger.info("resuming from the cache: %s", "; ".join(progress))

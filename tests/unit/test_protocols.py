@@ -329,6 +329,36 @@ def test_a_protocol_run_logs_its_time_range_before_any_attack(
     assert plan.passes[-1].sanity and plan.passes[-2].sanity
 
 
+def test_a_resumed_protocol_run_says_what_the_cache_already_holds(
+    tiny_models, shared_data, tmp_path
+):
+    import torch
+
+    from benchmark.evaluation import EvaluationConfig
+    from benchmark.evaluation.cache import AdversarialCache
+    from benchmark.evaluation.estimate import resume_progress
+    from benchmark.evaluation.plan import build_plan
+
+    cache = AdversarialCache(tmp_path / "cache")
+    config = EvaluationConfig.from_options(
+        dataset="breastmnist", arch="tiny_cnn", protocol="mrb_linf_v2", batch_size=52
+    )
+    plan = build_plan(
+        config, data_dir=shared_data, zoo=tiny_models["zoo"], cache=cache, progress=False
+    )
+    assert resume_progress(plan, cache) == []  # a fresh run
+    first, second = plan.passes[0], plan.passes[1]
+    x = torch.zeros(52, *plan.split.images.shape[1:])
+    cache.save_batch(plan.pass_key(first), 0, x, meta={"seconds": 1500.0})
+    cache.save_batch(plan.pass_key(first), 1, x)  # stored by older code, without its cost
+    whole = torch.zeros(len(plan.split), *plan.split.images.shape[1:])
+    cache.save(plan.pass_key(second), whole, {"cell": second.cell.cell_id})
+    assert resume_progress(plan, cache) == [
+        f"{first.cell.cell_id}: 2 of 3 batches (25 min spent, 1 of unknown cost)",
+        f"{second.cell.cell_id}: in the cache",
+    ]
+
+
 def test_version_2_changes_only_the_sanity_attack_and_pairs_tracks_by_version():
     from benchmark.evaluation.protocol_run import sanity_cells
 
