@@ -63,8 +63,8 @@ def _convergence(run: RunView) -> str:
 def _part(seconds: float | None, cached: int, cells: int, resumed: bool) -> str:
     """Minutes of a part of the run: ``cached`` where all its ``cells`` came from the cache
     (the run that made them paid), ``(k cached)`` where some did, ``?`` where a cell records
-    no time, ``(resumed)`` where an interrupted run's batches are in it (their time included,
-    as the run recorded it)."""
+    no time or resumed batches of unknown cost, ``(resumed)`` where an interrupted run's
+    batches are in it (their time included, as the run recorded it)."""
     if cells and cached == cells:
         return "cached"
     if seconds is None:
@@ -85,6 +85,8 @@ def _time(run: RunView, labels: list[str]) -> str:
         part[1] += bool(timing.get("cached"))
         part[2] += 1
         part[3] = part[3] or bool(timing.get("resumed_batches"))
+        if timing.get("resumed_batches_without_cost"):  # part of its time is not known
+            part[0] = None
     convergence: list[Any] = [0.0, 0, 0, False]
     for b in (run.doc.get("convergence") or {}).get("budgets") or []:
         seconds, total = b.get("seconds"), convergence[0]

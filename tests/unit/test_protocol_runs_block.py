@@ -116,3 +116,24 @@ def test_the_boards_blocks_refuse_a_root_that_would_drop_entries(tmp_path):
     bad.write_text(json.dumps({"schema_version": 2}))
     with pytest.raises(ResultsError, match=r"invalid results file.*mrb_linf_v2/x/"):
         protocol_boards_markdown(root)
+
+
+def test_the_minutes_say_which_parts_were_cached_resumed_or_of_unknown_cost():
+    from benchmark.reports.protocol_runs import _time
+    from benchmark.results.view import RunView
+
+    def cell(eps: str, **timing) -> dict:
+        return {"eps_label": eps, "timing": {"seconds": 60.0, "cached": False, **timing}}
+
+    doc = {
+        "attacks": [
+            cell("2/255", resumed_batches=2, resumed_batches_without_cost=1),  # cost unknown
+            cell("8/255", resumed_batches=1),  # an interrupted run's batches, their time in
+            {**cell("2/255"), "sanity_only": True},
+            {**cell("2/255", cached=True), "sanity_only": True},
+        ],
+        "convergence": {"budgets": [{"seconds": 90.0}]},
+    }
+    assert _time(RunView(doc), ["2/255", "8/255"]) == "? / 1 (resumed) / 2 (1 cached) / 2"
+    doc["attacks"] = [cell("2/255", cached=True)]
+    assert _time(RunView(doc), ["2/255", "8/255"]) == "cached / - / - / 2"
