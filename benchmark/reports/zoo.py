@@ -19,6 +19,7 @@ from benchmark.reports.base import pct as _pct
 from benchmark.reports.medmnist_v2 import render_comparison
 from benchmark.reports.zoo_coverage import RecipeCheck, coverage_rows, render_coverage
 from benchmark.results.cards import recipe_of, recipe_signature
+from benchmark.results.cost import device_text
 from benchmark.results.naming import eps_label
 
 if TYPE_CHECKING:  # the zoo loads torch; the report only reads the entries' cards
@@ -31,12 +32,7 @@ if TYPE_CHECKING:  # the zoo loads torch; the report only reads the entries' car
 
 
 def _device(card: dict) -> str:
-    env = card["environment"]
-    if env["device"] == "cpu":
-        n = env["num_threads"]
-        isa = f", {env['cpu_capability']}" if env.get("cpu_capability") else ""
-        return f"cpu ({n} thread{'' if n == 1 else 's'}{isa})"
-    return f"{env['device']} ({env.get('device_name', 'GPU')})"
+    return device_text(card["environment"], kernels=True)
 
 
 def _selected_epoch(card: dict) -> dict:

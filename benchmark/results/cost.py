@@ -51,11 +51,16 @@ def attack_seconds(doc: dict[str, Any]) -> float | None:
     return total if total > 0 else None
 
 
-def device_text(env: dict[str, Any]) -> str:
-    """``cpu (1 thread)`` or the GPU's name, from a results document's ``environment``."""
+def device_text(env: dict[str, Any], *, kernels: bool = False) -> str:
+    """``cpu (1 thread)`` or the GPU's name, from a results document's or a model card's
+    ``environment``; ``kernels``: with the CPU kernels' instruction set where recorded
+    (``cpu (1 thread, AVX512)``, as the zoo page shows a training run)."""
     if env.get("device") == "cpu":
         n = env.get("num_threads", "?")
-        return f"cpu ({n} thread{'' if n == 1 else 's'})"
+        isa = f", {env['cpu_capability']}" if kernels and env.get("cpu_capability") else ""
+        return f"cpu ({n} thread{'' if n == 1 else 's'}{isa})"
+    if kernels:  # a training run: the device and its name
+        return f"{env.get('device', '?')} ({env.get('device_name', 'GPU')})"
     return str(env.get("device_name") or env.get("device") or "?")
 
 
