@@ -19,6 +19,21 @@ from benchmark.reports.protocol_runs import render_protocol_runs
 ROOT = Path(__file__).resolve().parents[2] / "leaderboard" / "results"
 
 
+@pytest.fixture(scope="module")
+def statuses() -> dict[str, str]:
+    """What the boards made of every published protocol run (built once: it reads them all)."""
+    return protocol_run_statuses(ROOT)
+
+
+@pytest.fixture(scope="module")
+def ham_root(tmp_path_factory) -> Path:
+    """The published results of HAM10000 alone (its boards are built from its entries only,
+    so they are the published boards, read from fewer files)."""
+    root = tmp_path_factory.mktemp("results")
+    shutil.copytree(ROOT / "ham10000_220", root / "ham10000_220")
+    return root
+
+
 def _docs(*patterns: str) -> list[tuple[str, dict]]:
     paths = [p for g in patterns for p in latest_results(g, ROOT)]
     return [(p.relative_to(ROOT).as_posix(), read_any(p)) for p in paths]
@@ -32,16 +47,16 @@ def _interval(value: float, ci: list[float]) -> str:
     return f"{100 * value:.1f} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
-def test_each_run_row_carries_the_boards_figures_status_checks_and_cost():
+def test_each_run_row_carries_the_boards_figures_status_checks_and_cost(statuses, ham_root):
     docs = _docs("ham10000_220/mrb_linf_v2/*/*.json", "breastmnist/mrb_corruption_v1/*/*.json")
-    text = render_protocol_runs(docs, protocol_run_statuses(ROOT))
+    text = render_protocol_runs(docs, statuses)
     lines = text.strip().split("\n")
     head, rows = _cells(lines[0]), [_cells(line) for line in lines[2:]]
     # The corruption-protocol runs are left out: one row per HAM10000 L-inf protocol run.
     assert len(rows) == len([d for d in docs if d[0].startswith("ham10000_220/")]) == 3
     col = {name: i for i, name in enumerate(head)}
     for budget, board in (("2/255", "linf-2-255"), ("8/255", "linf-8-255")):
-        shown = show_board(ROOT, "ham10000_220", board)
+        shown = show_board(ham_root, "ham10000_220", board)
         by_source = {r["source"]: r for r in shown["rows"] if r.get("source")}
         for row in rows:
             want = by_source[row[col["run (created)"]].split("`")[1]]
@@ -61,9 +76,9 @@ def test_each_run_row_carries_the_boards_figures_status_checks_and_cost():
         assert len(parts) == 4 and all(float(p) > 0 for p in parts)  # all computed, none cached
 
 
-def test_cached_cells_superseded_runs_and_flagged_checks_are_shown_as_such():
+def test_cached_cells_superseded_runs_and_flagged_checks_are_shown_as_such(statuses):
     docs = _docs("breastmnist/mrb_linf_v1/*/*.json", "breastmnist/mrb_linf_v2/*/*.json")
-    text = render_protocol_runs(docs, protocol_run_statuses(ROOT))
+    text = render_protocol_runs(docs, statuses)
     rows = {line.split("`")[-2]: line for line in text.split("\n") if line.count("`") >= 2}
     v1 = [r for s, r in rows.items() if "/mrb_linf_v1/" in s and "pgd_at__steps=7" in s]
     # Version 1's PGD-10 sanity check flagged the 8/255 PGD-AT model (why version 2 exists);
@@ -76,11 +91,12 @@ def test_cached_cells_superseded_runs_and_flagged_checks_are_shown_as_such():
     assert "| ranked | pass |" in v2[0]
 
 
-def test_the_boards_block_lists_each_boards_protocol_rows_in_its_order():
-    text = protocol_boards_markdown(ROOT, ["ham10000_220"])
-    assert "breastmnist" not in text  # only the datasets named
+def test_the_boards_block_lists_each_boards_protocol_rows_in_its_order(ham_root):
+    everything = protocol_boards_markdown(ROOT)
+    text = protocol_boards_markdown(ham_root, ["ham10000_220"])
+    assert "breastmnist" not in text and text in everything  # only the datasets named
     for board in ("linf-2-255", "linf-8-255", "corruptions"):
-        shown = show_board(ROOT, "ham10000_220", board)
+        shown = show_board(ham_root, "ham10000_220", board)
         scored = [r for r in shown["rows"] if r["protocol"]]
         title, section = text.split(f"**ham10000_220, {shown['title']}**")[1].split("\n", 1)
         section = section.split("\n\n**")[0]
