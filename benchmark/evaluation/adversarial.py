@@ -53,10 +53,30 @@ class EarlierCost:
     times: PassTimes = field(default_factory=PassTimes)
     unknown: int = 0
 
+    def add(self, meta: dict[str, Any]) -> None:
+        """Count one batch found in the cache with the ``meta`` it was stored with
+        (:func:`batch_cost`)."""
+        self.batches += 1
+        if "seconds" in meta:
+            self.seconds += float(meta["seconds"])
+            self.times += PassTimes.from_dict(meta.get("times") or {})
+        else:
+            self.unknown += 1
+
     def timing(self) -> dict[str, int]:
         """The timing fields a resumed cell adds to its results block."""
         out = {"resumed_batches": self.batches} if self.batches else {}
         return out | ({"resumed_batches_without_cost": self.unknown} if self.unknown else {})
+
+
+def batch_cost(started: float, timer: PassTimer | None, before: PassTimes | None) -> dict[str, Any]:
+    """What one batch cost since ``started`` (``time.perf_counter()``) and, with the run's
+    ``timer`` and its times ``before`` the batch, the model passes it made: the ``meta`` a
+    finished batch is cached with, which a resumed run counts (:meth:`EarlierCost.add`)."""
+    cost: dict[str, Any] = {"seconds": time.perf_counter() - started}
+    if timer is not None and before is not None:
+        cost["times"] = timer.times.since(before)
+    return cost
 
 
 @dataclass
@@ -189,20 +209,12 @@ def craft_cell(
                     crafted_on.reseed(craft_seed(batch_seed(seed, b * batch_size)))
                 done = attack(x, y, seed=batch_seed(seed, b * batch_size)).cpu()
                 if n_batches > 1:
-                    cost: dict[str, Any] = {"seconds": time.perf_counter() - t0}
-                    if timer is not None and before is not None:
-                        cost["times"] = timer.times.since(before)
-                    cache.save_batch(key, b, done, meta=cost)
+                    cache.save_batch(key, b, done, meta=batch_cost(t0, timer, before))
             else:
                 done, meta = found
                 resumed += 1
                 if earlier is not None:  # finished by an interrupted run: its cost counts
-                    earlier.batches += 1
-                    if "seconds" in meta:
-                        earlier.seconds += float(meta["seconds"])
-                        earlier.times += PassTimes.from_dict(meta.get("times") or {})
-                    else:
-                        earlier.unknown += 1
+                    earlier.add(meta)
             chunks.append(done)
             bar.update(1)
     if resumed:

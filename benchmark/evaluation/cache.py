@@ -106,13 +106,9 @@ class AdversarialCache:
         if not p.is_file():
             return None
         try:
-            blob = torch.load(p, map_location="cpu", weights_only=True)
-            tensor = blob["x_adv"]
-            if blob.get("key") != key or blob.get("batch") != batch:
-                raise ValueError("key or batch mismatch")
+            tensor, meta = _read_batch(p, key, batch)
             if tuple(tensor.shape) != tuple(shape):
                 raise ValueError("shape mismatch")
-            meta = json.loads(blob.get("meta") or "{}")
         except Exception as exc:  # corrupt or foreign: recompute the batch
             logger.warning("ignoring unusable partial batch %s (%s)", p, exc)
             return None
@@ -126,9 +122,8 @@ class AdversarialCache:
         out = []
         for p in sorted(self.path(key).with_suffix(".partial").glob("*.pt")):
             try:
-                blob = torch.load(p, map_location="cpu", weights_only=True)
-                out.append(json.loads(blob.get("meta") or "{}") if blob.get("key") == key else {})
-            except Exception as exc:  # unreadable: recrafted by the run, not counted here
+                out.append(_read_batch(p, key, int(p.stem))[1])
+            except Exception as exc:  # unusable: recrafted by the run, not counted here
                 logger.debug("finished batches: left out %s (%s)", p, exc)
         return out
 
@@ -164,3 +159,15 @@ class AdversarialCache:
         partial = self.path(key).with_suffix(".partial")
         if partial.is_dir():  # the whole cell is stored: its batches are no longer needed
             shutil.rmtree(partial, ignore_errors=True)
+
+
+def _read_batch(path: Path, key: str, batch: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    """A stored batch's examples and ``meta``, checked to be batch ``batch`` of ``key``.
+
+    Raises:
+        ValueError: the file is another cell's or batch's (any unreadable file raises too).
+    """
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if blob.get("key") != key or blob.get("batch") != batch:
+        raise ValueError("key or batch mismatch")
+    return blob["x_adv"], json.loads(blob.get("meta") or "{}")

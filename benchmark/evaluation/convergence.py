@@ -32,12 +32,12 @@ import numpy as np
 import torch
 
 from benchmark.attacks.base import build_attack
-from benchmark.evaluation.adversarial import CellRun, batch_seed
+from benchmark.evaluation.adversarial import CellRun, EarlierCost, batch_cost, batch_seed
 from benchmark.evaluation.cache import AdversarialCache, cache_key, indices_digest
 from benchmark.evaluation.document import still_robust
 from benchmark.evaluation.draws import craft_seed
 from benchmark.metrics.base import Predictions
-from benchmark.models.pass_timer import PassTimer, PassTimes
+from benchmark.models.pass_timer import PassTimer
 from benchmark.results.naming import eps_label
 from benchmark.results.protocols import (
     CONVERGENCE_MAX_CHANGED,
@@ -122,29 +122,22 @@ def budget_check(
             seed=int(seed),
             batch_size=int(batch_size),
         )
-    resumed, earlier = 0, PassTimes()
-    earlier_seconds = 0.0
+    earlier = EarlierCost()
     with PassTimer(model) as timer:
         for b in range(0, len(idx), batch_size):
             part = torch.as_tensor(idx[b : b + batch_size])
             xb, yb = x[part].to(device), y[part].to(device)
             done = cache.load_batch_with_meta(key, b, tuple(xb.shape)) if key else None
             if done is not None:  # attacked by an earlier, interrupted run: its cost counts
-                x_adv, meta = done[0].to(device), done[1]
-                resumed += 1
-                earlier_seconds += float(meta.get("seconds", 0.0))
-                earlier += PassTimes.from_dict(meta.get("times") or {})
+                x_adv = done[0].to(device)
+                earlier.add(done[1])
             else:
                 before, t0 = dataclasses.replace(timer.times), time.perf_counter()
                 if defense is not None:  # crafting draws, never a scoring draw's (craft_seed)
                     defense.reseed(craft_seed(batch_seed(seed, b)))
                 x_adv = attack(xb, yb, seed=batch_seed(seed, b))
                 if key is not None:
-                    cost = {
-                        "seconds": time.perf_counter() - t0,
-                        "times": timer.times.since(before),
-                    }
-                    cache.save_batch(key, b, x_adv, meta=cost)
+                    cache.save_batch(key, b, x_adv, meta=batch_cost(t0, timer, before))
             if judge is not None:
                 wrong = judge(idx[b : b + batch_size], x_adv.cpu())
             else:
@@ -156,16 +149,15 @@ def budget_check(
         "robust_before": int(idx.size),
         "broken": int(broken.sum()),
         "attack": attack.config(),
-        "seconds": round(time.perf_counter() - start + earlier_seconds, 3),
-        **(timer.times + earlier).record(),
+        "seconds": round(time.perf_counter() - start + earlier.seconds, 3),
+        **(timer.times + earlier.times).record(),
     }
-    if resumed:  # seconds and pass times include the earlier run's batches
-        entry["resumed_batches"] = resumed
-    if resumed:
+    if earlier.batches:  # seconds and pass times include the earlier run's batches
+        entry["resumed_batches"] = earlier.batches
         logger.info(
             "convergence at %s: %d batches from the cache (an earlier or interrupted check)",
             eps_label(eps),
-            resumed,
+            earlier.batches,
         )
     logger.info(
         "convergence at %s: %d of %d still-robust images broken by %d-step APGD",
