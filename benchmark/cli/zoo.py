@@ -246,6 +246,12 @@ def zoo_rebuild_cmd(
         help="After an identical retrain, add to the zoo's card the split metrics cards "
         "record now and it lacks (as bench zoo rescore).",
     ),
+    allow_differ: bool = typer.Option(
+        False,
+        "--allow-differ",
+        help="Also retrain the models this machine cannot reproduce (the plan says why), to "
+        "compare with their cards; such a retrain is never installed in the zoo.",
+    ),
 ) -> None:
     """Retrain published models from their committed cards (recipe, seed, thread count, CPU
     kernels) and check each checkpoint's sha256 against the card's.
@@ -254,12 +260,23 @@ def zoo_rebuild_cmd(
     zoo lacks it). One line per model: identical, or differs with why it could not be
     identical (another torch build, CPU kernels, device, data file or submission folder); exits
     non-zero when a model differs that should have been identical, or when an identical one's
-    recomputed ACC or AUC is not its card's (--rescore)."""
+    recomputed ACC or AUC is not its card's (--rescore).
+
+    Before any work the plan says which models cannot be identical on this machine (a card
+    trained with other CPU kernels, torch build or on a GPU, and the fine-tunes of such a
+    model); they are refused unless --allow-differ, so a restore never spends hours on
+    retrains it cannot install."""
     from benchmark.device import pin_cpu_isa
     from benchmark.models.cards import read_cards
     from benchmark.models.zoo import ModelZoo
     from benchmark.results.io import atomic_write_json
-    from benchmark.training.rebuild import check_kernels, plan_rebuild, rebuild
+    from benchmark.results.provenance import environment
+    from benchmark.training.rebuild import (
+        check_kernels,
+        expected_gaps,
+        plan_rebuild,
+        rebuild,
+    )
     from benchmark.training.rescore import missing_metrics, rescore_card
     from benchmark.training.sandboxed import train_isolated
 
@@ -274,22 +291,46 @@ def zoo_rebuild_cmd(
         have = len({s.model_id for s in every if s.requested}) - sum(s.requested for s in steps)
         typer.echo(f"have      {have} matching models already in {store.root} as published")
     total = sum(s.estimate_seconds for s in steps)
+    gaps = expected_gaps(steps, environment("cpu"))
     for s in steps:
         why = "" if s.requested else " (fine-tuned from by a requested model)"
+        cannot = f"; cannot be identical here: {'; '.join(gaps[s.model_id])}"
         typer.echo(
             f"plan      {s.model_id}: {s.threads} thread(s), {s.cpu_isa} kernels, "
-            f"~{s.estimate_seconds / 60:.1f} min{why}"
+            f"~{s.estimate_seconds / 60:.1f} min{why}{cannot if gaps[s.model_id] else ''}"
         )
     typer.echo(f"estimate  {len(steps)} models, ~{total / 60:.0f} min (the cards' own times)")
+    blocked = [s.model_id for s in steps if gaps[s.model_id]]
+    if blocked:
+        typer.echo(
+            f"expect    {len(steps) - len(blocked)} of {len(steps)} identical on this machine; "
+            f"{len(blocked)} cannot be (see the plan)"
+        )
     if dry_run or not steps:
         return
+    if blocked and not allow_differ:
+        raise ConfigError(
+            f"{len(blocked)} of {len(steps)} planned models cannot be retrained identical on "
+            f"this machine (first: {blocked[0]}: {gaps[blocked[0]][0]}); retrain them where "
+            "their cards were trained, request only the others, or pass --allow-differ to "
+            "retrain them for comparison (never installed)"
+        )
     pin_cpu_isa(check_kernels(steps))
 
     def train(config, into):
         return train_isolated(config, isolation=isolation, data_dir=data_dir, zoo=into)
 
     unexpected = refused = 0
+    differed: set[str] = set()
     for s in steps:
+        start = s.config.init_from
+        if start in differed:
+            differed.add(s.model_id)
+            typer.echo(
+                f"skipped   {s.model_id}: starts from '{start}', whose retrain differs from "
+                "its card (a fine-tune starts only from the published weights)"
+            )
+            continue
         rec = rebuild(s, store, train)
         if records:
             atomic_write_json(Path(records) / f"{s.model_id}.json", rec.to_json())
@@ -304,6 +345,7 @@ def zoo_rebuild_cmd(
                     refused += 1
                     typer.echo(f"refused    {s.model_id}: {exc}")
             continue
+        differed.add(s.model_id)
         why = "; ".join(rec.gaps) if rec.gaps else "no known cause"
         typer.echo(
             f"differs   {s.model_id}: {rec.rebuilt_sha256[:12]}… for {rec.published_sha256[:12]}…"

@@ -383,6 +383,29 @@ def rebuild(step: RebuildStep, zoo: ModelZoo, train: Trainer) -> RebuildRecord:
     )
 
 
+def expected_gaps(steps: Sequence[RebuildStep], here: dict[str, Any]) -> dict[str, list[str]]:
+    """Why each step's retrain on this machine cannot give its card's sha256, known before any
+    work (an empty list: it should, bit for bit).
+
+    ``here`` is this machine's :func:`~benchmark.results.provenance.environment` (CPU). A step
+    whose card pinned its kernels is judged as the run will be, with the card's variables set
+    (:func:`benchmark.device.pin_cpu_isa` refuses a process that lacks them). A fine-tune whose
+    starting model is retrained in the same plan inherits that model's gaps: it can only start
+    from the published weights, which a retrain that differs does not install.
+    """
+    out: dict[str, list[str]] = {}
+    for s in steps:
+        env = dict(here)
+        if s.cpu_isa != "native":
+            env["cpu_isa_env"] = dict((s.card.get("environment") or {}).get("cpu_isa_env") or {})
+        gaps = reproducibility_gaps(s.card, env, _submission_sha256(s.config.defense))
+        start = s.config.init_from
+        if start is not None and out.get(start):
+            gaps.append(f"starts from '{start}', whose retrain cannot be identical here")
+        out[s.model_id] = gaps
+    return out
+
+
 def check_kernels(steps: Iterable[RebuildStep]) -> str:
     """The one ``--cpu-isa`` all ``steps`` share (a process runs one set of kernels).
 
@@ -404,6 +427,7 @@ __all__ = [
     "check_kernels",
     "config_from_card",
     "cpu_isa_of",
+    "expected_gaps",
     "plan_rebuild",
     "rebuild",
     "reproducibility_gaps",

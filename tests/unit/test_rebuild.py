@@ -284,3 +284,98 @@ def test_rebuild_restores_missing_models_and_rescores_old_cards(
     assert "have      1 matching models" in result.output
     assert "estimate  0 models" in result.output
     assert len(plan_rebuild(["tiny_cnn_*"], [old], ModelZoo(zoo))) == 1
+
+
+def test_plan_says_before_any_work_what_this_machine_cannot_reproduce() -> None:
+    """On a machine whose kernels are not the card's, the plan names the gap of every
+    committed card trained with unpinned kernels, and a fine-tune of such a model inherits it
+    (it can start only from the published weights)."""
+    from benchmark.training.rebuild import expected_gaps
+
+    cards = _committed()
+    robust = "resnet18_breastmnist_28px_s1_pgd_at_steps=7"
+    steps = plan_rebuild([robust], cards, ModelZoo(Path("/nonexistent-zoo")))
+    env = steps[0].card["environment"]
+    same = {"torch": env["torch"], "cpu_capability": env["cpu_capability"]}
+    assert expected_gaps(steps, same) == {s.model_id: [] for s in steps}
+    gaps = expected_gaps(steps, {**same, "cpu_capability": "NEON"})
+    base, tuned = gaps["resnet18_breastmnist_28px_s1"], gaps[robust]
+    assert base == [
+        f"CPU kernels {env['cpu_capability']} in the card, NEON here (the card's kernels were "
+        "not pinned)"
+    ]
+    assert tuned == [
+        *base,
+        "starts from 'resnet18_breastmnist_28px_s1', whose retrain cannot be identical here",
+    ]
+    # A card that pinned its kernels is judged with its variables set, as its run will be.
+    isa = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
+    pinned = dataclasses.replace(
+        steps[0], card={**steps[0].card, "environment": {**env, "cpu_isa_env": isa}}, cpu_isa="avx2"
+    )
+    assert expected_gaps([pinned], {**same, "cpu_capability": "AVX512"}) == {pinned.model_id: []}
+
+
+def test_rebuild_refuses_what_cannot_be_identical_unless_asked(
+    tiny_models, shared_data, tmp_path
+) -> None:
+    """A card whose kernels this machine does not run is refused before any work (no record,
+    nothing trained); with --allow-differ it is retrained for comparison, reported as differing
+    for that known reason (exit 0), not installed, and its fine-tune is skipped, not crashed."""
+    from benchmark.training import TrainConfig, train_model
+
+    source = ModelZoo(tmp_path / "source")
+    shutil.copytree(
+        tiny_models["zoo"].folder("tiny_cnn_breastmnist_28px_s0"),
+        source.folder("tiny_cnn_breastmnist_28px_s0"),
+    )
+    tuned = train_model(
+        TrainConfig(
+            dataset="breastmnist",
+            arch="tiny_cnn",
+            epochs=1,
+            lr=1e-4,
+            defense="pgd_at",
+            defense_params={"steps": 1},
+            select_steps=1,
+            init_from="tiny_cnn_breastmnist_28px_s0",
+        ),
+        data_dir=shared_data,
+        zoo=source,
+        progress=False,
+    )
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    for entry in source.list():
+        card = entry.card
+        if entry.model_id == "tiny_cnn_breastmnist_28px_s0":
+            # Trained on a CPU with other kernels, which gave other weights.
+            card = {
+                **card,
+                "environment": {**card["environment"], "cpu_capability": "ZEN9"},
+                "checkpoint": {**card["checkpoint"], "sha256": "b" * 64},
+            }
+        (cards / f"{entry.model_id}.json").write_text(json.dumps(card))
+    zoo, records = tmp_path / "zoo", tmp_path / "records"
+    args = ["zoo", "rebuild", tuned.model_id, "--cards", str(cards), "--zoo", str(zoo)]
+    args += ["--data-dir", str(shared_data), "--records", str(records)]
+    result = CliRunner().invoke(app, [*args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "expect    0 of 2 identical on this machine; 2 cannot be" in result.output
+    assert "cannot be identical here: CPU kernels ZEN9 in the card" in result.output
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0
+    assert "2 of 2 planned models cannot be retrained identical on this machine" in result.output
+    assert "--allow-differ" in result.output
+    assert not records.exists() and not zoo.exists()  # refused before any work
+    result = CliRunner().invoke(app, [*args, "--allow-differ"])
+    assert result.exit_code == 0, result.output
+    assert "differs   tiny_cnn_breastmnist_28px_s0" in result.output
+    skipped = f"skipped   {tuned.model_id}: starts from 'tiny_cnn_breastmnist_28px_s0'"
+    assert skipped in result.output
+    assert "CPU kernels ZEN9 in the card" in result.output.split("differs   ")[1]
+    rec = json.loads((records / "tiny_cnn_breastmnist_28px_s0.json").read_text())
+    assert not rec["identical"] and not rec["expected_identical"] and "ZEN9" in rec["gaps"][0]
+    assert not (records / f"{tuned.model_id}.json").exists()
+    store = ModelZoo(zoo)
+    assert not store.exists("tiny_cnn_breastmnist_28px_s0") and not store.exists(tuned.model_id)
