@@ -33,7 +33,8 @@ def coverage_rows(
     of an ``unrecorded`` one (no recipe covers its card), the trained seeds' ``collapsed``
     splits and those ``unchecked`` (a card without the balanced accuracy), and
     ``cpu_minutes``: the mean
-    training time of the trained seeds that ran on the CPU (None without one)."""
+    training time of the trained seeds that ran on the CPU (None without one) and
+    ``cpu_kernels``, the CPU kernels those seeds' cards record (AVX512, AVX2...)."""
     by_id: dict[str, list[dict[str, Any]]] = {}
     for card in cards:
         by_id.setdefault(str(card["model_id"]), []).append(card)
@@ -52,11 +53,8 @@ def coverage_rows(
                 another.append(seed)
             elif found:
                 unrecorded.append(seed)
-        cpu = [
-            c["training_time_seconds"] / 60
-            for c in trained.values()
-            if c.get("environment", {}).get("device") == "cpu"
-        ]
+        on_cpu = [c for c in trained.values() if c.get("environment", {}).get("device") == "cpu"]
+        cpu = [c["training_time_seconds"] / 60 for c in on_cpu]
         rows.append(
             {
                 "label": target.label,
@@ -75,6 +73,9 @@ def coverage_rows(
                     if not isinstance(c["metrics"]["test"].get("balanced_acc"), dict)
                 ),
                 "cpu_minutes": statistics.fmean(cpu) if cpu else None,
+                "cpu_kernels": sorted(
+                    {str(c["environment"].get("cpu_capability") or "unrecorded") for c in on_cpu}
+                ),
             }
         )
     return rows
@@ -122,7 +123,8 @@ def render_coverage(rows: Sequence[dict[str, Any]]) -> list[str]:
         "the trained seeds whose validation or test",
         "balanced accuracy interval contains chance, and those whose card predates the field.",
         "`CPU min per seed`: the mean training time of the recipe's seeds trained on the CPU,",
-        "the cost of each missing seed here (`-` where none was).",
+        "the cost of each missing seed on a CPU like theirs (`-` where none was): their CPU",
+        "kernels are named, as a CPU with other kernels trains at another speed.",
         "",
     ]
     for kind in ("standard", "robust"):
@@ -134,10 +136,14 @@ def render_coverage(rows: Sequence[dict[str, Any]]) -> list[str]:
         complete = sum(1 for r in mine if not r["missing"])
         minutes = sum(len(r["missing"]) * r["cpu_minutes"] for r in mine if r["cpu_minutes"])
         unknown = sum(len(r["missing"]) for r in mine if r["missing"] and not r["cpu_minutes"])
+        kernels = sorted(
+            {k for r in mine if r["missing"] and r["cpu_minutes"] for k in r["cpu_kernels"]}
+        )
         lines.append(
             f"- {kind.capitalize()}: {done} of {total} checkpoints trained; {complete} of "
             f"{len(mine)} recipes have all their seeds. The missing seeds of recipes with a "
-            f"CPU-trained seed take ~{minutes / 60:.1f} h here"
+            f"CPU-trained seed take ~{minutes / 60:.1f} h at their trained seeds' speed"
+            + (f" (CPU kernels {', '.join(kernels)})" if kernels else "")
             + (f"; {unknown} more have no seed to go by." if unknown else ".")
         )
     lines += [
@@ -146,7 +152,11 @@ def render_coverage(rows: Sequence[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        minutes = "-" if r["cpu_minutes"] is None else f"{r['cpu_minutes']:.0f}"
+        minutes = (
+            "-"
+            if r["cpu_minutes"] is None
+            else f"{r['cpu_minutes']:.0f} ({', '.join(r['cpu_kernels'])})"
+        )
         lines.append(
             f"| `{r['label']}` | {r['kind']} | {_seeds(r['trained'])} | {_missing_cell(r)} | "
             f"{_check_cell(r)} | {minutes} |"

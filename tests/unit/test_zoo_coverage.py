@@ -55,7 +55,9 @@ def _card(
         "recipe_kind": recipe,
         "metrics": {"test": test, "val": val},
         "training_time_seconds": 60 * (minutes or 0.1),
-        "environment": {"device": "cuda" if minutes is None else "cpu"},
+        "environment": (
+            {"device": "cuda"} if minutes is None else {"device": "cpu", "cpu_capability": "AVX512"}
+        ),
     }
 
 
@@ -78,9 +80,14 @@ def test_coverage_counts_only_the_recipe_and_flags_collapse_and_unchecked_seeds(
     assert std_row["trained"] == [0, 1, 2] and std_row["missing"] == []
     assert std_row["collapsed"] == {1: ["val", "test"]} and std_row["unchecked"] == [2]
     assert std_row["cpu_minutes"] == 15.0  # the GPU-trained seed is not a CPU cost
+    assert std_row["cpu_kernels"] == ["AVX512"]  # the speed the minutes were measured at
     assert mp_row["trained"] == [] and mp_row["missing"] == [0, 1, 2]
     assert mp_row["another"] == [0] and mp_row["unrecorded"] == []
     assert mp_row["cpu_minutes"] is None
+    # A missing seed's cost is named with the kernels it was measured at, not as this machine's.
+    short = {**std_row, "trained": [0, 1], "missing": [2]}
+    (summary,) = [x for x in render_coverage([short]) if x.startswith("- Standard")]
+    assert summary.endswith("take ~0.2 h at their trained seeds' speed (CPU kernels AVX512).")
 
     lines = render_coverage([std_row, mp_row])
     text = "\n".join(lines)
@@ -89,7 +96,7 @@ def test_coverage_counts_only_the_recipe_and_flags_collapse_and_unchecked_seeds(
     assert "3 more have no seed to go by" in text
     assert (
         "| `resnet18_breastmnist_28px` | standard | s0, s1, s2 | - | "
-        "s1 **collapsed (val, test)**; s2 not checked | 15 |"
+        "s1 **collapsed (val, test)**; s2 not checked | 15 (AVX512) |"
     ) in lines
     assert (
         "| `resnet18_pneumoniamnist_28px_mpadvt` | robust | - | s0, s1, s2 (s0: another "
