@@ -264,11 +264,13 @@ def zoo_rebuild_cmd(
 
     Before any work the plan says which models cannot be identical on this machine (a card
     trained with other CPU kernels, torch build or on a GPU, and the fine-tunes of such a
-    model); they are refused unless --allow-differ, so a restore never spends hours on
-    retrains it cannot install."""
+    model); unless --allow-differ they are skipped (the others are retrained, and the command
+    then exits non-zero naming them), so a restore never spends hours on retrains it cannot
+    install."""
     from benchmark.device import pin_cpu_isa
     from benchmark.models.cards import read_cards
     from benchmark.models.zoo import ModelZoo
+    from benchmark.results.cards import rebuild_record_name
     from benchmark.results.io import atomic_write_json
     from benchmark.results.provenance import environment
     from benchmark.training.rebuild import (
@@ -308,21 +310,26 @@ def zoo_rebuild_cmd(
         )
     if dry_run or not steps:
         return
-    if blocked and not allow_differ:
-        raise ConfigError(
-            f"{len(blocked)} of {len(steps)} planned models cannot be retrained identical on "
-            f"this machine (first: {blocked[0]}: {gaps[blocked[0]][0]}); retrain them where "
-            "their cards were trained, request only the others, or pass --allow-differ to "
-            "retrain them for comparison (never installed)"
-        )
-    pin_cpu_isa(check_kernels(steps))
+    run = steps if allow_differ else [s for s in steps if not gaps[s.model_id]]
+    unreproducible = (
+        f"{len(blocked)} of {len(steps)} planned models cannot be retrained identical on this "
+        f"machine (first: {blocked[0]}: {gaps[blocked[0]][0]}); retrain them where their cards "
+        "were trained, or pass --allow-differ to retrain them for comparison (never installed)"
+        if blocked
+        else ""
+    )
+    if not run:
+        raise ConfigError(unreproducible)  # before any work
+    for mid in [] if allow_differ else blocked:
+        typer.echo(f"skipped   {mid}: cannot be identical on this machine (see the plan)")
+    pin_cpu_isa(check_kernels(run))
 
     def train(config, into):
         return train_isolated(config, isolation=isolation, data_dir=data_dir, zoo=into)
 
     unexpected = refused = 0
     differed: set[str] = set()
-    for s in steps:
+    for s in run:
         start = s.config.init_from
         if start in differed:
             differed.add(s.model_id)
@@ -333,7 +340,8 @@ def zoo_rebuild_cmd(
             continue
         rec = rebuild(s, store, train)
         if records:
-            atomic_write_json(Path(records) / f"{s.model_id}.json", rec.to_json())
+            data = rec.to_json()
+            atomic_write_json(Path(records) / rebuild_record_name(data), data)
         if rec.identical:
             typer.echo(f"identical {s.model_id}  sha256 {rec.rebuilt_sha256[:12]}…")
             if rescore and missing_metrics(store.entry(s.model_id).card):
@@ -360,6 +368,8 @@ def zoo_rebuild_cmd(
         raise CheckpointError(
             f"{refused} identical retrain(s) not rescored (see above); their cards are as published"
         )
+    if unreproducible and not allow_differ:
+        raise ConfigError(unreproducible)
 
 
 @zoo_app.command("rescore")

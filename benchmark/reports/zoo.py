@@ -141,6 +141,10 @@ def _rebuilt(records: Sequence[dict[str, Any]], cards: dict[str, dict]) -> list[
         if not rec["identical"] and not rec["gaps"]:
             notes.append("nothing known explains it")
         ran = rec["rebuilt"]
+        if not rec["identical"] and ran.get("test_acc") is not None:
+            published = rec["published"].get("test_acc")
+            card_acc = "" if published is None else f" (the card's {100 * published:.1f} %)"
+            notes.append(f"test ACC {100 * ran['test_acc']:.1f} %{card_acc}")
         note = "; ".join(notes) or "-"
         minutes = float(ran.get("training_time_seconds") or rec["seconds"]) / 60
         lines.append(

@@ -280,6 +280,7 @@ __all__ = [
     "models_named_by_results",
     "read_card",
     "read_cards",
+    "rebuild_record_name",
     "recipe_of",
     "recipe_signature",
     "seed_of",
@@ -304,9 +305,24 @@ _REBUILD_FIELDS = {
 }
 
 
+def rebuild_record_name(rec: dict[str, Any]) -> str:
+    """The file name of a retrain record: ``<model id>.json`` for a retrain with the card's own
+    torch build and CPU kernels (a check of the card), ``<model id>@<kernels>_torch<version>.json``
+    for one elsewhere (a comparison on another machine), so a record made on another kind of
+    machine never replaces the one that checked the card."""
+    mid = str(rec["model_id"])
+    pub, ran = rec.get("published") or {}, rec.get("rebuilt") or {}
+    keys = ("cpu_capability", "torch")
+    if all(pub.get(k) == ran.get(k) for k in keys):
+        return f"{mid}{SUFFIX}"
+    kernels = str(ran.get("cpu_capability") or "unknown").lower()
+    torch_tag = "".join(c if c.isalnum() or c in ".-" else "-" for c in str(ran.get("torch")))
+    return f"{mid}@{kernels}_torch{torch_tag}{SUFFIX}"
+
+
 def read_rebuild_records(folder: str | Path) -> list[dict[str, Any]]:
-    """The retrain records in ``folder`` (``<model id>.json``, written by ``bench zoo
-    rebuild``), each checked, sorted by model id; an absent folder holds none.
+    """The retrain records in ``folder`` (named by :func:`rebuild_record_name`, written by
+    ``bench zoo rebuild``), each checked, sorted by model id; an absent folder holds none.
 
     Raises:
         CheckpointError: a file that is not a complete record of the model it is named after.
@@ -324,8 +340,12 @@ def read_rebuild_records(folder: str | Path) -> list[dict[str, Any]]:
         for key, kind in _REBUILD_FIELDS.items():
             if not isinstance(rec.get(key), kind):
                 raise CheckpointError(f"{path} is not a complete retrain record: '{key}'; {fix}")
-        if rec["model_id"] != path.name.removesuffix(SUFFIX):
-            raise CheckpointError(f"{path} records {rec['model_id']!r}, not its file name; {fix}")
+        if path.name != rebuild_record_name(rec):
+            raise CheckpointError(
+                f"{path} records {rec['model_id']!r} retrained with "
+                f"{(rec.get('rebuilt') or {}).get('cpu_capability')} kernels, not what its file "
+                f"name says ({rebuild_record_name(rec)}); {fix}"
+            )
         if rec["identical"] != (rec["published_sha256"] == rec["rebuilt_sha256"]) or rec[
             "expected_identical"
         ] != (not rec["gaps"]):

@@ -167,7 +167,7 @@ def test_rebuild_reproduces_a_card_and_reports_a_mismatch(
     # A malformed record is refused before the page is written.
     (records / "tiny_cnn_breastmnist_28px_s1.json").write_text(json.dumps({**rec, "model_id": "x"}))
     result = CliRunner().invoke(app, [*report, "--rebuilds", str(records), "--out", str(page)])
-    assert result.exit_code != 0 and "not its file name" in result.output
+    assert result.exit_code != 0 and "not what its file name says (x.json)" in result.output
     (records / "tiny_cnn_breastmnist_28px_s1.json").unlink()
     # The retrain was installed: the zoo holds the published checkpoint and card (its
     # provenance is the original training's, not the retrain's) ...
@@ -368,14 +368,46 @@ def test_rebuild_refuses_what_cannot_be_identical_unless_asked(
     assert "2 of 2 planned models cannot be retrained identical on this machine" in result.output
     assert "--allow-differ" in result.output
     assert not records.exists() and not zoo.exists()  # refused before any work
+    # Beside a model it can reproduce, those it cannot are skipped and named at the end.
+    other = tiny_models["zoo"].entry("tiny_cnn_breastmnist_28px_s1").card
+    (cards / "tiny_cnn_breastmnist_28px_s1.json").write_text(json.dumps(other))
+    result = CliRunner().invoke(app, [*args, "tiny_cnn_breastmnist_28px_s1"])
+    assert result.exit_code != 0
+    assert "skipped   tiny_cnn_breastmnist_28px_s0: cannot be identical" in result.output
+    assert "identical tiny_cnn_breastmnist_28px_s1" in result.output
+    assert "2 of 3 planned models cannot be retrained identical" in result.output
+    assert ModelZoo(zoo).exists("tiny_cnn_breastmnist_28px_s1")
+    assert sorted(p.name for p in records.iterdir()) == ["tiny_cnn_breastmnist_28px_s1.json"]
+    shutil.rmtree(records)
     result = CliRunner().invoke(app, [*args, "--allow-differ"])
     assert result.exit_code == 0, result.output
     assert "differs   tiny_cnn_breastmnist_28px_s0" in result.output
     skipped = f"skipped   {tuned.model_id}: starts from 'tiny_cnn_breastmnist_28px_s0'"
     assert skipped in result.output
     assert "CPU kernels ZEN9 in the card" in result.output.split("differs   ")[1]
-    rec = json.loads((records / "tiny_cnn_breastmnist_28px_s0.json").read_text())
+    # The record of a retrain on other kernels than the card's is named after them, so it
+    # never replaces the record of a retrain on the card's own kind of machine.
+    (path,) = records.iterdir()
+    rec = json.loads(path.read_text())
+    kernels = rec["rebuilt"]["cpu_capability"].lower()
+    assert path.name.startswith(f"tiny_cnn_breastmnist_28px_s0@{kernels}_torch")
     assert not rec["identical"] and not rec["expected_identical"] and "ZEN9" in rec["gaps"][0]
-    assert not (records / f"{tuned.model_id}.json").exists()
+    assert [r["model_id"] for r in read_rebuild_records(records)] == [rec["model_id"]]
+    # The zoo page lists it with what the retrain scored beside the card's figure.
+    page = tmp_path / "zoo.md"
+    report = ["zoo", "report", "--zoo", str(zoo), "--cards", str(cards), "--results", ""]
+    result = CliRunner().invoke(app, [*report, "--rebuilds", str(records), "--out", str(page)])
+    assert result.exit_code == 0, result.output
+    row = next(
+        x
+        for x in page.read_text().splitlines()
+        if x.startswith("| `tiny_cnn_breastmnist_28px_s0`") and "| differs (" in x
+    )
+    acc = 100 * rec["rebuilt"]["test_acc"]
+    assert f"| differs (`{rec['rebuilt_sha256'][:16]}`), " in row
+    assert row.endswith(f"; test ACC {acc:.1f} % (the card's {acc:.1f} %) |")  # same weights
+    path.rename(records / "tiny_cnn_breastmnist_28px_s0.json")
+    with pytest.raises(CheckpointError, match="not what its file name says"):
+        read_rebuild_records(records)
     store = ModelZoo(zoo)
     assert not store.exists("tiny_cnn_breastmnist_28px_s0") and not store.exists(tuned.model_id)
