@@ -57,6 +57,9 @@ class Row:
         threat_model: the threat model of ``source``'s figures.
         source: the run the figures come from.
         details: clean accuracy, mFP and the other facts shown beside the key.
+        p_values: ranked rows: other ranked entry -> the paired test's p-value after the
+            board's Holm correction (what the rank ranges come from).
+        p_values_raw: the same before the correction.
     """
 
     entry: Entry
@@ -74,6 +77,8 @@ class Row:
     source: Run | None = None
     details: dict[str, Any] = field(default_factory=dict)
     outcomes: np.ndarray | None = field(default=None, repr=False)
+    p_values: dict[str, float] = field(default_factory=dict)
+    p_values_raw: dict[str, float] = field(default_factory=dict)
 
     @property
     def ranked(self) -> bool:
@@ -93,6 +98,8 @@ class Row:
             "accuracy_ci95": list(self.accuracy_ci95) if self.accuracy_ci95 else None,
             "protocol": self.protocol,
             "source": self.source.path if self.source is not None else None,
+            "p_values": dict(sorted(self.p_values.items())),
+            "p_values_raw": dict(sorted(self.p_values_raw.items())),
         }
 
 
