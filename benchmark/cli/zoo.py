@@ -250,7 +250,7 @@ def zoo_rebuild_cmd(
         False,
         "--allow-differ",
         help="Also retrain the models this machine cannot reproduce (the plan says why), to "
-        "compare with their cards; such a retrain is never installed in the zoo.",
+        "compare with their cards (installed only if its sha256 turns out to be the card's).",
     ),
 ) -> None:
     """Retrain published models from their committed cards (recipe, seed, thread count, CPU
@@ -314,7 +314,7 @@ def zoo_rebuild_cmd(
     unreproducible = (
         f"{len(blocked)} of {len(steps)} planned models cannot be retrained identical on this "
         f"machine (first: {blocked[0]}: {gaps[blocked[0]][0]}); retrain them where their cards "
-        "were trained, or pass --allow-differ to retrain them for comparison (never installed)"
+        "were trained, or pass --allow-differ to retrain them for comparison"
         if blocked
         else ""
     )
