@@ -360,15 +360,18 @@ def zoo_rebuild_cmd(
             f" ({why})"
         )
         unexpected += rec.expected_identical
+    skipped = f"; also, {unreproducible}" if unreproducible and not allow_differ else ""
     if unexpected:
         raise CheckpointError(
-            f"{unexpected} retrained model(s) differ from their cards with nothing to explain it"
+            f"{unexpected} retrained model(s) differ from their cards with nothing to explain "
+            f"it{skipped}"
         )
     if refused:
         raise CheckpointError(
-            f"{refused} identical retrain(s) not rescored (see above); their cards are as published"
+            f"{refused} identical retrain(s) not rescored (see above); their cards are as "
+            f"published{skipped}"
         )
-    if unreproducible and not allow_differ:
+    if skipped:
         raise ConfigError(unreproducible)
 
 

@@ -167,10 +167,7 @@ def _rank(rows: list[Row]) -> None:
         metric="balanced_score",
         total=total,
     ):
-        row = by[b.name]
-        row.rank, row.key_value, row.ci95, row.n = b.display, b.value, b.ci95, b.n
-        row.details["rank_range"] = (b.rank_low, b.rank_high)
-        row.p_values, row.p_values_raw = dict(b.p_values), dict(b.p_values_raw)
+        by[b.name].take_rank(b)
 
 
 def corruption_board(

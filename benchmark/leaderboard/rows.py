@@ -13,6 +13,7 @@ import numpy as np
 
 from benchmark.leaderboard.runs import Entry, Run
 from benchmark.leaderboard.statuses import EXPLORATORY, RANKED, STATUSES
+from benchmark.metrics.ranks import BoardRank
 from benchmark.results.naming import eps_label
 from benchmark.results.protocols import Protocol, board_id
 
@@ -60,6 +61,7 @@ class Row:
         p_values: ranked rows: other ranked entry -> the paired test's p-value after the
             board's Holm correction (what the rank ranges come from).
         p_values_raw: the same before the correction.
+        p_methods: how each test's p-value was computed (exact, Monte Carlo with its flips).
     """
 
     entry: Entry
@@ -79,10 +81,19 @@ class Row:
     outcomes: np.ndarray | None = field(default=None, repr=False)
     p_values: dict[str, float] = field(default_factory=dict)
     p_values_raw: dict[str, float] = field(default_factory=dict)
+    p_methods: dict[str, str] = field(default_factory=dict)
 
     @property
     def ranked(self) -> bool:
         return self.status == RANKED
+
+    def take_rank(self, rank: BoardRank) -> None:
+        """Set the figures its board's ranking gave it: the rank range, key, interval, n and
+        the p-values of its paired tests."""
+        self.rank, self.key_value, self.ci95, self.n = rank.display, rank.value, rank.ci95, rank.n
+        self.details["rank_range"] = (rank.rank_low, rank.rank_high)
+        self.p_values, self.p_values_raw = dict(rank.p_values), dict(rank.p_values_raw)
+        self.p_methods = dict(rank.p_methods)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``bench leaderboard show --json``."""
@@ -100,6 +111,7 @@ class Row:
             "source": self.source.path if self.source is not None else None,
             "p_values": dict(sorted(self.p_values.items())),
             "p_values_raw": dict(sorted(self.p_values_raw.items())),
+            "p_methods": dict(sorted(self.p_methods.items())),
         }
 
 

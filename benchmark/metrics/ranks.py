@@ -122,6 +122,7 @@ class BoardRank:
         display: ``"1"``, ``"2-4"``, ...
         p_values: other entry -> p-value of the pair after the correction.
         p_values_raw: other entry -> p-value of the pair before the correction.
+        p_methods: other entry -> how the pair's p-value was computed (the test's method).
     """
 
     name: str
@@ -134,6 +135,7 @@ class BoardRank:
     display: str
     p_values: dict[str, float] = field(default_factory=dict)
     p_values_raw: dict[str, float] = field(default_factory=dict)
+    p_methods: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape (numbers as JSON numbers, entries in name order)."""
@@ -148,6 +150,7 @@ class BoardRank:
             "rank": self.display,
             "p_values": dict(sorted(self.p_values.items())),
             "p_values_raw": dict(sorted(self.p_values_raw.items())),
+            "p_methods": dict(sorted(self.p_methods.items())),
         }
 
 
@@ -247,8 +250,10 @@ def rank_board(
     better = np.zeros((m, m), dtype=bool)
     p_adj: list[dict[str, float]] = [{} for _ in names]
     p_raw: list[dict[str, float]] = [{} for _ in names]
+    how: list[dict[str, str]] = [{} for _ in names]
     for (i, j), t, p, q in zip(pairs, tests, raw, adjusted, strict=True):
         p_raw[i][names[j]] = p_raw[j][names[i]] = float(p)
+        how[i][names[j]] = how[j][names[i]] = t.method
         p_adj[i][names[j]] = p_adj[j][names[i]] = float(q)
         if q <= alpha and t.better == "a":
             better[i, j] = True
@@ -267,6 +272,7 @@ def rank_board(
             display=ranks[i].display,
             p_values=p_adj[i],
             p_values_raw=p_raw[i],
+            p_methods=how[i],
         )
         for i in range(m)
     ]

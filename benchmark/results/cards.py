@@ -308,16 +308,20 @@ _REBUILD_FIELDS = {
 def rebuild_record_name(rec: dict[str, Any]) -> str:
     """The file name of a retrain record: ``<model id>.json`` for a retrain with the card's own
     torch build and CPU kernels (a check of the card), ``<model id>@<kernels>_torch<version>.json``
-    for one elsewhere (a comparison on another machine), so a record made on another kind of
-    machine never replaces the one that checked the card."""
+    for one elsewhere (a comparison on another machine), so a record made with other kernels or
+    another torch build never replaces the one that checked the card (a later retrain with the
+    card's own does: it checks the same thing again)."""
     mid = str(rec["model_id"])
     pub, ran = rec.get("published") or {}, rec.get("rebuilt") or {}
     keys = ("cpu_capability", "torch")
     if all(pub.get(k) == ran.get(k) for k in keys):
         return f"{mid}{SUFFIX}"
-    kernels = str(ran.get("cpu_capability") or "unknown").lower()
-    torch_tag = "".join(c if c.isalnum() or c in ".-" else "-" for c in str(ran.get("torch")))
-    return f"{mid}@{kernels}_torch{torch_tag}{SUFFIX}"
+
+    def tag(value: Any) -> str:
+        return "".join(c if c.isalnum() or c in ".-" else "-" for c in str(value))
+
+    kernels = tag(ran.get("cpu_capability") or "unknown").lower()
+    return f"{mid}@{kernels}_torch{tag(ran.get('torch'))}{SUFFIX}"
 
 
 def read_rebuild_records(folder: str | Path) -> list[dict[str, Any]]:

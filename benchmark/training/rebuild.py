@@ -95,10 +95,13 @@ def cpu_isa_of(env: dict[str, Any]) -> str:
     return str(pinned) if pinned else "native"
 
 
-def reproducibility_gaps(
+def weight_gaps(
     card: dict[str, Any], here: dict[str, Any], submission_sha256: str | None = None
 ) -> list[str]:
-    """Why a retrain here cannot give the card's sha256 (empty: it should, bit for bit).
+    """What makes a retrain here compute other weights than the card's run did, known from the
+    card alone (empty: nothing known does): the card trained on a GPU, another torch build,
+    other CPU kernels than unpinned ones picked here, other kernel variables, or another
+    defense submission folder.
 
     Args:
         card: the published card.
@@ -121,13 +124,24 @@ def reproducibility_gaps(
             f"kernel variables {env.get('cpu_isa_env') or {}} in the card, "
             f"{here.get('cpu_isa_env') or {}} here"
         )
+    defense = card.get("defense") or {}
+    if submission_sha256 is not None and defense.get("sha256") not in (None, submission_sha256):
+        gaps.append("the defense submission's folder differs from the card's (its sha256)")
+    return gaps
+
+
+def reproducibility_gaps(
+    card: dict[str, Any], here: dict[str, Any], submission_sha256: str | None = None
+) -> list[str]:
+    """Why a retrain here may not give the card's sha256 (empty: it should, bit for bit): the
+    :func:`weight_gaps`, and what the card does not record (its thread count, the code's
+    commit), which leaves the outcome open rather than settling it. Arguments as there."""
+    env = card.get("environment") or {}
+    gaps = weight_gaps(card, here, submission_sha256)
     if not env.get("num_threads"):
         gaps.append("the card does not record its thread count")
     if str((card.get("git") or {}).get("commit", "unknown")) == "unknown":
         gaps.append("the card does not record the code's commit")
-    defense = card.get("defense") or {}
-    if submission_sha256 is not None and defense.get("sha256") not in (None, submission_sha256):
-        gaps.append("the defense submission's folder differs from the card's (its sha256)")
     return gaps
 
 
@@ -354,7 +368,13 @@ def rebuild(step: RebuildStep, zoo: ModelZoo, train: Trainer) -> RebuildRecord:
         gaps.append("the data file's sha256 differs from the card's")
     if published["init_sha256"] != mine["init_sha256"]:
         gaps.append(f"started from weights of '{step.config.init_from}' other than the card's")
-    gaps += _environment_drift(published, mine)
+    # What the run itself shows, unless a gap known beforehand already says it.
+    said = {what for what in ("CPU kernels ", "torch ") if any(g.startswith(what) for g in gaps)}
+    gaps += [
+        d
+        for d in _environment_drift(published, mine)
+        if not any(d.startswith(f"retrained with {what}") for what in said)
+    ]
     identical = rebuilt == step.published_sha256
     if identical:
         if not zoo.exists(mid):
@@ -385,7 +405,8 @@ def rebuild(step: RebuildStep, zoo: ModelZoo, train: Trainer) -> RebuildRecord:
 
 def expected_gaps(steps: Sequence[RebuildStep], here: dict[str, Any]) -> dict[str, list[str]]:
     """Why each step's retrain on this machine cannot give its card's sha256, known before any
-    work (an empty list: it should, bit for bit).
+    work (:func:`weight_gaps`; an empty list: nothing known stands in the way; what a card
+    does not record, e.g. its commit, leaves the outcome open and is not a reason here).
 
     ``here`` is this machine's :func:`~benchmark.results.provenance.environment` (CPU). A step
     whose card pinned its kernels is judged as the run will be, with the card's variables set
@@ -398,7 +419,7 @@ def expected_gaps(steps: Sequence[RebuildStep], here: dict[str, Any]) -> dict[st
         env = dict(here)
         if s.cpu_isa != "native":
             env["cpu_isa_env"] = dict((s.card.get("environment") or {}).get("cpu_isa_env") or {})
-        gaps = reproducibility_gaps(s.card, env, _submission_sha256(s.config.defense))
+        gaps = weight_gaps(s.card, env, _submission_sha256(s.config.defense))
         start = s.config.init_from
         if start is not None and out.get(start):
             gaps.append(f"starts from '{start}', whose retrain cannot be identical here")
@@ -431,4 +452,5 @@ __all__ = [
     "plan_rebuild",
     "rebuild",
     "reproducibility_gaps",
+    "weight_gaps",
 ]

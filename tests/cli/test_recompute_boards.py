@@ -83,7 +83,7 @@ def test_every_committed_board_agrees():
 
 def test_comparison_reports_differs(recompute):
     row = {"value": 0.5, "n": 156, "rank": "1-3", "ci95": [0.40, 0.60]}
-    ours = {"value": 0.5, "n": 156, "rank": "1-3", "ci95": [0.41, 0.59]}
+    ours = {"value": 0.5, "n": 156, "rank": "1-3", "ci95": [0.405, 0.595]}
     checks = recompute.compare_row(row, ours)
     assert all(c.ok for c in checks)
     assert recompute.format_row("d b e", checks).startswith("  agree    d b e: key 0.500000")
@@ -93,7 +93,7 @@ def test_comparison_reports_differs(recompute):
     assert line.startswith("  DIFFERS  d b e: ")
     assert "key: board 0.520000 vs recomputed 0.500000" in line
     assert "rank: board 1 vs recomputed 1-3" in line
-    assert "95 % CI: board [0.400000, 0.620000] vs recomputed [0.410000, 0.590000]" in line
+    assert "95 % CI: board [0.400000, 0.620000] vs recomputed [0.405000, 0.595000]" in line
     assert "n:" not in line  # only the figures that differ
 
     # The paired tests: an exact p-value must agree to rounding, and every pair be there.
@@ -104,11 +104,60 @@ def test_comparison_reports_differs(recompute):
     check = recompute.compare_p_values(moved, ours)
     assert not check.ok and "x: board 0.01 / Holm 0.06" in check.board
     assert not recompute.compare_p_values({**board, "p_values_raw": {"x": 0.01}}, ours).ok
-    # A Monte Carlo one within 0.05 and on the same side of alpha after Holm.
+    # Where the board drew 400 random flips: within four of its standard errors (about 0.09
+    # at p = 0.3) and on the same side of alpha after Holm.
     mc = {"x": (0.30, 0.60, "monte carlo")}
-    near = {"p_values_raw": {"x": 0.32}, "p_values": {"x": 0.64}}
+    near = {
+        "p_values_raw": {"x": 0.32},
+        "p_values": {"x": 0.64},
+        "p_methods": {"x": "stratified sign-flip (Monte Carlo, 400 flips)"},
+    }
     assert recompute.compare_p_values(near, mc).ok
     assert not recompute.compare_p_values({**near, "p_values_raw": {"x": 0.40}}, mc).ok
+    # Ours drew 200000 flips, the board computed it exactly: the tolerance is ours (~0.005).
+    exact_board = {**near, "p_methods": {"x": "stratified sign-flip (exact)"}}
+    assert not recompute.compare_p_values(exact_board, mc).ok
+    close = {**exact_board, "p_values_raw": {"x": 0.302}, "p_values": {"x": 0.604}}
+    assert recompute.compare_p_values(close, mc).ok
+
+    # A board interval about 0.83 times as wide as ours (a 90 % one labelled 95 %) is caught
+    # even where its bounds sit within the bounds' tolerance.
+    wide = {"value": 0.5, "n": 156, "rank": "1", "ci95": [0.44, 0.56]}
+    narrow = {**wide, "ci95": [0.448, 0.552]}
+    checks = {c.name: c for c in recompute.compare_row(narrow, wide)}
+    assert checks["95 % CI"].ok and not checks["CI width, board's over ours"].ok
+
+
+def test_the_script_is_independent_of_the_package():
+    """Nothing from ``benchmark`` is imported: a second implementation, not a second caller."""
+    import ast
+
+    tree = ast.parse(SCRIPT.read_text())
+    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert names and not [m for m in names if m.split(".")[0] == "benchmark"], names
+    assert {m.split(".")[0] for m in names} <= set(sys.stdlib_module_names) | {"numpy"}
+
+
+def test_a_defended_run_takes_its_strongest_threat_models_blocks(recompute, tmp_path):
+    """A defended run without an 'any' worst case: its key takes the blocks of its strongest
+    group (adaptive), not a white-box block on the bare model; a run whose groups the docs do
+    not cover is reported unchecked, not guessed."""
+    doc = json.loads((RESULTS / HAM_RUNS[0]).read_text())
+    n = int(doc["data"]["n"])
+    every = recompute.linf_scores(doc, tmp_path / "run.json", 8 / 255)
+    assert len(every.blocks) == 2  # undefended: the 2/255 and 8/255 AutoAttack blocks
+    doc["worst_case_by_threat_model"] = {"adaptive": {}}
+    first, second = doc["attacks"][0], doc["attacks"][1]
+    first["threat_model"], second["threat_model"] = "white_box", "adaptive"
+    mine = recompute.linf_scores(doc, tmp_path / "run.json", 8 / 255)
+    assert mine.blocks == [str(second["cell_id"])]
+    clean = recompute.decode_bits(doc["metrics"]["clean"]["outcomes"], n)
+    expected = clean & recompute.decode_bits(second["outcomes"], n)
+    assert np.array_equal(mine.scores.astype(bool), expected)
+    doc["worst_case_by_threat_model"] = {"white_box": {}}
+    with pytest.raises(recompute.Unsupported, match="worst cases of threat models"):
+        recompute.linf_scores(doc, tmp_path / "run.json", 2 / 255)
 
 
 def test_tampered_board_fails(recompute, tmp_path, capsys):

@@ -308,6 +308,14 @@ def test_plan_says_before_any_work_what_this_machine_cannot_reproduce() -> None:
         *base,
         "starts from 'resnet18_breastmnist_28px_s1', whose retrain cannot be identical here",
     ]
+    # What a card does not record (here the code's commit) leaves the outcome open: it is no
+    # reason to skip (this card's committed retrain record is identical).
+    uncommitted = "resnet18_retinamnist_28px_s0_pgd_at_eps=0.00784313725490196,steps=7"
+    steps_u = plan_rebuild([uncommitted], cards, ModelZoo(Path("/nonexistent-zoo")))
+    card_u = steps_u[-1].card
+    assert card_u["git"]["commit"] == "unknown"
+    assert "the card does not record the code's commit" in reproducibility_gaps(card_u, same)
+    assert expected_gaps(steps_u, same) == {s.model_id: [] for s in steps_u}
     # A card that pinned its kernels is judged with its variables set, as its run will be.
     isa = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
     pinned = dataclasses.replace(
@@ -409,5 +417,17 @@ def test_rebuild_refuses_what_cannot_be_identical_unless_asked(
     path.rename(records / "tiny_cnn_breastmnist_28px_s0.json")
     with pytest.raises(CheckpointError, match="not what its file name says"):
         read_rebuild_records(records)
+    # A card predicted to differ whose retrain gives its sha256 after all (its kernels were
+    # claimed, not real) is installed, and its fine-tune then runs from it.
+    base = json.loads((cards / "tiny_cnn_breastmnist_28px_s0.json").read_text())
+    base["checkpoint"] = tiny_models["zoo"].entry("tiny_cnn_breastmnist_28px_s0").card["checkpoint"]
+    (cards / "tiny_cnn_breastmnist_28px_s0.json").write_text(json.dumps(base))
+    fresh = tmp_path / "zoo2"
+    again = [*args[:6], str(fresh), *args[7:9], "--records", "", "--allow-differ"]
+    result = CliRunner().invoke(app, again)
+    assert result.exit_code == 0, result.output
+    assert "identical tiny_cnn_breastmnist_28px_s0" in result.output
+    assert f"identical {tuned.model_id}" in result.output and "skipped" not in result.output
+    assert ModelZoo(fresh).exists(tuned.model_id)
     store = ModelZoo(zoo)
     assert not store.exists("tiny_cnn_breastmnist_28px_s0") and not store.exists(tuned.model_id)
