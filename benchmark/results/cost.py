@@ -54,10 +54,12 @@ def attack_seconds(doc: dict[str, Any]) -> float | None:
 def device_text(env: dict[str, Any], *, kernels: bool = False) -> str:
     """``cpu (1 thread)`` or the GPU's name, from a results document's or a model card's
     ``environment``; ``kernels``: with the CPU kernels' instruction set where recorded
-    (``cpu (1 thread, AVX512)``, as the zoo page shows a training run)."""
+    (``cpu (1 thread, AVX512)``, as the zoo page shows a training run; ``AVX2 pinned`` where
+    the run pinned them with ``bench train --cpu-isa``, which any CPU with them reproduces)."""
     if env.get("device") == "cpu":
         n = env.get("num_threads", "?")
-        isa = f", {env['cpu_capability']}" if kernels and env.get("cpu_capability") else ""
+        pinned = " pinned" if (env.get("cpu_isa_env") or {}).get("ATEN_CPU_CAPABILITY") else ""
+        isa = f", {env['cpu_capability']}{pinned}" if kernels and env.get("cpu_capability") else ""
         return f"cpu ({n} thread{'' if n == 1 else 's'}{isa})"
     if kernels:  # a training run: the device and its name
         return f"{env.get('device', '?')} ({env.get('device_name', 'GPU')})"

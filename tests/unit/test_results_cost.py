@@ -82,3 +82,17 @@ def test_the_estimate_names_runs_of_its_kind_and_architecture_per_device():
     assert text is not None and "of defended models took" in text
     assert text.endswith("; none of an undefended model yet, which takes less")
     assert past_runs_text([], "mrb_linf_v2", "breastmnist", defended=False) is None
+
+
+def test_device_text_names_pinned_kernels():
+    """A training run's device names its CPU kernels, and says when they were pinned (such a
+    checkpoint is reproducible on any CPU with them, not only on the one it ran on)."""
+    from benchmark.results.cost import device_text
+
+    env = {"device": "cpu", "num_threads": 1, "cpu_capability": "AVX2"}
+    assert device_text(env) == "cpu (1 thread)"
+    assert device_text(env, kernels=True) == "cpu (1 thread, AVX2)"
+    pinned = {**env, "cpu_isa_env": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
+    assert device_text(pinned, kernels=True) == "cpu (1 thread, AVX2 pinned)"
+    gpu = {"device": "cuda:0", "device_name": "NVIDIA H100"}
+    assert device_text(gpu, kernels=True) == "cuda:0 (NVIDIA H100)"
