@@ -301,7 +301,13 @@ def zoo_rebuild_cmd(
             f"plan      {s.model_id}: {s.threads} thread(s), {s.cpu_isa} kernels, "
             f"~{s.estimate_seconds / 60:.1f} min{why}{cannot if gaps[s.model_id] else ''}"
         )
-    typer.echo(f"estimate  {len(steps)} models, ~{total / 60:.0f} min (the cards' own times)")
+    kernels = sorted(
+        {str((x.card.get("environment") or {}).get("cpu_capability") or "?") for x in steps}
+    )
+    typer.echo(
+        f"estimate  {len(steps)} models, ~{total / 60:.0f} min (the cards' own times, with "
+        f"{', '.join(kernels) or 'no'} kernels; other kernels run at another speed)"
+    )
     blocked = [s.model_id for s in steps if gaps[s.model_id]]
     if blocked:
         typer.echo(
