@@ -201,10 +201,9 @@ def test_rebuild_reproduces_a_card_and_reports_a_mismatch(
         read_rebuild_records(records)
 
 
-def test_rebuild_of_a_fine_tune_trains_its_start_first(tiny_models, shared_data, tmp_path) -> None:
-    """A robust fine-tune's card alone, in a fresh zoo: its starting model is retrained first
-    from its own card, then the fine-tune starts from that verified copy; both are the
-    published checkpoints and both are installed."""
+def _fine_tuned_tiny(tiny_models, shared_data, tmp_path: Path):
+    """A zoo holding the tiny BreastMNIST model and a 1-epoch PGD-AT fine-tune of it (the
+    fine-tune's entry returned beside the zoo)."""
     from benchmark.training import TrainConfig, train_model
 
     source = ModelZoo(tmp_path / "source")
@@ -227,6 +226,14 @@ def test_rebuild_of_a_fine_tune_trains_its_start_first(tiny_models, shared_data,
         zoo=source,
         progress=False,
     )
+    return source, tuned
+
+
+def test_rebuild_of_a_fine_tune_trains_its_start_first(tiny_models, shared_data, tmp_path) -> None:
+    """A robust fine-tune's card alone, in a fresh zoo: its starting model is retrained first
+    from its own card, then the fine-tune starts from that verified copy; both are the
+    published checkpoints and both are installed."""
+    source, tuned = _fine_tuned_tiny(tiny_models, shared_data, tmp_path)
     cards = tmp_path / "cards"
     cards.mkdir()
     for entry in source.list():
@@ -330,28 +337,7 @@ def test_rebuild_refuses_what_cannot_be_identical_unless_asked(
     """A card whose kernels this machine does not run is refused before any work (no record,
     nothing trained); with --allow-differ it is retrained for comparison, reported as differing
     for that known reason (exit 0), not installed, and its fine-tune is skipped, not crashed."""
-    from benchmark.training import TrainConfig, train_model
-
-    source = ModelZoo(tmp_path / "source")
-    shutil.copytree(
-        tiny_models["zoo"].folder("tiny_cnn_breastmnist_28px_s0"),
-        source.folder("tiny_cnn_breastmnist_28px_s0"),
-    )
-    tuned = train_model(
-        TrainConfig(
-            dataset="breastmnist",
-            arch="tiny_cnn",
-            epochs=1,
-            lr=1e-4,
-            defense="pgd_at",
-            defense_params={"steps": 1},
-            select_steps=1,
-            init_from="tiny_cnn_breastmnist_28px_s0",
-        ),
-        data_dir=shared_data,
-        zoo=source,
-        progress=False,
-    )
+    source, tuned = _fine_tuned_tiny(tiny_models, shared_data, tmp_path)
     cards = tmp_path / "cards"
     cards.mkdir()
     for entry in source.list():
