@@ -273,12 +273,8 @@ def zoo_rebuild_cmd(
     from benchmark.results.cards import rebuild_record_name
     from benchmark.results.io import atomic_write_json
     from benchmark.results.provenance import environment
-    from benchmark.training.rebuild import (
-        check_kernels,
-        expected_gaps,
-        plan_rebuild,
-        rebuild,
-    )
+    from benchmark.training.rebuild import check_kernels, plan_rebuild, rebuild
+    from benchmark.training.reproducibility import expected_gaps
     from benchmark.training.rescore import missing_metrics, rescore_card
     from benchmark.training.sandboxed import train_isolated
 

@@ -7,8 +7,9 @@ were fine-tuned from, when the zoo lacks them) into training runs in dependency 
 :func:`rebuild` runs one with the card's thread count and kernels and returns a
 :class:`RebuildRecord`: whether the retrained checkpoint is bit-identical to the published one,
 and, where it cannot be, why (another device, torch build or CPU kernels, another data file or
-submission folder). This is how a user checks the README's reproducibility promise, and how a
-machine whose zoo was lost gets the published checkpoints back.
+submission folder: :mod:`benchmark.training.reproducibility`). This is how a user checks the
+README's reproducibility promise, and how a machine whose zoo was lost gets the published
+checkpoints back.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ from benchmark.results.cards import REBUILD_SCHEMA
 from benchmark.results.io import atomic_write_json
 from benchmark.results.provenance import git_commit, utc_now
 from benchmark.training.config import SELECTION_RULES, TrainConfig
+from benchmark.training.reproducibility import (
+    cpu_isa_of,
+    defense_folder_sha256,
+    reproducibility_gaps,
+)
 from benchmark.training.selection import selection_description
 
 logger = logging.getLogger(__name__)
@@ -87,62 +93,6 @@ def config_from_card(card: dict[str, Any]) -> TrainConfig:
     raise ConfigError(
         f"card '{mid}': selection rule {rec['selection']!r} is not one this version knows"
     )
-
-
-def cpu_isa_of(env: dict[str, Any]) -> str:
-    """The ``--cpu-isa`` value (native, avx2, default) a card's ``environment`` ran with."""
-    pinned = (env.get("cpu_isa_env") or {}).get("ATEN_CPU_CAPABILITY")
-    return str(pinned) if pinned else "native"
-
-
-def weight_gaps(
-    card: dict[str, Any], here: dict[str, Any], submission_sha256: str | None = None
-) -> list[str]:
-    """What makes a retrain here compute other weights than the card's run did, known from the
-    card alone (empty: nothing known does): the card trained on a GPU, another torch build,
-    other CPU kernels than unpinned ones picked here, other kernel variables, or another
-    defense submission folder.
-
-    Args:
-        card: the published card.
-        here: this machine's :func:`~benchmark.results.provenance.environment` (CPU).
-        submission_sha256: the sha256 of the card's defense folder as it is here, if any.
-    """
-    env = card.get("environment") or {}
-    gaps = []
-    if env.get("device", "cpu") != "cpu":
-        gaps.append(f"trained on {env.get('device')}: GPU training is not bit-reproducible")
-    if env.get("torch") != here.get("torch"):
-        gaps.append(f"torch {env.get('torch')} in the card, {here.get('torch')} here")
-    if cpu_isa_of(env) == "native" and env.get("cpu_capability") != here.get("cpu_capability"):
-        gaps.append(
-            f"CPU kernels {env.get('cpu_capability')} in the card, {here.get('cpu_capability')} "
-            "here (the card's kernels were not pinned)"
-        )
-    if dict(env.get("cpu_isa_env") or {}) != dict(here.get("cpu_isa_env") or {}):
-        gaps.append(
-            f"kernel variables {env.get('cpu_isa_env') or {}} in the card, "
-            f"{here.get('cpu_isa_env') or {}} here"
-        )
-    defense = card.get("defense") or {}
-    if submission_sha256 is not None and defense.get("sha256") not in (None, submission_sha256):
-        gaps.append("the defense submission's folder differs from the card's (its sha256)")
-    return gaps
-
-
-def reproducibility_gaps(
-    card: dict[str, Any], here: dict[str, Any], submission_sha256: str | None = None
-) -> list[str]:
-    """Why a retrain here may not give the card's sha256 (empty: it should, bit for bit): the
-    :func:`weight_gaps`, and what the card does not record (its thread count, the code's
-    commit), which leaves the outcome open rather than settling it. Arguments as there."""
-    env = card.get("environment") or {}
-    gaps = weight_gaps(card, here, submission_sha256)
-    if not env.get("num_threads"):
-        gaps.append("the card does not record its thread count")
-    if str((card.get("git") or {}).get("commit", "unknown")) == "unknown":
-        gaps.append("the card does not record the code's commit")
-    return gaps
 
 
 @dataclass
@@ -287,16 +237,6 @@ def in_zoo_as_published(zoo: ModelZoo, card: dict[str, Any]) -> bool:
     return entry.card.get("checkpoint", {}).get("sha256") == card["checkpoint"]["sha256"]
 
 
-def _submission_sha256(defense: str | None) -> str | None:
-    """The sha256 of a built-in defense's folder as it is here (None: no defense)."""
-    if defense is None:
-        return None
-    from benchmark.defenses.submissions import describe_folder, submissions_dir
-
-    folder = submissions_dir() / defense
-    return describe_folder(folder)[0] if folder.is_dir() else None
-
-
 Trainer = Callable[[TrainConfig, ModelZoo], ZooEntry]
 """Trains a config into a zoo (``bench zoo rebuild`` passes the trainer of ``bench train``)."""
 
@@ -344,7 +284,7 @@ def rebuild(step: RebuildStep, zoo: ModelZoo, train: Trainer) -> RebuildRecord:
             f"{zoo.folder(mid)} away to rebuild it"
         )
     here = environment("cpu")
-    gaps = reproducibility_gaps(step.card, here, _submission_sha256(step.config.defense))
+    gaps = reproducibility_gaps(step.card, here, defense_folder_sha256(step.config.defense))
     scratch = ModelZoo(Path(zoo.root) / SCRATCH / mid)
     if step.config.init_from is not None:
         start_id = step.config.init_from
@@ -403,30 +343,6 @@ def rebuild(step: RebuildStep, zoo: ModelZoo, train: Trainer) -> RebuildRecord:
     )
 
 
-def expected_gaps(steps: Sequence[RebuildStep], here: dict[str, Any]) -> dict[str, list[str]]:
-    """Why each step's retrain on this machine cannot give its card's sha256, known before any
-    work (:func:`weight_gaps`; an empty list: nothing known stands in the way; what a card
-    does not record, e.g. its commit, leaves the outcome open and is not a reason here).
-
-    ``here`` is this machine's :func:`~benchmark.results.provenance.environment` (CPU). A step
-    whose card pinned its kernels is judged as the run will be, with the card's variables set
-    (:func:`benchmark.device.pin_cpu_isa` refuses a process that lacks them). A fine-tune whose
-    starting model is retrained in the same plan inherits that model's gaps: it can only start
-    from the published weights, which a retrain that differs does not install.
-    """
-    out: dict[str, list[str]] = {}
-    for s in steps:
-        env = dict(here)
-        if s.cpu_isa != "native":
-            env["cpu_isa_env"] = dict((s.card.get("environment") or {}).get("cpu_isa_env") or {})
-        gaps = weight_gaps(s.card, env, _submission_sha256(s.config.defense))
-        start = s.config.init_from
-        if start is not None and out.get(start):
-            gaps.append(f"starts from '{start}', whose retrain cannot be identical here")
-        out[s.model_id] = gaps
-    return out
-
-
 def check_kernels(steps: Iterable[RebuildStep]) -> str:
     """The one ``--cpu-isa`` all ``steps`` share (a process runs one set of kernels).
 
@@ -447,10 +363,6 @@ __all__ = [
     "RebuildStep",
     "check_kernels",
     "config_from_card",
-    "cpu_isa_of",
-    "expected_gaps",
     "plan_rebuild",
     "rebuild",
-    "reproducibility_gaps",
-    "weight_gaps",
 ]

@@ -18,8 +18,8 @@ from benchmark.training.rebuild import (
     config_from_card,
     plan_rebuild,
     rebuild,
-    reproducibility_gaps,
 )
+from benchmark.training.reproducibility import expected_gaps, reproducibility_gaps
 from benchmark.training.selection import selection_description
 
 COMMITTED = Path(__file__).resolve().parents[2] / "leaderboard" / "zoo" / "cards"
@@ -297,8 +297,6 @@ def test_plan_says_before_any_work_what_this_machine_cannot_reproduce() -> None:
     """On a machine whose kernels are not the card's, the plan names the gap of every
     committed card trained with unpinned kernels, and a fine-tune of such a model inherits it
     (it can start only from the published weights)."""
-    from benchmark.training.rebuild import expected_gaps
-
     cards = _committed()
     robust = "resnet18_breastmnist_28px_s1_pgd_at_steps=7"
     steps = plan_rebuild([robust], cards, ModelZoo(Path("/nonexistent-zoo")))
