@@ -36,7 +36,7 @@ def pick_device(requested: str | None = None) -> torch.device:
 CPU_ISAS = ("native", "avx2", "default")
 """Values of ``bench train --cpu-isa``: ``native`` (the kernels the CPU picks), ``avx2`` or
 ``default`` (ATen's portable kernels, oneDNN limited to SSE4.1)."""
-_ISA_ENV = {
+ISA_ENV = {
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"},
     "default": {
         "ATEN_CPU_CAPABILITY": "default",
@@ -44,6 +44,8 @@ _ISA_ENV = {
         "MKL_CBWR": "COMPATIBLE",
     },
 }
+"""The variables that pin each ``--cpu-isa`` other than ``native`` (set before the process
+starts)."""
 ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
 """The environment variables that choose the CPU kernels' instruction set."""
 
@@ -65,7 +67,7 @@ def pin_cpu_isa(isa: str) -> dict[str, str]:
         raise ConfigError(f"--cpu-isa '{isa}' is not one of {', '.join(CPU_ISAS)}")
     if isa == "native":
         return {}
-    wanted = _ISA_ENV[isa]
+    wanted = ISA_ENV[isa]
     running = torch.backends.cpu.get_cpu_capability().lower()
     # ATen's kernels are the pinned ones either because the CPU has nothing better (then
     # oneDNN has nothing better either) or because the variables were set at the start, all

@@ -17,6 +17,7 @@ FIGURES = [
     "end_to_end",
     "levers",
     "sandbox_overhead",
+    "cpu_pin_cost",
 ]
 
 

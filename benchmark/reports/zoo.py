@@ -129,7 +129,7 @@ def _rebuilt(records: Sequence[dict[str, Any]], cards: dict[str, dict]) -> list[
         "thread count, CPU kernels; a fine-tuned model after the model it starts from) and",
         "compares the checkpoint's sha256 with the card's. Records: `benchmarks/records/rebuild/`.",
         "",
-        "| model id | sha256 | threads, kernels | train time | retrained | note |",
+        "| model id | sha256 | threads, kernels, CPU | train time | retrained | note |",
         "|---|---|---|---|---|---|",
     ]
     for rec in sorted(records, key=lambda r: r["model_id"]):
@@ -140,17 +140,23 @@ def _rebuilt(records: Sequence[dict[str, Any]], cards: dict[str, dict]) -> list[
             notes.append("a record of an earlier card of this id")
         if not rec["identical"] and not rec["gaps"]:
             notes.append("nothing known explains it")
-        ran = rec["rebuilt"]
+        ran, pub = rec["rebuilt"], rec["published"]
+        machine = ("cpu", "cpu_host_isa")
+        said = any(g.startswith("unpinned CPU kernels") for g in rec["gaps"])
+        if ran.get("cpu") and not said and any(pub.get(k) != ran.get(k) for k in machine):
+            widest = pub.get("cpu_host_isa") or "its widest kernels not recorded"
+            notes.append(f"the card was trained on another machine ({pub.get('cpu')}, {widest})")
         if not rec["identical"] and ran.get("test_acc") is not None:
             published = rec["published"].get("test_acc")
             card_acc = "" if published is None else f" (the card's {100 * published:.1f} %)"
             notes.append(f"test ACC {100 * ran['test_acc']:.1f} %{card_acc}")
         note = "; ".join(notes) or "-"
         minutes = float(ran.get("training_time_seconds") or rec["seconds"]) / 60
+        on = f", {ran['cpu']} ({ran.get('cpu_host_isa')})" if ran.get("cpu") else ""
         lines.append(
             f"| `{rec['model_id']}` | `{rec['published_sha256'][:16]}` | "
             f"{ran.get('num_threads', '?')}, {ran.get('cpu_capability') or '?'} "
-            f"({rec['cpu_isa']}) | {minutes:.1f} min | {outcome}, {rec['created_at'][:10]} | "
+            f"({rec['cpu_isa']}){on} | {minutes:.1f} min | {outcome}, {rec['created_at'][:10]} | "
             f"{note} |"
         )
     return lines

@@ -307,21 +307,23 @@ _REBUILD_FIELDS = {
 
 def rebuild_record_name(rec: dict[str, Any]) -> str:
     """The file name of a retrain record: ``<model id>.json`` for a retrain with the card's own
-    torch build and CPU kernels (a check of the card), ``<model id>@<kernels>_torch<version>.json``
-    for one elsewhere (a comparison on another machine), so a record made with other kernels or
-    another torch build never replaces the one that checked the card (a later retrain with the
-    card's own does: it checks the same thing again)."""
+    torch build and CPU kernels on the card's kind of machine (a check of the card), else
+    ``<model id>@<kernels>[_<cpu>-<its widest kernels>]_torch<version>.json`` (a comparison on
+    another machine), so a record made elsewhere never replaces the one that checked the card
+    (a later retrain on the card's kind of machine does: it checks the same thing again). The
+    machine is named where the record knows it (records from before the field do not)."""
     mid = str(rec["model_id"])
     pub, ran = rec.get("published") or {}, rec.get("rebuilt") or {}
-    keys = ("cpu_capability", "torch")
+    keys = ("cpu_capability", "torch", "cpu", "cpu_host_isa")
     if all(pub.get(k) == ran.get(k) for k in keys):
         return f"{mid}{SUFFIX}"
 
     def tag(value: Any) -> str:
-        return "".join(c if c.isalnum() or c in ".-" else "-" for c in str(value))
+        return "".join(c if c.isalnum() or c in ".-" else "-" for c in str(value)).lower()
 
-    kernels = tag(ran.get("cpu_capability") or "unknown").lower()
-    return f"{mid}@{kernels}_torch{tag(ran.get('torch'))}{SUFFIX}"
+    kernels = tag(ran.get("cpu_capability") or "unknown")
+    machine = f"_{tag(ran['cpu'])}-{tag(ran.get('cpu_host_isa'))}" if ran.get("cpu") else ""
+    return f"{mid}@{kernels}{machine}_torch{tag(ran.get('torch'))}{SUFFIX}"
 
 
 def read_rebuild_records(folder: str | Path) -> list[dict[str, Any]]:

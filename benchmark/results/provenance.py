@@ -119,6 +119,22 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _host_isa() -> str:
+    """The widest kernel level this CPU offers whatever the process pins (``AVX512``, ``AVX2``,
+    ``DEFAULT``; ``unknown`` where ``/proc/cpuinfo`` lists no x86 flags): the machine, where
+    ``cpu_capability`` is what ATen runs (a pinned process on an AVX-512 CPU runs ``AVX2``)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+                    return "AVX512"
+                return "AVX2" if {"avx2", "fma"} <= flags else "DEFAULT"
+    except OSError:
+        pass
+    return "unknown"
+
+
 def environment(device: torch.device | str | None = None) -> dict[str, object]:
     """Python, platform, torch build, device and thread count of this run."""
     import torch  # here, not at the top: reading results must not load torch
@@ -137,6 +153,7 @@ def environment(device: torch.device | str | None = None) -> dict[str, object]:
         # CPU: float results on the CPU are bit-identical only between runs that share them.
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu": _cpu_model(),
+        "cpu_host_isa": _host_isa(),
         "cpu_isa_env": {k: os.environ[k] for k in ISA_VARIABLES if k in os.environ},
     }
     if dev.type == "cuda" and torch.cuda.is_available():

@@ -34,6 +34,7 @@ from benchmark.training.config import SELECTION_RULES, TrainConfig
 from benchmark.training.reproducibility import (
     cpu_isa_of,
     defense_folder_sha256,
+    host_isa_of,
     reproducibility_gaps,
 )
 from benchmark.training.selection import selection_description
@@ -155,6 +156,8 @@ def _card_summary(card: dict[str, Any]) -> dict[str, Any]:
         "git": (card.get("git") or {}).get("commit"),
         "torch": env.get("torch"),
         "cpu_capability": env.get("cpu_capability"),
+        "cpu": env.get("cpu"),
+        "cpu_host_isa": host_isa_of(env),
         "num_threads": env.get("num_threads"),
         "training_time_seconds": card.get("training_time_seconds"),
         "cpu_isa_env": env.get("cpu_isa_env") or {},

@@ -4,7 +4,11 @@ from :func:`weight_gaps`) and records after a retrain (:func:`reproducibility_ga
 
 Float results on the CPU are bit-identical only between runs of the same torch build, thread
 count and CPU kernels (:func:`benchmark.device.pin_cpu_isa`); a GPU run is not reproducible bit
-for bit; a defense's training also depends on its submission folder. What a card does not
+for bit; a defense's training also depends on its submission folder. Unpinned kernels are more
+than ATen's level (``cpu_capability``): oneDNN and MKL pick theirs per CPU, so an unpinned
+AVX-512 card trained on an Intel Xeon differs on an AMD EPYC that ATen also runs at AVX-512
+(measured: ``benchmarks/records/rebuild/mobilenet_v2_breastmnist_28px_s*@*``); pinned kernels
+(``--cpu-isa avx2``) came back identical there. What a card does not
 record (its thread count, the code's commit) leaves the outcome open rather than settling it.
 """
 
@@ -23,13 +27,35 @@ def cpu_isa_of(env: dict[str, Any]) -> str:
     return str(pinned) if pinned else "native"
 
 
+def cpu_vendor(model: Any) -> str | None:
+    """The vendor of a CPU model name (``intel``, ``amd``), None where it is not known."""
+    name = str(model or "").lower()
+    if "intel" in name or "xeon" in name:
+        return "intel"
+    if "amd" in name or "epyc" in name or "ryzen" in name:
+        return "amd"
+    return None
+
+
+def host_isa_of(env: dict[str, Any]) -> str | None:
+    """The widest kernel level of the machine a card or record ran on (its
+    ``cpu_host_isa``; for a card older than the field, ATen's level when it ran unpinned,
+    which is the machine's; None where not known)."""
+    if env.get("cpu_host_isa"):
+        return str(env["cpu_host_isa"])
+    if cpu_isa_of(env) == "native" and env.get("cpu_capability"):
+        return str(env["cpu_capability"])
+    return None
+
+
 def weight_gaps(
     card: dict[str, Any], here: dict[str, Any], submission_sha256: str | None = None
 ) -> list[str]:
     """What makes a retrain here compute other weights than the card's run did, known from the
     card alone (empty: nothing known does): the card trained on a GPU, another torch build,
-    other CPU kernels than unpinned ones picked here, other kernel variables, or another
-    defense submission folder.
+    other CPU kernels than unpinned ones picked here, unpinned kernels on another vendor's CPU
+    (oneDNN and MKL choose per CPU), other kernel variables, or another defense submission
+    folder.
 
     Args:
         card: the published card.
@@ -47,6 +73,13 @@ def weight_gaps(
             f"CPU kernels {env.get('cpu_capability')} in the card, {here.get('cpu_capability')} "
             "here (the card's kernels were not pinned)"
         )
+    elif cpu_isa_of(env) == "native" and cpu_isa_of(here) == "native":
+        vendors = cpu_vendor(env.get("cpu")), cpu_vendor(here.get("cpu"))
+        if None not in vendors and vendors[0] != vendors[1]:
+            gaps.append(
+                f"unpinned CPU kernels on another vendor's CPU ({env.get('cpu')} in the card, "
+                f"{here.get('cpu')} here; oneDNN and MKL pick their kernels per CPU)"
+            )
     if dict(env.get("cpu_isa_env") or {}) != dict(here.get("cpu_isa_env") or {}):
         gaps.append(
             f"kernel variables {env.get('cpu_isa_env') or {}} in the card, "
@@ -62,10 +95,21 @@ def reproducibility_gaps(
     card: dict[str, Any], here: dict[str, Any], submission_sha256: str | None = None
 ) -> list[str]:
     """Why a retrain here may not give the card's sha256 (empty: it should, bit for bit): the
-    :func:`weight_gaps`, and what the card does not record (its thread count, the code's
-    commit), which leaves the outcome open rather than settling it. Arguments as there."""
+    :func:`weight_gaps`, and what leaves the outcome open rather than settling it: unpinned
+    kernels on another model of the same vendor's CPU, and what the card does not record (its
+    thread count, the code's commit). Arguments as there."""
     env = card.get("environment") or {}
     gaps = weight_gaps(card, here, submission_sha256)
+    models = env.get("cpu"), here.get("cpu")
+    if (
+        cpu_isa_of(env) == "native"
+        and not any(g.startswith(("CPU kernels", "unpinned CPU kernels")) for g in gaps)
+        and None not in models
+        and models[0] != models[1]
+    ):
+        gaps.append(
+            f"unpinned CPU kernels on another CPU ({models[0]} in the card, {models[1]} here)"
+        )
     if not env.get("num_threads"):
         gaps.append("the card does not record its thread count")
     if str((card.get("git") or {}).get("commit", "unknown")) == "unknown":
@@ -109,8 +153,10 @@ def expected_gaps(steps: Sequence[RebuildStep], here: dict[str, Any]) -> dict[st
 
 __all__ = [
     "cpu_isa_of",
+    "cpu_vendor",
     "defense_folder_sha256",
     "expected_gaps",
+    "host_isa_of",
     "reproducibility_gaps",
     "weight_gaps",
 ]

@@ -27,6 +27,8 @@ def test_the_running_kernels_are_checked_and_recorded(monkeypatch):
     env = environment("cpu")
     assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert env["cpu"] and env["cpu_isa_env"] == {}
+    # Unpinned, ATen runs the widest kernels the machine offers: the machine's own level.
+    assert env["cpu_host_isa"] in (env["cpu_capability"], "unknown")
 
 
 def test_a_process_started_pinned_runs_and_records_those_kernels():
@@ -37,7 +39,7 @@ def test_a_process_started_pinned_runs_and_records_those_kernels():
         "from benchmark.results.provenance import environment\n"
         "pin_cpu_isa('default')\n"
         "e = environment('cpu')\n"
-        "print(e['cpu_capability'], sorted(e['cpu_isa_env'].items()))"
+        "print(e['cpu_capability'], e['cpu_host_isa'], sorted(e['cpu_isa_env'].items()))"
     )
     env = {
         **os.environ,
@@ -49,6 +51,8 @@ def test_a_process_started_pinned_runs_and_records_those_kernels():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.split()[0] == "DEFAULT"
+    # The machine is still recorded as what it is: a pin does not hide which CPU ran it.
+    assert out.stdout.split()[1] in (torch.backends.cpu.get_cpu_capability(), "unknown")
     assert "('ATEN_CPU_CAPABILITY', 'default')" in out.stdout
     partial = {k: v for k, v in env.items() if k != "ONEDNN_MAX_CPU_ISA"}
     out = subprocess.run([sys.executable, "-c", code], env=partial, capture_output=True, text=True)

@@ -13,13 +13,18 @@ from typer.testing import CliRunner
 from benchmark.cli import app
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.zoo import ModelZoo
-from benchmark.results.cards import read_cards, read_rebuild_records
+from benchmark.results.cards import read_cards, read_rebuild_records, rebuild_record_name
 from benchmark.training.rebuild import (
     config_from_card,
     plan_rebuild,
     rebuild,
 )
-from benchmark.training.reproducibility import expected_gaps, reproducibility_gaps
+from benchmark.training.reproducibility import (
+    expected_gaps,
+    host_isa_of,
+    reproducibility_gaps,
+    weight_gaps,
+)
 from benchmark.training.selection import selection_description
 
 COMMITTED = Path(__file__).resolve().parents[2] / "leaderboard" / "zoo" / "cards"
@@ -129,6 +134,53 @@ def test_gaps_name_what_prevents_a_bit_identical_retrain() -> None:
     assert reproducibility_gaps(robust, here, robust["defense"]["sha256"]) == []
 
 
+def test_unpinned_kernels_depend_on_the_cpu_not_only_on_atens_level() -> None:
+    """Unpinned AVX-512 cards trained on an Intel Xeon gave other weights on an AMD EPYC that ATen
+    also runs at AVX-512 (oneDNN and MKL choose per CPU): another vendor is a known gap, another
+    model of the same vendor leaves the outcome open, and pinned kernels need neither."""
+    card = json.loads((COMMITTED / "mobilenet_v2_breastmnist_28px_s0.json").read_text())
+    env = card["environment"]
+    assert env["cpu"].startswith("Intel") and env["cpu_capability"] == "AVX512"
+    here = {"torch": env["torch"], "cpu_capability": "AVX512", "cpu": env["cpu"]}
+    assert reproducibility_gaps(card, here) == []
+    (gap,) = weight_gaps(card, {**here, "cpu": "AMD EPYC"})
+    assert gap.startswith("unpinned CPU kernels on another vendor's CPU (Intel(R) Xeon(R)")
+    assert reproducibility_gaps(card, {**here, "cpu": "AMD EPYC"}) == [gap]
+    other_xeon = {**here, "cpu": "Intel(R) Xeon(R) Platinum 8480+"}
+    assert weight_gaps(card, other_xeon) == []
+    (open_gap,) = reproducibility_gaps(card, other_xeon)
+    assert "another CPU (Intel(R) Xeon(R) Processor in the card" in open_gap
+    # A card with its kernels pinned (trained on an AMD EPYC with AVX2) is judged as its run
+    # on an Intel or AMD AVX-512 machine will be, pinned: nothing stands in the way.
+    pinned = json.loads((COMMITTED / "mobilenet_v2_breastmnist_28px_s3.json").read_text())
+    isa = pinned["environment"]["cpu_isa_env"]
+    assert isa["ATEN_CPU_CAPABILITY"] == "avx2"
+    for cpu in ("Intel(R) Xeon(R) Processor", "AMD EPYC"):
+        there = {**here, "cpu": cpu, "cpu_capability": "AVX2", "cpu_isa_env": isa}
+        assert reproducibility_gaps(pinned, there) == []
+    # The machine's widest kernels: recorded, else ATen's level of an unpinned run, else unknown.
+    assert host_isa_of(env) == "AVX512" and host_isa_of(pinned["environment"]) is None
+    assert host_isa_of({**pinned["environment"], "cpu_host_isa": "AVX512"}) == "AVX512"
+
+
+def test_a_record_made_on_another_machine_never_takes_the_cards_own_name() -> None:
+    """The record of a retrain on the card's kind of machine is ``<id>.json``; one made on
+    another CPU (same kernels and torch) is named after that machine, and a record from before
+    the machine was recorded keeps its name."""
+    side = {"cpu_capability": "AVX2", "torch": "2.14.1+cu130"}
+    card = {**side, "cpu": "AMD EPYC", "cpu_host_isa": None}
+    rec = {"model_id": "m_s3", "published": card, "rebuilt": {**card, "cpu_host_isa": None}}
+    assert rebuild_record_name(rec) == "m_s3.json"
+    elsewhere = {**rec, "rebuilt": {**card, "cpu_host_isa": "AVX512"}}
+    assert rebuild_record_name(elsewhere) == "m_s3@avx2_amd-epyc-avx512_torch2.14.1-cu130.json"
+    xeon = {**card, "cpu": "Intel(R) Xeon(R) Processor", "cpu_host_isa": "AVX512"}
+    other_kernels = {**rec, "published": xeon, "rebuilt": {**card, "cpu_host_isa": "AVX2"}}
+    assert rebuild_record_name(other_kernels) == "m_s3@avx2_amd-epyc-avx2_torch2.14.1-cu130.json"
+    old = {"model_id": "m_s0", "published": side, "rebuilt": {**side, "cpu_capability": "X"}}
+    assert rebuild_record_name(old) == "m_s0@x_torch2.14.1-cu130.json"
+    assert rebuild_record_name({**old, "rebuilt": side}) == "m_s0.json"
+
+
 def test_rebuild_reproduces_a_card_and_reports_a_mismatch(
     tiny_models, shared_data, tmp_path
 ) -> None:
@@ -164,6 +216,18 @@ def test_rebuild_reproduces_a_card_and_reports_a_mismatch(
     row = next(x for x in text.splitlines() if x.startswith("| `tiny_cnn_breastmnist_28px_s0` | `"))
     assert f"`{card['checkpoint']['sha256'][:16]}` | {rec['threads']}, " in row
     assert "| identical, " in row and row.endswith("| - |")
+    # An identical retrain on another machine (a pinned card's check) is named after that
+    # machine, beside the card's own check, and the page says which CPUs the two ran on.
+    assert rec["rebuilt"]["cpu"] == rec["published"]["cpu"]
+    moved = {**rec, "rebuilt": {**rec["rebuilt"], "cpu": "Elsewhere CPU", "cpu_host_isa": "Z9"}}
+    (records / rebuild_record_name(moved)).write_text(json.dumps(moved))
+    result = CliRunner().invoke(app, [*report, "--rebuilds", str(records), "--out", str(page)])
+    assert result.exit_code == 0, result.output
+    (other,) = [x for x in page.read_text().splitlines() if ", Elsewhere CPU (Z9) |" in x]
+    assert other.startswith("| `tiny_cnn_breastmnist_28px_s0` |") and "| identical, " in other
+    published_on = f"({rec['published']['cpu']}, {rec['published']['cpu_host_isa']})"
+    assert other.endswith(f"| the card was trained on another machine {published_on} |")
+    (records / rebuild_record_name(moved)).unlink()
     # A malformed record is refused before the page is written.
     (records / "tiny_cnn_breastmnist_28px_s1.json").write_text(json.dumps({**rec, "model_id": "x"}))
     result = CliRunner().invoke(app, [*report, "--rebuilds", str(records), "--out", str(page)])
@@ -382,7 +446,8 @@ def test_rebuild_refuses_what_cannot_be_identical_unless_asked(
     (path,) = records.iterdir()
     rec = json.loads(path.read_text())
     kernels = rec["rebuilt"]["cpu_capability"].lower()
-    assert path.name.startswith(f"tiny_cnn_breastmnist_28px_s0@{kernels}_torch")
+    assert path.name.startswith(f"tiny_cnn_breastmnist_28px_s0@{kernels}_")
+    assert rec["rebuilt"]["cpu"] and path.name == rebuild_record_name(rec)
     assert not rec["identical"] and not rec["expected_identical"] and "ZEN9" in rec["gaps"][0]
     assert [r["model_id"] for r in read_rebuild_records(records)] == [rec["model_id"]]
     # The zoo page lists it with what the retrain scored beside the card's figure.

@@ -1,0 +1,107 @@
+"""What pinning the CPU kernels costs in training speed (issue 22: "pin the kernels' instruction
+set for training, and measure what that costs").
+
+`bench train --cpu-isa avx2` makes a checkpoint reproducible on any x86 machine with AVX2 (ATen,
+oneDNN and MKL pinned, `benchmark.device.pin_cpu_isa`); on a machine whose own kernels are wider
+(AVX-512) that may be slower. The variables act only when a process starts, so each setting runs
+the same training steps in its own process: Adam steps of the standard recipe's loss on one
+batch of real BreastMNIST training images at 28 px, 1 thread, per architecture. The settings
+alternate round by round and each keeps its fastest round, so load on the machine hits them
+alike. Printed: seconds per step per setting and architecture, and each pinned setting's time
+over the native one's (the figure). Usage: python benchmarks/cpu_pin_cost.py [--rounds 3]
+[--steps 5] [--archs resnet18,densenet121,mobilenet_v2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from benchmark.device import ISA_ENV  # noqa: E402
+
+SETTINGS = {"native": {}, "avx2": ISA_ENV["avx2"], "default": ISA_ENV["default"]}
+
+_WORKER = """
+import json, sys, time
+import torch
+from benchmark.device import pin_cpu_isa
+from benchmark.models.base import build_model
+sys.path.insert(0, {bench!r})
+from common import DATA
+from benchmark.datasets.base import load_split
+
+pin_cpu_isa({isa!r})
+torch.set_num_threads(1)
+torch.manual_seed(0)
+split = load_split("breastmnist", "train", size=28, data_dir=DATA)
+x = split.images[:{batch}].float().div(255.0)
+y = torch.as_tensor(split.labels[:{batch}]).long().view(-1)
+out = {{"capability": torch.backends.cpu.get_cpu_capability()}}
+for arch in {archs!r}:
+    model = build_model(arch, in_channels=x.shape[1], num_classes=2, image_size=28).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    step()  # warm-up: first-call allocations and kernel selection
+    t0 = time.perf_counter()
+    for _ in range({steps}):
+        step()
+    out[arch] = (time.perf_counter() - t0) / {steps}
+print(json.dumps(out))
+"""
+
+
+def _run(setting: str, archs: list[str], steps: int, batch: int) -> dict:
+    """One round of one setting in a fresh process started with its kernel variables."""
+    env = {k: v for k, v in os.environ.items() if k not in ISA_ENV["avx2"]}
+    env.update(SETTINGS[setting], OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    code = _WORKER.format(isa=setting, archs=archs, steps=steps, batch=batch, bench=str(HERE))
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=HERE.parent, capture_output=True, text=True
+    )
+    if done.returncode:
+        sys.exit(f"the {setting} round failed: {done.stderr.strip().splitlines()[-1]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--archs", default="resnet18,densenet121,mobilenet_v2")
+    args = ap.parse_args()
+    archs = args.archs.split(",")
+    from common import report
+
+    best: dict[str, dict[str, float]] = {s: {} for s in SETTINGS}
+    capability: dict[str, str] = {}
+    for r in range(args.rounds):
+        for setting in SETTINGS:
+            got = _run(setting, archs, args.steps, args.batch)
+            capability[setting] = got.pop("capability")
+            for arch, secs in got.items():
+                best[setting][arch] = min(best[setting].get(arch, secs), secs)
+            print(f"round {r + 1}: {setting} ({capability[setting]}) done", flush=True)
+    values: dict[str, object] = {"kernels": capability, "batch": args.batch}
+    for arch in archs:
+        native = best["native"][arch]
+        values[f"{arch}_native_s_per_step"] = round(native, 4)
+        for setting in ("avx2", "default"):
+            values[f"{arch}_{setting}_over_native"] = round(best[setting][arch] / native, 3)
+    report("cpu_pin_cost", values)
+
+
+if __name__ == "__main__":
+    main()
