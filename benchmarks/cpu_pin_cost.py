@@ -27,6 +27,15 @@ sys.path.insert(0, str(HERE.parent))
 from benchmark.device import ISA_ENV  # noqa: E402
 
 SETTINGS = {"native": {}, "avx2": ISA_ENV["avx2"], "default": ISA_ENV["default"]}
+# Every variable that caps the kernels some library picks: none may leak from the caller's
+# shell into a setting (a capped "native" would make the pin look free).
+KERNEL_VARIABLES = (
+    *ISA_ENV["avx2"],
+    "DNNL_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "MKL_DEBUG_CPU_TYPE",
+    "ONEDNN_CPU_ISA_HINTS",
+)
 
 _WORKER = """
 import json, sys, time
@@ -64,14 +73,15 @@ print(json.dumps(out))
 
 def _run(setting: str, archs: list[str], steps: int, batch: int) -> dict:
     """One round of one setting in a fresh process started with its kernel variables."""
-    env = {k: v for k, v in os.environ.items() if k not in ISA_ENV["avx2"]}
+    env = {k: v for k, v in os.environ.items() if k not in KERNEL_VARIABLES}
     env.update(SETTINGS[setting], OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     code = _WORKER.format(isa=setting, archs=archs, steps=steps, batch=batch, bench=str(HERE))
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=HERE.parent, capture_output=True, text=True
     )
     if done.returncode:
-        sys.exit(f"the {setting} round failed: {done.stderr.strip().splitlines()[-1]}")
+        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        sys.exit(f"the {setting} round failed: {last}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -83,7 +93,13 @@ def main() -> None:
     ap.add_argument("--archs", default="resnet18,densenet121,mobilenet_v2")
     args = ap.parse_args()
     archs = args.archs.split(",")
+    import torch
     from common import report
+
+    from benchmark.results.provenance import environment
+
+    torch.set_num_threads(1)  # the history line's thread count is the workers' (1)
+    here = environment("cpu")
 
     best: dict[str, dict[str, float]] = {s: {} for s in SETTINGS}
     capability: dict[str, str] = {}
@@ -94,7 +110,12 @@ def main() -> None:
             for arch, secs in got.items():
                 best[setting][arch] = min(best[setting].get(arch, secs), secs)
             print(f"round {r + 1}: {setting} ({capability[setting]}) done", flush=True)
-    values: dict[str, object] = {"kernels": capability, "batch": args.batch}
+    values: dict[str, object] = {
+        "cpu": here["cpu"],
+        "cpu_host_isa": here["cpu_host_isa"],
+        "kernels": capability,
+        "batch": args.batch,
+    }
     for arch in archs:
         native = best["native"][arch]
         values[f"{arch}_native_s_per_step"] = round(native, 4)

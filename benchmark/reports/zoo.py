@@ -97,6 +97,8 @@ def _reproduce(card: dict) -> str:
             "bit-identical on CPU with the same torch build, thread count "
             f"({env['num_threads']}) and CPU kernels "
             + (f"({kernels})" if kernels else "(not recorded by this card)")
+            # Unpinned, the kernels are also the CPU's choice (oneDNN, MKL): name the CPU.
+            + ("" if pinned or not env.get("cpu") else f", unpinned, on a CPU like {env['cpu']}")
         )
     else:
         exact = (
@@ -144,8 +146,20 @@ def _rebuilt(records: Sequence[dict[str, Any]], cards: dict[str, dict]) -> list[
         machine = ("cpu", "cpu_host_isa")
         said = any(g.startswith("unpinned CPU kernels") for g in rec["gaps"])
         if ran.get("cpu") and not said and any(pub.get(k) != ran.get(k) for k in machine):
-            widest = pub.get("cpu_host_isa") or "its widest kernels not recorded"
-            notes.append(f"the card was trained on another machine ({pub.get('cpu')}, {widest})")
+            if pub.get("cpu_host_isa"):
+                notes.append(
+                    f"the card was trained on another machine ({pub.get('cpu')}, "
+                    f"{pub['cpu_host_isa']})"
+                )
+            elif pub.get("cpu") == ran.get("cpu"):
+                notes.append(
+                    f"the card's machine ({pub.get('cpu')}) did not record its widest kernels"
+                )
+            else:
+                notes.append(
+                    f"the card was trained on another machine ({pub.get('cpu')}, its widest "
+                    "kernels not recorded)"
+                )
         if not rec["identical"] and ran.get("test_acc") is not None:
             published = rec["published"].get("test_acc")
             card_acc = "" if published is None else f" (the card's {100 * published:.1f} %)"

@@ -311,7 +311,9 @@ def rebuild_record_name(rec: dict[str, Any]) -> str:
     ``<model id>@<kernels>[_<cpu>-<its widest kernels>]_torch<version>.json`` (a comparison on
     another machine), so a record made elsewhere never replaces the one that checked the card
     (a later retrain on the card's kind of machine does: it checks the same thing again). The
-    machine is named where the record knows it (records from before the field do not)."""
+    machine is named where the record knows it (records from before the field do not); a card
+    that does not record its machine's widest kernels (a pinned one from before the field)
+    cannot be shown to be of the retrain's kind, so its retrains always take the ``@`` name."""
     mid = str(rec["model_id"])
     pub, ran = rec.get("published") or {}, rec.get("rebuilt") or {}
     keys = ("cpu_capability", "torch", "cpu", "cpu_host_isa")
@@ -348,9 +350,8 @@ def read_rebuild_records(folder: str | Path) -> list[dict[str, Any]]:
                 raise CheckpointError(f"{path} is not a complete retrain record: '{key}'; {fix}")
         if path.name != rebuild_record_name(rec):
             raise CheckpointError(
-                f"{path} records {rec['model_id']!r} retrained with "
-                f"{(rec.get('rebuilt') or {}).get('cpu_capability')} kernels, not what its file "
-                f"name says ({rebuild_record_name(rec)}); {fix}"
+                f"{path}: its content (model, kernels, CPU, torch) names it "
+                f"{rebuild_record_name(rec)}; {fix}"
             )
         if rec["identical"] != (rec["published_sha256"] == rec["rebuilt_sha256"]) or rec[
             "expected_identical"

@@ -29,10 +29,11 @@ def cpu_isa_of(env: dict[str, Any]) -> str:
 
 def cpu_vendor(model: Any) -> str | None:
     """The vendor of a CPU model name (``intel``, ``amd``), None where it is not known."""
-    name = str(model or "").lower()
-    if "intel" in name or "xeon" in name:
+    words = str(model or "").lower().replace("(r)", " ").replace("(tm)", " ").split()
+    if {"intel", "xeon", "genuineintel"} & set(words):
         return "intel"
-    if "amd" in name or "epyc" in name or "ryzen" in name:
+    # Not "amd64" (the platform's name for any x86-64 CPU where /proc/cpuinfo is missing).
+    if {"amd", "epyc", "ryzen", "authenticamd"} & set(words):
         return "amd"
     return None
 

@@ -146,6 +146,11 @@ def test_unpinned_kernels_depend_on_the_cpu_not_only_on_atens_level() -> None:
     (gap,) = weight_gaps(card, {**here, "cpu": "AMD EPYC"})
     assert gap.startswith("unpinned CPU kernels on another vendor's CPU (Intel(R) Xeon(R)")
     assert reproducibility_gaps(card, {**here, "cpu": "AMD EPYC"}) == [gap]
+    # Where ATen's levels differ already, that is the gap named, not the vendor as well.
+    (kernels,) = weight_gaps(card, {**here, "cpu": "AMD EPYC", "cpu_capability": "AVX2"})
+    assert kernels.startswith("CPU kernels AVX512 in the card, AVX2 here")
+    # "amd64" is the platform's name for any x86-64 CPU, not a vendor.
+    assert weight_gaps(card, {**here, "cpu": "amd64"}) == []
     other_xeon = {**here, "cpu": "Intel(R) Xeon(R) Platinum 8480+"}
     assert weight_gaps(card, other_xeon) == []
     (open_gap,) = reproducibility_gaps(card, other_xeon)
@@ -228,10 +233,19 @@ def test_rebuild_reproduces_a_card_and_reports_a_mismatch(
     published_on = f"({rec['published']['cpu']}, {rec['published']['cpu_host_isa']})"
     assert other.endswith(f"| the card was trained on another machine {published_on} |")
     (records / rebuild_record_name(moved)).unlink()
+    # A card that did not record its machine's widest kernels (a pinned card from before the
+    # field) on the same CPU model: not called another machine, only unrecorded.
+    unsure = {**rec, "published": {**rec["published"], "cpu_host_isa": None}}
+    (records / rebuild_record_name(unsure)).write_text(json.dumps(unsure))
+    result = CliRunner().invoke(app, [*report, "--rebuilds", str(records), "--out", str(page)])
+    assert result.exit_code == 0, result.output
+    cpu = rec["published"]["cpu"]
+    assert f"| the card's machine ({cpu}) did not record its widest kernels |" in page.read_text()
+    (records / rebuild_record_name(unsure)).unlink()
     # A malformed record is refused before the page is written.
     (records / "tiny_cnn_breastmnist_28px_s1.json").write_text(json.dumps({**rec, "model_id": "x"}))
     result = CliRunner().invoke(app, [*report, "--rebuilds", str(records), "--out", str(page)])
-    assert result.exit_code != 0 and "not what its file name says (x.json)" in result.output
+    assert result.exit_code != 0 and "names it x.json" in result.output
     (records / "tiny_cnn_breastmnist_28px_s1.json").unlink()
     # The retrain was installed: the zoo holds the published checkpoint and card (its
     # provenance is the original training's, not the retrain's) ...
@@ -464,7 +478,7 @@ def test_rebuild_refuses_what_cannot_be_identical_unless_asked(
     assert f"| differs (`{rec['rebuilt_sha256'][:16]}`), " in row
     assert row.endswith(f"; test ACC {acc:.1f} % (the card's {acc:.1f} %) |")  # same weights
     path.rename(records / "tiny_cnn_breastmnist_28px_s0.json")
-    with pytest.raises(CheckpointError, match="not what its file name says"):
+    with pytest.raises(CheckpointError, match="names it "):
         read_rebuild_records(records)
     # A card predicted to differ whose retrain gives its sha256 after all (its kernels were
     # claimed, not real) is installed, and its fine-tune then runs from it.
