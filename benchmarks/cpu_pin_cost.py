@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -103,7 +104,13 @@ def main() -> None:
 
     best: dict[str, dict[str, float]] = {s: {} for s in SETTINGS}
     capability: dict[str, str] = {}
+    start = time.perf_counter()
     for r in range(args.rounds):
+        if r == 1:  # the first round's length is each later one's: say how long the rest takes
+            left = (args.rounds - 1) * (time.perf_counter() - start)
+            print(
+                f"estimate: about {left / 60:.0f} min more for {args.rounds - 1} rounds", flush=True
+            )
         for setting in SETTINGS:
             got = _run(setting, archs, args.steps, args.batch)
             capability[setting] = got.pop("capability")
