@@ -139,9 +139,15 @@ def render_coverage(rows: Sequence[dict[str, Any]]) -> list[str]:
         kernels = sorted(
             {k for r in mine if r["missing"] and r["cpu_minutes"] for k in r["cpu_kernels"]}
         )
-        lines.append(
+        head = (
             f"- {kind.capitalize()}: {done} of {total} checkpoints trained; {complete} of "
-            f"{len(mine)} recipes have all their seeds. The missing seeds of recipes with a "
+            f"{len(mine)} recipes have all their seeds."
+        )
+        if done == total:
+            lines.append(head + " None is missing.")
+            continue
+        lines.append(
+            f"{head} The missing seeds of recipes with a "
             f"CPU-trained seed take ~{minutes / 60:.1f} h at their trained seeds' speed"
             + (f" (CPU kernels {', '.join(kernels)})" if kernels else "")
             + (f"; {unknown} more have no seed to go by." if unknown else ".")

@@ -91,7 +91,9 @@ def test_coverage_counts_only_the_recipe_and_flags_collapse_and_unchecked_seeds(
 
     lines = render_coverage([std_row, mp_row])
     text = "\n".join(lines)
-    assert "- Standard: 3 of 3 checkpoints trained; 1 of 1 recipes have all their seeds." in text
+    # A complete kind says so, not "~0.0 h" for the seeds it does not miss.
+    complete = "- Standard: 3 of 3 checkpoints trained; 1 of 1 recipes have all their seeds."
+    assert f"{complete} None is missing." in lines
     assert "- Robust: 0 of 3 checkpoints trained; 0 of 1 recipes have all their seeds." in text
     assert "3 more have no seed to go by" in text
     assert (
