@@ -49,6 +49,22 @@ def host_isa_of(env: dict[str, Any]) -> str | None:
     return None
 
 
+def _unpinned_cpu_change(env: dict[str, Any], here: dict[str, Any]) -> str | None:
+    """How the CPU here differs from a card's when both run unpinned kernels at the same ATen
+    level: ``vendor`` (another vendor's CPU: other weights), ``model`` (another model name:
+    open), None (the same CPU, not recorded, or not this question: pinned kernels, or ATen's
+    levels differ, a gap of its own)."""
+    if cpu_isa_of(env) != "native" or cpu_isa_of(here) != "native":
+        return None
+    models = env.get("cpu"), here.get("cpu")
+    if env.get("cpu_capability") != here.get("cpu_capability") or None in models:
+        return None
+    if models[0] == models[1]:
+        return None
+    vendors = cpu_vendor(models[0]), cpu_vendor(models[1])
+    return "vendor" if None not in vendors and vendors[0] != vendors[1] else "model"
+
+
 def weight_gaps(
     card: dict[str, Any], here: dict[str, Any], submission_sha256: str | None = None
 ) -> list[str]:
@@ -74,13 +90,11 @@ def weight_gaps(
             f"CPU kernels {env.get('cpu_capability')} in the card, {here.get('cpu_capability')} "
             "here (the card's kernels were not pinned)"
         )
-    elif cpu_isa_of(env) == "native" and cpu_isa_of(here) == "native":
-        vendors = cpu_vendor(env.get("cpu")), cpu_vendor(here.get("cpu"))
-        if None not in vendors and vendors[0] != vendors[1]:
-            gaps.append(
-                f"unpinned CPU kernels on another vendor's CPU ({env.get('cpu')} in the card, "
-                f"{here.get('cpu')} here; oneDNN and MKL pick their kernels per CPU)"
-            )
+    elif _unpinned_cpu_change(env, here) == "vendor":
+        gaps.append(
+            f"unpinned CPU kernels on another vendor's CPU ({env.get('cpu')} in the card, "
+            f"{here.get('cpu')} here; oneDNN and MKL pick their kernels per CPU)"
+        )
     if dict(env.get("cpu_isa_env") or {}) != dict(here.get("cpu_isa_env") or {}):
         gaps.append(
             f"kernel variables {env.get('cpu_isa_env') or {}} in the card, "
@@ -101,15 +115,10 @@ def reproducibility_gaps(
     thread count, the code's commit). Arguments as there."""
     env = card.get("environment") or {}
     gaps = weight_gaps(card, here, submission_sha256)
-    models = env.get("cpu"), here.get("cpu")
-    if (
-        cpu_isa_of(env) == "native"
-        and not any(g.startswith(("CPU kernels", "unpinned CPU kernels")) for g in gaps)
-        and None not in models
-        and models[0] != models[1]
-    ):
+    if _unpinned_cpu_change(env, here) == "model":
         gaps.append(
-            f"unpinned CPU kernels on another CPU ({models[0]} in the card, {models[1]} here)"
+            f"unpinned CPU kernels on another CPU ({env.get('cpu')} in the card, "
+            f"{here.get('cpu')} here)"
         )
     if not env.get("num_threads"):
         gaps.append("the card does not record its thread count")
