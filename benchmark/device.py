@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import numpy as np
@@ -37,7 +37,7 @@ CPU_ISAS = ("native", "avx2", "default")
 """Values of ``bench train --cpu-isa``: ``native`` (the kernels the CPU picks), ``avx2`` or
 ``default`` (ATen's portable kernels, oneDNN limited to SSE4.1)."""
 ISA_ENV = {
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE"},
     "default": {
         "ATEN_CPU_CAPABILITY": "default",
         "ONEDNN_MAX_CPU_ISA": "SSE41",
@@ -45,12 +45,17 @@ ISA_ENV = {
     },
 }
 """The variables that pin each ``--cpu-isa`` other than ``native`` (set before the process
-starts)."""
+starts). MKL's branch is ``COMPATIBLE`` for both: MKL honours its other branches (``AVX2``,
+``AVX512``) on Intel CPUs only and runs its ``AUTO`` branch, chosen per CPU, elsewhere
+(oneMKL Developer Guide, "Getting Started with Conditional Numerical Reproducibility";
+measured on an AMD EPYC: ``MKL_CBWR=AVX2`` gave the same gradients as no variable at all, and
+``COMPATIBLE`` others, for every architecture of the zoo). Cards trained before this
+(session 28) pinned ``MKL_CBWR=AVX2``; they record their variables, and a rebuild sets those."""
 ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
 """The environment variables that choose the CPU kernels' instruction set."""
 
 
-def pin_cpu_isa(isa: str) -> dict[str, str]:
+def pin_cpu_isa(isa: str, variables: Mapping[str, str] | None = None) -> dict[str, str]:
     """Check that this process runs the CPU kernels of instruction set ``isa``, and set the
     variables that pin oneDNN and MKL to it for what starts later; returns them.
 
@@ -60,14 +65,25 @@ def pin_cpu_isa(isa: str) -> dict[str, str]:
     another. ATen reads its variable when it starts, so a process that already chose other
     kernels is refused with the command prefix that pins them.
 
+    Args:
+        isa: a :data:`CPU_ISAS` value.
+        variables: the pinning variables to require instead of ``ISA_ENV[isa]`` (a rebuild
+            passes the ones its card recorded, which an older card may have set otherwise).
+
     Raises:
-        ConfigError: an unknown ``isa``, or kernels already chosen differently.
+        ConfigError: an unknown ``isa``, variables that do not pin it, or kernels already
+            chosen differently.
     """
     if isa not in CPU_ISAS:
         raise ConfigError(f"--cpu-isa '{isa}' is not one of {', '.join(CPU_ISAS)}")
     if isa == "native":
         return {}
-    wanted = ISA_ENV[isa]
+    wanted = dict(variables) if variables else dict(ISA_ENV[isa])
+    if wanted.get("ATEN_CPU_CAPABILITY") != isa or set(wanted) - set(ISA_VARIABLES):
+        raise ConfigError(
+            f"kernel variables {wanted} do not pin --cpu-isa {isa}: they need "
+            f"ATEN_CPU_CAPABILITY={isa} and only {', '.join(ISA_VARIABLES)}"
+        )
     running = torch.backends.cpu.get_cpu_capability().lower()
     # ATen's kernels are the pinned ones either because the CPU has nothing better (then
     # oneDNN has nothing better either) or because the variables were set at the start, all
@@ -82,7 +98,7 @@ def pin_cpu_isa(isa: str) -> dict[str, str]:
             f"start it as `{prefix} bench ...` (the kernels are chosen when it starts)"
         )
     os.environ.update(wanted)
-    return dict(wanted)
+    return wanted
 
 
 @contextmanager

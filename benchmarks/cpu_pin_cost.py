@@ -8,7 +8,9 @@ the same training steps in its own process: Adam steps of the standard recipe's 
 batch of real BreastMNIST training images at 28 px, 1 thread, per architecture. The settings
 alternate round by round and each keeps its fastest round, so load on the machine hits them
 alike. Printed: seconds per step per setting and architecture, and each pinned setting's time
-over the native one's (the figure). Usage: python benchmarks/cpu_pin_cost.py [--rounds 3]
+over the native one's (the figure). ``avx2`` is today's pin (MKL's COMPATIBLE branch, the one
+every vendor's CPU honours); ``avx2_mkl_auto`` the pin before session 28 as a non-Intel CPU
+ran it (MKL's AUTO branch). Usage: python benchmarks/cpu_pin_cost.py [--rounds 3]
 [--steps 5] [--archs resnet18,densenet121,mobilenet_v2]
 """
 
@@ -27,7 +29,14 @@ sys.path.insert(0, str(HERE.parent))
 
 from benchmark.device import ISA_ENV  # noqa: E402
 
-SETTINGS = {"native": {}, "avx2": ISA_ENV["avx2"], "default": ISA_ENV["default"]}
+SETTINGS = {
+    "native": ("native", {}),
+    "avx2": ("avx2", ISA_ENV["avx2"]),
+    # The AVX2 pin of sessions 26-27 asked MKL for its AVX2 branch, which MKL honours on Intel
+    # CPUs only; elsewhere it ran the AUTO branch, measured here beside today's COMPATIBLE one.
+    "avx2_mkl_auto": ("avx2", {**ISA_ENV["avx2"], "MKL_CBWR": "AUTO"}),
+    "default": ("default", ISA_ENV["default"]),
+}
 # Every variable that caps the kernels some library picks: none may leak from the caller's
 # shell into a setting (a capped "native" would make the pin look free).
 KERNEL_VARIABLES = (
@@ -47,7 +56,7 @@ sys.path.insert(0, {bench!r})
 from common import DATA
 from benchmark.datasets.base import load_split
 
-pin_cpu_isa({isa!r})
+pin_cpu_isa({isa!r}, {variables!r})
 torch.set_num_threads(1)
 torch.manual_seed(0)
 split = load_split("breastmnist", "train", size=28, data_dir=DATA)
@@ -75,8 +84,11 @@ print(json.dumps(out))
 def _run(setting: str, archs: list[str], steps: int, batch: int) -> dict:
     """One round of one setting in a fresh process started with its kernel variables."""
     env = {k: v for k, v in os.environ.items() if k not in KERNEL_VARIABLES}
-    env.update(SETTINGS[setting], OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    code = _WORKER.format(isa=setting, archs=archs, steps=steps, batch=batch, bench=str(HERE))
+    isa, variables = SETTINGS[setting]
+    env.update(variables, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    code = _WORKER.format(
+        isa=isa, variables=variables, archs=archs, steps=steps, batch=batch, bench=str(HERE)
+    )
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=HERE.parent, capture_output=True, text=True
     )
@@ -126,7 +138,7 @@ def main() -> None:
     for arch in archs:
         native = best["native"][arch]
         values[f"{arch}_native_s_per_step"] = round(native, 4)
-        for setting in ("avx2", "default"):
+        for setting in ("avx2", "avx2_mkl_auto", "default"):
             values[f"{arch}_{setting}_over_native"] = round(best[setting][arch] / native, 3)
     report("cpu_pin_cost", values)
 

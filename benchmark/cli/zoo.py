@@ -324,7 +324,7 @@ def zoo_rebuild_cmd(
         raise ConfigError(unreproducible)  # before any work
     for mid in [] if allow_differ else blocked:
         typer.echo(f"skipped   {mid}: cannot be identical on this machine (see the plan)")
-    pin_cpu_isa(check_kernels(run))
+    pin_cpu_isa(*check_kernels(run))
 
     def train(config, into):
         return train_isolated(config, isolation=isolation, data_dir=data_dir, zoo=into)

@@ -346,19 +346,36 @@ def rebuild(step: RebuildStep, zoo: ModelZoo, train: Trainer) -> RebuildRecord:
     )
 
 
-def check_kernels(steps: Iterable[RebuildStep]) -> str:
-    """The one ``--cpu-isa`` all ``steps`` share (a process runs one set of kernels).
+def check_kernels(steps: Iterable[RebuildStep]) -> tuple[str, dict[str, str]]:
+    """The one ``--cpu-isa`` all ``steps`` share (a process runs one set of kernels), and the
+    kernel variables their cards recorded (empty for ``native``): a rebuild sets the card's
+    own, which an older pinned card set otherwise than ``bench train --cpu-isa`` does now
+    (:data:`benchmark.device.ISA_ENV`).
 
     Raises:
-        ConfigError: the steps were trained with different pinned kernels.
+        ConfigError: the steps were trained with different pinned kernels or variables.
     """
+    steps = list(steps)
     isas = sorted({s.cpu_isa for s in steps})
     if len(isas) > 1:
         raise ConfigError(
             f"the cards were trained with different CPU kernels ({', '.join(isas)}); rebuild "
             "each group in its own process"
         )
-    return isas[0] if isas else "native"
+    variables = sorted(
+        {
+            tuple(sorted(((s.card.get("environment") or {}).get("cpu_isa_env") or {}).items()))
+            for s in steps
+            if s.cpu_isa != "native"
+        }
+    )
+    if len(variables) > 1:
+        raise ConfigError(
+            "the cards pinned their CPU kernels with different variables "
+            f"({'; '.join(str(dict(v)) for v in variables)}); rebuild each group in its own "
+            "process"
+        )
+    return (isas[0] if isas else "native"), dict(variables[0]) if variables else {}
 
 
 __all__ = [

@@ -8,7 +8,10 @@ for bit; a defense's training also depends on its submission folder. Unpinned ke
 than ATen's level (``cpu_capability``): oneDNN and MKL pick theirs per CPU, so an unpinned
 AVX-512 card trained on an Intel Xeon differs on an AMD EPYC that ATen also runs at AVX-512
 (measured: ``benchmarks/records/rebuild/mobilenet_v2_breastmnist_28px_s*@*``); pinned kernels
-(``--cpu-isa avx2``) came back identical there. What a card does not
+(``--cpu-isa avx2``) came back identical there. MKL honours a pinned branch other than
+``COMPATIBLE`` on Intel CPUs only (:func:`mkl_branch`), so a card pinned with
+``MKL_CBWR=AVX2`` on one vendor's CPU ran another MKL branch than it would on the other's.
+What a card does not
 record (its thread count, the code's commit) leaves the outcome open rather than settling it.
 """
 
@@ -49,6 +52,25 @@ def host_isa_of(env: dict[str, Any]) -> str | None:
     return None
 
 
+def mkl_branch(env: dict[str, Any]) -> str | None:
+    """The MKL code branch a pinned run's ``environment`` ran: its ``MKL_CBWR`` where MKL
+    honours it (``COMPATIBLE`` everywhere, the others on Intel CPUs only), else ``AUTO on
+    <vendor>`` (the branch MKL picks for the CPU); None where the vendor that decides it is
+    not known. oneMKL Developer Guide, "Getting Started with Conditional Numerical
+    Reproducibility": settings other than AUTO or COMPATIBLE are available only for Intel
+    processors, and elsewhere the AUTO branch is used without a warning."""
+    value = str((env.get("cpu_isa_env") or {}).get("MKL_CBWR") or "AUTO").upper()
+    branch = value.split(",")[0].removeprefix("BRANCH=")
+    if branch == "COMPATIBLE":
+        return branch
+    vendor = cpu_vendor(env.get("cpu"))
+    if vendor is None:
+        return None
+    if branch != "AUTO" and vendor == "intel":
+        return branch
+    return f"AUTO on {vendor}"
+
+
 def _unpinned_cpu_change(env: dict[str, Any], here: dict[str, Any]) -> str | None:
     """How the CPU here differs from a card's when both run unpinned kernels at the same ATen
     level: ``vendor`` (another vendor's CPU: other weights), ``model`` (another model name:
@@ -65,14 +87,29 @@ def _unpinned_cpu_change(env: dict[str, Any], here: dict[str, Any]) -> str | Non
     return "vendor" if None not in vendors and vendors[0] != vendors[1] else "model"
 
 
+def _pinned_mkl_change(env: dict[str, Any], here: dict[str, Any]) -> str | None:
+    """Whether a pinned card's MKL branch (:func:`mkl_branch`) is another here: ``branch``
+    (it is: other weights), ``unknown`` (a CPU vendor is not recorded: open), None (the same
+    branch, or not this question: unpinned, or other kernel variables, a gap of its own)."""
+    if cpu_isa_of(env) == "native" or cpu_isa_of(here) == "native":
+        return None
+    if dict(env.get("cpu_isa_env") or {}) != dict(here.get("cpu_isa_env") or {}):
+        return None
+    branches = mkl_branch(env), mkl_branch(here)
+    if None in branches:
+        return "unknown"
+    return "branch" if branches[0] != branches[1] else None
+
+
 def weight_gaps(
     card: dict[str, Any], here: dict[str, Any], submission_sha256: str | None = None
 ) -> list[str]:
     """What makes a retrain here compute other weights than the card's run did, known from the
     card alone (empty: nothing known does): the card trained on a GPU, another torch build,
     other CPU kernels than unpinned ones picked here, unpinned kernels on another vendor's CPU
-    (oneDNN and MKL choose per CPU), other kernel variables, or another defense submission
-    folder.
+    (oneDNN and MKL choose per CPU), pinned kernels whose MKL branch is another here (MKL
+    honours ``MKL_CBWR=AVX2`` on Intel CPUs only), other kernel variables, or another defense
+    submission folder.
 
     Args:
         card: the published card.
@@ -95,6 +132,12 @@ def weight_gaps(
             f"unpinned CPU kernels on another vendor's CPU ({env.get('cpu')} in the card, "
             f"{here.get('cpu')} here; oneDNN and MKL pick their kernels per CPU)"
         )
+    elif _pinned_mkl_change(env, here) == "branch":
+        gaps.append(
+            f"MKL ran its {mkl_branch(env)} branch in the card ({env.get('cpu')}), its "
+            f"{mkl_branch(here)} branch here ({here.get('cpu')}): MKL_CBWR="
+            f"{(env.get('cpu_isa_env') or {}).get('MKL_CBWR')} is honoured on Intel CPUs only"
+        )
     if dict(env.get("cpu_isa_env") or {}) != dict(here.get("cpu_isa_env") or {}):
         gaps.append(
             f"kernel variables {env.get('cpu_isa_env') or {}} in the card, "
@@ -115,6 +158,12 @@ def reproducibility_gaps(
     thread count, the code's commit). Arguments as there."""
     env = card.get("environment") or {}
     gaps = weight_gaps(card, here, submission_sha256)
+    if _pinned_mkl_change(env, here) == "unknown":
+        gaps.append(
+            f"MKL's branch: the card's MKL_CBWR={(env.get('cpu_isa_env') or {}).get('MKL_CBWR')} "
+            "is honoured on Intel CPUs only, and a CPU's vendor is not recorded "
+            f"({env.get('cpu') or 'unknown'} in the card, {here.get('cpu') or 'unknown'} here)"
+        )
     if _unpinned_cpu_change(env, here) == "model":
         gaps.append(
             f"unpinned CPU kernels on another CPU ({env.get('cpu')} in the card, "
@@ -167,6 +216,7 @@ __all__ = [
     "defense_folder_sha256",
     "expected_gaps",
     "host_isa_of",
+    "mkl_branch",
     "reproducibility_gaps",
     "weight_gaps",
 ]

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from benchmark.device import pin_cpu_isa
+from benchmark.device import ISA_ENV, pin_cpu_isa
 from benchmark.errors import ConfigError
 from benchmark.results.provenance import environment
 
@@ -57,3 +57,43 @@ def test_a_process_started_pinned_runs_and_records_those_kernels():
     partial = {k: v for k, v in env.items() if k != "ONEDNN_MAX_CPU_ISA"}
     out = subprocess.run([sys.executable, "-c", code], env=partial, capture_output=True, text=True)
     assert out.returncode != 0 and "does not run the default CPU kernels throughout" in out.stderr
+
+
+def test_a_rebuild_pins_the_variables_its_card_recorded():
+    """A card pinned before MKL's branch became COMPATIBLE recorded MKL_CBWR=AVX2: a process
+    started with those runs its rebuild, one started with today's pin is refused with the
+    card's prefix, and variables that do not pin the kernels are refused before any work."""
+    code = (
+        "from benchmark.device import pin_cpu_isa\n"
+        "old = {'ATEN_CPU_CAPABILITY': 'default', 'ONEDNN_MAX_CPU_ISA': 'SSE41', "
+        "'MKL_CBWR': 'AVX2'}\n"
+        "print(sorted(pin_cpu_isa('default', old).items()))"
+    )
+    base = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "ONEDNN_MAX_CPU_ISA")}
+    old = {**base, "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**old, "MKL_CBWR": "AVX2"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "('MKL_CBWR', 'AVX2')" in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**old, "MKL_CBWR": "COMPATIBLE"},
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0
+    assert "ONEDNN_MAX_CPU_ISA=SSE41 MKL_CBWR=AVX2 bench" in out.stderr
+    with pytest.raises(ConfigError, match="do not pin --cpu-isa avx2"):
+        pin_cpu_isa("avx2", {"ATEN_CPU_CAPABILITY": "default"})
+    with pytest.raises(ConfigError, match="do not pin --cpu-isa avx2"):
+        pin_cpu_isa("avx2", {"ATEN_CPU_CAPABILITY": "avx2", "OMP_NUM_THREADS": "1"})
+
+
+def test_bench_train_pins_mkls_branch_that_every_vendor_honours():
+    """MKL honours MKL_CBWR branches other than AUTO and COMPATIBLE on Intel CPUs only, so
+    both pins ask for COMPATIBLE."""
+    assert {v["MKL_CBWR"] for v in ISA_ENV.values()} == {"COMPATIBLE"}

@@ -11,10 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmark.cli import app
+from benchmark.device import ISA_ENV
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.zoo import ModelZoo
 from benchmark.results.cards import read_cards, read_rebuild_records, rebuild_record_name
 from benchmark.training.rebuild import (
+    RebuildStep,
+    check_kernels,
     config_from_card,
     plan_rebuild,
     rebuild,
@@ -22,6 +25,7 @@ from benchmark.training.rebuild import (
 from benchmark.training.reproducibility import (
     expected_gaps,
     host_isa_of,
+    mkl_branch,
     reproducibility_gaps,
     weight_gaps,
 )
@@ -114,9 +118,12 @@ def test_gaps_name_what_prevents_a_bit_identical_retrain() -> None:
     # Pinned kernels make the CPU's own capability irrelevant.
     isa = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
     pinned = {**card, "environment": {**env, "cpu_isa_env": isa}}
-    assert (
-        reproducibility_gaps(pinned, {**here, "cpu_capability": "AVX2", "cpu_isa_env": isa}) == []
-    )
+    same_cpu = {**here, "cpu": env["cpu"], "cpu_capability": "AVX2", "cpu_isa_env": isa}
+    assert reproducibility_gaps(pinned, same_cpu) == []
+    # MKL honours MKL_CBWR=AVX2 on Intel CPUs only: where a CPU is not named, that is open.
+    (mkl,) = reproducibility_gaps(pinned, {**same_cpu, "cpu": None})
+    assert mkl.startswith("MKL's branch: the card's MKL_CBWR=AVX2 is honoured on Intel CPUs only")
+    assert weight_gaps(pinned, {**same_cpu, "cpu": None}) == []
     # Kernel variables that differ from the card's (here a partial pin), no thread count or no
     # commit in the card: each is a reason the weights may differ.
     partial = {**here, "cpu_isa_env": {"ONEDNN_MAX_CPU_ISA": "AVX2"}}
@@ -156,16 +163,39 @@ def test_unpinned_kernels_depend_on_the_cpu_not_only_on_atens_level() -> None:
     (open_gap,) = reproducibility_gaps(card, other_xeon)
     assert "another CPU (Intel(R) Xeon(R) Processor in the card" in open_gap
     # A card with its kernels pinned (trained on an AMD EPYC with AVX2) is judged as its run
-    # on an Intel or AMD AVX-512 machine will be, pinned: nothing stands in the way.
+    # will be, pinned: on an AMD machine nothing stands in the way; on an Intel one MKL would
+    # honour the card's MKL_CBWR=AVX2, which ran MKL's AUTO branch on the AMD EPYC.
     pinned = json.loads((COMMITTED / "mobilenet_v2_breastmnist_28px_s3.json").read_text())
     isa = pinned["environment"]["cpu_isa_env"]
-    assert isa["ATEN_CPU_CAPABILITY"] == "avx2"
-    for cpu in ("Intel(R) Xeon(R) Processor", "AMD EPYC"):
-        there = {**here, "cpu": cpu, "cpu_capability": "AVX2", "cpu_isa_env": isa}
-        assert reproducibility_gaps(pinned, there) == []
+    assert isa == {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    amd = {**here, "cpu": "AMD EPYC", "cpu_capability": "AVX2", "cpu_isa_env": isa}
+    assert reproducibility_gaps(pinned, amd) == []
+    assert mkl_branch(pinned["environment"]) == "AUTO on amd"
+    (branch,) = weight_gaps(pinned, {**amd, "cpu": "Intel(R) Xeon(R) Processor"})
+    assert branch.startswith("MKL ran its AUTO on amd branch in the card (AMD EPYC), its AVX2")
+    # Pinned with MKL's COMPATIBLE branch (bench train --cpu-isa avx2 today), MKL runs the same
+    # branch on either vendor's CPU.
+    portable = {**isa, "MKL_CBWR": "COMPATIBLE"}
+    card3 = {**pinned, "environment": {**pinned["environment"], "cpu_isa_env": portable}}
+    assert mkl_branch(card3["environment"]) == "COMPATIBLE"
+    for cpu in ("Intel(R) Xeon(R) Processor", "AMD EPYC", None):
+        assert reproducibility_gaps(card3, {**amd, "cpu": cpu, "cpu_isa_env": portable}) == []
     # The machine's widest kernels: recorded, else ATen's level of an unpinned run, else unknown.
     assert host_isa_of(env) == "AVX512" and host_isa_of(pinned["environment"]) is None
     assert host_isa_of({**pinned["environment"], "cpu_host_isa": "AVX512"}) == "AVX512"
+
+
+def test_one_rebuild_process_sets_the_kernel_variables_its_cards_recorded() -> None:
+    """A pinned group runs with its cards' own variables (an older card's MKL_CBWR=AVX2 as
+    well as today's COMPATIBLE), never two sets in one process; unpinned cards need none."""
+    card = json.loads((COMMITTED / "mobilenet_v2_breastmnist_28px_s3.json").read_text())
+    step = RebuildStep(card["model_id"], card, config_from_card(card), 1, "avx2")
+    assert check_kernels([step, step]) == ("avx2", card["environment"]["cpu_isa_env"])
+    newer = {**card, "environment": {**card["environment"], "cpu_isa_env": ISA_ENV["avx2"]}}
+    other = RebuildStep("m_s4", newer, config_from_card(newer), 1, "avx2")
+    with pytest.raises(ConfigError, match="pinned their CPU kernels with different variables"):
+        check_kernels([step, other])
+    assert check_kernels([]) == ("native", {})
 
 
 def test_a_record_made_on_another_machine_never_takes_the_cards_own_name() -> None:
