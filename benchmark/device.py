@@ -51,6 +51,11 @@ starts). MKL's branch is ``COMPATIBLE`` for both: MKL honours its other branches
 measured on an AMD EPYC: ``MKL_CBWR=AVX2`` gave the same gradients as no variable at all, and
 ``COMPATIBLE`` others, for every architecture of the zoo). Cards trained before this
 (session 28) pinned ``MKL_CBWR=AVX2``; they record their variables, and a rebuild sets those."""
+EARLIER_ISA_ENV: dict[str, tuple[dict[str, str], ...]] = {
+    "avx2": ({"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"},),
+}
+"""Earlier variable sets of a ``--cpu-isa`` that a process started with them still runs (the
+card records them), so the command a pinned card of session 26-27 names trains it again."""
 ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
 """The environment variables that choose the CPU kernels' instruction set."""
 
@@ -68,7 +73,8 @@ def pin_cpu_isa(isa: str, variables: Mapping[str, str] | None = None) -> dict[st
     Args:
         isa: a :data:`CPU_ISAS` value.
         variables: the pinning variables to require instead of ``ISA_ENV[isa]`` (a rebuild
-            passes the ones its card recorded, which an older card may have set otherwise).
+            passes the ones its card recorded, which an older card may have set otherwise);
+            without them, a process started with an :data:`EARLIER_ISA_ENV` set runs that.
 
     Raises:
         ConfigError: an unknown ``isa``, variables that do not pin it, or kernels already
@@ -78,7 +84,12 @@ def pin_cpu_isa(isa: str, variables: Mapping[str, str] | None = None) -> dict[st
         raise ConfigError(f"--cpu-isa '{isa}' is not one of {', '.join(CPU_ISAS)}")
     if isa == "native":
         return {}
-    wanted = dict(variables) if variables else dict(ISA_ENV[isa])
+    if variables:
+        wanted = dict(variables)
+    else:  # today's pin, or an earlier one the process was started with in full
+        started = {k: os.environ[k] for k in ISA_VARIABLES if k in os.environ}
+        earlier = [dict(e) for e in EARLIER_ISA_ENV.get(isa, ()) if e == started]
+        wanted = earlier[0] if earlier else dict(ISA_ENV[isa])
     if wanted.get("ATEN_CPU_CAPABILITY") != isa or set(wanted) - set(ISA_VARIABLES):
         raise ConfigError(
             f"kernel variables {wanted} do not pin --cpu-isa {isa}: they need "
@@ -93,9 +104,11 @@ def pin_cpu_isa(isa: str, variables: Mapping[str, str] | None = None) -> dict[st
     )
     if running != isa or partial:
         prefix = " ".join(f"{k}={v}" for k, v in wanted.items())
+        found = {k: os.environ[k] for k in ISA_VARIABLES if k in os.environ}
         raise ConfigError(
-            f"this process does not run the {isa} CPU kernels throughout (ATen's are {running}): "
-            f"start it as `{prefix} bench ...` (the kernels are chosen when it starts)"
+            f"this process does not run the {isa} CPU kernels throughout (ATen's are {running}; "
+            f"started with {found or 'no kernel variables'}): start it as `{prefix} bench ...` "
+            "(the kernels are chosen when it starts)"
         )
     os.environ.update(wanted)
     return wanted

@@ -21,6 +21,7 @@ from benchmark.reports.zoo_coverage import RecipeCheck, coverage_rows, render_co
 from benchmark.results.cards import recipe_of, recipe_signature
 from benchmark.results.cost import device_text
 from benchmark.results.naming import eps_label
+from benchmark.results.provenance import mkl_branch
 
 if TYPE_CHECKING:  # the zoo loads torch; the report only reads the entries' cards
     from benchmark.models.cards import PublishedCard
@@ -88,17 +89,31 @@ def _reproduce(card: dict) -> str:
         + (_defense_flags(card) if robust else "")
     )
     env = card["environment"]
-    pinned = (env.get("cpu_isa_env") or {}).get("ATEN_CPU_CAPABILITY")
+    variables = env.get("cpu_isa_env") or {}
+    pinned = variables.get("ATEN_CPU_CAPABILITY")
     if env["device"] == "cpu" and pinned:
-        cmd += f" --cpu-isa {pinned}"
+        # The variables act when the process starts; an earlier pin's are not today's.
+        prefix = " ".join(f"{k}={v}" for k, v in sorted(variables.items()))
+        cmd = f"{prefix} {cmd} --cpu-isa {pinned}"
     if env["device"] == "cpu":
         kernels = env.get("cpu_capability")
+        branch = mkl_branch(env) if pinned else "COMPATIBLE"
+        where = ""
+        if not pinned and env.get("cpu"):
+            # Unpinned, the kernels are also the CPU's choice (oneDNN, MKL): name the CPU.
+            where = f", unpinned, on a CPU like {env['cpu']}"
+        elif branch != "COMPATIBLE":
+            # MKL honours a branch other than COMPATIBLE on Intel CPUs only.
+            where = (
+                f", on a CPU of the same vendor as {env.get('cpu') or 'the card (not recorded)'}"
+                f" (MKL's branch was {branch or 'unknown'}: MKL_CBWR={variables.get('MKL_CBWR')}"
+                " is honoured on Intel CPUs only)"
+            )
         exact = (
             "bit-identical on CPU with the same torch build, thread count "
             f"({env['num_threads']}) and CPU kernels "
             + (f"({kernels})" if kernels else "(not recorded by this card)")
-            # Unpinned, the kernels are also the CPU's choice (oneDNN, MKL): name the CPU.
-            + ("" if pinned or not env.get("cpu") else f", unpinned, on a CPU like {env['cpu']}")
+            + where
         )
     else:
         exact = (

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import benchmark
 
@@ -133,6 +133,36 @@ def _host_isa() -> str:
     except OSError:
         pass
     return "unknown"
+
+
+def cpu_vendor(model: Any) -> str | None:
+    """The vendor of a CPU model name (``intel``, ``amd``), None where it is not known."""
+    words = str(model or "").lower().replace("(r)", " ").replace("(tm)", " ").split()
+    if {"intel", "xeon", "genuineintel"} & set(words):
+        return "intel"
+    # Not "amd64" (the platform's name for any x86-64 CPU where /proc/cpuinfo is missing).
+    if {"amd", "epyc", "ryzen", "authenticamd"} & set(words):
+        return "amd"
+    return None
+
+
+def mkl_branch(env: dict[str, Any]) -> str | None:
+    """The MKL code branch a pinned run's ``environment`` ran: its ``MKL_CBWR`` where MKL
+    honours it (``COMPATIBLE`` everywhere, the others on Intel CPUs only), else ``AUTO for
+    AMD`` or ``AUTO for Intel`` (the branch MKL picks for the CPU); None where the vendor that
+    decides it is not known. oneMKL Developer Guide, "Getting Started with Conditional Numerical
+    Reproducibility": settings other than AUTO or COMPATIBLE are available only for Intel
+    processors, and elsewhere the AUTO branch is used without a warning."""
+    value = str((env.get("cpu_isa_env") or {}).get("MKL_CBWR") or "AUTO").upper()
+    branch = value.split(",")[0].removeprefix("BRANCH=")
+    if branch == "COMPATIBLE":
+        return branch
+    vendor = cpu_vendor(env.get("cpu"))
+    if vendor is None:
+        return None
+    if branch != "AUTO" and vendor == "intel":
+        return branch
+    return f"AUTO for {'AMD' if vendor == 'amd' else 'Intel'}"
 
 
 def environment(device: torch.device | str | None = None) -> dict[str, object]:

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from benchmark.results.provenance import cpu_vendor, mkl_branch
+
 if TYPE_CHECKING:
     from benchmark.training.rebuild import RebuildStep
 
@@ -28,17 +30,6 @@ def cpu_isa_of(env: dict[str, Any]) -> str:
     """The ``--cpu-isa`` value (native, avx2, default) a card's ``environment`` ran with."""
     pinned = (env.get("cpu_isa_env") or {}).get("ATEN_CPU_CAPABILITY")
     return str(pinned) if pinned else "native"
-
-
-def cpu_vendor(model: Any) -> str | None:
-    """The vendor of a CPU model name (``intel``, ``amd``), None where it is not known."""
-    words = str(model or "").lower().replace("(r)", " ").replace("(tm)", " ").split()
-    if {"intel", "xeon", "genuineintel"} & set(words):
-        return "intel"
-    # Not "amd64" (the platform's name for any x86-64 CPU where /proc/cpuinfo is missing).
-    if {"amd", "epyc", "ryzen", "authenticamd"} & set(words):
-        return "amd"
-    return None
 
 
 def host_isa_of(env: dict[str, Any]) -> str | None:
@@ -50,25 +41,6 @@ def host_isa_of(env: dict[str, Any]) -> str | None:
     if cpu_isa_of(env) == "native" and env.get("cpu_capability"):
         return str(env["cpu_capability"])
     return None
-
-
-def mkl_branch(env: dict[str, Any]) -> str | None:
-    """The MKL code branch a pinned run's ``environment`` ran: its ``MKL_CBWR`` where MKL
-    honours it (``COMPATIBLE`` everywhere, the others on Intel CPUs only), else ``AUTO on
-    <vendor>`` (the branch MKL picks for the CPU); None where the vendor that decides it is
-    not known. oneMKL Developer Guide, "Getting Started with Conditional Numerical
-    Reproducibility": settings other than AUTO or COMPATIBLE are available only for Intel
-    processors, and elsewhere the AUTO branch is used without a warning."""
-    value = str((env.get("cpu_isa_env") or {}).get("MKL_CBWR") or "AUTO").upper()
-    branch = value.split(",")[0].removeprefix("BRANCH=")
-    if branch == "COMPATIBLE":
-        return branch
-    vendor = cpu_vendor(env.get("cpu"))
-    if vendor is None:
-        return None
-    if branch != "AUTO" and vendor == "intel":
-        return branch
-    return f"AUTO on {vendor}"
 
 
 def _unpinned_cpu_change(env: dict[str, Any], here: dict[str, Any]) -> str | None:
@@ -134,8 +106,8 @@ def weight_gaps(
         )
     elif _pinned_mkl_change(env, here) == "branch":
         gaps.append(
-            f"MKL ran its {mkl_branch(env)} branch in the card ({env.get('cpu')}), its "
-            f"{mkl_branch(here)} branch here ({here.get('cpu')}): MKL_CBWR="
+            f"MKL's branch is {mkl_branch(env)} in the card ({env.get('cpu')}), "
+            f"{mkl_branch(here)} here ({here.get('cpu')}): MKL_CBWR="
             f"{(env.get('cpu_isa_env') or {}).get('MKL_CBWR')} is honoured on Intel CPUs only"
         )
     if dict(env.get("cpu_isa_env") or {}) != dict(here.get("cpu_isa_env") or {}):

@@ -97,3 +97,27 @@ def test_bench_train_pins_mkls_branch_that_every_vendor_honours():
     """MKL honours MKL_CBWR branches other than AUTO and COMPATIBLE on Intel CPUs only, so
     both pins ask for COMPATIBLE."""
     assert {v["MKL_CBWR"] for v in ISA_ENV.values()} == {"COMPATIBLE"}
+
+
+def test_bench_train_still_runs_the_pin_an_earlier_card_names():
+    """A process started with the AVX2 pin of sessions 26-27 (MKL_CBWR=AVX2) is accepted by
+    ``--cpu-isa avx2`` and records those variables; a mix of the two pins is refused."""
+    code = "from benchmark.device import pin_cpu_isa\nprint(sorted(pin_cpu_isa('avx2').items()))"
+    base = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "ONEDNN_MAX_CPU_ISA")}
+    pinned = {**base, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    for mkl in ("AVX2", "COMPATIBLE"):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**pinned, "MKL_CBWR": mkl},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert f"('MKL_CBWR', '{mkl}')" in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**pinned, "MKL_CBWR": "AUTO"},
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0 and "MKL_CBWR=COMPATIBLE bench" in out.stderr

@@ -170,9 +170,9 @@ def test_unpinned_kernels_depend_on_the_cpu_not_only_on_atens_level() -> None:
     assert isa == {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
     amd = {**here, "cpu": "AMD EPYC", "cpu_capability": "AVX2", "cpu_isa_env": isa}
     assert reproducibility_gaps(pinned, amd) == []
-    assert mkl_branch(pinned["environment"]) == "AUTO on amd"
+    assert mkl_branch(pinned["environment"]) == "AUTO for AMD"
     (branch,) = weight_gaps(pinned, {**amd, "cpu": "Intel(R) Xeon(R) Processor"})
-    assert branch.startswith("MKL ran its AUTO on amd branch in the card (AMD EPYC), its AVX2")
+    assert branch.startswith("MKL's branch is AUTO for AMD in the card (AMD EPYC), AVX2 here")
     # Pinned with MKL's COMPATIBLE branch (bench train --cpu-isa avx2 today), MKL runs the same
     # branch on either vendor's CPU.
     portable = {**isa, "MKL_CBWR": "COMPATIBLE"}
