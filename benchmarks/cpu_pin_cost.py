@@ -5,7 +5,9 @@ set for training, and measure what that costs").
 oneDNN and MKL pinned, `benchmark.device.pin_cpu_isa`); on a machine whose own kernels are wider
 (AVX-512) that may be slower. The variables act only when a process starts, so each setting runs
 the same training steps in its own process: Adam steps of the standard recipe's loss on one
-batch of real BreastMNIST training images at 28 px, 1 thread, per architecture. The settings
+batch of real BreastMNIST training images at 28 px, channels-last as the training loop runs
+them (session 27's figures ran the default layout, where more layers go through MKL), 1
+thread, per architecture. The settings
 alternate round by round and each keeps its fastest round, so load on the machine hits them
 alike. Printed: seconds per step per setting and architecture, and each pinned setting's time
 over the native one's (the figure). ``avx2`` is today's pin (MKL's COMPATIBLE branch, the one
@@ -60,11 +62,14 @@ pin_cpu_isa({isa!r}, {variables!r})
 torch.set_num_threads(1)
 torch.manual_seed(0)
 split = load_split("breastmnist", "train", size=28, data_dir=DATA)
-x = split.images[:{batch}].float().div(255.0)
+# The training loop's memory format (TrainConfig.channels_last): it decides which layers run
+# in oneDNN and which in MKL, so the pin's cost depends on it.
+x = split.images[:{batch}].float().div(255.0).contiguous(memory_format=torch.channels_last)
 y = torch.as_tensor(split.labels[:{batch}]).long().view(-1)
 out = {{"capability": torch.backends.cpu.get_cpu_capability()}}
 for arch in {archs!r}:
-    model = build_model(arch, in_channels=x.shape[1], num_classes=2, image_size=28).train()
+    model = build_model(arch, in_channels=x.shape[1], num_classes=2, image_size=28)
+    model = model.to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step():

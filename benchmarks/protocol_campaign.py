@@ -17,7 +17,8 @@ Usage::
 
     python benchmarks/protocol_campaign.py --out OUT [--zoo Z] [--cache C] [--data-dir D]
         [--datasets breastmnist,pneumoniamnist,retinamnist] [--seeds 0,1,2]
-        [--tracks deterministic,adaptive,transfer] [--arch resnet18] [--only JOB,...]
+        [--tracks deterministic,adaptive,transfer] [--arch resnet18] [--cpu-isa avx2]
+        [--only JOB,...]
         [--budget-min 9] [--plan] [--train-only] [--models-out DIR [--bring-mib 60]
         [--part-mib 15]]
 
@@ -29,6 +30,9 @@ not be trained are left out, listed); in this order that is seed 0's entries, bu
 job that runs after the other seeds (a resumed campaign whose transfer job had failed) takes
 their entries too, at about nine times the cells.
 
+``--seeds 3,4,5`` trains and evaluates a robust recipe's spare seeds
+(:data:`benchmark.training.recipes.SPARE_SEEDS`), standard models included; on the CPU with
+``--cpu-isa avx2`` (started with the variables it names) so that anyone can retrain them.
 ``--plan`` prints the jobs in order, with the models each trains, and exits (nothing runs).
 ``--train-only`` trains the jobs' models and evaluates nothing (a zoo batch: e.g. ``--arch
 resnet50 --only pneumoniamnist__undefended,...``). The results archive holds the card of every
@@ -333,6 +337,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget-min", type=float, default=9.0, help="start no job after this")
     parser.add_argument("--arch", default="resnet18", help="architecture (smoke runs: tiny_cnn)")
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="recipe seeds")
+    parser.add_argument(
+        "--cpu-isa",
+        default="native",
+        help="CPU kernels to train with (native, avx2, default; bench train --cpu-isa); start "
+        "the process with the variables it names",
+    )
     parser.add_argument("--only", default="", help="comma list of job names to run (else all)")
     parser.add_argument("--plan", action="store_true", help="print the jobs and exit")
     parser.add_argument(
@@ -374,6 +384,13 @@ def main(argv: list[str] | None = None) -> None:
             )
         return
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from benchmark.device import pin_cpu_isa
+    from benchmark.errors import ConfigError
+
+    try:  # before any work: the kernels are chosen when the process starts
+        pin_cpu_isa(args.cpu_isa)
+    except ConfigError as exc:
+        parser.error(str(exc))
     from benchmark.evaluation.cache import AdversarialCache
     from benchmark.models.zoo import ModelZoo
 

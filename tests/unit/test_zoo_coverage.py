@@ -9,6 +9,7 @@ from benchmark.training.recipes import (
     MEDMNIST_ARCHS,
     ROBUST_DEFENSES,
     SEEDS,
+    SPARE_SEEDS,
     recipe_model_id,
     standard_config,
     zoo_target,
@@ -81,7 +82,8 @@ def test_coverage_counts_only_the_recipe_and_flags_collapse_and_unchecked_seeds(
     assert std_row["collapsed"] == {1: ["val", "test"]} and std_row["unchecked"] == [2]
     assert std_row["cpu_minutes"] == 15.0  # the GPU-trained seed is not a CPU cost
     assert std_row["cpu_kernels"] == ["AVX512"]  # the speed the minutes were measured at
-    assert mp_row["trained"] == [] and mp_row["missing"] == [0, 1, 2]
+    # A robust recipe's missing seeds are planned on its spares (s3-s5).
+    assert mp_row["trained"] == [] and mp_row["missing"] == [3, 4, 5]
     assert mp_row["another"] == [0] and mp_row["unrecorded"] == []
     assert mp_row["cpu_minutes"] is None
     # A missing seed's cost is named with the kernels it was measured at, not as this machine's.
@@ -101,9 +103,35 @@ def test_coverage_counts_only_the_recipe_and_flags_collapse_and_unchecked_seeds(
         "s1 **collapsed (val, test)**; s2 not checked | 15 (AVX512) |"
     ) in lines
     assert (
-        "| `resnet18_pneumoniamnist_28px_mpadvt` | robust | - | s0, s1, s2 (s0: another "
+        "| `resnet18_pneumoniamnist_28px_mpadvt` | robust | - | s3, s4, s5 (s0: another "
         "recipe's model under the id) | - | - |"
     ) in lines
+
+
+def test_spare_seeds_stand_in_for_a_robust_recipes_missing_ones():
+    """Any three seeds of a robust recipe count, its own or its spares (whose starting models
+    any machine can train); the shortfall is planned on the spares, and a fourth seed adds
+    nothing missing."""
+    (target,) = [t for t in zoo_target() if t.label.startswith("resnet18_retinamnist_28px_mart")]
+    assert [s for s, _, _ in target.spares] == list(SPARE_SEEDS)
+    for seed, mid, config in target.spares:
+        base = standard_config(target.dataset, target.arch, seed)
+        assert config.init_from == recipe_model_id(base) and mid.startswith("resnet18_retina")
+    ids = {s: mid for s, mid, _ in (*target.seeds, *target.spares)}
+
+    def row(*seeds: int) -> dict:
+        (r,) = coverage_rows([_card(ids[s]) for s in seeds], [target], _check)
+        return r
+
+    assert row(0)["trained"] == [0] and row(0)["missing"] == [3, 4]
+    assert row(0, 1, 3)["trained"] == [0, 1, 3] and row(0, 1, 3)["missing"] == []
+    assert row(3, 5)["missing"] == [4]
+    assert row(0, 1, 2, 3)["missing"] == []
+    # A standard recipe has no spares: its own seeds are the ones missing.
+    (std,) = [t for t in zoo_target() if t.label == "resnet18_retinamnist_28px"]
+    assert std.spares == ()
+    (r,) = coverage_rows([], [std], _check)
+    assert r["missing"] == [0, 1, 2]
 
 
 def test_every_sensitivity_entry_is_a_parameter_its_recipe_allows():
