@@ -46,8 +46,10 @@ def train_cmd(
     cpu_isa: str = typer.Option(
         "native",
         help="CPU kernels' instruction set: native, avx2 or default. A CPU checkpoint is "
-        "bit-identical only for the same torch build, thread count and kernels; avx2 makes it "
-        "reproducible on any AVX2 x86 machine (recorded in the card).",
+        "bit-identical only for the same torch build, thread count and kernels; avx2 pins ATen "
+        "and oneDNN to AVX2 and MKL to its COMPATIBLE branch, meant to reproduce on any AVX2 x86 "
+        "machine (recorded in the card; what is measured: README). Start the process "
+        "with the variables the refusal names.",
     ),
     isolation: str | None = typer.Option(None, help=ISOLATION_HELP),
     sandbox_limit: list[str] = typer.Option(
