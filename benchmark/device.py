@@ -84,10 +84,10 @@ def pin_cpu_isa(isa: str, variables: Mapping[str, str] | None = None) -> dict[st
         raise ConfigError(f"--cpu-isa '{isa}' is not one of {', '.join(CPU_ISAS)}")
     if isa == "native":
         return {}
+    started = {k: os.environ[k] for k in ISA_VARIABLES if k in os.environ}
     if variables:
         wanted = dict(variables)
     else:  # today's pin, or an earlier one the process was started with in full
-        started = {k: os.environ[k] for k in ISA_VARIABLES if k in os.environ}
         earlier = [dict(e) for e in EARLIER_ISA_ENV.get(isa, ()) if e == started]
         wanted = earlier[0] if earlier else dict(ISA_ENV[isa])
     if wanted.get("ATEN_CPU_CAPABILITY") != isa or set(wanted) - set(ISA_VARIABLES):
@@ -104,10 +104,9 @@ def pin_cpu_isa(isa: str, variables: Mapping[str, str] | None = None) -> dict[st
     )
     if running != isa or partial:
         prefix = " ".join(f"{k}={v}" for k, v in wanted.items())
-        found = {k: os.environ[k] for k in ISA_VARIABLES if k in os.environ}
         raise ConfigError(
             f"this process does not run the {isa} CPU kernels throughout (ATen's are {running}; "
-            f"started with {found or 'no kernel variables'}): start it as `{prefix} bench ...` "
+            f"started with {started or 'no kernel variables'}): start it as `{prefix} bench ...` "
             "(the kernels are chosen when it starts)"
         )
     os.environ.update(wanted)

@@ -97,12 +97,12 @@ def _reproduce(card: dict) -> str:
         cmd = f"{prefix} {cmd} --cpu-isa {pinned}"
     if env["device"] == "cpu":
         kernels = env.get("cpu_capability")
-        branch = mkl_branch(env) if pinned else "COMPATIBLE"
+        branch = mkl_branch(env) if pinned else None
         where = ""
         if not pinned and env.get("cpu"):
             # Unpinned, the kernels are also the CPU's choice (oneDNN, MKL): name the CPU.
             where = f", unpinned, on a CPU like {env['cpu']}"
-        elif branch != "COMPATIBLE":
+        elif pinned and branch != "COMPATIBLE":
             # MKL honours a branch other than COMPATIBLE on Intel CPUs only.
             where = (
                 f", on a CPU of the same vendor as {env.get('cpu') or 'the card (not recorded)'}"
